@@ -1,0 +1,4 @@
+//! The contract shared by the jos kernel, runtime, CLI and guests: every wire and file format.
+
+#![cfg_attr(not(test), no_std)]
+#![forbid(unsafe_code)]

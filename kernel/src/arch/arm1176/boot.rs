@@ -1,0 +1,51 @@
+//! ARM1176 start-up: the first instructions after the loader jumps to `_start`.
+//!
+//! QEMU (`-kernel kernel.elf`) and the Pi firmware both enter in a privileged mode with the MMU
+//! and caches off. Before any Rust code runs we mask interrupts, give every exception mode its
+//! own stack (from the linker script), switch VFP on (the compiler uses VFP registers for ordinary
+//! moves, and without it the core faults silently), clear `.bss`, and only then call `kernel_main`.
+
+core::arch::global_asm!(
+    r#"
+    .arch armv6k
+    .fpu vfpv2
+    .section .text.boot, "ax"
+    .global _start
+    .type _start, %function
+_start:
+    cpsid   if
+
+    cps     #0x1B               @ UND
+    ldr     sp, =__und_stack_top
+    cps     #0x17               @ ABT
+    ldr     sp, =__abt_stack_top
+    cps     #0x11               @ FIQ
+    ldr     sp, =__fiq_stack_top
+    cps     #0x12               @ IRQ
+    ldr     sp, =__irq_stack_top
+    cps     #0x13               @ SVC: the kernel runs here
+    ldr     sp, =__svc_stack_top
+
+    @ CPACR: full access to coprocessors 10 and 11 (VFP), ARM1176 TRM 3.2.13.
+    mrc     p15, 0, r0, c1, c0, 2
+    orr     r0, r0, #(0xF << 20)
+    mcr     p15, 0, r0, c1, c0, 2
+    mov     r0, #0
+    mcr     p15, 0, r0, c7, c5, 4   @ flush prefetch buffer so the CPACR write takes effect
+    mov     r0, #0x40000000         @ FPEXC.EN
+    vmsr    fpexc, r0
+
+    ldr     r0, =__bss_start
+    ldr     r1, =__bss_end
+    mov     r2, #0
+1:  cmp     r0, r1
+    strlo   r2, [r0], #4
+    blo     1b
+
+    mov     fp, #0
+    bl      kernel_main
+2:  wfe
+    b       2b
+    .size _start, . - _start
+"#
+);

@@ -1,0 +1,30 @@
+#!/usr/bin/env bash
+# Installs what a fresh Debian 12 machine lacks to build and test jos: QEMU for the board, the
+# C toolchains for guests (clang/lld for wasm32, arm-none-eabi-gcc for native blobs), and the
+# rustup components and targets of rust-toolchain.toml. Idempotent; silent when all is there.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+packages=(qemu-system-arm clang lld gcc-arm-none-eabi binutils-arm-none-eabi libnewlib-arm-none-eabi
+          iproute2 python3)
+missing=()
+for package in "${packages[@]}"; do
+    dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "install ok installed" || missing+=("$package")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+    echo "setup: installing ${missing[*]}"
+    sudo=""; [ "$(id -u)" -eq 0 ] || sudo="sudo"
+    $sudo apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+# rust-toolchain.toml names the toolchain, components and targets; make sure they are present.
+toolchain=$(sed -n 's/^channel *= *"\(.*\)"/\1/p' rust-toolchain.toml)
+if ! rustup component list --toolchain "$toolchain" --installed 2>/dev/null | grep -q '^rust-src'; then
+    echo "setup: adding rust-src to $toolchain"
+    rustup component add --toolchain "$toolchain" rust-src >/dev/null
+fi
+if ! rustup target list --toolchain "$toolchain" --installed 2>/dev/null | grep -q '^wasm32-unknown-unknown$'; then
+    echo "setup: adding wasm32-unknown-unknown to $toolchain"
+    rustup target add --toolchain "$toolchain" wasm32-unknown-unknown >/dev/null
+fi

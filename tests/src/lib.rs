@@ -1,0 +1,265 @@
+//! A QEMU harness for the jos kernel: boot a kernel ELF on an emulated BCM2835, read its UART,
+//! wait for text with a deadline, take screenshots through QMP, and always kill QEMU on drop.
+//!
+//! Every wait has a timeout, and [`Qemu`]'s `Drop` kills the process even when a test panics, so
+//! no test can hang CI or leave QEMU running.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::os::unix::net::UnixStream;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Condvar, Mutex};
+use std::time::{Duration, Instant};
+
+/// The emulated boards jos supports.
+pub const MACHINES: &[&str] = &["raspi0", "raspi1ap"];
+
+/// Where `cargo xtask` leaves kernel builds (`JOS_BUILD_DIR`, default `<repo>/build`).
+pub fn build_dir() -> PathBuf {
+    std::env::var_os("JOS_BUILD_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../build"))
+}
+
+/// The kernel ELF built with `features` ("" for the normal kernel).
+///
+/// # Panics
+/// When the file is missing: the tests need `cargo xtask test`, which builds every variant first.
+pub fn kernel_elf(features: &str) -> PathBuf {
+    let name = if features.is_empty() {
+        "jos-kernel.elf".to_string()
+    } else {
+        format!("jos-kernel-{features}.elf")
+    };
+    let path = build_dir().join(name);
+    assert!(
+        path.exists(),
+        "{} is missing: run the tests through `cargo xtask test`",
+        path.display()
+    );
+    path
+}
+
+/// How to start QEMU.
+#[derive(Clone, Debug)]
+pub struct BootOptions {
+    /// `raspi0` or `raspi1ap`.
+    pub machine: String,
+    /// The kernel ELF.
+    pub kernel: PathBuf,
+    /// `-icount shift=N` when set: guest time follows the instruction count.
+    pub icount_shift: Option<u32>,
+    /// Extra QEMU arguments (network devices, loader devices, ...).
+    pub extra_args: Vec<String>,
+}
+
+impl BootOptions {
+    /// The normal kernel on `machine`, no extras.
+    pub fn new(machine: &str, kernel: PathBuf) -> Self {
+        Self {
+            machine: machine.into(),
+            kernel,
+            icount_shift: None,
+            extra_args: Vec::new(),
+        }
+    }
+}
+
+/// The UART text received so far, shared with the reader thread.
+#[derive(Default)]
+struct Serial {
+    text: Mutex<String>,
+    grew: Condvar,
+}
+
+/// A running QEMU. Dropping it kills QEMU.
+pub struct Qemu {
+    child: Child,
+    serial: Arc<Serial>,
+    qmp_path: PathBuf,
+    _scratch: TempDir,
+}
+
+/// A directory removed on drop.
+struct TempDir(PathBuf);
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+impl Qemu {
+    /// Starts QEMU with the console on a pipe and a QMP socket for screenshots.
+    pub fn boot(options: &BootOptions) -> std::io::Result<Self> {
+        static COUNTER: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+        let unique = COUNTER.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let scratch =
+            std::env::temp_dir().join(format!("jos-qemu-{}-{unique}", std::process::id()));
+        std::fs::create_dir_all(&scratch)?;
+        let qmp_path = scratch.join("qmp.sock");
+        let mut command = Command::new("qemu-system-arm");
+        command
+            .args([
+                "-M",
+                &options.machine,
+                "-display",
+                "none",
+                "-monitor",
+                "none",
+                "-serial",
+                "stdio",
+            ])
+            .arg("-kernel")
+            .arg(&options.kernel)
+            .arg("-qmp")
+            .arg(format!("unix:{},server=on,wait=off", qmp_path.display()));
+        if let Some(shift) = options.icount_shift {
+            command.args(["-icount", &format!("shift={shift}")]);
+        }
+        command.args(&options.extra_args);
+        command
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit());
+        let mut child = command.spawn()?;
+        let serial = Arc::new(Serial::default());
+        let mut stdout = child.stdout.take().expect("stdout is piped");
+        let sink = Arc::clone(&serial);
+        std::thread::spawn(move || {
+            let mut buffer = [0u8; 4096];
+            while let Ok(count) = stdout.read(&mut buffer) {
+                if count == 0 {
+                    break;
+                }
+                let mut text = sink.text.lock().expect("serial lock");
+                text.push_str(&String::from_utf8_lossy(&buffer[..count]).replace('\r', ""));
+                sink.grew.notify_all();
+            }
+        });
+        Ok(Self {
+            child,
+            serial,
+            qmp_path,
+            _scratch: TempDir(scratch),
+        })
+    }
+
+    /// Everything the kernel printed so far.
+    pub fn output(&self) -> String {
+        self.serial.text.lock().expect("serial lock").clone()
+    }
+
+    /// Waits until the console output contains `needle`; returns the output so far. On timeout
+    /// (or when QEMU exits first) the error carries the whole output for the test's message.
+    pub fn wait_for(&mut self, needle: &str, timeout: Duration) -> Result<String, String> {
+        let deadline = Instant::now() + timeout;
+        let mut text = self.serial.text.lock().expect("serial lock");
+        loop {
+            if text.contains(needle) {
+                return Ok(text.clone());
+            }
+            let now = Instant::now();
+            if now >= deadline {
+                return Err(format!(
+                    "timed out after {timeout:?} waiting for {needle:?}; console so far:\n{text}"
+                ));
+            }
+            if let Ok(Some(status)) = self.child.try_wait() {
+                return Err(format!(
+                    "QEMU exited ({status}) before {needle:?}; console:\n{text}"
+                ));
+            }
+            let slice = (deadline - now).min(Duration::from_millis(200));
+            text = self
+                .serial
+                .grew
+                .wait_timeout(text, slice)
+                .expect("serial lock")
+                .0;
+        }
+    }
+
+    /// Waits for a whole console line that starts with `prefix` and returns the rest of it.
+    pub fn wait_for_line(&mut self, prefix: &str, timeout: Duration) -> Result<String, String> {
+        let deadline = Instant::now() + timeout;
+        let mut text = self.serial.text.lock().expect("serial lock");
+        loop {
+            let found = text
+                .lines()
+                .zip(text.split_inclusive('\n'))
+                .find_map(|(line, raw)| {
+                    (raw.ends_with('\n') && line.starts_with(prefix))
+                        .then(|| line[prefix.len()..].to_string())
+                });
+            if let Some(rest) = found {
+                return Ok(rest);
+            }
+            let now = Instant::now();
+            if now >= deadline {
+                return Err(format!("timed out after {timeout:?} waiting for a line {prefix:?}; console so far:\n{text}"));
+            }
+            if let Ok(Some(status)) = self.child.try_wait() {
+                return Err(format!(
+                    "QEMU exited ({status}) before a line {prefix:?}; console:\n{text}"
+                ));
+            }
+            let slice = (deadline - now).min(Duration::from_millis(200));
+            text = self
+                .serial
+                .grew
+                .wait_timeout(text, slice)
+                .expect("serial lock")
+                .0;
+        }
+    }
+
+    /// Sends a QMP command and returns QEMU's reply line.
+    pub fn qmp(&self, command: &str) -> std::io::Result<String> {
+        let stream = UnixStream::connect(&self.qmp_path)?;
+        stream.set_read_timeout(Some(Duration::from_secs(10)))?;
+        let mut reader = BufReader::new(stream.try_clone()?);
+        let mut writer = stream;
+        let mut line = String::new();
+        reader.read_line(&mut line)?; // greeting
+        writer.write_all(b"{\"execute\":\"qmp_capabilities\"}\n")?;
+        line.clear();
+        reader.read_line(&mut line)?;
+        writer.write_all(command.as_bytes())?;
+        writer.write_all(b"\n")?;
+        loop {
+            line.clear();
+            if reader.read_line(&mut line)? == 0 {
+                return Err(std::io::Error::other("QMP closed"));
+            }
+            // Skip asynchronous events; the reply has "return" or "error".
+            if line.contains("\"return\"") || line.contains("\"error\"") {
+                return Ok(line);
+            }
+        }
+    }
+
+    /// Saves the emulated HDMI screen as a PPM file through QMP `screendump`.
+    pub fn screendump(&self, path: &Path) -> std::io::Result<()> {
+        let reply = self.qmp(&format!(
+            "{{\"execute\":\"screendump\",\"arguments\":{{\"filename\":\"{}\"}}}}",
+            path.display()
+        ))?;
+        if reply.contains("\"error\"") {
+            return Err(std::io::Error::other(reply));
+        }
+        Ok(())
+    }
+
+    /// Kills QEMU now (drop does the same).
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for Qemu {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
