@@ -2,3 +2,9 @@
 
 #![cfg_attr(not(test), no_std)]
 #![forbid(unsafe_code)]
+
+pub mod error;
+pub mod syscall;
+
+pub use error::ErrorCode;
+pub use syscall::{AbiVersion, SyscallId};

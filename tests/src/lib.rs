@@ -26,17 +26,9 @@ pub fn build_dir() -> PathBuf {
 /// # Panics
 /// When the file is missing: the tests need `cargo xtask test`, which builds every variant first.
 pub fn kernel_elf(features: &str) -> PathBuf {
-    let name = if features.is_empty() {
-        "jos-kernel.elf".to_string()
-    } else {
-        format!("jos-kernel-{features}.elf")
-    };
+    let name = if features.is_empty() { "jos-kernel.elf".to_string() } else { format!("jos-kernel-{features}.elf") };
     let path = build_dir().join(name);
-    assert!(
-        path.exists(),
-        "{} is missing: run the tests through `cargo xtask test`",
-        path.display()
-    );
+    assert!(path.exists(), "{} is missing: run the tests through `cargo xtask test`", path.display());
     path
 }
 
@@ -56,12 +48,7 @@ pub struct BootOptions {
 impl BootOptions {
     /// The normal kernel on `machine`, no extras.
     pub fn new(machine: &str, kernel: PathBuf) -> Self {
-        Self {
-            machine: machine.into(),
-            kernel,
-            icount_shift: None,
-            extra_args: Vec::new(),
-        }
+        Self { machine: machine.into(), kernel, icount_shift: None, extra_args: Vec::new() }
     }
 }
 
@@ -94,22 +81,12 @@ impl Qemu {
     pub fn boot(options: &BootOptions) -> std::io::Result<Self> {
         static COUNTER: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
         let unique = COUNTER.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        let scratch =
-            std::env::temp_dir().join(format!("jos-qemu-{}-{unique}", std::process::id()));
+        let scratch = std::env::temp_dir().join(format!("jos-qemu-{}-{unique}", std::process::id()));
         std::fs::create_dir_all(&scratch)?;
         let qmp_path = scratch.join("qmp.sock");
         let mut command = Command::new("qemu-system-arm");
         command
-            .args([
-                "-M",
-                &options.machine,
-                "-display",
-                "none",
-                "-monitor",
-                "none",
-                "-serial",
-                "stdio",
-            ])
+            .args(["-M", &options.machine, "-display", "none", "-monitor", "none", "-serial", "stdio"])
             .arg("-kernel")
             .arg(&options.kernel)
             .arg("-qmp")
@@ -118,10 +95,7 @@ impl Qemu {
             command.args(["-icount", &format!("shift={shift}")]);
         }
         command.args(&options.extra_args);
-        command
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit());
+        command.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::inherit());
         let mut child = command.spawn()?;
         let serial = Arc::new(Serial::default());
         let mut stdout = child.stdout.take().expect("stdout is piped");
@@ -137,12 +111,7 @@ impl Qemu {
                 sink.grew.notify_all();
             }
         });
-        Ok(Self {
-            child,
-            serial,
-            qmp_path,
-            _scratch: TempDir(scratch),
-        })
+        Ok(Self { child, serial, qmp_path, _scratch: TempDir(scratch) })
     }
 
     /// Everything the kernel printed so far.
@@ -161,22 +130,13 @@ impl Qemu {
             }
             let now = Instant::now();
             if now >= deadline {
-                return Err(format!(
-                    "timed out after {timeout:?} waiting for {needle:?}; console so far:\n{text}"
-                ));
+                return Err(format!("timed out after {timeout:?} waiting for {needle:?}; console so far:\n{text}"));
             }
             if let Ok(Some(status)) = self.child.try_wait() {
-                return Err(format!(
-                    "QEMU exited ({status}) before {needle:?}; console:\n{text}"
-                ));
+                return Err(format!("QEMU exited ({status}) before {needle:?}; console:\n{text}"));
             }
             let slice = (deadline - now).min(Duration::from_millis(200));
-            text = self
-                .serial
-                .grew
-                .wait_timeout(text, slice)
-                .expect("serial lock")
-                .0;
+            text = self.serial.grew.wait_timeout(text, slice).expect("serial lock").0;
         }
     }
 
@@ -185,32 +145,23 @@ impl Qemu {
         let deadline = Instant::now() + timeout;
         let mut text = self.serial.text.lock().expect("serial lock");
         loop {
-            let found = text
-                .lines()
-                .zip(text.split_inclusive('\n'))
-                .find_map(|(line, raw)| {
-                    (raw.ends_with('\n') && line.starts_with(prefix))
-                        .then(|| line[prefix.len()..].to_string())
-                });
+            let found = text.lines().zip(text.split_inclusive('\n')).find_map(|(line, raw)| {
+                (raw.ends_with('\n') && line.starts_with(prefix)).then(|| line[prefix.len()..].to_string())
+            });
             if let Some(rest) = found {
                 return Ok(rest);
             }
             let now = Instant::now();
             if now >= deadline {
-                return Err(format!("timed out after {timeout:?} waiting for a line {prefix:?}; console so far:\n{text}"));
-            }
-            if let Ok(Some(status)) = self.child.try_wait() {
                 return Err(format!(
-                    "QEMU exited ({status}) before a line {prefix:?}; console:\n{text}"
+                    "timed out after {timeout:?} waiting for a line {prefix:?}; console so far:\n{text}"
                 ));
             }
+            if let Ok(Some(status)) = self.child.try_wait() {
+                return Err(format!("QEMU exited ({status}) before a line {prefix:?}; console:\n{text}"));
+            }
             let slice = (deadline - now).min(Duration::from_millis(200));
-            text = self
-                .serial
-                .grew
-                .wait_timeout(text, slice)
-                .expect("serial lock")
-                .0;
+            text = self.serial.grew.wait_timeout(text, slice).expect("serial lock").0;
         }
     }
 
@@ -241,10 +192,8 @@ impl Qemu {
 
     /// Saves the emulated HDMI screen as a PPM file through QMP `screendump`.
     pub fn screendump(&self, path: &Path) -> std::io::Result<()> {
-        let reply = self.qmp(&format!(
-            "{{\"execute\":\"screendump\",\"arguments\":{{\"filename\":\"{}\"}}}}",
-            path.display()
-        ))?;
+        let reply =
+            self.qmp(&format!("{{\"execute\":\"screendump\",\"arguments\":{{\"filename\":\"{}\"}}}}", path.display()))?;
         if reply.contains("\"error\"") {
             return Err(std::io::Error::other(reply));
         }

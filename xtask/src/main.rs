@@ -43,34 +43,22 @@ fn main() -> ExitCode {
 }
 
 fn option_value(args: &[String], name: &str) -> Option<String> {
-    args.iter()
-        .position(|a| a == name)
-        .and_then(|i| args.get(i + 1))
-        .cloned()
+    args.iter().position(|a| a == name).and_then(|i| args.get(i + 1)).cloned()
 }
 
 fn root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .expect("xtask sits in the repository")
-        .into()
+    Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("xtask sits in the repository").into()
 }
 
 /// Where the kernel ELF for a feature set is kept, so that every variant survives the others'
 /// builds and the tests can find them all.
 pub fn kernel_artifact(features: &str) -> PathBuf {
-    let name = if features.is_empty() {
-        "jos-kernel.elf".to_string()
-    } else {
-        format!("jos-kernel-{features}.elf")
-    };
+    let name = if features.is_empty() { "jos-kernel.elf".to_string() } else { format!("jos-kernel-{features}.elf") };
     root().join("build").join(name)
 }
 
 fn run(command: &mut Command) -> Result<(), String> {
-    let status = command
-        .status()
-        .map_err(|e| format!("cannot start {command:?}: {e}"))?;
+    let status = command.status().map_err(|e| format!("cannot start {command:?}: {e}"))?;
     if status.success() {
         Ok(())
     } else {
@@ -82,26 +70,20 @@ fn build_kernel(features: &str) -> Result<PathBuf, String> {
     let kernel_dir = root().join("kernel");
     let mut cargo = Command::new(env!("CARGO"));
     // build-std needs nightly cargo features; the pinned stable toolchain accepts them with this.
-    cargo
-        .current_dir(&kernel_dir)
-        .env("RUSTC_BOOTSTRAP", "1")
-        .args(["build", "--release", "--quiet"]);
+    cargo.current_dir(&kernel_dir).env("RUSTC_BOOTSTRAP", "1").args(["build", "--release", "--quiet"]);
     if !features.is_empty() {
         cargo.args(["--features", features]);
     }
     run(&mut cargo)?;
     let built = kernel_dir.join("target/armv6-none-eabihf/release/jos-kernel");
     let artifact = kernel_artifact(features);
-    std::fs::create_dir_all(artifact.parent().expect("artifact has a folder"))
-        .map_err(|e| e.to_string())?;
+    std::fs::create_dir_all(artifact.parent().expect("artifact has a folder")).map_err(|e| e.to_string())?;
     std::fs::copy(&built, &artifact).map_err(|e| format!("copy {}: {e}", built.display()))?;
     Ok(artifact)
 }
 
 fn qemu_interactive(elf: &Path, machine: &str) -> Result<(), String> {
-    run(Command::new(root().join("scripts/qemu-run"))
-        .env("JOS_MACHINE", machine)
-        .arg(elf))
+    run(Command::new(root().join("scripts/qemu-run")).env("JOS_MACHINE", machine).arg(elf))
 }
 
 fn demo() -> Result<(), String> {
@@ -109,16 +91,7 @@ fn demo() -> Result<(), String> {
     println!("== booting jos on QEMU raspi0 (the boot log follows) ==");
     run(Command::new(env!("CARGO"))
         .current_dir(root())
-        .args([
-            "run",
-            "--quiet",
-            "--release",
-            "--package",
-            "jos-tests",
-            "--bin",
-            "jos-boot-log",
-            "--",
-        ])
+        .args(["run", "--quiet", "--release", "--package", "jos-tests", "--bin", "jos-boot-log", "--"])
         .arg(&elf))
 }
 
@@ -127,8 +100,9 @@ fn test() -> Result<(), String> {
         build_kernel(features)?;
     }
     // Host unit tests and the QEMU tests (crate jos-tests) in one cargo invocation.
-    run(Command::new(env!("CARGO"))
-        .current_dir(root())
-        .env("JOS_BUILD_DIR", root().join("build"))
-        .args(["test", "--workspace", "--release"]))
+    run(Command::new(env!("CARGO")).current_dir(root()).env("JOS_BUILD_DIR", root().join("build")).args([
+        "test",
+        "--workspace",
+        "--release",
+    ]))
 }
