@@ -3,8 +3,12 @@
 #![cfg_attr(not(test), no_std)]
 #![forbid(unsafe_code)]
 
+#[cfg(any(feature = "alloc", test))]
+extern crate alloc;
+
 pub mod blob;
 pub mod error;
+pub mod signature;
 pub mod syscall;
 
 pub use error::ErrorCode;
