@@ -1,38 +1,192 @@
 //! jos: a serverkernel for BCM2835 boards.
 //!
-//! Boot order: `arch::boot` sets up stacks, VFP and `.bss`, then calls [`kernel_main`].
+//! Boot order: `arch::arm1176::boot` sets up the per-mode stacks, VFP and `.bss`, then calls
+//! [`kernel_main`], which brings up the console, exception vectors, interrupt controller, the
+//! mailbox queries, the MMU and caches, the heap, the screen, runs the self-test and hands over
+//! to the cyclic executive.
+//!
+//! Layout: `arch/` is the ARM1176 (CPU) part, `board/bcm2835/` the peripherals, `memory/` the DMA
+//! region and heap, `services/` what is built on them; board-independent logic is in `jos_kcore`.
 
 #![no_std]
 #![no_main]
 #![deny(unsafe_op_in_unsafe_fn)]
 
-#[path = "arch/arm1176/mod.rs"]
-mod arch;
-#[path = "board/bcm2835/mod.rs"]
-mod board;
+extern crate alloc;
 
-use core::fmt::Write;
+pub mod arch;
+pub mod board;
+pub mod memory;
+pub mod services;
+pub mod sync;
 
-use board::pl011::Pl011;
+pub use memory::dma;
 
-// SAFETY: PL011_BASE is UART0 on the BCM2835 and this is the only driver instance for it.
-static CONSOLE: Pl011 = unsafe { Pl011::new(board::PL011_BASE) };
+use board::bcm2835::{CONSOLE, IRQ, MAILBOX, RNG, TIMER};
+use jos_kcore::memory_map::{self, DMA_BASE, DMA_SIZE, PERIPHERAL_BASE, PERIPHERAL_SIZE, SECTION_SIZE};
+use jos_kcore::page_table::{MemoryKind, Region};
+use services::{executive, screen, status};
+
+/// ARM memory assumed when the mailbox does not answer (the smallest board: 256 MiB minus the
+/// VideoCore's share).
+const FALLBACK_ARM_MEMORY: usize = 0x0C00_0000;
 
 /// The kernel's entry from `_start`, in SVC mode with interrupts masked.
 #[no_mangle]
 pub extern "C" fn kernel_main() -> ! {
+    let boot_started = TIMER.now_micros();
     CONSOLE.init();
-    let _ = writeln!(&CONSOLE, "jos {} (BCM2835)", env!("CARGO_PKG_VERSION"));
-    let _ = writeln!(&CONSOLE, "self-test: PASS");
-    loop {
-        arch::wait_for_event();
+    arch::exceptions::install_vectors();
+    IRQ.init();
+    RNG.init();
+    kprintln!("jos {} (BCM2835) booting", env!("CARGO_PKG_VERSION"));
+
+    let revision = MAILBOX.board_revision().unwrap_or_else(|e| {
+        error!("mailbox: board revision: {e:?}");
+        0
+    });
+    let (arm_base, arm_size) = MAILBOX.arm_memory().unwrap_or_else(|e| {
+        error!("mailbox: ARM memory: {e:?}; assuming {} MiB", FALLBACK_ARM_MEMORY >> 20);
+        (0, FALLBACK_ARM_MEMORY)
+    });
+    let framebuffer = MAILBOX
+        .allocate_framebuffer(screen::WIDTH, screen::HEIGHT, 32)
+        .map_err(|e| error!("mailbox: framebuffer: {e:?}; running without a screen"))
+        .ok()
+        .filter(|fb| fb.depth == 32);
+
+    let heap_range = match memory_map::heap_range(arm_base, arm_size, memory::layout::kernel_end()) {
+        Ok(range) => range,
+        Err(e) => panic!("unusable memory layout: {e:?} (ARM memory {arm_base:#x}+{arm_size:#x})"),
+    };
+    enable_mmu(heap_range.1, framebuffer.as_ref());
+
+    // SAFETY: the heap range is mapped RAM above the kernel, DMA region and boot configuration,
+    // used by nothing else.
+    unsafe { memory::heap::HEAP.init(heap_range.0, heap_range.1 - heap_range.0) };
+    if let Some(info) = framebuffer {
+        // SAFETY: the firmware gave us this 32-bit framebuffer; `enable_mmu` mapped it.
+        unsafe { screen::init(info) };
+    }
+
+    let mac = MAILBOX.mac_address().unwrap_or_default();
+    status::set_board_line(format_args!(
+        "{} (rev {revision:#08x}), ARM memory {} MiB, mac {:02x}:{:02x}:{:02x}:{:02x}:{:02x}:{:02x}",
+        jos_kcore::board::board_name(revision),
+        arm_size >> 20,
+        mac[0],
+        mac[1],
+        mac[2],
+        mac[3],
+        mac[4],
+        mac[5]
+    ));
+    status::refresh();
+    info!("board: {} (revision {revision:#08x}), ARM memory {} MiB", jos_kcore::board::board_name(revision), arm_size >> 20);
+    info!(
+        "memory: kernel {:#x}..{:#x}, dma {DMA_BASE:#x}+{} KiB, heap {:#x}..{:#x}",
+        memory::layout::kernel_start(),
+        memory::layout::kernel_end(),
+        DMA_SIZE >> 10,
+        heap_range.0,
+        heap_range.1
+    );
+
+    let passed = services::selftest::run();
+    let verdict_micros = TIMER.now_micros();
+    let image = memory::layout::image_end() - memory::layout::kernel_start();
+    let (bss_start, bss_end) = memory::layout::bss();
+    let heap = memory::heap::HEAP.stats();
+    kprintln!(
+        "boot: verdict {} us after reset ({} us in kernel_main); image {} bytes, bss {} bytes, stacks {} bytes; idle heap {} bytes used of {}",
+        verdict_micros,
+        verdict_micros - boot_started,
+        image,
+        bss_end - bss_start,
+        memory::layout::kernel_end() - bss_end,
+        heap.used,
+        heap.size
+    );
+    if !passed {
+        error!("self-test failed; carrying on so the failure can be inspected");
+    }
+
+    fault_test();
+
+    let _ = executive::register("status", 250, status::refresh);
+    let _ = executive::register("heartbeat", 1000, heartbeat);
+    executive::run()
+}
+
+/// Builds the identity map and turns on the MMU and caches.
+fn enable_mmu(ram_end: usize, framebuffer: Option<&board::bcm2835::framebuffer::FramebufferInfo>) {
+    let mut regions = [Region { base: 0, size: 0, kind: MemoryKind::Device }; 5];
+    regions[0] = Region { base: 0, size: DMA_BASE, kind: MemoryKind::NormalWriteBack };
+    regions[1] = Region { base: DMA_BASE, size: DMA_SIZE, kind: MemoryKind::NormalNonCacheable };
+    regions[2] = Region { base: DMA_BASE + DMA_SIZE, size: ram_end - (DMA_BASE + DMA_SIZE), kind: MemoryKind::NormalWriteBack };
+    regions[3] = Region { base: PERIPHERAL_BASE, size: PERIPHERAL_SIZE, kind: MemoryKind::Device };
+    let mut count = 4;
+    if let Some(fb) = framebuffer {
+        let start = memory_map::align_down(fb.base, SECTION_SIZE);
+        let end = memory_map::align_up(fb.base + fb.size, SECTION_SIZE).unwrap_or(start);
+        if start >= ram_end && end <= PERIPHERAL_BASE {
+            regions[4] = Region { base: start, size: end - start, kind: MemoryKind::NormalNonCacheable };
+            count = 5;
+        } else {
+            error!("framebuffer at {:#x} overlaps RAM or peripherals: not mapped", fb.base);
+        }
+    }
+    let guards = memory::layout::guard_pages();
+    // SAFETY: boot path, once, IRQs masked; the regions cover the image, stacks, DMA region,
+    // heap, peripherals and framebuffer at their own addresses.
+    if let Err(e) = unsafe { arch::mmu::enable(&regions[..count], &guards) } {
+        error!("mmu: not enabled: {e:?}");
     }
 }
 
-#[panic_handler]
-fn panic(info: &core::panic::PanicInfo) -> ! {
-    let _ = writeln!(&CONSOLE, "PANIC: {info}");
-    loop {
-        arch::wait_for_event();
+fn heartbeat() {
+    use core::sync::atomic::{AtomicU32, Ordering};
+    static BEATS: AtomicU32 = AtomicU32::new(0);
+    BEATS.fetch_add(1, Ordering::Relaxed);
+}
+
+/// Test builds raise a fault here so the QEMU tests can check the report.
+fn fault_test() {
+    #[cfg(feature = "fault-undef")]
+    {
+        extern "C" {
+            fn jos_fault_undefined();
+        }
+        let address = jos_fault_undefined as usize;
+        kprintln!("fault-test: undefined instruction at pc={address:#010x}");
+        // SAFETY: deliberately executes an undefined instruction; the fault handler never returns.
+        unsafe { jos_fault_undefined() };
+    }
+    #[cfg(feature = "fault-abort")]
+    {
+        extern "C" {
+            fn jos_fault_data_abort(address: usize);
+        }
+        let address = 0xF000_0000usize;
+        let pc = jos_fault_data_abort as usize;
+        kprintln!("fault-test: data abort at pc={pc:#010x} address={address:#010x}");
+        // SAFETY: deliberately loads from an unmapped address; the fault handler never returns.
+        unsafe { jos_fault_data_abort(address) };
     }
 }
+
+#[cfg(any(feature = "fault-undef", feature = "fault-abort"))]
+core::arch::global_asm!(
+    r#"
+    .arch armv6k
+    .section .text.fault_test, "ax"
+    .global jos_fault_undefined
+jos_fault_undefined:
+    .word 0xe7f000f0            @ permanently undefined (UDF #0)
+    bx lr
+    .global jos_fault_data_abort
+jos_fault_data_abort:
+    ldr r0, [r0]
+    bx lr
+"#
+);

@@ -3,3 +3,12 @@
 
 #![cfg_attr(not(test), no_std)]
 #![forbid(unsafe_code)]
+
+pub mod executive;
+pub mod heap_stats;
+pub mod memory_map;
+pub mod page_table;
+pub mod console;
+pub mod font;
+pub mod board;
+pub mod text;

@@ -1,0 +1,273 @@
+//! Exception vectors and entry code for the ARM1176 (ARM ARM A2.6, ARM1176 TRM 2.12).
+//!
+//! The table is copied to address 0 (low vectors, SCTLR.V = 0) by [`install_vectors`]; each
+//! vector loads its handler's address from a literal table right behind the vectors, so the copy
+//! works wherever it lands. Faults (undefined instruction, prefetch abort, data abort, FIQ,
+//! unexpected reset/unused) save every register into a [`TrapFrame`] and call
+//! `crate::services::fault::report`, which never returns. SWI and IRQ save the caller-saved
+//! integer and VFP registers, call Rust, and return to the interrupted code.
+
+use core::sync::atomic::{AtomicU32, Ordering};
+
+/// The kinds of exception, numbered as their vector slot.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[repr(u32)]
+pub enum ExceptionKind {
+    /// Vector 0: reset (only reached by a jump to 0).
+    Reset = 0,
+    /// Vector 1: undefined instruction.
+    UndefinedInstruction = 1,
+    /// Vector 2: software interrupt (SWI).
+    SoftwareInterrupt = 2,
+    /// Vector 3: prefetch abort.
+    PrefetchAbort = 3,
+    /// Vector 4: data abort.
+    DataAbort = 4,
+    /// Vector 5: unused.
+    Unused = 5,
+    /// Vector 6: IRQ.
+    Irq = 6,
+    /// Vector 7: FIQ.
+    Fiq = 7,
+}
+
+impl ExceptionKind {
+    /// Converts a vector slot number.
+    pub fn from_slot(slot: u32) -> Self {
+        match slot {
+            0 => Self::Reset,
+            1 => Self::UndefinedInstruction,
+            2 => Self::SoftwareInterrupt,
+            3 => Self::PrefetchAbort,
+            4 => Self::DataAbort,
+            6 => Self::Irq,
+            7 => Self::Fiq,
+            _ => Self::Unused,
+        }
+    }
+
+    /// The name printed in fault reports (the QEMU tests match on it).
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Reset => "reset",
+            Self::UndefinedInstruction => "undefined instruction",
+            Self::SoftwareInterrupt => "software interrupt",
+            Self::PrefetchAbort => "prefetch abort",
+            Self::DataAbort => "data abort",
+            Self::Unused => "unused vector",
+            Self::Irq => "irq",
+            Self::Fiq => "fiq",
+        }
+    }
+}
+
+/// The registers of the interrupted code, as the fault entry saves them.
+#[repr(C)]
+#[derive(Clone, Copy, Debug)]
+pub struct TrapFrame {
+    /// SPSR: the interrupted CPSR.
+    pub spsr: u32,
+    /// SP of the interrupted mode.
+    pub sp: u32,
+    /// LR of the interrupted mode.
+    pub lr: u32,
+    /// Vector slot ([`ExceptionKind`]).
+    pub kind: u32,
+    /// r0 to r12.
+    pub r: [u32; 13],
+    /// Address of the faulting instruction (for an undefined instruction, a prefetch abort or a
+    /// data abort); the return address for the others.
+    pub pc: u32,
+}
+
+/// Fault status and address registers (CP15 c5/c6, ARM1176 TRM 3.2.23-3.2.25).
+#[derive(Clone, Copy, Debug)]
+pub struct FaultRegisters {
+    /// Data Fault Status Register.
+    pub dfsr: u32,
+    /// Instruction Fault Status Register.
+    pub ifsr: u32,
+    /// Fault Address Register (data side).
+    pub far: u32,
+    /// Instruction Fault Address Register.
+    pub ifar: u32,
+}
+
+impl FaultRegisters {
+    /// Reads the registers now.
+    pub fn read() -> Self {
+        let (dfsr, ifsr, far, ifar): (u32, u32, u32, u32);
+        // SAFETY: reading the CP15 fault registers has no side effect.
+        unsafe {
+            core::arch::asm!(
+                "mrc p15, 0, {0}, c5, c0, 0",
+                "mrc p15, 0, {1}, c5, c0, 1",
+                "mrc p15, 0, {2}, c6, c0, 0",
+                "mrc p15, 0, {3}, c6, c0, 2",
+                out(reg) dfsr, out(reg) ifsr, out(reg) far, out(reg) ifar,
+                options(nomem, nostack, preserves_flags)
+            )
+        }
+        Self { dfsr, ifsr, far, ifar }
+    }
+}
+
+/// Software interrupts taken so far.
+pub static SWI_COUNT: AtomicU32 = AtomicU32::new(0);
+/// IRQs taken so far.
+pub static IRQ_COUNT: AtomicU32 = AtomicU32::new(0);
+
+core::arch::global_asm!(
+    r#"
+    .arch armv6k
+    .fpu vfpv2
+    .section .text.vectors, "ax"
+    .align 5
+    .global jos_vectors
+jos_vectors:
+    ldr     pc, [pc, #24]
+    ldr     pc, [pc, #24]
+    ldr     pc, [pc, #24]
+    ldr     pc, [pc, #24]
+    ldr     pc, [pc, #24]
+    ldr     pc, [pc, #24]
+    ldr     pc, [pc, #24]
+    ldr     pc, [pc, #24]
+    .word   jos_reset_entry
+    .word   jos_undef_entry
+    .word   jos_swi_entry
+    .word   jos_pabt_entry
+    .word   jos_dabt_entry
+    .word   jos_unused_entry
+    .word   jos_irq_entry
+    .word   jos_fiq_entry
+    .global jos_vectors_end
+jos_vectors_end:
+
+    .section .text.exceptions, "ax"
+
+@ Fault entry: r0-r12 and the faulting PC go on this mode's stack, then SPSR, the interrupted
+@ mode's SP and LR, and the vector slot; r1 = frame; never returns.
+.macro FAULT_ENTRY slot, adjust
+    sub     lr, lr, #\adjust
+    stmfd   sp!, {{r0-r12, lr}}
+    mrs     r0, spsr
+    mrs     r3, cpsr
+    and     r2, r0, #0x1f
+    cmp     r2, #0x10               @ user mode: read its registers through system mode
+    moveq   r2, #0x1f
+    orr     r2, r2, #0xc0
+    msr     cpsr_c, r2
+    mov     r4, sp
+    mov     r5, lr
+    msr     cpsr_c, r3
+    mov     r6, #\slot
+    stmfd   sp!, {{r0, r4, r5, r6}}
+    mov     r0, #\slot
+    mov     r1, sp
+    bl      jos_fault
+1:  b       1b
+.endm
+
+jos_reset_entry:    FAULT_ENTRY 0, 0
+jos_undef_entry:    FAULT_ENTRY 1, 4
+jos_pabt_entry:     FAULT_ENTRY 3, 4
+jos_dabt_entry:     FAULT_ENTRY 4, 8
+jos_unused_entry:   FAULT_ENTRY 5, 0
+jos_fiq_entry:      FAULT_ENTRY 7, 4
+
+@ SWI: in SVC mode. r0-r3 are the arguments; r0 gets the result.
+jos_swi_entry:
+    stmfd   sp!, {{r0-r3, r12, lr}}
+    vpush   {{d0-d7}}
+    vmrs    r2, fpscr
+    mrs     r3, spsr
+    push    {{r2, r3}}
+    ldr     r0, [lr, #-4]
+    bic     r0, r0, #0xff000000     @ the SWI number
+    add     r1, sp, #72             @ the saved r0-r3
+    bl      jos_swi
+    str     r0, [sp, #72]
+    pop     {{r2, r3}}
+    msr     spsr_cxsf, r3
+    vmsr    fpscr, r2
+    vpop    {{d0-d7}}
+    ldmfd   sp!, {{r0-r3, r12, pc}}^
+
+@ IRQ: save what the AAPCS lets Rust clobber (integer and VFP), dispatch, return.
+jos_irq_entry:
+    sub     lr, lr, #4
+    stmfd   sp!, {{r0-r3, r12, lr}}
+    vpush   {{d0-d7}}
+    vmrs    r0, fpscr
+    push    {{r0, r1}}
+    bl      jos_irq
+    pop     {{r0, r1}}
+    vmsr    fpscr, r0
+    vpop    {{d0-d7}}
+    ldmfd   sp!, {{r0-r3, r12, pc}}^
+
+@ Copies the 16 words of the vector table to address 0 (Rust may not write to address 0).
+    .global jos_install_vectors
+jos_install_vectors:
+    ldr     r0, =jos_vectors
+    mov     r1, #0
+    mov     r2, #16
+1:  ldr     r3, [r0], #4
+    str     r3, [r1], #4
+    subs    r2, r2, #1
+    bne     1b
+    bx      lr
+    .ltorg
+"#
+);
+
+extern "C" {
+    fn jos_install_vectors();
+}
+
+/// Copies the vector table to address 0, where the core looks for it (SCTLR.V = 0).
+pub fn install_vectors() {
+    // SAFETY: the first 64 bytes of RAM hold nothing of ours (the image starts at 0x8000); the
+    // routine follows the AAPCS and touches only r0-r3.
+    unsafe { jos_install_vectors() };
+    super::cache::clean_invalidate_dcache_all();
+    super::cache::invalidate_icache_all();
+}
+
+/// Fault entry from the assembly stubs.
+#[no_mangle]
+extern "C" fn jos_fault(slot: u32, frame: &TrapFrame) -> ! {
+    let mut frame = *frame;
+    let kind = ExceptionKind::from_slot(slot);
+    // An undefined Thumb instruction sits 2 bytes back, not 4.
+    if kind == ExceptionKind::UndefinedInstruction && frame.spsr & (1 << 5) != 0 {
+        frame.pc += 2;
+    }
+    crate::services::fault::report(kind, &frame, &FaultRegisters::read())
+}
+
+/// SWI entry: jos binds system calls at load time, so a SWI is not a system call; it answers
+/// "unsupported" and is counted.
+#[no_mangle]
+extern "C" fn jos_swi(number: u32, _args: &mut [u32; 4]) -> u32 {
+    let _ = number;
+    SWI_COUNT.fetch_add(1, Ordering::Relaxed);
+    jos_abi::ErrorCode::Unsupported.to_return() as u32
+}
+
+/// IRQ entry.
+#[no_mangle]
+extern "C" fn jos_irq() {
+    IRQ_COUNT.fetch_add(1, Ordering::Relaxed);
+    crate::board::bcm2835::irq::dispatch();
+}
+
+/// Issues `swi #0x42` with `argument` in r0 and returns r0 afterwards (for the self-test).
+pub fn software_interrupt(argument: u32) -> u32 {
+    let mut r0 = argument;
+    // SAFETY: the SWI handler saves and restores every register but r0 (the result) and the SVC
+    // mode LR, which the exception overwrites: declared clobbered.
+    unsafe { core::arch::asm!("swi #0x42", inout("r0") r0, out("lr") _, options(nostack)) }
+    r0
+}

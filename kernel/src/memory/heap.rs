@@ -1,0 +1,81 @@
+//! The kernel heap: `linked_list_allocator` over the RAM above `HEAP_BASE` (0x0200_0000) up to
+//! the end of the ARM's memory as the mailbox reports it, with usage counters. A failed
+//! allocation is counted and logged before Rust's allocation-error path panics with the size,
+//! so it is always reported, never a silent hang.
+
+use core::alloc::{GlobalAlloc, Layout};
+use core::ptr::NonNull;
+
+use jos_kcore::heap_stats::HeapStats;
+use linked_list_allocator::Heap;
+
+use crate::sync::IrqLock;
+
+/// The global allocator: a heap plus its counters behind an interrupt-safe lock.
+pub struct KernelHeap {
+    inner: IrqLock<(Heap, HeapStats)>,
+}
+
+/// The kernel's heap.
+#[global_allocator]
+pub static HEAP: KernelHeap = KernelHeap { inner: IrqLock::new((Heap::empty(), HeapStats::new(0))) };
+
+impl KernelHeap {
+    /// Gives the heap the memory `[start, start + size)`.
+    ///
+    /// # Safety
+    /// Called once; the range must be mapped, unused by anything else, for the kernel's life.
+    pub unsafe fn init(&self, start: usize, size: usize) {
+        self.inner.lock(|(heap, stats)| {
+            // SAFETY: the caller gives us exclusive use of the range.
+            unsafe { heap.init(start as *mut u8, size) };
+            *stats = HeapStats::new(heap.size());
+        });
+    }
+
+    /// A copy of the counters.
+    pub fn stats(&self) -> HeapStats {
+        self.inner.try_lock(|(_, stats)| *stats).unwrap_or_default()
+    }
+}
+
+// SAFETY: allocation and deallocation go through `linked_list_allocator::Heap`, which returns
+// blocks that satisfy `layout` and do not overlap; the lock serialises all access.
+unsafe impl GlobalAlloc for KernelHeap {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        let result = self.inner.lock(|(heap, stats)| match heap.allocate_first_fit(layout) {
+            Ok(block) => {
+                stats.allocated(layout.size());
+                Ok(block.as_ptr())
+            }
+            Err(()) => {
+                stats.failed(layout.size());
+                Err(*stats)
+            }
+        });
+        match result {
+            Ok(pointer) => pointer,
+            Err(stats) => {
+                crate::error!(
+                    "heap: cannot allocate {} bytes (align {}); used {} of {}, failures {}",
+                    layout.size(),
+                    layout.align(),
+                    stats.used,
+                    stats.size,
+                    stats.failures
+                );
+                core::ptr::null_mut()
+            }
+        }
+    }
+
+    unsafe fn dealloc(&self, pointer: *mut u8, layout: Layout) {
+        self.inner.lock(|(heap, stats)| {
+            if let Some(block) = NonNull::new(pointer) {
+                // SAFETY: GlobalAlloc's contract: `pointer` came from `alloc` with `layout`.
+                unsafe { heap.deallocate(block, layout) };
+                stats.freed(layout.size());
+            }
+        });
+    }
+}

@@ -1,0 +1,9 @@
+//! Kernel services built on the drivers: logging and fault/panic reports (the debug manager),
+//! the cyclic executive, the screen and its status panel, and the boot self-test.
+
+pub mod executive;
+pub mod fault;
+pub mod log;
+pub mod screen;
+pub mod selftest;
+pub mod status;
