@@ -1,0 +1,182 @@
+//! The `Host` trait: what the device (or a test double) provides to a running job.
+//!
+//! The runtime owns everything that must behave the same on every device: bounds checks on guest
+//! pointers, the output and log caps, capability checks, fuel and slices. A `Host` provides only
+//! the environment: the job's input, a clock, randomness, and the capability-gated devices (UDP,
+//! status screen, GPIO), whose default implementations answer [`ErrorCode::Unsupported`].
+
+use jos_abi::syscall::{Capability, Endpoint, LogLevel};
+use jos_abi::ErrorCode;
+
+/// The rights one job holds beyond the base calls, granted by device policy per job.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub struct Capabilities {
+    /// UDP sockets (`udp_bind`, `udp_send`, `udp_recv`, `udp_close`).
+    pub network: bool,
+    /// The status screen (`screen_print`).
+    pub screen: bool,
+    /// GPIO pins (`gpio_write`, `gpio_read`).
+    pub gpio: bool,
+}
+
+impl Capabilities {
+    /// No rights beyond the base calls.
+    pub const NONE: Capabilities = Capabilities { network: false, screen: false, gpio: false };
+    /// Every right.
+    pub const ALL: Capabilities = Capabilities { network: true, screen: true, gpio: true };
+
+    /// Whether a call that needs `capability` is allowed.
+    pub const fn allows(self, capability: Capability) -> bool {
+        match capability {
+            Capability::Base => true,
+            Capability::Network => self.network,
+            Capability::Screen => self.screen,
+            Capability::Gpio => self.gpio,
+        }
+    }
+}
+
+/// What a job may call, as the device provides it. The runtime has already checked the job's
+/// pointers, lengths and capabilities before any of these is called.
+pub trait Host {
+    /// Length in bytes of the job's input.
+    fn input_len(&self) -> usize;
+
+    /// Copies input bytes starting at `offset` into `buffer`; returns the count copied (0 at or
+    /// past the end).
+    fn input_read(&self, offset: usize, buffer: &mut [u8]) -> usize;
+
+    /// Monotonic time in microseconds since an arbitrary fixed point (boot on the device).
+    fn time_us(&self) -> u64;
+
+    /// Fills `buffer` with random bytes (the hardware RNG on the device).
+    fn random(&mut self, buffer: &mut [u8]) -> Result<(), ErrorCode>;
+
+    /// Called when the job yields (`yield`) or its fuel slice ends; the device may serve the
+    /// network here. The default does nothing.
+    fn on_yield(&mut self) {}
+
+    /// Called with every log line the job writes that fits under the log cap (the runtime keeps
+    /// the line for the job result as well). The default does nothing; the kernel may echo it.
+    fn on_log(&mut self, level: LogLevel, line: &str) {
+        let _ = (level, line);
+    }
+
+    /// `udp_bind`: opens a socket on `port`; returns its handle.
+    fn udp_bind(&mut self, port: u16) -> Result<u32, ErrorCode> {
+        let _ = port;
+        Err(ErrorCode::Unsupported)
+    }
+
+    /// `udp_send`: sends `data` to `to` from socket `handle`.
+    fn udp_send(&mut self, handle: u32, to: Endpoint, data: &[u8]) -> Result<(), ErrorCode> {
+        let _ = (handle, to, data);
+        Err(ErrorCode::Unsupported)
+    }
+
+    /// `udp_recv`: the next datagram on `handle`, copied into `buffer` (truncated to its length);
+    /// returns the datagram's full length and its sender, or [`ErrorCode::WouldBlock`].
+    fn udp_recv(&mut self, handle: u32, buffer: &mut [u8]) -> Result<(usize, Endpoint), ErrorCode> {
+        let _ = (handle, buffer);
+        Err(ErrorCode::Unsupported)
+    }
+
+    /// `udp_close`: closes socket `handle`.
+    fn udp_close(&mut self, handle: u32) -> Result<(), ErrorCode> {
+        let _ = handle;
+        Err(ErrorCode::Unsupported)
+    }
+
+    /// `screen_print`: one line in the job area of the status screen.
+    fn screen_print(&mut self, line: &str) -> Result<(), ErrorCode> {
+        let _ = line;
+        Err(ErrorCode::Unsupported)
+    }
+
+    /// `gpio_write`: drives `pin` high (`true`) or low.
+    fn gpio_write(&mut self, pin: u32, high: bool) -> Result<(), ErrorCode> {
+        let _ = (pin, high);
+        Err(ErrorCode::Unsupported)
+    }
+
+    /// `gpio_read`: the level of `pin`.
+    fn gpio_read(&mut self, pin: u32) -> Result<bool, ErrorCode> {
+        let _ = pin;
+        Err(ErrorCode::Unsupported)
+    }
+}
+
+#[cfg(any(feature = "std", test))]
+pub use self::std_host::StdHost;
+
+#[cfg(any(feature = "std", test))]
+mod std_host {
+    //! A host for tests and `jos-cli run --local`.
+    extern crate std;
+
+    use super::*;
+    use alloc::string::String;
+    use alloc::vec::Vec;
+    use std::io::Read;
+    use std::time::Instant;
+
+    /// A [`Host`] over the host OS: input from memory, the OS clock, `/dev/urandom`, and a screen
+    /// that collects lines. It has no UDP or GPIO (those calls answer `Unsupported`).
+    #[derive(Debug)]
+    pub struct StdHost {
+        /// The job's input.
+        pub input: Vec<u8>,
+        /// Lines the job printed to the screen (when granted [`Capabilities::screen`]).
+        pub screen: Vec<String>,
+        /// How many times the job yielded or was sliced.
+        pub yields: u64,
+        /// Log lines echoed to standard error as they arrive.
+        pub echo_logs: bool,
+        epoch: Instant,
+    }
+
+    impl StdHost {
+        /// A host that serves `input` to the job.
+        pub fn new(input: impl Into<Vec<u8>>) -> Self {
+            Self { input: input.into(), screen: Vec::new(), yields: 0, echo_logs: false, epoch: Instant::now() }
+        }
+    }
+
+    impl Host for StdHost {
+        fn input_len(&self) -> usize {
+            self.input.len()
+        }
+
+        fn input_read(&self, offset: usize, buffer: &mut [u8]) -> usize {
+            let available = self.input.get(offset..).unwrap_or(&[]);
+            let count = available.len().min(buffer.len());
+            buffer[..count].copy_from_slice(&available[..count]);
+            count
+        }
+
+        fn time_us(&self) -> u64 {
+            u64::try_from(self.epoch.elapsed().as_micros()).unwrap_or(u64::MAX)
+        }
+
+        fn random(&mut self, buffer: &mut [u8]) -> Result<(), ErrorCode> {
+            std::fs::File::open("/dev/urandom")
+                .and_then(|mut file| file.read_exact(buffer))
+                .map_err(|_| ErrorCode::Io)
+        }
+
+        fn on_yield(&mut self) {
+            self.yields += 1;
+        }
+
+        fn on_log(&mut self, level: LogLevel, line: &str) {
+            if self.echo_logs {
+                std::eprintln!("[{level:?}] {line}");
+            }
+        }
+
+        fn screen_print(&mut self, line: &str) -> Result<(), ErrorCode> {
+            self.screen.push(line.into());
+            Ok(())
+        }
+    }
+}

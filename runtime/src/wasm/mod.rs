@@ -1,0 +1,718 @@
+//! The wasm sandbox: modules checked and compiled by wasmi, run as fuel-metered, resumable jobs.
+//!
+//! # Entry point convention
+//! A job runs the module's exported function `run` (no parameters, one `i32` result: the exit
+//! value) if it has one, else `_start` (no parameters, no results: exit value 0, as WASI
+//! commands). Either may end the job early with the `exit(code)` call. `Entry::Call` instead runs
+//! any exported function with numeric arguments and returns its results (`jos-cli run --call`).
+//! A `start` function, if the module has one, runs at instantiation, within the same fuel budget
+//! but not sliced.
+//!
+//! # Slices
+//! [`Job::step`] runs the job for at most `slice_fuel` units of fuel (one unit is about one wasm
+//! instruction) and returns [`StepOutcome::Running`] when the slice is used up or the job called
+//! `yield`; the next `step` resumes where it stopped (wasmi's resumable calls). When the job's
+//! total fuel reaches [`Limits::fuel_budget`] it ends with [`JobStatus::OutOfFuel`].
+
+mod cache;
+mod imports;
+
+pub use cache::{module_hash, ModuleCache, ModuleHash};
+
+use alloc::string::{String, ToString};
+use alloc::vec::Vec;
+use core::mem;
+
+use jos_abi::AbiVersion;
+use wasmi_core::LimiterError;
+use wasmi::{
+    CompilationMode, Config, Engine, ExternType, Func, FuncType, Module, ResourceLimiter, ResumableCall,
+    ResumableCallHostTrap, ResumableCallOutOfFuel, Store, Val, ValType,
+};
+
+use crate::host::{Capabilities, Host};
+use crate::job::{JobError, JobResult, JobStatus, LimitKind, LoadError, LogLine, Stats, StepOutcome, TrapCode, Value};
+
+/// The name of the custom section in which a module states its ABI version: 4 bytes,
+/// little-endian, `major << 16 | minor` ([`AbiVersion::to_u32`]).
+pub const ABI_SECTION: &str = "jos.abi";
+
+/// The size of one wasm page.
+pub const PAGE_BYTES: u64 = 65536;
+
+/// Settings of a [`Sandbox`] shared by all its jobs (wasmi's engine settings).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SandboxConfig {
+    /// Deepest wasm call nesting before a job traps with [`TrapCode::StackOverflow`].
+    pub max_recursion_depth: usize,
+    /// Largest value stack, in 8-byte slots, before a job traps with
+    /// [`TrapCode::StackOverflow`].
+    pub max_stack_slots: usize,
+    /// Largest module accepted, in bytes.
+    pub max_module_bytes: usize,
+    /// Bytes of modules the cache keeps (see [`ModuleCache`]).
+    pub cache_budget_bytes: usize,
+}
+
+impl Default for SandboxConfig {
+    /// Sized for a 512 MiB board: 1000 calls deep, 1 MiB of value stack, 4 MiB modules, 16 MiB
+    /// of cache.
+    fn default() -> Self {
+        Self {
+            max_recursion_depth: 1000,
+            max_stack_slots: 128 * 1024,
+            max_module_bytes: 4 * 1024 * 1024,
+            cache_budget_bytes: 16 * 1024 * 1024,
+        }
+    }
+}
+
+/// The limits of one job.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Limits {
+    /// Linear memory pages (64 KiB each) over all memories; `memory.grow` past it returns -1 and a
+    /// module whose initial memory is larger is refused.
+    pub max_memory_pages: u32,
+    /// Elements over all tables; `table.grow` past it returns -1.
+    pub max_table_elements: u32,
+    /// Instances per job (the job's own module counts as one).
+    pub max_instances: u32,
+    /// Tables per job.
+    pub max_tables: u32,
+    /// Memories per job.
+    pub max_memories: u32,
+    /// Output bytes; a write past it returns `-LimitExceeded` and the job ends with
+    /// [`JobStatus::LimitExceeded`].
+    pub max_output_bytes: usize,
+    /// Log bytes in all; lines past it are dropped (counted in [`Stats::logs_dropped`]).
+    pub max_log_bytes: usize,
+    /// Bytes per log line; longer lines are truncated.
+    pub max_log_line_bytes: usize,
+    /// Total fuel (about one unit per wasm instruction), including the start function.
+    pub fuel_budget: u64,
+    /// Wall-clock deadline after the job's creation, in microseconds of [`Host::time_us`],
+    /// checked at each slice boundary.
+    pub deadline_us: Option<u64>,
+}
+
+impl Default for Limits {
+    /// 16 MiB of memory, 10 000 table elements, one instance, 1 MiB of output, 64 KiB of logs in
+    /// lines of at most 1 KiB, 10^10 fuel, no deadline.
+    fn default() -> Self {
+        Self {
+            max_memory_pages: 256,
+            max_table_elements: 10_000,
+            max_instances: 1,
+            max_tables: 1,
+            max_memories: 1,
+            max_output_bytes: 1024 * 1024,
+            max_log_bytes: 64 * 1024,
+            max_log_line_bytes: 1024,
+            fuel_budget: 10_000_000_000,
+            deadline_us: None,
+        }
+    }
+}
+
+/// Which function a job runs.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Entry {
+    /// `run` or `_start` (see the module documentation).
+    Default,
+    /// An exported function with these arguments; its results land in [`JobResult::values`].
+    Call {
+        /// The export's name.
+        name: String,
+        /// The arguments, matching the function's parameters in number and type.
+        args: Vec<Value>,
+    },
+}
+
+/// A module that passed every load check, ready to instantiate. Cheap to clone.
+#[derive(Clone, Debug)]
+pub struct CompiledModule {
+    module: Module,
+    hash: ModuleHash,
+    abi: Option<AbiVersion>,
+}
+
+impl CompiledModule {
+    /// The SHA-256 of the module's bytes.
+    pub fn hash(&self) -> &ModuleHash {
+        &self.hash
+    }
+
+    /// The ABI version the module states in its `jos.abi` section, if it has one.
+    pub fn abi(&self) -> Option<AbiVersion> {
+        self.abi
+    }
+}
+
+/// The wasmi configuration jos runs modules with: fuel metering on, the stack limits of `config`,
+/// the proposals of WebAssembly 2.0 (minus SIMD, which is not compiled in) plus tail calls and
+/// extended constant expressions, validation eager and translation lazy.
+pub fn engine_config(config: &SandboxConfig) -> Config {
+    let mut wasmi = Config::default();
+    wasmi
+        .consume_fuel(true)
+        .set_max_recursion_depth(config.max_recursion_depth)
+        .set_max_stack_height(config.max_stack_slots)
+        .compilation_mode(CompilationMode::LazyTranslation)
+        .wasm_multi_memory(false)
+        .wasm_custom_page_sizes(false)
+        .wasm_wide_arithmetic(false);
+    wasmi
+}
+
+/// Compiles modules (through the cache) and starts jobs.
+pub struct Sandbox {
+    engine: Engine,
+    config: SandboxConfig,
+    cache: ModuleCache<CompiledModule>,
+}
+
+impl Sandbox {
+    /// A sandbox with these settings.
+    pub fn new(config: SandboxConfig) -> Self {
+        Self { engine: Engine::new(&engine_config(&config)), config, cache: ModuleCache::new(config.cache_budget_bytes) }
+    }
+
+    /// The settings.
+    pub fn config(&self) -> &SandboxConfig {
+        &self.config
+    }
+
+    /// The module cache.
+    pub fn cache(&self) -> &ModuleCache<CompiledModule> {
+        &self.cache
+    }
+
+    /// The wasmi engine (for tools that need wasmi directly, such as the spec-suite runner).
+    pub fn engine(&self) -> &Engine {
+        &self.engine
+    }
+
+    /// A module from the cache by the SHA-256 of its bytes.
+    pub fn cached(&mut self, hash: &ModuleHash) -> Option<CompiledModule> {
+        self.cache.get(hash)
+    }
+
+    /// Checks and compiles `bytes` (or finds them in the cache): size, wasm validity, the
+    /// `jos.abi` section, and every import against the syscall table.
+    pub fn compile(&mut self, bytes: &[u8]) -> Result<CompiledModule, LoadError> {
+        if bytes.len() > self.config.max_module_bytes {
+            return Err(LoadError::Limit(LimitKind::ModuleSize));
+        }
+        let hash = module_hash(bytes);
+        if let Some(module) = self.cache.get(&hash) {
+            return Ok(module);
+        }
+        let module = Module::new(&self.engine, bytes).map_err(|error| LoadError::Malformed(error.to_string()))?;
+        let mut abi = None;
+        for section in module.custom_sections() {
+            if section.name() == ABI_SECTION {
+                let raw: [u8; 4] = section.data().try_into().map_err(|_| LoadError::AbiMismatch { found: None })?;
+                let version = AbiVersion::from_u32(u32::from_le_bytes(raw));
+                if !AbiVersion::CURRENT.accepts(version) {
+                    return Err(LoadError::AbiMismatch { found: Some(version.to_u32()) });
+                }
+                abi = Some(version);
+            }
+        }
+        for import in module.imports() {
+            imports::check_import(import.module(), import.name(), import.ty())?;
+        }
+        let compiled = CompiledModule { module, hash, abi };
+        self.cache.insert(hash, compiled.clone(), bytes.len());
+        Ok(compiled)
+    }
+
+    /// Creates a job that runs `entry` of `module` on `host`. Instantiation (and the start
+    /// function) happens here; a job that cannot start is returned already finished, so the
+    /// first [`Job::step`] reports why.
+    pub fn start<H: Host + 'static>(
+        &self,
+        module: &CompiledModule,
+        host: H,
+        limits: Limits,
+        capabilities: Capabilities,
+        entry: Entry,
+    ) -> Job<H> {
+        Job::new(&self.engine, module, host, limits, capabilities, entry)
+    }
+
+    /// Compiles and runs a job to its end in slices of `slice_fuel`; returns the result and the
+    /// host.
+    pub fn run<H: Host + 'static>(
+        &mut self,
+        bytes: &[u8],
+        host: H,
+        limits: Limits,
+        capabilities: Capabilities,
+        entry: Entry,
+        slice_fuel: u64,
+    ) -> (JobResult, H) {
+        let module = match self.compile(bytes) {
+            Ok(module) => module,
+            Err(error) => return (JobResult::rejected(error), host),
+        };
+        let mut job = self.start(&module, host, limits, capabilities, entry);
+        loop {
+            if let StepOutcome::Finished(result) = job.step(slice_fuel) {
+                return (result, job.into_host());
+            }
+        }
+    }
+}
+
+/// Tracks linear memory and enforces the job's limits on memories and tables.
+#[derive(Debug)]
+struct JobLimiter {
+    max_memory_bytes: usize,
+    max_table_elements: usize,
+    instances: usize,
+    tables: usize,
+    memories: usize,
+    memory_bytes: usize,
+    peak_memory_bytes: usize,
+    refused: Option<LimitKind>,
+}
+
+impl ResourceLimiter for JobLimiter {
+    fn memory_growing(&mut self, current: usize, desired: usize, maximum: Option<usize>) -> Result<bool, LimiterError> {
+        let total = self.memory_bytes.saturating_sub(current).saturating_add(desired);
+        if total > self.max_memory_bytes || maximum.is_some_and(|maximum| desired > maximum) {
+            self.refused = Some(LimitKind::MemoryPages);
+            return Ok(false);
+        }
+        self.memory_bytes = total;
+        self.peak_memory_bytes = self.peak_memory_bytes.max(total);
+        Ok(true)
+    }
+
+    fn table_growing(&mut self, _current: usize, desired: usize, maximum: Option<usize>) -> Result<bool, LimiterError> {
+        if desired > self.max_table_elements || maximum.is_some_and(|maximum| desired > maximum) {
+            self.refused = Some(LimitKind::TableElements);
+            return Ok(false);
+        }
+        Ok(true)
+    }
+
+    fn instances(&self) -> usize {
+        self.instances
+    }
+
+    fn tables(&self) -> usize {
+        self.tables
+    }
+
+    fn memories(&self) -> usize {
+        self.memories
+    }
+}
+
+/// What a running job's host functions see.
+pub(crate) struct JobState<H> {
+    pub(crate) host: H,
+    pub(crate) capabilities: Capabilities,
+    pub(crate) limits: Limits,
+    pub(crate) output: Vec<u8>,
+    pub(crate) output_overflow: bool,
+    pub(crate) logs: Vec<LogLine>,
+    pub(crate) log_bytes: usize,
+    pub(crate) logs_dropped: u32,
+    limiter: JobLimiter,
+}
+
+/// How a job's function results become a [`JobResult`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum ResultShape {
+    /// `run`: one i32, the exit value.
+    Run,
+    /// `_start`: nothing, exit value 0.
+    Start,
+    /// `call`: the values.
+    Call,
+}
+
+enum Phase {
+    NotStarted(Func),
+    OutOfFuel(ResumableCallOutOfFuel),
+    Yielded(ResumableCallHostTrap),
+    Done(JobResult),
+    /// Only while a step is in progress.
+    Stepping,
+}
+
+/// A wasm job: an instance in its own store, run slice by slice with [`Job::step`].
+pub struct Job<H: 'static> {
+    store: Store<JobState<H>>,
+    phase: Phase,
+    function: String,
+    shape: ResultShape,
+    params: Vec<Val>,
+    results: Vec<Val>,
+    budget: u64,
+    fuel_used: u64,
+    required_fuel: u64,
+    slices: u64,
+    started_us: u64,
+}
+
+fn zero(ty: ValType) -> Val {
+    Val::default_for_ty(ty)
+}
+
+fn to_val(value: Value) -> Val {
+    match value {
+        Value::I32(v) => Val::I32(v),
+        Value::I64(v) => Val::I64(v),
+        Value::F32(v) => Val::F32(v.into()),
+        Value::F64(v) => Val::F64(v.into()),
+    }
+}
+
+fn from_val(value: &Val) -> Option<Value> {
+    Some(match value {
+        Val::I32(v) => Value::I32(*v),
+        Val::I64(v) => Value::I64(*v),
+        Val::F32(v) => Value::F32(v.to_float()),
+        Val::F64(v) => Value::F64(v.to_float()),
+        _ => return None,
+    })
+}
+
+fn is_numeric(ty: &ValType) -> bool {
+    matches!(ty, ValType::I32 | ValType::I64 | ValType::F32 | ValType::F64)
+}
+
+fn trap_code(code: wasmi::TrapCode) -> TrapCode {
+    use wasmi::TrapCode as W;
+    match code {
+        W::UnreachableCodeReached => TrapCode::Unreachable,
+        W::MemoryOutOfBounds => TrapCode::MemoryOutOfBounds,
+        W::TableOutOfBounds => TrapCode::TableOutOfBounds,
+        W::IndirectCallToNull => TrapCode::IndirectCallToNull,
+        W::IntegerDivisionByZero => TrapCode::IntegerDivisionByZero,
+        W::IntegerOverflow => TrapCode::IntegerOverflow,
+        W::BadConversionToInteger => TrapCode::BadConversionToInteger,
+        W::StackOverflow => TrapCode::StackOverflow,
+        W::BadSignature => TrapCode::BadSignature,
+        W::GrowthOperationLimited => TrapCode::GrowthOperationLimited,
+        _ => TrapCode::Other,
+    }
+}
+
+/// Finds the function `entry` names and checks its type.
+fn resolve_entry(module: &Module, entry: &Entry) -> Result<(String, ResultShape, Vec<Val>), LoadError> {
+    let func_type = |name: &str| -> Option<FuncType> {
+        match module.get_export(name) {
+            Some(ExternType::Func(ty)) => Some(ty),
+            _ => None,
+        }
+    };
+    match entry {
+        Entry::Default => {
+            if let Some(ty) = func_type("run") {
+                if !ty.params().is_empty() || ty.results() != [ValType::I32] {
+                    return Err(LoadError::EntrySignature("run must take nothing and return i32".into()));
+                }
+                Ok(("run".into(), ResultShape::Run, Vec::new()))
+            } else if let Some(ty) = func_type("_start") {
+                if !ty.params().is_empty() || !ty.results().is_empty() {
+                    return Err(LoadError::EntrySignature("_start must take and return nothing".into()));
+                }
+                Ok(("_start".into(), ResultShape::Start, Vec::new()))
+            } else {
+                Err(LoadError::MissingEntry("run or _start".into()))
+            }
+        }
+        Entry::Call { name, args } => {
+            let ty = func_type(name).ok_or_else(|| LoadError::MissingEntry(name.clone()))?;
+            if !ty.params().iter().chain(ty.results()).all(is_numeric) {
+                return Err(LoadError::EntrySignature(alloc::format!("{name} has non-numeric parameters or results")));
+            }
+            let params: Vec<Val> = args.iter().copied().map(to_val).collect();
+            let types_match = params.len() == ty.params().len() && params.iter().zip(ty.params()).all(|(v, t)| v.ty() == *t);
+            if !types_match {
+                return Err(LoadError::BadArguments(alloc::format!(
+                    "{name} takes {} argument(s) of types {:?}",
+                    ty.params().len(),
+                    ty.params()
+                )));
+            }
+            Ok((name.clone(), ResultShape::Call, params))
+        }
+    }
+}
+
+impl<H: Host + 'static> Job<H> {
+    fn new(
+        engine: &Engine,
+        module: &CompiledModule,
+        host: H,
+        limits: Limits,
+        capabilities: Capabilities,
+        entry: Entry,
+    ) -> Self {
+        let started_us = host.time_us();
+        let limiter = JobLimiter {
+            max_memory_bytes: (u64::from(limits.max_memory_pages) * PAGE_BYTES).try_into().unwrap_or(usize::MAX),
+            max_table_elements: limits.max_table_elements as usize,
+            instances: limits.max_instances as usize,
+            tables: limits.max_tables as usize,
+            memories: limits.max_memories as usize,
+            memory_bytes: 0,
+            peak_memory_bytes: 0,
+            refused: None,
+        };
+        let state = JobState {
+            host,
+            capabilities,
+            limits,
+            output: Vec::new(),
+            output_overflow: false,
+            logs: Vec::new(),
+            log_bytes: 0,
+            logs_dropped: 0,
+            limiter,
+        };
+        let mut store = Store::new(engine, state);
+        store.limiter(|state| &mut state.limiter);
+        let mut job = Job {
+            store,
+            phase: Phase::Stepping,
+            function: String::new(),
+            shape: ResultShape::Run,
+            params: Vec::new(),
+            results: Vec::new(),
+            budget: limits.fuel_budget,
+            fuel_used: 0,
+            required_fuel: 0,
+            slices: 0,
+            started_us,
+        };
+        job.phase = match job.instantiate(engine, &module.module, &entry) {
+            Ok(func) => Phase::NotStarted(func),
+            Err(result) => Phase::Done(result),
+        };
+        job
+    }
+
+    fn instantiate(&mut self, engine: &Engine, module: &Module, entry: &Entry) -> Result<Func, JobResult> {
+        let (function, shape, params) = resolve_entry(module, entry).map_err(|error| self.reject(error))?;
+        let linker = imports::link::<H>(engine, module).map_err(|error| self.reject(error))?;
+        self.store.set_fuel(self.budget).map_err(|error| self.reject(LoadError::Instantiation(error.to_string())))?;
+        let instantiated = linker.instantiate_and_start(&mut self.store, module);
+        self.fuel_used = self.budget - self.store.get_fuel().unwrap_or(0);
+        let instance = match instantiated {
+            Ok(instance) => instance,
+            Err(error) => {
+                if let Some(kind) = self.store.data().limiter.refused {
+                    return Err(self.reject(LoadError::Limit(kind)));
+                }
+                if error.as_trap_code().is_some() || error.i32_exit_status().is_some() {
+                    self.function = "start".into();
+                    return Err(self.finish_with_error(error));
+                }
+                return Err(self.reject(LoadError::Instantiation(error.to_string())));
+            }
+        };
+        let func = instance
+            .get_func(&self.store, &function)
+            .ok_or_else(|| self.reject(LoadError::MissingEntry(function.clone())))?;
+        self.results = func.ty(&self.store).results().iter().copied().map(zero).collect();
+        self.function = function;
+        self.shape = shape;
+        self.params = params;
+        Ok(func)
+    }
+
+    fn reject(&mut self, error: LoadError) -> JobResult {
+        let mut result = JobResult::rejected(error);
+        result.stats = self.stats();
+        result
+    }
+
+    fn stats(&self) -> Stats {
+        let state = self.store.data();
+        Stats {
+            fuel_used: self.fuel_used,
+            time_us: state.host.time_us().saturating_sub(self.started_us),
+            peak_memory_bytes: state.limiter.peak_memory_bytes as u64,
+            slices: self.slices,
+            logs_dropped: state.logs_dropped,
+        }
+    }
+
+    fn finish(&mut self, status: JobStatus, error: Option<JobError>, exit_value: Option<i32>) -> JobResult {
+        let (status, error) = match status {
+            JobStatus::Ok if self.store.data().output_overflow => {
+                (JobStatus::LimitExceeded, Some(JobError::Limit(LimitKind::Output)))
+            }
+            _ => (status, error),
+        };
+        let values = match (status, self.shape) {
+            (JobStatus::Ok, ResultShape::Call) if exit_value.is_none() => {
+                self.results.iter().filter_map(from_val).collect()
+            }
+            _ => Vec::new(),
+        };
+        let stats = self.stats();
+        let state = self.store.data_mut();
+        JobResult {
+            status,
+            error,
+            exit_value: if status == JobStatus::Ok { exit_value } else { None },
+            values,
+            output: mem::take(&mut state.output),
+            logs: mem::take(&mut state.logs),
+            stats,
+        }
+    }
+
+    fn finish_ok(&mut self) -> JobResult {
+        let exit_value = match self.shape {
+            ResultShape::Run => match self.results.first() {
+                Some(Val::I32(value)) => Some(*value),
+                _ => None,
+            },
+            ResultShape::Start => Some(0),
+            ResultShape::Call => None,
+        };
+        self.finish(JobStatus::Ok, None, exit_value)
+    }
+
+    /// Maps a wasmi error that ended the call to a result.
+    fn finish_with_error(&mut self, error: wasmi::Error) -> JobResult {
+        if let Some(code) = error.i32_exit_status() {
+            return self.finish(JobStatus::Ok, None, Some(code));
+        }
+        match error.as_trap_code() {
+            Some(wasmi::TrapCode::OutOfFuel) => {
+                self.fuel_used = self.budget;
+                self.finish(JobStatus::OutOfFuel, Some(JobError::OutOfFuel { budget: self.budget }), None)
+            }
+            Some(code) => {
+                let error = JobError::Trap { code: trap_code(code), function: self.function.clone() };
+                self.finish(JobStatus::Trap, Some(error), None)
+            }
+            None => self.finish(JobStatus::Trap, Some(JobError::Host(error.to_string())), None),
+        }
+    }
+
+    /// Runs the job for at most `slice_fuel` fuel (at least what the next instruction needs,
+    /// at most what is left of the budget). Returns [`StepOutcome::Running`] if the slice ended
+    /// or the job yielded, [`StepOutcome::Finished`] when it ended (also on every later call).
+    pub fn step(&mut self, slice_fuel: u64) -> StepOutcome {
+        let phase = mem::replace(&mut self.phase, Phase::Stepping);
+        if let Phase::Done(result) = phase {
+            self.phase = Phase::Done(result.clone());
+            return StepOutcome::Finished(result);
+        }
+        let result = self.step_phase(phase, slice_fuel);
+        match result {
+            Some(result) => {
+                self.phase = Phase::Done(result.clone());
+                StepOutcome::Finished(result)
+            }
+            None => {
+                self.store.data_mut().host.on_yield();
+                StepOutcome::Running
+            }
+        }
+    }
+
+    fn step_phase(&mut self, phase: Phase, slice_fuel: u64) -> Option<JobResult> {
+        let now = self.store.data().host.time_us();
+        if let Some(limit_us) = self.store.data().limits.deadline_us {
+            if now.saturating_sub(self.started_us) > limit_us {
+                return Some(self.finish(JobStatus::Deadline, Some(JobError::Deadline { limit_us }), None));
+            }
+        }
+        let left = self.budget.saturating_sub(self.fuel_used);
+        if left == 0 || left < self.required_fuel {
+            self.fuel_used = self.budget;
+            return Some(self.finish(JobStatus::OutOfFuel, Some(JobError::OutOfFuel { budget: self.budget }), None));
+        }
+        let given = slice_fuel.max(self.required_fuel).max(1).min(left);
+        if let Err(error) = self.store.set_fuel(given) {
+            return Some(self.finish(JobStatus::Trap, Some(JobError::Host(error.to_string())), None));
+        }
+        self.slices += 1;
+        let outcome = match phase {
+            Phase::NotStarted(func) => func.call_resumable(&mut self.store, &self.params, &mut self.results),
+            Phase::OutOfFuel(call) => call.resume(&mut self.store, &mut self.results),
+            Phase::Yielded(call) => call.resume(&mut self.store, &[Val::I32(0)], &mut self.results),
+            Phase::Done(_) | Phase::Stepping => unreachable!("step handles these"),
+        };
+        let remaining = self.store.get_fuel().unwrap_or(0);
+        self.fuel_used = self.fuel_used.saturating_add(given.saturating_sub(remaining)).min(self.budget);
+        match outcome {
+            Ok(ResumableCall::Finished) => Some(self.finish_ok()),
+            Ok(ResumableCall::OutOfFuel(call)) => {
+                self.required_fuel = call.required_fuel();
+                if self.fuel_used >= self.budget || self.budget - self.fuel_used < self.required_fuel {
+                    self.fuel_used = self.budget;
+                    return Some(self.finish(JobStatus::OutOfFuel, Some(JobError::OutOfFuel { budget: self.budget }), None));
+                }
+                self.phase = Phase::OutOfFuel(call);
+                None
+            }
+            Ok(ResumableCall::HostTrap(call)) => {
+                let yielded = call.host_error().downcast_ref::<imports::YieldSignal>().is_some();
+                if yielded {
+                    self.required_fuel = 0;
+                    self.phase = Phase::Yielded(call);
+                    None
+                } else {
+                    Some(self.finish_with_error(call.into_host_error()))
+                }
+            }
+            Err(error) => Some(self.finish_with_error(error)),
+        }
+    }
+
+    /// Whether the job has ended.
+    pub fn is_finished(&self) -> bool {
+        matches!(self.phase, Phase::Done(_))
+    }
+
+    /// Fuel used so far.
+    pub fn fuel_used(&self) -> u64 {
+        self.fuel_used
+    }
+
+    /// The host, for inspection while the job runs.
+    pub fn host(&self) -> &H {
+        &self.store.data().host
+    }
+
+    /// Ends the job and gives the host back.
+    pub fn into_host(self) -> H {
+        self.store.into_data().host
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn default_limits_are_sane() {
+        let limits = Limits::default();
+        assert!(limits.max_log_line_bytes <= limits.max_log_bytes);
+        assert_eq!(limits.max_instances, 1);
+        let config = SandboxConfig::default();
+        assert!(config.max_module_bytes <= config.cache_budget_bytes);
+    }
+
+    #[test]
+    fn wasmi_trap_codes_map_one_to_one() {
+        use wasmi::TrapCode as W;
+        assert_eq!(trap_code(W::UnreachableCodeReached), TrapCode::Unreachable);
+        assert_eq!(trap_code(W::StackOverflow), TrapCode::StackOverflow);
+        assert_eq!(trap_code(W::BadSignature), TrapCode::BadSignature);
+        assert_eq!(trap_code(W::IntegerDivisionByZero) as u32, 5);
+    }
+}
