@@ -475,10 +475,7 @@ impl<T: AsRef<[u8]>> Blob<T> {
             return Err(BlobError::BadAlignment);
         }
         let image_len = self.image_len();
-        let sections = self
-            .text_len()
-            .checked_add(self.rodata_len())
-            .and_then(|sum| sum.checked_add(self.data_len()));
+        let sections = self.text_len().checked_add(self.rodata_len()).and_then(|sum| sum.checked_add(self.data_len()));
         if sections != Some(image_len) {
             return Err(BlobError::SectionSizes);
         }
@@ -543,7 +540,8 @@ impl<T: AsRef<[u8]>> Blob<T> {
         }
         // Both lists are strictly ascending: one merge pass finds a shared word.
         let mut slots = import_bytes.chunks_exact(IMPORT_LEN).filter_map(|entry| read_u32(entry, 0)).peekable();
-        let mut relocated = relocation_bytes.chunks_exact(RELOCATION_LEN).filter_map(|entry| read_u32(entry, 0)).peekable();
+        let mut relocated =
+            relocation_bytes.chunks_exact(RELOCATION_LEN).filter_map(|entry| read_u32(entry, 0)).peekable();
         while let (Some(&slot), Some(&word)) = (slots.peek(), relocated.peek()) {
             match slot.cmp(&word) {
                 core::cmp::Ordering::Less => {
@@ -1021,10 +1019,8 @@ mod tests {
 
     #[test]
     fn duplicate_and_unsorted_tables_are_refused() {
-        let imports = [
-            Import { slot: 12, syscall: SyscallId::OutputWrite },
-            Import { slot: 12, syscall: SyscallId::Log },
-        ];
+        let imports =
+            [Import { slot: 12, syscall: SyscallId::OutputWrite }, Import { slot: 12, syscall: SyscallId::Log }];
         let bad = BlobRepr { imports: Table::from_slice(&imports), ..self::repr() };
         let mut buffer = vec![0; bad.buffer_len()];
         bad.emit(&mut buffer).unwrap();

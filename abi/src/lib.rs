@@ -7,9 +7,12 @@
 extern crate alloc;
 
 pub mod blob;
+pub mod codec;
+pub mod config;
 pub mod error;
 pub mod signature;
 pub mod syscall;
+pub mod wire;
 
 pub use error::ErrorCode;
 pub use syscall::{AbiVersion, SyscallId};

@@ -976,7 +976,8 @@ mod tests {
         // A wasm signature payload does not pass for a blob.
         let wasm = sign_wasm(MODULE, &SEED, true).unwrap();
         let wasm_payload = split_wasm(&wasm).unwrap();
-        let section_payload_start = wasm_payload.section.len() - SignatureRepr::parse(&wasm_payload.payload).unwrap().buffer_len();
+        let section_payload_start =
+            wasm_payload.section.len() - SignatureRepr::parse(&wasm_payload.payload).unwrap().buffer_len();
         let mut mixed = unsigned.clone();
         mixed.extend_from_slice(&wasm_payload.section[section_payload_start..]);
         let checked = Blob::new_checked(&mixed[..]).unwrap();
@@ -1034,7 +1035,10 @@ mod tests {
                 assert_eq!(verified.content_hash, sha256(&MODULE[8..]));
                 // jos writes byte-identical output for the same key (Ed25519 is deterministic).
                 assert_eq!(sign_wasm(MODULE, &SEED, with_key_id).unwrap(), signed);
-                assert_eq!(verify_wasm(&signed, &[signer(&OTHER_SEED, SignerRights::WASM)]), Err(SignatureError::UnknownKey));
+                assert_eq!(
+                    verify_wasm(&signed, &[signer(&OTHER_SEED, SignerRights::WASM)]),
+                    Err(SignatureError::UnknownKey)
+                );
             }
         }
 

@@ -1,0 +1,621 @@
+//! The device boot configuration: identity keys, network, trusted keys and policy.
+//!
+//! `jos-cli provision` writes it; QEMU's generic loader
+//! (`-device loader,file=config.bin,addr=0x01F00000,force-raw=on`) or a real Pi's
+//! `initramfs config.bin 0x01F00000` line in `config.txt` puts it at [`CONFIG_ADDRESS`], where the
+//! kernel reads it at boot. A 44-byte header (magic, version, header length, body length, SHA-256
+//! of the body) guards it; the body follows. Layout and checks: `docs/formats.md`.
+//!
+//! Keys: the device has two, as the offload issue allows: an X25519 static secret for the Noise IK
+//! channel and an Ed25519 seed that signs discovery adverts. Deriving one from the other would
+//! save 32 bytes but tie the channel and the advert signature to one secret and need a birational
+//! map the crates do not expose; two independent keys are simpler to audit.
+//!
+//! [`Config::new_checked`] validates the header, the checksum and every body field (lengths,
+//! counts, UTF-8, network settings, signer rights, that signer keys are valid Ed25519 points,
+//! policy caps); afterwards no accessor can panic. The buffer may be longer than the
+//! configuration (the kernel passes a fixed-size window of memory).
+
+use core::fmt;
+
+use ed25519_dalek::VerifyingKey;
+
+use crate::codec::{Cursor, List, Record, Writer};
+use crate::error::ErrorCode;
+use crate::signature::{sha256, SignerRights, TrustedSigner};
+use crate::wire::{Limits, MAX_OUTPUT_LEN};
+
+/// Physical address where the boot loader (QEMU's loader device, or the Pi firmware's
+/// `initramfs` line) places the configuration: 31 MiB, above the kernel image and below its heap.
+pub const CONFIG_ADDRESS: usize = 0x01F0_0000;
+/// The most bytes the kernel reads at [`CONFIG_ADDRESS`]; a configuration is never longer.
+pub const CONFIG_MAX_LEN: usize = 64 * 1024;
+/// The magic at offset 0.
+pub const MAGIC: [u8; 4] = *b"JOSC";
+/// The format version.
+pub const VERSION: u16 = 1;
+/// Length of the header.
+pub const HEADER_LEN: usize = 44;
+/// The longest device name, in bytes of UTF-8 (as in discovery adverts).
+pub const MAX_NAME_LEN: usize = crate::wire::discovery::MAX_NAME_LEN;
+/// Most trusted client keys.
+pub const MAX_CLIENTS: usize = 32;
+/// Most trusted signers.
+pub const MAX_SIGNERS: usize = 32;
+
+/// Why a configuration was refused.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[repr(u32)]
+pub enum ConfigError {
+    /// Shorter than its header or than header plus body length.
+    Truncated = 1,
+    /// The magic is not `JOSC` (for example: nothing was loaded).
+    BadMagic = 2,
+    /// A version this crate does not read.
+    UnsupportedVersion = 3,
+    /// The header length field is not 44.
+    BadHeaderLen = 4,
+    /// The body length is more than [`CONFIG_MAX_LEN`] allows.
+    TooLong = 5,
+    /// The body's SHA-256 does not match the header (corrupt).
+    BadChecksum = 6,
+    /// The name is empty, too long or not UTF-8.
+    BadName = 7,
+    /// Unknown network mode, prefix length over 32, a static address of 0.0.0.0, or non-zero
+    /// address bytes with DHCP.
+    BadNetwork = 8,
+    /// More than [`MAX_CLIENTS`] client keys or [`MAX_SIGNERS`] signers.
+    TooMany = 9,
+    /// A signer with no rights or an unknown rights bit.
+    BadRights = 10,
+    /// A signer key that is not a valid Ed25519 public key.
+    BadKey = 11,
+    /// A policy cap of zero, or an output cap over the wire's [`MAX_OUTPUT_LEN`].
+    BadPolicy = 12,
+    /// Bytes left in the body after the last field.
+    TrailingBytes = 13,
+    /// (emit only) the buffer is too small or a field is over its cap.
+    BufferTooSmall = 14,
+}
+
+impl ConfigError {
+    /// The code this error is reported with.
+    pub const fn code(self) -> ErrorCode {
+        match self {
+            ConfigError::UnsupportedVersion => ErrorCode::Unsupported,
+            ConfigError::BufferTooSmall => ErrorCode::InvalidArgument,
+            _ => ErrorCode::Malformed,
+        }
+    }
+
+    /// A short lower-case description.
+    pub const fn message(self) -> &'static str {
+        match self {
+            ConfigError::Truncated => "configuration truncated",
+            ConfigError::BadMagic => "no configuration (bad magic)",
+            ConfigError::UnsupportedVersion => "unsupported configuration version",
+            ConfigError::BadHeaderLen => "bad configuration header length",
+            ConfigError::TooLong => "configuration too long",
+            ConfigError::BadChecksum => "configuration checksum mismatch",
+            ConfigError::BadName => "bad device name",
+            ConfigError::BadNetwork => "bad network settings",
+            ConfigError::TooMany => "too many trusted keys",
+            ConfigError::BadRights => "bad signer rights",
+            ConfigError::BadKey => "invalid signer key",
+            ConfigError::BadPolicy => "bad policy caps",
+            ConfigError::TrailingBytes => "trailing bytes in configuration",
+            ConfigError::BufferTooSmall => "buffer too small",
+        }
+    }
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.message())
+    }
+}
+
+/// How the device gets its IPv4 address.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Network {
+    /// Ask a DHCP server.
+    Dhcp,
+    /// A fixed address.
+    Static {
+        /// The device's address.
+        address: [u8; 4],
+        /// Network prefix length (0..=32).
+        prefix_len: u8,
+        /// The default gateway (0.0.0.0 for none).
+        gateway: [u8; 4],
+    },
+}
+
+impl Network {
+    /// Encoded size: mode, address, prefix length, gateway.
+    pub const LEN: usize = 10;
+
+    fn read(cursor: &mut Cursor<'_>) -> Result<Self, ConfigError> {
+        let bytes: [u8; Self::LEN] = cursor.array().ok_or(ConfigError::Truncated)?;
+        let address = [bytes[1], bytes[2], bytes[3], bytes[4]];
+        let prefix_len = bytes[5];
+        let gateway = [bytes[6], bytes[7], bytes[8], bytes[9]];
+        match bytes[0] {
+            0 if bytes[1..].iter().all(|byte| *byte == 0) => Ok(Network::Dhcp),
+            1 if prefix_len <= 32 && address != [0; 4] => Ok(Network::Static { address, prefix_len, gateway }),
+            _ => Err(ConfigError::BadNetwork),
+        }
+    }
+
+    fn write(&self, writer: &mut Writer<'_>) -> Option<()> {
+        match self {
+            Network::Dhcp => writer.bytes(&[0; Self::LEN]),
+            Network::Static { address, prefix_len, gateway } => {
+                writer.u8(1)?;
+                writer.bytes(address)?;
+                writer.u8(*prefix_len)?;
+                writer.bytes(gateway)
+            }
+        }
+    }
+}
+
+/// The most a request may ask for on this device.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct Policy {
+    /// The largest module or blob accepted, in bytes.
+    pub max_module_len: u32,
+    /// Caps (and defaults) for job limits; every field non-zero, output at most
+    /// [`MAX_OUTPUT_LEN`].
+    pub limits: Limits,
+    /// Most jobs waiting; beyond it requests get `Busy`.
+    pub queue_len: u16,
+}
+
+impl Policy {
+    /// Encoded size.
+    pub const LEN: usize = 4 + Limits::LEN + 2;
+
+    fn read(cursor: &mut Cursor<'_>) -> Result<Self, ConfigError> {
+        let truncated = ConfigError::Truncated;
+        let policy = Policy {
+            max_module_len: cursor.u32().ok_or(truncated)?,
+            limits: Limits {
+                fuel: cursor.u64().ok_or(truncated)?,
+                memory: cursor.u32().ok_or(truncated)?,
+                deadline_ms: cursor.u32().ok_or(truncated)?,
+                output: cursor.u32().ok_or(truncated)?,
+            },
+            queue_len: cursor.u16().ok_or(truncated)?,
+        };
+        policy.check()?;
+        Ok(policy)
+    }
+
+    fn check(&self) -> Result<(), ConfigError> {
+        let limits = self.limits;
+        let positive = self.max_module_len > 0
+            && limits.fuel > 0
+            && limits.memory > 0
+            && limits.deadline_ms > 0
+            && limits.output > 0
+            && self.queue_len > 0;
+        if positive && limits.output as usize <= MAX_OUTPUT_LEN {
+            Ok(())
+        } else {
+            Err(ConfigError::BadPolicy)
+        }
+    }
+
+    fn write(&self, writer: &mut Writer<'_>) -> Option<()> {
+        writer.u32(self.max_module_len)?;
+        writer.u64(self.limits.fuel)?;
+        writer.u32(self.limits.memory)?;
+        writer.u32(self.limits.deadline_ms)?;
+        writer.u32(self.limits.output)?;
+        writer.u16(self.queue_len)
+    }
+}
+
+impl Record for TrustedSigner {
+    const LEN: usize = 36;
+
+    fn decode(bytes: &[u8]) -> Option<Self> {
+        let mut cursor = Cursor::new(bytes);
+        let public_key = cursor.array()?;
+        let rights = SignerRights::from_bits(cursor.u32()?)?;
+        Some(TrustedSigner { public_key, rights })
+    }
+
+    fn encode(&self, writer: &mut Writer<'_>) -> Option<()> {
+        writer.bytes(&self.public_key)?;
+        writer.u32(self.rights.bits())
+    }
+}
+
+/// The configuration's contents (the `Repr`). `Debug` does not print the secrets.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub struct ConfigRepr<'a> {
+    /// The device's name (1..=32 bytes of UTF-8).
+    pub name: &'a str,
+    /// The X25519 static secret of the device's Noise channel.
+    pub noise_secret: [u8; 32],
+    /// The Ed25519 seed that signs the device's adverts.
+    pub advert_seed: [u8; 32],
+    /// Network settings.
+    pub network: Network,
+    /// X25519 static public keys of the clients allowed to connect.
+    pub clients: List<'a, [u8; 32]>,
+    /// Code signers and their rights.
+    pub signers: List<'a, TrustedSigner>,
+    /// Caps on requests.
+    pub policy: Policy,
+}
+
+impl fmt::Debug for ConfigRepr<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ConfigRepr")
+            .field("name", &self.name)
+            .field("noise_secret", &"<secret>")
+            .field("advert_seed", &"<secret>")
+            .field("network", &self.network)
+            .field("clients", &self.clients)
+            .field("signers", &self.signers)
+            .field("policy", &self.policy)
+            .finish()
+    }
+}
+
+/// Parses and validates a body.
+fn parse_body(body: &[u8]) -> Result<ConfigRepr<'_>, ConfigError> {
+    use ConfigError::Truncated;
+    let mut cursor = Cursor::new(body);
+    let name_len = usize::from(cursor.u8().ok_or(Truncated)?);
+    let name = cursor.take(name_len).ok_or(Truncated)?;
+    let name = core::str::from_utf8(name).map_err(|_| ConfigError::BadName)?;
+    if name.is_empty() || name.len() > MAX_NAME_LEN {
+        return Err(ConfigError::BadName);
+    }
+    let noise_secret = cursor.array().ok_or(Truncated)?;
+    let advert_seed = cursor.array().ok_or(Truncated)?;
+    let network = Network::read(&mut cursor)?;
+
+    let client_count = usize::from(cursor.u8().ok_or(Truncated)?);
+    if client_count > MAX_CLIENTS {
+        return Err(ConfigError::TooMany);
+    }
+    let clients = List::checked(cursor.take(client_count * 32).ok_or(Truncated)?).ok_or(Truncated)?;
+
+    let signer_count = usize::from(cursor.u8().ok_or(Truncated)?);
+    if signer_count > MAX_SIGNERS {
+        return Err(ConfigError::TooMany);
+    }
+    let signer_bytes = cursor.take(signer_count * TrustedSigner::LEN).ok_or(Truncated)?;
+    for record in signer_bytes.chunks_exact(TrustedSigner::LEN) {
+        let key: [u8; 32] = record[..32].try_into().map_err(|_| Truncated)?;
+        let rights = u32::from_le_bytes(record[32..].try_into().map_err(|_| Truncated)?);
+        match SignerRights::from_bits(rights) {
+            Some(rights) if rights != SignerRights::NONE => {}
+            _ => return Err(ConfigError::BadRights),
+        }
+        if VerifyingKey::from_bytes(&key).is_err() {
+            return Err(ConfigError::BadKey);
+        }
+    }
+    let signers = List::checked(signer_bytes).ok_or(ConfigError::BadRights)?;
+
+    let policy = Policy::read(&mut cursor)?;
+    if !cursor.is_empty() {
+        return Err(ConfigError::TrailingBytes);
+    }
+    Ok(ConfigRepr { name, noise_secret, advert_seed, network, clients, signers, policy })
+}
+
+/// A checked view of a configuration at the start of a buffer.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub struct Config<T: AsRef<[u8]>> {
+    buffer: T,
+}
+
+impl<T: AsRef<[u8]>> fmt::Debug for Config<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Config").field("total_len", &self.total_len()).finish_non_exhaustive()
+    }
+}
+
+impl<T: AsRef<[u8]>> Config<T> {
+    /// Validates header, checksum and body; bytes after the configuration are ignored.
+    pub fn new_checked(buffer: T) -> Result<Self, ConfigError> {
+        let config = Config { buffer };
+        parse_body(config.checked_body()?)?;
+        Ok(config)
+    }
+
+    fn checked_body(&self) -> Result<&[u8], ConfigError> {
+        let bytes = self.buffer.as_ref();
+        let mut cursor = Cursor::new(bytes);
+        let magic = cursor.array::<4>().ok_or(ConfigError::Truncated)?;
+        if magic != MAGIC {
+            return Err(ConfigError::BadMagic);
+        }
+        if cursor.u16().ok_or(ConfigError::Truncated)? != VERSION {
+            return Err(ConfigError::UnsupportedVersion);
+        }
+        if usize::from(cursor.u16().ok_or(ConfigError::Truncated)?) != HEADER_LEN {
+            return Err(ConfigError::BadHeaderLen);
+        }
+        let body_len = cursor.u32().ok_or(ConfigError::Truncated)? as usize;
+        if body_len > CONFIG_MAX_LEN - HEADER_LEN {
+            return Err(ConfigError::TooLong);
+        }
+        let checksum: [u8; 32] = cursor.array().ok_or(ConfigError::Truncated)?;
+        let body = cursor.take(body_len).ok_or(ConfigError::Truncated)?;
+        if sha256(body) != checksum {
+            return Err(ConfigError::BadChecksum);
+        }
+        Ok(body)
+    }
+
+    /// Header plus body length.
+    pub fn total_len(&self) -> usize {
+        self.body().len() + HEADER_LEN
+    }
+
+    /// The body (empty on an unchecked buffer that does not hold one).
+    pub fn body(&self) -> &[u8] {
+        let bytes = self.buffer.as_ref();
+        let len = bytes.get(8..12).map_or(0, |len| u32::from_le_bytes([len[0], len[1], len[2], len[3]]) as usize);
+        HEADER_LEN.checked_add(len).and_then(|end| bytes.get(HEADER_LEN..end)).unwrap_or(&[])
+    }
+}
+
+impl<'a> ConfigRepr<'a> {
+    /// Reads a checked configuration.
+    pub fn parse<T: AsRef<[u8]>>(config: &'a Config<T>) -> Result<Self, ConfigError> {
+        parse_body(config.checked_body()?)
+    }
+
+    fn body_len(&self) -> usize {
+        1 + self.name.len()
+            + 64
+            + Network::LEN
+            + 1
+            + 32 * self.clients.len()
+            + 1
+            + TrustedSigner::LEN * self.signers.len()
+            + Policy::LEN
+    }
+
+    /// Encoded length, header included.
+    pub fn buffer_len(&self) -> usize {
+        HEADER_LEN + self.body_len()
+    }
+
+    /// Writes the configuration with its checksum; returns its length. Refuses fields over
+    /// their caps (with [`ConfigError::BufferTooSmall`] for a short buffer, or the error
+    /// [`Config::new_checked`] would report).
+    pub fn emit(&self, buffer: &mut [u8]) -> Result<usize, ConfigError> {
+        if self.name.is_empty() || self.name.len() > MAX_NAME_LEN {
+            return Err(ConfigError::BadName);
+        }
+        if self.clients.len() > MAX_CLIENTS || self.signers.len() > MAX_SIGNERS {
+            return Err(ConfigError::TooMany);
+        }
+        self.policy.check()?;
+        let len = self.buffer_len();
+        let out = buffer.get_mut(..len).ok_or(ConfigError::BufferTooSmall)?;
+        let (header, body) = out.split_at_mut(HEADER_LEN);
+        let mut writer = Writer::new(body);
+        self.write_body(&mut writer).ok_or(ConfigError::BufferTooSmall)?;
+        let mut writer = Writer::new(header);
+        writer.bytes(&MAGIC).ok_or(ConfigError::BufferTooSmall)?;
+        writer.u16(VERSION).ok_or(ConfigError::BufferTooSmall)?;
+        writer.u16(HEADER_LEN as u16).ok_or(ConfigError::BufferTooSmall)?;
+        writer.u32(body.len() as u32).ok_or(ConfigError::BufferTooSmall)?;
+        writer.bytes(&sha256(body)).ok_or(ConfigError::BufferTooSmall)?;
+        Ok(len)
+    }
+
+    fn write_body(&self, writer: &mut Writer<'_>) -> Option<()> {
+        writer.u8(self.name.len() as u8)?;
+        writer.bytes(self.name.as_bytes())?;
+        writer.bytes(&self.noise_secret)?;
+        writer.bytes(&self.advert_seed)?;
+        self.network.write(writer)?;
+        writer.u8(self.clients.len() as u8)?;
+        self.clients.encode(writer)?;
+        writer.u8(self.signers.len() as u8)?;
+        self.signers.encode(writer)?;
+        self.policy.write(writer)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::signature::public_key;
+
+    fn policy() -> Policy {
+        Policy {
+            max_module_len: 4 << 20,
+            limits: Limits { fuel: 1_000_000_000, memory: 16 << 20, deadline_ms: 10_000, output: 16384 },
+            queue_len: 4,
+        }
+    }
+
+    #[test]
+    fn golden_round_trip() {
+        let clients = [[0xc1; 32]];
+        let signers = [TrustedSigner { public_key: public_key(&[1; 32]), rights: SignerRights::ALL }];
+        let repr = ConfigRepr {
+            name: "pi",
+            noise_secret: [0xaa; 32],
+            advert_seed: [0xbb; 32],
+            network: Network::Static { address: [10, 0, 2, 15], prefix_len: 24, gateway: [10, 0, 2, 2] },
+            clients: List::from_slice(&clients),
+            signers: List::from_slice(&signers),
+            policy: policy(),
+        };
+        let mut buffer = vec![0u8; repr.buffer_len() + 10];
+        let len = repr.emit(&mut buffer).unwrap();
+        assert_eq!(len, HEADER_LEN + 3 + 64 + 10 + 33 + 37 + Policy::LEN);
+
+        let mut body = vec![2, b'p', b'i'];
+        body.extend_from_slice(&[0xaa; 32]);
+        body.extend_from_slice(&[0xbb; 32]);
+        body.extend_from_slice(&[1, 10, 0, 2, 15, 24, 10, 0, 2, 2, 1]);
+        body.extend_from_slice(&[0xc1; 32]);
+        body.push(1);
+        body.extend_from_slice(&signers[0].public_key);
+        body.extend_from_slice(&[3, 0, 0, 0]);
+        body.extend_from_slice(&(4u32 << 20).to_le_bytes());
+        body.extend_from_slice(&1_000_000_000u64.to_le_bytes());
+        body.extend_from_slice(&(16u32 << 20).to_le_bytes());
+        body.extend_from_slice(&10_000u32.to_le_bytes());
+        body.extend_from_slice(&16384u32.to_le_bytes());
+        body.extend_from_slice(&4u16.to_le_bytes());
+        let mut golden = vec![b'J', b'O', b'S', b'C', 1, 0, 44, 0];
+        golden.extend_from_slice(&(body.len() as u32).to_le_bytes());
+        golden.extend_from_slice(&sha256(&body));
+        golden.extend_from_slice(&body);
+        assert_eq!(&buffer[..len], &golden[..]);
+
+        // Bytes after the configuration (the rest of the kernel's memory window) are ignored.
+        buffer[len..].fill(0xee);
+        let config = Config::new_checked(&buffer[..]).unwrap();
+        assert_eq!(config.total_len(), len);
+        assert_eq!(ConfigRepr::parse(&config), Ok(repr));
+        let debug = format!("{repr:?}");
+        assert!(!debug.contains(&format!("{:?}", repr.noise_secret)), "secrets stay out of Debug output");
+        assert!(!debug.contains(&format!("{:?}", repr.advert_seed)));
+
+        for cut in 0..len {
+            assert!(Config::new_checked(&golden[..cut]).is_err(), "length {cut}");
+        }
+    }
+
+    /// Builds a configuration from a raw body with a correct header.
+    fn with_body(body: &[u8]) -> Vec<u8> {
+        let mut bytes = vec![b'J', b'O', b'S', b'C', 1, 0, 44, 0];
+        bytes.extend_from_slice(&(body.len() as u32).to_le_bytes());
+        bytes.extend_from_slice(&sha256(body));
+        bytes.extend_from_slice(body);
+        bytes
+    }
+
+    fn body(name: &[u8], network: [u8; 10], clients: u8, signer: Option<([u8; 32], u32)>, policy: &Policy) -> Vec<u8> {
+        let mut body = vec![name.len() as u8];
+        body.extend_from_slice(name);
+        body.extend_from_slice(&[0; 64]);
+        body.extend_from_slice(&network);
+        body.push(clients);
+        body.extend(std::iter::repeat_n(0x42, 32 * usize::from(clients.min(40))));
+        match signer {
+            None => body.push(0),
+            Some((key, rights)) => {
+                body.push(1);
+                body.extend_from_slice(&key);
+                body.extend_from_slice(&rights.to_le_bytes());
+            }
+        }
+        let mut writer_buffer = [0u8; Policy::LEN];
+        policy.write(&mut Writer::new(&mut writer_buffer)).unwrap();
+        body.extend_from_slice(&writer_buffer);
+        body
+    }
+
+    #[test]
+    fn every_check() {
+        let dhcp = [0u8; 10];
+        let good_key = public_key(&[1; 32]);
+        let ok = with_body(&body(b"pi", dhcp, 1, Some((good_key, 1)), &policy()));
+        assert!(Config::new_checked(&ok[..]).is_ok());
+
+        let mut header_cases: Vec<(Vec<u8>, ConfigError)> = Vec::new();
+        let mut bad = ok.clone();
+        bad[0] = 0;
+        header_cases.push((bad, ConfigError::BadMagic));
+        let mut bad = ok.clone();
+        bad[4] = 2;
+        header_cases.push((bad, ConfigError::UnsupportedVersion));
+        let mut bad = ok.clone();
+        bad[6] = 40;
+        header_cases.push((bad, ConfigError::BadHeaderLen));
+        let mut bad = ok.clone();
+        bad[8..12].copy_from_slice(&(CONFIG_MAX_LEN as u32).to_le_bytes());
+        header_cases.push((bad, ConfigError::TooLong));
+        let mut bad = ok.clone();
+        bad[8..12].copy_from_slice(&u32::MAX.to_le_bytes());
+        header_cases.push((bad, ConfigError::TooLong));
+        let mut bad = ok.clone();
+        *bad.last_mut().unwrap() ^= 1;
+        header_cases.push((bad, ConfigError::BadChecksum));
+        let mut bad = ok.clone();
+        bad[20] ^= 1;
+        header_cases.push((bad, ConfigError::BadChecksum));
+        header_cases.push((vec![0; 4], ConfigError::BadMagic));
+        header_cases.push((Vec::new(), ConfigError::Truncated));
+        for (bytes, expected) in header_cases {
+            assert_eq!(Config::new_checked(&bytes[..]).map(|_| ()), Err(expected));
+        }
+
+        let zero_fuel = Policy { limits: Limits { fuel: 0, ..policy().limits }, ..policy() };
+        let big_output = Policy { limits: Limits { output: MAX_OUTPUT_LEN as u32 + 1, ..policy().limits }, ..policy() };
+        let no_queue = Policy { queue_len: 0, ..policy() };
+        // The first y coordinate with no point on the curve.
+        let not_a_point = (2u8..)
+            .map(|y| {
+                let mut key = [0u8; 32];
+                key[0] = y;
+                key
+            })
+            .find(|key| VerifyingKey::from_bytes(key).is_err())
+            .unwrap();
+        let body_cases: Vec<(Vec<u8>, ConfigError)> = vec![
+            (body(b"", dhcp, 0, None, &policy()), ConfigError::BadName),
+            (body(&[b'n'; 33], dhcp, 0, None, &policy()), ConfigError::BadName),
+            (body(&[0xff], dhcp, 0, None, &policy()), ConfigError::BadName),
+            (body(b"pi", [2, 0, 0, 0, 0, 0, 0, 0, 0, 0], 0, None, &policy()), ConfigError::BadNetwork),
+            (body(b"pi", [0, 1, 0, 0, 0, 0, 0, 0, 0, 0], 0, None, &policy()), ConfigError::BadNetwork),
+            (body(b"pi", [1, 0, 0, 0, 0, 24, 0, 0, 0, 0], 0, None, &policy()), ConfigError::BadNetwork),
+            (body(b"pi", [1, 10, 0, 0, 1, 33, 0, 0, 0, 0], 0, None, &policy()), ConfigError::BadNetwork),
+            (body(b"pi", dhcp, 33, None, &policy()), ConfigError::TooMany),
+            (body(b"pi", dhcp, 0, Some((good_key, 0)), &policy()), ConfigError::BadRights),
+            (body(b"pi", dhcp, 0, Some((good_key, 4)), &policy()), ConfigError::BadRights),
+            (body(b"pi", dhcp, 0, Some((not_a_point, 1)), &policy()), ConfigError::BadKey),
+            (body(b"pi", dhcp, 0, None, &zero_fuel), ConfigError::BadPolicy),
+            (body(b"pi", dhcp, 0, None, &big_output), ConfigError::BadPolicy),
+            (body(b"pi", dhcp, 0, None, &no_queue), ConfigError::BadPolicy),
+            ([body(b"pi", dhcp, 0, None, &policy()), vec![0]].concat(), ConfigError::TrailingBytes),
+        ];
+        for (body, expected) in body_cases {
+            let bytes = with_body(&body);
+            assert_eq!(Config::new_checked(&bytes[..]).map(|_| ()), Err(expected), "{expected:?}");
+        }
+        let static_ok = with_body(&body(b"pi", [1, 10, 0, 0, 1, 8, 0, 0, 0, 0], 0, None, &policy()));
+        let config = Config::new_checked(&static_ok[..]).unwrap();
+        let repr = ConfigRepr::parse(&config).unwrap();
+        assert_eq!(repr.network, Network::Static { address: [10, 0, 0, 1], prefix_len: 8, gateway: [0; 4] });
+        assert!(repr.signers.is_empty());
+    }
+
+    #[test]
+    fn emit_refuses_bad_fields() {
+        let repr = ConfigRepr {
+            name: "",
+            noise_secret: [0; 32],
+            advert_seed: [0; 32],
+            network: Network::Dhcp,
+            clients: List::from_slice(&[]),
+            signers: List::from_slice(&[]),
+            policy: policy(),
+        };
+        let mut buffer = vec![0u8; 4096];
+        assert_eq!(repr.emit(&mut buffer), Err(ConfigError::BadName));
+        let named = ConfigRepr { name: "pi", ..repr };
+        assert_eq!(named.emit(&mut buffer[..10]), Err(ConfigError::BufferTooSmall));
+        let len = named.emit(&mut buffer).unwrap();
+        assert_eq!(ConfigRepr::parse(&Config::new_checked(&buffer[..len]).unwrap()), Ok(named));
+        assert_eq!(CONFIG_ADDRESS, 0x01F0_0000);
+    }
+}
