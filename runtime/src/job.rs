@@ -162,6 +162,8 @@ pub enum LoadError {
     BadArguments(String),
     /// A limit was exceeded while loading or instantiating.
     Limit(LimitKind),
+    /// The module's signature did not verify, or its signer lacks the `wasm` right.
+    Signature(jos_abi::signature::SignatureError),
     /// Instantiation failed for another reason (e.g. a data segment out of bounds); wasmi's
     /// message.
     Instantiation(String),
@@ -179,6 +181,7 @@ impl LoadError {
             LoadError::AbiMismatch { .. } => ErrorCode::AbiMismatch,
             LoadError::Limit(_) => ErrorCode::LimitExceeded,
             LoadError::Instantiation(_) => ErrorCode::InvalidArgument,
+            LoadError::Signature(error) => error.code(),
         }
     }
 }
@@ -201,6 +204,7 @@ impl fmt::Display for LoadError {
             LoadError::BadArguments(message) => write!(f, "bad arguments: {message}"),
             LoadError::Limit(kind) => write!(f, "limit exceeded: {kind}"),
             LoadError::Instantiation(message) => write!(f, "instantiation failed: {message}"),
+            LoadError::Signature(error) => write!(f, "signature: {error}"),
         }
     }
 }

@@ -2,6 +2,7 @@
 //!
 //! - [`host`]: the [`Host`] trait, what the device provides to a job ([`StdHost`] on a PC).
 //! - [`wasm`]: the sandbox over wasmi: load checks, limits, fuel slices, module cache.
+//! - [`native`]: the native blob loader (validate, verify, place, relocate, bind imports).
 //! - [`job`]: the result of a job, shared by both forms.
 
 #![cfg_attr(not(test), no_std)]
@@ -11,6 +12,7 @@ extern crate alloc;
 
 pub mod host;
 pub mod job;
+pub mod native;
 pub mod wasm;
 
 pub use host::{Capabilities, Host};

@@ -468,3 +468,55 @@ fn random_and_time_reach_the_host() {
     assert_ok(&result, 0x0404_0404 + 3000);
 }
 
+
+mod signed {
+    use super::*;
+    use jos_abi::signature::{public_key, sign_wasm, SignatureError, SignerRights, TrustedSigner};
+
+    const DEVELOPER: [u8; 32] = [1; 32];
+    const NATIVE_ONLY: [u8; 32] = [2; 32];
+    const STRANGER: [u8; 32] = [3; 32];
+
+    fn signers() -> [TrustedSigner; 2] {
+        [
+            TrustedSigner { public_key: public_key(&NATIVE_ONLY), rights: SignerRights::NATIVE },
+            TrustedSigner { public_key: public_key(&DEVELOPER), rights: SignerRights::WASM },
+        ]
+    }
+
+    fn compile(bytes: &[u8]) -> Result<usize, LoadError> {
+        Sandbox::new(SandboxConfig::default()).compile_signed(bytes, &signers()).map(|(_, signer)| signer)
+    }
+
+    #[test]
+    fn signed_module_verifies_and_runs() {
+        let bytes = sign_wasm(&wasm(ECHO), &DEVELOPER, true).expect("signs");
+        assert_eq!(compile(&bytes), Ok(1));
+        let (result, _) = run_with(&bytes, b"ok", Limits::default(), Capabilities::NONE);
+        assert_ok(&result, 2);
+    }
+
+    #[test]
+    fn unknown_key_is_refused() {
+        let bytes = sign_wasm(&wasm(ECHO), &STRANGER, true).expect("signs");
+        assert_eq!(compile(&bytes), Err(LoadError::Signature(SignatureError::UnknownKey)));
+    }
+
+    #[test]
+    fn signature_over_different_bytes_is_refused() {
+        let mut bytes = sign_wasm(&wasm(ECHO), &DEVELOPER, true).expect("signs");
+        // Change the data segment text "echoing" after signing.
+        let at = bytes.windows(7).position(|w| w == b"echoing").expect("data present");
+        bytes[at] = b'E';
+        assert_eq!(compile(&bytes), Err(LoadError::Signature(SignatureError::ContentMismatch)));
+    }
+
+    #[test]
+    fn unsigned_and_native_only_signers_are_refused() {
+        assert_eq!(compile(&wasm(ECHO)), Err(LoadError::Signature(SignatureError::Missing)));
+        let bytes = sign_wasm(&wasm(ECHO), &NATIVE_ONLY, true).expect("signs");
+        let refused = compile(&bytes);
+        assert_eq!(refused, Err(LoadError::Signature(SignatureError::NotPermitted)));
+        assert_eq!(refused.unwrap_err().code(), jos_abi::ErrorCode::UntrustedSigner);
+    }
+}

@@ -23,6 +23,7 @@ use alloc::string::{String, ToString};
 use alloc::vec::Vec;
 use core::mem;
 
+use jos_abi::signature::{verify_wasm, TrustedSigner};
 use jos_abi::AbiVersion;
 use wasmi_core::LimiterError;
 use wasmi::{
@@ -225,6 +226,21 @@ impl Sandbox {
         let compiled = CompiledModule { module, hash, abi };
         self.cache.insert(hash, compiled.clone(), bytes.len());
         Ok(compiled)
+    }
+
+    /// Verifies the module's `signature` section (WebAssembly tool-conventions format; the
+    /// signer needs the `wasm` right) and then compiles it like [`Sandbox::compile`]. Returns the
+    /// module and the index in `signers` of the key that signed it.
+    pub fn compile_signed(
+        &mut self,
+        bytes: &[u8],
+        signers: &[TrustedSigner],
+    ) -> Result<(CompiledModule, usize), LoadError> {
+        if bytes.len() > self.config.max_module_bytes {
+            return Err(LoadError::Limit(LimitKind::ModuleSize));
+        }
+        let verified = verify_wasm(bytes, signers).map_err(LoadError::Signature)?;
+        Ok((self.compile(bytes)?, verified.signer))
     }
 
     /// Creates a job that runs `entry` of `module` on `host`. Instantiation (and the start
