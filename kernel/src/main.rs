@@ -67,6 +67,7 @@ pub extern "C" fn kernel_main() -> ! {
     if let Some(info) = framebuffer {
         // SAFETY: the firmware gave us this 32-bit framebuffer; `enable_mmu` mapped it.
         unsafe { screen::init(info) };
+        kprintln!("screen: {}x{}x{} at {:#x}, banner \"{}\"", info.width, info.height, info.depth, info.base, status::BANNER);
     }
 
     let mac = MAILBOX.mac_address().unwrap_or_default();
@@ -144,11 +145,24 @@ fn enable_mmu(ram_end: usize, framebuffer: Option<&board::bcm2835::framebuffer::
     }
 }
 
+/// Once a second: counts, and logs the executive's counters every `HEARTBEAT_LOG_SECONDS`.
 fn heartbeat() {
     use core::sync::atomic::{AtomicU32, Ordering};
     static BEATS: AtomicU32 = AtomicU32::new(0);
-    BEATS.fetch_add(1, Ordering::Relaxed);
+    let beats = BEATS.fetch_add(1, Ordering::Relaxed) + 1;
+    // Beat 1 runs in frame 0; beat 2 one second later.
+    if beats == 2 || beats % HEARTBEAT_LOG_SECONDS == 0 {
+        let stats = executive::stats();
+        let heap = memory::heap::HEAP.stats();
+        info!(
+            "heartbeat {beats}: frames {} overruns {} missed {} busy {} us; heap used {} peak {} failures {}",
+            stats.frames, stats.overruns, stats.missed, stats.busy_micros, heap.used, heap.peak, heap.failures
+        );
+    }
 }
+
+/// How often the heartbeat logs, in seconds.
+const HEARTBEAT_LOG_SECONDS: u32 = 60;
 
 /// Test builds raise a fault here so the QEMU tests can check the report.
 fn fault_test() {

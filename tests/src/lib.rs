@@ -165,6 +165,30 @@ impl Qemu {
         }
     }
 
+    /// Waits for a whole console line that contains `needle` and returns that line.
+    pub fn wait_for_line_containing(&mut self, needle: &str, timeout: Duration) -> Result<String, String> {
+        let deadline = Instant::now() + timeout;
+        let mut text = self.serial.text.lock().expect("serial lock");
+        loop {
+            let found = text
+                .split_inclusive('\n')
+                .find(|raw| raw.ends_with('\n') && raw.contains(needle))
+                .map(|raw| raw.trim_end().to_string());
+            if let Some(line) = found {
+                return Ok(line);
+            }
+            let now = Instant::now();
+            if now >= deadline {
+                return Err(format!("timed out after {timeout:?} waiting for a line with {needle:?}; console so far:\n{text}"));
+            }
+            if let Ok(Some(status)) = self.child.try_wait() {
+                return Err(format!("QEMU exited ({status}) before a line with {needle:?}; console:\n{text}"));
+            }
+            let slice = (deadline - now).min(Duration::from_millis(200));
+            text = self.serial.grew.wait_timeout(text, slice).expect("serial lock").0;
+        }
+    }
+
     /// Sends a QMP command and returns QEMU's reply line.
     pub fn qmp(&self, command: &str) -> std::io::Result<String> {
         let stream = UnixStream::connect(&self.qmp_path)?;

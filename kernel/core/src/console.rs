@@ -12,6 +12,30 @@ pub trait Surface {
     fn clear_row(&mut self, row: usize);
 }
 
+/// The screen's colours as 0x00RRGGBB, shared by the kernel and the host test that checks a
+/// screendump.
+pub mod colors {
+    /// Status panel background.
+    pub const STATUS_BACKGROUND: u32 = 0x0010_2850;
+    /// Status panel text.
+    pub const STATUS_FOREGROUND: u32 = 0x00FF_FFFF;
+    /// Banner text (row 0 of the panel).
+    pub const BANNER_FOREGROUND: u32 = 0x00FF_D040;
+    /// Console background.
+    pub const CONSOLE_BACKGROUND: u32 = 0x0000_0000;
+    /// Console text.
+    pub const CONSOLE_FOREGROUND: u32 = 0x00C0_C0C0;
+    /// Console text for errors and faults.
+    pub const ERROR_FOREGROUND: u32 = 0x00FF_5050;
+}
+
+/// Rows of the status panel at the top of the screen; the console scrolls below it.
+pub const STATUS_ROWS: usize = 9;
+/// Status panel row of the banner.
+pub const BANNER_ROW: usize = 0;
+/// Status panel row of the self-test verdict.
+pub const VERDICT_ROW: usize = 6;
+
 /// Tab stops every this many columns.
 pub const TAB: usize = 8;
 

@@ -85,11 +85,19 @@ impl<F: Copy> Schedule<F> {
         self.count == 0
     }
 
-    /// The indices of the tasks due in `frame`, in registration order.
-    pub fn due(&self, frame: u64) -> impl Iterator<Item = usize> + '_ {
+    /// The indices of the tasks due in `frame`, in registration order, when this frame stands
+    /// for the `span` frames ending at `frame` (more than 1 after an overrun skipped frames): a
+    /// task whose slot fell in a skipped frame runs now, once, instead of waiting a whole period.
+    pub fn due(&self, frame: u64, span: u32) -> impl Iterator<Item = usize> + '_ {
+        let first = frame.saturating_sub(u64::from(span.max(1)) - 1);
         self.tasks[..self.count].iter().enumerate().filter_map(move |(index, task)| {
             let task = task.as_ref()?;
-            (frame % u64::from(task.period) == u64::from(task.phase)).then_some(index)
+            let (period, phase) = (u64::from(task.period), u64::from(task.phase));
+            if frame < phase {
+                return None;
+            }
+            let latest_slot = frame - (frame - phase) % period;
+            (latest_slot >= first).then_some(index)
         })
     }
 
@@ -160,14 +168,28 @@ mod tests {
         schedule.register("every", 1, noop).unwrap();
         schedule.register("tenth-a", 10, noop).unwrap();
         schedule.register("tenth-b", 10, noop).unwrap();
-        let runs = |frame| schedule.due(frame).collect::<Vec<_>>();
+        let runs = |frame| schedule.due(frame, 1).collect::<Vec<_>>();
         assert_eq!(runs(0), vec![0, 1]);
         assert_eq!(runs(1), vec![0, 2], "the second task of period 10 gets phase 1");
         assert_eq!(runs(2), vec![0]);
         assert_eq!(runs(10), vec![0, 1]);
         assert_eq!(runs(11), vec![0, 2]);
-        let over_100: usize = (0..100).map(|frame| schedule.due(frame).count()).sum();
+        let over_100: usize = (0..100).map(|frame| schedule.due(frame, 1).count()).sum();
         assert_eq!(over_100, 100 + 10 + 10);
+    }
+
+    #[test]
+    fn skipped_slots_run_late_but_once() {
+        let mut schedule: Schedule<fn()> = Schedule::new();
+        schedule.register("every", 1, noop).unwrap();
+        schedule.register("tenth", 10, noop).unwrap();
+        // Frames 9..=11 were one long frame: the slot at 10 was skipped, so the task runs at 11.
+        assert_eq!(schedule.due(11, 3).collect::<Vec<_>>(), vec![0, 1]);
+        // A span covering two slots still runs the task once.
+        assert_eq!(schedule.due(25, 20).collect::<Vec<_>>(), vec![0, 1]);
+        assert_eq!(schedule.due(19, 9).collect::<Vec<_>>(), vec![0]);
+        // Huge spans at the start do not underflow.
+        assert_eq!(schedule.due(3, 1000).collect::<Vec<_>>(), vec![0, 1]);
     }
 
     #[test]

@@ -95,7 +95,7 @@ fn on_tick() {
 /// Starts the frame timer and runs the loop forever.
 pub fn run() -> ! {
     RUNNING.store(true, Ordering::Relaxed);
-    TIMER.set_compare(Channel::One, TIMER.now_low().wrapping_add(FRAME_MICROS));
+    TIMER.arm_in(Channel::One, FRAME_MICROS);
     if IRQ.register(Channel::One.irq(), on_tick).is_err() {
         crate::error!("executive: cannot register the frame interrupt");
     }
@@ -115,7 +115,7 @@ pub fn run() -> ! {
         let frame = ACCOUNT.lock(|account| account.start_frame(ticks));
         let mut due = [(usize::MAX, None::<TaskFn>); MAX_TASKS];
         SCHEDULE.lock(|schedule| {
-            for (slot, index) in due.iter_mut().zip(schedule.due(frame)) {
+            for (slot, index) in due.iter_mut().zip(schedule.due(frame, ticks)) {
                 *slot = (index, schedule.task(index).map(|task| task.run));
             }
         });

@@ -15,21 +15,8 @@ use crate::sync::IrqLock;
 pub const WIDTH: u32 = 640;
 /// Requested screen size.
 pub const HEIGHT: u32 = 480;
-/// Text rows reserved for the status panel.
-pub const STATUS_ROWS: usize = 9;
-
-/// Status panel background (0x00RRGGBB).
-pub const STATUS_BACKGROUND: u32 = 0x0010_2850;
-/// Status panel text.
-pub const STATUS_FOREGROUND: u32 = 0x00FF_FFFF;
-/// Banner text (row 0 of the panel).
-pub const BANNER_FOREGROUND: u32 = 0x00FF_D040;
-/// Console background.
-pub const CONSOLE_BACKGROUND: u32 = 0x0000_0000;
-/// Console text.
-pub const CONSOLE_FOREGROUND: u32 = 0x00C0_C0C0;
-/// Console text for errors and faults.
-pub const ERROR_FOREGROUND: u32 = 0x00FF_5050;
+pub use jos_kcore::console::colors::*;
+pub use jos_kcore::console::STATUS_ROWS;
 
 struct Screen {
     framebuffer: Framebuffer,

@@ -1,5 +1,5 @@
 //! The boot self-test: checks that the timer interrupt fires, the heap does an allocation round
-//! trip with correct accounting, the RNG produces varying data, the mailbox answers, SWIs return
+//! trip with correct accounting and counts a failed allocation, the RNG produces varying data, the mailbox answers, SWIs return
 //! and the MMU is on. Prints one line: `self-test: PASS` or `self-test: FAIL (<what>)`.
 
 extern crate alloc;
@@ -20,26 +20,44 @@ fn on_test_tick() {
     TEST_TICKS.fetch_add(1, Ordering::Relaxed);
 }
 
-/// The timer's compare-3 interrupt arrives within 20 ms of being set 2 ms ahead, and not before.
+/// The timer's compare-3 interrupt arrives after it was set 2 ms ahead, and not before (the
+/// deadline is generous: QEMU's guest clock follows the host's, and a busy host stalls it).
 fn timer_interrupt() -> bool {
+    const AHEAD: u32 = 2000;
+    const DEADLINE: u32 = 500_000;
     TEST_TICKS.store(0, Ordering::Relaxed);
-    let armed = TIMER.now_low();
-    TIMER.set_compare(Channel::Three, armed.wrapping_add(2000));
+    let armed = TIMER.arm_in(Channel::Three, AHEAD).wrapping_sub(AHEAD);
     if IRQ.register(Channel::Three.irq(), on_test_tick).is_err() {
         return false;
     }
-    crate::arch::enable_interrupts();
     let mut fired_after = None;
-    while TIMER.now_low().wrapping_sub(armed) < 20_000 {
+    // Busy-wait with IRQs open (no WFI: nothing else would wake the core once the one interrupt
+    // has been taken, and the deadline must still be checked).
+    crate::arch::enable_interrupts();
+    loop {
+        let elapsed = TIMER.now_low().wrapping_sub(armed);
         if TEST_TICKS.load(Ordering::Relaxed) > 0 {
-            fired_after = Some(TIMER.now_low().wrapping_sub(armed));
+            fired_after = Some(elapsed);
             break;
         }
-        crate::arch::wait_for_interrupt();
+        if elapsed > DEADLINE {
+            break;
+        }
+        core::hint::spin_loop();
     }
     crate::arch::disable_interrupts();
     let _ = IRQ.unregister(Channel::Three.irq());
-    matches!(fired_after, Some(after) if after >= 1900)
+    match fired_after {
+        Some(after) if after >= AHEAD - 50 => true,
+        Some(after) => {
+            crate::error!("self-test: timer interrupt came {after} us after arming, before the {AHEAD} us compare");
+            false
+        }
+        None => {
+            crate::error!("self-test: no timer interrupt within {DEADLINE} us (match pending: {})", TIMER.matched(Channel::Three));
+            false
+        }
+    }
 }
 
 /// Allocates, checks and frees; the counters must come back to where they were.
@@ -55,6 +73,22 @@ fn allocator() -> bool {
     };
     let after = crate::memory::heap::HEAP.stats();
     ok && after.used == before.used && after.allocations > before.allocations && after.frees > before.frees
+}
+
+/// An allocation larger than the heap fails with a null pointer and is counted, not a hang.
+fn allocation_failure() -> bool {
+    let before = crate::memory::heap::HEAP.stats();
+    let Ok(layout) = core::alloc::Layout::from_size_align(before.size + 4096, 8) else { return false };
+    // SAFETY: `layout` has a non-zero size; the result is only compared with null (a non-null
+    // block would be freed at once with the same layout).
+    let pointer = crate::memory::heap::with_quiet_failures(|| unsafe { alloc::alloc::alloc(layout) });
+    if !pointer.is_null() {
+        // SAFETY: allocated just above with `layout`.
+        unsafe { alloc::alloc::dealloc(pointer, layout) };
+        return false;
+    }
+    let after = crate::memory::heap::HEAP.stats();
+    after.failures == before.failures + 1 && after.last_failed_size == layout.size() && after.used == before.used
 }
 
 /// Eight words from the RNG are not all the same.
@@ -84,15 +118,29 @@ fn software_interrupt() -> bool {
         && crate::arch::exceptions::SWI_COUNT.load(Ordering::Relaxed) == before + 1
 }
 
+/// The MMU is on, maps the kernel, DMA region and peripherals at their own addresses, and
+/// leaves every stack guard page unmapped.
+fn mmu() -> bool {
+    use crate::arch::mmu::{enabled, translate};
+    let identity = |address: usize| translate(address) == Some(address);
+    enabled()
+        && identity(crate::memory::layout::kernel_start())
+        && identity(jos_kcore::memory_map::DMA_BASE + 0x123)
+        && identity(crate::board::bcm2835::PL011_BASE)
+        && crate::memory::layout::guard_pages().iter().all(|&(start, end)| translate(start).is_none() && translate(end - 4).is_none())
+        && translate(0xF000_0000).is_none()
+}
+
 /// Runs every check, prints the verdict line and returns whether all passed.
 pub fn run() -> bool {
-    let checks: [(&str, fn() -> bool); 6] = [
+    let checks: [(&str, fn() -> bool); 7] = [
         ("timer-irq", timer_interrupt),
         ("allocator", allocator),
+        ("alloc-failure", allocation_failure),
         ("rng", rng),
         ("mailbox", mailbox),
         ("swi", software_interrupt),
-        ("mmu", crate::arch::mmu::enabled),
+        ("mmu", mmu),
     ];
     let mut failed = Line::<80>::new();
     for (name, check) in checks {

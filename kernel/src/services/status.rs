@@ -55,7 +55,7 @@ fn rows() -> [Line<LINE>; 8] {
     let executive = crate::services::executive::stats();
     let micros = crate::board::bcm2835::TIMER.now_micros();
     let seconds = micros / 1_000_000;
-    rows[0].set(format_args!("{BANNER}"));
+    rows[jos_kcore::console::BANNER_ROW].set(format_args!("{BANNER}"));
     let (board, network, job, verdict) = LINES
         .try_lock(|lines| (lines.board, lines.network, lines.job, lines.verdict))
         .unwrap_or((Line::new(), Line::new(), Line::new(), Line::new()));
@@ -82,7 +82,7 @@ fn rows() -> [Line<LINE>; 8] {
     rows[4].set(format_args!("network  {network}"));
     let job = if job.as_str().is_empty() { "idle" } else { job.as_str() };
     rows[5].set(format_args!("job      {job}"));
-    rows[6].set(format_args!("{}", verdict.as_str()));
+    rows[jos_kcore::console::VERDICT_ROW].set(format_args!("{}", verdict.as_str()));
     rows
 }
 

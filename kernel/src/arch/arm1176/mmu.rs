@@ -116,3 +116,27 @@ pub fn section_descriptor(address: usize) -> u32 {
     // SAFETY: reading one table entry; after `enable` the table is never written again.
     unsafe { (*TABLES.first.get()).0[page_table::section_index(address)] }
 }
+
+/// Translates `address` as a privileged read would, without touching it (CP15 c7 "VA to PA
+/// translation", ARM1176 TRM 3.2.22, result in the PA register c7/c4). `None` when the access
+/// would abort (unmapped, e.g. a stack guard page).
+pub fn translate(address: usize) -> Option<usize> {
+    let result: u32;
+    // SAFETY: the translation operation only writes the PA register; it never faults.
+    unsafe {
+        core::arch::asm!(
+            "mcr p15, 0, {va}, c7, c8, 0",
+            "mcr p15, 0, {z}, c7, c5, 4",
+            "mrc p15, 0, {pa}, c7, c4, 0",
+            va = in(reg) address as u32,
+            z = in(reg) 0u32,
+            pa = out(reg) result,
+            options(nostack, preserves_flags)
+        )
+    }
+    if result & 1 != 0 {
+        None
+    } else {
+        Some((result & 0xFFFF_F000) as usize | (address & 0xFFF))
+    }
+}

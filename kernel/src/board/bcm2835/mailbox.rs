@@ -301,8 +301,10 @@ impl Mailbox {
         Ok(())
     }
 
-    /// Asks the firmware for a `width` x `height` framebuffer of `depth` bits per pixel (RGB
-    /// order) and returns where it is.
+    /// Asks the firmware for a `width` x `height` framebuffer of `depth` bits per pixel and
+    /// returns where it is. Pixel order 0 ("BGR" in the firmware's terms): in memory each pixel
+    /// is the bytes B, G, R, X, so a 32-bit pixel reads as 0x00RRGGBB (checked on QEMU 7.2 with a
+    /// screendump).
     pub fn allocate_framebuffer(&self, width: u32, height: u32, depth: u32) -> Result<FramebufferInfo, MailboxError> {
         #[rustfmt::skip]
         let mut stream = [
@@ -310,7 +312,7 @@ impl Mailbox {
             tag::SET_VIRTUAL_SIZE, 8, 0, width, height,
             tag::SET_VIRTUAL_OFFSET, 8, 0, 0, 0,
             tag::SET_DEPTH, 4, 0, depth,
-            tag::SET_PIXEL_ORDER, 4, 0, 1,
+            tag::SET_PIXEL_ORDER, 4, 0, 0,
             tag::ALLOCATE_BUFFER, 8, 0, 16, 0,
             tag::PITCH, 4, 0, 0,
         ];

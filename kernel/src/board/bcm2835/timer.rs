@@ -141,19 +141,46 @@ impl SystemTimer {
         }
     }
 
-    /// For a periodic interrupt: moves `channel`'s compare on by `period` from its last value
-    /// (no drift) and acknowledges the match. If that time has already passed, the next match is
-    /// `period` from now; returns how many periods were skipped.
-    pub fn advance_compare(&self, channel: Channel, period: u32) -> u32 {
-        let mut next = self.compare(channel).wrapping_add(period);
-        let now = self.now_low();
-        let mut skipped = 0;
-        // Signed distance: negative or tiny means the slot is already gone.
-        if (next.wrapping_sub(now) as i32) < 2 {
-            skipped = now.wrapping_sub(next) / period.max(1) + 1;
-            next = now.wrapping_add(period);
+    /// Arms `channel` to match `delay` microseconds from now and returns the compare value.
+    ///
+    /// A compare value only matches when the counter passes it, so one written a moment too late
+    /// (the core stalled between reading the counter and writing the compare; under QEMU a busy
+    /// host does that) would match only after the 32-bit counter wraps, 71 minutes later. The
+    /// write is therefore checked and redone until the match is still ahead.
+    pub fn arm_in(&self, channel: Channel, delay: u32) -> u32 {
+        loop {
+            let at = self.now_low().wrapping_add(delay.max(1));
+            self.set_compare(channel, at);
+            if Self::ahead(at, self.now_low()) {
+                return at;
+            }
         }
-        self.set_compare(channel, next);
-        skipped
+    }
+
+    /// True when compare value `at` is still in the future at counter value `now`.
+    fn ahead(at: u32, now: u32) -> bool {
+        (at.wrapping_sub(now) as i32) > 0
+    }
+
+    /// For a periodic interrupt: moves `channel`'s compare on by `period` from its last value
+    /// (no drift) and acknowledges the match. Slots that have already passed are skipped (the
+    /// grid is kept); returns how many were skipped. Like [`arm_in`](Self::arm_in), the write is
+    /// checked so the timer can never be left waiting for a wrap.
+    pub fn advance_compare(&self, channel: Channel, period: u32) -> u32 {
+        let period = period.max(1);
+        let mut next = self.compare(channel).wrapping_add(period);
+        let mut skipped = 0;
+        loop {
+            let now = self.now_low();
+            if !Self::ahead(next, now) {
+                let behind = now.wrapping_sub(next) / period + 1;
+                skipped += behind;
+                next = next.wrapping_add(behind.wrapping_mul(period));
+            }
+            self.set_compare(channel, next);
+            if Self::ahead(next, self.now_low()) {
+                return skipped;
+            }
+        }
     }
 }
