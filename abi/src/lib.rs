@@ -10,6 +10,8 @@ pub mod blob;
 pub mod codec;
 pub mod config;
 pub mod error;
+#[cfg(any(feature = "fuzzing", test))]
+pub mod fuzzing;
 pub mod signature;
 pub mod syscall;
 pub mod wire;
