@@ -171,7 +171,7 @@ fn fault_test() {
         extern "C" {
             fn jos_fault_undefined();
         }
-        let address = jos_fault_undefined as usize;
+        let address = jos_fault_undefined as *const () as usize;
         kprintln!("fault-test: undefined instruction at pc={address:#010x}");
         // SAFETY: deliberately executes an undefined instruction; the fault handler never returns.
         unsafe { jos_fault_undefined() };
@@ -182,7 +182,7 @@ fn fault_test() {
             fn jos_fault_data_abort(address: usize);
         }
         let address = 0xF000_0000usize;
-        let pc = jos_fault_data_abort as usize;
+        let pc = jos_fault_data_abort as *const () as usize;
         kprintln!("fault-test: data abort at pc={pc:#010x} address={address:#010x}");
         // SAFETY: deliberately loads from an unmapped address; the fault handler never returns.
         unsafe { jos_fault_data_abort(address) };

@@ -224,6 +224,15 @@ impl Qemu {
         Ok(())
     }
 
+    /// Takes a screendump into a scratch file and decodes it.
+    pub fn screen_picture(&self) -> std::io::Result<Picture> {
+        let path = self._scratch.0.join("screen.ppm");
+        self.screendump(&path)?;
+        let bytes = std::fs::read(&path)?;
+        let _ = std::fs::remove_file(&path);
+        Ok(Picture::parse(&bytes))
+    }
+
     /// Kills QEMU now (drop does the same).
     pub fn kill(&mut self) {
         let _ = self.child.kill();
@@ -234,5 +243,67 @@ impl Qemu {
 impl Drop for Qemu {
     fn drop(&mut self) {
         self.kill();
+    }
+}
+
+/// A decoded binary PPM (P6, maxval 255).
+pub struct Picture {
+    /// Width in pixels.
+    pub width: usize,
+    /// Height in pixels.
+    pub height: usize,
+    rgb: Vec<u8>,
+}
+
+impl Picture {
+    /// Decodes a P6 file.
+    ///
+    /// # Panics
+    /// On anything but an 8-bit binary PPM whose data length matches its header.
+    pub fn parse(bytes: &[u8]) -> Picture {
+        // Header: "P6", width, height, maxval, each separated by whitespace, then one byte.
+        let mut fields = Vec::new();
+        let mut index = 0;
+        while fields.len() < 4 {
+            while bytes[index].is_ascii_whitespace() {
+                index += 1;
+            }
+            let start = index;
+            while !bytes[index].is_ascii_whitespace() {
+                index += 1;
+            }
+            fields.push(String::from_utf8_lossy(&bytes[start..index]).to_string());
+        }
+        assert_eq!(fields[0], "P6", "not a binary PPM");
+        assert_eq!(fields[3], "255");
+        let width: usize = fields[1].parse().expect("width");
+        let height: usize = fields[2].parse().expect("height");
+        let rgb = bytes[index + 1..].to_vec();
+        assert_eq!(rgb.len(), width * height * 3, "PPM data length");
+        Picture { width, height, rgb }
+    }
+
+    /// The pixel at `(x, y)` as 0x00RRGGBB.
+    pub fn pixel(&self, x: usize, y: usize) -> u32 {
+        let i = (y * self.width + x) * 3;
+        u32::from(self.rgb[i]) << 16 | u32::from(self.rgb[i + 1]) << 8 | u32::from(self.rgb[i + 2])
+    }
+
+    /// Compares text row `row` (8x16 cells from column 0) with `text` drawn in the kernel font in
+    /// `foreground` on `background`; returns the number of differing pixels.
+    pub fn text_mismatches(&self, row: usize, text: &str, foreground: u32, background: u32) -> usize {
+        let mut wrong = 0;
+        for (column, byte) in text.bytes().enumerate() {
+            for y in 0..jos_kcore::font::HEIGHT {
+                for x in 0..jos_kcore::font::WIDTH {
+                    let expected =
+                        if jos_kcore::font::pixel(byte, x, y) { foreground } else { background };
+                    if self.pixel(column * jos_kcore::font::WIDTH + x, row * jos_kcore::font::HEIGHT + y) != expected {
+                        wrong += 1;
+                    }
+                }
+            }
+        }
+        wrong
     }
 }

@@ -3,6 +3,7 @@
 
 use std::time::Duration;
 
+use jos_kcore::console::{colors, STATUS_ROWS};
 use jos_tests::{kernel_elf, BootOptions, Qemu, MACHINES};
 
 fn hex_after(text: &str, key: &str) -> Option<u32> {
@@ -13,11 +14,21 @@ fn hex_after(text: &str, key: &str) -> Option<u32> {
 }
 
 /// Boots `features` on `machine`, returns (the kernel's announcement line, the fault report).
+/// On raspi0 it also checks that the report's first line is on the screen, in red.
 fn fault_report(machine: &str, features: &str) -> (String, String) {
     let mut qemu = Qemu::boot(&BootOptions::new(machine, kernel_elf(features))).expect("start QEMU");
     let announced = qemu.wait_for_line("fault-test: ", Duration::from_secs(60)).unwrap_or_else(|e| panic!("{machine}: {e}"));
     let output = qemu.wait_for("jos: halted", Duration::from_secs(20)).unwrap_or_else(|e| panic!("{machine}: {e}"));
     let report = output[output.find("FAULT: ").unwrap_or_else(|| panic!("{machine}: no FAULT line:\n{output}"))..].to_string();
+    if machine == "raspi0" {
+        let first_line = report.lines().next().expect("report line");
+        let picture = qemu.screen_picture().expect("screendump");
+        let rows = picture.height / jos_kcore::font::HEIGHT;
+        let on_screen = (STATUS_ROWS..rows).any(|row| {
+            picture.text_mismatches(row, first_line, colors::ERROR_FOREGROUND, colors::CONSOLE_BACKGROUND) == 0
+        });
+        assert!(on_screen, "{machine}: {first_line:?} is not on the screen's console in red");
+    }
     (announced, report)
 }
 
@@ -46,5 +57,22 @@ fn data_abort_is_reported() {
         // DFSR status 0b00101: translation fault, section (ARM1176 TRM table 6-13).
         let dfsr = hex_after(&report, "dfsr=").expect("dfsr");
         assert_eq!(dfsr & 0x40F, 0x5, "{machine}: DFSR {dfsr:#x} is not a section translation fault:\n{report}");
+    }
+}
+
+#[test]
+fn fault_reboots_through_the_watchdog_when_configured() {
+    let mut qemu = Qemu::boot(&BootOptions::new("raspi0", kernel_elf("fault-undef,fault-reboot"))).expect("start QEMU");
+    qemu.wait_for("jos: rebooting through the watchdog", Duration::from_secs(60)).unwrap_or_else(|e| panic!("{e}"));
+    // The PM watchdog resets the board: the kernel boots a second time and passes again.
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let output = qemu.output();
+        let after = output.split("jos: rebooting through the watchdog").nth(1).unwrap_or("");
+        if after.contains("(BCM2835) booting") && after.contains("self-test: PASS") {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "no second boot after the watchdog reset:\n{output}");
+        std::thread::sleep(Duration::from_millis(100));
     }
 }

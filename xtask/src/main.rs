@@ -13,7 +13,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode};
 
 /// The kernel test builds the QEMU tests need, by cargo feature; "" is the normal kernel.
-const KERNEL_VARIANTS: &[&str] = &["", "fault-undef", "fault-abort"];
+const KERNEL_VARIANTS: &[&str] = &["", "fault-undef", "fault-abort", "fault-undef,fault-reboot"];
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
