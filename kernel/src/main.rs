@@ -72,7 +72,7 @@ pub extern "C" fn kernel_main() -> ! {
 
     let mac = MAILBOX.mac_address().unwrap_or_default();
     status::set_board_line(format_args!(
-        "{} (rev {revision:#08x}), ARM memory {} MiB, mac {:02x}:{:02x}:{:02x}:{:02x}:{:02x}:{:02x}",
+        "{} rev {revision:#x}, {} MiB, mac {:02x}:{:02x}:{:02x}:{:02x}:{:02x}:{:02x}",
         jos_kcore::board::board_name(revision),
         arm_size >> 20,
         mac[0],
@@ -114,6 +114,8 @@ pub extern "C" fn kernel_main() -> ! {
 
     fault_test();
 
+    services::shell::init();
+    let _ = executive::register("shell", 10, services::shell::poll);
     let _ = executive::register("status", 250, status::refresh);
     let _ = executive::register("heartbeat", 1000, heartbeat);
     executive::run()

@@ -62,6 +62,7 @@ struct Serial {
 /// A running QEMU. Dropping it kills QEMU.
 pub struct Qemu {
     child: Child,
+    stdin: Option<std::process::ChildStdin>,
     serial: Arc<Serial>,
     qmp_path: PathBuf,
     _scratch: TempDir,
@@ -95,8 +96,9 @@ impl Qemu {
             command.args(["-icount", &format!("shift={shift}")]);
         }
         command.args(&options.extra_args);
-        command.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::inherit());
+        command.stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::inherit());
         let mut child = command.spawn()?;
+        let stdin = child.stdin.take();
         let serial = Arc::new(Serial::default());
         let mut stdout = child.stdout.take().expect("stdout is piped");
         let sink = Arc::clone(&serial);
@@ -111,7 +113,14 @@ impl Qemu {
                 sink.grew.notify_all();
             }
         });
-        Ok(Self { child, serial, qmp_path, _scratch: TempDir(scratch) })
+        Ok(Self { child, stdin, serial, qmp_path, _scratch: TempDir(scratch) })
+    }
+
+    /// Types `text` on the kernel's serial console.
+    pub fn send(&mut self, text: &str) -> std::io::Result<()> {
+        let stdin = self.stdin.as_mut().ok_or_else(|| std::io::Error::other("QEMU's stdin is closed"))?;
+        stdin.write_all(text.as_bytes())?;
+        stdin.flush()
     }
 
     /// Everything the kernel printed so far.

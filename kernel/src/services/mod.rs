@@ -6,4 +6,5 @@ pub mod fault;
 pub mod log;
 pub mod screen;
 pub mod selftest;
+pub mod shell;
 pub mod status;

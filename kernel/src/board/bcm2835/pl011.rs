@@ -3,7 +3,7 @@
 //! Registers from the BCM2835 ARM Peripherals datasheet, chapter 13 ("UART"), which follows the
 //! ARM PrimeCell UART (PL011) Technical Reference Manual.
 
-use tock_registers::interfaces::{Readable, Writeable};
+use tock_registers::interfaces::{ReadWriteable, Readable, Writeable};
 use tock_registers::register_bitfields;
 use tock_registers::register_structs;
 use tock_registers::registers::{ReadOnly, ReadWrite, WriteOnly};
@@ -47,6 +47,13 @@ register_bitfields! {
         /// UART enable.
         UARTEN OFFSET(0) NUMBITS(1) []
     ],
+    /// Interrupt mask set/clear register (section 13.4, IMSC): 1 enables the interrupt.
+    IMSC [
+        /// Receive timeout interrupt mask.
+        RTIM OFFSET(6) NUMBITS(1) [],
+        /// Receive interrupt mask.
+        RXIM OFFSET(4) NUMBITS(1) []
+    ],
     /// Interrupt clear register (section 13.4, ICR).
     ICR [
         /// Clear all interrupts.
@@ -67,10 +74,15 @@ register_structs! {
         (0x2c => LCRH: WriteOnly<u32, LCRH::Register>),
         (0x30 => CR: WriteOnly<u32, CR::Register>),
         (0x34 => _reserved2),
+        (0x38 => IMSC: ReadWrite<u32, IMSC::Register>),
+        (0x3c => _reserved3),
         (0x44 => ICR: WriteOnly<u32, ICR::Register>),
         (0x48 => @END),
     }
 }
+
+/// The interrupt controller's number for the PL011 (GPU IRQ 57, BCM2835 ARM Peripherals 7.5).
+pub const IRQ_NUMBER: u32 = 57;
 
 /// The PL011 driver. Methods take `&self`: the registers are the only state.
 pub struct Pl011 {
@@ -106,6 +118,13 @@ impl Pl011 {
             core::hint::spin_loop();
         }
         self.registers.DR.set(u32::from(byte));
+    }
+
+    /// Raises the UART interrupt (IRQ [`IRQ_NUMBER`]) when received data waits in the FIFO or
+    /// has waited there for 32 bit periods (receive and receive-timeout interrupts). The handler
+    /// drains the FIFO with [`read_byte`](Self::read_byte), which clears both.
+    pub fn enable_receive_interrupt(&self) {
+        self.registers.IMSC.modify(IMSC::RXIM::SET + IMSC::RTIM::SET);
     }
 
     /// Returns a received byte, if one is waiting.

@@ -1,0 +1,125 @@
+//! A small command line on the serial console: the UART's receive interrupt fills a ring buffer,
+//! and the executive's "shell" task assembles lines and runs commands (`help`, `status`,
+//! `tasks`, `heap`, `reboot`). Echoes what it receives.
+
+use jos_kcore::text::Line;
+
+use crate::board::bcm2835::pl011::IRQ_NUMBER;
+use crate::board::bcm2835::{CONSOLE, IRQ, WATCHDOG};
+use crate::sync::IrqLock;
+
+const RING: usize = 256;
+
+/// Bytes received by the interrupt handler and not yet consumed.
+struct Ring {
+    bytes: [u8; RING],
+    head: usize,
+    len: usize,
+    dropped: u32,
+}
+
+static RECEIVED: IrqLock<Ring> = IrqLock::new(Ring { bytes: [0; RING], head: 0, len: 0, dropped: 0 });
+static LINE: IrqLock<Line<80>> = IrqLock::new(Line::new());
+
+fn on_receive() {
+    RECEIVED.lock(|ring| {
+        while let Some(byte) = CONSOLE.read_byte() {
+            if ring.len == RING {
+                ring.dropped = ring.dropped.wrapping_add(1);
+            } else {
+                ring.bytes[(ring.head + ring.len) % RING] = byte;
+                ring.len += 1;
+            }
+        }
+    });
+}
+
+/// Unmasks the UART receive interrupt and registers the handler.
+pub fn init() {
+    if IRQ.register(IRQ_NUMBER, on_receive).is_err() {
+        crate::error!("shell: cannot register the UART interrupt");
+        return;
+    }
+    CONSOLE.enable_receive_interrupt();
+}
+
+fn next_byte() -> Option<u8> {
+    RECEIVED.lock(|ring| {
+        (ring.len > 0).then(|| {
+            let byte = ring.bytes[ring.head];
+            ring.head = (ring.head + 1) % RING;
+            ring.len -= 1;
+            byte
+        })
+    })
+}
+
+/// The executive task: consumes received bytes and runs complete lines.
+pub fn poll() {
+    while let Some(byte) = next_byte() {
+        match byte {
+            b'\r' | b'\n' => {
+                CONSOLE.write_byte(b'\r');
+                CONSOLE.write_byte(b'\n');
+                let line = LINE.lock(|line| {
+                    let copy = *line;
+                    line.clear();
+                    copy
+                });
+                run(line.as_str().trim_matches([' ', '\t']));
+            }
+            0x08 | 0x7F => {
+                LINE.lock(|line| {
+                    let text = *line;
+                    let mut shorter = text.as_str().chars();
+                    shorter.next_back();
+                    line.set(format_args!("{}", shorter.as_str()));
+                });
+            }
+            0x20..=0x7E => {
+                CONSOLE.write_byte(byte);
+                LINE.lock(|line| {
+                    use core::fmt::Write;
+                    let _ = line.write_char(byte as char);
+                });
+            }
+            _ => {}
+        }
+    }
+}
+
+fn run(command: &str) {
+    match command {
+        "" => {}
+        "help" => crate::kprintln!("commands: help, status, tasks, heap, reboot"),
+        "status" => crate::services::status::print(),
+        "tasks" => crate::services::executive::for_each_task(|task| {
+            crate::kprintln!(
+                "task {:<10} every {:>5} frames, ran {:>8} times, longest {} us",
+                task.name,
+                task.period,
+                task.runs,
+                task.max_micros
+            );
+        }),
+        "heap" => {
+            let heap = crate::memory::heap::HEAP.stats();
+            crate::kprintln!(
+                "heap: size {} used {} free {} peak {} allocations {} frees {} failures {} (last failed size {})",
+                heap.size,
+                heap.used,
+                heap.free(),
+                heap.peak,
+                heap.allocations,
+                heap.frees,
+                heap.failures,
+                heap.last_failed_size
+            );
+        }
+        "reboot" => {
+            crate::kprintln!("rebooting through the watchdog");
+            WATCHDOG.reboot();
+        }
+        other => crate::kprintln!("unknown command `{other}`; try help"),
+    }
+}
