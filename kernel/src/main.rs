@@ -36,7 +36,7 @@ const FALLBACK_ARM_MEMORY: usize = 0x0C00_0000;
 pub extern "C" fn kernel_main() -> ! {
     let boot_started = TIMER.now_micros();
     CONSOLE.init();
-    arch::exceptions::install_vectors();
+    let vectors = arch::exceptions::install_vectors();
     IRQ.init();
     RNG.init();
     kprintln!("jos {} (BCM2835) booting", env!("CARGO_PKG_VERSION"));
@@ -59,7 +59,9 @@ pub extern "C" fn kernel_main() -> ! {
         Ok(range) => range,
         Err(e) => panic!("unusable memory layout: {e:?} (ARM memory {arm_base:#x}+{arm_size:#x})"),
     };
-    enable_mmu(heap_range.1, framebuffer.as_ref());
+    // With the vectors behind VBAR, the page at address 0 is left unmapped: null pointers fault.
+    let null_guard = matches!(vectors, arch::exceptions::VectorPlacement::Vbar(_));
+    enable_mmu(heap_range.1, framebuffer.as_ref(), null_guard);
 
     // SAFETY: the heap range is mapped RAM above the kernel, DMA region and boot configuration,
     // used by nothing else.
@@ -83,6 +85,10 @@ pub extern "C" fn kernel_main() -> ! {
         mac[5]
     ));
     status::refresh();
+    match vectors {
+        arch::exceptions::VectorPlacement::Vbar(table) => info!("vectors: VBAR = {table:#x}; the null page is unmapped"),
+        arch::exceptions::VectorPlacement::CopiedToZero => warn!("vectors: copied to 0 (VBAR did not read back); the null page stays mapped"),
+    }
     info!("board: {} (revision {revision:#08x}), ARM memory {} MiB", jos_kcore::board::board_name(revision), arm_size >> 20);
     info!(
         "memory: kernel {:#x}..{:#x}, dma {DMA_BASE:#x}+{} KiB, heap {:#x}..{:#x}",
@@ -122,7 +128,7 @@ pub extern "C" fn kernel_main() -> ! {
 }
 
 /// Builds the identity map and turns on the MMU and caches.
-fn enable_mmu(ram_end: usize, framebuffer: Option<&board::bcm2835::framebuffer::FramebufferInfo>) {
+fn enable_mmu(ram_end: usize, framebuffer: Option<&board::bcm2835::framebuffer::FramebufferInfo>, null_guard: bool) {
     let mut regions = [Region { base: 0, size: 0, kind: MemoryKind::Device }; 5];
     regions[0] = Region { base: 0, size: DMA_BASE, kind: MemoryKind::NormalWriteBack };
     regions[1] = Region { base: DMA_BASE, size: DMA_SIZE, kind: MemoryKind::NormalNonCacheable };
@@ -139,10 +145,19 @@ fn enable_mmu(ram_end: usize, framebuffer: Option<&board::bcm2835::framebuffer::
             error!("framebuffer at {:#x} overlaps RAM or peripherals: not mapped", fb.base);
         }
     }
-    let guards = memory::layout::guard_pages();
+    let stack_guards = memory::layout::guard_pages();
+    let mut guards = [(0usize, 0usize); 6];
+    guards[..5].copy_from_slice(&stack_guards);
+    let count_guards = if null_guard {
+        guards[5] = (0, memory::layout::GUARD_SIZE);
+        6
+    } else {
+        5
+    };
+    let guards = &guards[..count_guards];
     // SAFETY: boot path, once, IRQs masked; the regions cover the image, stacks, DMA region,
     // heap, peripherals and framebuffer at their own addresses.
-    if let Err(e) = unsafe { arch::mmu::enable(&regions[..count], &guards) } {
+    if let Err(e) = unsafe { arch::mmu::enable(&regions[..count], guards) } {
         error!("mmu: not enabled: {e:?}");
     }
 }
@@ -153,7 +168,7 @@ fn heartbeat() {
     static BEATS: AtomicU32 = AtomicU32::new(0);
     let beats = BEATS.fetch_add(1, Ordering::Relaxed) + 1;
     // Beat 1 runs in frame 0; beat 2 one second later.
-    if beats == 2 || beats % HEARTBEAT_LOG_SECONDS == 0 {
+    if beats == 2 || beats.is_multiple_of(HEARTBEAT_LOG_SECONDS) {
         let stats = executive::stats();
         let heap = memory::heap::HEAP.stats();
         info!(

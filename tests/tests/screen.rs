@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use jos_kcore::console::{colors, BANNER_ROW, VERDICT_ROW};
-use jos_tests::{kernel_elf, BootOptions, Picture, Qemu};
+use jos_tests::{kernel_elf, BootOptions, Qemu};
 
 #[test]
 fn status_screen_shows_banner_and_verdict() {

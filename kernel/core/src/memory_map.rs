@@ -29,6 +29,15 @@ pub const MIN_ARM_MEMORY: usize = HEAP_BASE + 0x0040_0000;
 /// (BCM2835 ARM Peripherals 1.2.4: "0xC0000000 ... L2 cache disabled").
 pub const BUS_UNCACHED_ALIAS: u32 = 0xC000_0000;
 
+// The fixed regions are in order, section-aligned and do not overlap (checked when compiling).
+const _: () = {
+    assert!(KERNEL_LOAD < DMA_BASE);
+    assert!(DMA_BASE + DMA_SIZE <= BOOT_CONFIG_BASE);
+    assert!(BOOT_CONFIG_BASE + BOOT_CONFIG_SIZE <= HEAP_BASE);
+    assert!(DMA_BASE.is_multiple_of(SECTION_SIZE) && DMA_SIZE.is_multiple_of(SECTION_SIZE));
+    assert!(BOOT_CONFIG_BASE.is_multiple_of(SECTION_SIZE) && HEAP_BASE.is_multiple_of(SECTION_SIZE));
+};
+
 /// Why a memory layout was refused.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum LayoutError {
@@ -108,15 +117,6 @@ mod tests {
         assert_eq!(physical_from_bus(0xDC00_0000), 0x1C00_0000);
         assert_eq!(physical_from_bus(0x5C00_0000), 0x1C00_0000);
         assert_eq!(physical_from_bus(0x1C00_0000), 0x1C00_0000);
-    }
-
-    #[test]
-    fn regions_do_not_overlap() {
-        assert!(KERNEL_LOAD < DMA_BASE);
-        assert!(DMA_BASE + DMA_SIZE <= BOOT_CONFIG_BASE);
-        assert!(BOOT_CONFIG_BASE + BOOT_CONFIG_SIZE <= HEAP_BASE);
-        assert_eq!(DMA_BASE % SECTION_SIZE, 0);
-        assert_eq!(BOOT_CONFIG_BASE % SECTION_SIZE, 0);
     }
 
     #[test]

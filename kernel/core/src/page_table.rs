@@ -109,11 +109,12 @@ pub fn build_sections(table: &mut [u32], regions: &[Region]) -> Result<(), PageT
     table.fill(0);
     for region in regions {
         let first = region.base / SECTION_SIZE;
-        for index in first..first + region.size / SECTION_SIZE {
-            if table[index] != 0 {
+        let entries = &mut table[first..first + region.size / SECTION_SIZE];
+        for (offset, entry) in entries.iter_mut().enumerate() {
+            if *entry != 0 {
                 return Err(PageTableError::Overlap);
             }
-            table[index] = section_descriptor(index * SECTION_SIZE, region.kind);
+            *entry = section_descriptor((first + offset) * SECTION_SIZE, region.kind);
         }
     }
     Ok(())
@@ -131,7 +132,7 @@ pub fn build_coarse(
     if table.len() != COARSE_ENTRIES {
         return Err(PageTableError::BadTable);
     }
-    if section_base % SECTION_SIZE != 0 {
+    if !section_base.is_multiple_of(SECTION_SIZE) {
         return Err(PageTableError::Misaligned);
     }
     let mut unmapped = 0;

@@ -119,11 +119,13 @@ fn software_interrupt() -> bool {
 }
 
 /// The MMU is on, maps the kernel, DMA region and peripherals at their own addresses, and
-/// leaves every stack guard page unmapped.
+/// leaves every stack guard page unmapped (and the null page, when the vectors are behind VBAR).
 fn mmu() -> bool {
     use crate::arch::mmu::{enabled, translate};
     let identity = |address: usize| translate(address) == Some(address);
+    let vbar = crate::arch::exceptions::vectors_behind_vbar();
     enabled()
+        && (!vbar || (translate(0).is_none() && translate(0xFFC).is_none()))
         && identity(crate::memory::layout::kernel_start())
         && identity(jos_kcore::memory_map::DMA_BASE + 0x123)
         && identity(crate::board::bcm2835::PL011_BASE)
@@ -131,9 +133,12 @@ fn mmu() -> bool {
         && translate(0xF000_0000).is_none()
 }
 
+/// A named check.
+type Check = (&'static str, fn() -> bool);
+
 /// Runs every check, prints the verdict line and returns whether all passed.
 pub fn run() -> bool {
-    let checks: [(&str, fn() -> bool); 7] = [
+    let checks: [Check; 7] = [
         ("timer-irq", timer_interrupt),
         ("allocator", allocator),
         ("alloc-failure", allocation_failure),

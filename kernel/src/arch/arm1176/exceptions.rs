@@ -1,8 +1,8 @@
 //! Exception vectors and entry code for the ARM1176 (ARM ARM A2.6, ARM1176 TRM 2.12).
 //!
-//! The table is copied to address 0 (low vectors, SCTLR.V = 0) by [`install_vectors`]; each
-//! vector loads its handler's address from a literal table right behind the vectors, so the copy
-//! works wherever it lands. Faults (undefined instruction, prefetch abort, data abort, FIQ,
+//! [`install_vectors`] points VBAR at the table (falling back to a copy at address 0); each
+//! vector loads its handler's address from a literal table right behind the vectors, so the
+//! table works wherever it is placed. Faults (undefined instruction, prefetch abort, data abort, FIQ,
 //! unexpected reset/unused) save every register into a [`TrapFrame`] and call
 //! `crate::services::fault::report`, which never returns. SWI and IRQ save the caller-saved
 //! integer and VFP registers, call Rust, and return to the interrupted code.
@@ -224,15 +224,50 @@ jos_install_vectors:
 
 extern "C" {
     fn jos_install_vectors();
+    static jos_vectors: u8;
 }
 
-/// Copies the vector table to address 0, where the core looks for it (SCTLR.V = 0).
-pub fn install_vectors() {
+/// Where the exception vectors live.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum VectorPlacement {
+    /// VBAR points at the table in the image (address 0 can stay unmapped).
+    Vbar(usize),
+    /// The table was copied to address 0 (VBAR did not take the value).
+    CopiedToZero,
+}
+
+/// Reads the Vector Base Address Register (CP15 c12, ARM1176 TRM 3.2.43, Security Extensions).
+fn read_vbar() -> u32 {
+    let value: u32;
+    // SAFETY: reading VBAR has no side effect.
+    unsafe { core::arch::asm!("mrc p15, 0, {0}, c12, c0, 0", out(reg) value, options(nomem, nostack, preserves_flags)) }
+    value
+}
+
+/// True when VBAR points at the image's vector table.
+pub fn vectors_behind_vbar() -> bool {
+    read_vbar() == core::ptr::addr_of!(jos_vectors) as usize as u32
+}
+
+/// Installs the exception vectors: VBAR is set to the table in the image (32-byte aligned), so
+/// that address 0 can stay unmapped and a null pointer access faults. If VBAR does not read
+/// back (a core without it), the table is copied to address 0 instead (low vectors,
+/// SCTLR.V = 0). QEMU 7.2's arm1176 and the ARM1176JZF-S both implement VBAR.
+pub fn install_vectors() -> VectorPlacement {
+    let table = core::ptr::addr_of!(jos_vectors) as usize;
+    // SAFETY: VBAR only changes where the core fetches exception vectors; the table is complete
+    // and stays in the image for the kernel's life.
+    unsafe { core::arch::asm!("mcr p15, 0, {0}, c12, c0, 0", in(reg) table as u32, options(nostack, preserves_flags)) }
+    super::cache::instruction_barrier();
+    if read_vbar() == table as u32 {
+        return VectorPlacement::Vbar(table);
+    }
     // SAFETY: the first 64 bytes of RAM hold nothing of ours (the image starts at 0x8000); the
     // routine follows the AAPCS and touches only r0-r3.
     unsafe { jos_install_vectors() };
     super::cache::clean_invalidate_dcache_all();
     super::cache::invalidate_icache_all();
+    VectorPlacement::CopiedToZero
 }
 
 /// Fault entry from the assembly stubs.
