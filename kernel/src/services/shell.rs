@@ -1,6 +1,9 @@
 //! A small command line on the serial console: the UART's receive interrupt fills a ring buffer,
 //! and the executive's "shell" task assembles lines and runs commands (`help`, `status`,
-//! `tasks`, `heap`, `reboot`). Echoes what it receives.
+//! `tasks`, `heap`, `reboot`, and `panic` / `oom` to exercise the panic and allocation-failure
+//! paths). Echoes what it receives.
+
+extern crate alloc;
 
 use jos_kcore::text::Line;
 
@@ -91,7 +94,7 @@ pub fn poll() {
 fn run(command: &str) {
     match command {
         "" => {}
-        "help" => crate::kprintln!("commands: help, status, tasks, heap, reboot"),
+        "help" => crate::kprintln!("commands: help, status, tasks, heap, reboot, panic, oom"),
         "status" => crate::services::status::print(),
         "tasks" => crate::services::executive::for_each_task(|task| {
             crate::kprintln!(
@@ -119,6 +122,14 @@ fn run(command: &str) {
         "reboot" => {
             crate::kprintln!("rebooting through the watchdog");
             WATCHDOG.reboot();
+        }
+        // Exercise the panic and allocation-failure paths (the QEMU tests use them).
+        "panic" => panic!("requested from the console"),
+        "oom" => {
+            let size = crate::memory::heap::HEAP.stats().size + 1;
+            let mut hog = alloc::vec::Vec::<u8>::new();
+            hog.reserve_exact(size);
+            crate::kprintln!("oom: {} bytes reserved?", hog.capacity());
         }
         other => crate::kprintln!("unknown command `{other}`; try help"),
     }
