@@ -99,6 +99,11 @@ pub extern "C" fn kernel_main() -> ! {
         heap_range.1
     );
 
+    for (name, bottom, top) in memory::layout::stacks() {
+        debug!("stack {name}: {bottom:#x}..{top:#x}, guard {:#x}..{bottom:#x}", bottom - memory::layout::GUARD_SIZE);
+    }
+    let (_, svc_bottom, svc_top) = memory::layout::stacks()[4];
+    info!("stacks: svc {svc_bottom:#x}..{svc_top:#x}, each above an unmapped {} KiB guard page", memory::layout::GUARD_SIZE >> 10);
     let passed = services::selftest::run();
     let verdict_micros = TIMER.now_micros();
     let image = memory::layout::image_end() - memory::layout::kernel_start();

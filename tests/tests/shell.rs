@@ -53,3 +53,30 @@ fn allocation_failure_is_reported_not_a_hang() {
     assert!(panic.contains("memory allocation of"), "allocation-error panic: {panic}");
     qemu.wait_for_line("jos: halted", Duration::from_secs(10)).unwrap_or_else(|e| panic!("{e}"));
 }
+
+fn hex_after(text: &str, key: &str) -> Option<usize> {
+    let rest = &text[text.find(key)? + key.len()..];
+    let digits = rest.strip_prefix("0x")?;
+    let end = digits.find(|c: char| !c.is_ascii_hexdigit()).unwrap_or(digits.len());
+    usize::from_str_radix(&digits[..end], 16).ok()
+}
+
+#[test]
+fn stack_overflow_hits_the_guard_page() {
+    let mut qemu = Qemu::boot(&BootOptions::new("raspi0", kernel_elf(""))).expect("start QEMU");
+    let stacks = qemu.wait_for_line_containing("stacks: svc ", Duration::from_secs(60)).unwrap_or_else(|e| panic!("{e}"));
+    let svc_bottom = hex_after(&stacks, "svc ").expect("svc stack bottom");
+    qemu.wait_for_line("boot: ", Duration::from_secs(60)).unwrap_or_else(|e| panic!("{e}"));
+    qemu.send("overflow\r").expect("type a command");
+    let output = qemu.wait_for("jos: halted", Duration::from_secs(20)).unwrap_or_else(|e| panic!("{e}"));
+    let report = &output[output.find("FAULT: ").expect("a fault report")..];
+    assert!(report.starts_with("FAULT: data abort"), "{report}");
+    let far = hex_after(report, "far=").expect("far");
+    assert!(
+        (svc_bottom - 4096..svc_bottom).contains(&far),
+        "fault address {far:#x} is not in the guard page under the SVC stack ({svc_bottom:#x}):\n{report}"
+    );
+    // DFSR status 0b00111: translation fault, page (the guard page of a coarse table).
+    let dfsr = hex_after(report, "dfsr=").expect("dfsr");
+    assert_eq!(dfsr & 0x40F, 0x7, "DFSR {dfsr:#x}:\n{report}");
+}

@@ -1,7 +1,7 @@
 //! A small command line on the serial console: the UART's receive interrupt fills a ring buffer,
 //! and the executive's "shell" task assembles lines and runs commands (`help`, `status`,
-//! `tasks`, `heap`, `reboot`, and `panic` / `oom` to exercise the panic and allocation-failure
-//! paths). Echoes what it receives.
+//! `tasks`, `heap`, `reboot`, and `panic` / `oom` / `overflow` to exercise the panic,
+//! allocation-failure and stack-guard paths). Echoes what it receives.
 
 extern crate alloc;
 
@@ -94,7 +94,7 @@ pub fn poll() {
 fn run(command: &str) {
     match command {
         "" => {}
-        "help" => crate::kprintln!("commands: help, status, tasks, heap, reboot, panic, oom"),
+        "help" => crate::kprintln!("commands: help, status, tasks, heap, reboot, panic, oom, overflow"),
         "status" => crate::services::status::print(),
         "tasks" => crate::services::executive::for_each_task(|task| {
             crate::kprintln!(
@@ -131,6 +131,22 @@ fn run(command: &str) {
             hog.reserve_exact(size);
             crate::kprintln!("oom: {} bytes reserved?", hog.capacity());
         }
+        "overflow" => {
+            let depth = recurse(0);
+            crate::kprintln!("overflow: returned from depth {depth}?");
+        }
         other => crate::kprintln!("unknown command `{other}`; try help"),
     }
+}
+
+/// Recurses with 1 KiB frames until the SVC stack runs into its guard page (a data abort).
+#[inline(never)]
+fn recurse(depth: u32) -> u32 {
+    let mut frame = [0u8; 1024];
+    frame[depth as usize % 1024] = depth as u8;
+    let frame = core::hint::black_box(frame);
+    if depth == u32::MAX {
+        return depth;
+    }
+    recurse(depth + 1) + u32::from(frame[0])
 }
