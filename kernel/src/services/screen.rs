@@ -18,10 +18,15 @@ pub const HEIGHT: u32 = 480;
 pub use jos_kcore::console::colors::*;
 pub use jos_kcore::console::STATUS_ROWS;
 
+/// Most columns the status panel keeps track of.
+const MAX_COLUMNS: usize = 128;
+
 struct Screen {
     framebuffer: Framebuffer,
     layout: TextLayout,
     foreground: u32,
+    /// What each status cell shows now (0: not drawn yet), so a refresh redraws only changes.
+    shown: [[u8; MAX_COLUMNS]; STATUS_ROWS],
 }
 
 struct ConsoleSurface<'a> {
@@ -59,7 +64,9 @@ pub unsafe fn init(info: FramebufferInfo) {
     framebuffer.fill_rect(0, 0, info.width as usize, info.height as usize, CONSOLE_BACKGROUND);
     framebuffer.fill_rect(0, 0, info.width as usize, STATUS_ROWS * font::HEIGHT, STATUS_BACKGROUND);
     let layout = TextLayout::new(columns, rows, STATUS_ROWS + 1);
-    SCREEN.lock(|screen| *screen = Some(Screen { framebuffer, layout, foreground: CONSOLE_FOREGROUND }));
+    SCREEN.lock(|screen| {
+        *screen = Some(Screen { framebuffer, layout, foreground: CONSOLE_FOREGROUND, shown: [[0; MAX_COLUMNS]; STATUS_ROWS] })
+    });
 }
 
 /// True once [`init`] ran.
@@ -86,19 +93,23 @@ pub fn write_fmt(args: fmt::Arguments, error: bool) {
     write_str(line.as_str(), error);
 }
 
-/// Draws `text` on status row `row` (0 is the banner), padded to the full width.
+/// Draws `text` on status row `row` (0 is the banner), padded to the full width. Only the cells
+/// whose character changed since the last call are redrawn.
 pub fn draw_status_row(row: usize, text: &str) {
     let _ = SCREEN.try_lock(|screen| {
         let Some(screen) = screen else { return };
         if row >= STATUS_ROWS {
             return;
         }
-        let columns = screen.framebuffer.info().width as usize / font::WIDTH;
+        let columns = (screen.framebuffer.info().width as usize / font::WIDTH).min(MAX_COLUMNS);
         let foreground = if row == 0 { BANNER_FOREGROUND } else { STATUS_FOREGROUND };
         let bytes = text.as_bytes();
         for column in 0..columns {
             let byte = bytes.get(column).copied().unwrap_or(b' ');
-            screen.framebuffer.draw_glyph(column * font::WIDTH, row * font::HEIGHT, byte, foreground, STATUS_BACKGROUND);
+            if screen.shown[row][column] != byte {
+                screen.shown[row][column] = byte;
+                screen.framebuffer.draw_glyph(column * font::WIDTH, row * font::HEIGHT, byte, foreground, STATUS_BACKGROUND);
+            }
         }
     });
 }
