@@ -127,6 +127,8 @@ pub extern "C" fn kernel_main() -> ! {
 
     services::shell::init();
     let _ = executive::register("shell", 10, services::shell::poll);
+    start_network();
+    let _ = executive::register("net", 1, services::net::poll);
     let _ = executive::register("status", 250, status::refresh);
     let _ = executive::register("heartbeat", 1000, heartbeat);
     executive::run()
@@ -164,6 +166,18 @@ fn enable_mmu(ram_end: usize, framebuffer: Option<&board::bcm2835::framebuffer::
     // heap, peripherals and framebuffer at their own addresses.
     if let Err(e) = unsafe { arch::mmu::enable(&regions[..count], guards) } {
         error!("mmu: not enabled: {e:?}");
+    }
+}
+
+/// Enumerates USB and, when an Ethernet device is found, starts the network manager.
+fn start_network() {
+    match board::bcm2835::usb::start(services::net::log_line) {
+        Ok(()) => {
+            if let Err(e) = services::net::init(services::net::log_line) {
+                error!("net: not started: {e:?}");
+            }
+        }
+        Err(e) => error!("usb: {e:?}"),
     }
 }
 

@@ -12,3 +12,4 @@ pub mod console;
 pub mod font;
 pub mod board;
 pub mod text;
+pub mod usb;

@@ -8,3 +8,4 @@ pub mod screen;
 pub mod selftest;
 pub mod shell;
 pub mod status;
+pub mod net;

@@ -9,6 +9,7 @@ pub mod pl011;
 pub mod rng;
 pub mod timer;
 pub mod watchdog;
+pub mod usb;
 
 /// Base of the peripheral window as the ARM sees it (BCM2835 ARM Peripherals, section 1.2.3).
 pub const PERIPHERAL_BASE: usize = jos_kcore::memory_map::PERIPHERAL_BASE;

@@ -1,0 +1,50 @@
+//! What the USB drivers need from the rest of the kernel, in one place: time, DMA memory, cache
+//! maintenance and power, each forwarded to the kernel platform's API.
+
+use crate::arch::cache;
+use crate::board::bcm2835::{mailbox, MAILBOX, TIMER};
+
+/// Microseconds since power-on, from the 1 MHz system timer.
+pub fn now_micros() -> u64 {
+    TIMER.now_micros()
+}
+
+/// Waits `micros` microseconds.
+pub fn delay_micros(micros: u32) {
+    TIMER.delay_micros(micros);
+}
+
+/// Switches the USB host controller's power domain on (mailbox power device 3). QEMU powers the
+/// controller from reset and may not answer; the caller goes on either way.
+pub fn power_on_usb() -> bool {
+    MAILBOX.set_power(mailbox::device::USB_HCD, true).is_ok()
+}
+
+/// Allocates `len` bytes of DMA memory aligned to `align`, from the non-cacheable region, for
+/// the life of the kernel.
+pub fn dma_alloc(len: usize, align: usize) -> Option<&'static mut [u8]> {
+    crate::dma::alloc(len, align)
+}
+
+/// The address the DWC2's DMA engine uses for the ARM physical address `address`.
+pub fn bus_address(address: usize) -> u32 {
+    crate::dma::bus_address(address)
+}
+
+/// Makes CPU writes to `buffer` visible to DMA. The buffers come from the non-cacheable DMA
+/// region, so a barrier is enough; the clean also covers a buffer placed elsewhere.
+pub fn clean_for_device(buffer: &[u8]) {
+    cache::clean_dcache_range(buffer.as_ptr() as usize, buffer.len());
+    cache::data_sync_barrier();
+}
+
+/// Drops stale cached copies of `buffer` after the device wrote it.
+pub fn invalidate_for_cpu(buffer: &[u8]) {
+    cache::invalidate_dcache_range(buffer.as_ptr() as usize, buffer.len());
+    cache::data_sync_barrier();
+}
+
+/// Data synchronisation barrier.
+pub fn data_sync_barrier() {
+    cache::data_sync_barrier();
+}

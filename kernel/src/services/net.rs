@@ -1,0 +1,525 @@
+//! The network manager: a smoltcp interface over the CDC-ECM device, DHCPv4 with a static
+//! fallback, ARP and ICMP echo (answered by smoltcp), and the UDP and TCP echo services.
+//! [`poll`] runs from the executive every minor frame; it never waits.
+//!
+//! Socket counts and buffer sizes are set in one place ([`sizes`]). Frames that would only cost
+//! work (malformed IPv4/UDP, datagrams to closed UDP ports) are dropped and counted before the
+//! stack sees them, so a flood to a closed port draws no ICMP replies.
+
+use core::cell::UnsafeCell;
+use core::fmt::Write;
+use core::sync::atomic::{AtomicBool, Ordering};
+
+use smoltcp::iface::{Config, Interface, SocketHandle, SocketSet, SocketStorage};
+use smoltcp::socket::{dhcpv4, tcp, udp};
+use smoltcp::time::Instant;
+use smoltcp::wire::{
+    EthernetAddress, EthernetFrame, EthernetProtocol, HardwareAddress, IpAddress, IpCidr, IpProtocol, Ipv4Address,
+    Ipv4Cidr, Ipv4Packet, UdpPacket,
+};
+
+use crate::board::bcm2835::usb::ecm::{self, EcmDevice};
+use crate::board::bcm2835::usb::{hal, Slot};
+
+/// Socket counts and buffer sizes, in one place.
+pub mod sizes {
+    /// UDP echo: receive and transmit payload bytes.
+    pub const UDP_BUFFER: usize = 16 * 1024;
+    /// UDP echo: datagrams queued per direction.
+    pub const UDP_PACKETS: usize = 16;
+    /// TCP echo sockets (connections served at once).
+    pub const TCP_SOCKETS: usize = 2;
+    /// TCP echo: receive and transmit buffer bytes per socket.
+    pub const TCP_BUFFER: usize = 16 * 1024;
+    /// All sockets: DHCP, UDP echo, the TCP echo sockets.
+    pub const SOCKETS: usize = 2 + TCP_SOCKETS;
+    /// Largest UDP datagram echoed (IPv4 without fragments carries at most 1472 bytes).
+    pub const UDP_CHUNK: usize = 2048;
+    /// Bytes moved from a TCP receive buffer to its transmit buffer per step.
+    pub const TCP_CHUNK: usize = 2048;
+}
+
+/// UDP echo service port.
+pub const UDP_ECHO_PORT: u16 = 7;
+/// TCP echo service port.
+pub const TCP_ECHO_PORT: u16 = 7;
+/// UDP ports the stack listens on (echo, the DHCP client).
+const OPEN_UDP_PORTS: [u16; 2] = [UDP_ECHO_PORT, 68];
+/// Without a DHCP lease after this long, the static configuration is applied.
+pub const DHCP_TIMEOUT_US: u64 = 8_000_000;
+/// The static fallback address (until the boot configuration provides one).
+pub const STATIC_ADDRESS: Ipv4Cidr = Ipv4Cidr::new(Ipv4Address::new(10, 0, 2, 15), 24);
+/// The static fallback gateway.
+pub const STATIC_GATEWAY: Ipv4Address = Ipv4Address::new(10, 0, 2, 2);
+/// How often the counters go to the console when they changed.
+const REPORT_PERIOD_US: u64 = 1_000_000;
+/// Frames processed per poll at most, so one poll stays short under a flood.
+const FRAMES_PER_POLL: usize = 32;
+
+/// Where the address came from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum AddressState {
+    /// Asking DHCP.
+    Discovering,
+    /// Leased by DHCP.
+    Dhcp,
+    /// The static fallback after a DHCP timeout.
+    Static,
+}
+
+/// The network manager's counters.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Counters {
+    /// Link counters from the Ethernet driver.
+    pub link: ecm::Counters,
+    /// Malformed frames dropped (bad IPv4 header or checksum, bad UDP length or checksum).
+    pub malformed: u64,
+    /// UDP datagrams to closed ports dropped.
+    pub closed_port: u64,
+    /// Broadcast frames received.
+    pub broadcasts: u64,
+    /// UDP echo replies sent.
+    pub udp_echoes: u64,
+    /// UDP echo replies that did not fit the transmit buffer (dropped).
+    pub udp_echo_drops: u64,
+    /// TCP echo bytes sent back.
+    pub tcp_echo_bytes: u64,
+    /// TCP connections accepted.
+    pub tcp_connections: u64,
+    /// Microseconds spent in polls that moved at least one frame.
+    pub busy_us: u64,
+}
+
+struct Net {
+    device: EcmDevice,
+    iface: Interface,
+    sockets: SocketSet<'static>,
+    dhcp: SocketHandle,
+    udp: SocketHandle,
+    tcp: [SocketHandle; sizes::TCP_SOCKETS],
+    tcp_open: [bool; sizes::TCP_SOCKETS],
+    state: AddressState,
+    address: Option<Ipv4Cidr>,
+    gateway: Option<Ipv4Address>,
+    dns: Option<Ipv4Address>,
+    started_us: u64,
+    last_report_us: u64,
+    reported: (u64, u64, u64),
+    counters: Counters,
+    log: fn(core::fmt::Arguments),
+}
+
+static NET: Slot<Net> = Slot::new();
+
+/// Socket memory, handed out once.
+struct Storage {
+    sockets: [SocketStorage<'static>; sizes::SOCKETS],
+    udp_rx_meta: [udp::PacketMetadata; sizes::UDP_PACKETS],
+    udp_rx: [u8; sizes::UDP_BUFFER],
+    udp_tx_meta: [udp::PacketMetadata; sizes::UDP_PACKETS],
+    udp_tx: [u8; sizes::UDP_BUFFER],
+    tcp_rx: [[u8; sizes::TCP_BUFFER]; sizes::TCP_SOCKETS],
+    tcp_tx: [[u8; sizes::TCP_BUFFER]; sizes::TCP_SOCKETS],
+}
+
+struct StorageCell(UnsafeCell<Storage>);
+// SAFETY: the storage is handed out once, guarded by STORAGE_TAKEN; nothing else touches it.
+unsafe impl Sync for StorageCell {}
+
+static STORAGE: StorageCell = StorageCell(UnsafeCell::new(Storage {
+    sockets: [SocketStorage::EMPTY; sizes::SOCKETS],
+    udp_rx_meta: [udp::PacketMetadata::EMPTY; sizes::UDP_PACKETS],
+    udp_rx: [0; sizes::UDP_BUFFER],
+    udp_tx_meta: [udp::PacketMetadata::EMPTY; sizes::UDP_PACKETS],
+    udp_tx: [0; sizes::UDP_BUFFER],
+    tcp_rx: [[0; sizes::TCP_BUFFER]; sizes::TCP_SOCKETS],
+    tcp_tx: [[0; sizes::TCP_BUFFER]; sizes::TCP_SOCKETS],
+}));
+static STORAGE_TAKEN: AtomicBool = AtomicBool::new(false);
+
+fn now(micros: u64) -> Instant {
+    Instant::from_micros(micros as i64)
+}
+
+/// Why the network manager did not start.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum InitError {
+    /// No Ethernet device was enumerated.
+    NoDevice,
+    /// `init` ran before.
+    AlreadyStarted,
+}
+
+/// Builds the interface and sockets over the enumerated Ethernet device.
+pub fn init(log: fn(core::fmt::Arguments)) -> Result<(), InitError> {
+    if ecm::DEVICE.with(|_| ()).is_none() {
+        return Err(InitError::NoDevice);
+    }
+    if STORAGE_TAKEN.swap(true, Ordering::AcqRel) {
+        return Err(InitError::AlreadyStarted);
+    }
+    // SAFETY: STORAGE_TAKEN was false, so this is the only reference ever made to the storage.
+    let storage: &'static mut Storage = unsafe { &mut *STORAGE.0.get() };
+    // Move the device out of the driver's slot: the network manager owns it from now on.
+    let Some(mut ecm_device) = ecm::DEVICE.take() else {
+        return Err(InitError::NoDevice);
+    };
+    let started = hal::now_micros();
+    let mut config = Config::new(HardwareAddress::Ethernet(EthernetAddress(ecm_device.mac())));
+    config.random_seed = started ^ u64::from_le_bytes([ecm_device.mac()[0], ecm_device.mac()[1], ecm_device.mac()[2], ecm_device.mac()[3], ecm_device.mac()[4], ecm_device.mac()[5], 0x5a, 0xa5]);
+    let iface = Interface::new(config, &mut ecm_device, now(started));
+    let mut sockets = SocketSet::new(&mut storage.sockets[..]);
+    let dhcp = sockets.add(dhcpv4::Socket::new());
+    let mut udp_socket = udp::Socket::new(
+        udp::PacketBuffer::new(&mut storage.udp_rx_meta[..], &mut storage.udp_rx[..]),
+        udp::PacketBuffer::new(&mut storage.udp_tx_meta[..], &mut storage.udp_tx[..]),
+    );
+    // Binding a fresh socket to a non-zero port cannot fail.
+    let _ = udp_socket.bind(UDP_ECHO_PORT);
+    let udp = sockets.add(udp_socket);
+    let mut tcp_rx = storage.tcp_rx.iter_mut();
+    let mut tcp_tx = storage.tcp_tx.iter_mut();
+    let tcp = core::array::from_fn(|_| {
+        let (Some(rx), Some(tx)) = (tcp_rx.next(), tcp_tx.next()) else { unreachable!("one buffer pair per socket") };
+        sockets.add(tcp::Socket::new(tcp::SocketBuffer::new(&mut rx[..]), tcp::SocketBuffer::new(&mut tx[..])))
+    });
+    let net = Net {
+        device: ecm_device,
+        iface,
+        sockets,
+        dhcp,
+        udp,
+        tcp,
+        tcp_open: [false; sizes::TCP_SOCKETS],
+        state: AddressState::Discovering,
+        address: None,
+        gateway: None,
+        dns: None,
+        started_us: started,
+        last_report_us: started,
+        reported: (0, 0, 0),
+        counters: Counters::default(),
+        log,
+    };
+    log(format_args!("net: udp echo on port {UDP_ECHO_PORT}, tcp echo on port {TCP_ECHO_PORT}; asking DHCP"));
+    NET.put(net);
+    Ok(())
+}
+
+/// Writes one line to the kernel log (the console sink the USB stack and this service use).
+pub fn log_line(args: core::fmt::Arguments) {
+    crate::kprintln!("{args}");
+}
+
+/// One step of the network: move frames, run the stack, serve the echo sockets, report.
+pub fn poll() {
+    NET.with(Net::poll);
+}
+
+/// A short status line for the console and the status screen, e.g.
+/// `net 10.0.2.15/24 dhcp rx 12 tx 10 drop 0 err 0`.
+pub fn status_line() -> Line {
+    let mut line = Line::new();
+    if NET.with(|net| net.write_status(&mut line)).is_none() {
+        let _ = line.write_str("net: down");
+    }
+    line
+}
+
+/// The counters, if the network is up.
+pub fn counters() -> Option<Counters> {
+    NET.with(|net| {
+        net.counters.link = net.device.counters();
+        net.counters
+    })
+}
+
+/// What a pre-filter decided about a received frame.
+enum Verdict {
+    Keep,
+    Malformed,
+    ClosedPort,
+}
+
+/// Checks the IPv4 and UDP layers of a frame the stack would otherwise parse.
+fn classify(frame: &[u8], our_address: Option<Ipv4Address>, broadcast: &mut bool) -> Verdict {
+    let Ok(ethernet) = EthernetFrame::new_checked(frame) else { return Verdict::Malformed };
+    *broadcast = ethernet.dst_addr().is_broadcast();
+    if ethernet.ethertype() != EthernetProtocol::Ipv4 {
+        return Verdict::Keep;
+    }
+    let Ok(ip) = Ipv4Packet::new_checked(ethernet.payload()) else { return Verdict::Malformed };
+    if !ip.verify_checksum() {
+        return Verdict::Malformed;
+    }
+    if ip.next_header() != IpProtocol::Udp || ip.more_frags() || ip.frag_offset() != 0 {
+        return Verdict::Keep;
+    }
+    let Ok(udp) = UdpPacket::new_checked(ip.payload()) else { return Verdict::Malformed };
+    let source = IpAddress::Ipv4(ip.src_addr());
+    let destination = IpAddress::Ipv4(ip.dst_addr());
+    if usize::from(udp.len()) != ip.payload().len() || !udp.verify_checksum(&source, &destination) {
+        return Verdict::Malformed;
+    }
+    let to_us = Some(ip.dst_addr()) == our_address || ip.dst_addr().is_broadcast();
+    if to_us && !OPEN_UDP_PORTS.contains(&udp.dst_port()) {
+        return Verdict::ClosedPort;
+    }
+    Verdict::Keep
+}
+
+impl Net {
+    fn poll(&mut self) {
+        let started = hal::now_micros();
+        let timestamp = now(started);
+        let before = self.device.counters();
+        self.device.service();
+        let our_address = self.address.map(|cidr| cidr.address());
+        let mut frames = 0;
+        while frames < FRAMES_PER_POLL {
+            let Some(frame) = self.device.peek() else { break };
+            frames += 1;
+            let mut broadcast = false;
+            match classify(frame, our_address, &mut broadcast) {
+                Verdict::Malformed => {
+                    self.counters.malformed += 1;
+                    self.device.discard();
+                    continue;
+                }
+                Verdict::ClosedPort => {
+                    self.counters.closed_port += 1;
+                    self.device.discard();
+                    continue;
+                }
+                Verdict::Keep => {}
+            }
+            if broadcast {
+                self.counters.broadcasts += 1;
+            }
+            let _ = self.iface.poll_ingress_single(timestamp, &mut self.device, &mut self.sockets);
+            self.serve();
+        }
+        self.iface.poll_maintenance(timestamp);
+        self.dhcp(started);
+        self.serve();
+        let _ = self.iface.poll_egress(timestamp, &mut self.device, &mut self.sockets);
+        self.device.service();
+        let after = self.device.counters();
+        if after.rx.frames != before.rx.frames || after.tx.frames != before.tx.frames || frames > 0 {
+            self.counters.busy_us += hal::now_micros() - started;
+        }
+        self.report(started);
+    }
+
+    fn dhcp(&mut self, now_us: u64) {
+        let event = self.sockets.get_mut::<dhcpv4::Socket>(self.dhcp).poll();
+        match event {
+            Some(dhcpv4::Event::Configured(config)) => {
+                let address = config.address;
+                let router = config.router;
+                let dns = config.dns_servers.first().copied();
+                self.configure(address, router, AddressState::Dhcp);
+                self.dns = dns;
+                let mut line = Line::new();
+                let _ = write!(line, "net: ip {} via dhcp", address);
+                if let Some(gateway) = router {
+                    let _ = write!(line, " gateway {gateway}");
+                }
+                if let Some(dns) = dns {
+                    let _ = write!(line, " dns {dns}");
+                }
+                (self.log)(format_args!("{}", line.as_str()));
+            }
+            Some(dhcpv4::Event::Deconfigured) => {
+                if self.state == AddressState::Dhcp {
+                    self.iface.update_ip_addrs(|addresses| addresses.clear());
+                    self.iface.routes_mut().remove_default_ipv4_route();
+                    self.address = None;
+                    self.state = AddressState::Discovering;
+                    self.started_us = now_us;
+                    (self.log)(format_args!("net: dhcp lease lost"));
+                }
+            }
+            None => {}
+        }
+        if self.state == AddressState::Discovering && now_us - self.started_us > DHCP_TIMEOUT_US {
+            self.configure(STATIC_ADDRESS, Some(STATIC_GATEWAY), AddressState::Static);
+            (self.log)(format_args!("net: ip {STATIC_ADDRESS} via static gateway {STATIC_GATEWAY} (no DHCP answer)"));
+        }
+    }
+
+    fn configure(&mut self, address: Ipv4Cidr, gateway: Option<Ipv4Address>, state: AddressState) {
+        self.iface.update_ip_addrs(|addresses| {
+            addresses.clear();
+            let _ = addresses.push(IpCidr::Ipv4(address));
+        });
+        match gateway {
+            Some(gateway) => {
+                let _ = self.iface.routes_mut().add_default_ipv4_route(gateway);
+            }
+            None => {
+                self.iface.routes_mut().remove_default_ipv4_route();
+            }
+        }
+        self.address = Some(address);
+        self.gateway = gateway;
+        self.state = state;
+    }
+
+    /// UDP and TCP echo.
+    fn serve(&mut self) {
+        let udp_socket = self.sockets.get_mut::<udp::Socket>(self.udp);
+        let mut scratch = [0u8; sizes::UDP_CHUNK];
+        while udp_socket.can_recv() {
+            // Copy, send, and only then dequeue: a datagram is never taken and then lost for
+            // want of transmit space; it waits for the next poll instead.
+            let Ok((payload, metadata)) = udp_socket.peek() else { break };
+            let remote = metadata.endpoint;
+            let Some(copy) = scratch.get_mut(..payload.len()) else {
+                let _ = udp_socket.recv();
+                self.counters.udp_echo_drops += 1;
+                continue;
+            };
+            copy.copy_from_slice(payload);
+            let length = copy.len();
+            if length > udp_socket.payload_send_capacity() {
+                let _ = udp_socket.recv();
+                self.counters.udp_echo_drops += 1;
+                continue;
+            }
+            match udp_socket.send_slice(&scratch[..length], remote) {
+                Ok(()) => {
+                    let _ = udp_socket.recv();
+                    self.counters.udp_echoes += 1;
+                }
+                Err(_) => break,
+            }
+        }
+        for (index, handle) in self.tcp.into_iter().enumerate() {
+            let socket = self.sockets.get_mut::<tcp::Socket>(handle);
+            if !socket.is_open() {
+                if self.tcp_open[index] {
+                    self.tcp_open[index] = false;
+                }
+                let _ = socket.listen(TCP_ECHO_PORT);
+                continue;
+            }
+            if socket.is_active() && !self.tcp_open[index] {
+                self.tcp_open[index] = true;
+                self.counters.tcp_connections += 1;
+            }
+            let mut chunk = [0u8; sizes::TCP_CHUNK];
+            while socket.can_recv() && socket.can_send() {
+                let room = (socket.send_capacity() - socket.send_queue()).min(chunk.len());
+                if room == 0 {
+                    break;
+                }
+                let Ok(got) = socket.recv_slice(&mut chunk[..room]) else { break };
+                if got == 0 {
+                    break;
+                }
+                let sent = socket.send_slice(&chunk[..got]).unwrap_or(0);
+                self.counters.tcp_echo_bytes += sent as u64;
+            }
+            if !socket.may_recv() && socket.send_queue() == 0 && socket.state() == tcp::State::CloseWait {
+                socket.close();
+            }
+        }
+    }
+
+    fn write_status(&mut self, line: &mut Line) {
+        let link = self.device.counters();
+        self.counters.link = link;
+        let _ = match self.address {
+            Some(address) => write!(line, "net {address} {}", match self.state {
+                AddressState::Dhcp => "dhcp",
+                AddressState::Static => "static",
+                AddressState::Discovering => "-",
+            }),
+            None => write!(line, "net dhcp..."),
+        };
+        let drops = self.counters.malformed + self.counters.closed_port + link.rx.runts + self.counters.udp_echo_drops;
+        let _ = write!(
+            line,
+            " rx {} tx {} drop {} err {}",
+            link.rx.frames,
+            link.tx.frames,
+            drops,
+            link.rx.errors + link.tx.errors
+        );
+    }
+
+    fn report(&mut self, now_us: u64) {
+        if now_us - self.last_report_us < REPORT_PERIOD_US {
+            return;
+        }
+        self.last_report_us = now_us;
+        let mut line = Line::new();
+        self.write_status(&mut line);
+        crate::services::status::set_network_line(format_args!("{}", line.as_str()));
+        let link = self.device.counters();
+        let key = (link.rx.frames + link.rx.runts + link.rx.errors, link.tx.frames + link.tx.errors, self.counters.malformed + self.counters.closed_port);
+        if key == self.reported {
+            return;
+        }
+        self.reported = key;
+        let c = self.counters;
+        (self.log)(format_args!(
+            "net: stats rx {} ({} B) tx {} ({} B) runts {} malformed {} closed_port {} broadcast {} rx_err {} tx_err {} tx_full {} udp_echo {} udp_drop {} tcp_conn {} tcp_bytes {} busy_us {}",
+            link.rx.frames,
+            link.rx.bytes,
+            link.tx.frames,
+            link.tx.bytes,
+            link.rx.runts,
+            c.malformed,
+            c.closed_port,
+            c.broadcasts,
+            link.rx.errors,
+            link.tx.errors,
+            link.tx.full,
+            c.udp_echoes,
+            c.udp_echo_drops,
+            c.tcp_connections,
+            c.tcp_echo_bytes,
+            c.busy_us,
+        ));
+    }
+}
+
+/// A short fixed-capacity text line (no allocation).
+pub struct Line {
+    bytes: [u8; 96],
+    length: usize,
+}
+
+impl Line {
+    /// An empty line.
+    pub const fn new() -> Self {
+        Self { bytes: [0; 96], length: 0 }
+    }
+
+    /// The text.
+    pub fn as_str(&self) -> &str {
+        core::str::from_utf8(&self.bytes[..self.length]).unwrap_or("")
+    }
+}
+
+impl Default for Line {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Write for Line {
+    /// Appends what fits; the rest is cut at a character boundary.
+    fn write_str(&mut self, text: &str) -> core::fmt::Result {
+        let room = self.bytes.len() - self.length;
+        let mut take = text.len().min(room);
+        while !text.is_char_boundary(take) {
+            take -= 1;
+        }
+        self.bytes[self.length..self.length + take].copy_from_slice(&text.as_bytes()[..take]);
+        self.length += take;
+        Ok(())
+    }
+}
