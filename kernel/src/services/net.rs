@@ -74,6 +74,8 @@ pub struct Counters {
     pub link: ecm::Counters,
     /// Malformed frames dropped (bad IPv4 header or checksum, bad UDP length or checksum).
     pub malformed: u64,
+    /// IPv4 fragments dropped (no reassembly: datagrams must fit one frame).
+    pub fragments: u64,
     /// UDP datagrams to closed ports dropped.
     pub closed_port: u64,
     /// Broadcast frames received.
@@ -238,6 +240,7 @@ pub fn counters() -> Option<Counters> {
 enum Verdict {
     Keep,
     Malformed,
+    Fragment,
     ClosedPort,
 }
 
@@ -252,7 +255,10 @@ fn classify(frame: &[u8], our_address: Option<Ipv4Address>, broadcast: &mut bool
     if !ip.verify_checksum() {
         return Verdict::Malformed;
     }
-    if ip.next_header() != IpProtocol::Udp || ip.more_frags() || ip.frag_offset() != 0 {
+    if ip.more_frags() || ip.frag_offset() != 0 {
+        return Verdict::Fragment;
+    }
+    if ip.next_header() != IpProtocol::Udp {
         return Verdict::Keep;
     }
     let Ok(udp) = UdpPacket::new_checked(ip.payload()) else { return Verdict::Malformed };
@@ -283,6 +289,11 @@ impl Net {
             match classify(frame, our_address, &mut broadcast) {
                 Verdict::Malformed => {
                     self.counters.malformed += 1;
+                    self.device.discard();
+                    continue;
+                }
+                Verdict::Fragment => {
+                    self.counters.fragments += 1;
                     self.device.discard();
                     continue;
                 }
@@ -438,7 +449,7 @@ impl Net {
             }),
             None => write!(line, "net dhcp..."),
         };
-        let drops = self.counters.malformed + self.counters.closed_port + link.rx.runts + self.counters.udp_echo_drops;
+        let drops = self.counters.malformed + self.counters.fragments + self.counters.closed_port + link.rx.runts + self.counters.udp_echo_drops;
         let _ = write!(
             line,
             " rx {} tx {} drop {} err {}",
@@ -458,20 +469,21 @@ impl Net {
         self.write_status(&mut line);
         crate::services::status::set_network_line(format_args!("{}", line.as_str()));
         let link = self.device.counters();
-        let key = (link.rx.frames + link.rx.runts + link.rx.errors, link.tx.frames + link.tx.errors, self.counters.malformed + self.counters.closed_port);
+        let key = (link.rx.frames + link.rx.runts + link.rx.errors, link.tx.frames + link.tx.errors, self.counters.malformed + self.counters.fragments + self.counters.closed_port);
         if key == self.reported {
             return;
         }
         self.reported = key;
         let c = self.counters;
         (self.log)(format_args!(
-            "net: stats rx {} ({} B) tx {} ({} B) runts {} malformed {} closed_port {} broadcast {} rx_err {} tx_err {} tx_full {} udp_echo {} udp_drop {} tcp_conn {} tcp_bytes {} busy_us {}",
+            "net: stats rx {} ({} B) tx {} ({} B) runts {} malformed {} fragments {} closed_port {} broadcast {} rx_err {} tx_err {} tx_busy {} udp_echo {} udp_drop {} tcp_conn {} tcp_bytes {} busy_us {}",
             link.rx.frames,
             link.rx.bytes,
             link.tx.frames,
             link.tx.bytes,
             link.rx.runts,
             c.malformed,
+            c.fragments,
             c.closed_port,
             c.broadcasts,
             link.rx.errors,
