@@ -6,7 +6,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 packages=(qemu-system-arm clang lld gcc-arm-none-eabi binutils-arm-none-eabi libnewlib-arm-none-eabi
-          iproute2 python3)
+          iproute2 iputils-ping python3)
 missing=()
 for package in "${packages[@]}"; do
     dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "install ok installed" || missing+=("$package")

@@ -43,12 +43,15 @@ pub struct BootOptions {
     pub icount_shift: Option<u32>,
     /// Extra QEMU arguments (network devices, loader devices, ...).
     pub extra_args: Vec<String>,
+    /// A command that QEMU runs under, e.g. `ip netns exec NAME` (it must exec QEMU in place,
+    /// so that killing the child kills QEMU). Empty: QEMU runs directly.
+    pub command_prefix: Vec<String>,
 }
 
 impl BootOptions {
     /// The normal kernel on `machine`, no extras.
     pub fn new(machine: &str, kernel: PathBuf) -> Self {
-        Self { machine: machine.into(), kernel, icount_shift: None, extra_args: Vec::new() }
+        Self { machine: machine.into(), kernel, icount_shift: None, extra_args: Vec::new(), command_prefix: Vec::new() }
     }
 }
 
@@ -85,7 +88,14 @@ impl Qemu {
         let scratch = std::env::temp_dir().join(format!("jos-qemu-{}-{unique}", std::process::id()));
         std::fs::create_dir_all(&scratch)?;
         let qmp_path = scratch.join("qmp.sock");
-        let mut command = Command::new("qemu-system-arm");
+        let mut command = match options.command_prefix.split_first() {
+            Some((program, args)) => {
+                let mut command = Command::new(program);
+                command.args(args).arg("qemu-system-arm");
+                command
+            }
+            None => Command::new("qemu-system-arm"),
+        };
         command
             .args(["-M", &options.machine, "-display", "none", "-monitor", "none", "-serial", "stdio"])
             .arg("-kernel")
