@@ -476,7 +476,7 @@ impl Net {
         self.reported = key;
         let c = self.counters;
         (self.log)(format_args!(
-            "net: stats rx {} ({} B) tx {} ({} B) runts {} malformed {} fragments {} closed_port {} broadcast {} rx_err {} tx_err {} tx_busy {} udp_echo {} udp_drop {} tcp_conn {} tcp_bytes {} busy_us {}",
+            "net: stats rx {} ({} B) tx {} ({} B) runts {} malformed {} fragments {} closed_port {} broadcast {} rx_err {} tx_err {} tx_busy {} udp_echo {} udp_drop {} tcp_conn {} tcp_bytes {} busy_us {} at_us {}",
             link.rx.frames,
             link.rx.bytes,
             link.tx.frames,
@@ -494,6 +494,7 @@ impl Net {
             c.tcp_connections,
             c.tcp_echo_bytes,
             c.busy_us,
+            now_us,
         ));
     }
 }
