@@ -35,7 +35,7 @@ pub static DEVICE: Slot<EcmDevice> = Slot::new();
 /// Receive-side counters.
 #[derive(Clone, Copy, Debug, Default)]
 pub struct RxCounters {
-    /// Frames received and handed to the stack.
+    /// Frames received (whether the stack or the pre-filter took them).
     pub frames: u64,
     /// Bytes in those frames.
     pub bytes: u64,
@@ -239,6 +239,8 @@ impl RxRing {
                     } else {
                         self.lengths[index] = length;
                         self.filled += 1;
+                        self.counters.frames += 1;
+                        self.counters.bytes += length as u64;
                     }
                 }
                 Some(Err(error)) => {
@@ -338,8 +340,6 @@ impl phy::RxToken for RxToken<'_> {
         let length = self.ring.lengths[index];
         let frame = &self.ring.buffers[index][..length];
         hal::invalidate_for_cpu(frame);
-        self.ring.counters.frames += 1;
-        self.ring.counters.bytes += length as u64;
         let result = f(frame);
         self.ring.head = (index + 1) % RX_BUFFERS;
         self.ring.filled -= 1;

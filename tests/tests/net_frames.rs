@@ -1,0 +1,223 @@
+//! Raw Ethernet frames straight to the kernel: QEMU's `-netdev socket,udp=` carries each frame
+//! in one UDP datagram on loopback, so this test is the kernel's only Ethernet peer. It sends
+//! runts, bad IPv4 headers and checksums, bad UDP lengths and checksums, fragments, unknown
+//! EtherTypes, oversized frames and a thousand random frames, then checks that a well-formed
+//! UDP echo request is still answered byte for byte and that the counters show the drops.
+//!
+//! No DHCP server is on this link: the kernel uses its static 10.0.2.15/24; this peer is
+//! 10.0.2.1 with a made-up MAC and answers the kernel's ARP requests.
+
+use std::net::UdpSocket;
+use std::time::{Duration, Instant};
+
+use jos_tests::{kernel_elf, BootOptions, Qemu};
+
+const PEER_MAC: [u8; 6] = [0x02, 0x00, 0x00, 0x00, 0x00, 0x01];
+const PEER_IP: [u8; 4] = [10, 0, 2, 1];
+const KERNEL_IP: [u8; 4] = [10, 0, 2, 15];
+
+fn checksum(chunks: &[&[u8]]) -> u16 {
+    let mut sum = 0u32;
+    for chunk in chunks {
+        for pair in chunk.chunks(2) {
+            sum += u32::from(u16::from_be_bytes([pair[0], *pair.get(1).unwrap_or(&0)]));
+        }
+    }
+    while sum > 0xffff {
+        sum = (sum & 0xffff) + (sum >> 16);
+    }
+    !(sum as u16)
+}
+
+fn ethernet(dst: [u8; 6], ethertype: u16, payload: &[u8]) -> Vec<u8> {
+    let mut frame = Vec::with_capacity(14 + payload.len());
+    frame.extend_from_slice(&dst);
+    frame.extend_from_slice(&PEER_MAC);
+    frame.extend_from_slice(&ethertype.to_be_bytes());
+    frame.extend_from_slice(payload);
+    frame
+}
+
+/// An IPv4 packet (no options) around `payload`.
+fn ipv4(protocol: u8, flags_fragment: u16, payload: &[u8]) -> Vec<u8> {
+    let total = (20 + payload.len()) as u16;
+    let mut header = vec![0x45, 0];
+    header.extend_from_slice(&total.to_be_bytes());
+    header.extend_from_slice(&[0x12, 0x34]);
+    header.extend_from_slice(&flags_fragment.to_be_bytes());
+    header.extend_from_slice(&[64, protocol, 0, 0]);
+    header.extend_from_slice(&PEER_IP);
+    header.extend_from_slice(&KERNEL_IP);
+    let sum = checksum(&[&header]);
+    header[10..12].copy_from_slice(&sum.to_be_bytes());
+    header.extend_from_slice(payload);
+    header
+}
+
+/// A UDP datagram from 10.0.2.1:`source` to the kernel's `port`, with a correct checksum.
+fn udp(source: u16, port: u16, data: &[u8]) -> Vec<u8> {
+    let length = (8 + data.len()) as u16;
+    let mut datagram = Vec::new();
+    datagram.extend_from_slice(&source.to_be_bytes());
+    datagram.extend_from_slice(&port.to_be_bytes());
+    datagram.extend_from_slice(&length.to_be_bytes());
+    datagram.extend_from_slice(&[0, 0]);
+    datagram.extend_from_slice(data);
+    let pseudo = [&PEER_IP[..], &KERNEL_IP[..], &[0, 17], &length.to_be_bytes()[..]].concat();
+    let mut sum = checksum(&[&pseudo, &datagram]);
+    if sum == 0 {
+        sum = 0xffff;
+    }
+    datagram[6..8].copy_from_slice(&sum.to_be_bytes());
+    datagram
+}
+
+/// The test's side of the link.
+struct Peer {
+    socket: UdpSocket,
+    qemu_port: u16,
+    kernel_mac: Option<[u8; 6]>,
+}
+
+impl Peer {
+    fn send(&self, frame: &[u8]) {
+        self.socket.send_to(frame, ("127.0.0.1", self.qemu_port)).expect("send frame");
+    }
+
+    /// Reads frames until `want` returns something or the time is up; answers ARP requests.
+    fn receive<T>(&mut self, timeout: Duration, mut want: impl FnMut(&[u8]) -> Option<T>) -> Option<T> {
+        let deadline = Instant::now() + timeout;
+        let mut buffer = vec![0u8; 4096];
+        while Instant::now() < deadline {
+            let Ok(length) = self.socket.recv(&mut buffer) else { continue };
+            let frame = &buffer[..length];
+            if frame.len() >= 42 && frame[12..14] == [0x08, 0x06] && frame[20..22] == [0, 1] && frame[38..42] == PEER_IP {
+                let mut kernel_mac = [0u8; 6];
+                kernel_mac.copy_from_slice(&frame[22..28]);
+                self.kernel_mac = Some(kernel_mac);
+                let mut reply = vec![0, 1, 8, 0, 6, 4, 0, 2];
+                reply.extend_from_slice(&PEER_MAC);
+                reply.extend_from_slice(&PEER_IP);
+                reply.extend_from_slice(&frame[22..32]);
+                self.send(&ethernet(kernel_mac, 0x0806, &reply));
+                continue;
+            }
+            if let Some(found) = want(frame) {
+                return Some(found);
+            }
+        }
+        None
+    }
+
+    /// Sends a UDP echo request to port 7 and waits for the reply's payload.
+    fn echo(&mut self, data: &[u8]) -> Option<Vec<u8>> {
+        let destination = self.kernel_mac.unwrap_or([0xff; 6]);
+        self.send(&ethernet(destination, 0x0800, &ipv4(17, 0x4000, &udp(40_000, 7, data))));
+        self.receive(Duration::from_secs(3), |frame| {
+            let is_reply = frame.len() >= 42
+                && frame[12..14] == [0x08, 0x00]
+                && frame[23] == 17
+                && frame[26..30] == KERNEL_IP
+                && frame[34..36] == 7u16.to_be_bytes()
+                && frame[36..38] == 40_000u16.to_be_bytes();
+            is_reply.then(|| {
+                let length = usize::from(u16::from_be_bytes([frame[38], frame[39]])).saturating_sub(8);
+                frame[42..(42 + length).min(frame.len())].to_vec()
+            })
+        })
+    }
+}
+
+fn stat(output: &str, name: &str) -> u64 {
+    output
+        .lines()
+        .rev()
+        .find(|l| l.starts_with("net: stats "))
+        .and_then(|line| line.split_whitespace().skip_while(|w| *w != name).nth(1)?.parse().ok())
+        .unwrap_or(0)
+}
+
+#[test]
+fn malformed_frames_are_dropped_and_counted() {
+    let socket = UdpSocket::bind("127.0.0.1:0").expect("bind");
+    socket.set_read_timeout(Some(Duration::from_millis(200))).expect("timeout");
+    let our_port = socket.local_addr().expect("addr").port();
+    let qemu_port = UdpSocket::bind("127.0.0.1:0").expect("bind").local_addr().expect("addr").port();
+    let mut options = BootOptions::new("raspi0", kernel_elf(""));
+    options.extra_args = vec![
+        "-netdev".into(),
+        format!("socket,id=n0,udp=127.0.0.1:{our_port},localaddr=127.0.0.1:{qemu_port}"),
+        "-device".into(),
+        "usb-net,netdev=n0,port=1".into(),
+    ];
+    let mut qemu = Qemu::boot(&options).expect("start QEMU");
+    let ip = qemu.wait_for_line("net: ip ", Duration::from_secs(90)).unwrap_or_else(|e| panic!("{e}"));
+    assert!(ip.starts_with("10.0.2.15/24 via static"), "expected the static fallback, got {ip:?}");
+    let mut peer = Peer { socket, qemu_port, kernel_mac: None };
+
+    let first = peer.echo(b"before");
+    assert_eq!(first.as_deref(), Some(&b"before"[..]), "no echo before the bad frames:\n{}", qemu.output());
+    let kernel = peer.kernel_mac.unwrap_or([0xff; 6]);
+
+    let good = ipv4(17, 0x4000, &udp(40_000, 7, b"x"));
+    let mut bad: Vec<Vec<u8>> = Vec::new();
+    bad.push(vec![1, 2, 3, 4, 5, 6, 7, 8, 9, 10]); // runt
+    let mut header_sum = good.clone();
+    header_sum[10] ^= 0xff;
+    bad.push(ethernet(kernel, 0x0800, &header_sum)); // IPv4 header checksum
+    let mut too_long = good.clone();
+    too_long[2..4].copy_from_slice(&1400u16.to_be_bytes());
+    bad.push(ethernet(kernel, 0x0800, &too_long)); // total length past the frame
+    let mut short_ihl = good.clone();
+    short_ihl[0] = 0x43;
+    bad.push(ethernet(kernel, 0x0800, &short_ihl)); // header length below 20
+    let mut udp_length = udp(40_000, 7, b"hello");
+    udp_length[4..6].copy_from_slice(&200u16.to_be_bytes());
+    bad.push(ethernet(kernel, 0x0800, &ipv4(17, 0x4000, &udp_length))); // UDP length
+    let mut udp_sum = udp(40_000, 7, b"hello");
+    udp_sum[6] ^= 0x55;
+    bad.push(ethernet(kernel, 0x0800, &ipv4(17, 0x4000, &udp_sum))); // UDP checksum
+    bad.push(ethernet(kernel, 0x0800, &ipv4(17, 0x2000, &udp(40_000, 7, &[7; 64])))); // fragment
+    bad.push(ethernet(kernel, 0x88b5, &[0xaa; 100])); // unknown EtherType
+    bad.push(ethernet(kernel, 0x0800, &ipv4(17, 0x4000, &udp(40_000, 9, b"closed")))); // closed port
+    bad.push(ethernet(kernel, 0x0800, &vec![0x45; 1990])); // jumbo garbage (over 1514)
+    bad.push(ethernet(kernel, 0x0800, &vec![0x45; 3000])); // larger than a receive buffer
+    for frame in &bad {
+        peer.send(frame);
+    }
+    let mut state = 0x1234_5678u32;
+    for _ in 0..1000 {
+        state ^= state << 13;
+        state ^= state >> 17;
+        state ^= state << 5;
+        let length = (state % 1600) as usize;
+        let mut frame: Vec<u8> = (0..length).map(|i| (state >> (i % 24)) as u8).collect();
+        if frame.len() >= 14 {
+            frame[..6].copy_from_slice(&kernel);
+            frame[12..14].copy_from_slice(&[0x08, 0x00]);
+        }
+        peer.send(&frame);
+        if state % 50 == 0 {
+            std::thread::sleep(Duration::from_millis(2));
+        }
+    }
+    // Drain what the kernel sent meanwhile (ICMP errors, ARP), then check the echo still works.
+    let _ = peer.receive(Duration::from_millis(500), |_| None::<()>);
+    let mut answered = None;
+    for attempt in 0..20 {
+        let data = format!("after {attempt}");
+        if let Some(reply) = peer.echo(data.as_bytes()) {
+            answered = Some((data, reply));
+            break;
+        }
+    }
+    let (data, reply) = answered.unwrap_or_else(|| panic!("no echo after the bad frames:\n{}", qemu.output()));
+    assert_eq!(reply, data.as_bytes());
+    std::thread::sleep(Duration::from_millis(2500));
+    let output = qemu.output();
+    println!("{}", output.lines().rev().find(|l| l.starts_with("net: stats ")).unwrap_or("no stats line"));
+    assert!(stat(&output, "malformed") >= 5, "malformed frames not counted:\n{output}");
+    assert!(stat(&output, "fragments") >= 1, "fragment not counted:\n{output}");
+    assert!(stat(&output, "closed_port") >= 1, "closed-port datagram not counted:\n{output}");
+    assert!(!output.contains("PANIC"), "{output}");
+}
