@@ -124,6 +124,13 @@ fn dhcp_udp_and_tcp_echo() {
     let echoed = tcp_echo(ports.tcp_echo, &data);
     assert_eq!(echoed.len(), data.len(), "TCP echo came back short");
     assert!(echoed == data, "TCP echo came back altered");
+    // The status panel's network row (what the screen shows) has the address and the counters.
+    let mut qemu = qemu;
+    qemu.send("status\n").expect("type on the console");
+    let row = qemu.wait_for_line("status: network  ", Duration::from_secs(10)).unwrap_or_else(|e| panic!("{e}"));
+    assert!(row.starts_with("10.0.2.15/24 dhcp rx "), "status row: {row:?}");
+    let rx: u64 = row.split_whitespace().nth(3).and_then(|v| v.parse().ok()).unwrap_or(0);
+    assert!(rx > 1000, "status row counters: {row:?}");
 }
 
 #[test]

@@ -219,11 +219,12 @@ pub fn poll() {
 }
 
 /// A short status line for the console and the status screen, e.g.
-/// `net 10.0.2.15/24 dhcp rx 12 tx 10 drop 0 err 0`.
+/// `10.0.2.15/24 dhcp rx 12 tx 10 drop 0 err 0` (the executive's status task shows it as the
+/// screen's network row; [`poll`] refreshes it once a second).
 pub fn status_line() -> Line {
     let mut line = Line::new();
     if NET.with(|net| net.write_status(&mut line)).is_none() {
-        let _ = line.write_str("net: down");
+        let _ = line.write_str("down");
     }
     line
 }
@@ -442,12 +443,12 @@ impl Net {
         let link = self.device.counters();
         self.counters.link = link;
         let _ = match self.address {
-            Some(address) => write!(line, "net {address} {}", match self.state {
+            Some(address) => write!(line, "{address} {}", match self.state {
                 AddressState::Dhcp => "dhcp",
                 AddressState::Static => "static",
                 AddressState::Discovering => "-",
             }),
-            None => write!(line, "net dhcp..."),
+            None => write!(line, "asking DHCP"),
         };
         let drops = self.counters.malformed + self.counters.fragments + self.counters.closed_port + link.rx.runts + self.counters.udp_echo_drops;
         let _ = write!(

@@ -218,11 +218,6 @@ impl EcmDevice {
         self.rx.service();
         self.tx.service();
     }
-
-    /// True when a received frame is waiting.
-    pub fn has_frame(&self) -> bool {
-        self.rx.filled > 0
-    }
 }
 
 impl RxRing {

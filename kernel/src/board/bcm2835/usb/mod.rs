@@ -11,7 +11,6 @@ pub mod hal;
 pub mod hub;
 
 use core::cell::UnsafeCell;
-use core::fmt::Write;
 use core::sync::atomic::{AtomicBool, Ordering};
 
 use jos_kcore::usb::descriptor::{self, ConfigurationHeader, DeviceDescriptor};
@@ -258,13 +257,6 @@ impl Bus {
     }
 }
 
-/// Errors of [`start`], with the step that failed.
-#[derive(Clone, Copy, Debug)]
-pub struct StartError {
-    /// What went wrong.
-    pub error: UsbError,
-}
-
 /// Brings up the controller and enumerates everything behind the root port. Afterwards
 /// [`ecm::DEVICE`] holds the Ethernet device if one was found.
 pub fn start(console: fn(core::fmt::Arguments)) -> Result<(), UsbError> {
@@ -275,10 +267,4 @@ pub fn start(console: fn(core::fmt::Arguments)) -> Result<(), UsbError> {
     let result = bus.enumerate(speed, 0);
     console(format_args!("usb: enumeration took {} ms", (hal::now_micros() - started) / 1000));
     result
-}
-
-/// A console sink usable as `&'static dyn Fn`.
-pub fn write_line<W: Write>(mut writer: W, args: core::fmt::Arguments) {
-    let _ = writer.write_fmt(args);
-    let _ = writer.write_str("\n");
 }
