@@ -197,7 +197,7 @@ fn malformed_frames_are_dropped_and_counted() {
             frame[12..14].copy_from_slice(&[0x08, 0x00]);
         }
         peer.send(&frame);
-        if state % 50 == 0 {
+        if state.is_multiple_of(50) {
             std::thread::sleep(Duration::from_millis(2));
         }
     }

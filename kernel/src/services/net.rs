@@ -342,17 +342,15 @@ impl Net {
                 }
                 (self.log)(format_args!("{}", line.as_str()));
             }
-            Some(dhcpv4::Event::Deconfigured) => {
-                if self.state == AddressState::Dhcp {
-                    self.iface.update_ip_addrs(|addresses| addresses.clear());
-                    self.iface.routes_mut().remove_default_ipv4_route();
-                    self.address = None;
-                    self.state = AddressState::Discovering;
-                    self.started_us = now_us;
-                    (self.log)(format_args!("net: dhcp lease lost"));
-                }
+            Some(dhcpv4::Event::Deconfigured) if self.state == AddressState::Dhcp => {
+                self.iface.update_ip_addrs(|addresses| addresses.clear());
+                self.iface.routes_mut().remove_default_ipv4_route();
+                self.address = None;
+                self.state = AddressState::Discovering;
+                self.started_us = now_us;
+                (self.log)(format_args!("net: dhcp lease lost"));
             }
-            None => {}
+            Some(dhcpv4::Event::Deconfigured) | None => {}
         }
         if self.state == AddressState::Discovering && now_us - self.started_us > DHCP_TIMEOUT_US {
             self.configure(STATIC_ADDRESS, Some(STATIC_GATEWAY), AddressState::Static);

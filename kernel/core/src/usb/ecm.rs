@@ -85,13 +85,15 @@ pub fn find_ecm(configuration: &[u8]) -> Result<EcmFunction, Error> {
                     _ => {}
                 }
             }
-            Descriptor::Endpoint(e) if state == In::Data && e.transfer_type == TransferType::Bulk => {
-                if data_interface.is_none_or(|d| d == current.0) {
-                    if e.is_in() {
-                        bulk_in = Some(e);
-                    } else {
-                        bulk_out = Some(e);
-                    }
+            Descriptor::Endpoint(e)
+                if state == In::Data
+                    && e.transfer_type == TransferType::Bulk
+                    && data_interface.is_none_or(|d| d == current.0) =>
+            {
+                if e.is_in() {
+                    bulk_in = Some(e);
+                } else {
+                    bulk_out = Some(e);
                 }
             }
             _ => {}
@@ -145,7 +147,7 @@ pub fn set_packet_filter(interface: u8, filter: u16) -> Setup {
 /// True when an OUT frame of `length` bytes must be followed by a zero-length packet: a bulk
 /// transfer ends at a short packet, and a frame that fills its last packet has none.
 pub fn needs_zero_length_packet(length: usize, max_packet: u16) -> bool {
-    max_packet != 0 && length % usize::from(max_packet) == 0
+    max_packet != 0 && length.is_multiple_of(usize::from(max_packet))
 }
 
 #[cfg(test)]

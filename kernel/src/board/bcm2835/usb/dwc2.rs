@@ -335,9 +335,12 @@ impl Dwc2 {
     /// `base` must be the DWC2 register block, mapped as device memory, and no other driver may
     /// program it.
     pub const unsafe fn new(base: usize) -> Self {
-        const ZERO: core::sync::atomic::AtomicU32 = core::sync::atomic::AtomicU32::new(0);
         // SAFETY: the caller promises `base` is the DWC2 block for the kernel's lifetime.
-        Self { registers: unsafe { Mmio::new(base) }, claimed: core::sync::atomic::AtomicU8::new(0), requested: [ZERO; CHANNELS] }
+        Self {
+            registers: unsafe { Mmio::new(base) },
+            claimed: core::sync::atomic::AtomicU8::new(0),
+            requested: [const { core::sync::atomic::AtomicU32::new(0) }; CHANNELS],
+        }
     }
 
     /// Waits until `done()` or `timeout_us` passes; true when `done()` held.
@@ -477,7 +480,7 @@ impl Dwc2 {
         let packets = length.div_ceil(usize::from(pipe.max_packet)).max(1);
         self.requested[usize::from(channel.0)].store(length as u32, core::sync::atomic::Ordering::Relaxed);
         hc.HCINT.set(u32::MAX);
-        hc.HCINTMSK.set(u32::MAX & 0x7ff);
+        hc.HCINTMSK.set(0x7ff); // every cause in bits 10..0
         hc.HCSPLT.set(0);
         hc.HCTSIZ.write(
             HCTSIZ::XferSize.val(length as u32) + HCTSIZ::PktCnt.val(packets as u32) + HCTSIZ::Pid.val(pid as u32),
