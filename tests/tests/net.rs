@@ -25,10 +25,11 @@ struct Ports {
     udp_closed: u16,
 }
 
-/// Boots the kernel with usb-net; `hub` leaves out `port=1` so QEMU puts a hub in front.
-fn boot(hub: bool) -> (Qemu, Ports) {
+/// Boots the kernel on `machine` with usb-net; `hub` leaves out `port=1` so QEMU puts a hub in
+/// front.
+fn boot(machine: &str, hub: bool) -> (Qemu, Ports) {
     let ports = Ports { udp_echo: free_port(true), tcp_echo: free_port(false), udp_closed: free_port(true) };
-    let mut options = BootOptions::new("raspi0", kernel_elf(""));
+    let mut options = BootOptions::new(machine, kernel_elf(""));
     let netdev = format!(
         "user,id=n0,hostfwd=udp:127.0.0.1:{}-:7,hostfwd=tcp:127.0.0.1:{}-:7,hostfwd=udp:127.0.0.1:{}-:9",
         ports.udp_echo, ports.tcp_echo, ports.udp_closed
@@ -113,7 +114,7 @@ fn stat(output: &str, name: &str) -> Option<u64> {
 
 #[test]
 fn dhcp_udp_and_tcp_echo() {
-    let (qemu, ports) = boot(false);
+    let (qemu, ports) = boot("raspi0", false);
     let output = qemu.output();
     assert!(output.contains("usb: ecm: MAC "), "no ECM attach:\n{output}");
     let (good, problems) = udp_echo(ports.udp_echo, 1000, |i| 1 + (i * 7919) % 1400);
@@ -133,9 +134,10 @@ fn dhcp_udp_and_tcp_echo() {
     assert!(rx > 1000, "status row counters: {row:?}");
 }
 
+/// On the other board, so both emulated machines run the network path.
 #[test]
 fn hub_in_front_of_usb_net() {
-    let (qemu, ports) = boot(true);
+    let (qemu, ports) = boot("raspi1ap", true);
     let output = qemu.output();
     assert!(output.contains("-> hub"), "no hub was enumerated:\n{output}");
     assert!(output.contains("usb: device 2: 0525:a4a2"), "usb-net not found behind the hub:\n{output}");
@@ -147,7 +149,7 @@ fn hub_in_front_of_usb_net() {
 
 #[test]
 fn bad_input_does_not_stop_echo() {
-    let (mut qemu, ports) = boot(false);
+    let (mut qemu, ports) = boot("raspi0", false);
     let socket = UdpSocket::bind("127.0.0.1:0").expect("bind");
     socket.set_read_timeout(Some(Duration::from_millis(1500))).expect("timeout");
     // Oversized datagrams: they arrive as IPv4 fragments, which the kernel drops and counts.
