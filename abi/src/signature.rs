@@ -50,6 +50,9 @@ pub const DOMAIN: &[u8; 7] = b"wasmsig";
 pub const MAX_HASHES: usize = 64;
 /// Most signatures in a set.
 pub const MAX_SIGNATURES: usize = 256;
+/// Most Ed25519 verifications one payload may cause (signatures times candidate keys); past it
+/// verification stops with [`SignatureError::TooMany`].
+pub const MAX_VERIFICATIONS: usize = 16;
 /// Length of a key id.
 pub const KEY_ID_LEN: usize = 12;
 /// Length of an Ed25519 public key.
@@ -178,7 +181,8 @@ pub enum SignatureError {
     WrongContentType = 5,
     /// The payload's hash function is not SHA-256.
     UnsupportedHash = 6,
-    /// More than [`MAX_HASHES`] sets or hashes, or [`MAX_SIGNATURES`] signatures.
+    /// More than [`MAX_HASHES`] sets or hashes, or [`MAX_SIGNATURES`] signatures, or the
+    /// signatures would need more than [`MAX_VERIFICATIONS`] Ed25519 verifications.
     TooMany = 7,
     /// No trusted key made any of the signatures.
     UnknownKey = 8,
@@ -561,26 +565,28 @@ pub fn verify_payload(
             failure = error;
         }
     };
-    for set in payload.sets() {
-        let covers = set.hashes().any(|hash| hash == content_hash);
-        for entry in set.signatures() {
-            let Ok(bytes) = <&[u8; SIGNATURE_LEN]>::try_from(entry.signature) else { continue };
-            if entry.algorithm != ALGORITHM_ED25519 {
-                continue;
-            }
-            let signature = Signature::from_bytes(bytes);
-            for (index, signer) in signers.iter().enumerate() {
-                if entry.key_id.is_some_and(|id| id != key_id(&signer.public_key)) {
+    let mut attempts = 0;
+    for (index, signer) in signers.iter().enumerate() {
+        let Ok(key) = VerifyingKey::from_bytes(&signer.public_key) else { continue };
+        let id = key_id(&signer.public_key);
+        for set in payload.sets() {
+            for entry in set.signatures() {
+                let Ok(bytes) = <&[u8; SIGNATURE_LEN]>::try_from(entry.signature) else { continue };
+                if entry.algorithm != ALGORITHM_ED25519 || entry.key_id.is_some_and(|named| named != id) {
                     continue;
                 }
-                let Ok(key) = VerifyingKey::from_bytes(&signer.public_key) else { continue };
-                if key.multipart_verify(&[&prefix, set.hash_bytes()], &signature).is_err() {
+                // Each attempt costs a scalar multiplication: bound the work a payload can ask for.
+                attempts += 1;
+                if attempts > MAX_VERIFICATIONS {
+                    return Err(SignatureError::TooMany);
+                }
+                if key.multipart_verify(&[&prefix, set.hash_bytes()], &Signature::from_bytes(bytes)).is_err() {
                     if entry.key_id.is_some() {
                         note(SignatureError::BadSignature);
                     }
                     continue;
                 }
-                if !covers {
+                if !set.hashes().any(|hash| hash == content_hash) {
                     note(SignatureError::ContentMismatch);
                     continue;
                 }
@@ -987,6 +993,40 @@ mod tests {
         junk.extend_from_slice(&[1, 0x4a, 1, 1]);
         let checked = Blob::new_checked(&junk[..]).unwrap();
         assert_eq!(verify_blob(&checked, &native), Err(SignatureError::Malformed));
+    }
+
+    #[test]
+    fn verification_work_is_bounded() {
+        // 20 anonymous signatures that verify under no key: each is tried with each of two keys.
+        let content = b"content";
+        let good = SignatureRepr::sign(ContentType::NativeBlob, content, &SEED, false);
+        let mut entry = vec![0, ALGORITHM_ED25519, 64];
+        entry.extend_from_slice(&[0x44; 64]);
+        let build = |bogus: usize| {
+            let mut set = vec![1];
+            set.extend_from_slice(&good.hash);
+            set.push((bogus + 1) as u8);
+            for _ in 0..bogus {
+                set.push(entry.len() as u8);
+                set.extend_from_slice(&entry);
+            }
+            let mut last = vec![0, ALGORITHM_ED25519, 64];
+            last.extend_from_slice(&good.signature);
+            set.push(last.len() as u8);
+            set.extend_from_slice(&last);
+            let mut payload = vec![1, ContentType::NativeBlob as u8, 1, 1];
+            payload.extend_from_slice(&[0x80 | (set.len() & 0x7f) as u8, (set.len() >> 7) as u8]);
+            payload.extend_from_slice(&set);
+            payload
+        };
+        let signers = [signer(&SEED, SignerRights::ALL)];
+        let hash = sha256(content);
+        let few = build(3);
+        let payload = SignaturePayload::new_checked(&few).unwrap();
+        assert_eq!(verify_payload(&payload, ContentType::NativeBlob, &hash, &signers).map(|v| v.signer), Ok(0));
+        let many = build(MAX_VERIFICATIONS);
+        let payload = SignaturePayload::new_checked(&many).unwrap();
+        assert_eq!(verify_payload(&payload, ContentType::NativeBlob, &hash, &signers), Err(SignatureError::TooMany));
     }
 
     #[test]
