@@ -34,17 +34,49 @@ fn boots_and_passes_self_test_on_every_machine() {
     }
 }
 
+/// Waits for the `n`-th (from 0) complete console line starting with `prefix`.
+fn nth_line_starting(qemu: &Qemu, prefix: &str, n: usize, timeout: Duration) -> String {
+    let deadline = std::time::Instant::now() + timeout;
+    loop {
+        let output = qemu.output();
+        let complete = &output[..output.rfind('\n').map_or(0, |end| end + 1)];
+        if let Some(line) = complete.lines().filter(|l| l.starts_with(prefix)).nth(n) {
+            return line.to_string();
+        }
+        assert!(std::time::Instant::now() < deadline, "no line #{n} starting with {prefix:?}:\n{output}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// Guest time follows the instruction count and jumps over idle periods, so the executive's
+/// counters are exact, whatever the host's load.
+fn deterministic(machine: &str) -> BootOptions {
+    let mut options = BootOptions::new(machine, kernel_elf(""));
+    options.extra_args = vec!["-icount".into(), "shift=0,sleep=off".into()];
+    options
+}
+
 #[test]
-fn executive_runs_frames_after_boot() {
-    let mut qemu = Qemu::boot(&BootOptions::new("raspi0", kernel_elf(""))).expect("start QEMU");
+fn executive_runs_every_frame_and_counts_overruns() {
+    let mut qemu = Qemu::boot(&deterministic("raspi0")).expect("start QEMU");
     let heartbeat =
         qemu.wait_for_line_containing("heartbeat 2:", Duration::from_secs(60)).unwrap_or_else(|e| panic!("{e}"));
-    let frames = number_after(&heartbeat, "frames ").expect("frame count");
-    let missed = number_after(&heartbeat, "missed ").expect("missed count");
-    // Beat 2 runs in frame 1000: every tick either ran a frame or was counted as missed.
-    let ticks = frames + missed;
-    assert!((900..=1100).contains(&ticks), "frames {frames} + missed {missed} is not one second of ticks: {heartbeat}");
-    assert!(frames >= 500, "the executive ran only {frames} frames in a second: {heartbeat}");
+    // Beat 2 runs in frame 1000 (frames 0 to 1000), with nothing overrun or missed at idle.
+    assert_eq!(number_after(&heartbeat, "frames "), Some(1001), "{heartbeat}");
+    assert_eq!(number_after(&heartbeat, "overruns "), Some(0), "{heartbeat}");
+    assert_eq!(number_after(&heartbeat, "missed "), Some(0), "{heartbeat}");
     // Exactly one allocation failure: the self-test's deliberate one; none at idle.
     assert!(heartbeat.contains("failures 1"), "heap failures at idle: {heartbeat}");
+
+    // A task that takes 5 frames: one overrun, and the ticks it held up are missed frames.
+    qemu.send("executive\r").expect("type");
+    let before = qemu.wait_for_line("executive: ", Duration::from_secs(20)).unwrap_or_else(|e| panic!("{e}"));
+    qemu.send("stall 5\r").expect("type");
+    qemu.wait_for_line("stalled 5 ms", Duration::from_secs(20)).unwrap_or_else(|e| panic!("{e}"));
+    qemu.send("executive\r").expect("type");
+    let after = nth_line_starting(&qemu, "executive: ", 1, Duration::from_secs(20));
+    let field = |line: &str, key: &str| number_after(line, key).unwrap_or_else(|| panic!("{key} in {line}"));
+    assert_eq!(field(&after, "overruns ") - field(&before, "overruns "), 1, "{before}\n{after}");
+    let missed = field(&after, "missed ") - field(&before, "missed ");
+    assert!((4..=5).contains(&missed), "a 5 ms stall missed {missed} frames:\n{before}\n{after}");
 }

@@ -1,6 +1,6 @@
 //! A small command line on the serial console: the UART's receive interrupt fills a ring buffer,
 //! and the executive's "shell" task assembles lines and runs commands (`help`, `status`,
-//! `tasks`, `heap`, `reboot`, and `panic` / `oom` / `overflow` to exercise the panic,
+//! `tasks`, `executive`, `heap`, `stall MS`, `reboot`, and `panic` / `oom` / `overflow` to exercise the panic,
 //! allocation-failure and stack-guard paths). Echoes what it receives.
 
 extern crate alloc;
@@ -94,7 +94,19 @@ pub fn poll() {
 fn run(command: &str) {
     match command {
         "" => {}
-        "help" => crate::kprintln!("commands: help, status, tasks, heap, reboot, panic, oom, overflow"),
+        "help" => crate::kprintln!("commands: help, status, tasks, executive, heap, stall MS, reboot, panic, oom, overflow"),
+        "executive" => {
+            let stats = crate::services::executive::stats();
+            crate::kprintln!(
+                "executive: frames {} overruns {} missed {} ticks {} busy {} us tasks {}",
+                stats.frames,
+                stats.overruns,
+                stats.missed,
+                stats.ticks,
+                stats.busy_micros,
+                stats.tasks
+            );
+        }
         "status" => crate::services::status::print(),
         "tasks" => crate::services::executive::for_each_task(|task| {
             crate::kprintln!(
@@ -135,6 +147,14 @@ fn run(command: &str) {
             let depth = recurse(0);
             crate::kprintln!("overflow: returned from depth {depth}?");
         }
+        stall if stall.starts_with("stall ") => match stall[6..].parse::<u32>() {
+            // Busy for whole frames: the executive must count the overrun and the missed frames.
+            Ok(millis) if millis <= 1000 => {
+                crate::board::bcm2835::TIMER.delay_micros(millis * 1000);
+                crate::kprintln!("stalled {millis} ms");
+            }
+            _ => crate::kprintln!("usage: stall MS (at most 1000)"),
+        },
         other => crate::kprintln!("unknown command `{other}`; try help"),
     }
 }
