@@ -1,6 +1,102 @@
-//! jos-cli: the user's tool. Not written yet beyond its version (see issue "jos-cli and the guest
-//! SDK"); the commands land with the offload and CLI work.
+//! jos-cli: the user's tool. Argument parsing and output only; the work is in the `jos_cli`
+//! library. Exit codes: see `jos_cli::exit::Exit` and `docs/cli.md`.
 
-fn main() {
-    println!("jos-cli {}", env!("CARGO_PKG_VERSION"));
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand, ValueEnum};
+use jos_cli::build::{self, BuildRequest, Format};
+use jos_cli::exit::Exit;
+
+/// The jos user's tool: build code for jos devices.
+#[derive(Debug, Parser)]
+#[command(name = "jos-cli", version, about, long_about = None, after_help = EXIT_CODES)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+const EXIT_CODES: &str = "\
+Exit codes: 0 success, 1 unexpected failure, 2 usage error, 3 bad input file, 4 tool missing,
+5 compile error, 6 ABI violation (e.g. unknown import), 7 not expressible as a native blob.
+See docs/cli.md.";
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Build C sources or a Rust guest crate into a wasm module or a native jos blob.
+    #[command(after_help = BUILD_EXAMPLES)]
+    Build(BuildArgs),
+}
+
+const BUILD_EXAMPLES: &str = "\
+Examples:
+  jos-cli build guest-examples/c/md5.c --format wasm
+  jos-cli build guest-examples/c/md5.c --format native -o md5.blob
+  jos-cli build guest-examples/rust/sha256 --format wasm -o sha256.wasm
+  jos-cli build main.c util.c --format native --verbose
+
+C guests include \"jos.h\" (provided by jos-cli) and define `int run(void)`. Rust guests are
+cdylib crates using the jos-guest crate and its `entry!` macro. See docs/guests.md.";
+
+#[derive(Debug, clap::Args)]
+struct BuildArgs {
+    /// C files (.c, and .S for native), or one Rust crate folder.
+    #[arg(required = true, value_name = "SRC")]
+    sources: Vec<PathBuf>,
+    /// The output format.
+    #[arg(long, short, value_enum)]
+    format: FormatArg,
+    /// The output file [default: NAME.wasm or NAME.blob in the current folder].
+    #[arg(long, short)]
+    output: Option<PathBuf>,
+    /// Cap on the wasm memory maximum, in 64 KiB pages.
+    #[arg(long, default_value_t = build::DEFAULT_MAX_MEMORY_PAGES, value_name = "PAGES")]
+    max_memory_pages: u64,
+    /// Keep the wasm `name` section (function names in trap messages).
+    #[arg(long)]
+    keep_names: bool,
+    /// Print each compiler, linker and cargo command before it runs.
+    #[arg(long, short)]
+    verbose: bool,
+}
+
+#[derive(Clone, Copy, Debug, ValueEnum)]
+enum FormatArg {
+    /// A WebAssembly module.
+    Wasm,
+    /// A native ARMv6 jos blob.
+    Native,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Build(args) => build_command(args),
+    }
+    .into()
+}
+
+fn build_command(args: BuildArgs) -> Exit {
+    let request = BuildRequest {
+        sources: args.sources,
+        format: match args.format {
+            FormatArg::Wasm => Format::Wasm,
+            FormatArg::Native => Format::Native,
+        },
+        output: args.output,
+        max_memory_pages: args.max_memory_pages,
+        keep_names: args.keep_names,
+        verbose: args.verbose,
+    };
+    match build::build(&request) {
+        Ok(output) => {
+            println!("built {}", output.path.display());
+            println!("{}", output.report);
+            Exit::Success
+        }
+        Err(error) => {
+            eprintln!("error: {error}");
+            error.exit()
+        }
+    }
 }
