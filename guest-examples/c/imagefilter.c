@@ -1,6 +1,7 @@
 /* imagefilter.c: turns a binary PPM picture (P6, maxval 255, '#' comments allowed) into its
  * grayscale version (luma 0.299 R + 0.587 G + 0.114 B, in 8.8 fixed point), also P6.
- * Limits: 128 x 128 pixels at most. A malformed picture ends the job with -JOS_EMALFORMED. */
+ * Limits: 128 x 128 pixels at most; a larger picture ends the job with -JOS_ELIMIT, a malformed
+ * one with -JOS_EMALFORMED. */
 #include "jos.h"
 
 #define PIXELS_MAX (128 * 128)
@@ -37,7 +38,10 @@ static int malformed(const char *why) {
 
 int run(void) {
     int length = jos_input_read_all(picture, sizeof picture);
-    if (length < 0) return malformed("imagefilter: the picture is larger than 128 x 128");
+    if (length < 0) {
+        jos_error("imagefilter: the picture is larger than 128 x 128");
+        return -JOS_ELIMIT;
+    }
     if (length < 2 || picture[0] != 'P' || picture[1] != '6') return malformed("imagefilter: not a binary PPM (P6)");
     int position = 2;
     int width = header_number(picture, length, &position);
@@ -46,7 +50,10 @@ int run(void) {
     if (width <= 0 || height <= 0 || maxval != 255) {
         return malformed("imagefilter: the header needs a width, a height and maxval 255");
     }
-    if (width * height > PIXELS_MAX) return malformed("imagefilter: more than 128 x 128 pixels");
+    if (width * height > PIXELS_MAX) {
+        jos_error("imagefilter: more than 128 x 128 pixels");
+        return -JOS_ELIMIT;
+    }
     if (position >= length) return malformed("imagefilter: no pixel data");
     position++; /* the single whitespace byte after maxval */
     int pixels = width * height;

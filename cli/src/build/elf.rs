@@ -36,6 +36,9 @@ pub const SYMBOLS: [&str; 8] = [
 /// Sections the linker writes for `-pie` that are build metadata, not part of the image.
 const METADATA_SECTIONS: [&str; 6] = [".rel.dyn", ".dynamic", ".dynsym", ".dynstr", ".hash", ".gnu.hash"];
 
+/// Sections of constructors and destructors, which the loader does not run.
+const CONSTRUCTOR_SECTIONS: [&str; 5] = [".init_array", ".fini_array", ".preinit_array", ".ctors", ".dtors"];
+
 /// Why an ELF cannot become a blob.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum ConvertError {
@@ -208,7 +211,9 @@ pub fn convert(data: &[u8]) -> Result<(Vec<u8>, SizeReport), ConvertError> {
         if flags.0 & elf::SHF_WRITE.0 != 0 && flags.0 & elf::SHF_EXECINSTR.0 != 0 {
             return Err(ConvertError::WritableCode(name));
         }
-        if matches!(kind, elf::SHT_INIT_ARRAY | elf::SHT_FINI_ARRAY | elf::SHT_PREINIT_ARRAY) && section.sh_size(endian) > 0 {
+        let constructors = matches!(kind, elf::SHT_INIT_ARRAY | elf::SHT_FINI_ARRAY | elf::SHT_PREINIT_ARRAY)
+            || CONSTRUCTOR_SECTIONS.contains(&name.as_str());
+        if constructors && section.sh_size(endian) > 0 {
             return Err(ConvertError::Constructors(name));
         }
         let address = section.sh_addr(endian);

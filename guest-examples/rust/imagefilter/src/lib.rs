@@ -1,6 +1,6 @@
 //! Turns a binary PPM picture (P6, maxval 255, `#` comments allowed, at most 128 x 128 pixels)
 //! into its grayscale version (luma 0.299 R + 0.587 G + 0.114 B in 8.8 fixed point), also P6.
-//! A malformed picture ends the job with `-Malformed`.
+//! A larger picture ends the job with `-LimitExceeded`, a malformed one with `-Malformed`.
 
 #![no_std]
 
@@ -34,19 +34,20 @@ fn number(bytes: &[u8], position: &mut usize) -> Option<usize> {
     core::str::from_utf8(&bytes[start..*position]).ok()?.parse().ok()
 }
 
-fn header(input: &[u8]) -> Result<(usize, usize, usize), &'static str> {
+fn header(input: &[u8]) -> Result<(usize, usize, usize), (ErrorCode, &'static str)> {
+    let malformed = |why| (ErrorCode::Malformed, why);
     if !input.starts_with(b"P6") {
-        return Err("not a binary PPM (P6)");
+        return Err(malformed("not a binary PPM (P6)"));
     }
     let mut position = 2;
-    let width = number(input, &mut position).ok_or("no width")?;
-    let height = number(input, &mut position).ok_or("no height")?;
-    let maxval = number(input, &mut position).ok_or("no maxval")?;
+    let width = number(input, &mut position).ok_or(malformed("no width"))?;
+    let height = number(input, &mut position).ok_or(malformed("no height"))?;
+    let maxval = number(input, &mut position).ok_or(malformed("no maxval"))?;
     if width == 0 || height == 0 || maxval != 255 {
-        return Err("the header needs a width, a height and maxval 255");
+        return Err(malformed("the header needs a width, a height and maxval 255"));
     }
     if width * height > PIXELS_MAX {
-        return Err("more than 128 x 128 pixels");
+        return Err((ErrorCode::LimitExceeded, "more than 128 x 128 pixels"));
     }
     // One whitespace byte separates the header from the pixels.
     Ok((width, height, position + 1))
@@ -55,9 +56,9 @@ fn header(input: &[u8]) -> Result<(usize, usize, usize), &'static str> {
 fn main(input: &[u8], out: &mut Output) -> i32 {
     let (width, height, start) = match header(input) {
         Ok(parsed) => parsed,
-        Err(why) => {
+        Err((code, why)) => {
             jos_guest::error!("imagefilter: {why}");
-            return ErrorCode::Malformed.to_return();
+            return code.to_return();
         }
     };
     let Some(pixels) = input.get(start..start + 3 * width * height) else {

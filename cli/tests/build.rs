@@ -1,0 +1,516 @@
+//! `jos-cli build` as a user meets it: the binary run as a process on every example, in both
+//! languages and both formats, plus the failures it must report with their exit codes. The wasm
+//! outputs are also run on the host (wasmi with a test double of the jos system calls) and their
+//! results compared with digests the host computes.
+//!
+//! Each (example, language, format) is built once per test process and shared by the tests.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::sync::{Mutex, OnceLock};
+
+use jos_abi::blob::{Blob, BlobRepr};
+use jos_abi::syscall::{self, AbiVersion, ValueType};
+use jos_guest_examples::{Example, Language, EXAMPLES, LANGUAGES};
+
+const JOS_CLI: &str = env!("CARGO_BIN_EXE_jos-cli");
+
+fn scratch() -> PathBuf {
+    let folder = Path::new(env!("CARGO_TARGET_TMPDIR")).join("jos-cli-build-tests");
+    std::fs::create_dir_all(&folder).expect("create the test folder");
+    folder
+}
+
+fn jos_cli(args: &[&str]) -> Output {
+    Command::new(JOS_CLI).args(args).current_dir(scratch()).output().expect("run jos-cli")
+}
+
+fn language_name(language: Language) -> &'static str {
+    match language {
+        Language::C => "c",
+        Language::Rust => "rust",
+    }
+}
+
+/// Builds an example once per process; returns the output file.
+fn built(example: &Example, language: Language, format: &str) -> PathBuf {
+    static BUILT: OnceLock<Mutex<HashMap<String, PathBuf>>> = OnceLock::new();
+    let extension = if format == "wasm" { "wasm" } else { "blob" };
+    let key = format!("{}-{}.{extension}", example.name, language_name(language));
+    let mut cache = BUILT.get_or_init(Default::default).lock().unwrap_or_else(|poison| poison.into_inner());
+    if let Some(path) = cache.get(&key) {
+        return path.clone();
+    }
+    let path = scratch().join(&key);
+    let source = example.source(language);
+    let output = jos_cli(&["build", source.to_str().unwrap(), "--format", format, "-o", path.to_str().unwrap()]);
+    assert!(
+        output.status.success(),
+        "building {key} failed ({}):\n{}{}",
+        output.status,
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(stdout.contains("built ") && stdout.contains("imports"), "no size report for {key}: {stdout}");
+    cache.insert(key, path.clone());
+    path
+}
+
+fn value_type(value: ValueType) -> wasmparser::ValType {
+    match value {
+        ValueType::I32 => wasmparser::ValType::I32,
+        ValueType::I64 => wasmparser::ValType::I64,
+    }
+}
+
+/// Checks a built wasm module the way a device will rely on: imports only from "jos" with the
+/// table's signatures, `run: () -> i32` exported, memory capped, `jos.abi` recorded, no other
+/// custom section.
+fn check_wasm(path: &Path) {
+    let bytes = std::fs::read(path).unwrap();
+    wasmparser::Validator::new().validate_all(&bytes).unwrap_or_else(|e| panic!("{}: invalid: {e}", path.display()));
+    let mut types = Vec::new();
+    let mut function_types = Vec::new();
+    let mut imported_functions = 0;
+    let mut run_index = None;
+    let mut abi_section = None;
+    let mut memory_max = None;
+    for payload in wasmparser::Parser::new(0).parse_all(&bytes) {
+        match payload.unwrap() {
+            wasmparser::Payload::TypeSection(reader) => {
+                for ty in reader.into_iter_err_on_gc_types() {
+                    types.push(ty.unwrap());
+                }
+            }
+            wasmparser::Payload::ImportSection(reader) => {
+                for import in reader.into_imports() {
+                    let import = import.unwrap();
+                    assert_eq!(import.module, "jos", "{}: import {}.{}", path.display(), import.module, import.name);
+                    let call = syscall::by_name(import.name).unwrap_or_else(|| panic!("unknown call {}", import.name));
+                    let wasmparser::TypeRef::Func(index) = import.ty else { panic!("non-function import") };
+                    let ty = &types[index as usize];
+                    let params: Vec<_> = call.signature.params.iter().copied().map(value_type).collect();
+                    let results: Vec<_> = call.signature.results.iter().copied().map(value_type).collect();
+                    assert_eq!((ty.params(), ty.results()), (&params[..], &results[..]), "signature of {}", import.name);
+                    imported_functions += 1;
+                }
+            }
+            wasmparser::Payload::FunctionSection(reader) => {
+                for index in reader {
+                    function_types.push(index.unwrap());
+                }
+            }
+            wasmparser::Payload::MemorySection(reader) => {
+                for memory in reader {
+                    memory_max = memory.unwrap().maximum;
+                }
+            }
+            wasmparser::Payload::ExportSection(reader) => {
+                for export in reader {
+                    let export = export.unwrap();
+                    if export.name == "run" && export.kind == wasmparser::ExternalKind::Func {
+                        run_index = Some(export.index);
+                    }
+                }
+            }
+            wasmparser::Payload::CustomSection(reader) => {
+                assert_eq!(reader.name(), "jos.abi", "{}: custom section {} left in", path.display(), reader.name());
+                abi_section = Some(reader.data().to_vec());
+            }
+            _ => {}
+        }
+    }
+    let run = run_index.unwrap_or_else(|| panic!("{}: no run export", path.display()));
+    let ty = &types[function_types[(run - imported_functions) as usize] as usize];
+    assert!(ty.params().is_empty() && ty.results() == [wasmparser::ValType::I32], "run has type {ty:?}");
+    assert_eq!(abi_section, Some(AbiVersion::CURRENT.to_u32().to_le_bytes().to_vec()));
+    assert!(memory_max.is_some_and(|max| max <= 256), "memory maximum {memory_max:?}");
+}
+
+/// Checks a built blob with the device's own parser.
+fn check_blob(path: &Path, network: bool) {
+    let bytes = std::fs::read(path).unwrap();
+    let blob = Blob::new_checked(&bytes[..]).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    let repr = BlobRepr::parse(&blob).unwrap();
+    assert_eq!(repr.abi_version, AbiVersion::CURRENT);
+    assert!(!repr.text.is_empty() && repr.entry < repr.text.len() as u32);
+    let names: Vec<&str> = repr.imports.iter().map(|import| import.syscall.syscall().name).collect();
+    for needed in ["input_len", "input_read", "output_write"] {
+        assert!(names.contains(&needed), "{}: imports {names:?}", path.display());
+    }
+    assert_eq!(names.contains(&"udp_bind"), network, "{}: imports {names:?}", path.display());
+}
+
+#[test]
+fn every_example_builds_to_wasm_with_only_jos_imports() {
+    for example in EXAMPLES {
+        for language in LANGUAGES {
+            check_wasm(&built(example, language, "wasm"));
+        }
+    }
+}
+
+#[test]
+fn every_example_builds_to_a_native_blob_the_device_parser_accepts() {
+    for example in EXAMPLES {
+        for language in LANGUAGES {
+            check_blob(&built(example, language, "native"), example.network);
+        }
+    }
+}
+
+// ---- Running the wasm examples on the host ----
+
+/// What the test double of the device holds for one job.
+#[derive(Default)]
+struct Job {
+    input: Vec<u8>,
+    output: Vec<u8>,
+    logs: Vec<String>,
+    /// Datagrams waiting for udp_recv, and what udp_send sent.
+    inbox: Vec<Vec<u8>>,
+    sent: Vec<Vec<u8>>,
+    bound_port: Option<u32>,
+}
+
+fn memory(caller: &mut wasmi::Caller<'_, Job>) -> wasmi::Memory {
+    caller.get_export("memory").and_then(wasmi::Extern::into_memory).expect("the module exports its memory")
+}
+
+/// Runs a wasm job's `run` with `input`; returns (exit value, job state). On its own thread with
+/// a large stack: wasmi's dispatcher needs more than a test thread has in debug builds.
+fn run_wasm(path: &Path, input: &[u8], inbox: &[&[u8]]) -> (i32, Job) {
+    let (path, input) = (path.to_path_buf(), input.to_vec());
+    let inbox: Vec<Vec<u8>> = inbox.iter().map(|d| d.to_vec()).collect();
+    std::thread::Builder::new()
+        .stack_size(64 << 20)
+        .spawn(move || {
+            let inbox: Vec<&[u8]> = inbox.iter().map(Vec::as_slice).collect();
+            run_wasm_here(&path, &input, &inbox)
+        })
+        .expect("spawn the wasm thread")
+        .join()
+        .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
+}
+
+fn run_wasm_here(path: &Path, input: &[u8], inbox: &[&[u8]]) -> (i32, Job) {
+    use wasmi::{Caller, Engine, Linker, Module, Store};
+    let engine = Engine::default();
+    let module = Module::new(&engine, &std::fs::read(path).unwrap()[..]).unwrap();
+    let job = Job { input: input.to_vec(), inbox: inbox.iter().rev().map(|d| d.to_vec()).collect(), ..Job::default() };
+    let mut store = Store::new(&engine, job);
+    let mut linker = Linker::<Job>::new(&engine);
+    linker.func_wrap("jos", "input_len", |caller: Caller<'_, Job>| caller.data().input.len() as i32).unwrap();
+    linker
+        .func_wrap("jos", "input_read", |mut caller: Caller<'_, Job>, buffer: i32, length: i32, offset: i32| {
+            let input = caller.data().input.clone();
+            let start = (offset as usize).min(input.len());
+            let end = (start + length as usize).min(input.len());
+            memory(&mut caller).write(&mut caller, buffer as usize, &input[start..end]).map_or(-2, |()| (end - start) as i32)
+        })
+        .unwrap();
+    linker
+        .func_wrap("jos", "output_write", |mut caller: Caller<'_, Job>, buffer: i32, length: i32| {
+            let mut bytes = vec![0; length as usize];
+            if memory(&mut caller).read(&caller, buffer as usize, &mut bytes).is_err() {
+                return -2;
+            }
+            caller.data_mut().output.extend_from_slice(&bytes);
+            0
+        })
+        .unwrap();
+    linker
+        .func_wrap("jos", "log", |mut caller: Caller<'_, Job>, _level: i32, buffer: i32, length: i32| {
+            let mut bytes = vec![0; length as usize];
+            if memory(&mut caller).read(&caller, buffer as usize, &mut bytes).is_err() {
+                return -2;
+            }
+            caller.data_mut().logs.push(String::from_utf8_lossy(&bytes).into_owned());
+            0
+        })
+        .unwrap();
+    linker.func_wrap("jos", "exit", |code: i32| -> Result<(), wasmi::Error> { Err(wasmi::Error::i32_exit(code)) }).unwrap();
+    linker.func_wrap("jos", "yield", || 0i32).unwrap();
+    linker
+        .func_wrap("jos", "udp_bind", |mut caller: Caller<'_, Job>, port: i32| {
+            caller.data_mut().bound_port = Some(port as u32);
+            3
+        })
+        .unwrap();
+    linker
+        .func_wrap("jos", "udp_recv", |mut caller: Caller<'_, Job>, handle: i32, buffer: i32, length: i32, endpoint: i32| {
+            assert_eq!(handle, 3);
+            let Some(datagram) = caller.data_mut().inbox.pop() else { return -5 };
+            let copied = datagram.len().min(length as usize);
+            let memory = memory(&mut caller);
+            memory.write(&mut caller, buffer as usize, &datagram[..copied]).unwrap();
+            memory.write(&mut caller, endpoint as usize, &[10, 0, 2, 2, 0x39, 0x30, 0, 0]).unwrap();
+            datagram.len() as i32
+        })
+        .unwrap();
+    linker
+        .func_wrap("jos", "udp_send", |mut caller: Caller<'_, Job>, handle: i32, endpoint: i32, buffer: i32, length: i32| {
+            assert_eq!(handle, 3);
+            let memory = memory(&mut caller);
+            let mut to = [0u8; 8];
+            memory.read(&caller, endpoint as usize, &mut to).unwrap();
+            assert_eq!(to, [10, 0, 2, 2, 0x39, 0x30, 0, 0], "echo answers the sender");
+            let mut bytes = vec![0; length as usize];
+            memory.read(&caller, buffer as usize, &mut bytes).unwrap();
+            caller.data_mut().sent.push(bytes);
+            0
+        })
+        .unwrap();
+    linker.func_wrap("jos", "udp_close", |handle: i32| if handle == 3 { 0 } else { -6 }).unwrap();
+    let instance = linker.instantiate_and_start(&mut store, &module).unwrap();
+    let run = instance.get_typed_func::<(), i32>(&store, "run").unwrap();
+    let status = match run.call(&mut store, ()) {
+        Ok(value) => value,
+        Err(error) => error.i32_exit_status().unwrap_or_else(|| panic!("{}: trap {error}", path.display())),
+    };
+    (status, store.into_data())
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|byte| format!("{byte:02x}")).collect()
+}
+
+fn md5_hex(message: &[u8]) -> String {
+    use md5::Digest;
+    hex(&md5::Md5::digest(message))
+}
+
+#[test]
+fn md5_examples_compute_the_digest_n_times() {
+    let mut binary = 7u32.to_le_bytes().to_vec();
+    binary.extend_from_slice(b"binary form");
+    let long = format!("2 {}", "x".repeat(130));
+    let cases: [(&[u8], &[u8]); 6] = [
+        (b"", b"jon"),
+        (b"1000", b"jon"),
+        (b"3 hello world", b"hello world"),
+        (&binary, b"binary form"),
+        (long.as_bytes(), &long.as_bytes()[2..]),
+        (b"5 ", b""),
+    ];
+    for language in LANGUAGES {
+        let module = built(Example::named("md5").unwrap(), language, "wasm");
+        for (input, message) in cases {
+            let (status, job) = run_wasm(&module, input, &[]);
+            assert_eq!(status, 0, "{language:?} md5 of {input:?}: logs {:?}", job.logs);
+            assert_eq!(String::from_utf8(job.output).unwrap(), format!("{}\n", md5_hex(message)), "{language:?} {input:?}");
+        }
+        let (status, job) = run_wasm(&module, b"12x", &[]);
+        assert_eq!(status, -1, "{language:?}: malformed input is an invalid argument");
+        assert!(job.output.is_empty() && !job.logs.is_empty(), "{language:?}: the error is logged");
+    }
+}
+
+#[test]
+fn sha256_examples_match_the_host() {
+    use sha2::Digest;
+    for language in LANGUAGES {
+        let module = built(Example::named("sha256").unwrap(), language, "wasm");
+        for length in [0usize, 3, 55, 56, 63, 64, 65, 1000, 4099] {
+            let input: Vec<u8> = (0..length).map(|i| (i * 7 + 3) as u8).collect();
+            let (status, job) = run_wasm(&module, &input, &[]);
+            assert_eq!(status, 0);
+            let expected = format!("{}\n", hex(&sha2::Sha256::digest(&input)));
+            assert_eq!(String::from_utf8(job.output).unwrap(), expected, "{language:?} length {length}");
+        }
+    }
+}
+
+#[test]
+fn fib_examples() {
+    let fib = |n: u32| (0..n).fold((0u64, 1u64), |(a, b), _| (b, a.wrapping_add(b))).0;
+    for language in LANGUAGES {
+        let module = built(Example::named("fib").unwrap(), language, "wasm");
+        for (input, n) in [(&b""[..], 50), (b"0", 0), (b"1", 1), (b"10\n", 10), (b"93", 93)] {
+            let (status, job) = run_wasm(&module, input, &[]);
+            assert_eq!((status, String::from_utf8(job.output).unwrap()), (0, format!("{}\n", fib(n))), "{language:?} {n}");
+        }
+        for bad in [&b"94"[..], b"-1", b"abc", b"123456"] {
+            let (status, job) = run_wasm(&module, bad, &[]);
+            assert_eq!(status, -1, "{language:?} {bad:?}");
+            assert!(job.output.is_empty());
+        }
+    }
+}
+
+#[test]
+fn echo_examples_answer_datagrams_until_quit_or_count() {
+    for language in LANGUAGES {
+        let module = built(Example::named("echo").unwrap(), language, "wasm");
+        let (status, job) = run_wasm(&module, b"7000", &[b"Echo1", b"second", b"quit", b"never read"]);
+        assert_eq!(status, 0, "{language:?}: logs {:?}", job.logs);
+        assert_eq!(job.bound_port, Some(7000));
+        assert_eq!(job.sent, [&b"Echo1"[..], b"second", b"bye"].map(<[u8]>::to_vec));
+        assert_eq!(job.output, b"echoed 2\n");
+        let (status, job) = run_wasm(&module, b"9 1", &[b"one", b"two"]);
+        assert_eq!((status, job.output, job.sent.len()), (0, b"echoed 1\n".to_vec(), 1), "{language:?} count");
+        let (status, _) = run_wasm(&module, b"0", &[]);
+        assert_eq!(status, -1, "{language:?}: port 0 is refused");
+    }
+}
+
+/// A small picture with a comment in its header.
+fn picture(width: usize, height: usize) -> (Vec<u8>, Vec<u8>) {
+    let mut input = format!("P6\n# test picture\n{width} {height}\n255\n").into_bytes();
+    let mut expected = format!("P6\n{width} {height}\n255\n").into_bytes();
+    for i in 0..width * height {
+        let (r, g, b) = ((i * 37) as u8, (i * 91 + 5) as u8, (255usize.wrapping_sub(i * 13)) as u8);
+        input.extend_from_slice(&[r, g, b]);
+        let luma = ((77 * u32::from(r) + 150 * u32::from(g) + 29 * u32::from(b)) >> 8) as u8;
+        expected.extend_from_slice(&[luma; 3]);
+    }
+    (input, expected)
+}
+
+#[test]
+fn imagefilter_examples_turn_ppm_gray() {
+    for language in LANGUAGES {
+        let module = built(Example::named("imagefilter").unwrap(), language, "wasm");
+        for (width, height) in [(1, 1), (5, 3), (128, 128)] {
+            let (input, expected) = picture(width, height);
+            let (status, job) = run_wasm(&module, &input, &[]);
+            assert_eq!(status, 0, "{language:?} {width}x{height}: {:?}", job.logs);
+            assert!(job.output == expected, "{language:?} {width}x{height}: wrong picture");
+        }
+        let (mut truncated, _) = picture(4, 4);
+        truncated.truncate(truncated.len() - 1);
+        let (too_large, _) = picture(129, 128);
+        let (status, job) = run_wasm(&module, &too_large, &[]);
+        assert_eq!((status, job.output.len()), (-3, 0), "{language:?}: a picture over 128 x 128 exceeds the limit");
+        for bad in [&b"P3\n1 1\n255\n..."[..], b"P6\n0 1\n255\n", b"P6\n1 1\n65535\n......", &truncated] {
+            let (status, job) = run_wasm(&module, bad, &[]);
+            assert_eq!(status, -9, "{language:?}: malformed picture {:?}", &bad[..bad.len().min(12)]);
+            assert!(job.output.is_empty() && !job.logs.is_empty());
+        }
+    }
+}
+
+// ---- Failures, as the user sees them ----
+
+fn write_guest(name: &str, text: &str) -> PathBuf {
+    let path = scratch().join(name);
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+#[test]
+fn unknown_import_is_refused_with_its_name_and_exit_code_6() {
+    let source = write_guest(
+        "unknown_import.c",
+        "#include \"jos.h\"\n\
+         __attribute__((import_module(\"jos\"), import_name(\"open_file\"))) int open_file(const char *);\n\
+         int run(void) { return open_file(\"/etc/passwd\"); }\n",
+    );
+    let output = jos_cli(&["build", source.to_str().unwrap(), "--format", "wasm", "-o", "unknown.wasm"]);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(6), "stderr: {stderr}");
+    assert!(stderr.contains("`jos.open_file` is not a jos system call"), "stderr: {stderr}");
+    assert!(!scratch().join("unknown.wasm").exists(), "no output on failure");
+
+    let foreign = write_guest(
+        "foreign_import.c",
+        "__attribute__((import_module(\"env\"), import_name(\"getpid\"))) int getpid(void);\n\
+         int run(void) { return getpid(); }\n",
+    );
+    let output = jos_cli(&["build", foreign.to_str().unwrap(), "--format", "wasm", "-o", "foreign.wasm"]);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(6), "stderr: {stderr}");
+    assert!(stderr.contains("`env.getpid`"), "stderr: {stderr}");
+}
+
+#[test]
+fn wrong_import_signature_is_refused() {
+    let source = write_guest(
+        "wrong_signature.c",
+        "__attribute__((import_module(\"jos\"), import_name(\"input_len\"))) long long input_len(int);\n\
+         int run(void) { return (int)input_len(1); }\n",
+    );
+    let output = jos_cli(&["build", source.to_str().unwrap(), "--format", "wasm", "-o", "wrong.wasm"]);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(6), "stderr: {stderr}");
+    assert!(stderr.contains("`jos.input_len` has type (i32) -> (i64), but the system call is () -> (i32)"), "{stderr}");
+}
+
+#[test]
+fn missing_entry_and_memory_cap_are_abi_errors() {
+    let source = write_guest("no_run.c", "int start(void) { return 0; }\n");
+    let output = jos_cli(&["build", source.to_str().unwrap(), "--format", "wasm", "-o", "no_run.wasm"]);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    // clang's --export=run fails first when run is not defined: a compile error naming it.
+    assert_eq!(output.status.code(), Some(5), "stderr: {stderr}");
+    assert!(stderr.contains("run"), "{stderr}");
+
+    let md5 = Example::named("md5").unwrap().source(Language::C);
+    let output =
+        jos_cli(&["build", md5.to_str().unwrap(), "--format", "wasm", "--max-memory-pages", "1", "-o", "capped.wasm"]);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(6), "stderr: {stderr}");
+    assert!(stderr.contains("more than the cap of 1 pages"), "{stderr}");
+}
+
+#[test]
+fn native_constructors_are_refused_naming_the_section() {
+    let source = write_guest(
+        "constructor.c",
+        "#include \"jos.h\"\n static int ready;\n\
+         __attribute__((constructor)) static void setup(void) { ready = 1; }\n\
+         int run(void) { return ready; }\n",
+    );
+    let output = jos_cli(&["build", source.to_str().unwrap(), "--format", "native", "-o", "ctor.blob"]);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(7), "stderr: {stderr}");
+    assert!(stderr.contains("`.init_array`") && stderr.contains("constructors"), "{stderr}");
+}
+
+#[test]
+fn native_undefined_function_is_refused_naming_it() {
+    let source = write_guest("undefined.c", "int helper(int);\nint run(void) { return helper(2); }\n");
+    let output = jos_cli(&["build", source.to_str().unwrap(), "--format", "native", "-o", "undefined.blob"]);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(matches!(output.status.code(), Some(5 | 7)), "status {:?}, stderr: {stderr}", output.status);
+    assert!(stderr.contains("helper"), "{stderr}");
+}
+
+#[test]
+fn usage_and_input_errors_have_their_exit_codes() {
+    let output = jos_cli(&["build", "md5.c"]);
+    assert_eq!(output.status.code(), Some(2), "missing --format is a usage error");
+    let output = jos_cli(&["build", "does-not-exist.c", "--format", "wasm"]);
+    assert_eq!(output.status.code(), Some(3));
+    assert!(String::from_utf8_lossy(&output.stderr).contains("does-not-exist.c: no such file"));
+    let text = write_guest("notes.txt", "hello");
+    let output = jos_cli(&["build", text.to_str().unwrap(), "--format", "wasm"]);
+    assert_eq!(output.status.code(), Some(3));
+    let output = jos_cli(&["frobnicate"]);
+    assert_eq!(output.status.code(), Some(2));
+}
+
+#[test]
+fn help_shows_examples_and_exit_codes_and_only_implemented_commands() {
+    let output = jos_cli(&["--help"]);
+    let help = String::from_utf8_lossy(&output.stdout);
+    assert!(output.status.success());
+    assert!(help.contains("build") && help.contains("Exit codes"), "{help}");
+    for unimplemented in ["push", "keygen", "emu", "sign"] {
+        assert!(!help.contains(&format!("  {unimplemented} ")), "{unimplemented} listed in --help");
+    }
+    let output = jos_cli(&["build", "--help"]);
+    let help = String::from_utf8_lossy(&output.stdout);
+    assert!(help.contains("Examples:") && help.contains("--format <FORMAT>"), "{help}");
+}
+
+#[test]
+fn exit_codes_in_docs_match_the_code() {
+    let docs = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("../docs/cli.md")).unwrap();
+    for exit in jos_cli::exit::Exit::ALL {
+        let row = format!("| {} | `{exit:?}` |", exit.code());
+        assert!(docs.contains(&row), "docs/cli.md lacks the row {row}");
+    }
+}
