@@ -98,7 +98,8 @@ mod tests {
     #[test]
     fn line_buffer_truncates_at_a_character_boundary() {
         let mut line = LineBuffer::<5>::new();
-        write!(line, "ab{}", "cdé").unwrap();
+        line.write_str("ab").unwrap();
+        line.write_str("cdé").unwrap();
         assert_eq!(line.as_str(), "abcd");
         write!(line, "zzz").unwrap();
         assert_eq!(line.as_str(), "abcdz");
