@@ -1,6 +1,6 @@
 //! A bump allocator over a static arena, for guests that want `alloc` (feature `alloc`).
 //!
-//! ```ignore
+//! ```text
 //! #[global_allocator]
 //! static HEAP: jos_guest::BumpAllocator<{ 256 * 1024 }> = jos_guest::BumpAllocator::new();
 //! ```

@@ -1,7 +1,7 @@
 //! The jos guest SDK for Rust: safe wrappers for every system call, log macros, an entry-point
 //! macro and a panic handler, for wasm32 modules and native ARMv6 blobs alike.
 //!
-//! ```ignore
+//! ```text
 //! #![no_std]
 //! jos_guest::entry!(main);
 //!
