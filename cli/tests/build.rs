@@ -1,7 +1,8 @@
 //! `jos-cli build` as a user meets it: the binary run as a process on every example, in both
 //! languages and both formats, plus the failures it must report with their exit codes. The wasm
-//! outputs are also run on the host (wasmi with a test double of the jos system calls) and their
-//! results compared with digests the host computes.
+//! outputs also run on the host through `jos_runtime` (the device's sandbox and limits, with a
+//! test host that scripts the network for echo), and their results are compared with digests and
+//! pictures the host computes.
 //!
 //! Each (example, language, format) is built once per test process and shared by the tests.
 
@@ -11,7 +12,9 @@ use std::process::{Command, Output};
 use std::sync::{Mutex, OnceLock};
 
 use jos_abi::blob::{Blob, BlobRepr};
-use jos_abi::syscall::{self, AbiVersion, ValueType};
+use jos_abi::syscall::{self, AbiVersion, Endpoint, ValueType};
+use jos_abi::ErrorCode;
+use jos_runtime::{Capabilities, Entry, Host, JobStatus, Limits, Sandbox, SandboxConfig};
 use jos_guest_examples::{Example, Language, EXAMPLES, LANGUAGES};
 
 const JOS_CLI: &str = env!("CARGO_BIN_EXE_jos-cli");
@@ -163,114 +166,85 @@ fn every_example_builds_to_a_native_blob_the_device_parser_accepts() {
 
 // ---- Running the wasm examples on the host ----
 
-/// What the test double of the device holds for one job.
+/// The device side of a job for the host runs: input, and a scripted network for echo.
 #[derive(Default)]
-struct Job {
+struct TestHost {
     input: Vec<u8>,
-    output: Vec<u8>,
-    logs: Vec<String>,
-    /// Datagrams waiting for udp_recv, and what udp_send sent.
+    /// Datagrams waiting for udp_recv (popped from the end), and what udp_send sent.
     inbox: Vec<Vec<u8>>,
     sent: Vec<Vec<u8>>,
-    bound_port: Option<u32>,
+    bound_port: Option<u16>,
 }
 
-fn memory(caller: &mut wasmi::Caller<'_, Job>) -> wasmi::Memory {
-    caller.get_export("memory").and_then(wasmi::Extern::into_memory).expect("the module exports its memory")
+/// The sender of every scripted datagram.
+const PEER: Endpoint = Endpoint { address: [10, 0, 2, 2], port: 12345 };
+
+impl Host for TestHost {
+    fn input_len(&self) -> usize {
+        self.input.len()
+    }
+
+    fn input_read(&self, offset: usize, buffer: &mut [u8]) -> usize {
+        let rest = self.input.get(offset..).unwrap_or(&[]);
+        let count = rest.len().min(buffer.len());
+        buffer[..count].copy_from_slice(&rest[..count]);
+        count
+    }
+
+    fn time_us(&self) -> u64 {
+        0
+    }
+
+    fn random(&mut self, buffer: &mut [u8]) -> Result<(), ErrorCode> {
+        buffer.fill(4);
+        Ok(())
+    }
+
+    fn udp_bind(&mut self, port: u16) -> Result<u32, ErrorCode> {
+        self.bound_port = Some(port);
+        Ok(3)
+    }
+
+    fn udp_send(&mut self, handle: u32, to: Endpoint, data: &[u8]) -> Result<(), ErrorCode> {
+        assert_eq!((handle, to), (3, PEER), "echo answers the sender on its socket");
+        self.sent.push(data.to_vec());
+        Ok(())
+    }
+
+    fn udp_recv(&mut self, handle: u32, buffer: &mut [u8]) -> Result<(usize, Endpoint), ErrorCode> {
+        assert_eq!(handle, 3);
+        let datagram = self.inbox.pop().ok_or(ErrorCode::WouldBlock)?;
+        let count = datagram.len().min(buffer.len());
+        buffer[..count].copy_from_slice(&datagram[..count]);
+        Ok((datagram.len(), PEER))
+    }
+
+    fn udp_close(&mut self, handle: u32) -> Result<(), ErrorCode> {
+        if handle == 3 { Ok(()) } else { Err(ErrorCode::NotFound) }
+    }
 }
 
-/// Runs a wasm job's `run` with `input`; returns (exit value, job state). On its own thread with
-/// a large stack: wasmi's dispatcher needs more than a test thread has in debug builds.
-fn run_wasm(path: &Path, input: &[u8], inbox: &[&[u8]]) -> (i32, Job) {
-    let (path, input) = (path.to_path_buf(), input.to_vec());
-    let inbox: Vec<Vec<u8>> = inbox.iter().map(|d| d.to_vec()).collect();
-    std::thread::Builder::new()
-        .stack_size(64 << 20)
-        .spawn(move || {
-            let inbox: Vec<&[u8]> = inbox.iter().map(Vec::as_slice).collect();
-            run_wasm_here(&path, &input, &inbox)
-        })
-        .expect("spawn the wasm thread")
-        .join()
-        .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
+/// What a job left: its exit value, output, logs and the host's record.
+struct Ran {
+    output: Vec<u8>,
+    logs: Vec<String>,
+    sent: Vec<Vec<u8>>,
+    bound_port: Option<u16>,
 }
 
-fn run_wasm_here(path: &Path, input: &[u8], inbox: &[&[u8]]) -> (i32, Job) {
-    use wasmi::{Caller, Engine, Linker, Module, Store};
-    let engine = Engine::default();
-    let module = Module::new(&engine, &std::fs::read(path).unwrap()[..]).unwrap();
-    let job = Job { input: input.to_vec(), inbox: inbox.iter().rev().map(|d| d.to_vec()).collect(), ..Job::default() };
-    let mut store = Store::new(&engine, job);
-    let mut linker = Linker::<Job>::new(&engine);
-    linker.func_wrap("jos", "input_len", |caller: Caller<'_, Job>| caller.data().input.len() as i32).unwrap();
-    linker
-        .func_wrap("jos", "input_read", |mut caller: Caller<'_, Job>, buffer: i32, length: i32, offset: i32| {
-            let input = caller.data().input.clone();
-            let start = (offset as usize).min(input.len());
-            let end = (start + length as usize).min(input.len());
-            memory(&mut caller).write(&mut caller, buffer as usize, &input[start..end]).map_or(-2, |()| (end - start) as i32)
-        })
-        .unwrap();
-    linker
-        .func_wrap("jos", "output_write", |mut caller: Caller<'_, Job>, buffer: i32, length: i32| {
-            let mut bytes = vec![0; length as usize];
-            if memory(&mut caller).read(&caller, buffer as usize, &mut bytes).is_err() {
-                return -2;
-            }
-            caller.data_mut().output.extend_from_slice(&bytes);
-            0
-        })
-        .unwrap();
-    linker
-        .func_wrap("jos", "log", |mut caller: Caller<'_, Job>, _level: i32, buffer: i32, length: i32| {
-            let mut bytes = vec![0; length as usize];
-            if memory(&mut caller).read(&caller, buffer as usize, &mut bytes).is_err() {
-                return -2;
-            }
-            caller.data_mut().logs.push(String::from_utf8_lossy(&bytes).into_owned());
-            0
-        })
-        .unwrap();
-    linker.func_wrap("jos", "exit", |code: i32| -> Result<(), wasmi::Error> { Err(wasmi::Error::i32_exit(code)) }).unwrap();
-    linker.func_wrap("jos", "yield", || 0i32).unwrap();
-    linker
-        .func_wrap("jos", "udp_bind", |mut caller: Caller<'_, Job>, port: i32| {
-            caller.data_mut().bound_port = Some(port as u32);
-            3
-        })
-        .unwrap();
-    linker
-        .func_wrap("jos", "udp_recv", |mut caller: Caller<'_, Job>, handle: i32, buffer: i32, length: i32, endpoint: i32| {
-            assert_eq!(handle, 3);
-            let Some(datagram) = caller.data_mut().inbox.pop() else { return -5 };
-            let copied = datagram.len().min(length as usize);
-            let memory = memory(&mut caller);
-            memory.write(&mut caller, buffer as usize, &datagram[..copied]).unwrap();
-            memory.write(&mut caller, endpoint as usize, &[10, 0, 2, 2, 0x39, 0x30, 0, 0]).unwrap();
-            datagram.len() as i32
-        })
-        .unwrap();
-    linker
-        .func_wrap("jos", "udp_send", |mut caller: Caller<'_, Job>, handle: i32, endpoint: i32, buffer: i32, length: i32| {
-            assert_eq!(handle, 3);
-            let memory = memory(&mut caller);
-            let mut to = [0u8; 8];
-            memory.read(&caller, endpoint as usize, &mut to).unwrap();
-            assert_eq!(to, [10, 0, 2, 2, 0x39, 0x30, 0, 0], "echo answers the sender");
-            let mut bytes = vec![0; length as usize];
-            memory.read(&caller, buffer as usize, &mut bytes).unwrap();
-            caller.data_mut().sent.push(bytes);
-            0
-        })
-        .unwrap();
-    linker.func_wrap("jos", "udp_close", |handle: i32| if handle == 3 { 0 } else { -6 }).unwrap();
-    let instance = linker.instantiate_and_start(&mut store, &module).unwrap();
-    let run = instance.get_typed_func::<(), i32>(&store, "run").unwrap();
-    let status = match run.call(&mut store, ()) {
-        Ok(value) => value,
-        Err(error) => error.i32_exit_status().unwrap_or_else(|| panic!("{}: trap {error}", path.display())),
-    };
-    (status, store.into_data())
+/// Runs a built wasm job on the host through `jos_runtime` (the device's sandbox and default
+/// limits, network granted) with `input`; datagrams in `inbox` arrive in order. Returns the exit
+/// value and what the job left.
+fn run_wasm(path: &Path, input: &[u8], inbox: &[&[u8]]) -> (i32, Ran) {
+    let host = TestHost { input: input.to_vec(), inbox: inbox.iter().rev().map(|d| d.to_vec()).collect(), ..TestHost::default() };
+    let capabilities = Capabilities { network: true, screen: false, gpio: false };
+    let bytes = std::fs::read(path).unwrap();
+    let mut sandbox = Sandbox::new(SandboxConfig::default());
+    let (result, host) = sandbox.run(&bytes, host, Limits::default(), capabilities, Entry::Default, 1_000_000);
+    let logs: Vec<String> = result.logs.iter().map(|line| line.text.clone()).collect();
+    assert_eq!(result.status, JobStatus::Ok, "{}: {:?}, logs {logs:?}", path.display(), result.error);
+    let exit_value = result.exit_value.unwrap_or_else(|| panic!("{}: no exit value", path.display()));
+    (exit_value, Ran { output: result.output, logs, sent: host.sent, bound_port: host.bound_port })
 }
 
 fn hex(bytes: &[u8]) -> String {
