@@ -488,3 +488,53 @@ fn exit_codes_in_docs_match_the_code() {
         assert!(docs.contains(&row), "docs/cli.md lacks the row {row}");
     }
 }
+
+/// The runtime's native loader accepts every example blob (once signed): it places the image,
+/// binds each import slot to the dispatch table's address, and relocates every listed word.
+#[test]
+fn native_example_blobs_load_through_the_runtime_loader() {
+    use jos_abi::signature::{public_key, sign_blob, SignerRights, TrustedSigner};
+    use jos_runtime::native::{self, CacheMaintenance, DispatchTable};
+
+    struct NoCache;
+    impl CacheMaintenance for NoCache {
+        fn sync_code(&mut self, _address: usize, _len: usize) {}
+    }
+
+    let seed = [7u8; 32];
+    let signers = [TrustedSigner { public_key: public_key(&seed), rights: SignerRights::NATIVE }];
+    let mut dispatch: DispatchTable = [0; syscall::SYSCALL_TABLE_LEN];
+    for call in syscall::SYSCALLS {
+        dispatch[call.id as usize] = 0x4000_0000 + 16 * call.id as usize;
+    }
+    const REGION_ADDRESS: u32 = 0x0100_0000;
+    for example in EXAMPLES {
+        for language in LANGUAGES {
+            let path = built(example, language, "native");
+            let unsigned = std::fs::read(&path).unwrap();
+            let signed = sign_blob(&unsigned, &seed, true).unwrap();
+            let blob = Blob::new_checked(&signed[..]).unwrap();
+            let repr = BlobRepr::parse(&blob).unwrap();
+            let mut region = vec![0xAAu8; blob.memory_len() as usize + 64];
+            let loaded = native::load_at(&signed, &signers, &mut region, REGION_ADDRESS, &dispatch, &mut NoCache)
+                .unwrap_or_else(|error| panic!("{}: {error:?}", path.display()));
+            let offset = loaded.offset;
+            let image = blob.image();
+            let word = |region: &[u8], at: u32| {
+                let at = offset + at as usize;
+                u32::from_le_bytes(region[at..at + 4].try_into().unwrap())
+            };
+            let original = |at: u32| u32::from_le_bytes(image[at as usize..at as usize + 4].try_into().unwrap());
+            assert_eq!(loaded.entry as u64, u64::from(REGION_ADDRESS) + offset as u64 + u64::from(repr.entry));
+            for import in repr.imports.iter() {
+                assert_eq!(word(&region, import.slot) as usize, dispatch[import.syscall as usize], "{}", path.display());
+            }
+            for relocation in repr.relocations.iter() {
+                let base = REGION_ADDRESS + offset as u32;
+                assert_eq!(word(&region, relocation), original(relocation).wrapping_add(base), "{}", path.display());
+            }
+            let bss = &region[offset + image.len()..offset + blob.memory_len() as usize];
+            assert!(bss.iter().all(|byte| *byte == 0), "{}: bss not zeroed", path.display());
+        }
+    }
+}
