@@ -58,6 +58,9 @@ struct BuildArgs {
     /// Print each compiler, linker and cargo command before it runs.
     #[arg(long, short)]
     verbose: bool,
+    /// Print the result (or the error) as one JSON object on stdout.
+    #[arg(long)]
+    json: bool,
 }
 
 #[derive(Clone, Copy, Debug, ValueEnum)]
@@ -77,18 +80,23 @@ fn main() -> ExitCode {
 }
 
 fn build_command(args: BuildArgs) -> Exit {
+    let format = match args.format {
+        FormatArg::Wasm => Format::Wasm,
+        FormatArg::Native => Format::Native,
+    };
     let request = BuildRequest {
         sources: args.sources,
-        format: match args.format {
-            FormatArg::Wasm => Format::Wasm,
-            FormatArg::Native => Format::Native,
-        },
+        format,
         output: args.output,
         max_memory_pages: args.max_memory_pages,
         keep_names: args.keep_names,
         verbose: args.verbose,
     };
     match build::build(&request) {
+        Ok(output) if args.json => {
+            println!("{}", output.to_json(format));
+            Exit::Success
+        }
         Ok(output) => {
             println!("built {}", output.path.display());
             println!("{}", output.report);
@@ -96,7 +104,14 @@ fn build_command(args: BuildArgs) -> Exit {
         }
         Err(error) => {
             eprintln!("error: {error}");
-            error.exit()
+            let exit = error.exit();
+            if args.json {
+                let value = serde_json::json!({
+                    "error": { "kind": format!("{exit:?}"), "exit_code": exit.code(), "message": error.to_string() }
+                });
+                println!("{value}");
+            }
+            exit
         }
     }
 }

@@ -400,6 +400,33 @@ fn unknown_import_is_refused_with_its_name_and_exit_code_6() {
 }
 
 #[test]
+fn json_output_reports_sizes_and_errors() {
+    let fib = Example::named("fib").unwrap().source(Language::C);
+    let output = jos_cli(&["build", fib.to_str().unwrap(), "--format", "native", "-o", "fib-json.blob", "--json"]);
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    let report: serde_json::Value = serde_json::from_slice(&output.stdout).expect("one JSON object on stdout");
+    assert_eq!(report["format"], "native");
+    assert_eq!(report["output"], "fib-json.blob");
+    let size = std::fs::metadata(scratch().join("fib-json.blob")).unwrap().len();
+    assert_eq!(report["total_bytes"].as_u64(), Some(size));
+    assert!(report["code_bytes"].as_u64().is_some_and(|code| code > 0 && code < size));
+    let imports: Vec<&str> = report["imports"].as_array().unwrap().iter().map(|i| i.as_str().unwrap()).collect();
+    assert!(imports.contains(&"output_write") && !imports.contains(&"udp_bind"), "{imports:?}");
+
+    let source = write_guest(
+        "json_unknown.c",
+        "__attribute__((import_module(\"jos\"), import_name(\"reboot\"))) int reboot(void);\n\
+         int run(void) { return reboot(); }\n",
+    );
+    let output = jos_cli(&["build", source.to_str().unwrap(), "--format", "wasm", "--json"]);
+    assert_eq!(output.status.code(), Some(6));
+    let error: serde_json::Value = serde_json::from_slice(&output.stdout).expect("the error as JSON on stdout");
+    assert_eq!(error["error"]["kind"], "AbiViolation");
+    assert_eq!(error["error"]["exit_code"], 6);
+    assert!(error["error"]["message"].as_str().unwrap().contains("jos.reboot"));
+}
+
+#[test]
 fn wrong_import_signature_is_refused() {
     let source = write_guest(
         "wrong_signature.c",
@@ -441,6 +468,21 @@ fn native_constructors_are_refused_naming_the_section() {
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert_eq!(output.status.code(), Some(7), "stderr: {stderr}");
     assert!(stderr.contains("`.init_array`") && stderr.contains("constructors"), "{stderr}");
+}
+
+#[test]
+fn native_thread_locals_and_stray_sections_are_refused_naming_the_section() {
+    let cases = [
+        ("tls.c", "__thread int counter = 5;\nint run(void) { return counter++; }\n", "`.tdata.counter` holds thread-local storage"),
+        ("noinit.c", "__attribute__((section(\".noinit\"))) int kept;\nint run(void) { return kept; }\n", "`.noinit`"),
+    ];
+    for (name, text, expected) in cases {
+        let source = write_guest(name, text);
+        let output = jos_cli(&["build", source.to_str().unwrap(), "--format", "native", "-o", "refused.blob"]);
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert_eq!(output.status.code(), Some(7), "{name}: {stderr}");
+        assert!(stderr.contains(expected), "{name}: {stderr}");
+    }
 }
 
 #[test]

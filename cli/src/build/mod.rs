@@ -88,6 +88,26 @@ pub struct SizeReport {
     pub memory_max_pages: Option<u64>,
 }
 
+impl BuildOutput {
+    /// The result as the JSON object `jos-cli build --json` prints.
+    pub fn to_json(&self, format: Format) -> serde_json::Value {
+        let report = &self.report;
+        serde_json::json!({
+            "output": self.path.display().to_string(),
+            "format": match format { Format::Wasm => "wasm", Format::Native => "native" },
+            "compiled_bytes": report.compiled,
+            "total_bytes": report.total,
+            "code_bytes": report.code,
+            "data_bytes": report.data,
+            "bss_bytes": report.bss,
+            "custom_bytes": report.custom,
+            "imports": report.imports,
+            "relocations": report.relocations,
+            "memory_max_pages": report.memory_max_pages,
+        })
+    }
+}
+
 impl fmt::Display for SizeReport {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         writeln!(f, "  compiled   {:>8} bytes", self.compiled)?;

@@ -218,3 +218,114 @@ fn measure(bytes: &[u8]) -> Result<SizeReport, String> {
     }
     Ok(report)
 }
+
+#[cfg(test)]
+mod tests {
+    use walrus::{FunctionBuilder, Module, ModuleConfig, RawCustomSection, ValType};
+
+    use super::*;
+
+    const OPTIONS: Options = Options { max_memory_pages: 16, keep_names: false };
+
+    /// A module with memory (`initial`, `maximum` pages), an exported `run` of the given type,
+    /// a custom section, and whatever `add` puts in.
+    fn module(initial: u64, maximum: Option<u64>, run: (&[ValType], &[ValType]), add: impl FnOnce(&mut Module)) -> Vec<u8> {
+        let mut module = Module::with_config(ModuleConfig::new());
+        let memory = module.memories.add_local(false, false, initial, maximum, None);
+        module.exports.add("memory", memory);
+        let mut builder = FunctionBuilder::new(&mut module.types, run.0, run.1);
+        if run.1 == [ValType::I32] {
+            builder.func_body().i32_const(0);
+        }
+        let function = builder.finish(vec![], &mut module.funcs);
+        module.exports.add(ENTRY_EXPORT, function);
+        module.customs.add(RawCustomSection { name: "target_features".into(), data: vec![1, 2, 3] });
+        add(&mut module);
+        module.emit_wasm()
+    }
+
+    fn custom_sections(bytes: &[u8]) -> Vec<(String, Vec<u8>)> {
+        wasmparser::Parser::new(0)
+            .parse_all(bytes)
+            .filter_map(|payload| match payload.unwrap() {
+                wasmparser::Payload::CustomSection(reader) => Some((reader.name().to_string(), reader.data().to_vec())),
+                _ => None,
+            })
+            .collect()
+    }
+
+    fn memory_limits(bytes: &[u8]) -> (u64, Option<u64>) {
+        let module = Module::from_buffer(bytes).unwrap();
+        let memory = module.memories.iter().next().unwrap();
+        (memory.initial, memory.maximum)
+    }
+
+    #[test]
+    fn a_good_module_is_capped_stripped_and_stamped() {
+        let input = module(2, None, (&[], &[ValType::I32]), |module| {
+            let ty = module.types.add(&[ValType::I32, ValType::I32], &[ValType::I32]);
+            let (function, _) = module.add_import_func("jos", "output_write", ty);
+            // Keep the import alive: call it from a second export.
+            let mut builder = FunctionBuilder::new(&mut module.types, &[], &[ValType::I32]);
+            builder.func_body().i32_const(0).i32_const(0).call(function);
+            let caller = builder.finish(vec![], &mut module.funcs);
+            module.exports.add("write_nothing", caller);
+        });
+        let (bytes, report) = finish(&input, &OPTIONS).unwrap();
+        assert_eq!(custom_sections(&bytes), [(ABI_SECTION.to_string(), vec![0, 0, 1, 0])]);
+        assert_eq!(memory_limits(&bytes), (2, Some(16)));
+        assert_eq!(report.imports, ["output_write"]);
+        assert_eq!(report.memory_max_pages, Some(16));
+        assert_eq!(report.total, bytes.len() as u64);
+        assert!(report.code > 0 && report.compiled == input.len() as u64);
+
+        // A smaller maximum is kept.
+        let (bytes, _) = finish(&module(1, Some(4), (&[], &[ValType::I32]), |_| {}), &OPTIONS).unwrap();
+        assert_eq!(memory_limits(&bytes), (1, Some(4)));
+    }
+
+    #[test]
+    fn imports_are_checked_by_module_name_and_signature() {
+        let with_import = |module_name: &'static str, name: &'static str, params: &'static [ValType]| {
+            module(1, None, (&[], &[ValType::I32]), move |module| {
+                let ty = module.types.add(params, &[ValType::I32]);
+                module.add_import_func(module_name, name, ty);
+            })
+        };
+        assert_eq!(
+            finish(&with_import("env", "puts", &[ValType::I32]), &OPTIONS).unwrap_err(),
+            AbiError::ForeignImport { module: "env".into(), name: "puts".into() }
+        );
+        assert_eq!(
+            finish(&with_import("jos", "fork", &[]), &OPTIONS).unwrap_err(),
+            AbiError::UnknownSyscall { name: "fork".into() }
+        );
+        let error = finish(&with_import("jos", "log", &[ValType::I32]), &OPTIONS).unwrap_err();
+        assert_eq!(
+            error.to_string(),
+            "import `jos.log` has type (i32) -> (i32), but the system call is (i32, i32, i32) -> (i32)"
+        );
+        let memory_import = module(1, None, (&[], &[ValType::I32]), |module| {
+            module.add_import_memory("jos", "memory", false, false, 1, None, None);
+        });
+        assert_eq!(
+            finish(&memory_import, &OPTIONS).unwrap_err(),
+            AbiError::NonFunctionImport { module: "jos".into(), name: "memory".into() }
+        );
+    }
+
+    #[test]
+    fn entry_and_memory_are_checked() {
+        let no_result = module(1, None, (&[], &[]), |_| {});
+        assert!(matches!(finish(&no_result, &OPTIONS), Err(AbiError::WrongEntrySignature { .. })));
+        let with_parameter = module(1, None, (&[ValType::I32], &[ValType::I32]), |_| {});
+        assert!(matches!(finish(&with_parameter, &OPTIONS), Err(AbiError::WrongEntrySignature { .. })));
+        let too_big = module(17, None, (&[], &[ValType::I32]), |_| {});
+        assert_eq!(finish(&too_big, &OPTIONS).unwrap_err(), AbiError::MemoryTooLarge { initial: 17, cap: 16 });
+        assert!(matches!(finish(b"\0asm\x01\0\0\0\x7f", &OPTIONS), Err(AbiError::Invalid(_))));
+        assert!(matches!(finish(b"not wasm", &OPTIONS), Err(AbiError::Invalid(_))));
+        let mut bare = Module::with_config(ModuleConfig::new());
+        bare.memories.add_local(false, false, 1, None, None);
+        assert_eq!(finish(&bare.emit_wasm(), &OPTIONS).unwrap_err(), AbiError::NoEntry);
+    }
+}
