@@ -580,3 +580,54 @@ fn native_example_blobs_load_through_the_runtime_loader() {
         }
     }
 }
+
+/// The fenced blocks of one language in a document, in order.
+fn fenced_blocks(document: &str, language: &str) -> Vec<String> {
+    let mut blocks = Vec::new();
+    let mut current: Option<String> = None;
+    for line in document.lines() {
+        match &mut current {
+            None if line.trim_start() == format!("```{language}") => current = Some(String::new()),
+            Some(block) if line.trim_start() == "```" => {
+                blocks.push(std::mem::take(block));
+                current = None;
+            }
+            Some(block) => {
+                block.push_str(line);
+                block.push('\n');
+            }
+            None => {}
+        }
+    }
+    blocks
+}
+
+/// The hello worlds in docs/guests.md build as written and print what they promise.
+#[test]
+fn hello_worlds_in_the_guest_docs_build_and_run() {
+    let document = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("../docs/guests.md")).unwrap();
+
+    let c = fenced_blocks(&document, "c");
+    let source = write_guest("hello.c", &c[0]);
+    for format in ["wasm", "native"] {
+        let output = jos_cli(&["build", source.to_str().unwrap(), "--format", format, "-o", &format!("hello-c.{format}")]);
+        assert!(output.status.success(), "C hello ({format}): {}", String::from_utf8_lossy(&output.stderr));
+    }
+    let (status, ran) = run_wasm(&scratch().join("hello-c.wasm"), b"jos", &[]);
+    assert_eq!((status, ran.output.as_slice()), (0, &b"hello, jos"[..]), "logs {:?}", ran.logs);
+
+    let toml = &fenced_blocks(&document, "toml")[0];
+    let rust = &fenced_blocks(&document, "rust")[0];
+    let guest_sdk = Path::new(env!("CARGO_MANIFEST_DIR")).join("../abi/guest").canonicalize().unwrap();
+    let toml = toml.replace("../jos/abi/guest", guest_sdk.to_str().unwrap());
+    let crate_dir = scratch().join("hello-rust");
+    std::fs::create_dir_all(crate_dir.join("src")).unwrap();
+    // Its own workspace: the test folder lies inside the jos repository's.
+    std::fs::write(crate_dir.join("Cargo.toml"), format!("{toml}\n[workspace]\n")).unwrap();
+    std::fs::write(crate_dir.join("src/lib.rs"), rust).unwrap();
+    let output = jos_cli(&["build", crate_dir.to_str().unwrap(), "--format", "wasm", "-o", "hello-rust.wasm"]);
+    assert!(output.status.success(), "Rust hello: {}", String::from_utf8_lossy(&output.stderr));
+    let (status, ran) = run_wasm(&scratch().join("hello-rust.wasm"), b"jos", &[]);
+    assert_eq!((status, ran.output.as_slice()), (0, &b"hello, jos\n"[..]));
+    assert_eq!(ran.logs, ["hello from a guest, 3 bytes of input"]);
+}

@@ -69,3 +69,33 @@ unsafe impl<const N: usize> GlobalAlloc for BumpAllocator<N> {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use core::alloc::{GlobalAlloc, Layout};
+
+    use super::BumpAllocator;
+
+    #[test]
+    fn allocations_are_aligned_disjoint_and_bounded() {
+        let heap = BumpAllocator::<64>::new();
+        let one = Layout::from_size_align(3, 1).unwrap();
+        let eight = Layout::from_size_align(8, 8).unwrap();
+        // SAFETY: layouts are non-zero in size; blocks are freed with their own layout.
+        unsafe {
+            let a = heap.alloc(one);
+            let b = heap.alloc(eight);
+            assert!(!a.is_null() && !b.is_null());
+            assert_eq!(b as usize % 8, 0);
+            assert!(b as usize >= a as usize + 3);
+            assert!(heap.alloc(Layout::from_size_align(64, 1).unwrap()).is_null(), "past the arena");
+            let used = heap.used();
+            heap.dealloc(a, one); // not the last block: kept
+            assert_eq!(heap.used(), used);
+            heap.dealloc(b, eight); // the last block: freed
+            assert!(heap.used() < used);
+            let c = heap.alloc(eight);
+            assert_eq!(c, b, "the freed block is reused");
+        }
+    }
+}

@@ -13,7 +13,7 @@
 use std::collections::BTreeMap;
 use std::fmt;
 
-use jos_abi::blob::{Arch, BlobFlags, BlobRepr, Import, Table, MIN_ALIGN};
+use jos_abi::blob::{Arch, BlobFlags, BlobRepr, Import, Table, MAX_ALIGN};
 use jos_abi::syscall::{AbiVersion, SyscallId};
 use object::elf::{self, FileHeader32};
 use object::read::elf::{FileHeader, Rel, SectionHeader, Sym};
@@ -195,6 +195,8 @@ pub fn convert(data: &[u8]) -> Result<(Vec<u8>, SizeReport), ConvertError> {
 
     // The image: every allocated section copied to its address.
     let mut image = vec![0u8; image_end as usize];
+    // The load address must honour the strictest section alignment (at least 8: doublewords).
+    let mut align = 8u32;
     for section in sections.iter() {
         let name = String::from_utf8_lossy(sections.section_name(endian, section).unwrap_or(b"?")).into_owned();
         let flags = section.sh_flags(endian);
@@ -227,6 +229,10 @@ pub fn convert(data: &[u8]) -> Result<(Vec<u8>, SizeReport), ConvertError> {
         }
         if size == 0 {
             continue;
+        }
+        align = align.max(section.sh_addralign(endian).next_power_of_two());
+        if align > MAX_ALIGN {
+            return Err(ConvertError::BadLayout(format!("section `{name}` asks for {align}-byte alignment")));
         }
         if kind == elf::SHT_NOBITS {
             if address < bss_start || end > bss_end {
@@ -308,7 +314,7 @@ pub fn convert(data: &[u8]) -> Result<(Vec<u8>, SizeReport), ConvertError> {
         rodata: &image[rodata_start as usize..data_start as usize],
         data: &image[data_start as usize..],
         bss_len: bss_end - image_end,
-        align: MIN_ALIGN.max(8),
+        align,
         imports: Table::from_slice(&imports),
         relocations: Table::from_slice(&relocations),
     };
