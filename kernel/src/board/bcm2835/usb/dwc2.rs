@@ -353,7 +353,7 @@ impl Dwc2 {
             if hal::now_micros() > deadline {
                 return done();
             }
-            core::hint::spin_loop();
+            hal::relax();
         }
     }
 
@@ -567,7 +567,7 @@ impl Dwc2 {
                 self.abort(channel);
                 return Err(UsbError::Timeout(bits));
             }
-            core::hint::spin_loop();
+            hal::relax();
         }
     }
 }

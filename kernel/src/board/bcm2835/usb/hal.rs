@@ -9,9 +9,23 @@ pub fn now_micros() -> u64 {
     TIMER.now_micros()
 }
 
-/// Waits `micros` microseconds.
+/// Waits `micros` microseconds, reading the timer between short register-free spins.
 pub fn delay_micros(micros: u32) {
-    TIMER.delay_micros(micros);
+    let end = now_micros() + u64::from(micros);
+    while now_micros() < end {
+        relax();
+    }
+}
+
+/// Spins for roughly a microsecond without touching a device register. Busy-wait loops call it
+/// between register reads: under QEMU with `-icount` every device read is costly in host time
+/// while it advances guest time by one instruction, so a loop of bare register reads makes a
+/// 100 ms guest wait take seconds of host time.
+#[inline(never)]
+pub fn relax() {
+    for step in 0..256u32 {
+        core::hint::black_box(step);
+    }
 }
 
 /// Switches the USB host controller's power domain on (mailbox power device 3). QEMU powers the
