@@ -123,7 +123,6 @@ pub extern "C" fn kernel_main() -> ! {
         error!("self-test failed; carrying on so the failure can be inspected");
     }
 
-    fault_test();
 
     services::shell::init();
     let _ = executive::register("shell", 10, services::shell::poll);
@@ -200,43 +199,4 @@ fn heartbeat() {
 /// How often the heartbeat logs, in seconds.
 const HEARTBEAT_LOG_SECONDS: u32 = 60;
 
-/// Test builds raise a fault here so the QEMU tests can check the report.
-fn fault_test() {
-    #[cfg(feature = "fault-undef")]
-    {
-        extern "C" {
-            fn jos_fault_undefined();
-        }
-        let address = jos_fault_undefined as *const () as usize;
-        kprintln!("fault-test: undefined instruction at pc={address:#010x}");
-        // SAFETY: deliberately executes an undefined instruction; the fault handler never returns.
-        unsafe { jos_fault_undefined() };
-    }
-    #[cfg(feature = "fault-abort")]
-    {
-        extern "C" {
-            fn jos_fault_data_abort(address: usize);
-        }
-        let address = 0xF000_0000usize;
-        let pc = jos_fault_data_abort as *const () as usize;
-        kprintln!("fault-test: data abort at pc={pc:#010x} address={address:#010x}");
-        // SAFETY: deliberately loads from an unmapped address; the fault handler never returns.
-        unsafe { jos_fault_data_abort(address) };
-    }
-}
 
-#[cfg(any(feature = "fault-undef", feature = "fault-abort"))]
-core::arch::global_asm!(
-    r#"
-    .arch armv6k
-    .section .text.fault_test, "ax"
-    .global jos_fault_undefined
-jos_fault_undefined:
-    .word 0xe7f000f0            @ permanently undefined (UDF #0)
-    bx lr
-    .global jos_fault_data_abort
-jos_fault_data_abort:
-    ldr r0, [r0]
-    bx lr
-"#
-);

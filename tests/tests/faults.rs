@@ -1,10 +1,17 @@
-//! Deliberate faults (kernel builds with the `fault-undef` and `fault-abort` features) are
+//! Deliberate faults (the console commands `fault undef` and `fault abort`) are
 //! reported with the right exception kind, faulting PC and fault address, then the kernel halts.
 
 use std::time::Duration;
 
 use jos_kcore::console::{colors, STATUS_ROWS};
 use jos_tests::{kernel_elf, BootOptions, Qemu, MACHINES};
+
+/// Boots the normal kernel and waits until its console takes commands.
+fn boot_to_shell(machine: &str) -> Qemu {
+    let mut qemu = Qemu::boot(&BootOptions::new(machine, kernel_elf(""))).expect("start QEMU");
+    qemu.wait_for_line("boot: ", Duration::from_secs(60)).unwrap_or_else(|e| panic!("{machine}: {e}"));
+    qemu
+}
 
 fn hex_after(text: &str, key: &str) -> Option<u32> {
     let rest = &text[text.find(key)? + key.len()..];
@@ -13,13 +20,17 @@ fn hex_after(text: &str, key: &str) -> Option<u32> {
     u32::from_str_radix(&digits[..end], 16).ok()
 }
 
-/// Boots `features` on `machine`, returns (the kernel's announcement line, the fault report).
-/// On raspi0 it also checks that the report's first line is on the screen, in red.
-fn fault_report(machine: &str, features: &str) -> (String, String) {
-    let mut qemu = Qemu::boot(&BootOptions::new(machine, kernel_elf(features))).expect("start QEMU");
-    let announced = qemu.wait_for_line("fault-test: ", Duration::from_secs(60)).unwrap_or_else(|e| panic!("{machine}: {e}"));
+/// Boots the kernel on `machine` and types `command`; returns (the kernel's announcement line,
+/// the fault report). On raspi0 it also checks that the report's first line is on the screen, in
+/// red.
+fn fault_report(machine: &str, command: &str) -> (String, String) {
+    let mut qemu = boot_to_shell(machine);
+    qemu.send(&format!("{command}\r")).expect("type a command");
+    let announced =
+        qemu.wait_for_line("fault-test: ", Duration::from_secs(60)).unwrap_or_else(|e| panic!("{machine}: {e}"));
     let output = qemu.wait_for("jos: halted", Duration::from_secs(20)).unwrap_or_else(|e| panic!("{machine}: {e}"));
-    let report = output[output.find("FAULT: ").unwrap_or_else(|| panic!("{machine}: no FAULT line:\n{output}"))..].to_string();
+    let report =
+        output[output.find("FAULT: ").unwrap_or_else(|| panic!("{machine}: no FAULT line:\n{output}"))..].to_string();
     if machine == "raspi0" {
         let first_line = report.lines().next().expect("report line");
         let picture = qemu.screen_picture().expect("screendump");
@@ -35,7 +46,7 @@ fn fault_report(machine: &str, features: &str) -> (String, String) {
 #[test]
 fn undefined_instruction_is_reported() {
     for machine in MACHINES {
-        let (announced, report) = fault_report(machine, "fault-undef");
+        let (announced, report) = fault_report(machine, "fault undef");
         let expected_pc = hex_after(&announced, "pc=").expect("announced pc");
         assert!(report.starts_with("FAULT: undefined instruction at pc="), "{machine}: wrong kind:\n{report}");
         assert_eq!(hex_after(&report, "at pc="), Some(expected_pc), "{machine}: wrong pc:\n{report}");
@@ -48,7 +59,7 @@ fn undefined_instruction_is_reported() {
 #[test]
 fn data_abort_is_reported() {
     for machine in MACHINES {
-        let (announced, report) = fault_report(machine, "fault-abort");
+        let (announced, report) = fault_report(machine, "fault abort");
         let expected_pc = hex_after(&announced, "pc=").expect("announced pc");
         let expected_address = hex_after(&announced, "address=").expect("announced address");
         assert!(report.starts_with("FAULT: data abort at pc="), "{machine}: wrong kind:\n{report}");
@@ -62,7 +73,10 @@ fn data_abort_is_reported() {
 
 #[test]
 fn fault_reboots_through_the_watchdog_when_configured() {
-    let mut qemu = Qemu::boot(&BootOptions::new("raspi0", kernel_elf("fault-undef,fault-reboot"))).expect("start QEMU");
+    let mut qemu = boot_to_shell("raspi0");
+    qemu.send("on-fault reboot\r").expect("type a command");
+    qemu.wait_for_line("on-fault: reboot", Duration::from_secs(20)).unwrap_or_else(|e| panic!("{e}"));
+    qemu.send("fault undef\r").expect("type a command");
     qemu.wait_for("jos: rebooting through the watchdog", Duration::from_secs(60)).unwrap_or_else(|e| panic!("{e}"));
     // The PM watchdog resets the board: the kernel boots a second time and passes again.
     let deadline = std::time::Instant::now() + Duration::from_secs(30);

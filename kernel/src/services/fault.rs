@@ -2,7 +2,7 @@
 //! the faulting PC, the fault status/address registers, every register and a stack dump on the
 //! UART and the screen; a panic prints its location and message. Then the kernel halts, or
 //! reboots through the PM watchdog when the policy says so ([`set_policy`]; the default is
-//! halt, or reboot in builds with the `fault-reboot` feature).
+//! halt; the console command `on-fault reboot` changes it).
 
 use core::fmt::{self, Write};
 use core::sync::atomic::{AtomicBool, AtomicU8, Ordering};
@@ -20,8 +20,7 @@ pub enum FaultPolicy {
     Reboot = 1,
 }
 
-static POLICY: AtomicU8 =
-    AtomicU8::new(if cfg!(feature = "fault-reboot") { FaultPolicy::Reboot as u8 } else { FaultPolicy::Halt as u8 });
+static POLICY: AtomicU8 = AtomicU8::new(FaultPolicy::Halt as u8);
 static IN_REPORT: AtomicBool = AtomicBool::new(false);
 
 /// Chooses what happens after a fault or panic.

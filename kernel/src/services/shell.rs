@@ -94,7 +94,9 @@ pub fn poll() {
 fn run(command: &str) {
     match command {
         "" => {}
-        "help" => crate::kprintln!("commands: help, status, tasks, executive, heap, stall MS, reboot, panic, oom, overflow"),
+        "help" => crate::kprintln!(
+            "commands: help, status, tasks, executive, heap, stall MS, reboot, panic, oom, overflow, fault undef|abort, on-fault halt|reboot"
+        ),
         "executive" => {
             let stats = crate::services::executive::stats();
             crate::kprintln!(
@@ -147,6 +149,35 @@ fn run(command: &str) {
             let depth = recurse(0);
             crate::kprintln!("overflow: returned from depth {depth}?");
         }
+        "fault undef" => {
+            extern "C" {
+                fn jos_fault_undefined();
+            }
+            let pc = jos_fault_undefined as *const () as usize;
+            crate::kprintln!("fault-test: undefined instruction at pc={pc:#010x}");
+            // SAFETY: deliberately executes an undefined instruction; the fault handler reports it
+            // and halts or reboots, so control never comes back here.
+            unsafe { jos_fault_undefined() };
+        }
+        "fault abort" => {
+            extern "C" {
+                fn jos_fault_data_abort(address: usize);
+            }
+            let address = 0xF000_0000usize;
+            let pc = jos_fault_data_abort as *const () as usize;
+            crate::kprintln!("fault-test: data abort at pc={pc:#010x} address={address:#010x}");
+            // SAFETY: deliberately loads from an unmapped address; the fault handler reports it and
+            // halts or reboots, so control never comes back here.
+            unsafe { jos_fault_data_abort(address) };
+        }
+        "on-fault halt" => {
+            crate::services::fault::set_policy(crate::services::fault::FaultPolicy::Halt);
+            crate::kprintln!("on-fault: halt");
+        }
+        "on-fault reboot" => {
+            crate::services::fault::set_policy(crate::services::fault::FaultPolicy::Reboot);
+            crate::kprintln!("on-fault: reboot through the watchdog");
+        }
         stall if stall.starts_with("stall ") => match stall[6..].parse::<u32>() {
             // Busy for whole frames: the executive must count the overrun and the missed frames.
             Ok(millis) if millis <= 1000 => {
@@ -170,3 +201,19 @@ fn recurse(depth: u32) -> u32 {
     }
     recurse(depth + 1) + u32::from(frame[0])
 }
+
+// Deliberate faults for `fault undef` and `fault abort` (the QEMU fault tests use them).
+core::arch::global_asm!(
+    r#"
+    .arch armv6k
+    .section .text.fault_test, "ax"
+    .global jos_fault_undefined
+jos_fault_undefined:
+    .word 0xe7f000f0            @ permanently undefined (UDF #0)
+    bx lr
+    .global jos_fault_data_abort
+jos_fault_data_abort:
+    ldr r0, [r0]
+    bx lr
+"#
+);
