@@ -57,7 +57,9 @@ fn next_byte() -> Option<u8> {
     })
 }
 
-/// The executive task: consumes received bytes and runs complete lines.
+/// The executive task: consumes received bytes and runs at most one complete line per call, so
+/// a command's effect on the executive (a long command is an overrun) is accounted before the
+/// next command runs.
 pub fn poll() {
     while let Some(byte) = next_byte() {
         match byte {
@@ -70,6 +72,7 @@ pub fn poll() {
                     copy
                 });
                 run(line.as_str().trim_matches([' ', '\t']));
+                return;
             }
             0x08 | 0x7F => {
                 LINE.lock(|line| {
