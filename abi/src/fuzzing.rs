@@ -104,6 +104,16 @@ pub fn wire(data: &[u8]) {
         assert_eq!(repr.buffer_len(), data.len());
         let _ = advert.verify_signature();
     }
+    // Call results (a JobResult's output after a call): a checked list re-emits the same bytes.
+    if let Ok(results) = crate::wire::call::CallResults::new_checked(data) {
+        let mut emitted = vec![0u8; data.len()];
+        for (index, value) in results.iter().enumerate() {
+            let at = index * crate::wire::call::RESULT_LEN;
+            value.emit(&mut emitted[at..]).expect("a result fits");
+        }
+        assert_eq!(results.len() * crate::wire::call::RESULT_LEN, data.len());
+        assert_eq!(emitted, data);
+    }
 }
 
 /// Boot configuration parser: check, parse, emit must give the same bytes. The input is tried

@@ -22,11 +22,49 @@ pub enum Exit {
     /// The ELF cannot be expressed as a native jos blob (relocation type, TLS, writable code,
     /// undefined symbol, section outside the image).
     NativeUnsupported = 7,
+    /// No device answered, or the connection to it failed or dropped.
+    Unreachable = 8,
+    /// The device is not in the trust store, its advert signature is bad, or its keys differ from
+    /// the pinned ones.
+    Untrusted = 9,
+    /// The device refused the handshake: this client's key is not in its configuration.
+    NotAuthorized = 10,
+    /// The device (or the local runtime) refused the module: signature, signer rights, ABI
+    /// version, format, malformed module or blob.
+    Rejected = 11,
+    /// The job trapped (wasm trap or native fault).
+    Trap = 12,
+    /// The job used its whole fuel budget.
+    OutOfFuel = 13,
+    /// The job or request went past a limit (memory, output, module size, input size).
+    LimitExceeded = 14,
+    /// A native job ran past its deadline (or a wasm job past its wall-clock limit).
+    Deadline = 15,
+    /// The device's job queue is full.
+    Busy = 16,
+    /// `invoke`: the device has no module with that hash (push it again).
+    NotCached = 17,
+    /// The job was aborted from outside.
+    Aborted = 18,
+    /// The device broke the protocol (malformed message, failed decryption, unexpected reply).
+    Protocol = 19,
+    /// The device stopped answering within the timeout.
+    Timeout = 20,
+    /// A key, device or setting the command needs is missing (run `jos-cli keygen`, `provision`,
+    /// `emu start`).
+    NotSetUp = 21,
+    /// The command would overwrite something (a key, an output file) without `--force`.
+    Exists = 22,
+    /// `verify`: the signature is missing, bad, or by a key that is not trusted.
+    BadSignature = 23,
+    /// The emulator could not be started, reached or stopped (QEMU missing, kernel missing,
+    /// emulator not running).
+    Emulator = 24,
 }
 
 impl Exit {
     /// Every code, for documentation tests.
-    pub const ALL: [Exit; 8] = [
+    pub const ALL: [Exit; 25] = [
         Exit::Success,
         Exit::Failure,
         Exit::Usage,
@@ -35,6 +73,23 @@ impl Exit {
         Exit::CompileFailed,
         Exit::AbiViolation,
         Exit::NativeUnsupported,
+        Exit::Unreachable,
+        Exit::Untrusted,
+        Exit::NotAuthorized,
+        Exit::Rejected,
+        Exit::Trap,
+        Exit::OutOfFuel,
+        Exit::LimitExceeded,
+        Exit::Deadline,
+        Exit::Busy,
+        Exit::NotCached,
+        Exit::Aborted,
+        Exit::Protocol,
+        Exit::Timeout,
+        Exit::NotSetUp,
+        Exit::Exists,
+        Exit::BadSignature,
+        Exit::Emulator,
     ];
 
     /// The numeric process exit code.

@@ -6,9 +6,10 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand, ValueEnum};
 use jos_cli::build::{self, BuildRequest, Format};
+use jos_cli::commands;
 use jos_cli::exit::Exit;
 
-/// The jos user's tool: build code for jos devices.
+/// The jos user's tool: build, sign and push code to jos devices, get results.
 #[derive(Debug, Parser)]
 #[command(name = "jos-cli", version, about, long_about = None, after_help = EXIT_CODES)]
 struct Cli {
@@ -18,14 +19,41 @@ struct Cli {
 
 const EXIT_CODES: &str = "\
 Exit codes: 0 success, 1 unexpected failure, 2 usage error, 3 bad input file, 4 tool missing,
-5 compile error, 6 ABI violation (e.g. unknown import), 7 not expressible as a native blob.
-See docs/cli.md.";
+5 compile error, 6 ABI violation (e.g. unknown import), 7 not expressible as a native blob,
+8 device unreachable, 9 untrusted device, 10 client not authorized, 11 module rejected, 12 trap,
+13 out of fuel, 14 limit exceeded, 15 deadline, 16 busy, 17 not cached, 18 aborted,
+19 protocol error, 20 timeout, 21 not set up, 22 would overwrite, 23 bad signature, 24 emulator.
+See docs/cli.md.
+
+Getting started:
+  jos-cli keygen && jos-cli emu start
+  jos-cli build guest-examples/c/md5.c --format wasm && jos-cli push md5.wasm --input README.md";
 
 #[derive(Debug, Subcommand)]
 enum Command {
     /// Build C sources or a Rust guest crate into a wasm module or a native jos blob.
     #[command(after_help = BUILD_EXAMPLES)]
     Build(BuildArgs),
+    /// Create the developer signing key and the client key in $JOS_HOME.
+    Keygen(commands::keygen::Args),
+    /// Write a device's boot configuration and pin the device in the trust store.
+    Provision(commands::provision::Args),
+    /// Find devices on the network (UDP probe) and show whether they are trusted.
+    Discover(commands::discover::Args),
+    /// Pin a discovered device by fingerprint; list or remove pinned devices.
+    Trust(commands::trust::Args),
+    /// Sign a wasm module or native blob with the developer key.
+    Sign(commands::sign::Args),
+    /// Check a wasm module's or native blob's signature.
+    Verify(commands::sign::VerifyArgs),
+    /// Send a module or blob to a device, run it, print its output.
+    Push(commands::push::Args),
+    /// Run a module the device has cached, by its hash.
+    Invoke(commands::push::InvokeArgs),
+    /// Run a wasm module on this machine in the device's sandbox (`run --local`).
+    Run(commands::run::Args),
+    /// The emulated device: start, stop, status, console, screenshot.
+    Emu(commands::emu::Args),
 }
 
 const BUILD_EXAMPLES: &str = "\
@@ -75,8 +103,22 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
         Command::Build(args) => build_command(args),
+        Command::Keygen(args) => finish(commands::keygen::run(args)),
+        Command::Provision(args) => finish(commands::provision::run(args)),
+        Command::Discover(args) => finish(commands::discover::run(args)),
+        Command::Trust(args) => finish(commands::trust::run(args)),
+        Command::Sign(args) => finish(commands::sign::run(args)),
+        Command::Verify(args) => finish(commands::sign::run_verify(args)),
+        Command::Push(args) => finish(commands::push::run(args)),
+        Command::Invoke(args) => finish(commands::push::run_invoke(args)),
+        Command::Run(args) => finish(commands::run::run(args)),
+        Command::Emu(args) => finish(commands::emu::run(args)),
     }
     .into()
+}
+
+fn finish(result: commands::CommandResult) -> Exit {
+    result.unwrap_or_else(|error| error.report())
 }
 
 fn build_command(args: BuildArgs) -> Exit {

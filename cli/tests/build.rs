@@ -509,13 +509,13 @@ fn usage_and_input_errors_have_their_exit_codes() {
 }
 
 #[test]
-fn help_shows_examples_and_exit_codes_and_only_implemented_commands() {
+fn help_shows_examples_and_exit_codes_and_the_commands() {
     let output = jos_cli(&["--help"]);
     let help = String::from_utf8_lossy(&output.stdout);
     assert!(output.status.success());
     assert!(help.contains("build") && help.contains("Exit codes"), "{help}");
-    for unimplemented in ["push", "keygen", "emu", "sign"] {
-        assert!(!help.contains(&format!("  {unimplemented} ")), "{unimplemented} listed in --help");
+    for command in ["push", "keygen", "emu", "sign"] {
+        assert!(help.contains(&format!("  {command} ")), "{command} not listed in --help");
     }
     let output = jos_cli(&["build", "--help"]);
     let help = String::from_utf8_lossy(&output.stdout);

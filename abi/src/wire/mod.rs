@@ -12,6 +12,7 @@
 //! [`Message::emit`] writes exactly [`Message::buffer_len`] bytes. Discovery datagrams are in
 //! [`discovery`].
 
+pub mod call;
 pub mod discovery;
 
 use core::fmt;

@@ -1,0 +1,214 @@
+//! `jos-cli provision`: a device's boot configuration (`jos_abi::config`), with a fresh device
+//! key pair, pinned in the client's trust store.
+
+use std::net::Ipv4Addr;
+use std::path::{Path, PathBuf};
+
+use jos_abi::config::{ConfigRepr, Network, Policy};
+use jos_abi::signature::{SignerRights, TrustedSigner};
+use jos_abi::wire::Limits;
+
+use crate::exit::Exit;
+use crate::store::{key_from_hex, random_key, read_key_file, x25519_public, Home, Key, TrustedDevice};
+
+use super::{home, print_json, CliError, CommandResult};
+
+/// Arguments of `provision`.
+#[derive(Debug, clap::Args)]
+#[command(after_help = "\
+Examples:
+  jos-cli provision --name lab-pi --dhcp -o config.bin
+  jos-cli provision --name bench --static 192.168.7.2/24 --gateway 192.168.7.1 -o config.bin
+  jos-cli provision --name shared --trust-client self --trust-client alice-client.pub \\
+      --signer self:wasm,native --signer bob-signing.pub:wasm -o config.bin
+
+Without --trust-client and --signer, this client's key and signing key (with both rights) are
+the ones trusted. On QEMU the file is loaded with
+  -device loader,file=config.bin,addr=0x01F00000,force-raw=on
+on a Raspberry Pi with `initramfs config.bin 0x01F00000` in config.txt.")]
+pub struct Args {
+    /// The device's name (1 to 32 bytes of UTF-8).
+    #[arg(long)]
+    pub name: String,
+    /// Get the address by DHCP (the default).
+    #[arg(long, conflicts_with = "static_address")]
+    pub dhcp: bool,
+    /// A fixed address, IP/PREFIX (e.g. 10.0.2.15/24).
+    #[arg(long = "static", value_name = "IP/PREFIX")]
+    pub static_address: Option<String>,
+    /// The default gateway with --static.
+    #[arg(long, value_name = "IP", requires = "static_address")]
+    pub gateway: Option<Ipv4Addr>,
+    /// A client allowed to connect: a public key file (client.pub) or `self` (repeatable).
+    #[arg(long = "trust-client", value_name = "KEYFILE|self")]
+    pub trust_client: Vec<String>,
+    /// A code signer and its rights: KEYFILE:wasm,native (KEYFILE may be `self`; repeatable).
+    #[arg(long, value_name = "KEYFILE:RIGHTS")]
+    pub signer: Vec<String>,
+    /// Largest module accepted, in bytes.
+    #[arg(long, default_value_t = 4 * 1024 * 1024)]
+    pub max_module: u32,
+    /// Device policy: fuel cap per wasm job.
+    #[arg(long, default_value_t = 10_000_000_000)]
+    pub max_fuel: u64,
+    /// Device policy: memory cap per job, bytes.
+    #[arg(long, default_value_t = 16 * 1024 * 1024)]
+    pub max_memory: u32,
+    /// Device policy: deadline cap per job, milliseconds.
+    #[arg(long, default_value_t = 60_000)]
+    pub max_deadline_ms: u32,
+    /// Device policy: jobs waiting at most.
+    #[arg(long, default_value_t = 8)]
+    pub queue: u16,
+    /// Where to write the configuration.
+    #[arg(short, long, value_name = "FILE")]
+    pub output: PathBuf,
+    /// Replace an existing output file.
+    #[arg(long)]
+    pub force: bool,
+    /// Do not make this device the default one.
+    #[arg(long)]
+    pub no_default: bool,
+    /// Print what was written as JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+fn key_argument(home: &Home, text: &str, own: impl Fn(&Home) -> Result<Key, CliError>) -> Result<Key, CliError> {
+    if text == "self" {
+        return own(home);
+    }
+    if let Some(key) = key_from_hex(text) {
+        return Ok(key);
+    }
+    read_key_file(Path::new(text)).map_err(|error| {
+        CliError::new(Exit::Input, format!("key `{text}`: {error}")).hint("give a .pub file written by `jos-cli keygen`, 64 hex digits, or `self`")
+    })
+}
+
+fn own_client(home: &Home) -> Result<Key, CliError> {
+    Ok(home.client_key().map_err(|error| CliError::from(error).hint("run `jos-cli keygen` first"))?.public)
+}
+
+fn own_signer(home: &Home) -> Result<Key, CliError> {
+    Ok(home.signing_key().map_err(|error| CliError::from(error).hint("run `jos-cli keygen` first"))?.public)
+}
+
+fn parse_rights(text: &str) -> Result<SignerRights, CliError> {
+    let mut rights = SignerRights::NONE;
+    for word in text.split(',') {
+        rights = rights
+            | match word.trim() {
+                "wasm" => SignerRights::WASM,
+                "native" => SignerRights::NATIVE,
+                other => {
+                    return Err(CliError::new(Exit::Usage, format!("unknown right `{other}`")).hint("rights are `wasm`, `native` or `wasm,native`"))
+                }
+            };
+    }
+    Ok(rights)
+}
+
+fn parse_network(args: &Args) -> Result<Network, CliError> {
+    let Some(text) = &args.static_address else { return Ok(Network::Dhcp) };
+    let bad = || CliError::new(Exit::Usage, format!("--static `{text}` is not IP/PREFIX")).hint("e.g. --static 10.0.2.15/24");
+    let (ip, prefix) = text.split_once('/').ok_or_else(bad)?;
+    let address: Ipv4Addr = ip.parse().map_err(|_| bad())?;
+    let prefix_len: u8 = prefix.parse().ok().filter(|len| *len <= 32).ok_or_else(bad)?;
+    if address.is_unspecified() {
+        return Err(bad());
+    }
+    Ok(Network::Static { address: address.octets(), prefix_len, gateway: args.gateway.unwrap_or(Ipv4Addr::UNSPECIFIED).octets() })
+}
+
+/// What `provision` made, for callers such as `emu start`.
+pub struct Provisioned {
+    /// The configuration bytes.
+    pub config: Vec<u8>,
+    /// The pinned record.
+    pub device: TrustedDevice,
+}
+
+/// Builds a configuration and pins the device (without writing the output file).
+pub fn provision(home: &Home, args: &Args) -> Result<Provisioned, CliError> {
+    let network = parse_network(args)?;
+    let client_texts = if args.trust_client.is_empty() { vec!["self".to_string()] } else { args.trust_client.clone() };
+    let clients = client_texts.iter().map(|text| key_argument(home, text, own_client)).collect::<Result<Vec<Key>, _>>()?;
+    let signer_texts = if args.signer.is_empty() { vec!["self:wasm,native".to_string()] } else { args.signer.clone() };
+    let mut signers = Vec::new();
+    for text in &signer_texts {
+        let (key, rights) = text.rsplit_once(':').ok_or_else(|| {
+            CliError::new(Exit::Usage, format!("--signer `{text}` lacks its rights")).hint("write KEYFILE:wasm, KEYFILE:native or KEYFILE:wasm,native")
+        })?;
+        signers.push(TrustedSigner { public_key: key_argument(home, key, own_signer)?, rights: parse_rights(rights)? });
+    }
+    let io = |error: std::io::Error| CliError::new(Exit::Failure, format!("no randomness: {error}"));
+    let noise_secret = random_key().map_err(io)?;
+    let advert_seed = random_key().map_err(io)?;
+    let policy = Policy {
+        max_module_len: args.max_module,
+        limits: Limits {
+            fuel: args.max_fuel,
+            memory: args.max_memory,
+            deadline_ms: args.max_deadline_ms,
+            output: jos_abi::wire::MAX_OUTPUT_LEN as u32,
+        },
+        queue_len: args.queue,
+    };
+    let repr = ConfigRepr {
+        name: &args.name,
+        noise_secret,
+        advert_seed,
+        network,
+        clients: jos_abi::codec::List::from_slice(&clients),
+        signers: jos_abi::codec::List::from_slice(&signers),
+        policy,
+    };
+    let mut config = vec![0u8; repr.buffer_len()];
+    repr.emit(&mut config).map_err(|error| {
+        CliError::new(Exit::Usage, format!("cannot write this configuration: {error}"))
+            .hint("names are 1..=32 bytes, at most 32 clients and 32 signers, every policy value non-zero")
+    })?;
+    let device = TrustedDevice::new(&args.name, &jos_abi::signature::public_key(&advert_seed), &x25519_public(&noise_secret));
+    let mut trust = home.trust()?;
+    trust.pin(device.clone());
+    home.save_trust(&trust)?;
+    if !args.no_default {
+        let mut settings = home.settings()?;
+        settings.default_device = Some(args.name.clone());
+        home.save_settings(&settings)?;
+    }
+    Ok(Provisioned { config, device })
+}
+
+/// Runs `provision`.
+pub fn run(args: Args) -> CommandResult {
+    let home = home()?;
+    if args.output.exists() && !args.force {
+        return Err(CliError::new(Exit::Exists, format!("{} exists already", args.output.display()))
+            .hint("pass --force to replace it (the device it was made for will no longer be trusted)"));
+    }
+    let made = provision(&home, &args)?;
+    std::fs::write(&args.output, &made.config)
+        .map_err(|error| CliError::new(Exit::Failure, format!("cannot write {}: {error}", args.output.display())))?;
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&args.output, std::fs::Permissions::from_mode(0o600)).ok();
+    }
+    if args.json {
+        print_json(&serde_json::json!({
+            "output": args.output.display().to_string(),
+            "name": args.name,
+            "bytes": made.config.len(),
+            "fingerprint": made.device.fingerprint(),
+            "advert_key": made.device.advert_key,
+            "noise_key": made.device.noise_key,
+            "default": !args.no_default,
+        }));
+    } else {
+        println!("wrote {} ({} bytes, holds the device's secret keys: keep it private)", args.output.display(), made.config.len());
+        println!("pinned `{}` in the trust store, fingerprint {}", args.name, made.device.fingerprint());
+    }
+    Ok(Exit::Success)
+}

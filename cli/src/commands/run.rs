@@ -1,0 +1,226 @@
+//! `jos-cli run --local`: run a wasm module on this machine through `jos_runtime`, the sandbox
+//! the device uses, with the device's default limits; and the job report that `push` and
+//! `invoke` share.
+
+use std::path::PathBuf;
+
+use jos_abi::wire::call::CallValue;
+use jos_abi::wire::{JobStatus, Stats};
+use jos_runtime::{Capabilities, Entry, Sandbox, SandboxConfig, StdHost, Value};
+
+use crate::client::call::{export_signature, format_value, parse_args, value_json};
+use crate::client::{status_exit, status_name, JobLog};
+use crate::exit::Exit;
+use crate::store::to_hex;
+
+use super::{is_wasm, print_json, read_input, read_job_input, write_stdout, CliError, CommandResult};
+
+/// The default fuel budget of a job (the device's default policy).
+pub const DEFAULT_FUEL: u64 = 10_000_000_000;
+/// Fuel per slice on the host (the device slices the same way inside its executive).
+const SLICE_FUEL: u64 = 1_000_000;
+
+/// Arguments of `run`.
+#[derive(Debug, clap::Args)]
+#[command(after_help = "\
+Examples:
+  jos-cli run --local md5.wasm --input message.txt
+  echo -n hello | jos-cli run --local sha256.wasm --input -
+  jos-cli run --local fib.wasm --fuel 1000000 --json
+  jos-cli run --local fib.wasm --call fib 20           # --call NAME ARGS... comes last
+
+The module runs in the device's sandbox (jos_runtime) with its limits: 16 MiB of memory, 32 KiB
+of output, 10^10 fuel unless --fuel says less. Output goes to stdout, logs to stderr.
+Exit codes as for push: 0 ok, 11 rejected, 12 trap, 13 out of fuel, 14 limit, 15 deadline.")]
+pub struct Args {
+    /// Run on this machine (required: to run on a device, use `jos-cli push`).
+    #[arg(long, required = true)]
+    pub local: bool,
+    /// The wasm module.
+    pub file: PathBuf,
+    /// The job's input: a file, or `-` for standard input.
+    #[arg(long, value_name = "FILE|-")]
+    pub input: Option<PathBuf>,
+    /// Fuel budget.
+    #[arg(long, value_name = "N")]
+    pub fuel: Option<u64>,
+    /// Wall-clock limit in milliseconds.
+    #[arg(long, value_name = "MS")]
+    pub timeout: Option<u64>,
+    /// Print the result as JSON.
+    #[arg(long)]
+    pub json: bool,
+    /// Call an exported function with numeric arguments instead of the entry point.
+    #[arg(long, num_args = 1.., value_name = "NAME ARGS", allow_hyphen_values = true)]
+    pub call: Option<Vec<String>>,
+}
+
+/// A finished job, local or remote, as printed.
+#[derive(Clone, Debug)]
+pub struct JobReport {
+    /// Where it ran (`local` or the device's name).
+    pub place: String,
+    /// The module's hash.
+    pub hash: Option<[u8; 32]>,
+    /// How it ended.
+    pub status: JobStatus,
+    /// Detail of a failure.
+    pub detail: Option<String>,
+    /// Exit value.
+    pub exit_value: i32,
+    /// Output bytes (empty for calls).
+    pub output: Vec<u8>,
+    /// Call results.
+    pub results: Option<Vec<CallValue>>,
+    /// Log lines.
+    pub logs: Vec<JobLog>,
+    /// Usage.
+    pub stats: Stats,
+    /// Bytes sent and received on the network, if any.
+    pub traffic: Option<(u64, u64)>,
+}
+
+impl JobReport {
+    /// Prints the report (output on stdout, logs and summary on stderr, or JSON on stdout) and
+    /// returns the exit code for its status.
+    pub fn print(&self, json: bool) -> CommandResult {
+        let exit = status_exit(self.status);
+        if json {
+            let logs: Vec<_> = self.logs.iter().map(|line| serde_json::json!({"level": line.level, "text": line.text})).collect();
+            let mut value = serde_json::json!({
+                "place": self.place,
+                "status": status_name(self.status),
+                "exit_code": exit.code(),
+                "exit_value": self.exit_value,
+                "output": String::from_utf8_lossy(&self.output),
+                "output_hex": to_hex(&self.output),
+                "logs": logs,
+                "stats": {
+                    "fuel_used": self.stats.fuel_used,
+                    "time_us": self.stats.time_us,
+                    "cycles": self.stats.cycles,
+                    "peak_memory": self.stats.peak_memory,
+                },
+            });
+            if let Some(hash) = self.hash {
+                value["hash"] = serde_json::json!(to_hex(&hash));
+            }
+            if let Some(detail) = &self.detail {
+                value["error"] = serde_json::json!(detail);
+            }
+            if let Some(results) = &self.results {
+                value["results"] = serde_json::json!(results.iter().map(|value| value_json(*value)).collect::<Vec<_>>());
+            }
+            if let Some((sent, received)) = self.traffic {
+                value["bytes_sent"] = serde_json::json!(sent);
+                value["bytes_received"] = serde_json::json!(received);
+            }
+            print_json(&value);
+            return Ok(exit);
+        }
+        for line in &self.logs {
+            eprintln!("[{}] {}", line.level, line.text);
+        }
+        match &self.results {
+            Some(results) => {
+                let text: String = results.iter().map(|value| format_value(*value) + "\n").collect();
+                write_stdout(text.as_bytes())?;
+            }
+            None => write_stdout(&self.output)?,
+        }
+        let time_ms = self.stats.time_us as f64 / 1000.0;
+        let mut summary = format!("{}: {} (exit value {}), {time_ms:.1} ms", self.place, status_name(self.status), self.exit_value);
+        if self.stats.fuel_used > 0 {
+            summary += &format!(", fuel {}", self.stats.fuel_used);
+        }
+        if let Some(hash) = self.hash {
+            summary += &format!(", module {}", to_hex(&hash));
+        }
+        eprintln!("{summary}");
+        if let Some(detail) = &self.detail {
+            eprintln!("error: {detail}");
+        }
+        Ok(exit)
+    }
+}
+
+fn to_call_value(value: &Value) -> CallValue {
+    match *value {
+        Value::I32(v) => CallValue::I32(v),
+        Value::I64(v) => CallValue::I64(v),
+        Value::F32(v) => CallValue::F32(v),
+        Value::F64(v) => CallValue::F64(v),
+    }
+}
+
+fn from_call_value(value: CallValue) -> Value {
+    match value {
+        CallValue::I32(v) => Value::I32(v),
+        CallValue::I64(v) => Value::I64(v),
+        CallValue::F32(v) => Value::F32(v),
+        CallValue::F64(v) => Value::F64(v),
+    }
+}
+
+/// Parses `--call NAME ARGS...` against the module's export.
+pub fn parse_call(module: &[u8], call: &[String]) -> Result<(String, Vec<CallValue>), CliError> {
+    let (name, args) = call.split_first().ok_or_else(|| CliError::new(Exit::Usage, "--call needs a function name"))?;
+    let signature = export_signature(module, name).map_err(|error| CliError::new(Exit::Usage, error))?;
+    let values = parse_args(name, args, &signature).map_err(|error| CliError::new(Exit::Usage, error))?;
+    Ok((name.clone(), values))
+}
+
+/// Runs `run --local`.
+pub fn run(args: Args) -> CommandResult {
+    let module = read_input(&args.file)?;
+    if !is_wasm(&module) {
+        return Err(CliError::new(Exit::Input, format!("{} is not a wasm module", args.file.display()))
+            .hint("native blobs run only on a device: `jos-cli push FILE --native`"));
+    }
+    let input = read_job_input(args.input.as_deref())?;
+    let entry = match &args.call {
+        Some(call) => {
+            let (name, values) = parse_call(&module, call)?;
+            Entry::Call { name, args: values.into_iter().map(from_call_value).collect() }
+        }
+        None => Entry::Default,
+    };
+    let limits = jos_runtime::Limits {
+        fuel_budget: args.fuel.unwrap_or(DEFAULT_FUEL),
+        max_output_bytes: jos_abi::wire::MAX_OUTPUT_LEN,
+        deadline_us: args.timeout.map(|ms| ms.saturating_mul(1000)),
+        ..jos_runtime::Limits::default()
+    };
+    let mut sandbox = Sandbox::new(SandboxConfig::default());
+    let (result, _host) = sandbox.run(&module, StdHost::new(input), limits, Capabilities::default(), entry, SLICE_FUEL);
+    let status = match result.status {
+        jos_runtime::JobStatus::Ok => JobStatus::Ok,
+        jos_runtime::JobStatus::Trap => JobStatus::Trap,
+        jos_runtime::JobStatus::OutOfFuel => JobStatus::OutOfFuel,
+        jos_runtime::JobStatus::LimitExceeded => JobStatus::LimitExceeded,
+        jos_runtime::JobStatus::Rejected => JobStatus::Rejected,
+        jos_runtime::JobStatus::Deadline => JobStatus::Deadline,
+    };
+    let report = JobReport {
+        place: "local".into(),
+        hash: Some(jos_abi::signature::sha256(&module)),
+        status,
+        detail: result.error.as_ref().map(ToString::to_string),
+        exit_value: result.exit_value.unwrap_or(0),
+        output: result.output.clone(),
+        results: args.call.as_ref().map(|_| result.values.iter().map(to_call_value).collect()),
+        logs: result
+            .logs
+            .iter()
+            .map(|line| JobLog { level: crate::client::session::level_name(line.level as u32), text: line.text.clone() })
+            .collect(),
+        stats: Stats {
+            fuel_used: result.stats.fuel_used,
+            time_us: result.stats.time_us,
+            cycles: 0,
+            peak_memory: u32::try_from(result.stats.peak_memory_bytes).unwrap_or(u32::MAX),
+        },
+        traffic: None,
+    };
+    report.print(args.json)
+}
