@@ -254,15 +254,20 @@ impl Client {
                 }
             },
         };
-        let targets: Vec<Target> = match (&address, pinned.as_ref().and_then(|device| device.discovery.as_deref())) {
-            (Some(address), _) => vec![Target::Unicast(*address)],
-            (None, Some(last)) => match parse_address(last, DISCOVERY_PORT) {
-                Some(address) => vec![Target::Unicast(address), Target::Broadcast],
-                None => vec![Target::Broadcast],
-            },
-            (None, None) => vec![Target::Broadcast],
+        // A known address is probed alone first; a broadcast follows only if it did not answer.
+        let last = pinned.as_ref().and_then(|device| device.discovery.as_deref()).and_then(|text| parse_address(text, DISCOVERY_PORT));
+        let found = match (address, last) {
+            (Some(address), _) => discover(&[Target::Unicast(address)], self.discovery_timeout, true)?,
+            (None, Some(last)) => {
+                let found = discover(&[Target::Unicast(last)], self.discovery_timeout, true)?;
+                if found.adverts.iter().any(|advert| Some(advert.advert_key) == pinned.as_ref().and_then(TrustedDevice::advert_key)) {
+                    found
+                } else {
+                    discover(&[Target::Broadcast], self.discovery_timeout, false)?
+                }
+            }
+            (None, None) => discover(&[Target::Broadcast], self.discovery_timeout, false)?,
         };
-        let found = discover(&targets, self.discovery_timeout, false)?;
         let advert = match &pinned {
             Some(device) => found
                 .adverts

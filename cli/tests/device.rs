@@ -1,0 +1,231 @@
+//! `discover`, `trust`, `push` and `invoke` as processes against a device on loopback sockets
+//! (real UDP discovery, real TCP, a real Noise IK handshake): the test device in
+//! `support/fake_device.rs`, provisioned by `jos-cli provision`. Checks outputs, `--json`, the
+//! bytes on the wire (`invoke` does not resend the module) and every device-side exit code the
+//! double can produce.
+
+#[path = "support/fake_device.rs"]
+mod fake_device;
+
+use std::path::PathBuf;
+use std::process::{Command, Output};
+use std::sync::atomic::Ordering;
+
+use fake_device::FakeDevice;
+
+const JOS_CLI: &str = env!("CARGO_BIN_EXE_jos-cli");
+
+struct User {
+    dir: tempfile::TempDir,
+    name: &'static str,
+}
+
+impl User {
+    fn new(name: &'static str) -> Self {
+        let dir = tempfile::Builder::new().prefix("jos-cli-device").tempdir_in(env!("CARGO_TARGET_TMPDIR")).unwrap();
+        let user = User { dir, name };
+        assert_success(&user.run(&["keygen"]));
+        user
+    }
+
+    fn path(&self, name: &str) -> PathBuf {
+        self.dir.path().join(name)
+    }
+
+    fn run(&self, args: &[&str]) -> Output {
+        Command::new(JOS_CLI)
+            .args(args)
+            .current_dir(self.dir.path())
+            .env("JOS_HOME", self.path("home"))
+            .env_remove("XDG_CONFIG_HOME")
+            .output()
+            .expect("run jos-cli")
+    }
+
+    fn write(&self, name: &str, bytes: &[u8]) {
+        std::fs::write(self.path(name), bytes).unwrap();
+    }
+}
+
+fn text(output: &Output) -> String {
+    format!("status {}\nstdout:\n{}\nstderr:\n{}", output.status, String::from_utf8_lossy(&output.stdout), String::from_utf8_lossy(&output.stderr))
+}
+
+fn assert_success(output: &Output) {
+    assert!(output.status.success(), "{}", text(output));
+}
+
+fn assert_exit(output: &Output, code: i32) {
+    assert_eq!(output.status.code(), Some(code), "{}", text(output));
+}
+
+fn json(output: &Output) -> serde_json::Value {
+    serde_json::from_slice(&output.stdout).unwrap_or_else(|error| panic!("not JSON ({error}): {}", text(output)))
+}
+
+const MODULE_WAT: &str = r#"
+(module
+  (import "jos" "input_read" (func $input_read (param i32 i32 i32) (result i32)))
+  (import "jos" "output_write" (func $output_write (param i32 i32) (result i32)))
+  (import "jos" "log" (func $log (param i32 i32 i32) (result i32)))
+  (memory (export "memory") 2)
+  (data (i32.const 60000) "reversed")
+  (func (export "run") (result i32)
+    (local $len i32) (local $i i32)
+    (local.set $len (call $input_read (i32.const 0) (i32.const 50000) (i32.const 0)))
+    (block $done
+      (loop $copy
+        (br_if $done (i32.ge_u (local.get $i) (local.get $len)))
+        (i32.store8 (i32.add (i32.const 65536) (local.get $i))
+          (i32.load8_u (i32.sub (i32.sub (local.get $len) (local.get $i)) (i32.const 1))))
+        (local.set $i (i32.add (local.get $i) (i32.const 1)))
+        (br $copy)))
+    (drop (call $output_write (i32.const 65536) (local.get $len)))
+    (drop (call $log (i32.const 3) (i32.const 60000) (i32.const 8)))
+    (local.get $len))
+  (func (export "mul") (param i32 f64) (result f64)
+    (f64.mul (f64.convert_i32_s (local.get 0)) (local.get 1)))
+  (func (export "trap") (result i32) unreachable)
+  (func (export "spin") (result i32) (loop $forever (br $forever)) (i32.const 0))
+  ;; padding so that the module needs several 32 KiB chunks
+  (data (i32.const 70000) "PADDING"))
+"#;
+
+fn module() -> Vec<u8> {
+    let mut bytes = wat::parse_str(MODULE_WAT).unwrap();
+    // A custom section of 100 KiB: three chunks and a bit.
+    let payload = vec![0x5a; 100 * 1024];
+    let name = b"padding";
+    let mut section = vec![name.len() as u8];
+    section.extend_from_slice(name);
+    section.extend_from_slice(&payload);
+    bytes.push(0);
+    let mut len = section.len();
+    loop {
+        let byte = (len & 0x7f) as u8;
+        len >>= 7;
+        if len == 0 {
+            bytes.push(byte);
+            break;
+        }
+        bytes.push(byte | 0x80);
+    }
+    bytes.extend_from_slice(&section);
+    bytes
+}
+
+/// A user with keys, a device provisioned by that user and running.
+fn provisioned(user: &User) -> FakeDevice {
+    assert_success(&user.run(&["provision", "--name", user.name, "-o", "device.bin"]));
+    FakeDevice::start(&std::fs::read(user.path("device.bin")).unwrap())
+}
+
+#[test]
+fn push_then_invoke_without_resending() {
+    let user = User::new("bench");
+    let device = provisioned(&user);
+    let address = device.discovery.to_string();
+    user.write("reverse.wasm", &module());
+    user.write("input.txt", b"hello device");
+    let module_len = module().len() as u64;
+
+    let output = user.run(&["push", "reverse.wasm", "--device", &address, "--input", "input.txt"]);
+    assert_success(&output);
+    assert_eq!(output.stdout, b"ecived olleh");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("[info] reversed") && stderr.contains("bench: ok (exit value 12)"), "{stderr}");
+
+    let output = user.run(&["push", "reverse.wasm", "--device", &address, "--input", "input.txt", "--json"]);
+    assert_success(&output);
+    let report = json(&output);
+    assert_eq!(report["status"], "ok");
+    assert_eq!(report["output"], "ecived olleh");
+    assert_eq!(report["place"], "bench");
+    assert!(report["bytes_sent"].as_u64().unwrap() > module_len, "the module went over the wire: {report}");
+    let hash = report["hash"].as_str().unwrap().to_string();
+    assert_eq!(*device.pushes.lock().unwrap(), 2);
+
+    // The pinned device now has its address: the default device needs no --device.
+    let output = user.run(&["invoke", &hash, "--input", "input.txt", "--json"]);
+    assert_success(&output);
+    let report = json(&output);
+    assert_eq!(report["output"], "ecived olleh");
+    assert!(report["bytes_sent"].as_u64().unwrap() < 2048, "invoke resent the module: {report}");
+    assert_eq!(*device.pushes.lock().unwrap(), 2, "invoke pushed");
+
+    // Typed calls through the local copy, by a hash prefix.
+    let output = user.run(&["invoke", &hash[..12], "--call", "mul", "3", "1.5"]);
+    assert_success(&output);
+    assert_eq!(String::from_utf8_lossy(&output.stdout), "4.5\n");
+    let output = user.run(&["push", "reverse.wasm", "--json", "--call", "mul", "-2", "0.25"]);
+    assert_success(&output);
+    assert_eq!(json(&output)["results"][0], serde_json::json!({"type": "f64", "value": -0.5}));
+
+    // Failures as exit codes.
+    assert_exit(&user.run(&["invoke", &hash, "--call", "trap"]), 12);
+    let output = user.run(&["invoke", &hash, "--fuel", "50000", "--json", "--call", "spin"]);
+    assert_exit(&output, 13);
+    assert_eq!(json(&output)["status"], "out-of-fuel");
+    assert_exit(&user.run(&["invoke", &"ab".repeat(32)]), 17);
+    device.busy.store(true, Ordering::Relaxed);
+    assert_exit(&user.run(&["invoke", &hash]), 16);
+    device.busy.store(false, Ordering::Relaxed);
+
+    // The device's own checks: unsigned, or signed by a key it does not trust.
+    let output = user.run(&["push", "reverse.wasm", "--raw", "--unsigned"]);
+    assert_exit(&output, 11);
+    assert!(String::from_utf8_lossy(&output.stderr).contains("BadSignature"), "{}", text(&output));
+    let stranger = User::new("stranger");
+    assert_success(&stranger.run(&["sign", user.path("reverse.wasm").to_str().unwrap(), "-o", user.path("foreign.wasm").to_str().unwrap()]));
+    let output = user.run(&["push", "foreign.wasm"]);
+    assert_exit(&output, 11);
+    assert!(String::from_utf8_lossy(&output.stderr).contains("UntrustedSigner"), "{}", text(&output));
+    // A format the device does not advertise.
+    let blob = std::fs::read(user.path("device.bin")).unwrap(); // not a blob: client check first
+    user.write("fake.blob", &blob);
+    assert_exit(&user.run(&["push", "fake.blob", "--native"]), 11);
+}
+
+#[test]
+fn discover_and_trust_on_first_use() {
+    let owner = User::new("owner");
+    let device = provisioned(&owner);
+    let address = device.discovery.to_string();
+
+    let output = owner.run(&["discover", "--address", &address, "--json"]);
+    assert_success(&output);
+    let found = json(&output);
+    assert_eq!(found["devices"][0]["name"], "owner");
+    assert_eq!(found["devices"][0]["trusted"], true);
+    assert_eq!(found["devices"][0]["formats"], serde_json::json!(["wasm"]));
+    let fingerprint = found["devices"][0]["fingerprint"].as_str().unwrap().to_string();
+    let table = owner.run(&["discover", "--address", &address]);
+    assert_success(&table);
+    assert!(String::from_utf8_lossy(&table.stdout).contains(&fingerprint));
+
+    // Another user: the device is untrusted, then pinned by fingerprint, then refuses the
+    // handshake because this user's client key is not in its configuration.
+    let other = User::new("other");
+    let output = other.run(&["discover", "--address", &address, "--json"]);
+    assert_success(&output);
+    assert_eq!(json(&output)["devices"][0]["trusted"], false);
+    other.write("m.wasm", &module());
+    let output = other.run(&["push", "m.wasm", "--device", &address]);
+    assert_exit(&output, 9);
+    assert!(String::from_utf8_lossy(&output.stderr).contains(&fingerprint), "{}", text(&output));
+    assert_exit(&other.run(&["trust", "0000:0000:0000", "--address", &address]), 8);
+    let output = other.run(&["trust", &fingerprint[..14], "--address", &address, "--json"]);
+    assert_success(&output);
+    assert_eq!(json(&output)["pinned"][0]["fingerprint"], fingerprint.as_str());
+    let output = other.run(&["push", "m.wasm", "--device", "owner"]);
+    assert_exit(&output, 10);
+    assert!(String::from_utf8_lossy(&output.stderr).contains("--trust-client"), "{}", text(&output));
+
+    // Trust on first use needs the flag and prints the fingerprint.
+    let third = User::new("third");
+    let output = third.run(&["trust", "--accept-new", "--address", &address]);
+    assert_success(&output);
+    assert!(String::from_utf8_lossy(&output.stdout).contains(&fingerprint), "{}", text(&output));
+    let list = json(&third.run(&["trust", "list", "--json"]));
+    assert_eq!(list["devices"][0]["fingerprint"], fingerprint.as_str());
+}
