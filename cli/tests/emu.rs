@@ -1,0 +1,95 @@
+//! `jos-cli emu` as a process with the real kernel (`build/jos-kernel.elf`, built by
+//! `cargo xtask kernel` before the tests): start in the background, status, console, screenshot
+//! (a PNG that decodes), stop, and nothing left running.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::time::{Duration, Instant};
+
+const JOS_CLI: &str = env!("CARGO_BIN_EXE_jos-cli");
+
+fn kernel() -> PathBuf {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../build/jos-kernel.elf");
+    assert!(path.exists(), "{} is missing: run the tests through `cargo xtask test`", path.display());
+    path
+}
+
+fn run(home: &Path, args: &[&str]) -> Output {
+    Command::new(JOS_CLI).args(args).env("JOS_HOME", home).env_remove("XDG_CONFIG_HOME").output().expect("run jos-cli")
+}
+
+fn text(output: &Output) -> String {
+    format!("status {}\nstdout:\n{}\nstderr:\n{}", output.status, String::from_utf8_lossy(&output.stdout), String::from_utf8_lossy(&output.stderr))
+}
+
+fn json(output: &Output) -> serde_json::Value {
+    serde_json::from_slice(&output.stdout).unwrap_or_else(|error| panic!("not JSON ({error}): {}", text(output)))
+}
+
+fn alive(pid: u64) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/cmdline")).is_ok_and(|cmdline| cmdline.contains("qemu"))
+}
+
+/// Stops the emulator even when an assertion fails.
+struct Guard<'a>(&'a Path);
+
+impl Drop for Guard<'_> {
+    fn drop(&mut self) {
+        let _ = run(self.0, &["emu", "stop"]);
+    }
+}
+
+#[test]
+fn emu_boots_in_the_background_and_stops_without_leftovers() {
+    let dir = tempfile::Builder::new().prefix("jos-emu").tempdir_in(env!("CARGO_TARGET_TMPDIR")).unwrap();
+    let home = dir.path().join("home");
+    let kernel = kernel();
+    let output = run(&home, &["emu", "start", "--kernel", kernel.to_str().unwrap(), "--no-wait", "--json"]);
+    assert!(output.status.success(), "{}", text(&output));
+    let _guard = Guard(&home);
+    let started = json(&output);
+    let pid = started["pid"].as_u64().unwrap();
+    assert!(alive(pid), "QEMU is not running after emu start");
+    // emu start provisioned the device and made it the default.
+    let config = std::fs::read(home.join("emu/config.bin")).unwrap();
+    jos_abi::config::Config::new_checked(&config[..]).expect("emu/config.bin checks");
+    let trust = json(&run(&home, &["trust", "list", "--json"]));
+    assert_eq!(trust["devices"][0]["name"], "emu");
+    assert_eq!(trust["devices"][0]["default"], true);
+    assert_eq!(trust["devices"][0]["discovery"], started["discovery"]);
+
+    // A second start refuses while the first runs.
+    assert_eq!(run(&home, &["emu", "start", "--kernel", kernel.to_str().unwrap(), "--no-wait"]).status.code(), Some(22));
+
+    let status = run(&home, &["emu", "status", "--json"]);
+    assert!(status.status.success(), "{}", text(&status));
+    assert_eq!(json(&status)["running"], true);
+    assert_eq!(json(&status)["pid"], pid);
+
+    // The UART log fills up as the kernel boots.
+    let deadline = Instant::now() + Duration::from_secs(90);
+    loop {
+        let console = run(&home, &["emu", "console"]);
+        assert!(console.status.success(), "{}", text(&console));
+        if String::from_utf8_lossy(&console.stdout).contains("self-test: PASS") {
+            break;
+        }
+        assert!(Instant::now() < deadline, "no self-test verdict on the console:\n{}", text(&console));
+        std::thread::sleep(Duration::from_millis(500));
+    }
+
+    let picture = dir.path().join("screen.png");
+    let output = run(&home, &["emu", "screenshot", picture.to_str().unwrap()]);
+    assert!(output.status.success(), "{}", text(&output));
+    let decoder = png::Decoder::new(std::io::BufReader::new(std::fs::File::open(&picture).unwrap()));
+    let reader = decoder.read_info().expect("a PNG");
+    let info = reader.info();
+    assert!(info.width >= 320 && info.height >= 200, "screen {}x{}", info.width, info.height);
+
+    let output = run(&home, &["emu", "stop", "--json"]);
+    assert!(output.status.success(), "{}", text(&output));
+    assert_eq!(json(&output)["stopped"], true);
+    assert!(!alive(pid), "QEMU still runs after emu stop");
+    assert!(!home.join("emu/state.json").exists() && !home.join("emu/qemu.pid").exists());
+    assert_eq!(run(&home, &["emu", "status"]).status.code(), Some(24));
+}
