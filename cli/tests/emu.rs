@@ -9,7 +9,10 @@ use std::time::{Duration, Instant};
 const JOS_CLI: &str = env!("CARGO_BIN_EXE_jos-cli");
 
 fn kernel() -> PathBuf {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../build/jos-kernel.elf");
+    let build = std::env::var_os("JOS_BUILD_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../build"));
+    let path = build.join("jos-kernel.elf");
     assert!(path.exists(), "{} is missing: run the tests through `cargo xtask test`", path.display());
     path
 }
