@@ -81,13 +81,27 @@ fn emu_boots_in_the_background_and_stops_without_leftovers() {
         std::thread::sleep(Duration::from_millis(500));
     }
 
+    // The status screen (banner, figures) gets drawn: the picture is not one flat colour. Taken
+    // again for a while in case the first frame is not drawn yet.
     let picture = dir.path().join("screen.png");
-    let output = run(&home, &["emu", "screenshot", picture.to_str().unwrap()]);
-    assert!(output.status.success(), "{}", text(&output));
-    let decoder = png::Decoder::new(std::io::BufReader::new(std::fs::File::open(&picture).unwrap()));
-    let reader = decoder.read_info().expect("a PNG");
-    let info = reader.info();
-    assert!(info.width >= 320 && info.height >= 200, "screen {}x{}", info.width, info.height);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let output = run(&home, &["emu", "screenshot", picture.to_str().unwrap()]);
+        assert!(output.status.success(), "{}", text(&output));
+        let decoder = png::Decoder::new(std::io::BufReader::new(std::fs::File::open(&picture).unwrap()));
+        let mut reader = decoder.read_info().expect("a PNG");
+        let (width, height) = (reader.info().width, reader.info().height);
+        assert!(width >= 320 && height >= 200, "screen {width}x{height}");
+        let mut pixels = vec![0u8; reader.output_buffer_size().unwrap()];
+        reader.next_frame(&mut pixels).expect("PNG pixels");
+        let first = &pixels[..3];
+        let differing = pixels.chunks_exact(3).filter(|pixel| *pixel != first).count();
+        if differing > 1000 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the screenshot stays flat ({differing} differing pixels)");
+        std::thread::sleep(Duration::from_millis(500));
+    }
 
     let output = run(&home, &["emu", "stop", "--json"]);
     assert!(output.status.success(), "{}", text(&output));
