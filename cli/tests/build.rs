@@ -631,3 +631,160 @@ fn hello_worlds_in_the_guest_docs_build_and_run() {
     assert_eq!((status, ran.output.as_slice()), (0, &b"hello, jos\n"[..]));
     assert_eq!(ran.logs, ["hello from a guest, 3 bytes of input"]);
 }
+
+// ---- Running the native examples on the emulated board ----
+
+/// The bare-metal harness (`tests/native-harness`), built once: its ELF and the address of each
+/// `h_NAME` system-call function by syscall id.
+fn native_harness() -> &'static (PathBuf, Vec<(u32, u32)>) {
+    static HARNESS: OnceLock<(PathBuf, Vec<(u32, u32)>)> = OnceLock::new();
+    HARNESS.get_or_init(|| {
+        let folder = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/native-harness");
+        let elf = scratch().join("native-harness.elf");
+        let status = Command::new("arm-none-eabi-gcc")
+            .args(["-mcpu=arm1176jzf-s", "-mfloat-abi=hard", "-mfpu=vfp", "-marm", "-O1", "-fno-builtin"])
+            .args(["-fno-tree-loop-distribute-patterns", "-nostdlib", "-ffreestanding", "-Wl,-z,noexecstack", "-T"])
+            .arg(folder.join("harness.ld"))
+            .arg(folder.join("start.S"))
+            .arg(folder.join("harness.c"))
+            .arg("-lgcc")
+            .arg("-o")
+            .arg(&elf)
+            .status()
+            .expect("run arm-none-eabi-gcc");
+        assert!(status.success(), "building the native harness failed");
+        let bytes = std::fs::read(&elf).unwrap();
+        let file = object::File::parse(&*bytes).unwrap();
+        let mut functions = Vec::new();
+        for symbol in object::Object::symbols(&file) {
+            let name = object::ObjectSymbol::name(&symbol).unwrap_or("");
+            if let Some(call) = name.strip_prefix("h_").and_then(syscall::by_name) {
+                functions.push((call.id as u32, object::ObjectSymbol::address(&symbol) as u32));
+            }
+        }
+        assert!(functions.len() >= 8, "harness functions {functions:?}");
+        (elf, functions)
+    })
+}
+
+/// Where the harness expects the job descriptor and the test places the blob.
+const JOB_ADDRESS: u32 = 0x0030_0000;
+const BLOB_ADDRESS: u32 = 0x0040_0000;
+
+/// Runs a native blob on QEMU raspi0: loads it on the host with jos_runtime's loader for
+/// `BLOB_ADDRESS`, hands image and input to the harness through QEMU's loader device, and reads
+/// back the exit value, output and logs.
+fn run_native(path: &Path, input: &[u8]) -> (i32, Vec<u8>, Vec<String>) {
+    use jos_abi::signature::{public_key, sign_blob, SignerRights, TrustedSigner};
+    use jos_runtime::native::{self, CacheMaintenance, DispatchTable};
+
+    struct NoCache;
+    impl CacheMaintenance for NoCache {
+        fn sync_code(&mut self, _address: usize, _len: usize) {}
+    }
+
+    let (harness, functions) = native_harness();
+    let mut dispatch: DispatchTable = [0; syscall::SYSCALL_TABLE_LEN];
+    for (id, address) in functions {
+        dispatch[*id as usize] = *address as usize;
+    }
+    let seed = [9u8; 32];
+    let signers = [TrustedSigner { public_key: public_key(&seed), rights: SignerRights::NATIVE }];
+    let signed = sign_blob(&std::fs::read(path).unwrap(), &seed, false).unwrap();
+    let memory_len = Blob::new_checked(&signed[..]).unwrap().memory_len() as usize;
+    let mut region = vec![0u8; memory_len + 65536];
+    let loaded = native::load_at(&signed, &signers, &mut region, BLOB_ADDRESS, &dispatch, &mut NoCache)
+        .unwrap_or_else(|error| panic!("{}: {error:?}", path.display()));
+
+    let stem = path.file_name().unwrap().to_string_lossy().into_owned();
+    let image_file = scratch().join(format!("{stem}.image"));
+    let job_file = scratch().join(format!("{stem}.job"));
+    std::fs::write(&image_file, &region[..loaded.offset + memory_len]).unwrap();
+    let mut job = (loaded.entry as u32).to_le_bytes().to_vec();
+    job.extend_from_slice(&(input.len() as u32).to_le_bytes());
+    job.extend_from_slice(input);
+    std::fs::write(&job_file, &job).unwrap();
+
+    let qemu = Command::new("qemu-system-arm")
+        .args(["-M", "raspi0", "-display", "none", "-monitor", "none", "-serial", "stdio", "-kernel"])
+        .arg(harness)
+        .arg("-device")
+        .arg(format!("loader,file={},addr={BLOB_ADDRESS:#x},force-raw=on", image_file.display()))
+        .arg("-device")
+        .arg(format!("loader,file={},addr={JOB_ADDRESS:#x},force-raw=on", job_file.display()))
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("start qemu-system-arm");
+    read_harness(qemu, path)
+}
+
+/// Reads the harness's lines until DONE (at most 60 s), then stops QEMU and waits for it.
+fn read_harness(mut qemu: std::process::Child, path: &Path) -> (i32, Vec<u8>, Vec<String>) {
+    use std::io::BufRead;
+    let stdout = qemu.stdout.take().unwrap();
+    let (sender, lines) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in std::io::BufReader::new(stdout).lines() {
+            let Ok(line) = line else { break };
+            if sender.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    let mut output = Vec::new();
+    let mut logs = Vec::new();
+    let mut exit = None;
+    let mut seen = Vec::new();
+    let decode = |hex: &str| -> Vec<u8> {
+        (0..hex.len() / 2).map(|i| u8::from_str_radix(&hex[2 * i..2 * i + 2], 16).unwrap()).collect()
+    };
+    while let Ok(line) = lines.recv_timeout(deadline.saturating_duration_since(std::time::Instant::now())) {
+        if let Some(hex) = line.strip_prefix("OUT ") {
+            output.extend(decode(hex));
+        } else if let Some(hex) = line.strip_prefix("LOG ") {
+            logs.push(String::from_utf8_lossy(&decode(hex)).into_owned());
+        } else if let Some(value) = line.strip_prefix("EXIT ") {
+            exit = value.trim().parse().ok();
+        } else if line.trim() == "DONE" {
+            break;
+        }
+        seen.push(line);
+    }
+    let _ = qemu.kill();
+    let _ = qemu.wait();
+    let status = exit.unwrap_or_else(|| panic!("{}: the harness never finished; it printed {seen:?}", path.display()));
+    (status, output, logs)
+}
+
+/// The native builds compute what the wasm builds compute, on the emulated ARM1176: C and Rust
+/// md5, sha256, fib and imagefilter blobs run through the runtime's loader and a bare-metal
+/// harness under QEMU raspi0. (echo needs a network and is not run here.)
+#[test]
+fn native_examples_run_on_the_emulated_board() {
+    use sha2::Digest;
+    let (picture_in, picture_out) = picture(6, 5);
+    let sha_input: Vec<u8> = (0..200u32).map(|i| (i * 11) as u8).collect();
+    let cases: [(&str, &[u8], Vec<u8>); 5] = [
+        ("md5", b"", format!("{}\n", md5_hex(b"jon")).into_bytes()),
+        ("md5", b"100 native", format!("{}\n", md5_hex(b"native")).into_bytes()),
+        ("sha256", &sha_input, format!("{}\n", hex(&sha2::Sha256::digest(&sha_input))).into_bytes()),
+        ("fib", b"90", b"2880067194370816120\n".to_vec()),
+        ("imagefilter", &picture_in, picture_out.clone()),
+    ];
+    for language in LANGUAGES {
+        for (name, input, expected) in &cases {
+            let blob = built(Example::named(name).unwrap(), language, "native");
+            let (status, output, logs) = run_native(&blob, input);
+            assert_eq!(status, 0, "{language:?} {name}: logs {logs:?}");
+            assert!(output == *expected, "{language:?} {name}: output {:?}", String::from_utf8_lossy(&output));
+        }
+        // An error path: logs through the slot, returns -InvalidArgument.
+        let blob = built(Example::named("fib").unwrap(), language, "native");
+        let (status, output, logs) = run_native(&blob, b"200");
+        assert_eq!((status, output.len()), (-1, 0), "{language:?} fib 200");
+        assert!(logs.iter().any(|line| line.contains("fib")), "{language:?}: {logs:?}");
+    }
+}
