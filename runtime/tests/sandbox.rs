@@ -312,6 +312,28 @@ fn call_takes_and_returns_numbers() {
 }
 
 #[test]
+fn call_arguments_in_i64_slots_take_the_parameter_types() {
+    // How an offload Invoke carries arguments (jos_abi::wire::call): each value's bits in an i64.
+    let module = wasm(
+        r#"(module (func (export "mix") (param i32 i64 f32 f64) (result f64)
+             (f64.add (f64.add (f64.convert_i32_s (local.get 0)) (f64.convert_i64_s (local.get 1)))
+                      (f64.add (f64.promote_f32 (local.get 2)) (local.get 3)))))"#,
+    );
+    let slots = [
+        jos_abi::wire::call::CallValue::I32(-1),
+        jos_abi::wire::call::CallValue::I64(2),
+        jos_abi::wire::call::CallValue::F32(0.5),
+        jos_abi::wire::call::CallValue::F64(0.25),
+    ];
+    let args = slots.iter().map(|value| Value::I64(value.to_slot())).collect();
+    let mut sandbox = Sandbox::new(SandboxConfig::default());
+    let entry = Entry::Call { name: "mix".into(), args };
+    let (result, _) = sandbox.run(&module, StdHost::new(""), Limits::default(), Capabilities::NONE, entry, 1000);
+    assert_eq!(result.status, JobStatus::Ok, "{result:?}");
+    assert_eq!(result.values, vec![Value::F64(1.75)]);
+}
+
+#[test]
 fn abi_section_is_checked() {
     let with_abi = |bytes: &str| {
         format!(r#"(module (@custom "jos.abi" "{bytes}") (func (export "run") (result i32) (i32.const 3)))"#)

@@ -388,6 +388,17 @@ fn to_val(value: Value) -> Val {
     }
 }
 
+/// An i64 argument slot read as a parameter of type `ty` (`jos_abi::wire::call::CallValue`):
+/// i32 and f32 from the low 32 bits, f64 from the IEEE bits.
+fn from_slot(bits: i64, ty: &ValType) -> Val {
+    match ty {
+        ValType::I32 => Val::I32(bits as u32 as i32),
+        ValType::F32 => Val::F32(f32::from_bits(bits as u32).into()),
+        ValType::F64 => Val::F64(f64::from_bits(bits as u64).into()),
+        _ => Val::I64(bits),
+    }
+}
+
 fn from_val(value: &Val) -> Option<Value> {
     Some(match value {
         Val::I32(v) => Value::I32(*v),
@@ -448,7 +459,16 @@ fn resolve_entry(module: &Module, entry: &Entry) -> Result<(String, ResultShape,
             if !ty.params().iter().chain(ty.results()).all(is_numeric) {
                 return Err(LoadError::EntrySignature(alloc::format!("{name} has non-numeric parameters or results")));
             }
-            let params: Vec<Val> = args.iter().copied().map(to_val).collect();
+            // An offload Invoke carries each argument as an i64 slot holding the value's bits
+            // (`jos_abi::wire::call`): an `I64` argument takes the parameter's type.
+            let params: Vec<Val> = args
+                .iter()
+                .enumerate()
+                .map(|(index, value)| match (value, ty.params().get(index)) {
+                    (Value::I64(bits), Some(param)) => from_slot(*bits, param),
+                    _ => to_val(*value),
+                })
+                .collect();
             let types_match = params.len() == ty.params().len() && params.iter().zip(ty.params()).all(|(v, t)| v.ty() == *t);
             if !types_match {
                 return Err(LoadError::BadArguments(alloc::format!(
