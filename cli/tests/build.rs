@@ -788,3 +788,19 @@ fn native_examples_run_on_the_emulated_board() {
         assert!(logs.iter().any(|line| line.contains("fib")), "{language:?}: {logs:?}");
     }
 }
+
+#[test]
+fn rust_compile_errors_exit_with_code_5_and_a_hint() {
+    let crate_dir = scratch().join("broken-rust");
+    std::fs::create_dir_all(crate_dir.join("src")).unwrap();
+    std::fs::write(
+        crate_dir.join("Cargo.toml"),
+        "[package]\nname = \"broken\"\nversion = \"0.1.0\"\nedition = \"2021\"\n[lib]\ncrate-type = [\"cdylib\"]\n[workspace]\n",
+    )
+    .unwrap();
+    std::fs::write(crate_dir.join("src/lib.rs"), "#![no_std]\npub fn answer() -> i32 { \"forty-two\" }\n").unwrap();
+    let output = jos_cli(&["build", crate_dir.to_str().unwrap(), "--format", "wasm", "-o", "broken.wasm"]);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(5), "{stderr}");
+    assert!(stderr.contains("mismatched types") && stderr.contains("error: `cargo` failed"), "{stderr}");
+}

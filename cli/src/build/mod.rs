@@ -155,6 +155,8 @@ pub enum BuildError {
         command: String,
         /// Its exit status.
         status: String,
+        /// What to check next ("" when there is nothing specific to say).
+        hint: &'static str,
     },
     /// The wasm module breaks the ABI.
     Abi(wasm::AbiError),
@@ -195,8 +197,12 @@ impl fmt::Display for BuildError {
             BuildError::Usage(message) => f.write_str(message),
             BuildError::Input { path, reason } => write!(f, "{}: {reason}", path.display()),
             BuildError::ToolMissing { tool, hint } => write!(f, "`{tool}` is not installed or not on PATH; {hint}"),
-            BuildError::CompileFailed { command, status } => {
-                write!(f, "`{command}` failed ({status}); its messages are above")
+            BuildError::CompileFailed { command, status, hint } => {
+                write!(f, "`{command}` failed ({status}); its messages are above")?;
+                if !hint.is_empty() {
+                    write!(f, ". {hint}")?;
+                }
+                Ok(())
             }
             BuildError::Abi(error) => write!(f, "{error}"),
             BuildError::Native(error) => write!(f, "cannot make a native blob: {error}"),
@@ -344,7 +350,7 @@ impl Context<'_> {
             }
         })?;
         if !output.status.success() {
-            return Err(BuildError::CompileFailed { command: tool.into(), status: output.status.to_string() });
+            return Err(BuildError::CompileFailed { command: tool.into(), status: output.status.to_string(), hint: "" });
         }
         Ok(output.stdout)
     }
@@ -406,7 +412,17 @@ impl Context<'_> {
             }
         };
         cargo.arg("--manifest-path").arg(&manifest).arg("--message-format=json-render-diagnostics");
-        let stdout = self.run(&mut cargo, "cargo", "install Rust with rustup (https://rustup.rs)")?;
+        let compile_hint = match format {
+            Format::Wasm => "If cargo cannot find `core`, add the target: `rustup target add wasm32-unknown-unknown`",
+            Format::Native => {
+                "Native Rust guests build `core` from source: `rustup component add rust-src`; the crate must be \
+                 no_std with a [lib] target"
+            }
+        };
+        let stdout = self.run(&mut cargo, "cargo", "install Rust with rustup (https://rustup.rs)").map_err(|error| match error {
+            BuildError::CompileFailed { command, status, .. } => BuildError::CompileFailed { command, status, hint: compile_hint },
+            other => other,
+        })?;
         for line in stdout.split(|byte| *byte == b'\n') {
             let Ok(message) = serde_json::from_slice::<serde_json::Value>(line) else { continue };
             if message["reason"] != "compiler-artifact" {
