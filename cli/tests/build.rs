@@ -675,6 +675,12 @@ const BLOB_ADDRESS: u32 = 0x0040_0000;
 /// `BLOB_ADDRESS`, hands image and input to the harness through QEMU's loader device, and reads
 /// back the exit value, output and logs.
 fn run_native(path: &Path, input: &[u8]) -> (i32, Vec<u8>, Vec<String>) {
+    let (status, output, logs, _) = run_native_with_datagrams(path, input, &[]);
+    (status, output, logs)
+}
+
+/// [`run_native`] with scripted datagrams for `udp_recv`; also returns the sent datagrams.
+fn run_native_with_datagrams(path: &Path, input: &[u8], datagrams: &[&[u8]]) -> (i32, Vec<u8>, Vec<String>, Vec<Vec<u8>>) {
     use jos_abi::signature::{public_key, sign_blob, SignerRights, TrustedSigner};
     use jos_runtime::native::{self, CacheMaintenance, DispatchTable};
 
@@ -703,6 +709,14 @@ fn run_native(path: &Path, input: &[u8]) -> (i32, Vec<u8>, Vec<String>) {
     let mut job = (loaded.entry as u32).to_le_bytes().to_vec();
     job.extend_from_slice(&(input.len() as u32).to_le_bytes());
     job.extend_from_slice(input);
+    let pad = |job: &mut Vec<u8>| job.resize(job.len().next_multiple_of(4), 0);
+    pad(&mut job);
+    job.extend_from_slice(&(datagrams.len() as u32).to_le_bytes());
+    for datagram in datagrams {
+        job.extend_from_slice(&(datagram.len() as u32).to_le_bytes());
+        job.extend_from_slice(datagram);
+        pad(&mut job);
+    }
     std::fs::write(&job_file, &job).unwrap();
 
     let qemu = Command::new("qemu-system-arm")
@@ -721,7 +735,7 @@ fn run_native(path: &Path, input: &[u8]) -> (i32, Vec<u8>, Vec<String>) {
 }
 
 /// Reads the harness's lines until DONE (at most 60 s), then stops QEMU and waits for it.
-fn read_harness(mut qemu: std::process::Child, path: &Path) -> (i32, Vec<u8>, Vec<String>) {
+fn read_harness(mut qemu: std::process::Child, path: &Path) -> (i32, Vec<u8>, Vec<String>, Vec<Vec<u8>>) {
     use std::io::BufRead;
     let stdout = qemu.stdout.take().unwrap();
     let (sender, lines) = std::sync::mpsc::channel();
@@ -738,6 +752,7 @@ fn read_harness(mut qemu: std::process::Child, path: &Path) -> (i32, Vec<u8>, Ve
     let mut logs = Vec::new();
     let mut exit = None;
     let mut seen = Vec::new();
+    let mut sent = Vec::new();
     let decode = |hex: &str| -> Vec<u8> {
         (0..hex.len() / 2).map(|i| u8::from_str_radix(&hex[2 * i..2 * i + 2], 16).unwrap()).collect()
     };
@@ -746,6 +761,10 @@ fn read_harness(mut qemu: std::process::Child, path: &Path) -> (i32, Vec<u8>, Ve
             output.extend(decode(hex));
         } else if let Some(hex) = line.strip_prefix("LOG ") {
             logs.push(String::from_utf8_lossy(&decode(hex)).into_owned());
+        } else if let Some(hex) = line.strip_prefix("SEND ") {
+            sent.push(decode(hex));
+        } else if line.trim() == "BADEP" {
+            panic!("{}: a datagram went to another endpoint than its sender", path.display());
         } else if let Some(value) = line.strip_prefix("EXIT ") {
             exit = value.trim().parse().ok();
         } else if line.trim() == "DONE" {
@@ -756,12 +775,12 @@ fn read_harness(mut qemu: std::process::Child, path: &Path) -> (i32, Vec<u8>, Ve
     let _ = qemu.kill();
     let _ = qemu.wait();
     let status = exit.unwrap_or_else(|| panic!("{}: the harness never finished; it printed {seen:?}", path.display()));
-    (status, output, logs)
+    (status, output, logs, sent)
 }
 
 /// The native builds compute what the wasm builds compute, on the emulated ARM1176: C and Rust
 /// md5, sha256, fib and imagefilter blobs run through the runtime's loader and a bare-metal
-/// harness under QEMU raspi0. (echo needs a network and is not run here.)
+/// harness under QEMU raspi0; echo against scripted datagrams.
 #[test]
 fn native_examples_run_on_the_emulated_board() {
     use sha2::Digest;
@@ -781,6 +800,10 @@ fn native_examples_run_on_the_emulated_board() {
             assert_eq!(status, 0, "{language:?} {name}: logs {logs:?}");
             assert!(output == *expected, "{language:?} {name}: output {:?}", String::from_utf8_lossy(&output));
         }
+        let blob = built(Example::named("echo").unwrap(), language, "native");
+        let (status, output, logs, sent) = run_native_with_datagrams(&blob, b"7000", &[b"Echo1", b"odd", b"quit"]);
+        assert_eq!((status, output.as_slice()), (0, &b"echoed 2\n"[..]), "{language:?} echo: logs {logs:?}");
+        assert_eq!(sent, [&b"Echo1"[..], b"odd", b"bye"].map(<[u8]>::to_vec), "{language:?} echo");
         // An error path: logs through the slot, returns -InvalidArgument.
         let blob = built(Example::named("fib").unwrap(), language, "native");
         let (status, output, logs) = run_native(&blob, b"200");

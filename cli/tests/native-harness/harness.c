@@ -1,8 +1,10 @@
 /* harness.c: runs one native jos blob that the test has already placed, relocated and bound
  * (with jos_runtime's loader) at its load address. The job descriptor at 0x00300000 gives the
- * entry address and the input. System calls are the h_* functions below, whose addresses the
- * test reads from this ELF. Results go to the PL011 as lines: "OUT <hex>", "LOG <hex>",
- * "EXIT <value>", then "DONE". */
+ * entry address, the input and scripted datagrams: u32 entry, u32 input length, the input padded
+ * to 4 bytes, u32 datagram count, then per datagram u32 length and the bytes padded to 4. System
+ * calls are the h_* functions below, whose addresses the test reads from this ELF. Results go to
+ * the PL011 as lines: "OUT <hex>", "LOG <hex>", "BIND <port>", "SEND <hex>", "EXIT <value>",
+ * then "DONE". Every datagram comes from 10.0.2.2:12345; a send elsewhere prints "BADEP". */
 typedef unsigned int u32;
 typedef unsigned char u8;
 
@@ -89,6 +91,47 @@ static void finish(int value) {
 }
 
 void h_exit(int code) { finish(code); }
+
+static const u8 *next_datagram;
+static u32 datagrams_left;
+
+int h_udp_bind(u32 port) {
+    u32 padded = (JOB->input_len + 3) & ~3u;
+    const u8 *script = JOB->input + padded;
+    datagrams_left = *(const u32 *)script;
+    next_datagram = script + 4;
+    text("BIND ");
+    decimal((int)port);
+    put('\n');
+    return 3;
+}
+
+static const u8 PEER[8] = {10, 0, 2, 2, 0x39, 0x30, 0, 0};
+
+int h_udp_recv(int handle, u8 *buffer, u32 length, u8 *endpoint) {
+    if (handle != 3) return -6;
+    if (datagrams_left == 0) return -5;
+    u32 size = *(const u32 *)next_datagram;
+    const u8 *bytes = next_datagram + 4;
+    for (u32 i = 0; i < size && i < length; i++) buffer[i] = bytes[i];
+    for (u32 i = 0; i < 8; i++) endpoint[i] = PEER[i];
+    next_datagram = bytes + ((size + 3) & ~3u);
+    datagrams_left--;
+    return (int)size;
+}
+
+int h_udp_send(int handle, const u8 *endpoint, const u8 *buffer, u32 length) {
+    if (handle != 3) return -6;
+    for (u32 i = 0; i < 8; i++) {
+        if (endpoint[i] != PEER[i]) text("BADEP\n");
+    }
+    text("SEND ");
+    hex(buffer, length);
+    put('\n');
+    return 0;
+}
+
+int h_udp_close(int handle) { return handle == 3 ? 0 : -6; }
 
 void harness_main(void) {
     text("HARNESS\n");
