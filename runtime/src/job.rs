@@ -42,6 +42,21 @@ impl JobStatus {
     }
 }
 
+impl JobStatus {
+    /// The wire protocol's status (same numbers; the wire adds `Aborted`, which only the offload
+    /// server produces).
+    pub const fn to_wire(self) -> jos_abi::wire::JobStatus {
+        match self {
+            JobStatus::Ok => jos_abi::wire::JobStatus::Ok,
+            JobStatus::Trap => jos_abi::wire::JobStatus::Trap,
+            JobStatus::OutOfFuel => jos_abi::wire::JobStatus::OutOfFuel,
+            JobStatus::LimitExceeded => jos_abi::wire::JobStatus::LimitExceeded,
+            JobStatus::Rejected => jos_abi::wire::JobStatus::Rejected,
+            JobStatus::Deadline => jos_abi::wire::JobStatus::Deadline,
+        }
+    }
+}
+
 impl fmt::Display for JobStatus {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.name())
@@ -297,6 +312,19 @@ pub struct Stats {
     pub slices: u64,
     /// Log lines dropped because the log cap was reached.
     pub logs_dropped: u32,
+}
+
+impl Stats {
+    /// The wire protocol's stats (`cycles` 0: not measured by the runtime; peak memory saturated
+    /// at `u32::MAX`).
+    pub fn to_wire(&self) -> jos_abi::wire::Stats {
+        jos_abi::wire::Stats {
+            fuel_used: self.fuel_used,
+            time_us: self.time_us,
+            cycles: 0,
+            peak_memory: u32::try_from(self.peak_memory_bytes).unwrap_or(u32::MAX),
+        }
+    }
 }
 
 /// Everything a job produced.

@@ -10,6 +10,8 @@
 
 extern crate alloc;
 
+#[cfg(feature = "fuzzing")]
+pub mod fuzzing;
 pub mod host;
 pub mod job;
 pub mod native;

@@ -115,6 +115,28 @@ impl Default for Limits {
     }
 }
 
+impl Limits {
+    /// These limits with the non-zero fields of a wire request applied (the device caps the
+    /// request by its policy first, with `jos_abi::wire::Limits::capped_by`): fuel, memory
+    /// (bytes, rounded up to whole pages), deadline (ms) and output (bytes).
+    pub fn with_wire(self, request: jos_abi::wire::Limits) -> Limits {
+        let mut limits = self;
+        if request.fuel != 0 {
+            limits.fuel_budget = request.fuel;
+        }
+        if request.memory != 0 {
+            limits.max_memory_pages = u64::from(request.memory).div_ceil(PAGE_BYTES) as u32;
+        }
+        if request.deadline_ms != 0 {
+            limits.deadline_us = Some(u64::from(request.deadline_ms) * 1000);
+        }
+        if request.output != 0 {
+            limits.max_output_bytes = request.output as usize;
+        }
+        limits
+    }
+}
+
 /// Which function a job runs.
 #[derive(Clone, Debug, PartialEq)]
 pub enum Entry {
@@ -741,6 +763,27 @@ mod tests {
         assert_eq!(limits.max_instances, 1);
         let config = SandboxConfig::default();
         assert!(config.max_module_bytes <= config.cache_budget_bytes);
+    }
+
+    #[test]
+    fn wire_limits_apply_non_zero_fields() {
+        let base = Limits::default();
+        assert_eq!(base.with_wire(jos_abi::wire::Limits::default()), base);
+        let request = jos_abi::wire::Limits { fuel: 5, memory: 65537, deadline_ms: 3, output: 10 };
+        let limits = base.with_wire(request);
+        assert_eq!(limits.fuel_budget, 5);
+        assert_eq!(limits.max_memory_pages, 2);
+        assert_eq!(limits.deadline_us, Some(3000));
+        assert_eq!(limits.max_output_bytes, 10);
+        assert_eq!(limits.max_log_bytes, base.max_log_bytes);
+    }
+
+    #[test]
+    fn statuses_match_the_wire() {
+        use crate::job::JobStatus;
+        for status in [JobStatus::Ok, JobStatus::Trap, JobStatus::OutOfFuel, JobStatus::LimitExceeded, JobStatus::Rejected, JobStatus::Deadline] {
+            assert_eq!(status.to_wire() as u8 as u32, status as u32);
+        }
     }
 
     #[test]
