@@ -146,9 +146,9 @@ fn sized_module(bytes: usize) -> Vec<u8> {
     let mut text = String::from("(module (memory (export \"memory\") 1)\n");
     let mut index = 0;
     loop {
-        write!(
+        writeln!(
             text,
-            "(func (export \"f{index}\") (param i32) (result i32) (i32.add (i32.mul (local.get 0) (i32.const {index})) (i32.load (i32.and (local.get 0) (i32.const 1020)))))\n"
+            "(func (export \"f{index}\") (param i32) (result i32) (i32.add (i32.mul (local.get 0) (i32.const {index})) (i32.load (i32.and (local.get 0) (i32.const 1020)))))"
         )
         .unwrap();
         index += 1;

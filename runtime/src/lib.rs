@@ -1,6 +1,7 @@
 //! Executes a jos job independent of the board: the wasm sandbox and the native blob loader.
 //!
-//! - [`host`]: the [`Host`] trait, what the device provides to a job ([`StdHost`] on a PC).
+//! - [`host`]: the [`Host`] trait, what the device provides to a job (`StdHost` on a PC, with the
+//!   `std` feature).
 //! - [`wasm`]: the sandbox over wasmi: load checks, limits, fuel slices, module cache.
 //! - [`native`]: the native blob loader (validate, verify, place, relocate, bind imports).
 //! - [`job`]: the result of a job, shared by both forms.

@@ -557,6 +557,7 @@ impl<H: Host + 'static> Job<H> {
         job
     }
 
+    #[allow(clippy::result_large_err, reason = "called once per job; the error is the job's final result")]
     fn instantiate(&mut self, engine: &Engine, module: &Module, entry: &Entry) -> Result<Func, JobResult> {
         let (function, shape, params) = resolve_entry(module, entry).map_err(|error| self.reject(error))?;
         let linker = imports::link::<H>(engine, module).map_err(|error| self.reject(error))?;
