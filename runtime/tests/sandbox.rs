@@ -542,3 +542,25 @@ mod signed {
         assert_eq!(refused.unwrap_err().code(), jos_abi::ErrorCode::UntrustedSigner);
     }
 }
+
+#[test]
+fn table_above_the_cap_is_refused_and_growth_stops_at_it() {
+    let limits = Limits { max_table_elements: 100, ..Limits::default() };
+    let (result, _) = run_with(
+        &wasm(r#"(module (table 101 funcref) (func (export "run") (result i32) (i32.const 0)))"#),
+        b"",
+        limits,
+        Capabilities::NONE,
+    );
+    assert_eq!(result.status, JobStatus::LimitExceeded, "{result:?}");
+    assert_eq!(result.error, Some(JobError::Load(LoadError::Limit(LimitKind::TableElements))));
+    let grow = r#"
+    (module (table $t 10 funcref)
+      (func (export "run") (result i32)
+        (block $full (loop $more
+          (br_if $full (i32.eq (table.grow $t (ref.null func) (i32.const 10)) (i32.const -1)))
+          (br $more)))
+        (table.size $t)))"#;
+    let (result, _) = run_with(&wasm(grow), b"", limits, Capabilities::NONE);
+    assert_ok(&result, 100);
+}
