@@ -1,0 +1,790 @@
+//! The offload server: sessions, handshake, push, invoke, the job queue and discovery.
+
+use alloc::collections::{BTreeMap, VecDeque};
+use alloc::string::{String, ToString};
+use alloc::vec::Vec;
+use core::fmt::Write as _;
+
+use jos_abi::blob::{Arch, Blob};
+use jos_abi::config::{Config, ConfigError, ConfigRepr, Policy};
+use jos_abi::signature::{self, TrustedSigner};
+use jos_abi::syscall::LogLevel;
+use jos_abi::wire::discovery::{AdvertRepr, LoadState, Probe};
+use jos_abi::wire::{self, Format, Formats, JobStatus as WireStatus, Limits, Message, MAX_FRAME_LEN};
+use jos_abi::{AbiVersion, ErrorCode};
+use jos_runtime::{Capabilities, Entry, Host, Job, JobError, JobResult, JobStatus, Sandbox, SandboxConfig, StepOutcome, Value};
+
+use crate::noise::{self, Entropy};
+use crate::session::{Phase, Push, Scratch, Session};
+
+/// The device's identity, trust lists and policy, owned (read once from the boot configuration).
+#[derive(Clone, PartialEq, Eq)]
+pub struct DeviceConfig {
+    /// Device name (in adverts).
+    pub name: String,
+    /// X25519 static secret of the Noise channel.
+    pub noise_secret: [u8; 32],
+    /// Ed25519 seed that signs adverts.
+    pub advert_seed: [u8; 32],
+    /// Static keys of the clients allowed to open a session.
+    pub clients: Vec<[u8; 32]>,
+    /// Code signers and their rights.
+    pub signers: Vec<TrustedSigner>,
+    /// Caps and defaults.
+    pub policy: Policy,
+}
+
+impl core::fmt::Debug for DeviceConfig {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("DeviceConfig")
+            .field("name", &self.name)
+            .field("clients", &self.clients.len())
+            .field("signers", &self.signers.len())
+            .field("policy", &self.policy)
+            .finish_non_exhaustive()
+    }
+}
+
+impl DeviceConfig {
+    /// Copies the parts of a parsed configuration the server uses.
+    pub fn from_repr(repr: &ConfigRepr<'_>) -> Self {
+        DeviceConfig {
+            name: repr.name.to_string(),
+            noise_secret: repr.noise_secret,
+            advert_seed: repr.advert_seed,
+            clients: (0..repr.clients.len()).filter_map(|i| repr.clients.get(i)).collect(),
+            signers: (0..repr.signers.len()).filter_map(|i| repr.signers.get(i)).collect(),
+            policy: repr.policy,
+        }
+    }
+
+    /// Checks and parses a configuration image (the window at `CONFIG_ADDRESS` on the device).
+    pub fn from_bytes(bytes: &[u8]) -> Result<Self, ConfigError> {
+        let config = Config::new_checked(bytes)?;
+        let repr = ConfigRepr::parse(&config)?;
+        Ok(DeviceConfig::from_repr(&repr))
+    }
+
+    /// The device's X25519 public key (the IK responder key).
+    pub fn noise_public_key(&self) -> [u8; 32] {
+        noise::public_key(&self.noise_secret)
+    }
+}
+
+/// What the board provides to the server.
+pub trait Platform {
+    /// The runtime host each wasm job gets.
+    type Host: Host + 'static;
+
+    /// A host for a job with this input.
+    fn host(&mut self, input: Vec<u8>) -> Self::Host;
+
+    /// Capabilities granted to jobs.
+    fn capabilities(&self) -> Capabilities {
+        Capabilities::NONE
+    }
+
+    /// Whether native ARMv6 blobs can run here.
+    fn runs_native(&self) -> bool {
+        false
+    }
+
+    /// Runs a verified native blob to its end (the kernel enforces `limits.deadline_ms` from
+    /// its timer interrupt and turns faults into a `Trap` result).
+    fn run_native(&mut self, blob: &[u8], signers: &[TrustedSigner], input: &[u8], limits: &Limits) -> JobResult {
+        let _ = (blob, signers, input, limits);
+        JobResult::rejected(jos_runtime::LoadError::Malformed("native blobs do not run on this device".to_string()))
+    }
+
+    /// Free heap bytes (reported in adverts).
+    fn free_memory(&self) -> u32;
+}
+
+/// Tunables that are not in the boot configuration.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ServerOptions {
+    /// Most sessions at once (more connections are refused at once).
+    pub max_sessions: usize,
+    /// Fuel per slice (one slice per [`Server::poll`]).
+    pub slice_fuel: u64,
+    /// Microseconds between Progress messages while a job runs.
+    pub progress_interval_us: u64,
+    /// Handshake first messages remembered to refuse replays.
+    pub replay_memory: usize,
+    /// Bytes of native blobs kept for invoke by hash.
+    pub native_cache_bytes: usize,
+    /// TCP port named in adverts.
+    pub port: u16,
+}
+
+impl Default for ServerOptions {
+    fn default() -> Self {
+        ServerOptions {
+            max_sessions: 8,
+            slice_fuel: 100_000,
+            progress_interval_us: 250_000,
+            replay_memory: 1024,
+            native_cache_bytes: 8 * 1024 * 1024,
+            port: wire::OFFLOAD_PORT,
+        }
+    }
+}
+
+/// Event counts (for the status screen, logs and tests).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Counters {
+    /// Unauthenticated connections or datagrams dropped without an answer.
+    pub dropped_unauthenticated: u64,
+    /// Handshakes refused because the first message was seen before.
+    pub replays_refused: u64,
+    /// Handshakes completed.
+    pub sessions_opened: u64,
+    /// Sessions ended because a frame failed to decrypt (altered, replayed or reordered).
+    pub sessions_killed: u64,
+    /// Error messages sent.
+    pub errors_sent: u64,
+    /// Modules accepted.
+    pub pushes_ok: u64,
+    /// Jobs that ended with status Ok.
+    pub jobs_ok: u64,
+    /// Jobs that ended otherwise (including aborted).
+    pub jobs_failed: u64,
+    /// Jobs aborted because their client left.
+    pub jobs_aborted: u64,
+    /// Discovery probes answered.
+    pub adverts_sent: u64,
+}
+
+/// What the status screen shows.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Status {
+    /// Current job: (format, first 4 bytes of its hash, fuel used so far).
+    pub current: Option<(Format, [u8; 4], u64)>,
+    /// Jobs waiting.
+    pub queued: usize,
+    /// Open sessions.
+    pub sessions: usize,
+    /// Last result: status and exit value.
+    pub last: Option<(WireStatus, i32)>,
+    /// Counters.
+    pub counters: Counters,
+}
+
+/// Identifies a connection.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct SessionId(pub u32);
+
+/// A job waiting or running.
+struct Request {
+    session: SessionId,
+    format: Format,
+    hash: [u8; 32],
+    limits: Limits,
+    input: Vec<u8>,
+    entry: Entry,
+}
+
+/// The running job.
+struct Running<H: 'static> {
+    session: SessionId,
+    format: Format,
+    hash: [u8; 32],
+    job: Job<H>,
+    started_us: u64,
+    last_progress_us: u64,
+}
+
+/// The device side of the offload protocol.
+pub struct Server<P: Platform> {
+    config: DeviceConfig,
+    options: ServerOptions,
+    platform: P,
+    entropy: &'static dyn Entropy,
+    noise_public: [u8; 32],
+    sandbox: Sandbox,
+    natives: BTreeMap<[u8; 32], Vec<u8>>,
+    native_bytes: usize,
+    defaults: BTreeMap<[u8; 32], Limits>,
+    sessions: BTreeMap<u32, Session>,
+    next_session: u32,
+    queue: VecDeque<Request>,
+    running: Option<Running<P::Host>>,
+    replay: Vec<[u8; 32]>,
+    replay_next: usize,
+    scratch: Scratch,
+    counters: Counters,
+    last: Option<(WireStatus, i32)>,
+}
+
+/// Caps an error message to the wire's limit at a character boundary.
+fn clip(text: &str, max: usize) -> &str {
+    if text.len() <= max {
+        return text;
+    }
+    let mut end = max;
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    &text[..end]
+}
+
+/// Request fields that are zero take the module's defaults.
+fn merge(request: Limits, defaults: Limits) -> Limits {
+    fn pick<T: Copy + Default + PartialEq>(request: T, default: T) -> T {
+        if request == T::default() {
+            default
+        } else {
+            request
+        }
+    }
+    Limits {
+        fuel: pick(request.fuel, defaults.fuel),
+        memory: pick(request.memory, defaults.memory),
+        deadline_ms: pick(request.deadline_ms, defaults.deadline_ms),
+        output: pick(request.output, defaults.output),
+    }
+}
+
+/// The runtime's limits for wire limits already capped by policy.
+fn runtime_limits(limits: &Limits) -> jos_runtime::Limits {
+    let mut runtime = jos_runtime::Limits::default();
+    runtime.fuel_budget = limits.fuel;
+    runtime.max_memory_pages = (limits.memory / 65536).max(1);
+    runtime.max_output_bytes = (limits.output as usize).min(wire::MAX_OUTPUT_LEN);
+    runtime.deadline_us = Some(u64::from(limits.deadline_ms) * 1000);
+    runtime
+}
+
+fn wire_status(status: JobStatus) -> WireStatus {
+    match status {
+        JobStatus::Ok => WireStatus::Ok,
+        JobStatus::Trap => WireStatus::Trap,
+        JobStatus::OutOfFuel => WireStatus::OutOfFuel,
+        JobStatus::LimitExceeded => WireStatus::LimitExceeded,
+        JobStatus::Rejected => WireStatus::Rejected,
+        JobStatus::Deadline => WireStatus::Deadline,
+    }
+}
+
+impl<P: Platform> Server<P> {
+    /// A server for `config`; `entropy` supplies handshake randomness.
+    pub fn new(config: DeviceConfig, options: ServerOptions, platform: P, entropy: &'static dyn Entropy) -> Self {
+        let sandbox = Sandbox::new(SandboxConfig {
+            max_module_bytes: config.policy.max_module_len as usize,
+            ..SandboxConfig::default()
+        });
+        Server {
+            noise_public: config.noise_public_key(),
+            config,
+            options,
+            platform,
+            entropy,
+            sandbox,
+            natives: BTreeMap::new(),
+            native_bytes: 0,
+            defaults: BTreeMap::new(),
+            sessions: BTreeMap::new(),
+            next_session: 0,
+            queue: VecDeque::new(),
+            running: None,
+            replay: alloc::vec![[0; 32]; options.replay_memory.max(1)],
+            replay_next: 0,
+            scratch: Scratch::new(),
+            counters: Counters::default(),
+            last: None,
+        }
+    }
+
+    /// The platform.
+    pub fn platform(&self) -> &P {
+        &self.platform
+    }
+
+    /// The platform, mutably.
+    pub fn platform_mut(&mut self) -> &mut P {
+        &mut self.platform
+    }
+
+    /// The configuration in use.
+    pub fn config(&self) -> &DeviceConfig {
+        &self.config
+    }
+
+    /// Counters so far.
+    pub fn counters(&self) -> Counters {
+        self.counters
+    }
+
+    /// Formats this device accepts.
+    pub fn formats(&self) -> Formats {
+        if self.platform.runs_native() {
+            Formats::ALL
+        } else {
+            Formats::WASM
+        }
+    }
+
+    /// The status screen's figures.
+    pub fn status(&self) -> Status {
+        Status {
+            current: self.running.as_ref().map(|running| {
+                let mut short = [0; 4];
+                short.copy_from_slice(&running.hash[..4]);
+                (running.format, short, running.job.fuel_used())
+            }),
+            queued: self.queue.len(),
+            sessions: self.sessions.len(),
+            last: self.last,
+            counters: self.counters,
+        }
+    }
+
+    /// A new connection; `None` when all session slots are taken (close it at once).
+    pub fn connect(&mut self) -> Option<SessionId> {
+        if self.sessions.len() >= self.options.max_sessions {
+            self.counters.dropped_unauthenticated += 1;
+            return None;
+        }
+        let id = self.next_session;
+        self.next_session = self.next_session.wrapping_add(1);
+        self.sessions.insert(id, Session::new());
+        Some(SessionId(id))
+    }
+
+    /// The connection is gone: frees the session and aborts its jobs.
+    pub fn disconnect(&mut self, id: SessionId) {
+        if self.sessions.remove(&id.0).is_none() {
+            return;
+        }
+        let before = self.queue.len();
+        self.queue.retain(|request| request.session != id);
+        let mut aborted = (before - self.queue.len()) as u64;
+        if self.running.as_ref().is_some_and(|running| running.session == id) {
+            self.running = None;
+            aborted += 1;
+            self.last = Some((WireStatus::Aborted, 0));
+        }
+        self.counters.jobs_aborted += aborted;
+        self.counters.jobs_failed += aborted;
+    }
+
+    /// Whether the device ended this session: send what is pending, then close the connection
+    /// and call [`Server::disconnect`].
+    pub fn wants_close(&self, id: SessionId) -> bool {
+        self.sessions.get(&id.0).is_none_or(Session::is_closed)
+    }
+
+    /// Bytes waiting to be sent on this connection.
+    pub fn pending(&self, id: SessionId) -> &[u8] {
+        self.sessions.get(&id.0).map_or(&[], Session::pending)
+    }
+
+    /// `count` pending bytes were sent.
+    pub fn consume(&mut self, id: SessionId, count: usize) {
+        if let Some(session) = self.sessions.get_mut(&id.0) {
+            session.consume(count);
+        }
+    }
+
+    /// Bytes received on a connection: handles every whole frame.
+    pub fn receive(&mut self, id: SessionId, bytes: &[u8]) {
+        let Some(mut session) = self.sessions.remove(&id.0) else { return };
+        if !session.is_closed() {
+            session.inbox.extend_from_slice(bytes);
+            loop {
+                match session.next_frame() {
+                    Ok(Some(len)) => {
+                        let frame: Vec<u8> = session.inbox.drain(..len).collect();
+                        self.frame(id, &mut session, &frame[wire::FRAME_HEADER_LEN..]);
+                        if session.is_closed() {
+                            break;
+                        }
+                    }
+                    Ok(None) => break,
+                    Err(_) => {
+                        self.kill(&mut session);
+                        break;
+                    }
+                }
+            }
+        }
+        self.sessions.insert(id.0, session);
+    }
+
+    fn kill(&mut self, session: &mut Session) {
+        match session.phase {
+            Phase::Open(_) => self.counters.sessions_killed += 1,
+            _ => self.counters.dropped_unauthenticated += 1,
+        }
+        session.close();
+    }
+
+    fn frame(&mut self, id: SessionId, session: &mut Session, payload: &[u8]) {
+        match &mut session.phase {
+            Phase::AwaitHello => self.handshake(session, payload),
+            Phase::Open(transport) => {
+                let mut received = core::mem::take(&mut self.scratch.received);
+                match transport.read_message(payload, &mut received) {
+                    Ok(len) => self.message(id, session, &received[..len]),
+                    Err(_) => {
+                        // Altered, replayed or reordered: Noise's nonce no longer matches.
+                        self.counters.sessions_killed += 1;
+                        session.close();
+                    }
+                }
+                self.scratch.received = received;
+            }
+            Phase::Closed => {}
+        }
+    }
+
+    fn handshake(&mut self, session: &mut Session, payload: &[u8]) {
+        let drop = |server: &mut Self, session: &mut Session| {
+            server.counters.dropped_unauthenticated += 1;
+            session.close();
+        };
+        let Ok(Message::Hello { version, handshake }) = Message::parse(payload) else {
+            return drop(self, session);
+        };
+        if version != wire::PROTOCOL_VERSION || handshake.len() < 32 {
+            return drop(self, session);
+        }
+        let mut ephemeral = [0u8; 32];
+        ephemeral.copy_from_slice(&handshake[..32]);
+        if self.replay.contains(&ephemeral) {
+            self.counters.replays_refused += 1;
+            return drop(self, session);
+        }
+        let Ok(mut state) = noise::responder(&self.config.noise_secret, self.entropy) else {
+            return drop(self, session);
+        };
+        let mut client_payload = [0u8; wire::MAX_HANDSHAKE_LEN];
+        if state.read_message(handshake, &mut client_payload).is_err() {
+            return drop(self, session);
+        }
+        let Some(remote) = state.get_remote_static() else { return drop(self, session) };
+        let Ok(remote): Result<[u8; 32], _> = remote.try_into() else { return drop(self, session) };
+        if !self.config.clients.contains(&remote) {
+            return drop(self, session);
+        }
+        // Only a message that decrypted under a trusted key is remembered, so strangers cannot
+        // flush the replay memory.
+        self.replay[self.replay_next] = ephemeral;
+        self.replay_next = (self.replay_next + 1) % self.replay.len();
+        let mut answer = [0u8; 128];
+        let Ok(len) = state.write_message(&[], &mut answer) else { return drop(self, session) };
+        let Ok(transport) = state.into_transport_mode() else { return drop(self, session) };
+        let hello = Message::Hello { version: wire::PROTOCOL_VERSION, handshake: &answer[..len] };
+        let mut buffer = [0u8; 256];
+        let Ok(hello_len) = hello.emit(&mut buffer) else { return drop(self, session) };
+        session.send_clear(&buffer[..hello_len]);
+        session.client_key = remote;
+        session.phase = Phase::Open(transport);
+        self.counters.sessions_opened += 1;
+    }
+
+    fn error(&mut self, session: &mut Session, code: ErrorCode, message: &str) {
+        self.counters.errors_sent += 1;
+        let message = clip(message, wire::MAX_ERROR_MESSAGE_LEN);
+        session.send(&Message::Error { code, message }, &mut self.scratch);
+    }
+
+    fn message(&mut self, id: SessionId, session: &mut Session, bytes: &[u8]) {
+        let message = match Message::parse(bytes) {
+            Ok(message) => message,
+            Err(error) => {
+                let mut text = String::new();
+                let _ = write!(text, "message: {error}");
+                return self.error(session, error.code(), &text);
+            }
+        };
+        match message {
+            Message::Hello { .. } => {
+                self.error(session, ErrorCode::Unsupported, "Hello after the handshake");
+                session.close();
+            }
+            Message::Ping { nonce } => {
+                session.send(&Message::Pong { nonce }, &mut self.scratch);
+            }
+            Message::Pong { .. } | Message::Error { .. } => {}
+            Message::PushBegin { format, total_len, sha256, limits } => {
+                self.push_begin(session, format, total_len, sha256, limits)
+            }
+            Message::PushChunk { offset, bytes } => self.push_chunk(session, offset, bytes),
+            Message::PushEnd => self.push_end(session),
+            Message::Invoke { hash, limits, input, call } => {
+                let entry = match call {
+                    None => Entry::Default,
+                    Some(call) => Entry::Call {
+                        name: call.name.to_string(),
+                        args: call.args().iter().map(|arg| Value::I64(*arg)).collect(),
+                    },
+                };
+                self.invoke(id, session, hash, limits, input, entry)
+            }
+            Message::PushOk { .. } | Message::Progress { .. } | Message::JobResult { .. } => {
+                self.error(session, ErrorCode::Unsupported, "message only the device sends")
+            }
+        }
+    }
+
+    fn push_begin(&mut self, session: &mut Session, format: Format, total_len: u32, sha256: [u8; 32], limits: Limits) {
+        session.push = None;
+        if !self.formats().contains(format) {
+            return self.error(session, ErrorCode::Unsupported, "format not accepted by this device");
+        }
+        if total_len > self.config.policy.max_module_len {
+            let mut text = String::new();
+            let _ = write!(text, "module of {total_len} bytes: the device takes at most {}", self.config.policy.max_module_len);
+            return self.error(session, ErrorCode::LimitExceeded, &text);
+        }
+        if total_len == 0 {
+            return self.error(session, ErrorCode::InvalidArgument, "empty module");
+        }
+        let mut bytes = Vec::new();
+        if bytes.try_reserve_exact(total_len as usize).is_err() {
+            return self.error(session, ErrorCode::Busy, "no memory for the module now");
+        }
+        session.push = Some(Push { format, total_len: total_len as usize, sha256, limits, bytes });
+    }
+
+    fn push_chunk(&mut self, session: &mut Session, offset: u32, chunk: &[u8]) {
+        let Some(push) = session.push.as_mut() else {
+            return self.error(session, ErrorCode::InvalidArgument, "chunk without PushBegin");
+        };
+        if offset as usize != push.bytes.len() {
+            let mut text = String::new();
+            let _ = write!(text, "chunk at offset {offset}, expected {}; push abandoned", push.bytes.len());
+            session.push = None;
+            return self.error(session, ErrorCode::InvalidArgument, &text);
+        }
+        if push.bytes.len() + chunk.len() > push.total_len {
+            session.push = None;
+            return self.error(session, ErrorCode::InvalidArgument, "chunk past the announced length; push abandoned");
+        }
+        push.bytes.extend_from_slice(chunk);
+    }
+
+    fn push_end(&mut self, session: &mut Session) {
+        let Some(push) = session.push.take() else {
+            return self.error(session, ErrorCode::InvalidArgument, "PushEnd without PushBegin");
+        };
+        if push.bytes.len() != push.total_len {
+            let mut text = String::new();
+            let _ = write!(text, "module incomplete: {} of {} bytes", push.bytes.len(), push.total_len);
+            return self.error(session, ErrorCode::InvalidArgument, &text);
+        }
+        if signature::sha256(&push.bytes) != push.sha256 {
+            return self.error(session, ErrorCode::InvalidArgument, "SHA-256 of the module differs from PushBegin's");
+        }
+        let verdict = match push.format {
+            Format::Wasm => self
+                .sandbox
+                .compile_signed(&push.bytes, &self.config.signers)
+                .map(|_| ())
+                .map_err(|error| {
+                    let mut text = String::new();
+                    let _ = write!(text, "{error}");
+                    (error.code(), text)
+                }),
+            Format::NativeArmv6 => self.check_native(&push.bytes),
+        };
+        match verdict {
+            Ok(()) => {
+                if push.format == Format::NativeArmv6 {
+                    self.store_native(push.sha256, push.bytes);
+                }
+                if self.defaults.len() >= 256 && !self.defaults.contains_key(&push.sha256) {
+                    self.defaults.pop_first();
+                }
+                self.defaults.insert(push.sha256, push.limits);
+                self.counters.pushes_ok += 1;
+                session.send(&Message::PushOk { sha256: push.sha256 }, &mut self.scratch);
+            }
+            Err((code, text)) => self.error(session, code, &text),
+        }
+    }
+
+    fn check_native(&self, bytes: &[u8]) -> Result<(), (ErrorCode, String)> {
+        let fail = |code: ErrorCode, what: &dyn core::fmt::Display| {
+            let mut text = String::new();
+            let _ = write!(text, "{what}");
+            (code, text)
+        };
+        let blob = Blob::new_checked(bytes).map_err(|error| fail(error.code(), &error))?;
+        if !AbiVersion::CURRENT.accepts(blob.abi_version()) {
+            let mut text = String::new();
+            let _ = write!(text, "blob needs ABI {}, device has {}", blob.abi_version(), AbiVersion::CURRENT);
+            return Err((ErrorCode::AbiMismatch, text));
+        }
+        if blob.arch() != Some(Arch::Armv6) {
+            return Err((ErrorCode::Unsupported, "blob is not for ARMv6".to_string()));
+        }
+        signature::verify_blob(&blob, &self.config.signers).map_err(|error| fail(error.code(), &error))?;
+        Ok(())
+    }
+
+    fn store_native(&mut self, hash: [u8; 32], bytes: Vec<u8>) {
+        if let Some(old) = self.natives.remove(&hash) {
+            self.native_bytes -= old.len();
+        }
+        while self.native_bytes + bytes.len() > self.options.native_cache_bytes {
+            let Some((_, evicted)) = self.natives.pop_first() else { break };
+            self.native_bytes -= evicted.len();
+        }
+        self.native_bytes += bytes.len();
+        self.natives.insert(hash, bytes);
+    }
+
+    fn invoke(&mut self, id: SessionId, session: &mut Session, hash: [u8; 32], limits: Limits, input: &[u8], entry: Entry) {
+        let format = if self.sandbox.cache().contains(&hash) {
+            Format::Wasm
+        } else if self.natives.contains_key(&hash) {
+            Format::NativeArmv6
+        } else {
+            return self.error(session, ErrorCode::NotFound, "no cached module with this SHA-256: push it first");
+        };
+        if self.queue.len() >= usize::from(self.config.policy.queue_len) {
+            return self.error(session, ErrorCode::Busy, "job queue full");
+        }
+        let defaults = self.defaults.get(&hash).copied().unwrap_or_default();
+        let limits = merge(limits, defaults).capped_by(self.config.policy.limits);
+        self.queue.push_back(Request { session: id, format, hash, limits, input: input.to_vec(), entry });
+    }
+
+    /// Runs one slice of the current job (starting the next queued one if none runs); sends
+    /// Progress and JobResult messages. `now_us` is the device's clock.
+    pub fn poll(&mut self, now_us: u64) {
+        if self.running.is_none() {
+            let Some(request) = self.queue.pop_front() else { return };
+            match request.format {
+                Format::Wasm => {
+                    let Some(module) = self.sandbox.cached(&request.hash) else {
+                        let result = JobResult::rejected(jos_runtime::LoadError::Malformed(
+                            "module left the cache before it ran; push it again".to_string(),
+                        ));
+                        return self.finish(request.session, &result);
+                    };
+                    let host = self.platform.host(request.input);
+                    let capabilities = self.platform.capabilities();
+                    let job = self.sandbox.start(&module, host, runtime_limits(&request.limits), capabilities, request.entry);
+                    self.running = Some(Running {
+                        session: request.session,
+                        format: request.format,
+                        hash: request.hash,
+                        job,
+                        started_us: now_us,
+                        last_progress_us: now_us,
+                    });
+                }
+                Format::NativeArmv6 => {
+                    let result = match self.natives.get(&request.hash) {
+                        Some(blob) => self.platform.run_native(blob, &self.config.signers, &request.input, &request.limits),
+                        None => JobResult::rejected(jos_runtime::LoadError::Malformed(
+                            "blob left the cache before it ran; push it again".to_string(),
+                        )),
+                    };
+                    return self.finish(request.session, &result);
+                }
+            }
+        }
+        let Some(running) = self.running.as_mut() else { return };
+        match running.job.step(self.options.slice_fuel) {
+            StepOutcome::Running => {
+                if now_us.saturating_sub(running.last_progress_us) >= self.options.progress_interval_us {
+                    running.last_progress_us = now_us;
+                    let progress = Message::Progress {
+                        fuel_used: running.job.fuel_used(),
+                        elapsed_us: now_us.saturating_sub(running.started_us),
+                        output_len: 0,
+                    };
+                    let session = running.session;
+                    if let Some(session) = self.sessions.get_mut(&session.0) {
+                        session.send(&progress, &mut self.scratch);
+                    }
+                }
+            }
+            StepOutcome::Finished(result) => {
+                let session = running.session;
+                self.running = None;
+                self.finish(session, &result);
+            }
+        }
+    }
+
+    fn finish(&mut self, id: SessionId, result: &JobResult) {
+        let status = wire_status(result.status);
+        let exit_value = result.exit_value.unwrap_or(0);
+        self.last = Some((status, exit_value));
+        if status == WireStatus::Ok {
+            self.counters.jobs_ok += 1;
+        } else {
+            self.counters.jobs_failed += 1;
+        }
+        let Some(session) = self.sessions.get_mut(&id.0) else { return };
+        let mut detail = String::new();
+        if let Some(error) = &result.error {
+            let _ = write!(detail, "{error}");
+            if let JobError::Load(load) = error {
+                let _ = write!(detail, " (code {})", load.code() as u32);
+            }
+        }
+        let mut lines: Vec<wire::LogLine<'_>> = Vec::new();
+        if !detail.is_empty() {
+            lines.push(wire::LogLine { level: LogLevel::Error, text: clip(&detail, wire::MAX_LOG_LINE_LEN) });
+        }
+        for line in &result.logs {
+            if lines.len() >= wire::MAX_LOG_LINES {
+                break;
+            }
+            lines.push(wire::LogLine { level: line.level, text: clip(&line.text, wire::MAX_LOG_LINE_LEN) });
+        }
+        let output = &result.output[..result.output.len().min(wire::MAX_OUTPUT_LEN)];
+        let stats = wire::Stats {
+            fuel_used: result.stats.fuel_used,
+            time_us: result.stats.time_us,
+            cycles: 0,
+            peak_memory: u32::try_from(result.stats.peak_memory_bytes).unwrap_or(u32::MAX),
+        };
+        let message = Message::JobResult { status, exit_value, stats, output, logs: wire::Logs::from_slice(&lines) };
+        if !session.send(&message, &mut self.scratch) {
+            let mut session = self.sessions.remove(&id.0);
+            if let Some(session) = session.as_mut() {
+                self.error(session, ErrorCode::LimitExceeded, "job result does not fit a frame");
+            }
+            if let Some(session) = session {
+                self.sessions.insert(id.0, session);
+            }
+        }
+    }
+
+    /// Answers a discovery datagram: `Some(len)` of the advert written into `reply`, `None` if
+    /// the datagram is not a valid probe (dropped and counted).
+    pub fn discovery(&mut self, datagram: &[u8], reply: &mut [u8]) -> Option<usize> {
+        let Ok(probe) = Probe::parse(datagram) else {
+            self.counters.dropped_unauthenticated += 1;
+            return None;
+        };
+        let advert = AdvertRepr {
+            nonce: probe.nonce,
+            abi_version: AbiVersion::CURRENT,
+            formats: self.formats(),
+            state: if self.running.is_some() { LoadState::Busy } else { LoadState::Idle },
+            queued: u16::try_from(self.queue.len()).unwrap_or(u16::MAX),
+            free_memory: self.platform.free_memory(),
+            port: self.options.port,
+            noise_key: self.noise_public,
+            signing_key: signature::public_key(&self.config.advert_seed),
+            name: &self.config.name,
+        };
+        let len = advert.emit(reply, &self.config.advert_seed).ok()?;
+        self.counters.adverts_sent += 1;
+        Some(len)
+    }
+
+    /// The largest datagram [`Server::discovery`] writes.
+    pub const MAX_ADVERT_LEN: usize = jos_abi::wire::discovery::ADVERT_FIXED_LEN + jos_abi::config::MAX_NAME_LEN;
+
+    /// Largest frame a session sends (for transport buffer sizing).
+    pub const MAX_FRAME: usize = MAX_FRAME_LEN + wire::FRAME_HEADER_LEN;
+}
