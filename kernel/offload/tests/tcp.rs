@@ -1,0 +1,261 @@
+//! Real snow initiators over loopback TCP and UDP against `jos_offload::host::serve`.
+
+mod common;
+
+use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream, UdpSocket};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::thread;
+use std::time::Duration;
+
+use common::*;
+use jos_abi::signature::sha256;
+use jos_abi::wire::discovery::{Advert, AdvertRepr, Probe};
+use jos_abi::wire::{self, Format, JobStatus, Limits, Message};
+use jos_offload::{Counters, ServerOptions};
+
+struct Device {
+    tcp: std::net::SocketAddr,
+    udp: std::net::SocketAddr,
+    stop: Arc<AtomicBool>,
+    thread: Option<thread::JoinHandle<Counters>>,
+}
+
+impl Device {
+    fn start() -> Device {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let udp = UdpSocket::bind("127.0.0.1:0").unwrap();
+        let (tcp_addr, udp_addr) = (listener.local_addr().unwrap(), udp.local_addr().unwrap());
+        let stop = Arc::new(AtomicBool::new(false));
+        let flag = stop.clone();
+        let thread = thread::spawn(move || {
+            let mut server = server(ServerOptions { progress_interval_us: 50_000, ..ServerOptions::default() });
+            jos_offload::host::serve(&mut server, &listener, Some(&udp), &flag);
+            server.counters()
+        });
+        Device { tcp: tcp_addr, udp: udp_addr, stop, thread: Some(thread) }
+    }
+
+    fn stop(mut self) -> Counters {
+        self.stop.store(true, Ordering::Relaxed);
+        self.thread.take().unwrap().join().unwrap()
+    }
+}
+
+struct TcpClient {
+    stream: TcpStream,
+    transport: snow::TransportState,
+    inbox: Vec<u8>,
+    sent: usize,
+}
+
+fn read_frame(stream: &mut TcpStream, inbox: &mut Vec<u8>) -> Option<Vec<u8>> {
+    loop {
+        if let Ok(Some(len)) = wire::frame_len(inbox) {
+            let frame = inbox[2..len].to_vec();
+            inbox.drain(..len);
+            return Some(frame);
+        }
+        let mut buffer = [0u8; 8192];
+        match stream.read(&mut buffer) {
+            Ok(0) | Err(_) => return None,
+            Ok(len) => inbox.extend_from_slice(&buffer[..len]),
+        }
+    }
+}
+
+impl TcpClient {
+    fn connect(device: &Device, secret: &[u8; 32]) -> Option<TcpClient> {
+        let mut stream = TcpStream::connect(device.tcp).unwrap();
+        stream.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+        let mut state = initiator(secret);
+        stream.write_all(&hello_frame(&mut state)).unwrap();
+        let mut inbox = Vec::new();
+        let hello = read_frame(&mut stream, &mut inbox)?;
+        let Ok(Message::Hello { handshake, .. }) = Message::parse(&hello) else { panic!("not a Hello") };
+        let mut payload = [0u8; 64];
+        state.read_message(handshake, &mut payload).unwrap();
+        Some(TcpClient { stream, transport: state.into_transport_mode().unwrap(), inbox, sent: 0 })
+    }
+
+    fn send_bytes(&mut self, bytes: &[u8]) {
+        self.sent += bytes.len();
+        self.stream.write_all(bytes).unwrap();
+    }
+
+    fn send(&mut self, message: &Message<'_>) {
+        let frame = seal(&mut self.transport, message);
+        self.send_bytes(&frame);
+    }
+
+    fn next(&mut self) -> Option<Reply> {
+        let frame = self.next_frame()?;
+        Some(open(&mut self.transport, &frame))
+    }
+
+    fn next_frame(&mut self) -> Option<Vec<u8>> {
+        // One frame at a time: split whole frames off without losing the ones after it.
+        loop {
+            if let Ok(Some(len)) = wire::frame_len(&self.inbox) {
+                let frame = self.inbox[2..len].to_vec();
+                self.inbox.drain(..len);
+                return Some(frame);
+            }
+            let mut buffer = [0u8; 8192];
+            match self.stream.read(&mut buffer) {
+                Ok(0) | Err(_) => return None,
+                Ok(len) => self.inbox.extend_from_slice(&buffer[..len]),
+            }
+        }
+    }
+
+    /// Replies up to and including the JobResult.
+    fn result(&mut self) -> (Vec<Reply>, Reply) {
+        let mut progress = Vec::new();
+        loop {
+            match self.next().expect("connection stays up until the result") {
+                reply @ Reply::Result { .. } => return (progress, reply),
+                other => progress.push(other),
+            }
+        }
+    }
+}
+
+#[test]
+fn push_invoke_and_cached_invoke_over_tcp() {
+    let device = Device::start();
+    let mut client = TcpClient::connect(&device, &CLIENT_SECRET).expect("handshake");
+    let module = signed_wasm(ECHO, &DEVELOPER);
+    let hash = sha256(&module);
+    let frames = push_frames(&mut client.transport, Format::Wasm, &module, 64);
+    client.send_bytes(&frames);
+    assert_eq!(client.next(), Some(Reply::PushOk(hash)));
+    client.send(&Message::Invoke { hash, limits: Limits::default(), input: b"over tcp", call: None });
+    let (_, result) = client.result();
+    assert_eq!(result, Reply::Result { status: JobStatus::Ok, exit_value: 8, output: b"over tcp".to_vec(), logs: vec![] });
+    drop(client);
+
+    let mut again = TcpClient::connect(&device, &CLIENT2_SECRET).expect("handshake");
+    again.send(&Message::Invoke { hash, limits: Limits::default(), input: b"cached", call: None });
+    let (_, result) = again.result();
+    assert_eq!(result, Reply::Result { status: JobStatus::Ok, exit_value: 6, output: b"cached".to_vec(), logs: vec![] });
+    assert!(again.sent < 200, "invoke by hash sends no module: {} bytes", again.sent);
+    drop(again);
+    let counters = device.stop();
+    assert_eq!(counters.pushes_ok, 1);
+}
+
+#[test]
+fn unknown_key_gets_a_closed_connection_and_nothing_else() {
+    let device = Device::start();
+    assert!(TcpClient::connect(&device, &STRANGER_SECRET).is_none());
+    let mut bystander = TcpClient::connect(&device, &CLIENT_SECRET).expect("trusted client still gets in");
+    bystander.send(&Message::Ping { nonce: 3 });
+    assert_eq!(bystander.next(), Some(Reply::Pong(3)));
+    drop(bystander);
+    let counters = device.stop();
+    assert_eq!(counters.dropped_unauthenticated, 1);
+    assert_eq!(counters.sessions_opened, 1);
+}
+
+#[test]
+fn eight_clients_at_once_each_get_their_own_result() {
+    let device = Device::start();
+    let module = signed_wasm(ECHO, &DEVELOPER);
+    let hash = sha256(&module);
+    let mut first = TcpClient::connect(&device, &CLIENT_SECRET).unwrap();
+    let frames = push_frames(&mut first.transport, Format::Wasm, &module, 1000);
+    first.send_bytes(&frames);
+    assert_eq!(first.next(), Some(Reply::PushOk(hash)));
+    drop(first);
+
+    let mut clients: Vec<TcpClient> = (0..8)
+        .map(|index| {
+            let secret = if index % 2 == 0 { CLIENT_SECRET } else { CLIENT2_SECRET };
+            TcpClient::connect(&device, &secret).expect("handshake")
+        })
+        .collect();
+    for (index, client) in clients.iter_mut().enumerate() {
+        let input = format!("client number {index}");
+        client.send(&Message::Invoke { hash, limits: Limits::default(), input: input.as_bytes(), call: None });
+    }
+    let handles: Vec<_> = clients
+        .into_iter()
+        .enumerate()
+        .map(|(index, mut client)| {
+            thread::spawn(move || {
+                let (_, result) = client.result();
+                (index, result)
+            })
+        })
+        .collect();
+    for handle in handles {
+        let (index, result) = handle.join().unwrap();
+        let expected = format!("client number {index}").into_bytes();
+        assert_eq!(
+            result,
+            Reply::Result { status: JobStatus::Ok, exit_value: expected.len() as i32, output: expected, logs: vec![] }
+        );
+    }
+    let counters = device.stop();
+    assert_eq!(counters.jobs_ok, 8);
+}
+
+#[test]
+fn long_job_sends_progress_while_discovery_and_other_sessions_answer() {
+    let device = Device::start();
+    let module = signed_wasm(SPIN, &DEVELOPER);
+    let hash = sha256(&module);
+    let mut worker = TcpClient::connect(&device, &CLIENT_SECRET).unwrap();
+    let frames = push_frames(&mut worker.transport, Format::Wasm, &module, 1000);
+    worker.send_bytes(&frames);
+    assert_eq!(worker.next(), Some(Reply::PushOk(hash)));
+    worker.send(&Message::Invoke { hash, limits: Limits { fuel: 3_000_000, ..Limits::default() }, input: b"", call: None });
+    assert!(matches!(worker.next(), Some(Reply::Progress(_))), "progress arrives while the job runs");
+
+    let udp = UdpSocket::bind("127.0.0.1:0").unwrap();
+    udp.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let mut probe = [0u8; 16];
+    Probe { nonce: 42 }.emit(&mut probe).unwrap();
+    udp.send_to(&probe, device.udp).unwrap();
+    let mut datagram = [0u8; 512];
+    let (len, _) = udp.recv_from(&mut datagram).expect("advert while a job runs");
+    let advert = Advert::new_checked(&datagram[..len]).unwrap();
+    assert!(advert.verify_signature());
+    let repr = AdvertRepr::parse(&advert).unwrap();
+    assert_eq!(repr.nonce, 42);
+    assert_eq!(repr.state, wire::discovery::LoadState::Busy);
+
+    let mut other = TcpClient::connect(&device, &CLIENT2_SECRET).expect("new session while a job runs");
+    other.send(&Message::Ping { nonce: 9 });
+    assert_eq!(other.next(), Some(Reply::Pong(9)));
+
+    let (progress, result) = worker.result();
+    assert!(progress.iter().all(|reply| matches!(reply, Reply::Progress(_))), "{progress:?}");
+    assert!(matches!(result, Reply::Result { status: JobStatus::OutOfFuel, .. }), "{result:?}");
+    drop((worker, other));
+    device.stop();
+}
+
+#[test]
+fn a_client_vanishing_mid_job_aborts_it() {
+    let device = Device::start();
+    let module = signed_wasm(SPIN, &DEVELOPER);
+    let hash = sha256(&module);
+    let mut client = TcpClient::connect(&device, &CLIENT_SECRET).unwrap();
+    let frames = push_frames(&mut client.transport, Format::Wasm, &module, 1000);
+    client.send_bytes(&frames);
+    assert_eq!(client.next(), Some(Reply::PushOk(hash)));
+    client.send(&Message::Invoke { hash, limits: Limits::default(), input: b"", call: None });
+    assert!(matches!(client.next(), Some(Reply::Progress(_))));
+    drop(client);
+    // The device notices the closed connection and drops the job; a new client gets served.
+    let mut next = TcpClient::connect(&device, &CLIENT2_SECRET).unwrap();
+    next.send(&Message::Ping { nonce: 1 });
+    assert_eq!(next.next(), Some(Reply::Pong(1)));
+    thread::sleep(Duration::from_millis(100));
+    drop(next);
+    let counters = device.stop();
+    assert_eq!(counters.jobs_aborted, 1);
+}
