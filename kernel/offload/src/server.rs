@@ -247,12 +247,13 @@ fn merge(request: Limits, defaults: Limits) -> Limits {
 
 /// The runtime's limits for wire limits already capped by policy.
 fn runtime_limits(limits: &Limits) -> jos_runtime::Limits {
-    let mut runtime = jos_runtime::Limits::default();
-    runtime.fuel_budget = limits.fuel;
-    runtime.max_memory_pages = (limits.memory / 65536).max(1);
-    runtime.max_output_bytes = (limits.output as usize).min(wire::MAX_OUTPUT_LEN);
-    runtime.deadline_us = Some(u64::from(limits.deadline_ms) * 1000);
-    runtime
+    jos_runtime::Limits {
+        fuel_budget: limits.fuel,
+        max_memory_pages: (limits.memory / 65536).max(1),
+        max_output_bytes: (limits.output as usize).min(wire::MAX_OUTPUT_LEN),
+        deadline_us: Some(u64::from(limits.deadline_ms) * 1000),
+        ..jos_runtime::Limits::default()
+    }
 }
 
 fn wire_status(status: JobStatus) -> WireStatus {

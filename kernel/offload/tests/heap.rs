@@ -45,7 +45,7 @@ fn round(server: &mut jos_offload::Server<TestPlatform>, module: &[u8], index: u
         let frames = push_frames(&mut client.transport, Format::Wasm, module, 100);
         server.receive(client.id, &frames);
         assert_eq!(client.replies(server), vec![Reply::PushOk(hash)]);
-        if index % 2 == 0 {
+        if index.is_multiple_of(2) {
             client.send(server, &Message::Invoke { hash, limits: Limits::default(), input: b"heap", call: None });
             for now in 0..10 {
                 server.poll(now);
