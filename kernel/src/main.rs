@@ -126,8 +126,12 @@ pub extern "C" fn kernel_main() -> ! {
 
     services::shell::init();
     let _ = executive::register("shell", 10, services::shell::poll);
+    let offload = services::offload::init();
     start_network();
     let _ = executive::register("net", 1, services::net::poll);
+    if offload {
+        let _ = executive::register("offload", 1, services::offload::poll);
+    }
     let _ = executive::register("status", 250, status::refresh);
     let _ = executive::register("heartbeat", 1000, heartbeat);
     executive::run()

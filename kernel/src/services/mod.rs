@@ -9,3 +9,4 @@ pub mod selftest;
 pub mod shell;
 pub mod status;
 pub mod net;
+pub mod offload;

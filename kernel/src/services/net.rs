@@ -31,8 +31,16 @@ pub mod sizes {
     pub const TCP_SOCKETS: usize = 2;
     /// TCP echo: receive and transmit buffer bytes per socket.
     pub const TCP_BUFFER: usize = 16 * 1024;
-    /// All sockets: DHCP, UDP echo, the TCP echo sockets.
-    pub const SOCKETS: usize = 2 + TCP_SOCKETS;
+    /// Offload sessions: TCP sockets listening on port 4748 (sessions served at once).
+    pub const OFFLOAD_TCP_SOCKETS: usize = crate::services::offload::SESSIONS;
+    /// Offload sessions: receive and transmit buffer bytes per socket.
+    pub const OFFLOAD_TCP_BUFFER: usize = 16 * 1024;
+    /// Offload discovery: payload bytes per direction.
+    pub const DISCOVERY_BUFFER: usize = 2048;
+    /// Offload discovery: datagrams queued per direction.
+    pub const DISCOVERY_PACKETS: usize = 4;
+    /// All sockets: DHCP, UDP echo, the TCP echo sockets, offload discovery and sessions.
+    pub const SOCKETS: usize = 2 + TCP_SOCKETS + 1 + OFFLOAD_TCP_SOCKETS;
     /// Largest UDP datagram echoed (IPv4 without fragments carries at most 1472 bytes).
     pub const UDP_CHUNK: usize = 2048;
     /// Bytes moved from a TCP receive buffer to its transmit buffer per step.
@@ -43,8 +51,8 @@ pub mod sizes {
 pub const UDP_ECHO_PORT: u16 = 7;
 /// TCP echo service port.
 pub const TCP_ECHO_PORT: u16 = 7;
-/// UDP ports the stack listens on (echo, the DHCP client).
-const OPEN_UDP_PORTS: [u16; 2] = [UDP_ECHO_PORT, 68];
+/// UDP ports the stack listens on (echo, the DHCP client, offload discovery).
+const OPEN_UDP_PORTS: [u16; 3] = [UDP_ECHO_PORT, 68, jos_abi::wire::discovery::DISCOVERY_PORT];
 /// Without a DHCP lease after this long, the static configuration is applied.
 pub const DHCP_TIMEOUT_US: u64 = 8_000_000;
 /// The static fallback address (until the boot configuration provides one).
@@ -122,6 +130,12 @@ struct Storage {
     udp_tx: [u8; sizes::UDP_BUFFER],
     tcp_rx: [[u8; sizes::TCP_BUFFER]; sizes::TCP_SOCKETS],
     tcp_tx: [[u8; sizes::TCP_BUFFER]; sizes::TCP_SOCKETS],
+    discovery_rx_meta: [udp::PacketMetadata; sizes::DISCOVERY_PACKETS],
+    discovery_rx: [u8; sizes::DISCOVERY_BUFFER],
+    discovery_tx_meta: [udp::PacketMetadata; sizes::DISCOVERY_PACKETS],
+    discovery_tx: [u8; sizes::DISCOVERY_BUFFER],
+    offload_rx: [[u8; sizes::OFFLOAD_TCP_BUFFER]; sizes::OFFLOAD_TCP_SOCKETS],
+    offload_tx: [[u8; sizes::OFFLOAD_TCP_BUFFER]; sizes::OFFLOAD_TCP_SOCKETS],
 }
 
 struct StorageCell(UnsafeCell<Storage>);
@@ -136,6 +150,12 @@ static STORAGE: StorageCell = StorageCell(UnsafeCell::new(Storage {
     udp_tx: [0; sizes::UDP_BUFFER],
     tcp_rx: [[0; sizes::TCP_BUFFER]; sizes::TCP_SOCKETS],
     tcp_tx: [[0; sizes::TCP_BUFFER]; sizes::TCP_SOCKETS],
+    discovery_rx_meta: [udp::PacketMetadata::EMPTY; sizes::DISCOVERY_PACKETS],
+    discovery_rx: [0; sizes::DISCOVERY_BUFFER],
+    discovery_tx_meta: [udp::PacketMetadata::EMPTY; sizes::DISCOVERY_PACKETS],
+    discovery_tx: [0; sizes::DISCOVERY_BUFFER],
+    offload_rx: [[0; sizes::OFFLOAD_TCP_BUFFER]; sizes::OFFLOAD_TCP_SOCKETS],
+    offload_tx: [[0; sizes::OFFLOAD_TCP_BUFFER]; sizes::OFFLOAD_TCP_SOCKETS],
 }));
 static STORAGE_TAKEN: AtomicBool = AtomicBool::new(false);
 
@@ -185,6 +205,22 @@ pub fn init(log: fn(core::fmt::Arguments)) -> Result<(), InitError> {
         let (Some(rx), Some(tx)) = (tcp_rx.next(), tcp_tx.next()) else { unreachable!("one buffer pair per socket") };
         sockets.add(tcp::Socket::new(tcp::SocketBuffer::new(&mut rx[..]), tcp::SocketBuffer::new(&mut tx[..])))
     });
+    if crate::services::offload::enabled() {
+        // The offload service's sockets: discovery on UDP 4747, one TCP 4748 listener per session.
+        let mut discovery = udp::Socket::new(
+            udp::PacketBuffer::new(&mut storage.discovery_rx_meta[..], &mut storage.discovery_rx[..]),
+            udp::PacketBuffer::new(&mut storage.discovery_tx_meta[..], &mut storage.discovery_tx[..]),
+        );
+        let _ = discovery.bind(jos_abi::wire::discovery::DISCOVERY_PORT);
+        let discovery = sockets.add(discovery);
+        let mut rx = storage.offload_rx.iter_mut();
+        let mut tx = storage.offload_tx.iter_mut();
+        let sessions = core::array::from_fn(|_| {
+            let (Some(rx), Some(tx)) = (rx.next(), tx.next()) else { unreachable!("one buffer pair per socket") };
+            sockets.add(tcp::Socket::new(tcp::SocketBuffer::new(&mut rx[..]), tcp::SocketBuffer::new(&mut tx[..])))
+        });
+        crate::services::offload::attach(discovery, sessions);
+    }
     let net = Net {
         device: ecm_device,
         iface,
@@ -435,6 +471,7 @@ impl Net {
                 socket.close();
             }
         }
+        crate::services::offload::serve(&mut self.sockets);
     }
 
     fn write_status(&mut self, line: &mut Line) {

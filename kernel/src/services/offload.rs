@@ -1,0 +1,234 @@
+//! The offload service: reads the boot configuration at `CONFIG_ADDRESS`, runs the
+//! `jos_offload::Server` on the network manager's sockets (UDP 4747 discovery, TCP 4748 sessions),
+//! and runs one fuel slice of the current job per executive frame ([`poll`]).
+//!
+//! A missing or corrupt configuration is reported on the console and the screen; the service then
+//! stays off, so the device accepts nothing (no socket is opened). Native blobs are not run yet:
+//! adverts list `wasm` only and a native push gets `Unsupported`.
+
+use alloc::vec::Vec;
+use core::fmt::Write as _;
+
+use jos_abi::config::{CONFIG_ADDRESS, CONFIG_MAX_LEN};
+use jos_abi::ErrorCode;
+use jos_kcore::text::Line;
+use jos_offload::{DeviceConfig, Entropy, Platform, Server, ServerOptions, SessionId};
+use smoltcp::iface::{SocketHandle, SocketSet};
+use smoltcp::socket::{tcp, udp};
+
+use crate::board::bcm2835::usb::Slot;
+use crate::{error, info};
+use crate::board::bcm2835::{RNG, TIMER};
+
+/// TCP sessions served at once (one listening socket each).
+pub const SESSIONS: usize = 8;
+/// Fuel per executive frame.
+pub const SLICE_FUEL: u64 = 20_000;
+
+/// Randomness for the Noise handshake from the BCM2835 hardware RNG.
+struct HardwareEntropy;
+
+impl Entropy for HardwareEntropy {
+    fn fill(&self, buffer: &mut [u8]) -> bool {
+        RNG.fill(buffer).is_ok()
+    }
+}
+
+static ENTROPY: HardwareEntropy = HardwareEntropy;
+
+/// What a wasm job sees of the device.
+pub struct KernelHost {
+    input: Vec<u8>,
+}
+
+impl jos_runtime::Host for KernelHost {
+    fn input_len(&self) -> usize {
+        self.input.len()
+    }
+
+    fn input_read(&self, offset: usize, buffer: &mut [u8]) -> usize {
+        let Some(rest) = self.input.get(offset..) else { return 0 };
+        let count = rest.len().min(buffer.len());
+        buffer[..count].copy_from_slice(&rest[..count]);
+        count
+    }
+
+    fn time_us(&self) -> u64 {
+        TIMER.now_micros()
+    }
+
+    fn random(&mut self, buffer: &mut [u8]) -> Result<(), ErrorCode> {
+        RNG.fill(buffer).map_err(|_| ErrorCode::Io)
+    }
+}
+
+/// The board side of the server.
+struct KernelPlatform;
+
+impl Platform for KernelPlatform {
+    type Host = KernelHost;
+
+    fn host(&mut self, input: Vec<u8>) -> KernelHost {
+        KernelHost { input }
+    }
+
+    fn free_memory(&self) -> u32 {
+        let heap = crate::memory::heap::HEAP.stats();
+        u32::try_from(heap.size.saturating_sub(heap.used)).unwrap_or(u32::MAX)
+    }
+}
+
+struct Service {
+    server: Server<KernelPlatform>,
+    udp: Option<SocketHandle>,
+    tcp: [Option<SocketHandle>; SESSIONS],
+    sessions: [Option<SessionId>; SESSIONS],
+    last_status: (u64, u64),
+}
+
+static SERVICE: Slot<Service> = Slot::new();
+
+/// Reads and checks the boot configuration; starts the service if it is valid. Returns whether
+/// the service runs.
+pub fn init() -> bool {
+    // SAFETY: the configuration window 0x01F0_0000..0x0200_0000 is mapped normal memory that
+    // nothing else uses (docs/memory.md); it is only read.
+    let window = unsafe { core::slice::from_raw_parts(CONFIG_ADDRESS as *const u8, CONFIG_MAX_LEN) };
+    let config = match DeviceConfig::from_bytes(window) {
+        Ok(config) => config,
+        Err(error) => {
+            // `error!` reports on the console and the screen.
+            error!("offload: no valid configuration at {CONFIG_ADDRESS:#010x}: {error}; accepting nothing");
+            crate::services::status::set_job_line(format_args!("offload off: no configuration"));
+            return false;
+        }
+    };
+    info!(
+        "offload: device {:?}, {} client key(s), {} signer(s), module cap {} bytes, queue {}",
+        config.name,
+        config.clients.len(),
+        config.signers.len(),
+        config.policy.max_module_len,
+        config.policy.queue_len
+    );
+    let options = ServerOptions { slice_fuel: SLICE_FUEL, max_sessions: SESSIONS, ..ServerOptions::default() };
+    let server = Server::new(config, options, KernelPlatform, &ENTROPY);
+    let heap = crate::memory::heap::HEAP.stats();
+    info!("offload: ready; heap used {} of {} bytes", heap.used, heap.size);
+    crate::services::status::set_job_line(format_args!("jobs: idle, 0 done, 0 failed"));
+    SERVICE.put(Service { server, udp: None, tcp: [None; SESSIONS], sessions: [None; SESSIONS], last_status: (0, 0) })
+}
+
+/// Whether the service runs (the network manager then opens its sockets).
+pub fn enabled() -> bool {
+    SERVICE.with(|_| ()).is_some()
+}
+
+/// Hands the service its sockets (called once by the network manager).
+pub fn attach(udp: SocketHandle, tcp: [SocketHandle; SESSIONS]) {
+    SERVICE.with(|service| {
+        service.udp = Some(udp);
+        service.tcp = tcp.map(Some);
+    });
+}
+
+/// Moves bytes between the sockets and the server (called by the network manager's poll).
+pub fn serve(sockets: &mut SocketSet<'_>) {
+    SERVICE.with(|service| service.serve(sockets));
+}
+
+/// One fuel slice of the current job (executive task, every frame).
+pub fn poll() {
+    SERVICE.with(|service| {
+        service.server.poll(TIMER.now_micros());
+        service.status();
+    });
+}
+
+impl Service {
+    fn serve(&mut self, sockets: &mut SocketSet<'_>) {
+        if let Some(handle) = self.udp {
+            let socket = sockets.get_mut::<udp::Socket>(handle);
+            let mut datagram = [0u8; 512];
+            let mut advert = [0u8; Server::<KernelPlatform>::MAX_ADVERT_LEN];
+            while let Ok((len, metadata)) = socket.recv_slice(&mut datagram) {
+                if let Some(reply) = self.server.discovery(&datagram[..len], &mut advert) {
+                    let _ = socket.send_slice(&advert[..reply], metadata.endpoint);
+                }
+            }
+        }
+        for index in 0..SESSIONS {
+            let Some(handle) = self.tcp[index] else { continue };
+            let socket = sockets.get_mut::<tcp::Socket>(handle);
+            if !socket.is_open() {
+                if let Some(id) = self.sessions[index].take() {
+                    self.server.disconnect(id);
+                }
+                let _ = socket.listen(jos_abi::wire::OFFLOAD_PORT);
+                continue;
+            }
+            if self.sessions[index].is_none() {
+                if socket.state() != tcp::State::Established {
+                    continue;
+                }
+                match self.server.connect() {
+                    Some(id) => self.sessions[index] = Some(id),
+                    None => {
+                        socket.abort();
+                        continue;
+                    }
+                }
+            }
+            let Some(id) = self.sessions[index] else { continue };
+            let mut chunk = [0u8; 2048];
+            while socket.can_recv() {
+                match socket.recv_slice(&mut chunk) {
+                    Ok(0) | Err(_) => break,
+                    Ok(got) => self.server.receive(id, &chunk[..got]),
+                }
+            }
+            while socket.can_send() && !self.server.pending(id).is_empty() {
+                match socket.send_slice(self.server.pending(id)) {
+                    Ok(0) | Err(_) => break,
+                    Ok(sent) => self.server.consume(id, sent),
+                }
+            }
+            let flushed = self.server.pending(id).is_empty() && socket.send_queue() == 0;
+            let peer_gone = !socket.may_recv() && matches!(socket.state(), tcp::State::CloseWait);
+            if peer_gone || (self.server.wants_close(id) && flushed) {
+                self.server.disconnect(id);
+                self.sessions[index] = None;
+                socket.close();
+            }
+        }
+    }
+
+    /// The status screen's job line, when the figures changed.
+    fn status(&mut self) {
+        let status = self.server.status();
+        let figures = (status.counters.jobs_ok, status.counters.jobs_failed);
+        let running = status.current.is_some();
+        if figures == self.last_status && !running {
+            return;
+        }
+        self.last_status = figures;
+        let mut line: Line<80> = Line::new();
+        match status.current {
+            Some((format, hash, fuel)) => {
+                let _ = write!(
+                    line,
+                    "job {:?} {:02x}{:02x}{:02x}{:02x} fuel {fuel}, ",
+                    format, hash[0], hash[1], hash[2], hash[3]
+                );
+            }
+            None => {
+                let _ = write!(line, "jobs idle, ");
+            }
+        }
+        let _ = write!(line, "{} done, {} failed", figures.0, figures.1);
+        if let Some((result, exit)) = status.last {
+            let _ = write!(line, ", last {result:?} {exit}");
+        }
+        crate::services::status::set_job_line(format_args!("{}", line.as_str()));
+    }
+}

@@ -1,0 +1,365 @@
+//! Offload end to end under QEMU: the boot configuration through QEMU's loader device, discovery
+//! on UDP 4747, Noise IK sessions on TCP 4748 (snow initiators here), push and invoke of signed
+//! wasm, the cached module, bad input, a long job while UDP echo answers, 8 clients at once, and
+//! a boot without configuration. One QEMU boot serves most checks.
+
+use std::io::{Read, Write};
+use std::net::{TcpStream, UdpSocket};
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use jos_abi::config::{ConfigRepr, Network, Policy};
+use jos_abi::codec::List;
+use jos_abi::signature::{public_key, sha256, sign_wasm, SignerRights, TrustedSigner};
+use jos_abi::wire::discovery::{Advert, AdvertRepr, Probe};
+use jos_abi::wire::{self, Format, JobStatus, Limits, Message};
+use jos_offload::noise::{self, Resolver};
+use jos_offload::OsEntropy;
+use jos_tests::{kernel_elf, BootOptions, Qemu};
+
+static ENTROPY: OsEntropy = OsEntropy;
+const DEVICE_SECRET: [u8; 32] = [0x51; 32];
+const ADVERT_SEED: [u8; 32] = [0x52; 32];
+const CLIENT_SECRET: [u8; 32] = [0x53; 32];
+const STRANGER_SECRET: [u8; 32] = [0x54; 32];
+const DEVELOPER: [u8; 32] = [0x55; 32];
+const WASM_ONLY: [u8; 32] = [0x56; 32];
+
+const ECHO: &str = r#"
+(module
+  (import "jos" "input_len" (func $input_len (result i32)))
+  (import "jos" "input_read" (func $input_read (param i32 i32 i32) (result i32)))
+  (import "jos" "output_write" (func $output_write (param i32 i32) (result i32)))
+  (memory (export "memory") 1)
+  (func (export "run") (result i32)
+    (local $n i32)
+    (local.set $n (call $input_read (i32.const 0) (call $input_len) (i32.const 0)))
+    (drop (call $output_write (i32.const 0) (local.get $n)))
+    (local.get $n)))
+"#;
+const SPIN: &str = r#"(module (memory (export "memory") 1) (func (export "run") (result i32) (loop $l (br $l)) (i32.const 0)))"#;
+
+fn free_port(udp: bool) -> u16 {
+    if udp {
+        UdpSocket::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    } else {
+        std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    }
+}
+
+fn config_file() -> PathBuf {
+    let clients = [noise::public_key(&CLIENT_SECRET)];
+    let signers = [
+        TrustedSigner { public_key: public_key(&DEVELOPER), rights: SignerRights::ALL },
+        TrustedSigner { public_key: public_key(&WASM_ONLY), rights: SignerRights::WASM },
+    ];
+    let repr = ConfigRepr {
+        name: "qemu-offload",
+        noise_secret: DEVICE_SECRET,
+        advert_seed: ADVERT_SEED,
+        network: Network::Dhcp,
+        clients: List::from_slice(&clients),
+        signers: List::from_slice(&signers),
+        policy: Policy {
+            max_module_len: 4 * 1024 * 1024,
+            limits: Limits { fuel: 2_000_000_000, memory: 16 << 20, deadline_ms: 60_000, output: 32 * 1024 },
+            queue_len: 16,
+        },
+    };
+    let mut bytes = vec![0; repr.buffer_len()];
+    repr.emit(&mut bytes).unwrap();
+    let path = std::env::temp_dir().join(format!("jos-offload-config-{}.bin", std::process::id()));
+    std::fs::write(&path, bytes).unwrap();
+    path
+}
+
+struct Device {
+    qemu: Qemu,
+    tcp: u16,
+    discovery: u16,
+    echo: u16,
+}
+
+fn boot(config: Option<&PathBuf>) -> Device {
+    let (tcp, discovery, echo) = (free_port(false), free_port(true), free_port(true));
+    let mut options = BootOptions::new("raspi0", kernel_elf(""));
+    let netdev = format!(
+        "user,id=n0,hostfwd=tcp:127.0.0.1:{tcp}-:4748,hostfwd=udp:127.0.0.1:{discovery}-:4747,hostfwd=udp:127.0.0.1:{echo}-:7"
+    );
+    options.extra_args = vec!["-netdev".into(), netdev, "-device".into(), "usb-net,netdev=n0,port=1".into()];
+    if let Some(path) = config {
+        options.extra_args.push("-device".into());
+        options.extra_args.push(format!("loader,file={},addr=0x01F00000,force-raw=on", path.display()));
+    }
+    let mut qemu = Qemu::boot(&options).expect("start QEMU");
+    qemu.wait_for_line("net: ip ", Duration::from_secs(60)).unwrap_or_else(|e| panic!("{e}"));
+    Device { qemu, tcp, discovery, echo }
+}
+
+struct Client {
+    stream: TcpStream,
+    transport: snow::TransportState,
+    inbox: Vec<u8>,
+    sent: usize,
+}
+
+fn frame(payload: &[u8]) -> Vec<u8> {
+    let mut out = (payload.len() as u16).to_le_bytes().to_vec();
+    out.extend_from_slice(payload);
+    out
+}
+
+fn encode(message: &Message<'_>) -> Vec<u8> {
+    let mut buffer = vec![0; message.buffer_len()];
+    let len = message.emit(&mut buffer).unwrap();
+    buffer.truncate(len);
+    buffer
+}
+
+fn next_frame(stream: &mut TcpStream, inbox: &mut Vec<u8>) -> Option<Vec<u8>> {
+    loop {
+        if let Ok(Some(len)) = wire::frame_len(inbox) {
+            let frame = inbox[2..len].to_vec();
+            inbox.drain(..len);
+            return Some(frame);
+        }
+        let mut buffer = [0u8; 8192];
+        match stream.read(&mut buffer) {
+            Ok(0) | Err(_) => return None,
+            Ok(len) => inbox.extend_from_slice(&buffer[..len]),
+        }
+    }
+}
+
+#[derive(Debug, PartialEq)]
+enum Reply {
+    PushOk([u8; 32]),
+    Error(u32),
+    Pong(u64),
+    Progress,
+    Result { status: JobStatus, exit_value: i32, output: Vec<u8> },
+}
+
+impl Client {
+    fn connect(port: u16, secret: &[u8; 32]) -> Option<Client> {
+        let mut stream = TcpStream::connect(("127.0.0.1", port)).unwrap();
+        stream.set_read_timeout(Some(Duration::from_secs(60))).unwrap();
+        let mut state = snow::Builder::with_resolver(noise::params(), Box::new(Resolver::new(&ENTROPY)))
+            .local_private_key(secret)
+            .unwrap()
+            .remote_public_key(&noise::public_key(&DEVICE_SECRET))
+            .unwrap()
+            .prologue(noise::PROLOGUE)
+            .unwrap()
+            .build_initiator()
+            .unwrap();
+        let mut message = [0u8; 256];
+        let len = state.write_message(&[], &mut message).unwrap();
+        let hello = frame(&encode(&Message::Hello { version: 1, handshake: &message[..len] }));
+        stream.write_all(&hello).unwrap();
+        let mut inbox = Vec::new();
+        let answer = next_frame(&mut stream, &mut inbox)?;
+        let Ok(Message::Hello { handshake, .. }) = Message::parse(&answer) else { panic!("not a Hello") };
+        let mut payload = [0u8; 64];
+        state.read_message(handshake, &mut payload).unwrap();
+        Some(Client { stream, transport: state.into_transport_mode().unwrap(), inbox, sent: hello.len() })
+    }
+
+    fn send(&mut self, message: &Message<'_>) {
+        let plain = encode(message);
+        let mut cipher = vec![0; plain.len() + 16];
+        let len = self.transport.write_message(&plain, &mut cipher).unwrap();
+        let bytes = frame(&cipher[..len]);
+        self.sent += bytes.len();
+        self.stream.write_all(&bytes).unwrap();
+    }
+
+    fn next(&mut self) -> Reply {
+        let payload = next_frame(&mut self.stream, &mut self.inbox).expect("device answers");
+        let mut plain = vec![0; payload.len()];
+        let len = self.transport.read_message(&payload, &mut plain).expect("decrypts");
+        match Message::parse(&plain[..len]).unwrap() {
+            Message::PushOk { sha256 } => Reply::PushOk(sha256),
+            Message::Error { code, .. } => Reply::Error(code as u32),
+            Message::Pong { nonce } => Reply::Pong(nonce),
+            Message::Progress { .. } => Reply::Progress,
+            Message::JobResult { status, exit_value, output, .. } => {
+                Reply::Result { status, exit_value, output: output.to_vec() }
+            }
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+
+    fn result(&mut self) -> (usize, Reply) {
+        let mut progress = 0;
+        loop {
+            match self.next() {
+                Reply::Progress => progress += 1,
+                reply => return (progress, reply),
+            }
+        }
+    }
+
+    fn push(&mut self, format: Format, module: &[u8]) -> Reply {
+        let sha = sha256(module);
+        self.send(&Message::PushBegin { format, total_len: module.len() as u32, sha256: sha, limits: Limits::default() });
+        for (index, chunk) in module.chunks(wire::MAX_CHUNK_LEN).enumerate() {
+            self.send(&Message::PushChunk { offset: (index * wire::MAX_CHUNK_LEN) as u32, bytes: chunk });
+        }
+        self.send(&Message::PushEnd);
+        self.next()
+    }
+}
+
+fn signed(text: &str, seed: &[u8; 32]) -> Vec<u8> {
+    sign_wasm(&wat::parse_str(text).unwrap(), seed, true).unwrap()
+}
+
+/// The free heap bytes a fresh advert reports.
+fn free_memory(udp: &UdpSocket, port: u16) -> u32 {
+    let mut probe = [0u8; 16];
+    Probe { nonce: 7 }.emit(&mut probe).unwrap();
+    let mut datagram = [0u8; 512];
+    for _ in 0..5 {
+        udp.send_to(&probe, ("127.0.0.1", port)).unwrap();
+        if let Ok((len, _)) = udp.recv_from(&mut datagram) {
+            let advert = Advert::new_checked(&datagram[..len]).unwrap();
+            return AdvertRepr::parse(&advert).unwrap().free_memory;
+        }
+    }
+    panic!("no advert");
+}
+
+#[test]
+fn offload_end_to_end_on_one_boot() {
+    let config = config_file();
+    let mut device = boot(Some(&config));
+    device.qemu.wait_for_line_containing("offload: ready", Duration::from_secs(5)).unwrap_or_else(|e| panic!("{e}"));
+
+    // Discovery.
+    let udp = UdpSocket::bind("127.0.0.1:0").unwrap();
+    udp.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    let mut probe = [0u8; 16];
+    Probe { nonce: 0x1234 }.emit(&mut probe).unwrap();
+    let mut datagram = [0u8; 512];
+    let mut answered = None;
+    for _ in 0..5 {
+        udp.send_to(&probe, ("127.0.0.1", device.discovery)).unwrap();
+        if let Ok((len, _)) = udp.recv_from(&mut datagram) {
+            answered = Some(len);
+            break;
+        }
+    }
+    let len = answered.expect("advert");
+    let advert = Advert::new_checked(&datagram[..len]).unwrap();
+    assert!(advert.verify_signature());
+    let repr = AdvertRepr::parse(&advert).unwrap();
+    assert_eq!((repr.nonce, repr.name, repr.port), (0x1234, "qemu-offload", 4748));
+    assert_eq!(repr.noise_key, noise::public_key(&DEVICE_SECRET));
+    assert!(repr.free_memory > 100 << 20, "free heap reported: {}", repr.free_memory);
+
+    // Unknown client key: the connection closes without a byte.
+    assert!(Client::connect(device.tcp, &STRANGER_SECRET).is_none());
+
+    // Push and invoke; invoke the cached module from a new session without resending.
+    let echo = signed(ECHO, &DEVELOPER);
+    let hash = sha256(&echo);
+    let mut client = Client::connect(device.tcp, &CLIENT_SECRET).expect("handshake");
+    assert_eq!(client.push(Format::Wasm, &echo), Reply::PushOk(hash));
+    client.send(&Message::Invoke { hash, limits: Limits::default(), input: b"hello device", call: None });
+    assert_eq!(client.result().1, Reply::Result { status: JobStatus::Ok, exit_value: 12, output: b"hello device".to_vec() });
+    drop(client);
+    let mut again = Client::connect(device.tcp, &CLIENT_SECRET).expect("handshake");
+    again.send(&Message::Invoke { hash, limits: Limits::default(), input: b"cached", call: None });
+    assert_eq!(again.result().1, Reply::Result { status: JobStatus::Ok, exit_value: 6, output: b"cached".to_vec() });
+    assert!(again.sent < 300, "no module resent: {} bytes", again.sent);
+
+    // Bad input: each gets its code and the session goes on.
+    assert_eq!(again.push(Format::Wasm, &wat::parse_str(ECHO).unwrap()), Reply::Error(10));
+    assert_eq!(again.push(Format::Wasm, &signed(ECHO, &[0x77; 32])), Reply::Error(11));
+    again.send(&Message::PushBegin { format: Format::NativeArmv6, total_len: 4, sha256: [0; 32], limits: Limits::default() });
+    assert_eq!(again.next(), Reply::Error(8), "native blobs are not run by this kernel yet");
+    let mut corrupt = echo.clone();
+    let last = corrupt.len() - 2;
+    corrupt[last] ^= 1;
+    again.send(&Message::PushBegin { format: Format::Wasm, total_len: echo.len() as u32, sha256: hash, limits: Limits::default() });
+    again.send(&Message::PushChunk { offset: 0, bytes: &corrupt });
+    again.send(&Message::PushEnd);
+    assert_eq!(again.next(), Reply::Error(1), "corrupt chunk: SHA-256 mismatch");
+    again.send(&Message::PushBegin { format: Format::Wasm, total_len: (4 << 20) + 1, sha256: [0; 32], limits: Limits::default() });
+    assert_eq!(again.next(), Reply::Error(3));
+    again.send(&Message::Invoke { hash: [0xab; 32], limits: Limits::default(), input: b"", call: None });
+    assert_eq!(again.next(), Reply::Error(6));
+    again.send(&Message::Ping { nonce: 99 });
+    assert_eq!(again.next(), Reply::Pong(99));
+    drop(again);
+
+    // A long job: out of fuel in the end, while UDP echo keeps answering.
+    let spin = signed(SPIN, &DEVELOPER);
+    let mut worker = Client::connect(device.tcp, &CLIENT_SECRET).expect("handshake");
+    assert_eq!(worker.push(Format::Wasm, &spin), Reply::PushOk(sha256(&spin)));
+    worker.send(&Message::Invoke { hash: sha256(&spin), limits: Limits { fuel: 40_000_000, ..Limits::default() }, input: b"", call: None });
+    assert_eq!(worker.next(), Reply::Progress, "progress while the job runs");
+    let echo_socket = UdpSocket::bind("127.0.0.1:0").unwrap();
+    echo_socket.set_read_timeout(Some(Duration::from_secs(2))).unwrap();
+    let mut echoes = 0;
+    for index in 0..20u32 {
+        echo_socket.send_to(&index.to_le_bytes(), ("127.0.0.1", device.echo)).unwrap();
+        let mut reply = [0u8; 16];
+        if let Ok((4, _)) = echo_socket.recv_from(&mut reply) {
+            echoes += u32::from(reply[..4] == index.to_le_bytes());
+        }
+    }
+    let (progress, result) = worker.result();
+    assert!(matches!(result, Reply::Result { status: JobStatus::OutOfFuel, .. }), "{result:?}");
+    assert!(progress >= 1);
+    assert!(echoes >= 18, "UDP echo answered {echoes} of 20 during the job");
+
+    // 8 clients at once.
+    let started = Instant::now();
+    let handles: Vec<_> = (0..8)
+        .map(|index| {
+            let port = device.tcp;
+            std::thread::spawn(move || {
+                let mut client = Client::connect(port, &CLIENT_SECRET).expect("handshake");
+                let input = format!("client {index} says hi");
+                client.send(&Message::Invoke { hash, limits: Limits::default(), input: input.as_bytes(), call: None });
+                (input, client.result().1)
+            })
+        })
+        .collect();
+    for handle in handles {
+        let (input, result) = handle.join().unwrap();
+        assert_eq!(result, Reply::Result { status: JobStatus::Ok, exit_value: input.len() as i32, output: input.into_bytes() });
+    }
+    assert!(started.elapsed() < Duration::from_secs(60));
+
+    // 200 sequential sessions that push the (cached) module leave the heap where it started:
+    // the advert reports free heap bytes.
+    let free_before = free_memory(&udp, device.discovery);
+    for round in 0..200 {
+        let mut client = Client::connect(device.tcp, &CLIENT_SECRET).expect("handshake");
+        assert_eq!(client.push(Format::Wasm, &echo), Reply::PushOk(hash), "round {round}");
+    }
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let mut free_after = free_memory(&udp, device.discovery);
+    while free_after != free_before && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(200));
+        free_after = free_memory(&udp, device.discovery);
+    }
+    assert_eq!(free_after, free_before, "free heap bytes before and after 200 pushes");
+    let _ = std::fs::remove_file(config);
+}
+
+#[test]
+fn missing_configuration_is_reported_and_nothing_is_accepted() {
+    let mut device = boot(None);
+    let text = device.qemu.output();
+    assert!(text.contains("offload: no valid configuration"), "{text}");
+    let mut stream = TcpStream::connect(("127.0.0.1", device.tcp)).unwrap();
+    stream.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    let _ = stream.write_all(&[1, 0, 1]);
+    let mut buffer = [0u8; 16];
+    assert!(matches!(stream.read(&mut buffer), Ok(0) | Err(_)), "no offload service without configuration");
+    device.qemu.kill();
+}
