@@ -9,6 +9,7 @@ use jos_abi::blob::{Arch, Blob};
 use jos_abi::config::{Config, ConfigError, ConfigRepr, Policy};
 use jos_abi::signature::{self, TrustedSigner};
 use jos_abi::syscall::LogLevel;
+use jos_abi::wire::call::CallValue;
 use jos_abi::wire::discovery::{AdvertRepr, LoadState, Probe};
 use jos_abi::wire::{self, Format, Formats, JobStatus as WireStatus, Limits, Message, MAX_FRAME_LEN};
 use jos_abi::{AbiVersion, ErrorCode};
@@ -740,7 +741,21 @@ impl<P: Platform> Server<P> {
             }
             lines.push(wire::LogLine { level: line.level, text: clip(&line.text, wire::MAX_LOG_LINE_LEN) });
         }
-        let output = &result.output[..result.output.len().min(wire::MAX_OUTPUT_LEN)];
+        // A call's results travel typed in the output (docs/protocol.md, `jos_abi::wire::call`).
+        let mut encoded = Vec::new();
+        for value in &result.values {
+            let value = match *value {
+                Value::I32(v) => CallValue::I32(v),
+                Value::I64(v) => CallValue::I64(v),
+                Value::F32(v) => CallValue::F32(v),
+                Value::F64(v) => CallValue::F64(v),
+            };
+            let mut record = [0u8; wire::call::RESULT_LEN];
+            let _ = value.emit(&mut record);
+            encoded.extend_from_slice(&record);
+        }
+        let output = if result.values.is_empty() { &result.output[..] } else { &encoded[..] };
+        let output = &output[..output.len().min(wire::MAX_OUTPUT_LEN)];
         let stats = wire::Stats {
             fuel_used: result.stats.fuel_used,
             time_us: result.stats.time_us,
