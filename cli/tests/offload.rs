@@ -1,0 +1,168 @@
+//! `jos-cli` against the real device-side protocol code: `jos_offload::Server` behind its host
+//! TCP/UDP adapter (`jos_offload::host::serve`) on loopback sockets, configured from the file
+//! `jos-cli provision` wrote. discover, push (chunked, signed), invoke (no resend), typed calls,
+//! and the device's refusals as exit codes.
+
+use std::net::{TcpListener, UdpSocket};
+use std::path::PathBuf;
+use std::process::{Command, Output};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
+use jos_abi::config::{Config, ConfigRepr};
+use jos_offload::{DeviceConfig, OsEntropy, Platform, Server, ServerOptions};
+use jos_runtime::StdHost;
+
+const JOS_CLI: &str = env!("CARGO_BIN_EXE_jos-cli");
+static ENTROPY: OsEntropy = OsEntropy;
+
+struct HostPlatform;
+
+impl Platform for HostPlatform {
+    type Host = StdHost;
+
+    fn host(&mut self, input: Vec<u8>) -> StdHost {
+        StdHost::new(input)
+    }
+
+    fn free_memory(&self) -> u32 {
+        8 * 1024 * 1024
+    }
+}
+
+/// The device: a server thread; stops when dropped.
+struct Device {
+    discovery: String,
+    stop: Arc<AtomicBool>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Device {
+    fn start(config: &[u8]) -> Device {
+        let checked = Config::new_checked(config).unwrap();
+        let repr = ConfigRepr::parse(&checked).unwrap();
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let udp = UdpSocket::bind("127.0.0.1:0").unwrap();
+        let discovery = udp.local_addr().unwrap().to_string();
+        let options = ServerOptions { port: listener.local_addr().unwrap().port(), ..ServerOptions::default() };
+        let mut server = Server::new(DeviceConfig::from_repr(&repr), options, HostPlatform, &ENTROPY);
+        let stop = Arc::new(AtomicBool::new(false));
+        let flag = stop.clone();
+        let thread = std::thread::spawn(move || jos_offload::host::serve(&mut server, &listener, Some(&udp), &flag));
+        Device { discovery, stop, thread: Some(thread) }
+    }
+}
+
+impl Drop for Device {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+struct User {
+    dir: tempfile::TempDir,
+}
+
+impl User {
+    fn new() -> Self {
+        let dir = tempfile::Builder::new().prefix("jos-cli-offload").tempdir_in(env!("CARGO_TARGET_TMPDIR")).unwrap();
+        let user = User { dir };
+        assert_success(&user.run(&["keygen"]));
+        user
+    }
+
+    fn path(&self, name: &str) -> PathBuf {
+        self.dir.path().join(name)
+    }
+
+    fn run(&self, args: &[&str]) -> Output {
+        Command::new(JOS_CLI)
+            .args(args)
+            .current_dir(self.dir.path())
+            .env("JOS_HOME", self.path("home"))
+            .env_remove("XDG_CONFIG_HOME")
+            .output()
+            .expect("run jos-cli")
+    }
+}
+
+fn text(output: &Output) -> String {
+    format!("status {}\nstdout:\n{}\nstderr:\n{}", output.status, String::from_utf8_lossy(&output.stdout), String::from_utf8_lossy(&output.stderr))
+}
+
+fn assert_success(output: &Output) {
+    assert!(output.status.success(), "{}", text(output));
+}
+
+fn assert_exit(output: &Output, code: i32) {
+    assert_eq!(output.status.code(), Some(code), "{}", text(output));
+}
+
+fn json(output: &Output) -> serde_json::Value {
+    serde_json::from_slice(&output.stdout).unwrap_or_else(|error| panic!("not JSON ({error}): {}", text(output)))
+}
+
+const MODULE: &str = r#"
+(module
+  (import "jos" "input_read" (func $input_read (param i32 i32 i32) (result i32)))
+  (import "jos" "output_write" (func $output_write (param i32 i32) (result i32)))
+  (memory (export "memory") 1)
+  (func (export "run") (result i32)
+    (local $len i32)
+    (local.set $len (call $input_read (i32.const 0) (i32.const 60000) (i32.const 0)))
+    (drop (call $output_write (i32.const 0) (local.get $len)))
+    (local.get $len))
+  (func (export "add") (param i64 i64) (result i64) (i64.add (local.get 0) (local.get 1)))
+  (func (export "scale") (param i32 f64) (result f64 f32)
+    (f64.mul (f64.convert_i32_s (local.get 0)) (local.get 1)) (f32.const 0.5))
+  (func (export "spin") (result i32) (loop $forever (br $forever)) (i32.const 0)))
+"#;
+
+#[test]
+fn push_invoke_and_refusals_against_jos_offload() {
+    let user = User::new();
+    assert_success(&user.run(&["provision", "--name", "offload", "-o", "device.bin"]));
+    let device = Device::start(&std::fs::read(user.path("device.bin")).unwrap());
+    std::fs::write(user.path("echo.wasm"), wat::parse_str(MODULE).unwrap()).unwrap();
+    std::fs::write(user.path("input.txt"), vec![b'j'; 20_000]).unwrap();
+
+    let found = user.run(&["discover", "--address", &device.discovery, "--json"]);
+    assert_success(&found);
+    assert_eq!(json(&found)["devices"][0]["trusted"], true);
+
+    let output = user.run(&["push", "echo.wasm", "--device", &device.discovery, "--input", "input.txt", "--json"]);
+    assert_success(&output);
+    let report = json(&output);
+    assert_eq!(report["status"], "ok");
+    assert_eq!(report["exit_value"], 20_000);
+    assert_eq!(report["output"].as_str().unwrap().len(), 20_000);
+    let sent = report["bytes_sent"].as_u64().unwrap();
+    let hash = report["hash"].as_str().unwrap().to_string();
+
+    let output = user.run(&["invoke", &hash, "--json", "--input", "input.txt"]);
+    assert_success(&output);
+    let again = json(&output);
+    assert_eq!(again["output"], report["output"]);
+    let module_len = std::fs::metadata(user.path("echo.wasm")).unwrap().len();
+    assert!(again["bytes_sent"].as_u64().unwrap() + module_len <= sent, "invoke resent the module");
+
+    let output = user.run(&["invoke", &hash, "--call", "add", "40", "2"]);
+    assert_success(&output);
+    assert_eq!(String::from_utf8_lossy(&output.stdout), "42\n");
+    let output = user.run(&["invoke", &hash, "--call", "scale", "-3", "1.5"]);
+    assert_success(&output);
+    assert_eq!(String::from_utf8_lossy(&output.stdout), "-4.5\n0.5\n");
+    assert_exit(&user.run(&["invoke", &hash, "--fuel", "100000", "--call", "spin"]), 13);
+    assert_exit(&user.run(&["invoke", &"cd".repeat(32)]), 17);
+    let output = user.run(&["push", "echo.wasm", "--raw", "--unsigned"]);
+    assert_exit(&output, 11);
+
+    // A client whose key the device does not know cannot complete the handshake.
+    let stranger = User::new();
+    assert_success(&stranger.run(&["trust", "--accept-new", "--address", &device.discovery]));
+    std::fs::copy(user.path("echo.wasm"), stranger.path("echo.wasm")).unwrap();
+    assert_exit(&stranger.run(&["push", "echo.wasm"]), 10);
+}
