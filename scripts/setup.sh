@@ -1,20 +1,32 @@
 #!/usr/bin/env bash
 # Installs what a fresh Debian 12 machine lacks to build and test jos: QEMU for the board, the
 # C toolchains for guests (clang/lld for wasm32, arm-none-eabi-gcc for native blobs), and the
-# rustup components and targets of rust-toolchain.toml. Idempotent; silent when all is there.
+# rustup components and targets of rust-toolchain.toml, and the Linux baseline of the benchmarks
+# (armel architecture, gcc-arm-linux-gnueabi, cpio, a font for the plots; Debian's rpi kernel and
+# busybox-static unpacked in build/linux by bench/linux/fetch.sh). Idempotent; silent when all
+# is there.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 packages=(qemu-system-arm clang lld gcc-arm-none-eabi binutils-arm-none-eabi libnewlib-arm-none-eabi
-          iproute2 iputils-ping python3)
+          iproute2 iputils-ping python3 gcc-arm-linux-gnueabi libc6-dev-armel-cross cpio fonts-dejavu-core)
+sudo=""; [ "$(id -u)" -eq 0 ] || sudo="sudo"
+# The Linux baseline's kernel and busybox are armel packages.
+armel_added=0
+if ! dpkg --print-foreign-architectures | grep -qx armel; then
+    echo "setup: adding the armel architecture (Linux baseline of the benchmarks)"
+    $sudo dpkg --add-architecture armel
+    armel_added=1
+fi
 missing=()
 for package in "${packages[@]}"; do
     dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "install ok installed" || missing+=("$package")
 done
+if [ ${#missing[@]} -gt 0 ] || [ $armel_added -eq 1 ]; then
+    $sudo apt-get update -qq
+fi
 if [ ${#missing[@]} -gt 0 ]; then
     echo "setup: installing ${missing[*]}"
-    sudo=""; [ "$(id -u)" -eq 0 ] || sudo="sudo"
-    $sudo apt-get update -qq
     DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
 
@@ -28,3 +40,6 @@ if ! rustup target list --toolchain "$toolchain" --installed 2>/dev/null | grep 
     echo "setup: adding wasm32-unknown-unknown to $toolchain"
     rustup target add --toolchain "$toolchain" wasm32-unknown-unknown >/dev/null
 fi
+
+# The benchmarks' Linux guest: Debian's rpi kernel and busybox-static, unpacked in build/linux.
+bench/linux/fetch.sh

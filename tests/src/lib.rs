@@ -265,6 +265,28 @@ impl Drop for Qemu {
     }
 }
 
+/// The counters `(udp_echo, busy_us, at_us)` of the kernel's last `net: stats` line, once it
+/// shows at least `min_echoes` echoes (waits up to 30 s; the kernel reports once a second when
+/// its counters moved). Used by the network benchmarks (`jos-net-bench`, `jos-bench`).
+pub fn net_stats(qemu: &mut Qemu, min_echoes: u64) -> Option<(u64, u64, u64)> {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while Instant::now() < deadline {
+        let output = qemu.output();
+        if let Some(line) = output.lines().rev().find(|l| l.starts_with("net: stats ")) {
+            let value = |name: &str| -> Option<u64> {
+                line.split_whitespace().skip_while(|w| *w != name).nth(1)?.parse().ok()
+            };
+            if let (Some(echoes), Some(busy), Some(at)) = (value("udp_echo"), value("busy_us"), value("at_us")) {
+                if echoes >= min_echoes {
+                    return Some((echoes, busy, at));
+                }
+            }
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    None
+}
+
 /// A decoded binary PPM (P6, maxval 255).
 pub struct Picture {
     /// Width in pixels.

@@ -5,6 +5,7 @@
 //! cargo xtask qemu [--machine M]        build and boot the kernel in QEMU, console on stdio
 //! cargo xtask demo                      README command 1: emu start, push md5 and a filter, emu stop
 //! cargo xtask test                      README command 2: every host and QEMU test
+//! cargo xtask bench [--quick|--full]    jos next to Linux on QEMU (docs/benchmarks.md)
 //! ```
 //! Set-up (Debian packages, rustup components) is `scripts/setup.sh`, which the README's two
 //! commands run first.
@@ -25,8 +26,9 @@ fn main() -> ExitCode {
         }
         Some("demo") => demo(),
         Some("test") => test(),
+        Some("bench") => bench(&args[1..]),
         _ => {
-            eprintln!("usage: cargo xtask <kernel [--features F] | qemu [--machine raspi0|raspi1ap] | demo | test>");
+            eprintln!("usage: cargo xtask <kernel [--features F] | qemu [--machine raspi0|raspi1ap] | demo | test | bench [--quick|--full]>");
             return ExitCode::from(2);
         }
     };
@@ -157,4 +159,16 @@ fn test() -> Result<(), String> {
         "--workspace",
         "--release",
     ]))
+}
+
+/// Builds the kernel and the Linux baseline (`bench/linux/mkinitrd.sh`), then runs `jos-bench`,
+/// which writes `bench-results.json` and `docs/img/*.png`.
+fn bench(args: &[String]) -> Result<(), String> {
+    build_kernel("")?;
+    run(Command::new(root().join("bench/linux/mkinitrd.sh")))?;
+    run(Command::new(env!("CARGO"))
+        .current_dir(root())
+        .env("JOS_BUILD_DIR", root().join("build"))
+        .args(["run", "--quiet", "--release", "--package", "jos-tests", "--bin", "jos-bench", "--"])
+        .args(args))
 }

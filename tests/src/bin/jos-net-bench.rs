@@ -11,27 +11,7 @@ use std::net::UdpSocket;
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
-use jos_tests::{BootOptions, Qemu};
-
-/// The last `net: stats` line's counters `names`, once it shows at least `min_echoes` echoes.
-fn stats(qemu: &mut Qemu, min_echoes: u64) -> Option<(u64, u64, u64)> {
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while Instant::now() < deadline {
-        let output = qemu.output();
-        if let Some(line) = output.lines().rev().find(|l| l.starts_with("net: stats ")) {
-            let value = |name: &str| -> Option<u64> {
-                line.split_whitespace().skip_while(|w| *w != name).nth(1)?.parse().ok()
-            };
-            if let (Some(echoes), Some(busy), Some(at)) = (value("udp_echo"), value("busy_us"), value("at_us")) {
-                if echoes >= min_echoes {
-                    return Some((echoes, busy, at));
-                }
-            }
-        }
-        std::thread::sleep(Duration::from_millis(200));
-    }
-    None
-}
+use jos_tests::{net_stats as stats, BootOptions, Qemu};
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();

@@ -1,0 +1,123 @@
+//! The benchmark harness in its quickest mode (`jos-bench --quick`): not a timed test, a check
+//! that every variant runs and produces well-formed results, including that the Linux guest
+//! boots, computes the right MD5 and answers UDP echoes, so the harness cannot rot.
+
+use std::path::Path;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+/// Runs `command`, killing it after `limit`; returns whether it succeeded.
+fn run_with_limit(command: &mut Command, limit: Duration) -> bool {
+    let mut child = command.spawn().expect("start");
+    let deadline = Instant::now() + limit;
+    loop {
+        if let Some(status) = child.try_wait().expect("wait") {
+            return status.success();
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("{command:?} ran longer than {limit:?}");
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+fn number(value: &Value, what: &str) -> f64 {
+    value.as_f64().unwrap_or_else(|| panic!("{what} is not a number: {value}"))
+}
+
+/// An echo variant that ran: every request answered, latencies ordered and positive.
+fn check_echo(variant: &Value, name: &str, requests: u64) {
+    assert_eq!(variant["status"], "ok", "{name}: {variant}");
+    assert_eq!(variant["answered"].as_u64(), Some(requests), "{name}: {variant}");
+    assert_eq!(variant["lost"].as_u64(), Some(0), "{name}: {variant}");
+    let p50 = number(&variant["p50_us"], "p50");
+    let p99 = number(&variant["p99_us"], "p99");
+    let max = number(&variant["max_us"], "max");
+    assert!(number(&variant["mean_us"], "mean") > 0.0 && p50 > 0.0 && p50 <= p99 && p99 <= max, "{name}: {variant}");
+    assert!(number(&variant["guest_clock_us_per_round_trip"], "guest clock") > 0.0, "{name}: {variant}");
+    assert!(number(&variant["guest_us_per_request"], "guest time") >= 0.0, "{name}: {variant}");
+}
+
+/// A variant the harness cannot run yet must say why.
+fn check_ok_or_explained(variant: &Value, name: &str) {
+    match variant["status"].as_str() {
+        Some("ok") => {}
+        Some("unavailable") => assert!(!variant["reason"].as_str().unwrap_or("").is_empty(), "{name}: {variant}"),
+        _ => panic!("{name}: malformed variant {variant}"),
+    }
+}
+
+#[test]
+fn quick_bench_runs_every_variant() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    // The Linux guest (kernel, device tree, initramfs with md5 and echo-udp); cached in build/linux.
+    assert!(run_with_limit(&mut Command::new(root.join("bench/linux/mkinitrd.sh")), Duration::from_secs(300)));
+    let out = std::env::temp_dir().join(format!("jos-bench-quick-{}", std::process::id()));
+    std::fs::create_dir_all(&out).expect("scratch");
+    let json = out.join("bench-results.json");
+    let ok = run_with_limit(
+        Command::new(env!("CARGO_BIN_EXE_jos-bench"))
+            .arg("--quick")
+            .arg("--kernel")
+            .arg(jos_tests::kernel_elf(""))
+            .arg("--linux")
+            .arg(root.join("build/linux"))
+            .arg("--json")
+            .arg(&json)
+            .arg("--img")
+            .arg(&out),
+        Duration::from_secs(420),
+    );
+    assert!(ok, "jos-bench --quick failed");
+    let results: Value = serde_json::from_str(&std::fs::read_to_string(&json).expect("results")).expect("valid JSON");
+    assert_eq!(results["schema"], 1);
+    assert_eq!(results["mode"], "quick");
+    assert_eq!(results["icount_shift"], 0);
+    assert!(results["qemu"].as_str().unwrap_or("").starts_with("QEMU emulator version"), "{}", results["qemu"]);
+
+    // Compute: the Linux program ran for N = 1, 10, 100, two runs each, with its own figures.
+    let compute = &results["compute"]["variants"];
+    let linux = &compute["linux_c"];
+    assert_eq!(linux["status"], "ok", "{linux}");
+    let points = linux["points"].as_array().expect("points");
+    let ns: Vec<u64> = points.iter().map(|p| p["n"].as_u64().expect("n")).collect();
+    assert_eq!(ns, [1, 10, 100]);
+    for point in points {
+        assert_eq!(point["exec_us"].as_array().map(Vec::len), Some(2), "{point}");
+        assert_eq!(point["cpu_us"].as_array().map(Vec::len), Some(2), "{point}");
+        assert!(number(&point["mean_exec_us"], "exec") > 0.0, "{point}");
+    }
+    // 100 hashes take longer than one.
+    assert!(number(&points[2]["mean_exec_us"], "exec") > number(&points[0]["mean_exec_us"], "exec"));
+    check_ok_or_explained(&compute["jos_native"], "jos_native");
+    check_ok_or_explained(&compute["jos_wasm"], "jos_wasm");
+
+    // Echo: jos's service and Linux's C server answered every request.
+    let echo = &results["echo"]["variants"];
+    check_echo(&echo["jos_service"], "jos_service", 200);
+    check_echo(&echo["linux_c"], "linux_c", 200);
+    check_ok_or_explained(&echo["jos_offloaded"], "jos_offloaded");
+    check_ok_or_explained(&results["offload"]["first_push_10k"], "first push");
+    check_ok_or_explained(&results["offload"]["invoke_cached"], "invoke");
+
+    // Platform figures.
+    let jos = &results["platform"]["jos"];
+    assert!(number(&jos["image_bytes"], "image") > 0.0, "{jos}");
+    assert!(number(&jos["kernel_elf_bytes"], "elf") > 0.0, "{jos}");
+    let after = number(&jos["network_ready_after_us"], "ready after");
+    let before = number(&jos["network_ready_before_us"], "ready before");
+    assert!(0.0 < after && after <= before, "{jos}");
+    assert!(number(&results["platform"]["linux"]["ready_uptime_s"], "linux ready") > 0.0);
+
+    // The plots exist and are PNG files with content (axes, labels, data).
+    for plot in ["md5.png", "echo.png"] {
+        let bytes = std::fs::read(out.join(plot)).expect(plot);
+        assert!(bytes.starts_with(b"\x89PNG\r\n\x1a\n"), "{plot} is not a PNG");
+        assert!(bytes.len() > 10_000, "{plot} is almost empty ({} bytes)", bytes.len());
+    }
+    let _ = std::fs::remove_dir_all(&out);
+}
