@@ -4,7 +4,17 @@
  * with blocking recvfrom/sendto. A datagram that is exactly "stats?" is answered instead with
  *   served=S cpu_us=C
  * (datagrams echoed so far and the process's own CPU time, getrusage user + system), so the
- * harness can read the server's accounting over the same socket. */
+ * harness can read the server's accounting over the same socket, followed by
+ *   spin=K mono_us=T
+ * A datagram "spin!" starts a CPU meter: a child at SCHED_IDLE priority that only counts in
+ * shared memory, so it runs exactly when nothing else wants the CPU. K is its count and T the
+ * guest's monotonic clock: the count rate with no traffic, against the rate during an echo run,
+ * gives the whole system's CPU time per request (interrupts, softirq, usbnet, the server). */
+#define _GNU_SOURCE
+#include <sched.h>
+#include <sys/mman.h>
+#include <time.h>
+#include <unistd.h>
 #include <netinet/in.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -35,6 +45,7 @@ int main(int argc, char **argv) {
     printf("echo-udp: listening on %d\n", port);
     fflush(stdout);
     static char buffer[65536];
+    volatile unsigned long long *spin = NULL;
     unsigned long long served = 0;
     for (;;) {
         struct sockaddr_in peer;
@@ -46,7 +57,24 @@ int main(int argc, char **argv) {
             getrusage(RUSAGE_SELF, &usage);
             unsigned long long cpu = (unsigned long long)usage.ru_utime.tv_sec * 1000000 + usage.ru_utime.tv_usec +
                                      (unsigned long long)usage.ru_stime.tv_sec * 1000000 + usage.ru_stime.tv_usec;
-            length = snprintf(buffer, sizeof buffer, "served=%llu cpu_us=%llu", served, cpu);
+            struct timespec now;
+            clock_gettime(CLOCK_MONOTONIC, &now);
+            unsigned long long mono = (unsigned long long)now.tv_sec * 1000000 + (unsigned long long)now.tv_nsec / 1000;
+            length = snprintf(buffer, sizeof buffer, "served=%llu cpu_us=%llu spin=%llu mono_us=%llu", served, cpu,
+                              spin ? *spin : 0ULL, mono);
+        } else if (length == 5 && memcmp(buffer, "spin!", 5) == 0) {
+            if (spin == NULL) {
+                void *shared = mmap(NULL, sizeof *spin, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+                if (shared != MAP_FAILED) {
+                    spin = shared;
+                    if (fork() == 0) {
+                        struct sched_param param = {0};
+                        sched_setscheduler(0, SCHED_IDLE, &param);
+                        for (;;) (*spin)++;
+                    }
+                }
+            }
+            length = snprintf(buffer, sizeof buffer, "spin=%s", spin ? "on" : "failed");
         } else {
             served++;
         }

@@ -31,8 +31,11 @@ for module in drivers/net/mii.ko drivers/net/usb/usbnet.ko drivers/net/usb/cdc_e
         *) cp "$found" "$staging/lib/modules/$(basename "$module")" ;;
     esac
 done
-$cc -static -O2 -o "$staging/bin/md5" $src/md5.c
-$cc -static -O2 -o "$staging/bin/echo-udp" $src/echo.c
+# The same core and optimisation level as jos-cli's native blobs (-mcpu=arm1176jzf-s -O2); armel's
+# soft-float ABI (MD5 and the echo server use no floating point).
+cflags="-static -O2 -mcpu=arm1176jzf-s -mfloat-abi=soft"
+$cc $cflags -o "$staging/bin/md5" $src/md5.c
+$cc $cflags -o "$staging/bin/echo-udp" $src/echo.c
 cp $src/init "$staging/init"
 chmod +x "$staging/init"
 (cd "$staging" && find . | cpio -o -H newc --quiet | gzip -9) > "$initrd.tmp"
