@@ -165,7 +165,7 @@ fn test() -> Result<(), String> {
 /// which writes `bench-results.json` and `docs/img/*.png`.
 fn bench(args: &[String]) -> Result<(), String> {
     build_kernel("")?;
-    run(Command::new(root().join("bench/linux/mkinitrd.sh")))?;
+    run(&mut Command::new(root().join("bench/linux/mkinitrd.sh")))?;
     run(Command::new(env!("CARGO"))
         .current_dir(root())
         .env("JOS_BUILD_DIR", root().join("build"))
