@@ -29,11 +29,14 @@ fn number(value: &Value, what: &str) -> f64 {
     value.as_f64().unwrap_or_else(|| panic!("{what} is not a number: {value}"))
 }
 
-/// An echo variant that ran: every request answered, latencies ordered and positive.
+/// An echo variant that ran: (almost) every request answered, latencies ordered and positive.
+/// One lost datagram in a hundred is tolerated: slirp on a loaded host is not a cable.
 fn check_echo(variant: &Value, name: &str, requests: u64) {
     assert_eq!(variant["status"], "ok", "{name}: {variant}");
-    assert_eq!(variant["answered"].as_u64(), Some(requests), "{name}: {variant}");
-    assert_eq!(variant["lost"].as_u64(), Some(0), "{name}: {variant}");
+    let answered = variant["answered"].as_u64().expect("answered");
+    let lost = variant["lost"].as_u64().expect("lost");
+    assert_eq!(answered + lost, requests, "{name}: {variant}");
+    assert!(lost <= requests / 100, "{name}: {lost} of {requests} lost: {variant}");
     let p50 = number(&variant["p50_us"], "p50");
     let p99 = number(&variant["p99_us"], "p99");
     let max = number(&variant["max_us"], "max");

@@ -6,7 +6,9 @@
 //!
 //! ```text
 //! jos-bench [--quick | --full] [--kernel ELF] [--linux DIR] [--json PATH] [--img DIR]
+//! jos-bench --replot [--json PATH] [--img DIR]
 //! ```
+//! `--replot` measures nothing: it redraws the plots and reprints the tables from the JSON.
 //! `--quick` (the test command's mode) stops MD5 at N = 100 and sends 200 echoes; the default
 //! goes to N = 10^5 with 3 runs and 10^4 echoes; `--full` to N = 10^6 with 10 runs and 10^5
 //! echoes. The Linux guest comes from `bench/linux/mkinitrd.sh` (kernel, device tree and
@@ -84,6 +86,7 @@ struct Settings {
     linux: PathBuf,
     json: PathBuf,
     img: PathBuf,
+    replot: bool,
 }
 
 fn repo_root() -> PathBuf {
@@ -97,6 +100,7 @@ fn parse_args() -> Result<Settings, String> {
         linux: build_dir().join("linux"),
         json: repo_root().join("bench-results.json"),
         img: repo_root().join("docs/img"),
+        replot: false,
     };
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
@@ -104,6 +108,7 @@ fn parse_args() -> Result<Settings, String> {
         match arg.as_str() {
             "--quick" => settings.mode = Mode::Quick,
             "--full" => settings.mode = Mode::Full,
+            "--replot" => settings.replot = true,
             "--kernel" => settings.kernel = value("--kernel")?.into(),
             "--linux" => settings.linux = value("--linux")?.into(),
             "--json" => settings.json = value("--json")?.into(),
@@ -520,24 +525,28 @@ fn plot_md5(path: &Path, series: &[(String, Vec<(f64, f64)>)], seed: &[(String, 
     root.present().map_err(|e| e.to_string())
 }
 
-/// `docs/img/echo.png`: mean, p50 and p99 round trip per variant (grouped bars).
-fn plot_echo(path: &Path, variants: &[(String, [f64; 3])]) -> Result<(), String> {
-    let root = BitMapBackend::new(path, (900, 600)).into_drawing_area();
-    root.fill(&WHITE).map_err(|e| e.to_string())?;
-    let max_y = variants.iter().flat_map(|(_, v)| v.iter().copied()).fold(1.0, f64::max) / 1000.0;
-    let count = variants.len().max(1) as f64;
-    let mut chart = ChartBuilder::on(&root)
-        .caption("UDP echo of \"Echo1\": round trip seen from the host (QEMU, -icount shift=0)", ("sans-serif", 22))
+/// Grouped bars on `area`: one group per name, one bar per kind (`values[name][kind]`).
+fn bar_chart<DB: DrawingBackend>(
+    area: &DrawingArea<DB, plotters::coord::Shift>,
+    caption: &str,
+    y_desc: &str,
+    names: &[String],
+    kinds: &[(&str, RGBColor)],
+    values: &[Vec<f64>],
+) -> Result<(), String> {
+    let max_y = values.iter().flatten().copied().fold(f64::MIN_POSITIVE, f64::max);
+    let count = names.len().max(1) as f64;
+    let mut chart = ChartBuilder::on(area)
+        .caption(caption, ("sans-serif", 20))
         .margin(15)
         .x_label_area_size(45)
         .y_label_area_size(70)
-        .build_cartesian_2d(0.0..count, 0.0..max_y * 1.15)
-        .map_err(|e| e.to_string())?;
-    let names: Vec<String> = variants.iter().map(|(n, _)| n.clone()).collect();
+        .build_cartesian_2d(0.0..count, 0.0..max_y * 1.2)
+        .map_err(|e| format!("{e:?}"))?;
     chart
         .configure_mesh()
         .disable_x_mesh()
-        .x_labels(variants.len() * 2 + 1)
+        .x_labels(names.len() * 2 + 1)
         .x_label_formatter(&|x| {
             let i = x.floor() as usize;
             if (x - x.floor() - 0.5).abs() < 0.01 && i < names.len() {
@@ -546,19 +555,19 @@ fn plot_echo(path: &Path, variants: &[(String, [f64; 3])]) -> Result<(), String>
                 String::new()
             }
         })
-        .y_desc("round trip (ms)")
+        .y_desc(y_desc)
         .label_style(("sans-serif", 15))
         .draw()
-        .map_err(|e| e.to_string())?;
-    let kinds = [("mean", BLUE), ("p50", GREEN), ("p99", RED)];
+        .map_err(|e| format!("{e:?}"))?;
+    let width = 0.7 / kinds.len() as f64;
     for (k, (label, colour)) in kinds.iter().enumerate() {
         let colour = *colour;
         chart
-            .draw_series(variants.iter().enumerate().map(|(i, (_, v))| {
-                let x0 = i as f64 + 0.15 + k as f64 * 0.23;
-                Rectangle::new([(x0, 0.0), (x0 + 0.2, v[k] / 1000.0)], colour.filled())
+            .draw_series(values.iter().enumerate().map(|(i, v)| {
+                let x0 = i as f64 + 0.15 + k as f64 * width;
+                Rectangle::new([(x0, 0.0), (x0 + width * 0.9, v[k])], colour.filled())
             }))
-            .map_err(|e| e.to_string())?
+            .map_err(|e| format!("{e:?}"))?
             .label(*label)
             .legend(move |(x, y)| Rectangle::new([(x, y - 5), (x + 15, y + 5)], colour.filled()));
     }
@@ -569,7 +578,25 @@ fn plot_echo(path: &Path, variants: &[(String, [f64; 3])]) -> Result<(), String>
         .border_style(BLACK)
         .background_style(WHITE.mix(0.9))
         .draw()
-        .map_err(|e| e.to_string())?;
+        .map_err(|e| format!("{e:?}"))?;
+    Ok(())
+}
+
+/// `docs/img/echo.png`: left, the round trip from the host (mean, p50, p99, in ms) per variant;
+/// right, the guest CPU time per request (µs).
+fn plot_echo(path: &Path, names: &[String], round_trips_ms: &[Vec<f64>], cpu_us: &[Vec<f64>]) -> Result<(), String> {
+    let root = BitMapBackend::new(path, (1400, 600)).into_drawing_area();
+    root.fill(&WHITE).map_err(|e| e.to_string())?;
+    let (left, right) = root.split_horizontally(800);
+    bar_chart(
+        &left,
+        "UDP echo of \"Echo1\": round trip from the host (-icount shift=0)",
+        "round trip (ms)",
+        names,
+        &[("mean", BLUE), ("p50", GREEN), ("p99", RED)],
+        round_trips_ms,
+    )?;
+    bar_chart(&right, "Guest CPU time per request", "guest CPU per request (us)", names, &[("guest CPU", MAGENTA)], cpu_us)?;
     root.present().map_err(|e| e.to_string())
 }
 
@@ -586,7 +613,7 @@ fn main() -> ExitCode {
     let settings = match parse_args() {
         Ok(s) => s,
         Err(e) => {
-            eprintln!("jos-bench: {e}\nusage: jos-bench [--quick | --full] [--kernel ELF] [--linux DIR] [--json PATH] [--img DIR]");
+            eprintln!("jos-bench: {e}\nusage: jos-bench [--quick | --full] [--kernel ELF] [--linux DIR] [--json PATH] [--img DIR]\n       jos-bench --replot [--json PATH] [--img DIR]");
             return ExitCode::from(2);
         }
     };
@@ -600,6 +627,11 @@ fn main() -> ExitCode {
 }
 
 fn bench(settings: &Settings) -> Result<(), String> {
+    if settings.replot {
+        let text = std::fs::read_to_string(&settings.json).map_err(|e| format!("{}: {e}", settings.json.display()))?;
+        let results: Value = serde_json::from_str(&text).map_err(|e| format!("{}: {e}", settings.json.display()))?;
+        return draw(settings, &results);
+    }
     let mode = settings.mode;
     if !settings.kernel.exists() {
         return Err(format!("{} is missing: run `cargo xtask kernel`", settings.kernel.display()));
@@ -650,7 +682,11 @@ fn bench(settings: &Settings) -> Result<(), String> {
     let text = serde_json::to_string_pretty(&results).map_err(|e| e.to_string())?;
     std::fs::write(&settings.json, text + "\n").map_err(|e| format!("{}: {e}", settings.json.display()))?;
     eprintln!("bench: wrote {}", settings.json.display());
+    draw(settings, &results)
+}
 
+/// Draws the plots from `results` and prints the tables.
+fn draw(settings: &Settings, results: &Value) -> Result<(), String> {
     std::fs::create_dir_all(&settings.img).map_err(|e| format!("{}: {e}", settings.img.display()))?;
     register_font()?;
     let mut md5_series = Vec::new();
@@ -669,14 +705,16 @@ fn bench(settings: &Settings) -> Result<(), String> {
         ("seed, real Pi 1 B: Linux real time (other machine)".to_string(), 18065.0),
     ];
     plot_md5(&settings.img.join("md5.png"), &md5_series, &seed)?;
-    let bars = |v: &Value| [v["mean_us"].as_f64().unwrap_or(0.0), v["p50_us"].as_f64().unwrap_or(0.0), v["p99_us"].as_f64().unwrap_or(0.0)];
-    let echo_variants = [
-        ("jos echo service".to_string(), bars(&results["echo"]["variants"]["jos_service"])),
-        ("Linux C echo server".to_string(), bars(&results["echo"]["variants"]["linux_c"])),
-    ];
-    plot_echo(&settings.img.join("echo.png"), &echo_variants)?;
+    let echo = &results["echo"]["variants"];
+    let names = ["jos echo service".to_string(), "Linux C echo server".to_string()];
+    let keys = ["jos_service", "linux_c"];
+    let ms = |v: &Value, key: &str| v[key].as_f64().unwrap_or(0.0) / 1000.0;
+    let round_trips: Vec<Vec<f64>> =
+        keys.iter().map(|k| vec![ms(&echo[k], "mean_us"), ms(&echo[k], "p50_us"), ms(&echo[k], "p99_us")]).collect();
+    let cpu: Vec<Vec<f64>> = keys.iter().map(|k| vec![echo[k]["guest_us_per_request"].as_f64().unwrap_or(0.0)]).collect();
+    plot_echo(&settings.img.join("echo.png"), &names, &round_trips, &cpu)?;
     eprintln!("bench: wrote {}/md5.png and echo.png", settings.img.display());
-    print_tables(&results);
+    print_tables(results);
     Ok(())
 }
 
