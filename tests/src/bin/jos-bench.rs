@@ -32,7 +32,7 @@ const ECHO_PAYLOAD: &[u8] = b"Echo1";
 /// The Linux guest's kernel command line (PLATFORM-NOTES: the power driver panics on this QEMU).
 const LINUX_APPEND: &str = "console=ttyAMA0,115200 rdinit=/init initcall_blacklist=bcm2835_power_driver_init quiet";
 /// Why the offload-based variants have no figures yet.
-const OFFLOAD_MISSING: &str = "needs the offload path (push/invoke over Noise/TCP, jos-cli), not on main yet";
+const OFFLOAD_MISSING: &str = "needs the kernel's offload service (push/invoke over Noise/TCP), not on main yet";
 /// The TTF file the plots' text is drawn with (Debian package fonts-dejavu-core).
 const FONT: &str = "/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf";
 
