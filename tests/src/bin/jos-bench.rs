@@ -13,8 +13,8 @@
 //! goes to N = 10^5 with 3 runs and 10^4 echoes; `--full` to N = 10^6 with 10 runs and 10^5
 //! echoes. The Linux guest comes from `bench/linux/mkinitrd.sh` (kernel, device tree and
 //! initramfs in `build/linux/`). Variants that need the offload path (jos native and wasm MD5,
-//! offloaded echo, push/invoke costs) are recorded as unavailable, with the reason, until that
-//! path is on main.
+//! offloaded echo, push/invoke costs) are recorded as unavailable, with the reason, until this
+//! harness drives the kernel's offload service.
 
 use std::net::UdpSocket;
 use std::path::{Path, PathBuf};
@@ -32,7 +32,7 @@ const ECHO_PAYLOAD: &[u8] = b"Echo1";
 /// The Linux guest's kernel command line (PLATFORM-NOTES: the power driver panics on this QEMU).
 const LINUX_APPEND: &str = "console=ttyAMA0,115200 rdinit=/init initcall_blacklist=bcm2835_power_driver_init quiet";
 /// Why the offload-based variants have no figures yet.
-const OFFLOAD_MISSING: &str = "needs the kernel's offload service (push/invoke over Noise/TCP), not on main yet";
+const OFFLOAD_MISSING: &str = "not measured yet: jos-bench does not drive the kernel's offload service (push/invoke over Noise/TCP) yet";
 /// The TTF file the plots' text is drawn with (Debian package fonts-dejavu-core).
 const FONT: &str = "/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf";
 
