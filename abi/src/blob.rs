@@ -16,6 +16,7 @@
 
 use core::fmt;
 
+use crate::codec::{List, Record, Writer};
 use crate::error::ErrorCode;
 use crate::syscall::{AbiVersion, SyscallId};
 
@@ -236,23 +237,7 @@ pub struct Import {
     pub syscall: SyscallId,
 }
 
-/// An entry of a blob table, encoded as fixed-size little-endian bytes.
-pub trait TableEntry: Copy + sealed::Sealed {
-    /// Encoded size in bytes.
-    const LEN: usize;
-    /// Decodes one entry from exactly `LEN` bytes; `None` if it is invalid.
-    fn decode(bytes: &[u8]) -> Option<Self>;
-    /// Encodes one entry into exactly `LEN` bytes.
-    fn encode(&self, bytes: &mut [u8]);
-}
-
-mod sealed {
-    pub trait Sealed {}
-    impl Sealed for super::Import {}
-    impl Sealed for u32 {}
-}
-
-impl TableEntry for Import {
+impl Record for Import {
     const LEN: usize = IMPORT_LEN;
 
     fn decode(bytes: &[u8]) -> Option<Self> {
@@ -261,130 +246,28 @@ impl TableEntry for Import {
         Some(Import { slot, syscall })
     }
 
-    fn encode(&self, bytes: &mut [u8]) {
-        write_u32(bytes, 0, self.slot);
-        write_u32(bytes, 4, self.syscall as u32);
+    fn encode(&self, writer: &mut Writer<'_>) -> Option<()> {
+        writer.u32(self.slot)?;
+        writer.u32(self.syscall as u32)
     }
 }
 
-impl TableEntry for u32 {
+impl Record for u32 {
     const LEN: usize = RELOCATION_LEN;
 
     fn decode(bytes: &[u8]) -> Option<Self> {
         read_u32(bytes, 0)
     }
 
-    fn encode(&self, bytes: &mut [u8]) {
-        write_u32(bytes, 0, *self);
+    fn encode(&self, writer: &mut Writer<'_>) -> Option<()> {
+        writer.u32(*self)
     }
 }
 
-/// A table of a blob: either still encoded (from [`Blob`], validated) or a slice of entries
-/// (to [`BlobRepr::emit`]). Equality compares entries, whatever the storage.
-#[derive(Clone, Copy)]
-pub struct Table<'a, T: TableEntry> {
-    storage: Storage<'a, T>,
-}
+/// A table of a blob (imports, relocations): either still encoded (from [`Blob`], validated) or a
+/// slice of entries (to [`BlobRepr::emit`]); the same fixed-record list as the other formats use.
+pub type Table<'a, T> = List<'a, T>;
 
-#[derive(Clone, Copy)]
-enum Storage<'a, T> {
-    Encoded(&'a [u8]),
-    Decoded(&'a [T]),
-}
-
-impl<'a, T: TableEntry> Table<'a, T> {
-    /// A table over entries in memory.
-    pub const fn from_slice(entries: &'a [T]) -> Self {
-        Table { storage: Storage::Decoded(entries) }
-    }
-
-    /// An empty table.
-    pub const fn empty() -> Self {
-        Table { storage: Storage::Decoded(&[]) }
-    }
-
-    /// Wraps encoded entries that [`Blob::new_checked`] has validated.
-    fn encoded(bytes: &'a [u8]) -> Self {
-        Table { storage: Storage::Encoded(bytes) }
-    }
-
-    /// Number of entries.
-    pub fn len(&self) -> usize {
-        match self.storage {
-            Storage::Encoded(bytes) => bytes.len() / T::LEN,
-            Storage::Decoded(entries) => entries.len(),
-        }
-    }
-
-    /// Whether the table has no entries.
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
-
-    /// Entry `index`, or `None` past the end.
-    pub fn get(&self, index: usize) -> Option<T> {
-        match self.storage {
-            Storage::Encoded(bytes) => {
-                let start = index.checked_mul(T::LEN)?;
-                T::decode(bytes.get(start..start.checked_add(T::LEN)?)?)
-            }
-            Storage::Decoded(entries) => entries.get(index).copied(),
-        }
-    }
-
-    /// The entries in order.
-    pub fn iter(&self) -> TableIter<'a, T> {
-        TableIter { table: *self, index: 0 }
-    }
-}
-
-impl<'a, T: TableEntry> IntoIterator for Table<'a, T> {
-    type Item = T;
-    type IntoIter = TableIter<'a, T>;
-
-    fn into_iter(self) -> TableIter<'a, T> {
-        self.iter()
-    }
-}
-
-impl<T: TableEntry + PartialEq> PartialEq for Table<'_, T> {
-    fn eq(&self, other: &Self) -> bool {
-        self.len() == other.len() && self.iter().eq(other.iter())
-    }
-}
-
-impl<T: TableEntry + Eq> Eq for Table<'_, T> {}
-
-impl<T: TableEntry + fmt::Debug> fmt::Debug for Table<'_, T> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_list().entries(self.iter()).finish()
-    }
-}
-
-/// Iterator over a [`Table`].
-#[derive(Clone)]
-pub struct TableIter<'a, T: TableEntry> {
-    table: Table<'a, T>,
-    index: usize,
-}
-
-impl<T: TableEntry> Iterator for TableIter<'_, T> {
-    type Item = T;
-
-    fn next(&mut self) -> Option<T> {
-        // A validated table decodes every entry; `get` only ends the iteration.
-        let entry = self.table.get(self.index)?;
-        self.index += 1;
-        Some(entry)
-    }
-
-    fn size_hint(&self) -> (usize, Option<usize>) {
-        let left = self.table.len().saturating_sub(self.index);
-        (left, Some(left))
-    }
-}
-
-/// Reads a little-endian `u32` at `offset`, `None` when out of bounds.
 fn read_u32(bytes: &[u8], offset: usize) -> Option<u32> {
     let word = bytes.get(offset..offset.checked_add(4)?)?;
     Some(u32::from_le_bytes([word[0], word[1], word[2], word[3]]))
@@ -659,13 +542,13 @@ impl<T: AsRef<[u8]>> Blob<T> {
     /// The import table.
     pub fn imports(&self) -> Table<'_, Import> {
         let count = (self.field(field::IMPORT_COUNT) as usize).saturating_mul(IMPORT_LEN);
-        Table::encoded(self.slice(self.field(field::IMPORT_OFFSET) as usize, count))
+        Table::validated(self.slice(self.field(field::IMPORT_OFFSET) as usize, count))
     }
 
     /// The relocation list: image offsets of words that get the load base added.
     pub fn relocations(&self) -> Table<'_, u32> {
         let count = (self.field(field::RELOCATION_COUNT) as usize).saturating_mul(RELOCATION_LEN);
-        Table::encoded(self.slice(self.field(field::RELOCATION_OFFSET) as usize, count))
+        Table::validated(self.slice(self.field(field::RELOCATION_OFFSET) as usize, count))
     }
 
     /// The bytes the signature covers: header, image and tables.
@@ -802,15 +685,11 @@ impl<'a> BlobRepr<'a> {
             buffer[at..at + section.len()].copy_from_slice(section);
             at += section.len();
         }
-        for (index, import) in self.imports.iter().enumerate() {
-            let start = layout.import_offset + index * IMPORT_LEN;
-            import.encode(&mut buffer[start..start + IMPORT_LEN]);
-        }
-        for (index, relocation) in self.relocations.iter().enumerate() {
-            let start = layout.relocation_offset + index * RELOCATION_LEN;
-            relocation.encode(&mut buffer[start..start + RELOCATION_LEN]);
-        }
-        Ok(())
+        let imports = &mut buffer[layout.import_offset..layout.import_offset + self.imports.len() * IMPORT_LEN];
+        self.imports.encode(&mut Writer::new(imports)).ok_or(BlobError::BufferTooSmall)?;
+        let relocations =
+            &mut buffer[layout.relocation_offset..layout.relocation_offset + self.relocations.len() * RELOCATION_LEN];
+        self.relocations.encode(&mut Writer::new(relocations)).ok_or(BlobError::BufferTooSmall)
     }
 }
 
@@ -1035,7 +914,7 @@ mod tests {
 
     #[test]
     fn empty_tables_and_reordered_layout_are_fine() {
-        let repr = BlobRepr { imports: Table::empty(), relocations: Table::empty(), ..self::repr() };
+        let repr = BlobRepr { imports: Table::from_slice(&[]), relocations: Table::from_slice(&[]), ..self::repr() };
         let mut buffer = vec![0; repr.buffer_len()];
         repr.emit(&mut buffer).unwrap();
         let blob = Blob::new_checked(&buffer[..]).unwrap();

@@ -194,15 +194,51 @@ impl<'a, T: Record> List<'a, T> {
         }
     }
 
+    /// Wraps encoded records that the caller has already validated (each decodes); a record
+    /// that does not decode only ends iteration early.
+    pub(crate) const fn validated(bytes: &'a [u8]) -> Self {
+        List { storage: Storage::Encoded(bytes) }
+    }
+
     /// The records in order.
-    pub fn iter(&self) -> impl Iterator<Item = T> + 'a {
-        let list = *self;
-        (0..list.len()).map_while(move |index| list.get(index))
+    pub fn iter(&self) -> ListIter<'a, T> {
+        ListIter { list: *self, index: 0 }
     }
 
     /// Writes every record.
     pub(crate) fn encode(&self, writer: &mut Writer<'_>) -> Option<()> {
         self.iter().try_for_each(|record| record.encode(writer))
+    }
+}
+
+impl<'a, T: Record> IntoIterator for List<'a, T> {
+    type Item = T;
+    type IntoIter = ListIter<'a, T>;
+
+    fn into_iter(self) -> ListIter<'a, T> {
+        self.iter()
+    }
+}
+
+/// Iterator over a [`List`].
+#[derive(Clone)]
+pub struct ListIter<'a, T: Record> {
+    list: List<'a, T>,
+    index: usize,
+}
+
+impl<T: Record> Iterator for ListIter<'_, T> {
+    type Item = T;
+
+    fn next(&mut self) -> Option<T> {
+        let record = self.list.get(self.index)?;
+        self.index += 1;
+        Some(record)
+    }
+
+    fn size_hint(&self) -> (usize, Option<usize>) {
+        let left = self.list.len().saturating_sub(self.index);
+        (left, Some(left))
     }
 }
 

@@ -951,7 +951,7 @@ mod tests {
             bss_len: 0,
             align: 4,
             imports: Table::from_slice(&imports),
-            relocations: Table::empty(),
+            relocations: Table::from_slice(&[]),
         };
         let mut bytes = vec![0; repr.buffer_len()];
         repr.emit(&mut bytes).unwrap();

@@ -129,8 +129,8 @@ fn blob() -> Vec<u8> {
         data: &[],
         bss_len: 0,
         align: 8,
-        imports: Table::empty(),
-        relocations: Table::empty(),
+        imports: Table::from_slice(&[]),
+        relocations: Table::from_slice(&[]),
     };
     let mut bytes = vec![0u8; repr.buffer_len()];
     repr.emit(&mut bytes).unwrap();
