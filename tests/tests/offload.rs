@@ -1,7 +1,8 @@
 //! Offload end to end under QEMU: the boot configuration through QEMU's loader device, discovery
 //! on UDP 4747, Noise IK sessions on TCP 4748 (snow initiators here), push and invoke of signed
 //! wasm, the cached module, bad input, a long job while UDP echo answers, 8 clients at once, and
-//! a boot without configuration. One QEMU boot serves most checks.
+//! a boot without configuration; native blobs (md5 built by jos-cli, deadline, faults) on
+//! another boot. One QEMU boot serves most checks.
 
 use std::io::{Read, Write};
 use std::net::{TcpStream, UdpSocket};
@@ -10,9 +11,9 @@ use std::time::{Duration, Instant};
 
 use jos_abi::config::{ConfigRepr, Network, Policy};
 use jos_abi::codec::List;
-use jos_abi::signature::{public_key, sha256, sign_wasm, SignerRights, TrustedSigner};
+use jos_abi::signature::{public_key, sha256, sign_blob, sign_wasm, SignerRights, TrustedSigner};
 use jos_abi::wire::discovery::{Advert, AdvertRepr, Probe};
-use jos_abi::wire::{self, Format, JobStatus, Limits, Message};
+use jos_abi::wire::{self, Format, Formats, JobStatus, Limits, Message};
 use jos_offload::noise::{self, Resolver};
 use jos_offload::OsEntropy;
 use jos_tests::{kernel_elf, BootOptions, Qemu};
@@ -48,6 +49,10 @@ fn free_port(udp: bool) -> u16 {
 }
 
 fn config_file() -> PathBuf {
+    config_file_named("")
+}
+
+fn config_file_named(tag: &str) -> PathBuf {
     let clients = [noise::public_key(&CLIENT_SECRET)];
     let signers = [
         TrustedSigner { public_key: public_key(&DEVELOPER), rights: SignerRights::ALL },
@@ -68,7 +73,7 @@ fn config_file() -> PathBuf {
     };
     let mut bytes = vec![0; repr.buffer_len()];
     repr.emit(&mut bytes).unwrap();
-    let path = std::env::temp_dir().join(format!("jos-offload-config-{}.bin", std::process::id()));
+    let path = std::env::temp_dir().join(format!("jos-offload-config-{}{tag}.bin", std::process::id()));
     std::fs::write(&path, bytes).unwrap();
     path
 }
@@ -140,6 +145,9 @@ enum Reply {
     Result { status: JobStatus, exit_value: i32, output: Vec<u8> },
 }
 
+/// The logs of the last job result (`Client::next` keeps them here).
+static LAST_LOGS: std::sync::Mutex<Vec<String>> = std::sync::Mutex::new(Vec::new());
+
 impl Client {
     fn connect(port: u16, secret: &[u8; 32]) -> Option<Client> {
         let mut stream = TcpStream::connect(("127.0.0.1", port)).unwrap();
@@ -183,7 +191,8 @@ impl Client {
             Message::Error { code, .. } => Reply::Error(code as u32),
             Message::Pong { nonce } => Reply::Pong(nonce),
             Message::Progress { .. } => Reply::Progress,
-            Message::JobResult { status, exit_value, output, .. } => {
+            Message::JobResult { status, exit_value, output, logs, .. } => {
+                *LAST_LOGS.lock().unwrap() = logs.iter().map(|line| line.text.to_string()).collect();
                 Reply::Result { status, exit_value, output: output.to_vec() }
             }
             other => panic!("unexpected {other:?}"),
@@ -277,8 +286,6 @@ fn offload_end_to_end_on_one_boot() {
     // Bad input: each gets its code and the session goes on.
     assert_eq!(again.push(Format::Wasm, &wat::parse_str(ECHO).unwrap()), Reply::Error(10));
     assert_eq!(again.push(Format::Wasm, &signed(ECHO, &[0x77; 32])), Reply::Error(11));
-    again.send(&Message::PushBegin { format: Format::NativeArmv6, total_len: 4, sha256: [0; 32], limits: Limits::default() });
-    assert_eq!(again.next(), Reply::Error(8), "native blobs are not run by this kernel yet");
     let mut corrupt = echo.clone();
     let last = corrupt.len() - 2;
     corrupt[last] ^= 1;
@@ -348,6 +355,147 @@ fn offload_end_to_end_on_one_boot() {
         free_after = free_memory(&udp, device.discovery);
     }
     assert_eq!(free_after, free_before, "free heap bytes before and after 200 pushes");
+    let _ = std::fs::remove_file(config);
+}
+
+/// Builds a native blob with jos-cli's builder and signs it with `seed`.
+fn native_blob(source: &std::path::Path, seed: &[u8; 32]) -> Vec<u8> {
+    let folder = std::env::temp_dir().join(format!("jos-offload-native-{}", std::process::id()));
+    std::fs::create_dir_all(&folder).unwrap();
+    let name = source.file_stem().unwrap().to_str().unwrap();
+    let request = jos_cli::build::BuildRequest {
+        sources: vec![source.to_path_buf()],
+        format: jos_cli::build::Format::Native,
+        output: Some(folder.join(format!("{name}.blob"))),
+        max_memory_pages: jos_cli::build::DEFAULT_MAX_MEMORY_PAGES,
+        keep_names: false,
+        verbose: false,
+    };
+    let built = jos_cli::build::build(&request).unwrap_or_else(|e| panic!("building {}: {e}", source.display()));
+    let blob = std::fs::read(&built.path).unwrap();
+    sign_blob(&blob, seed, true).unwrap()
+}
+
+/// Lower-case hex digits and a newline, as the md5 example prints a digest.
+fn hex_line(bytes: &[u8]) -> String {
+    bytes.iter().map(|byte| format!("{byte:02x}")).collect::<String>() + "\n"
+}
+
+fn last_logs() -> Vec<String> {
+    LAST_LOGS.lock().unwrap().clone()
+}
+
+/// The device still answers: UDP echo and a Ping on a new session.
+fn still_answers(device: &Device) {
+    let socket = UdpSocket::bind("127.0.0.1:0").unwrap();
+    socket.set_read_timeout(Some(Duration::from_secs(2))).unwrap();
+    let mut answered = false;
+    for _ in 0..5 {
+        socket.send_to(b"ping", ("127.0.0.1", device.echo)).unwrap();
+        let mut reply = [0u8; 16];
+        if let Ok((4, _)) = socket.recv_from(&mut reply) {
+            answered = &reply[..4] == b"ping";
+            break;
+        }
+    }
+    assert!(answered, "UDP echo answers");
+    let mut client = Client::connect(device.tcp, &CLIENT_SECRET).expect("handshake");
+    client.send(&Message::Ping { nonce: 5 });
+    assert_eq!(client.next(), Reply::Pong(5));
+}
+
+#[test]
+fn native_blobs_run_on_the_device() {
+    use md5::Digest;
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let config = config_file_named("-native");
+    let mut device = boot(Some(&config));
+    device.qemu.wait_for_line_containing("offload: ready", Duration::from_secs(5)).unwrap_or_else(|e| panic!("{e}"));
+
+    // The advert lists native-armv6.
+    let udp = UdpSocket::bind("127.0.0.1:0").unwrap();
+    udp.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    let mut probe = [0u8; 16];
+    Probe { nonce: 9 }.emit(&mut probe).unwrap();
+    let mut datagram = [0u8; 512];
+    let mut formats = None;
+    for _ in 0..5 {
+        udp.send_to(&probe, ("127.0.0.1", device.discovery)).unwrap();
+        if let Ok((len, _)) = udp.recv_from(&mut datagram) {
+            let advert = Advert::new_checked(&datagram[..len]).unwrap();
+            formats = Some(AdvertRepr::parse(&advert).unwrap().formats);
+            break;
+        }
+    }
+    let formats = formats.expect("advert");
+    assert_eq!(formats, Formats::ALL, "the advert lists wasm and native-armv6");
+
+    // md5 built by jos-cli, signed by a native signer: the host's MD5; then invoked from the cache.
+    let md5 = native_blob(&root.join("../guest-examples/c/md5.c"), &DEVELOPER);
+    let hash = sha256(&md5);
+    let mut client = Client::connect(device.tcp, &CLIENT_SECRET).expect("handshake");
+    assert_eq!(client.push(Format::NativeArmv6, &md5), Reply::PushOk(hash));
+    let text = "The quick brown fox jumps over the lazy dog";
+    let expected = hex_line(&md5::Md5::digest(text.as_bytes()));
+    let input = format!("1 {text}");
+    client.send(&Message::Invoke { hash, limits: Limits::default(), input: input.as_bytes(), call: None });
+    match client.result().1 {
+        Reply::Result { status: JobStatus::Ok, output, .. } => {
+            assert_eq!(String::from_utf8_lossy(&output), expected, "md5 on the device")
+        }
+        other => panic!("md5 push: {other:?} {:?}", last_logs()),
+    }
+    drop(client);
+    let mut again = Client::connect(device.tcp, &CLIENT_SECRET).expect("handshake");
+    let expected = hex_line(&md5::Md5::digest(b"abc"));
+    again.send(&Message::Invoke { hash, limits: Limits::default(), input: b"3 abc", call: None });
+    match again.result().1 {
+        Reply::Result { status: JobStatus::Ok, output, .. } => {
+            assert_eq!(String::from_utf8_lossy(&output), expected, "cached md5 on the device")
+        }
+        other => panic!("md5 invoke: {other:?} {:?}", last_logs()),
+    }
+    // A wasm-only signer may not push native code.
+    assert_eq!(again.push(Format::NativeArmv6, &native_blob(&root.join("native/spin.c"), &WASM_ONLY)), Reply::Error(11));
+    drop(again);
+
+    // A blob that never returns ends at its deadline; the device keeps answering.
+    let spin = native_blob(&root.join("native/spin.c"), &DEVELOPER);
+    let mut client = Client::connect(device.tcp, &CLIENT_SECRET).expect("handshake");
+    assert_eq!(client.push(Format::NativeArmv6, &spin), Reply::PushOk(sha256(&spin)));
+    let started = Instant::now();
+    let limits = Limits { deadline_ms: 300, ..Limits::default() };
+    client.send(&Message::Invoke { hash: sha256(&spin), limits, input: b"", call: None });
+    let result = client.result().1;
+    assert!(matches!(result, Reply::Result { status: JobStatus::Deadline, .. }), "{result:?}");
+    assert!(started.elapsed() < Duration::from_secs(20), "ended near its deadline");
+    let logs = last_logs();
+    assert!(logs.contains(&"spinning".to_string()), "logs written before the deadline are kept: {logs:?}");
+    assert!(logs.iter().any(|line| line.contains("deadline")), "the deadline is reported: {logs:?}");
+    drop(client);
+    still_answers(&device);
+
+    // Faults inside a blob end the job with Trap and a report; the kernel goes on.
+    for (source, kind) in [("native/bad_load.c", "data abort"), ("native/undefined.c", "undefined instruction")] {
+        let blob = native_blob(&root.join(source), &DEVELOPER);
+        let mut client = Client::connect(device.tcp, &CLIENT_SECRET).expect("handshake");
+        assert_eq!(client.push(Format::NativeArmv6, &blob), Reply::PushOk(sha256(&blob)));
+        client.send(&Message::Invoke { hash: sha256(&blob), limits: Limits::default(), input: b"", call: None });
+        let result = client.result().1;
+        assert!(matches!(result, Reply::Result { status: JobStatus::Trap, .. }), "{source}: {result:?}");
+        let logs = last_logs();
+        assert!(logs.iter().any(|line| line.starts_with("fault: ") && line.contains(kind)), "{source}: {logs:?}");
+        if kind == "data abort" {
+            assert!(logs.iter().any(|line| line.contains("far=0xf0000000")), "{logs:?}");
+        }
+        drop(client);
+        still_answers(&device);
+    }
+
+    // And the md5 blob still runs after all that.
+    let mut last = Client::connect(device.tcp, &CLIENT_SECRET).expect("handshake");
+    last.send(&Message::Invoke { hash, limits: Limits::default(), input: b"3 abc", call: None });
+    assert!(matches!(last.result().1, Reply::Result { status: JobStatus::Ok, .. }));
     let _ = std::fs::remove_file(config);
 }
 

@@ -4,6 +4,7 @@
 pub mod executive;
 pub mod fault;
 pub mod log;
+pub mod native;
 pub mod screen;
 pub mod selftest;
 pub mod shell;

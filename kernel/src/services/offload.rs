@@ -3,8 +3,8 @@
 //! and runs one fuel slice of the current job per executive frame ([`poll`]).
 //!
 //! A missing or corrupt configuration is reported on the console and the screen; the service then
-//! stays off, so the device accepts nothing (no socket is opened). Native blobs are not run yet:
-//! adverts list `wasm` only and a native push gets `Unsupported`.
+//! stays off, so the device accepts nothing (no socket is opened). Native blobs run through
+//! `services::native` (adverts list `wasm` and `native-armv6`).
 
 use alloc::vec::Vec;
 use core::fmt::Write as _;
@@ -70,6 +70,20 @@ impl Platform for KernelPlatform {
 
     fn host(&mut self, input: Vec<u8>) -> KernelHost {
         KernelHost { input }
+    }
+
+    fn runs_native(&self) -> bool {
+        true
+    }
+
+    fn run_native(
+        &mut self,
+        blob: &[u8],
+        signers: &[jos_abi::signature::TrustedSigner],
+        input: &[u8],
+        limits: &jos_abi::wire::Limits,
+    ) -> jos_runtime::JobResult {
+        crate::services::native::run(blob, signers, input, limits)
     }
 
     fn free_memory(&self) -> u32 {

@@ -165,8 +165,11 @@ jos_vectors_end:
     stmfd   sp!, {{r0, r4, r5, r6}}
     mov     r0, #\slot
     mov     r1, sp
-    bl      jos_fault
-1:  b       1b
+    bl      jos_fault               @ returns only to end a native job (frame rewritten)
+    ldr     r0, [sp]
+    msr     spsr_cxsf, r0
+    add     sp, sp, #16
+    ldmfd   sp!, {{r0-r12, pc}}^
 .endm
 
 jos_reset_entry:    FAULT_ENTRY 0, 0
@@ -201,11 +204,21 @@ jos_irq_entry:
     vpush   {{d0-d7}}
     vmrs    r0, fpscr
     push    {{r0, r1}}
-    bl      jos_irq
+    ldr     r0, [sp, #92]           @ the interrupted PC
+    mrs     r1, spsr
+    bl      jos_irq                 @ non-zero: end the running native job
+    cmp     r0, #0
     pop     {{r0, r1}}
     vmsr    fpscr, r0
     vpop    {{d0-d7}}
-    ldmfd   sp!, {{r0-r3, r12, pc}}^
+    beq     1f
+    ldr     r0, =jos_native_recover
+    str     r0, [sp, #20]           @ return into the recovery routine instead
+    mrs     r0, spsr
+    orr     r0, r0, #0xc0           @ with IRQ and FIQ masked, in ARM state
+    bic     r0, r0, #0x20
+    msr     spsr_cxsf, r0
+1:  ldmfd   sp!, {{r0-r3, r12, pc}}^
 
 @ Copies the 16 words of the vector table to address 0 (Rust may not write to address 0).
     .global jos_install_vectors
@@ -272,14 +285,20 @@ pub fn install_vectors() -> VectorPlacement {
 
 /// Fault entry from the assembly stubs.
 #[no_mangle]
-extern "C" fn jos_fault(slot: u32, frame: &TrapFrame) -> ! {
-    let mut frame = *frame;
+extern "C" fn jos_fault(slot: u32, saved: &mut TrapFrame) {
     let kind = ExceptionKind::from_slot(slot);
+    let registers = FaultRegisters::read();
+    if matches!(kind, ExceptionKind::UndefinedInstruction | ExceptionKind::PrefetchAbort | ExceptionKind::DataAbort)
+        && crate::services::native::recover_from_fault(kind, saved, &registers)
+    {
+        return;
+    }
+    let mut frame = *saved;
     // An undefined Thumb instruction sits 2 bytes back, not 4.
     if kind == ExceptionKind::UndefinedInstruction && frame.spsr & (1 << 5) != 0 {
         frame.pc += 2;
     }
-    crate::services::fault::report(kind, &frame, &FaultRegisters::read())
+    crate::services::fault::report(kind, &frame, &registers)
 }
 
 /// SWI entry: jos binds system calls at load time, so a SWI is not a system call; it answers
@@ -293,9 +312,10 @@ extern "C" fn jos_swi(number: u32, _args: &mut [u32; 4]) -> u32 {
 
 /// IRQ entry.
 #[no_mangle]
-extern "C" fn jos_irq() {
+extern "C" fn jos_irq(pc: u32, spsr: u32) -> u32 {
     IRQ_COUNT.fetch_add(1, Ordering::Relaxed);
     crate::board::bcm2835::irq::dispatch();
+    u32::from(crate::services::native::irq_redirect(pc, spsr))
 }
 
 /// Issues `swi #0x42` with `argument` in r0 and returns r0 afterwards (for the self-test).
