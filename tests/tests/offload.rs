@@ -145,6 +145,9 @@ enum Reply {
     Result { status: JobStatus, exit_value: i32, output: Vec<u8> },
 }
 
+/// Serializes the two long QEMU tests of this file (two boots at once slow both on a loaded host).
+static ONE_BOOT_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
 /// The logs of the last job result (`Client::next` keeps them here).
 static LAST_LOGS: std::sync::Mutex<Vec<String>> = std::sync::Mutex::new(Vec::new());
 
@@ -241,6 +244,7 @@ fn free_memory(udp: &UdpSocket, port: u16) -> u32 {
 
 #[test]
 fn offload_end_to_end_on_one_boot() {
+    let _serial = ONE_BOOT_AT_A_TIME.lock().unwrap_or_else(|poison| poison.into_inner());
     let config = config_file();
     let mut device = boot(Some(&config));
     device.qemu.wait_for_line_containing("offload: ready", Duration::from_secs(5)).unwrap_or_else(|e| panic!("{e}"));
@@ -321,6 +325,7 @@ fn offload_end_to_end_on_one_boot() {
     assert!(matches!(result, Reply::Result { status: JobStatus::OutOfFuel, .. }), "{result:?}");
     assert!(progress >= 1);
     assert!(echoes >= 18, "UDP echo answered {echoes} of 20 during the job");
+    drop(worker); // its session would be a ninth beside the 8 below
 
     // 8 clients at once.
     let started = Instant::now();
@@ -407,6 +412,7 @@ fn still_answers(device: &Device) {
 #[test]
 fn native_blobs_run_on_the_device() {
     use md5::Digest;
+    let _serial = ONE_BOOT_AT_A_TIME.lock().unwrap_or_else(|poison| poison.into_inner());
     let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
     let config = config_file_named("-native");
     let mut device = boot(Some(&config));
