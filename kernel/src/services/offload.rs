@@ -1,6 +1,6 @@
 //! The offload service: reads the boot configuration at `CONFIG_ADDRESS`, runs the
 //! `jos_offload::Server` on the network manager's sockets (UDP 4747 discovery, TCP 4748 sessions),
-//! and runs one fuel slice of the current job per executive frame ([`poll`]).
+//! and runs the current job in fuel slices for part of every executive frame ([`poll`]).
 //!
 //! A missing or corrupt configuration is reported on the console and the screen; the service then
 //! stays off, so the device accepts nothing (no socket is opened). Native blobs run through
@@ -22,8 +22,11 @@ use crate::board::bcm2835::{RNG, TIMER};
 
 /// TCP sessions served at once (one listening socket each).
 pub const SESSIONS: usize = 8;
-/// Fuel per executive frame.
+/// Fuel per slice: the job returns to the loop at least this often.
 pub const SLICE_FUEL: u64 = 20_000;
+/// Time of each 1 ms executive frame the running job may use (whole slices; the last one may run
+/// past it by up to one slice).
+pub const JOB_BUDGET_MICROS: u64 = 600;
 
 /// Randomness for the Noise handshake from the BCM2835 hardware RNG.
 struct HardwareEntropy;
@@ -151,10 +154,19 @@ pub fn serve(sockets: &mut SocketSet<'_>) {
     SERVICE.with(|service| service.serve(sockets));
 }
 
-/// One fuel slice of the current job (executive task, every frame).
+/// Runs the current job (executive task, every frame): fuel slices until the job ends or
+/// [`JOB_BUDGET_MICROS`] of the frame are used, so a job gets most of an idle device while the
+/// network task still runs every frame.
 pub fn poll() {
     SERVICE.with(|service| {
-        service.server.poll(TIMER.now_micros());
+        let start = TIMER.now_micros();
+        loop {
+            let now = TIMER.now_micros();
+            service.server.poll(now);
+            if service.server.status().current.is_none() || now.saturating_sub(start) >= JOB_BUDGET_MICROS {
+                break;
+            }
+        }
         service.status();
     });
 }
