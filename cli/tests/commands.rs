@@ -3,6 +3,9 @@
 //! sign/verify (interop with `wasmsign2` both ways, wasm and native), `run --local`, `--json`
 //! outputs parsed, and the exit codes these commands can produce without a device.
 
+#[path = "support/output.rs"]
+mod output;
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
@@ -10,6 +13,7 @@ use jos_abi::blob::{Arch, BlobFlags, BlobRepr, Table};
 use jos_abi::config::{Config, ConfigRepr, Network};
 use jos_abi::signature::{self, SignerRights};
 use jos_abi::AbiVersion;
+use output::{assert_exit, assert_success, json, text};
 
 const JOS_CLI: &str = env!("CARGO_BIN_EXE_jos-cli");
 
@@ -20,7 +24,9 @@ struct Sandbox {
 
 impl Sandbox {
     fn new() -> Self {
-        Sandbox { dir: tempfile::Builder::new().prefix("jos-cli-test").tempdir_in(env!("CARGO_TARGET_TMPDIR")).unwrap() }
+        Sandbox {
+            dir: tempfile::Builder::new().prefix("jos-cli-test").tempdir_in(env!("CARGO_TARGET_TMPDIR")).unwrap(),
+        }
     }
 
     fn home(&self) -> PathBuf {
@@ -66,22 +72,6 @@ impl Sandbox {
         let output = self.run(&["keygen"]);
         assert_success(&output);
     }
-}
-
-fn text(output: &Output) -> String {
-    format!("status {}\nstdout:\n{}\nstderr:\n{}", output.status, String::from_utf8_lossy(&output.stdout), String::from_utf8_lossy(&output.stderr))
-}
-
-fn assert_success(output: &Output) {
-    assert!(output.status.success(), "{}", text(output));
-}
-
-fn assert_exit(output: &Output, code: i32) {
-    assert_eq!(output.status.code(), Some(code), "{}", text(output));
-}
-
-fn json(output: &Output) -> serde_json::Value {
-    serde_json::from_slice(&output.stdout).unwrap_or_else(|error| panic!("not JSON ({error}): {}", text(output)))
 }
 
 fn read_key(path: &Path) -> [u8; 32] {
@@ -174,7 +164,16 @@ fn provision_writes_a_config_that_parses_and_pins_the_device() {
     assert_exit(&sandbox.run(&["provision", "--name", "lab", "-o", "config.bin"]), 21);
     sandbox.keygen();
     let output = sandbox.run(&[
-        "provision", "--name", "lab-pi", "--static", "10.0.2.15/24", "--gateway", "10.0.2.2", "-o", "config.bin", "--json",
+        "provision",
+        "--name",
+        "lab-pi",
+        "--static",
+        "10.0.2.15/24",
+        "--gateway",
+        "10.0.2.2",
+        "-o",
+        "config.bin",
+        "--json",
     ]);
     assert_success(&output);
     let report = json(&output);
@@ -224,8 +223,18 @@ fn provision_writes_a_config_that_parses_and_pins_the_device() {
     let other = sandbox.write("other.pub", format!("{}\n", hex(&[9; 32])).as_bytes());
     let signer = format!("{}:wasm", home.join("signing.pub").display());
     let output = sandbox.run(&[
-        "provision", "--name", "second", "--dhcp", "--trust-client", "self", "--trust-client", other.to_str().unwrap(),
-        "--signer", &signer, "-o", "second.bin",
+        "provision",
+        "--name",
+        "second",
+        "--dhcp",
+        "--trust-client",
+        "self",
+        "--trust-client",
+        other.to_str().unwrap(),
+        "--signer",
+        &signer,
+        "-o",
+        "second.bin",
     ]);
     assert_success(&output);
     let bytes = std::fs::read(sandbox.path("second.bin")).unwrap();
@@ -298,7 +307,11 @@ fn sign_and_verify_interoperate_with_wasmsign2_both_ways() {
     raw_secret.extend_from_slice(&signature::public_key(&seed));
     sandbox.write("ws2.key", &raw_secret);
     assert_success(&sandbox.run(&["sign", "module.wasm", "--key", "ws2.key", "-o", "by-ws2-key.wasm"]));
-    assert_eq!(std::fs::read(sandbox.path("by-ws2-key.wasm")).unwrap(), signed, "same key, same bytes (Ed25519 is deterministic)");
+    assert_eq!(
+        std::fs::read(sandbox.path("by-ws2-key.wasm")).unwrap(),
+        signed,
+        "same key, same bytes (Ed25519 is deterministic)"
+    );
 
     // Tampered content, or another key: 23, with the reason.
     let mut tampered = signed.clone();
@@ -310,7 +323,10 @@ fn sign_and_verify_interoperate_with_wasmsign2_both_ways() {
     sandbox.write("other.pub", format!("{}\n", "11".repeat(32)).as_bytes());
     // 0x11.. is not a valid key for every curve check, so use a real other key.
     let other_public = signature::public_key(&[5; 32]);
-    sandbox.write("other.pub", format!("{}\n", other_public.iter().map(|b| format!("{b:02x}")).collect::<String>()).as_bytes());
+    sandbox.write(
+        "other.pub",
+        format!("{}\n", other_public.iter().map(|b| format!("{b:02x}")).collect::<String>()).as_bytes(),
+    );
     assert_exit(&sandbox.run(&["verify", "signed.wasm", "--key", "other.pub"]), 23);
     assert_exit(&sandbox.run(&["verify", "README.md"]), 3);
 }
@@ -348,7 +364,8 @@ fn run_local_runs_the_device_sandbox() {
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(stderr.contains("[info] echo ran") && stderr.contains("exit value 7"), "{stderr}");
 
-    let output = sandbox.run_with_stdin(&["run", "--local", "echo.wasm", "--input", "-", "--json"], Some(b"from stdin"));
+    let output =
+        sandbox.run_with_stdin(&["run", "--local", "echo.wasm", "--input", "-", "--json"], Some(b"from stdin"));
     assert_success(&output);
     let report = json(&output);
     assert_eq!(report["status"], "ok");
@@ -381,7 +398,10 @@ fn run_local_runs_the_device_sandbox() {
     let big = vec![b'x'; 40 * 1024];
     sandbox.write("big.txt", &big);
     assert_exit(&sandbox.run(&["run", "--local", "echo.wasm", "--input", "big.txt"]), 14);
-    let bad = wat::parse_str(r#"(module (import "jos" "format_disk" (func)) (func (export "run") (result i32) i32.const 0))"#).unwrap();
+    let bad = wat::parse_str(
+        r#"(module (import "jos" "format_disk" (func)) (func (export "run") (result i32) i32.const 0))"#,
+    )
+    .unwrap();
     sandbox.write("bad.wasm", &bad);
     let output = sandbox.run(&["run", "--local", "bad.wasm"]);
     assert_exit(&output, 11);
@@ -411,7 +431,8 @@ fn device_commands_fail_with_their_codes_without_a_device() {
     assert_exit(&output, 8);
     assert_eq!(json(&output)["devices"], serde_json::json!([]));
     // Client-side checks before any network: a module the device would refuse.
-    let bad = wat::parse_str(r#"(module (import "env" "f" (func)) (func (export "run") (result i32) i32.const 0))"#).unwrap();
+    let bad =
+        wat::parse_str(r#"(module (import "env" "f" (func)) (func (export "run") (result i32) i32.const 0))"#).unwrap();
     sandbox.write("bad.wasm", &bad);
     assert_exit(&sandbox.run(&["push", "bad.wasm", "--device", &address]), 11);
     assert_exit(&sandbox.run(&["push", "echo.wasm", "--native", "--device", &address]), 3);
@@ -432,9 +453,7 @@ fn device_commands_fail_with_their_codes_without_a_device() {
 #[test]
 fn every_command_has_help_with_examples() {
     let sandbox = Sandbox::new();
-    for command in [
-        "keygen", "provision", "discover", "trust", "sign", "verify", "push", "invoke", "run", "emu",
-    ] {
+    for command in ["keygen", "provision", "discover", "trust", "sign", "verify", "push", "invoke", "run", "emu"] {
         let output = sandbox.run(&[command, "--help"]);
         assert_success(&output);
         let help = String::from_utf8_lossy(&output.stdout);

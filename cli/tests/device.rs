@@ -7,11 +7,15 @@
 #[path = "support/fake_device.rs"]
 mod fake_device;
 
+#[path = "support/output.rs"]
+mod output;
+
 use std::path::PathBuf;
 use std::process::{Command, Output};
 use std::sync::atomic::Ordering;
 
 use fake_device::FakeDevice;
+use output::{assert_exit, assert_success, json, text};
 
 const JOS_CLI: &str = env!("CARGO_BIN_EXE_jos-cli");
 
@@ -45,22 +49,6 @@ impl User {
     fn write(&self, name: &str, bytes: &[u8]) {
         std::fs::write(self.path(name), bytes).unwrap();
     }
-}
-
-fn text(output: &Output) -> String {
-    format!("status {}\nstdout:\n{}\nstderr:\n{}", output.status, String::from_utf8_lossy(&output.stdout), String::from_utf8_lossy(&output.stderr))
-}
-
-fn assert_success(output: &Output) {
-    assert!(output.status.success(), "{}", text(output));
-}
-
-fn assert_exit(output: &Output, code: i32) {
-    assert_eq!(output.status.code(), Some(code), "{}", text(output));
-}
-
-fn json(output: &Output) -> serde_json::Value {
-    serde_json::from_slice(&output.stdout).unwrap_or_else(|error| panic!("not JSON ({error}): {}", text(output)))
 }
 
 const MODULE_WAT: &str = r#"
@@ -176,7 +164,12 @@ fn push_then_invoke_without_resending() {
     assert_exit(&output, 11);
     assert!(String::from_utf8_lossy(&output.stderr).contains("BadSignature"), "{}", text(&output));
     let stranger = User::new("stranger");
-    assert_success(&stranger.run(&["sign", user.path("reverse.wasm").to_str().unwrap(), "-o", user.path("foreign.wasm").to_str().unwrap()]));
+    assert_success(&stranger.run(&[
+        "sign",
+        user.path("reverse.wasm").to_str().unwrap(),
+        "-o",
+        user.path("foreign.wasm").to_str().unwrap(),
+    ]));
     let output = user.run(&["push", "foreign.wasm"]);
     assert_exit(&output, 11);
     assert!(String::from_utf8_lossy(&output.stderr).contains("UntrustedSigner"), "{}", text(&output));

@@ -2,6 +2,10 @@
 //! `cargo xtask kernel` before the tests): start in the background, status, console, screenshot
 //! (a PNG that decodes), stop, and nothing left running.
 
+#[path = "support/output.rs"]
+mod output;
+
+use output::{json, text};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::time::{Duration, Instant};
@@ -19,14 +23,6 @@ fn kernel() -> PathBuf {
 
 fn run(home: &Path, args: &[&str]) -> Output {
     Command::new(JOS_CLI).args(args).env("JOS_HOME", home).env_remove("XDG_CONFIG_HOME").output().expect("run jos-cli")
-}
-
-fn text(output: &Output) -> String {
-    format!("status {}\nstdout:\n{}\nstderr:\n{}", output.status, String::from_utf8_lossy(&output.stdout), String::from_utf8_lossy(&output.stderr))
-}
-
-fn json(output: &Output) -> serde_json::Value {
-    serde_json::from_slice(&output.stdout).unwrap_or_else(|error| panic!("not JSON ({error}): {}", text(output)))
 }
 
 fn alive(pid: u64) -> bool {
@@ -62,7 +58,10 @@ fn emu_boots_in_the_background_and_stops_without_leftovers() {
     assert_eq!(trust["devices"][0]["discovery"], started["discovery"]);
 
     // A second start refuses while the first runs.
-    assert_eq!(run(&home, &["emu", "start", "--kernel", kernel.to_str().unwrap(), "--no-wait"]).status.code(), Some(22));
+    assert_eq!(
+        run(&home, &["emu", "start", "--kernel", kernel.to_str().unwrap(), "--no-wait"]).status.code(),
+        Some(22)
+    );
 
     let status = run(&home, &["emu", "status", "--json"]);
     assert!(status.status.success(), "{}", text(&status));

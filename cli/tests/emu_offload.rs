@@ -3,6 +3,10 @@
 //! them over the Noise session, `invoke` the cached module, `emu stop`. Outputs are compared with
 //! what the host computes.
 
+#[path = "support/output.rs"]
+mod output;
+
+use output::{assert_success, json, text};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
@@ -39,18 +43,6 @@ impl Drop for Emu {
     }
 }
 
-fn text(output: &Output) -> String {
-    format!("status {}\nstdout:\n{}\nstderr:\n{}", output.status, String::from_utf8_lossy(&output.stdout), String::from_utf8_lossy(&output.stderr))
-}
-
-fn assert_success(output: &Output) {
-    assert!(output.status.success(), "{}", text(output));
-}
-
-fn json(output: &Output) -> serde_json::Value {
-    serde_json::from_slice(&output.stdout).unwrap_or_else(|error| panic!("not JSON ({error}): {}", text(output)))
-}
-
 fn example(name: &str) -> String {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../guest-examples/c").join(name).display().to_string()
 }
@@ -58,7 +50,8 @@ fn example(name: &str) -> String {
 #[test]
 fn build_emu_start_push_invoke_stop() {
     use md5::Digest;
-    let emu = Emu { dir: tempfile::Builder::new().prefix("jos-emu-e2e").tempdir_in(env!("CARGO_TARGET_TMPDIR")).unwrap() };
+    let emu =
+        Emu { dir: tempfile::Builder::new().prefix("jos-emu-e2e").tempdir_in(env!("CARGO_TARGET_TMPDIR")).unwrap() };
     assert_success(&emu.run(&["build", &example("md5.c"), "--format", "wasm", "-o", "md5.wasm"]));
     assert_success(&emu.run(&["build", &example("imagefilter.c"), "--format", "wasm", "-o", "filter.wasm"]));
     let kernel = kernel();

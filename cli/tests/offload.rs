@@ -3,6 +3,9 @@
 //! `jos-cli provision` wrote. discover, push (chunked, signed), invoke (no resend), typed calls,
 //! and the device's refusals as exit codes.
 
+#[path = "support/output.rs"]
+mod output;
+
 use std::net::{TcpListener, UdpSocket};
 use std::path::PathBuf;
 use std::process::{Command, Output};
@@ -12,6 +15,7 @@ use std::sync::Arc;
 use jos_abi::config::{Config, ConfigRepr};
 use jos_offload::{DeviceConfig, OsEntropy, Platform, Server, ServerOptions};
 use jos_runtime::StdHost;
+use output::{assert_exit, assert_success, json};
 
 const JOS_CLI: &str = env!("CARGO_BIN_EXE_jos-cli");
 static ENTROPY: OsEntropy = OsEntropy;
@@ -87,22 +91,6 @@ impl User {
             .output()
             .expect("run jos-cli")
     }
-}
-
-fn text(output: &Output) -> String {
-    format!("status {}\nstdout:\n{}\nstderr:\n{}", output.status, String::from_utf8_lossy(&output.stdout), String::from_utf8_lossy(&output.stderr))
-}
-
-fn assert_success(output: &Output) {
-    assert!(output.status.success(), "{}", text(output));
-}
-
-fn assert_exit(output: &Output, code: i32) {
-    assert_eq!(output.status.code(), Some(code), "{}", text(output));
-}
-
-fn json(output: &Output) -> serde_json::Value {
-    serde_json::from_slice(&output.stdout).unwrap_or_else(|error| panic!("not JSON ({error}): {}", text(output)))
 }
 
 const MODULE: &str = r#"

@@ -140,7 +140,12 @@ fn send(stream: &mut TcpStream, transport: &mut snow::TransportState, message: &
     write_frame(stream, &cipher[..len])
 }
 
-fn error(stream: &mut TcpStream, transport: &mut snow::TransportState, code: ErrorCode, text: &str) -> std::io::Result<()> {
+fn error(
+    stream: &mut TcpStream,
+    transport: &mut snow::TransportState,
+    code: ErrorCode,
+    text: &str,
+) -> std::io::Result<()> {
     send(stream, transport, &Message::Error { code, message: text })
 }
 
@@ -276,7 +281,8 @@ fn serve(state: &State, mut stream: TcpStream) -> std::io::Result<()> {
                     peak_memory: result.stats.peak_memory_bytes as u32,
                 };
                 let exit_value = result.exit_value.unwrap_or(0);
-                let message = Message::JobResult { status, exit_value, stats, output: &output, logs: Logs::from_slice(&lines) };
+                let message =
+                    Message::JobResult { status, exit_value, stats, output: &output, logs: Logs::from_slice(&lines) };
                 send(&mut stream, &mut transport, &message)?;
             }
             _ => error(&mut stream, &mut transport, ErrorCode::Unsupported, "unexpected message")?,
