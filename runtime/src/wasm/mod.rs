@@ -173,14 +173,17 @@ impl CompiledModule {
 
 /// The wasmi configuration jos runs modules with: fuel metering on, the stack limits of `config`,
 /// the proposals of WebAssembly 2.0 (minus SIMD, which is not compiled in) plus tail calls and
-/// extended constant expressions, validation eager and translation lazy.
+/// extended constant expressions, validation and translation eager: wasmi cannot resume a call
+/// that runs out of fuel while lazily translating a callee (it returns a plain out-of-fuel error
+/// and the job would be lost mid-way; wasmi-labs/wasmi#2032), so every function is translated
+/// at load, where it costs no job fuel.
 pub fn engine_config(config: &SandboxConfig) -> Config {
     let mut wasmi = Config::default();
     wasmi
         .consume_fuel(true)
         .set_max_recursion_depth(config.max_recursion_depth)
         .set_max_stack_height(config.max_stack_slots)
-        .compilation_mode(CompilationMode::LazyTranslation)
+        .compilation_mode(CompilationMode::Eager)
         .wasm_multi_memory(false)
         .wasm_custom_page_sizes(false)
         .wasm_wide_arithmetic(false);
