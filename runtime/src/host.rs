@@ -107,7 +107,7 @@ pub trait Host {
 }
 
 #[cfg(any(feature = "std", test))]
-pub use self::std_host::StdHost;
+pub use self::std_host::{StdHost, MAX_SOCKETS};
 
 #[cfg(any(feature = "std", test))]
 mod std_host {
@@ -120,8 +120,12 @@ mod std_host {
     use std::io::Read;
     use std::time::Instant;
 
-    /// A [`Host`] over the host OS: input from memory, the OS clock, `/dev/urandom`, and a screen
-    /// that collects lines. It has no UDP or GPIO (those calls answer `Unsupported`).
+    /// A [`Host`] over the host OS: input from memory, the OS clock, `/dev/urandom`, a screen
+    /// that collects lines, and UDP over `std::net::UdpSocket` (bound on [`StdHost::udp_address`],
+    /// loopback unless changed; non-blocking, so `udp_recv` answers `WouldBlock` when nothing
+    /// waits). The runtime only lets a job reach UDP when it holds [`Capabilities::network`];
+    /// every socket is closed when the job closes it or when the host is dropped (the job ended).
+    /// It has no GPIO (those calls answer `Unsupported`).
     #[derive(Debug)]
     pub struct StdHost {
         /// The job's input.
@@ -132,13 +136,56 @@ mod std_host {
         pub yields: u64,
         /// Log lines echoed to standard error as they arrive.
         pub echo_logs: bool,
+        /// The address `udp_bind` binds sockets on (default `127.0.0.1`).
+        pub udp_address: std::net::Ipv4Addr,
+        /// Open sockets by handle (handles start at 1 and are not reused within a job).
+        sockets: std::collections::BTreeMap<u32, std::net::UdpSocket>,
+        next_handle: u32,
+        datagram: Vec<u8>,
         epoch: Instant,
     }
+
+    /// Sockets one job may hold open at once.
+    pub const MAX_SOCKETS: usize = 8;
 
     impl StdHost {
         /// A host that serves `input` to the job.
         pub fn new(input: impl Into<Vec<u8>>) -> Self {
-            Self { input: input.into(), screen: Vec::new(), yields: 0, echo_logs: false, epoch: Instant::now() }
+            Self {
+                input: input.into(),
+                screen: Vec::new(),
+                yields: 0,
+                echo_logs: false,
+                udp_address: std::net::Ipv4Addr::LOCALHOST,
+                sockets: std::collections::BTreeMap::new(),
+                next_handle: 1,
+                datagram: Vec::new(),
+                epoch: Instant::now(),
+            }
+        }
+
+        /// The local port of the socket `handle`, if it is open.
+        pub fn udp_port(&self, handle: u32) -> Option<u16> {
+            self.sockets.get(&handle)?.local_addr().ok().map(|address| address.port())
+        }
+
+        /// How many sockets are open.
+        pub fn open_sockets(&self) -> usize {
+            self.sockets.len()
+        }
+
+        fn socket(&self, handle: u32) -> Result<&std::net::UdpSocket, ErrorCode> {
+            self.sockets.get(&handle).ok_or(ErrorCode::NotFound)
+        }
+    }
+
+    fn io_code(error: &std::io::Error) -> ErrorCode {
+        match error.kind() {
+            std::io::ErrorKind::WouldBlock => ErrorCode::WouldBlock,
+            std::io::ErrorKind::AddrInUse => ErrorCode::InUse,
+            std::io::ErrorKind::PermissionDenied => ErrorCode::PermissionDenied,
+            std::io::ErrorKind::AddrNotAvailable | std::io::ErrorKind::InvalidInput => ErrorCode::InvalidArgument,
+            _ => ErrorCode::Io,
         }
     }
 
@@ -172,6 +219,46 @@ mod std_host {
             if self.echo_logs {
                 std::eprintln!("[{level:?}] {line}");
             }
+        }
+
+        fn udp_bind(&mut self, port: u16) -> Result<u32, ErrorCode> {
+            if self.sockets.len() >= MAX_SOCKETS {
+                return Err(ErrorCode::LimitExceeded);
+            }
+            let socket = std::net::UdpSocket::bind((self.udp_address, port)).map_err(|error| io_code(&error))?;
+            socket.set_nonblocking(true).map_err(|error| io_code(&error))?;
+            let handle = self.next_handle;
+            self.next_handle = self.next_handle.checked_add(1).ok_or(ErrorCode::LimitExceeded)?;
+            self.sockets.insert(handle, socket);
+            Ok(handle)
+        }
+
+        fn udp_send(&mut self, handle: u32, to: Endpoint, data: &[u8]) -> Result<(), ErrorCode> {
+            let socket = self.socket(handle)?;
+            let address = std::net::SocketAddrV4::new(to.address.into(), to.port);
+            match socket.send_to(data, address) {
+                Ok(sent) if sent == data.len() => Ok(()),
+                Ok(_) => Err(ErrorCode::Io),
+                Err(error) => Err(io_code(&error)),
+            }
+        }
+
+        fn udp_recv(&mut self, handle: u32, buffer: &mut [u8]) -> Result<(usize, Endpoint), ErrorCode> {
+            let socket = self.sockets.get(&handle).ok_or(ErrorCode::NotFound)?;
+            // Received whole (a UDP datagram is at most 64 KiB) so that the full length is known.
+            self.datagram.resize(65536, 0);
+            loop {
+                let (length, from) = socket.recv_from(&mut self.datagram).map_err(|error| io_code(&error))?;
+                // The socket is IPv4, so every sender is; anything else is dropped.
+                let std::net::SocketAddr::V4(from) = from else { continue };
+                let count = length.min(buffer.len());
+                buffer[..count].copy_from_slice(&self.datagram[..count]);
+                return Ok((length, Endpoint { address: from.ip().octets(), port: from.port() }));
+            }
+        }
+
+        fn udp_close(&mut self, handle: u32) -> Result<(), ErrorCode> {
+            self.sockets.remove(&handle).map(drop).ok_or(ErrorCode::NotFound)
         }
 
         fn screen_print(&mut self, line: &str) -> Result<(), ErrorCode> {

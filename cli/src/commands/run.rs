@@ -28,9 +28,13 @@ Examples:
   echo -n hello | jos-cli run --local sha256.wasm --input -
   jos-cli run --local fib.wasm --fuel 1000000 --json
   jos-cli run --local fib.wasm --call fib 20           # --call NAME ARGS... comes last
+  echo -n '7007 3' | jos-cli run --local echo.wasm --input - --grant net
 
 The module runs in the device's sandbox (jos_runtime) with its limits: 16 MiB of memory, 32 KiB
 of output, 10^10 fuel unless --fuel says less. Output goes to stdout, logs to stderr.
+It holds no rights unless --grant gives them: `net` lets it open UDP sockets on 127.0.0.1 (this
+machine's loopback; they close when the job ends), `screen` prints its screen lines on stderr as
+`[screen] ...`. Without the right, those calls answer PermissionDenied, as on a device.
 Exit codes as for push: 0 ok, 11 rejected, 12 trap, 13 out of fuel, 14 limit, 15 deadline.")]
 pub struct Args {
     /// Run on this machine (required: to run on a device, use `jos-cli push`).
@@ -50,9 +54,22 @@ pub struct Args {
     /// Print the result as JSON.
     #[arg(long)]
     pub json: bool,
+    /// Give the job a right: `net` (UDP sockets on 127.0.0.1), `screen` (lines on stderr);
+    /// repeatable or comma-separated.
+    #[arg(long, value_enum, value_delimiter = ',', value_name = "RIGHT")]
+    pub grant: Vec<Right>,
     /// Call an exported function with numeric arguments instead of the entry point.
     #[arg(long, num_args = 1.., value_name = "NAME ARGS", allow_hyphen_values = true)]
     pub call: Option<Vec<String>>,
+}
+
+/// A right `run --local` can give a job (the capabilities a device grants per signer).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum Right {
+    /// UDP sockets (`udp_bind`, `udp_send`, `udp_recv`, `udp_close`), bound on 127.0.0.1.
+    Net,
+    /// The status screen (`screen_print`): lines printed on stderr.
+    Screen,
 }
 
 /// A finished job, local or remote, as printed.
@@ -191,8 +208,18 @@ pub fn run(args: Args) -> CommandResult {
         deadline_us: args.timeout.map(|ms| ms.saturating_mul(1000)),
         ..jos_runtime::Limits::default()
     };
+    let capabilities = Capabilities {
+        network: args.grant.contains(&Right::Net),
+        screen: args.grant.contains(&Right::Screen),
+        gpio: false,
+    };
     let mut sandbox = Sandbox::new(SandboxConfig::default());
-    let (result, _host) = sandbox.run(&module, StdHost::new(input), limits, Capabilities::default(), entry, SLICE_FUEL);
+    // The host (and with it every socket the job opened) is dropped once the job has ended.
+    let (result, host) = sandbox.run(&module, StdHost::new(input), limits, capabilities, entry, SLICE_FUEL);
+    for line in &host.screen {
+        eprintln!("[screen] {line}");
+    }
+    drop(host);
     let status = match result.status {
         jos_runtime::JobStatus::Ok => JobStatus::Ok,
         jos_runtime::JobStatus::Trap => JobStatus::Trap,

@@ -20,7 +20,7 @@ use jos_abi::syscall::{LogLevel, SyscallId, SYSCALL_TABLE_LEN};
 use jos_abi::wire::Limits;
 use jos_abi::ErrorCode;
 use jos_runtime::native::{CacheMaintenance, DispatchTable};
-use jos_runtime::{JobError, JobResult, JobStatus, LoadError, LogLine, Stats, TrapCode};
+use jos_runtime::{JobError, JobResult, JobStatus, LimitKind, LoadError, LogLine, Stats, TrapCode};
 
 use crate::arch::cache;
 use crate::arch::exceptions::{ExceptionKind, FaultRegisters, TrapFrame};
@@ -112,6 +112,8 @@ struct Job {
     input: Vec<u8>,
     output: Vec<u8>,
     output_cap: usize,
+    /// A write went past `output_cap` (the job then ends `LimitExceeded`, as a wasm job does).
+    output_overflow: bool,
     logs: Vec<LogLine>,
     logs_dropped: u32,
     fault: Option<String>,
@@ -183,6 +185,7 @@ extern "C" fn sys_output_write(address: usize, length: usize) -> i32 {
     let Some((address, length)) = buffer(address, length) else { return ErrorCode::BadAddress.to_return() };
     with_job(|job| {
         if job.output.len() + length > job.output_cap {
+            job.output_overflow = true;
             return ErrorCode::LimitExceeded.to_return();
         }
         // SAFETY: `buffer` checked the range lies in RAM.
@@ -367,6 +370,7 @@ pub fn run(blob: &[u8], signers: &[TrustedSigner], input: &[u8], limits: &Limits
             input: input.to_vec(),
             output: Vec::new(),
             output_cap,
+            output_overflow: false,
             logs: Vec::new(),
             logs_dropped: 0,
             fault: None,
@@ -408,6 +412,7 @@ pub fn run(blob: &[u8], signers: &[TrustedSigner], input: &[u8], limits: &Limits
             crate::warn!("offload: native job trapped: {report}");
             (JobStatus::Trap, Some(JobError::Trap { code: TrapCode::Other, function: String::from("_start") }), None)
         }
+        _ if job.output_overflow => (JobStatus::LimitExceeded, Some(JobError::Limit(LimitKind::Output)), Some(value)),
         _ => (JobStatus::Ok, None, Some(value)),
     };
     JobResult {
