@@ -44,7 +44,9 @@ pub enum Exit {
     Busy = 16,
     /// `invoke`: the device has no module with that hash (push it again).
     NotCached = 17,
-    /// The job was aborted from outside.
+    /// A device reported the job aborted from outside. jos devices abort a job only when its
+    /// client's connection is gone, so no client receives this from a jos device today; the code
+    /// stays for the wire status (`JobStatus::Aborted`).
     Aborted = 18,
     /// The device broke the protocol (malformed message, failed decryption, unexpected reply).
     Protocol = 19,

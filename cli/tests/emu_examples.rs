@@ -103,7 +103,6 @@ fn picture() -> (Vec<u8>, Vec<u8>) {
 /// The input file of each example and the output the host computes for it.
 fn case(example: &Example) -> (Vec<u8>, Vec<u8>) {
     use md5::Digest as _;
-    use sha2::Digest as _;
     match example.name {
         "md5" => (b"25 hello from the tests".to_vec(), format!("{}\n", hex(&md5::Md5::digest(b"hello from the tests"))).into_bytes()),
         "sha256" => {
