@@ -13,26 +13,12 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use jos_abi::config::{Config, ConfigRepr};
-use jos_offload::{DeviceConfig, OsEntropy, Platform, Server, ServerOptions};
-use jos_runtime::StdHost;
+use jos_offload::host::HostPlatform;
+use jos_offload::{DeviceConfig, OsEntropy, Server, ServerOptions};
 use output::{assert_exit, assert_success, json};
 
 const JOS_CLI: &str = env!("CARGO_BIN_EXE_jos-cli");
 static ENTROPY: OsEntropy = OsEntropy;
-
-struct HostPlatform;
-
-impl Platform for HostPlatform {
-    type Host = StdHost;
-
-    fn host(&mut self, input: Vec<u8>) -> StdHost {
-        StdHost::new(input)
-    }
-
-    fn free_memory(&self) -> u32 {
-        8 * 1024 * 1024
-    }
-}
 
 /// The device: a server thread; stops when dropped.
 struct Device {
@@ -49,7 +35,7 @@ impl Device {
         let udp = UdpSocket::bind("127.0.0.1:0").unwrap();
         let discovery = udp.local_addr().unwrap().to_string();
         let options = ServerOptions { port: listener.local_addr().unwrap().port(), ..ServerOptions::default() };
-        let mut server = Server::new(DeviceConfig::from_repr(&repr), options, HostPlatform, &ENTROPY);
+        let mut server = Server::new(DeviceConfig::from_repr(&repr), options, HostPlatform::new(), &ENTROPY);
         let stop = Arc::new(AtomicBool::new(false));
         let flag = stop.clone();
         let thread = std::thread::spawn(move || jos_offload::host::serve(&mut server, &listener, Some(&udp), &flag));
@@ -106,7 +92,11 @@ const MODULE: &str = r#"
   (func (export "add") (param i64 i64) (result i64) (i64.add (local.get 0) (local.get 1)))
   (func (export "scale") (param i32 f64) (result f64 f32)
     (f64.mul (f64.convert_i32_s (local.get 0)) (local.get 1)) (f32.const 0.5))
-  (func (export "spin") (result i32) (loop $forever (br $forever)) (i32.const 0)))
+  (func (export "spin") (result i32) (loop $forever (br $forever)) (i32.const 0))
+  (data (i32.const 60000) "chatty says hi")
+  (func (export "chatty") (param i32) (result i32 i64)
+    (drop (call $output_write (i32.const 60000) (i32.const 14)))
+    (i32.mul (local.get 0) (i32.const 3)) (i64.const -7)))
 "#;
 
 #[test]
@@ -143,6 +133,17 @@ fn push_invoke_and_refusals_against_jos_offload() {
     let output = user.run(&["invoke", &hash, "--call", "scale", "-3", "1.5"]);
     assert_success(&output);
     assert_eq!(String::from_utf8_lossy(&output.stdout), "-4.5\n0.5\n");
+    // A called function that also writes output: both arrive, the results on lines of their own.
+    let output = user.run(&["invoke", &hash, "--call", "chatty", "5"]);
+    assert_success(&output);
+    assert_eq!(String::from_utf8_lossy(&output.stdout), "chatty says hi\n15\n-7\n");
+    let output = user.run(&["invoke", &hash, "--json", "--call", "chatty", "-2"]);
+    assert_success(&output);
+    let called = json(&output);
+    assert_eq!(called["output"], "chatty says hi");
+    assert_eq!(called["results"], serde_json::json!([{"type": "i32", "value": -6}, {"type": "i64", "value": -7}]));
+    let (time_us, cpu_us) = (called["stats"]["time_us"].as_u64().unwrap(), called["stats"]["cpu_us"].as_u64().unwrap());
+    assert!(cpu_us <= time_us, "cpu {cpu_us} us within the job's {time_us} us");
     assert_exit(&user.run(&["invoke", &hash, "--fuel", "100000", "--call", "spin"]), 13);
     assert_exit(&user.run(&["invoke", &"cd".repeat(32)]), 17);
     let output = user.run(&["push", "echo.wasm", "--raw", "--unsigned"]);

@@ -315,12 +315,14 @@ pub struct Stats {
 }
 
 impl Stats {
-    /// The wire protocol's stats (`cycles` 0: not measured by the runtime; peak memory saturated
-    /// at `u32::MAX`).
+    /// The wire protocol's stats (`cycles` 0: not measured by the runtime; `cpu_us` equal to
+    /// `time_us`, true of a job run in one go: a caller that interleaves the job's slices with
+    /// other work sets the sum of its slices instead; peak memory saturated at `u32::MAX`).
     pub fn to_wire(&self) -> jos_abi::wire::Stats {
         jos_abi::wire::Stats {
             fuel_used: self.fuel_used,
             time_us: self.time_us,
+            cpu_us: self.time_us,
             cycles: 0,
             peak_memory: u32::try_from(self.peak_memory_bytes).unwrap_or(u32::MAX),
         }

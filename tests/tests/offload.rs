@@ -166,7 +166,7 @@ impl Client {
             .unwrap();
         let mut message = [0u8; 256];
         let len = state.write_message(&[], &mut message).unwrap();
-        let hello = frame(&encode(&Message::Hello { version: 1, handshake: &message[..len] }));
+        let hello = frame(&encode(&Message::Hello { version: wire::PROTOCOL_VERSION, handshake: &message[..len] }));
         stream.write_all(&hello).unwrap();
         let mut inbox = Vec::new();
         let answer = next_frame(&mut stream, &mut inbox)?;

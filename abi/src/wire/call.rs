@@ -1,14 +1,16 @@
 //! Typed values of an `Invoke` with a call: how arguments ride in its `i64` slots, and how the
-//! function's results come back in the `JobResult` output.
+//! function's results come back in the `JobResult`'s own `results` field (separate from the
+//! job's output bytes, so a called function may also write output).
 //!
 //! - **Arguments**: each `i64` slot holds the value's bits as the function's parameter type reads
 //!   them: an `i32` or `f32` in the low 32 bits (the `f32`'s IEEE bits), an `i64` as is, an `f64`
 //!   as its IEEE bits ([`CallValue::to_slot`], [`CallValue::from_slot`]).
-//! - **Results**: the JobResult's output is a list of 9-byte records, one per result: the wasm
-//!   value-type byte (`0x7F` i32, `0x7E` i64, `0x7D` f32, `0x7C` f64) then the value's bits as a
-//!   little-endian `u64` (32-bit values zero-extended). [`CallResults::new_checked`] refuses a
-//!   length that is not a multiple of 9, an unknown type byte, or set bits above a 32-bit value;
-//!   afterwards iteration cannot fail.
+//! - **Results**: a list of 9-byte records, one per result: the wasm value-type byte (`0x7F`
+//!   i32, `0x7E` i64, `0x7D` f32, `0x7C` f64) then the value's bits as a little-endian `u64`
+//!   (32-bit values zero-extended). [`CallResults::new_checked`] refuses a length that is not a
+//!   multiple of 9, an unknown type byte, or set bits above a 32-bit value; afterwards iteration
+//!   cannot fail. In a JobResult the records follow a one-byte count (at most
+//!   [`super::MAX_CALL_RESULTS`]); [`super::Results`] is that field's `Repr`.
 
 use super::WireError;
 
@@ -69,7 +71,8 @@ impl CallValue {
         })
     }
 
-    fn bits(self) -> u64 {
+    /// The value's bits as the result record carries them (32-bit values zero-extended).
+    pub fn bits(self) -> u64 {
         match self {
             CallValue::I32(value) => u64::from(value as u32),
             CallValue::I64(value) => value as u64,
@@ -86,7 +89,8 @@ impl CallValue {
         Ok(RESULT_LEN)
     }
 
-    fn parse(record: &[u8]) -> Result<Self, WireError> {
+    /// Reads one 9-byte result record.
+    pub fn parse(record: &[u8]) -> Result<Self, WireError> {
         let (&type_byte, bits) = record.split_first().ok_or(WireError::Truncated)?;
         let bits = u64::from_le_bytes(bits.try_into().map_err(|_| WireError::Truncated)?);
         let narrow = || u32::try_from(bits).map_err(|_| WireError::BadValue);
@@ -100,7 +104,7 @@ impl CallValue {
     }
 }
 
-/// A checked view of call results (a JobResult's output after an Invoke with a call).
+/// A checked view of encoded call results (the records of a JobResult's `results` field).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct CallResults<T: AsRef<[u8]>> {
     buffer: T,

@@ -20,11 +20,12 @@ use core::fmt;
 use crate::codec::{Cursor, Writer};
 use crate::error::ErrorCode;
 use crate::syscall::LogLevel;
+use call::{CallValue, RESULT_LEN};
 
 /// The TCP port of the offload service.
 pub const OFFLOAD_PORT: u16 = 4748;
 /// The protocol version a [`Message::Hello`] carries.
-pub const PROTOCOL_VERSION: u16 = 1;
+pub const PROTOCOL_VERSION: u16 = 2;
 /// Length of the frame header.
 pub const FRAME_HEADER_LEN: usize = 2;
 /// The largest frame payload: a Noise message.
@@ -49,6 +50,8 @@ pub const MAX_LOG_LINE_LEN: usize = 200;
 pub const MAX_CALL_NAME_LEN: usize = 64;
 /// Most numeric arguments of a call.
 pub const MAX_CALL_ARGS: usize = 8;
+/// Most results of a call a JobResult carries.
+pub const MAX_CALL_RESULTS: usize = 16;
 /// The longest error message.
 pub const MAX_ERROR_MESSAGE_LEN: usize = 256;
 
@@ -306,8 +309,12 @@ impl TryFrom<u8> for JobStatus {
 pub struct Stats {
     /// wasm fuel consumed (0 for native).
     pub fuel_used: u64,
-    /// Guest time in microseconds.
+    /// Microseconds from the job's start to its result (wall clock, including the time other
+    /// work had the CPU between the job's slices).
     pub time_us: u64,
+    /// Microseconds the job actually held the CPU: the sum of its fuel slices (wasm), its run
+    /// time (native).
+    pub cpu_us: u64,
     /// CPU cycles (native; 0 if not measured).
     pub cycles: u64,
     /// Peak memory in bytes (linear memory or loaded size).
@@ -316,12 +323,13 @@ pub struct Stats {
 
 impl Stats {
     /// Encoded size.
-    pub const LEN: usize = 28;
+    pub const LEN: usize = 36;
 
     fn read(cursor: &mut Cursor<'_>) -> Option<Self> {
         Some(Stats {
             fuel_used: cursor.u64()?,
             time_us: cursor.u64()?,
+            cpu_us: cursor.u64()?,
             cycles: cursor.u64()?,
             peak_memory: cursor.u32()?,
         })
@@ -330,6 +338,7 @@ impl Stats {
     fn write(&self, writer: &mut Writer<'_>) -> Option<()> {
         writer.u64(self.fuel_used)?;
         writer.u64(self.time_us)?;
+        writer.u64(self.cpu_us)?;
         writer.u64(self.cycles)?;
         writer.u32(self.peak_memory)
     }
@@ -427,6 +436,85 @@ impl Eq for Logs<'_> {}
 impl fmt::Debug for Logs<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_list().entries(self.iter()).finish()
+    }
+}
+
+/// The results of an exported-function call in a JobResult (empty for the entry point):
+/// encoded records (from a checked parse) or a slice (to emit). Two lists are equal when their
+/// values have the same types and bits (so a NaN equals itself).
+#[derive(Clone, Copy)]
+pub struct Results<'a> {
+    storage: ResultStorage<'a>,
+}
+
+#[derive(Clone, Copy)]
+enum ResultStorage<'a> {
+    Encoded(&'a [u8]),
+    Decoded(&'a [CallValue]),
+}
+
+impl<'a> Results<'a> {
+    /// No results (a run of the entry point, or a function that returns nothing).
+    pub const EMPTY: Results<'static> = Results { storage: ResultStorage::Decoded(&[]) };
+
+    /// Values in memory.
+    pub const fn from_slice(values: &'a [CallValue]) -> Self {
+        Results { storage: ResultStorage::Decoded(values) }
+    }
+
+    /// Number of results.
+    pub fn len(&self) -> usize {
+        match self.storage {
+            ResultStorage::Encoded(bytes) => bytes.len() / RESULT_LEN,
+            ResultStorage::Decoded(values) => values.len(),
+        }
+    }
+
+    /// Whether there are none.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// The results in order.
+    pub fn iter(&self) -> ResultIter<'a> {
+        match self.storage {
+            ResultStorage::Encoded(bytes) => ResultIter { encoded: bytes.chunks_exact(RESULT_LEN), decoded: [].iter() },
+            ResultStorage::Decoded(values) => ResultIter { encoded: [].chunks_exact(RESULT_LEN), decoded: values.iter() },
+        }
+    }
+}
+
+impl PartialEq for Results<'_> {
+    fn eq(&self, other: &Self) -> bool {
+        self.len() == other.len()
+            && self.iter().zip(other.iter()).all(|(a, b)| a.type_byte() == b.type_byte() && a.bits() == b.bits())
+    }
+}
+
+impl Eq for Results<'_> {}
+
+impl fmt::Debug for Results<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_list().entries(self.iter()).finish()
+    }
+}
+
+/// Iterator over [`Results`].
+#[derive(Clone)]
+pub struct ResultIter<'a> {
+    encoded: core::slice::ChunksExact<'a, u8>,
+    decoded: core::slice::Iter<'a, CallValue>,
+}
+
+impl Iterator for ResultIter<'_> {
+    type Item = CallValue;
+
+    fn next(&mut self) -> Option<CallValue> {
+        if let Some(value) = self.decoded.next() {
+            return Some(*value);
+        }
+        // Encoded records were checked by `Message::parse`.
+        self.encoded.next().and_then(|record| CallValue::parse(record).ok())
     }
 }
 
@@ -585,6 +673,9 @@ pub enum Message<'a> {
         stats: Stats,
         /// Output bytes (at most [`MAX_OUTPUT_LEN`]).
         output: &'a [u8],
+        /// The results of an exported-function call (at most [`MAX_CALL_RESULTS`]; empty for
+        /// the entry point).
+        results: Results<'a>,
         /// Log lines (at most [`MAX_LOG_LINES`]).
         logs: Logs<'a>,
     },
@@ -682,6 +773,14 @@ impl<'a> Message<'a> {
                 let exit_value = cursor.u32().ok_or(Truncated)? as i32;
                 let stats = Stats::read(&mut cursor).ok_or(Truncated)?;
                 let output = read_bytes(&mut cursor, cursor_u32_len, MAX_OUTPUT_LEN)?;
+                let result_count = usize::from(cursor.u8().ok_or(Truncated)?);
+                if result_count > MAX_CALL_RESULTS {
+                    return Err(WireError::TooLong);
+                }
+                let records = cursor.take(result_count * RESULT_LEN).ok_or(Truncated)?;
+                for record in records.chunks_exact(RESULT_LEN) {
+                    CallValue::parse(record)?;
+                }
                 let count = usize::from(cursor.u16().ok_or(Truncated)?);
                 if count > MAX_LOG_LINES {
                     return Err(WireError::TooLong);
@@ -696,6 +795,7 @@ impl<'a> Message<'a> {
                     exit_value,
                     stats,
                     output,
+                    results: Results { storage: ResultStorage::Encoded(records) },
                     logs: Logs { storage: LogStorage::Encoded { bytes, count } },
                 }
             }
@@ -729,7 +829,9 @@ impl<'a> Message<'a> {
                     + call.map_or(0, |call| 1 + call.name.len() + 1 + 8 * call.args().len())
             }
             Message::Progress { .. } => 8 + 8 + 4,
-            Message::JobResult { output, logs, .. } => 1 + 4 + Stats::LEN + 4 + output.len() + 2 + logs.encoded_len(),
+            Message::JobResult { output, results, logs, .. } => {
+                1 + 4 + Stats::LEN + 4 + output.len() + 1 + RESULT_LEN * results.len() + 2 + logs.encoded_len()
+            }
             Message::Error { message, .. } => 4 + 2 + message.len(),
             Message::Ping { .. } | Message::Pong { .. } => 8,
         }
@@ -746,8 +848,9 @@ impl<'a> Message<'a> {
                         call.name.len() <= MAX_CALL_NAME_LEN && usize::from(call.arg_count) <= MAX_CALL_ARGS
                     })
             }
-            Message::JobResult { output, logs, .. } => {
+            Message::JobResult { output, results, logs, .. } => {
                 output.len() <= MAX_OUTPUT_LEN
+                    && results.len() <= MAX_CALL_RESULTS
                     && logs.len() <= MAX_LOG_LINES
                     && logs.iter().all(|line| line.text.len() <= MAX_LOG_LINE_LEN)
             }
@@ -811,12 +914,17 @@ impl<'a> Message<'a> {
                 writer.u64(*elapsed_us)?;
                 writer.u32(*output_len)
             }
-            Message::JobResult { status, exit_value, stats, output, logs } => {
+            Message::JobResult { status, exit_value, stats, output, results, logs } => {
                 writer.u8(*status as u8)?;
                 writer.u32(*exit_value as u32)?;
                 stats.write(writer)?;
                 writer.u32(output.len() as u32)?;
                 writer.bytes(output)?;
+                writer.u8(results.len() as u8)?;
+                results.iter().try_for_each(|value| {
+                    writer.u8(value.type_byte())?;
+                    writer.u64(value.bits())
+                })?;
                 writer.u16(logs.len() as u16)?;
                 logs.iter().try_for_each(|line| {
                     writer.u8(line.level as u8)?;
@@ -925,25 +1033,47 @@ mod tests {
         progress.extend_from_slice(&11u32.to_le_bytes());
         round_trip(Message::Progress { fuel_used: 9, elapsed_us: 10, output_len: 11 }, &progress);
 
-        let stats = Stats { fuel_used: 1, time_us: 2, cycles: 3, peak_memory: 4 };
+        let stats = Stats { fuel_used: 1, time_us: 2, cpu_us: 5, cycles: 3, peak_memory: 4 };
         let lines = [LogLine { level: LogLevel::Info, text: "hi" }, LogLine { level: LogLevel::Error, text: "" }];
         let mut result = vec![8, 2];
         result.extend_from_slice(&(-1i32).to_le_bytes());
-        for value in [1u64, 2, 3] {
+        for value in [1u64, 2, 5, 3] {
             result.extend_from_slice(&value.to_le_bytes());
         }
         result.extend_from_slice(&4u32.to_le_bytes());
-        result.extend_from_slice(&[2, 0, 0, 0, 0xde, 0xad, 2, 0, 3, 2, 0, b'h', b'i', 1, 0, 0]);
+        result.extend_from_slice(&[2, 0, 0, 0, 0xde, 0xad]);
+        let results_at = result.len();
+        result.push(0);
+        result.extend_from_slice(&[2, 0, 3, 2, 0, b'h', b'i', 1, 0, 0]);
         round_trip(
             Message::JobResult {
                 status: JobStatus::OutOfFuel,
                 exit_value: -1,
                 stats,
                 output: &[0xde, 0xad],
+                results: Results::EMPTY,
                 logs: Logs::from_slice(&lines),
             },
             &result,
         );
+        // A call's results travel beside the output, typed.
+        let values = [CallValue::I32(-2), CallValue::F64(1.5)];
+        let mut with_results = result[..results_at].to_vec();
+        with_results.extend_from_slice(&[2, 0x7F, 0xFE, 0xFF, 0xFF, 0xFF, 0, 0, 0, 0, 0x7C, 0, 0, 0, 0, 0, 0, 0xF8, 0x3F]);
+        with_results.extend_from_slice(&result[results_at + 1..]);
+        round_trip(
+            Message::JobResult {
+                status: JobStatus::OutOfFuel,
+                exit_value: -1,
+                stats,
+                output: &[0xde, 0xad],
+                results: Results::from_slice(&values),
+                logs: Logs::from_slice(&lines),
+            },
+            &with_results,
+        );
+        let Ok(Message::JobResult { results, .. }) = Message::parse(&with_results) else { panic!("parses") };
+        assert!(results.iter().eq(values));
         round_trip(
             Message::Error { code: ErrorCode::Busy, message: "busy" },
             &[9, 7, 0, 0, 0, 4, 0, b'b', b'u', b's', b'y'],
@@ -985,10 +1115,25 @@ mod tests {
         assert_eq!(Message::parse(&many_args), Err(WireError::TooLong));
 
         let mut result = vec![8, 7];
-        result.extend_from_slice(&[0; 4 + Stats::LEN + 4 + 2]);
+        result.extend_from_slice(&[0; 4 + Stats::LEN + 4 + 1 + 2]);
         assert_eq!(Message::parse(&result), Err(WireError::BadValue), "unknown status");
-        let mut logs = vec![8, 0];
-        logs.extend_from_slice(&[0; 4 + Stats::LEN + 4]);
+        let mut results = vec![8, 0];
+        results.extend_from_slice(&[0; 4 + Stats::LEN + 4]);
+        let results_prefix = results.clone();
+        results.extend_from_slice(&[17]);
+        results.extend_from_slice(&[0; 17 * 9 + 2]);
+        assert_eq!(Message::parse(&results), Err(WireError::TooLong), "too many results");
+        let mut bad_type = results_prefix.clone();
+        bad_type.extend_from_slice(&[1, 0x7B, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0]);
+        assert_eq!(Message::parse(&bad_type), Err(WireError::BadValue), "unknown result type");
+        let mut wide_i32 = results_prefix.clone();
+        wide_i32.extend_from_slice(&[1, 0x7F, 0, 0, 0, 0, 1, 0, 0, 0, 0, 0]);
+        assert_eq!(Message::parse(&wide_i32), Err(WireError::BadValue), "i32 result with high bits");
+        let mut short_results = results_prefix.clone();
+        short_results.extend_from_slice(&[2, 0x7F, 0, 0, 0, 0, 0, 0, 0, 0]);
+        assert_eq!(Message::parse(&short_results), Err(WireError::Truncated), "fewer records than counted");
+        let mut logs = results_prefix;
+        logs.push(0);
         let logs_prefix = logs.clone();
         logs.extend_from_slice(&[65, 0]);
         assert_eq!(Message::parse(&logs), Err(WireError::TooLong), "too many lines");
@@ -1016,7 +1161,18 @@ mod tests {
             exit_value: 0,
             stats: Stats::default(),
             output: &[],
+            results: Results::EMPTY,
             logs: Logs::from_slice(&lines),
+        };
+        assert_eq!(result.emit(&mut buffer), Err(WireError::TooLong));
+        let values = [CallValue::I64(1); MAX_CALL_RESULTS + 1];
+        let result = Message::JobResult {
+            status: JobStatus::Ok,
+            exit_value: 0,
+            stats: Stats::default(),
+            output: &[],
+            results: Results::from_slice(&values),
+            logs: Logs::from_slice(&[]),
         };
         assert_eq!(result.emit(&mut buffer), Err(WireError::TooLong));
         assert!(Call::new("f", &[0; MAX_CALL_ARGS + 1]).is_none());
@@ -1024,11 +1180,13 @@ mod tests {
         let text = "y".repeat(MAX_LOG_LINE_LEN);
         let lines = [LogLine { level: LogLevel::Debug, text: &text }; MAX_LOG_LINES];
         let output = vec![0u8; MAX_OUTPUT_LEN];
+        let values = [CallValue::F64(f64::NAN); MAX_CALL_RESULTS];
         let result = Message::JobResult {
             status: JobStatus::Ok,
             exit_value: 0,
             stats: Stats::default(),
             output: &output,
+            results: Results::from_slice(&values),
             logs: Logs::from_slice(&lines),
         };
         let len = result.emit(&mut buffer).unwrap();

@@ -8,6 +8,7 @@ use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::time::{Duration, Instant};
 
+use jos_abi::wire::call::CallValue;
 use jos_abi::wire::{self, Call, Format, JobStatus, Limits, Message, Stats, MAX_CHUNK_LEN, MAX_FRAME_LEN};
 
 use super::ClientError;
@@ -28,7 +29,7 @@ pub struct JobLog {
 }
 
 /// A finished job as the device reported it.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq)]
 pub struct JobOutcome {
     /// How it ended.
     pub status: JobStatus,
@@ -38,6 +39,8 @@ pub struct JobOutcome {
     pub stats: Stats,
     /// Its output bytes.
     pub output: Vec<u8>,
+    /// The results of an exported-function call (`--call`), typed; empty for the entry point.
+    pub results: Vec<CallValue>,
     /// Its log lines.
     pub logs: Vec<JobLog>,
 }
@@ -263,12 +266,13 @@ impl Session {
                 Message::Progress { fuel_used, elapsed_us, output_len } => {
                     progress(Progress::Running { fuel_used, elapsed_us, output_len })
                 }
-                Message::JobResult { status, exit_value, stats, output, logs } => {
+                Message::JobResult { status, exit_value, stats, output, results, logs } => {
                     let logs = logs
                         .iter()
                         .map(|line| JobLog { level: level_name(line.level as u32), text: line.text.into() })
                         .collect();
-                    return Ok(JobOutcome { status, exit_value, stats, output: output.to_vec(), logs });
+                    let results = results.iter().collect();
+                    return Ok(JobOutcome { status, exit_value, stats, output: output.to_vec(), results, logs });
                 }
                 Message::Error { code, message } => return Err(ClientError::from_device(code, message)),
                 Message::Pong { .. } => {}

@@ -6,7 +6,6 @@ use std::time::Duration;
 
 use indicatif::{ProgressBar, ProgressStyle};
 use jos_abi::blob::Blob;
-use jos_abi::wire::call::CallResults;
 use jos_abi::wire::{Format, Limits};
 use jos_abi::AbiVersion;
 use jos_runtime::{Sandbox, SandboxConfig};
@@ -154,21 +153,21 @@ impl Display {
 }
 
 fn report(device: &ResolvedDevice, outcome: RunOutcome, call: bool) -> Result<JobReport, CliError> {
-    let results = if call && outcome.job.status == jos_abi::wire::JobStatus::Ok {
-        let checked = CallResults::new_checked(&outcome.job.output[..])
-            .map_err(|error| CliError::from(ClientError::Protocol(format!("call results: {error}"))))?;
-        Some(checked.iter().collect())
-    } else {
-        None
-    };
     let job = outcome.job;
+    if !call && !job.results.is_empty() {
+        return Err(CliError::from(ClientError::Protocol(format!(
+            "the device sent {} call result(s) for a run of the entry point",
+            job.results.len()
+        ))));
+    }
+    let results = (call && job.status == jos_abi::wire::JobStatus::Ok).then_some(job.results);
     Ok(JobReport {
         place: device.advert.name.clone(),
         hash: Some(outcome.hash),
         status: job.status,
         detail: None,
         exit_value: job.exit_value,
-        output: if results.is_some() { Vec::new() } else { job.output },
+        output: job.output,
         results,
         logs: job.logs,
         stats: job.stats,

@@ -85,9 +85,9 @@ pub struct JobReport {
     pub detail: Option<String>,
     /// Exit value.
     pub exit_value: i32,
-    /// Output bytes (empty for calls).
+    /// Output bytes (a called function may write output too).
     pub output: Vec<u8>,
-    /// Call results.
+    /// Call results (`--call`; `None` for the entry point or a failed call).
     pub results: Option<Vec<CallValue>>,
     /// Log lines.
     pub logs: Vec<JobLog>,
@@ -115,6 +115,7 @@ impl JobReport {
                 "stats": {
                     "fuel_used": self.stats.fuel_used,
                     "time_us": self.stats.time_us,
+                    "cpu_us": self.stats.cpu_us,
                     "cycles": self.stats.cycles,
                     "peak_memory": self.stats.peak_memory,
                 },
@@ -138,15 +139,24 @@ impl JobReport {
         for line in &self.logs {
             eprintln!("[{}] {}", line.level, line.text);
         }
-        match &self.results {
-            Some(results) => {
-                let text: String = results.iter().map(|value| format_value(*value) + "\n").collect();
-                write_stdout(text.as_bytes())?;
+        // The job's output, then a call's results one per line (on a line of their own).
+        write_stdout(&self.output)?;
+        if let Some(results) = &self.results {
+            let mut text = String::new();
+            if self.output.last().is_some_and(|byte| *byte != b'\n') {
+                text.push('\n');
             }
-            None => write_stdout(&self.output)?,
+            text.extend(results.iter().map(|value| format_value(*value) + "\n"));
+            write_stdout(text.as_bytes())?;
         }
         let time_ms = self.stats.time_us as f64 / 1000.0;
-        let mut summary = format!("{}: {} (exit value {}), {time_ms:.1} ms", self.place, status_name(self.status), self.exit_value);
+        let cpu_ms = self.stats.cpu_us as f64 / 1000.0;
+        let mut summary = format!(
+            "{}: {} (exit value {}), {time_ms:.1} ms, cpu {cpu_ms:.1} ms",
+            self.place,
+            status_name(self.status),
+            self.exit_value
+        );
         if self.stats.fuel_used > 0 {
             summary += &format!(", fuel {}", self.stats.fuel_used);
         }
@@ -244,6 +254,8 @@ pub fn run(args: Args) -> CommandResult {
         stats: Stats {
             fuel_used: result.stats.fuel_used,
             time_us: result.stats.time_us,
+            // The job ran in one go on this thread: it held the CPU all its time.
+            cpu_us: result.stats.time_us,
             cycles: 0,
             peak_memory: u32::try_from(result.stats.peak_memory_bytes).unwrap_or(u32::MAX),
         },

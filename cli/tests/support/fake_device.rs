@@ -15,7 +15,7 @@ use jos_abi::config::{Config, ConfigRepr};
 use jos_abi::signature::TrustedSigner;
 use jos_abi::wire::call::{CallValue, TYPE_I64};
 use jos_abi::wire::discovery::{AdvertRepr, LoadState, Probe};
-use jos_abi::wire::{self, Format, Formats, JobStatus, LogLine, Logs, Message, Stats};
+use jos_abi::wire::{self, Format, Formats, JobStatus, LogLine, Logs, Message, Results, Stats};
 use jos_abi::{AbiVersion, ErrorCode};
 use jos_runtime::{Capabilities, Entry, Sandbox, SandboxConfig, StdHost, Value};
 
@@ -170,7 +170,7 @@ fn serve(state: &State, mut stream: TcpStream) -> std::io::Result<()> {
     }
     let mut answer = [0u8; 1024];
     let len = handshake.write_message(&[], &mut answer).unwrap();
-    let hello = Message::Hello { version: 1, handshake: &answer[..len] };
+    let hello = Message::Hello { version: wire::PROTOCOL_VERSION, handshake: &answer[..len] };
     let mut plain = vec![0u8; hello.buffer_len()];
     hello.emit(&mut plain).unwrap();
     write_frame(&mut stream, &plain)?;
@@ -263,26 +263,26 @@ fn serve(state: &State, mut stream: TcpStream) -> std::io::Result<()> {
                     jos_runtime::JobStatus::Rejected => JobStatus::Rejected,
                     jos_runtime::JobStatus::Deadline => JobStatus::Deadline,
                 };
-                let output = if call.is_some() && status == JobStatus::Ok {
-                    let mut out = vec![0u8; 9 * result.values.len()];
-                    for (index, value) in result.values.iter().enumerate() {
-                        from_value(*value).emit(&mut out[9 * index..]).unwrap();
-                    }
-                    out
-                } else {
-                    result.output.clone()
-                };
+                let values: Vec<CallValue> = result.values.iter().map(|value| from_value(*value)).collect();
                 let lines: Vec<LogLine<'_>> =
                     result.logs.iter().map(|line| LogLine { level: line.level, text: &line.text }).collect();
                 let stats = Stats {
                     fuel_used: result.stats.fuel_used,
                     time_us: result.stats.time_us,
+                    cpu_us: result.stats.time_us,
                     cycles: 0,
                     peak_memory: result.stats.peak_memory_bytes as u32,
                 };
                 let exit_value = result.exit_value.unwrap_or(0);
                 let message =
-                    Message::JobResult { status, exit_value, stats, output: &output, logs: Logs::from_slice(&lines) };
+                    Message::JobResult {
+                        status,
+                        exit_value,
+                        stats,
+                        output: &result.output,
+                        results: Results::from_slice(&values),
+                        logs: Logs::from_slice(&lines),
+                    };
                 send(&mut stream, &mut transport, &message)?;
             }
             _ => error(&mut stream, &mut transport, ErrorCode::Unsupported, "unexpected message")?,

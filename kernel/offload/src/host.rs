@@ -1,6 +1,7 @@
 //! A host adapter (feature `std`): runs a [`Server`] over real TCP and UDP sockets with
-//! non-blocking I/O in one thread, the way the kernel drives it over smoltcp. Used by the host
-//! tests (real snow initiators over loopback) and usable as a device simulator.
+//! non-blocking I/O in one thread, the way the kernel drives it over smoltcp, and a
+//! [`HostPlatform`] to run it with. Used by the host tests (real snow initiators over loopback)
+//! and usable as a device simulator.
 
 use std::io::{ErrorKind, Read, Write};
 use std::net::{TcpListener, TcpStream, UdpSocket};
@@ -8,7 +9,61 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 use std::vec::Vec;
 
+use jos_runtime::StdHost;
+
 use crate::server::{Platform, Server, SessionId};
+
+/// A host stand-in for the board: wasm jobs get a [`StdHost`] with their input, the clock is
+/// [`Instant`], and free memory is a fixed figure. Native blobs are not run (no ARM CPU here);
+/// with [`HostPlatform::accepting_native`] they are still accepted at push, so signer rights and
+/// the blob checks can be exercised.
+#[derive(Clone, Copy, Debug)]
+pub struct HostPlatform {
+    epoch: Instant,
+    native: bool,
+}
+
+impl HostPlatform {
+    /// Free memory every [`HostPlatform`] reports.
+    pub const FREE_MEMORY: u32 = 8 * 1024 * 1024;
+
+    /// A platform that runs wasm only (adverts list `wasm`).
+    pub fn new() -> Self {
+        HostPlatform { epoch: Instant::now(), native: false }
+    }
+
+    /// A platform that also accepts native blobs at push (adverts list both formats); running
+    /// one reports it rejected.
+    pub fn accepting_native() -> Self {
+        HostPlatform { epoch: Instant::now(), native: true }
+    }
+}
+
+impl Default for HostPlatform {
+    fn default() -> Self {
+        HostPlatform::new()
+    }
+}
+
+impl Platform for HostPlatform {
+    type Host = StdHost;
+
+    fn host(&mut self, input: Vec<u8>) -> StdHost {
+        StdHost::new(input)
+    }
+
+    fn runs_native(&self) -> bool {
+        self.native
+    }
+
+    fn free_memory(&self) -> u32 {
+        Self::FREE_MEMORY
+    }
+
+    fn now_us(&self) -> u64 {
+        u64::try_from(self.epoch.elapsed().as_micros()).unwrap_or(u64::MAX)
+    }
+}
 
 /// Serves `listener` (TCP sessions) and optionally `udp` (discovery) until `stop` is set.
 /// One [`Server::poll`] per loop turn, like one per executive frame on the device.

@@ -99,6 +99,10 @@ pub trait Platform {
 
     /// Free heap bytes (reported in adverts).
     fn free_memory(&self) -> u32;
+
+    /// A monotonic clock in microseconds: the server times each slice of a wasm job with it, and
+    /// reports their sum as the job's `cpu_us`.
+    fn now_us(&self) -> u64;
 }
 
 /// Tunables that are not in the boot configuration.
@@ -193,6 +197,11 @@ struct Running<H: 'static> {
     job: Job<H>,
     started_us: u64,
     last_progress_us: u64,
+    /// [`Platform::now_us`] before the job started.
+    began_us: u64,
+    /// Microseconds the job held the CPU so far (its start and every slice, by
+    /// [`Platform::now_us`]).
+    cpu_us: u64,
 }
 
 /// The device side of the offload protocol.
@@ -665,11 +674,13 @@ impl<P: Platform> Server<P> {
                         let result = JobResult::rejected(jos_runtime::LoadError::Malformed(
                             "module left the cache before it ran; push it again".to_string(),
                         ));
-                        return self.finish(request.session, &result);
+                        return self.finish(request.session, &result, 0, 0);
                     };
                     let host = self.platform.host(request.input);
                     let capabilities = self.platform.capabilities();
+                    let start_began = self.platform.now_us();
                     let job = self.sandbox.start(&module, host, runtime_limits(&request.limits), capabilities, request.entry);
+                    let start_cpu_us = self.platform.now_us().saturating_sub(start_began);
                     self.running = Some(Running {
                         session: request.session,
                         format: request.format,
@@ -677,6 +688,8 @@ impl<P: Platform> Server<P> {
                         job,
                         started_us: now_us,
                         last_progress_us: now_us,
+                        began_us: start_began,
+                        cpu_us: start_cpu_us,
                     });
                 }
                 Format::NativeArmv6 => {
@@ -686,12 +699,18 @@ impl<P: Platform> Server<P> {
                             "blob left the cache before it ran; push it again".to_string(),
                         )),
                     };
-                    return self.finish(request.session, &result);
+                    // A native blob runs to its end here: its CPU time is its run time.
+                    let time_us = result.stats.time_us;
+                    return self.finish(request.session, &result, time_us, time_us);
                 }
             }
         }
         let Some(running) = self.running.as_mut() else { return };
-        match running.job.step(self.options.slice_fuel) {
+        let slice_began = self.platform.now_us();
+        let outcome = running.job.step(self.options.slice_fuel);
+        let slice_ended = self.platform.now_us();
+        running.cpu_us += slice_ended.saturating_sub(slice_began);
+        match outcome {
             StepOutcome::Running => {
                 if now_us.saturating_sub(running.last_progress_us) >= self.options.progress_interval_us {
                     running.last_progress_us = now_us;
@@ -707,15 +726,29 @@ impl<P: Platform> Server<P> {
                 }
             }
             StepOutcome::Finished(result) => {
-                let session = running.session;
+                let (session, cpu_us) = (running.session, running.cpu_us);
+                let time_us = slice_ended.saturating_sub(running.began_us);
                 self.running = None;
-                self.finish(session, &result);
+                self.finish(session, &result, time_us, cpu_us);
             }
         }
     }
 
-    fn finish(&mut self, id: SessionId, result: &JobResult) {
-        let status = wire_status(result.status);
+    /// Reports a finished job to its session: `time_us` from its start to its end, `cpu_us` the
+    /// part of it the job held the CPU.
+    fn finish(&mut self, id: SessionId, result: &JobResult, time_us: u64, cpu_us: u64) {
+        let mut status = wire_status(result.status);
+        let mut detail = String::new();
+        if result.values.len() > wire::MAX_CALL_RESULTS {
+            // The protocol carries at most MAX_CALL_RESULTS values: say so rather than cut them.
+            status = WireStatus::LimitExceeded;
+            let _ = write!(
+                detail,
+                "the call returned {} results; the protocol carries at most {}",
+                result.values.len(),
+                wire::MAX_CALL_RESULTS
+            );
+        }
         let exit_value = result.exit_value.unwrap_or(0);
         self.last = Some((status, exit_value));
         if status == WireStatus::Ok {
@@ -724,7 +757,6 @@ impl<P: Platform> Server<P> {
             self.counters.jobs_failed += 1;
         }
         let Some(session) = self.sessions.get_mut(&id.0) else { return };
-        let mut detail = String::new();
         if let Some(error) = &result.error {
             let _ = write!(detail, "{error}");
             if let JobError::Load(load) = error {
@@ -741,28 +773,37 @@ impl<P: Platform> Server<P> {
             }
             lines.push(wire::LogLine { level: line.level, text: clip(&line.text, wire::MAX_LOG_LINE_LEN) });
         }
-        // A call's results travel typed in the output (docs/protocol.md, `jos_abi::wire::call`).
-        let mut encoded = Vec::new();
-        for value in &result.values {
-            let value = match *value {
-                Value::I32(v) => CallValue::I32(v),
-                Value::I64(v) => CallValue::I64(v),
-                Value::F32(v) => CallValue::F32(v),
-                Value::F64(v) => CallValue::F64(v),
-            };
-            let mut record = [0u8; wire::call::RESULT_LEN];
-            let _ = value.emit(&mut record);
-            encoded.extend_from_slice(&record);
-        }
-        let output = if result.values.is_empty() { &result.output[..] } else { &encoded[..] };
-        let output = &output[..output.len().min(wire::MAX_OUTPUT_LEN)];
+        // A call's results travel typed in their own field, beside the output (docs/protocol.md).
+        let values: Vec<CallValue> = if result.values.len() > wire::MAX_CALL_RESULTS {
+            Vec::new()
+        } else {
+            result
+                .values
+                .iter()
+                .map(|value| match *value {
+                    Value::I32(v) => CallValue::I32(v),
+                    Value::I64(v) => CallValue::I64(v),
+                    Value::F32(v) => CallValue::F32(v),
+                    Value::F64(v) => CallValue::F64(v),
+                })
+                .collect()
+        };
+        let output = &result.output[..result.output.len().min(wire::MAX_OUTPUT_LEN)];
         let stats = wire::Stats {
             fuel_used: result.stats.fuel_used,
-            time_us: result.stats.time_us,
+            time_us,
+            cpu_us,
             cycles: 0,
             peak_memory: u32::try_from(result.stats.peak_memory_bytes).unwrap_or(u32::MAX),
         };
-        let message = Message::JobResult { status, exit_value, stats, output, logs: wire::Logs::from_slice(&lines) };
+        let message = Message::JobResult {
+            status,
+            exit_value,
+            stats,
+            output,
+            results: wire::Results::from_slice(&values),
+            logs: wire::Logs::from_slice(&lines),
+        };
         if !session.send(&message, &mut self.scratch) {
             let mut session = self.sessions.remove(&id.0);
             if let Some(session) = session.as_mut() {

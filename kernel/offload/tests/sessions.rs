@@ -62,7 +62,7 @@ fn push_and_invoke_wasm_then_invoke_cached_from_another_session() {
     let replies = run_until_result(&mut server, &mut client, 100);
     assert_eq!(
         replies.last().unwrap(),
-        &Reply::Result { status: JobStatus::Ok, exit_value: 9, output: b"hello jos".to_vec(), logs: vec![] }
+        &Reply::Result { status: JobStatus::Ok, exit_value: 9, output: b"hello jos".to_vec(), results: vec![], logs: vec![] }
     );
 
     let mut other = MemoryClient::connect(&mut server, &CLIENT2_SECRET).expect("second trusted client");
@@ -70,7 +70,7 @@ fn push_and_invoke_wasm_then_invoke_cached_from_another_session() {
     let replies = run_until_result(&mut server, &mut other, 100);
     assert_eq!(
         replies.last().unwrap(),
-        &Reply::Result { status: JobStatus::Ok, exit_value: 5, output: b"again".to_vec(), logs: vec![] }
+        &Reply::Result { status: JobStatus::Ok, exit_value: 5, output: b"again".to_vec(), results: vec![], logs: vec![] }
     );
     let counters = server.counters();
     assert_eq!((counters.pushes_ok, counters.jobs_ok, counters.sessions_opened), (1, 2, 2));
@@ -327,7 +327,7 @@ fn queue_limit_answers_busy_and_lost_connection_aborts_its_jobs() {
 
 #[test]
 fn limits_come_from_push_defaults_and_request_capped_by_policy() {
-    let mut server = Server::new(config_with_fuel(3_000_000), options(), TestPlatform, &ENTROPY);
+    let mut server = Server::new(config_with_fuel(3_000_000), options(), platform(), &ENTROPY);
     let mut client = MemoryClient::connect(&mut server, &CLIENT_SECRET).unwrap();
     let module = signed_wasm(SPIN, &DEVELOPER);
     let hash = sha256(&module);
@@ -368,7 +368,7 @@ fn discovery_answers_probes_with_a_signed_advert() {
     assert_eq!(repr.name, "test-device");
     assert_eq!(repr.noise_key, jos_offload::noise::public_key(&DEVICE_SECRET));
     assert_eq!(repr.signing_key, jos_abi::signature::public_key(&[0x44; 32]));
-    assert_eq!(repr.free_memory, 123_456);
+    assert_eq!(repr.free_memory, TestPlatform::FREE_MEMORY);
     assert_eq!(repr.state, LoadState::Idle);
     assert_eq!(repr.port, wire::OFFLOAD_PORT);
     assert_eq!(repr.formats, wire::Formats::ALL);
@@ -388,4 +388,41 @@ fn session_slots_are_bounded() {
     assert!(server.connect().is_none());
     server.disconnect(a);
     assert!(server.connect().is_some());
+}
+
+#[test]
+fn cpu_time_is_the_sum_of_the_slices_and_excludes_the_time_between_them() {
+    let mut server = server(options());
+    let mut client = MemoryClient::connect(&mut server, &CLIENT_SECRET).unwrap();
+    let module = signed_wasm(SPIN, &DEVELOPER);
+    let hash = sha256(&module);
+    assert_eq!(push(&mut server, &mut client, Format::Wasm, &module), Reply::PushOk(hash));
+    // 10 slices of 100 000 fuel, with 4 ms of other work between two slices.
+    invoke(&mut client, &mut server, hash, Limits { fuel: 1_000_000, ..Limits::default() }, b"");
+    let gap = std::time::Duration::from_millis(4);
+    let mut gaps = 0u64;
+    let mut stats = None;
+    for now in 0..100 {
+        if now > 0 {
+            std::thread::sleep(gap);
+            gaps += 1;
+        }
+        server.poll(now);
+        for plain in client.plain_replies(&mut server) {
+            if let Ok(Message::JobResult { status, stats: found, .. }) = Message::parse(&plain) {
+                assert_eq!(status, JobStatus::OutOfFuel);
+                stats = Some(found);
+            }
+        }
+        if stats.is_some() {
+            break;
+        }
+    }
+    let stats = stats.expect("the job ends within 100 slices");
+    assert!(gaps >= 9, "the job took several slices: {gaps} gaps");
+    assert!(stats.cpu_us > 0, "{stats:?}");
+    assert!(stats.fuel_used >= 1_000_000, "{stats:?}");
+    // The gaps lie between the job's start and its end, outside every slice.
+    let gap_us = gaps * gap.as_micros() as u64;
+    assert!(stats.time_us >= stats.cpu_us + gap_us, "time {} cpu {} gaps {gap_us}: {stats:?}", stats.time_us, stats.cpu_us);
 }

@@ -33,7 +33,7 @@ impl Device {
             // Progress after every slice, and a fuel cap so high that SPIN jobs end only when their
             // client leaves: the checks below do not depend on how fast this machine runs wasm.
             let options = ServerOptions { progress_interval_us: 0, ..ServerOptions::default() };
-            let mut server = jos_offload::Server::new(config_with_fuel(1 << 40), options, TestPlatform, &ENTROPY);
+            let mut server = jos_offload::Server::new(config_with_fuel(1 << 40), options, platform(), &ENTROPY);
             jos_offload::host::serve(&mut server, &listener, Some(&udp), &flag);
             server.counters()
         });
@@ -136,13 +136,13 @@ fn push_invoke_and_cached_invoke_over_tcp() {
     assert_eq!(client.next(), Some(Reply::PushOk(hash)));
     client.send(&Message::Invoke { hash, limits: Limits::default(), input: b"over tcp", call: None });
     let (_, result) = client.result();
-    assert_eq!(result, Reply::Result { status: JobStatus::Ok, exit_value: 8, output: b"over tcp".to_vec(), logs: vec![] });
+    assert_eq!(result, Reply::Result { status: JobStatus::Ok, exit_value: 8, output: b"over tcp".to_vec(), results: vec![], logs: vec![] });
     drop(client);
 
     let mut again = TcpClient::connect(&device, &CLIENT2_SECRET).expect("handshake");
     again.send(&Message::Invoke { hash, limits: Limits::default(), input: b"cached", call: None });
     let (_, result) = again.result();
-    assert_eq!(result, Reply::Result { status: JobStatus::Ok, exit_value: 6, output: b"cached".to_vec(), logs: vec![] });
+    assert_eq!(result, Reply::Result { status: JobStatus::Ok, exit_value: 6, output: b"cached".to_vec(), results: vec![], logs: vec![] });
     assert!(again.sent < 200, "invoke by hash sends no module: {} bytes", again.sent);
     drop(again);
     let counters = device.stop();
@@ -198,7 +198,7 @@ fn eight_clients_at_once_each_get_their_own_result() {
         let expected = format!("client number {index}").into_bytes();
         assert_eq!(
             result,
-            Reply::Result { status: JobStatus::Ok, exit_value: expected.len() as i32, output: expected, logs: vec![] }
+            Reply::Result { status: JobStatus::Ok, exit_value: expected.len() as i32, output: expected, results: vec![], logs: vec![] }
         );
     }
     let counters = device.stop();
@@ -264,4 +264,54 @@ fn a_client_vanishing_mid_job_aborts_it() {
     drop(next);
     let counters = device.stop();
     assert_eq!(counters.jobs_aborted, 1);
+}
+
+/// Exports `mix(i32, f64) -> (i32, f64)`, which also writes output and a log line.
+const MIX: &str = r#"
+(module
+  (import "jos" "output_write" (func $output_write (param i32 i32) (result i32)))
+  (import "jos" "log" (func $log (param i32 i32 i32) (result i32)))
+  (memory (export "memory") 1)
+  (data (i32.const 0) "side effect\n")
+  (func (export "run") (result i32) (i32.const 0))
+  (func (export "mix") (param $a i32) (param $b f64) (result i32 f64)
+    (drop (call $output_write (i32.const 0) (i32.const 12)))
+    (drop (call $log (i32.const 3) (i32.const 0) (i32.const 11)))
+    (i32.add (local.get $a) (i32.const 1))
+    (f64.mul (local.get $b) (f64.const 2))))
+"#;
+
+#[test]
+fn a_called_function_that_writes_output_returns_both_over_tcp() {
+    use jos_abi::wire::call::CallValue;
+    let device = Device::start();
+    let mut client = TcpClient::connect(&device, &CLIENT_SECRET).expect("handshake");
+    let module = signed_wasm(MIX, &DEVELOPER);
+    let hash = sha256(&module);
+    let frames = push_frames(&mut client.transport, Format::Wasm, &module, 256);
+    client.send_bytes(&frames);
+    assert_eq!(client.next(), Some(Reply::PushOk(hash)));
+    let args = [CallValue::I32(41).to_slot(), CallValue::F64(1.25).to_slot()];
+    let call = wire::Call::new("mix", &args).unwrap();
+    client.send(&Message::Invoke { hash, limits: Limits::default(), input: b"", call: Some(call) });
+    let (_, result) = client.result();
+    assert_eq!(
+        result,
+        Reply::Result {
+            status: JobStatus::Ok,
+            exit_value: 0,
+            output: b"side effect\n".to_vec(),
+            results: vec![CallValue::I32(42), CallValue::F64(2.5)],
+            logs: vec!["side effect".into()],
+        }
+    );
+    // The entry point of the same module sends no results.
+    client.send(&Message::Invoke { hash, limits: Limits::default(), input: b"", call: None });
+    let (_, result) = client.result();
+    assert_eq!(
+        result,
+        Reply::Result { status: JobStatus::Ok, exit_value: 0, output: vec![], results: vec![], logs: vec![] }
+    );
+    drop(client);
+    device.stop();
 }

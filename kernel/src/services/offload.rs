@@ -93,6 +93,10 @@ impl Platform for KernelPlatform {
         let heap = crate::memory::heap::HEAP.stats();
         u32::try_from(heap.size.saturating_sub(heap.used)).unwrap_or(u32::MAX)
     }
+
+    fn now_us(&self) -> u64 {
+        TIMER.now_micros()
+    }
 }
 
 struct Service {

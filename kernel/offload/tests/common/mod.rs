@@ -4,11 +4,12 @@
 use jos_abi::blob::{Arch, BlobFlags, BlobRepr, Table};
 use jos_abi::config::Policy;
 use jos_abi::signature::{public_key, sign_blob, sign_wasm, SignerRights, TrustedSigner};
+use jos_abi::wire::call::CallValue;
 use jos_abi::wire::{self, Format, Limits, Message};
 use jos_abi::AbiVersion;
 use jos_offload::noise::{self, Resolver};
-use jos_offload::{DeviceConfig, OsEntropy, Platform, Server, ServerOptions, SessionId};
-use jos_runtime::StdHost;
+use jos_offload::host::HostPlatform;
+use jos_offload::{DeviceConfig, OsEntropy, Server, ServerOptions, SessionId};
 
 /// Device's Noise secret.
 pub const DEVICE_SECRET: [u8; 32] = [0x11; 32];
@@ -53,26 +54,15 @@ pub fn config_with_fuel(fuel: u64) -> DeviceConfig {
 
 /// The host-test platform: wasm jobs get a `StdHost`; native blobs are accepted at push (so
 /// signer rights are checked) but not run (no ARM CPU here).
-pub struct TestPlatform;
+pub type TestPlatform = HostPlatform;
 
-impl Platform for TestPlatform {
-    type Host = StdHost;
-
-    fn host(&mut self, input: Vec<u8>) -> StdHost {
-        StdHost::new(input)
-    }
-
-    fn runs_native(&self) -> bool {
-        true
-    }
-
-    fn free_memory(&self) -> u32 {
-        123_456
-    }
+/// A [`TestPlatform`] value.
+pub fn platform() -> TestPlatform {
+    HostPlatform::accepting_native()
 }
 
 pub fn server(options: ServerOptions) -> Server<TestPlatform> {
-    Server::new(config(), options, TestPlatform, &ENTROPY)
+    Server::new(config(), options, platform(), &ENTROPY)
 }
 
 pub fn wasm(text: &str) -> Vec<u8> {
@@ -151,7 +141,7 @@ pub enum Reply {
     Error(u32, String),
     Pong(u64),
     Progress(u64),
-    Result { status: wire::JobStatus, exit_value: i32, output: Vec<u8>, logs: Vec<String> },
+    Result { status: wire::JobStatus, exit_value: i32, output: Vec<u8>, results: Vec<CallValue>, logs: Vec<String> },
     Other(u8),
 }
 
@@ -161,10 +151,11 @@ pub fn reply(bytes: &[u8]) -> Reply {
         Message::Error { code, message } => Reply::Error(code as u32, message.into()),
         Message::Pong { nonce } => Reply::Pong(nonce),
         Message::Progress { fuel_used, .. } => Reply::Progress(fuel_used),
-        Message::JobResult { status, exit_value, output, logs, .. } => Reply::Result {
+        Message::JobResult { status, exit_value, output, results, logs, .. } => Reply::Result {
             status,
             exit_value,
             output: output.to_vec(),
+            results: results.iter().collect(),
             logs: logs.iter().map(|line| line.text.to_string()).collect(),
         },
         other => Reply::Other(other.kind()),
@@ -224,9 +215,15 @@ pub fn seal(transport: &mut snow::TransportState, message: &Message<'_>) -> Vec<
 
 /// Decrypts one frame payload.
 pub fn open(transport: &mut snow::TransportState, payload: &[u8]) -> Reply {
+    reply(&open_plain(transport, payload))
+}
+
+/// Decrypts one frame payload to the encoded message.
+pub fn open_plain(transport: &mut snow::TransportState, payload: &[u8]) -> Vec<u8> {
     let mut plain = vec![0; payload.len()];
     let len = transport.read_message(payload, &mut plain).expect("device frames decrypt");
-    reply(&plain[..len])
+    plain.truncate(len);
+    plain
 }
 
 /// PushBegin + chunks + PushEnd frames for a module.
@@ -275,9 +272,14 @@ impl MemoryClient {
 
     /// Replies the server has queued so far.
     pub fn replies(&mut self, server: &mut Server<TestPlatform>) -> Vec<Reply> {
+        self.plain_replies(server).iter().map(|plain| reply(plain)).collect()
+    }
+
+    /// Replies the server has queued so far, as encoded messages.
+    pub fn plain_replies(&mut self, server: &mut Server<TestPlatform>) -> Vec<Vec<u8>> {
         let pending = server.pending(self.id).to_vec();
         server.consume(self.id, pending.len());
         self.inbox.extend(pending);
-        take_frames(&mut self.inbox).iter().map(|payload| open(&mut self.transport, payload)).collect()
+        take_frames(&mut self.inbox).iter().map(|payload| open_plain(&mut self.transport, payload)).collect()
     }
 }
