@@ -17,6 +17,7 @@ extern crate std;
 pub mod noise;
 mod server;
 mod session;
+pub mod timing;
 
 #[cfg(feature = "std")]
 pub mod host;

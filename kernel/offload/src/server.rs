@@ -17,6 +17,7 @@ use jos_runtime::{Capabilities, Entry, Host, Job, JobError, JobResult, JobStatus
 
 use crate::noise::{self, Entropy};
 use crate::session::{Phase, Push, Scratch, Session};
+use crate::timing::{JobTiming, PushTiming, Timing};
 
 /// The device's identity, trust lists and policy, owned (read once from the boot configuration).
 #[derive(Clone, PartialEq, Eq)]
@@ -100,9 +101,14 @@ pub trait Platform {
     /// Free heap bytes (reported in adverts).
     fn free_memory(&self) -> u32;
 
-    /// A monotonic clock in microseconds: the server times each slice of a wasm job with it, and
-    /// reports their sum as the job's `cpu_us`.
+    /// A monotonic clock in microseconds: the server times each slice of a wasm job with it
+    /// (their sum is the job's `cpu_us`) and the phases of pushes and jobs ([`Platform::timing`]).
     fn now_us(&self) -> u64;
+
+    /// A push or job ended: its phases in [`Platform::now_us`] time (the kernel logs them).
+    fn timing(&mut self, timing: &Timing) {
+        let _ = timing;
+    }
 }
 
 /// Tunables that are not in the boot configuration.
@@ -187,6 +193,8 @@ struct Request {
     limits: Limits,
     input: Vec<u8>,
     entry: Entry,
+    /// When the Invoke arrived (platform clock).
+    received_us: u64,
 }
 
 /// The running job.
@@ -202,6 +210,9 @@ struct Running<H: 'static> {
     /// Microseconds the job held the CPU so far (its start and every slice, by
     /// [`Platform::now_us`]).
     cpu_us: u64,
+    /// When the Invoke arrived and when the job was instantiated (platform clock).
+    received_us: u64,
+    instantiated_us: u64,
 }
 
 /// The device side of the offload protocol.
@@ -450,6 +461,7 @@ impl<P: Platform> Server<P> {
     }
 
     fn handshake(&mut self, session: &mut Session, payload: &[u8]) {
+        let hello_us = self.platform.now_us();
         let drop = |server: &mut Self, session: &mut Session| {
             server.counters.dropped_unauthenticated += 1;
             session.close();
@@ -491,6 +503,8 @@ impl<P: Platform> Server<P> {
         session.send_clear(&buffer[..hello_len]);
         session.client_key = remote;
         session.phase = Phase::Open(transport);
+        session.hello_us = hello_us;
+        session.handshake_us = self.platform.now_us().saturating_sub(hello_us);
         self.counters.sessions_opened += 1;
     }
 
@@ -556,7 +570,8 @@ impl<P: Platform> Server<P> {
         if bytes.try_reserve_exact(total_len as usize).is_err() {
             return self.error(session, ErrorCode::Busy, "no memory for the module now");
         }
-        session.push = Some(Push { format, total_len: total_len as usize, sha256, limits, bytes });
+        let begun_us = self.platform.now_us();
+        session.push = Some(Push { format, total_len: total_len as usize, sha256, limits, bytes, begun_us });
     }
 
     fn push_chunk(&mut self, session: &mut Session, offset: u32, chunk: &[u8]) {
@@ -580,6 +595,7 @@ impl<P: Platform> Server<P> {
         let Some(push) = session.push.take() else {
             return self.error(session, ErrorCode::InvalidArgument, "PushEnd without PushBegin");
         };
+        let end_us = self.platform.now_us();
         if push.bytes.len() != push.total_len {
             let mut text = String::new();
             let _ = write!(text, "module incomplete: {} of {} bytes", push.bytes.len(), push.total_len);
@@ -600,6 +616,7 @@ impl<P: Platform> Server<P> {
                 }),
             Format::NativeArmv6 => self.check_native(&push.bytes),
         };
+        let (format, bytes, accepted) = (push.format, push.total_len, verdict.is_ok());
         match verdict {
             Ok(()) => {
                 if push.format == Format::NativeArmv6 {
@@ -614,6 +631,16 @@ impl<P: Platform> Server<P> {
             }
             Err((code, text)) => self.error(session, code, &text),
         }
+        let done_us = self.platform.now_us();
+        self.platform.timing(&Timing::Push(PushTiming {
+            format,
+            bytes,
+            accepted,
+            handshake_us: session.handshake_us,
+            transfer_us: end_us.saturating_sub(push.begun_us),
+            verify_us: done_us.saturating_sub(end_us),
+            session_us: done_us.saturating_sub(session.hello_us),
+        }));
     }
 
     fn check_native(&self, bytes: &[u8]) -> Result<(), (ErrorCode, String)> {
@@ -660,7 +687,8 @@ impl<P: Platform> Server<P> {
         }
         let defaults = self.defaults.get(&hash).copied().unwrap_or_default();
         let limits = merge(limits, defaults).capped_by(self.config.policy.limits);
-        self.queue.push_back(Request { session: id, format, hash, limits, input: input.to_vec(), entry });
+        let received_us = self.platform.now_us();
+        self.queue.push_back(Request { session: id, format, hash, limits, input: input.to_vec(), entry, received_us });
     }
 
     /// Runs one slice of the current job (starting the next queued one if none runs); sends
@@ -680,7 +708,8 @@ impl<P: Platform> Server<P> {
                     let capabilities = self.platform.capabilities();
                     let start_began = self.platform.now_us();
                     let job = self.sandbox.start(&module, host, runtime_limits(&request.limits), capabilities, request.entry);
-                    let start_cpu_us = self.platform.now_us().saturating_sub(start_began);
+                    let instantiated_us = self.platform.now_us();
+                    let start_cpu_us = instantiated_us.saturating_sub(start_began);
                     self.running = Some(Running {
                         session: request.session,
                         format: request.format,
@@ -690,9 +719,12 @@ impl<P: Platform> Server<P> {
                         last_progress_us: now_us,
                         began_us: start_began,
                         cpu_us: start_cpu_us,
+                        received_us: request.received_us,
+                        instantiated_us,
                     });
                 }
                 Format::NativeArmv6 => {
+                    let start_us = self.platform.now_us();
                     let result = match self.natives.get(&request.hash) {
                         Some(blob) => self.platform.run_native(blob, &self.config.signers, &request.input, &request.limits),
                         None => JobResult::rejected(jos_runtime::LoadError::Malformed(
@@ -701,7 +733,8 @@ impl<P: Platform> Server<P> {
                     };
                     // A native blob runs to its end here: its CPU time is its run time.
                     let time_us = result.stats.time_us;
-                    return self.finish(request.session, &result, time_us, time_us);
+                    let phases = (request.received_us, start_us, start_us);
+                    return self.finish_timed(request.session, Format::NativeArmv6, phases, &result, (time_us, time_us));
                 }
             }
         }
@@ -726,12 +759,31 @@ impl<P: Platform> Server<P> {
                 }
             }
             StepOutcome::Finished(result) => {
-                let (session, cpu_us) = (running.session, running.cpu_us);
+                let (session, format, cpu_us) = (running.session, running.format, running.cpu_us);
                 let time_us = slice_ended.saturating_sub(running.began_us);
+                let phases = (running.received_us, running.began_us, running.instantiated_us);
                 self.running = None;
-                self.finish(session, &result, time_us, cpu_us);
+                self.finish_timed(session, format, phases, &result, (time_us, cpu_us));
             }
         }
+    }
+
+    /// [`Server::finish`], then the job's [`JobTiming`] to the platform. `phases` are when the
+    /// Invoke arrived, the job started and it was instantiated; `times` its `time_us` and `cpu_us`.
+    fn finish_timed(&mut self, id: SessionId, format: Format, phases: (u64, u64, u64), result: &JobResult, times: (u64, u64)) {
+        let (received_us, start_us, instantiated_us) = phases;
+        let finished_us = self.platform.now_us();
+        self.finish(id, result, times.0, times.1);
+        let done_us = self.platform.now_us();
+        self.platform.timing(&Timing::Job(JobTiming {
+            format,
+            status: wire_status(result.status),
+            queued_us: start_us.saturating_sub(received_us),
+            instantiate_us: instantiated_us.saturating_sub(start_us),
+            run_us: finished_us.saturating_sub(instantiated_us),
+            result_us: done_us.saturating_sub(finished_us),
+            total_us: done_us.saturating_sub(received_us),
+        }));
     }
 
     /// Reports a finished job to its session: `time_us` from its start to its end, `cpu_us` the

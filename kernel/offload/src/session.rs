@@ -21,6 +21,8 @@ pub(crate) struct Push {
     pub sha256: [u8; 32],
     pub limits: Limits,
     pub bytes: Vec<u8>,
+    /// When PushBegin arrived (platform clock, for the timing report).
+    pub begun_us: u64,
 }
 
 /// One connection's state.
@@ -34,6 +36,10 @@ pub(crate) struct Session {
     pub push: Option<Push>,
     /// The authenticated client's static key (after the handshake).
     pub client_key: [u8; 32],
+    /// When the client's Hello arrived (platform clock).
+    pub hello_us: u64,
+    /// Time the device spent on the handshake (Hello in to Hello answer queued).
+    pub handshake_us: u64,
 }
 
 impl Session {
@@ -45,6 +51,8 @@ impl Session {
             sent: 0,
             push: None,
             client_key: [0; 32],
+            hello_us: 0,
+            handshake_us: 0,
         }
     }
 

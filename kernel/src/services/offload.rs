@@ -12,6 +12,8 @@ use core::fmt::Write as _;
 use jos_abi::config::{CONFIG_ADDRESS, CONFIG_MAX_LEN};
 use jos_abi::ErrorCode;
 use jos_kcore::text::Line;
+use jos_abi::wire::Format;
+use jos_offload::timing::Timing;
 use jos_offload::{DeviceConfig, Entropy, Platform, Server, ServerOptions, SessionId};
 use smoltcp::iface::{SocketHandle, SocketSet};
 use smoltcp::socket::{tcp, udp};
@@ -96,6 +98,33 @@ impl Platform for KernelPlatform {
 
     fn now_us(&self) -> u64 {
         TIMER.now_micros()
+    }
+
+    /// One console line per push and per job (docs/protocol.md, "Timing reports").
+    fn timing(&mut self, timing: &Timing) {
+        let name = |format: Format| if format == Format::Wasm { "wasm" } else { "native" };
+        match timing {
+            Timing::Push(push) => info!(
+                "offload: timing push {} bytes={} accepted={} handshake_us={} transfer_us={} verify_us={} session_us={}",
+                name(push.format),
+                push.bytes,
+                push.accepted,
+                push.handshake_us,
+                push.transfer_us,
+                push.verify_us,
+                push.session_us
+            ),
+            Timing::Job(job) => info!(
+                "offload: timing job {} status={:?} queued_us={} instantiate_us={} run_us={} result_us={} total_us={}",
+                name(job.format),
+                job.status,
+                job.queued_us,
+                job.instantiate_us,
+                job.run_us,
+                job.result_us,
+                job.total_us
+            ),
+        }
     }
 }
 

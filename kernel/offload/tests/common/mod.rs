@@ -9,7 +9,7 @@ use jos_abi::wire::{self, Format, Limits, Message};
 use jos_abi::AbiVersion;
 use jos_offload::noise::{self, Resolver};
 use jos_offload::host::HostPlatform;
-use jos_offload::{DeviceConfig, OsEntropy, Server, ServerOptions, SessionId};
+use jos_offload::{DeviceConfig, OsEntropy, Platform, Server, ServerOptions, SessionId};
 
 /// Device's Noise secret.
 pub const DEVICE_SECRET: [u8; 32] = [0x11; 32];
@@ -248,7 +248,7 @@ pub struct MemoryClient {
 }
 
 impl MemoryClient {
-    pub fn connect(server: &mut Server<TestPlatform>, secret: &[u8; 32]) -> Option<MemoryClient> {
+    pub fn connect<P: Platform>(server: &mut Server<P>, secret: &[u8; 32]) -> Option<MemoryClient> {
         let id = server.connect()?;
         let mut state = initiator(secret);
         server.receive(id, &hello_frame(&mut state));
@@ -265,18 +265,18 @@ impl MemoryClient {
         Some(MemoryClient { id, transport: state.into_transport_mode().unwrap(), inbox })
     }
 
-    pub fn send(&mut self, server: &mut Server<TestPlatform>, message: &Message<'_>) {
+    pub fn send<P: Platform>(&mut self, server: &mut Server<P>, message: &Message<'_>) {
         let frame = seal(&mut self.transport, message);
         server.receive(self.id, &frame);
     }
 
     /// Replies the server has queued so far.
-    pub fn replies(&mut self, server: &mut Server<TestPlatform>) -> Vec<Reply> {
+    pub fn replies<P: Platform>(&mut self, server: &mut Server<P>) -> Vec<Reply> {
         self.plain_replies(server).iter().map(|plain| reply(plain)).collect()
     }
 
     /// Replies the server has queued so far, as encoded messages.
-    pub fn plain_replies(&mut self, server: &mut Server<TestPlatform>) -> Vec<Vec<u8>> {
+    pub fn plain_replies<P: Platform>(&mut self, server: &mut Server<P>) -> Vec<Vec<u8>> {
         let pending = server.pending(self.id).to_vec();
         server.consume(self.id, pending.len());
         self.inbox.extend(pending);

@@ -12,9 +12,11 @@
 //! `--quick` (the test command's mode) stops MD5 at N = 100 and sends 200 echoes; the default
 //! goes to N = 10^5 with 3 runs and 10^4 echoes; `--full` to N = 10^6 with 10 runs and 10^5
 //! echoes. The Linux guest comes from `bench/linux/mkinitrd.sh` (kernel, device tree and
-//! initramfs in `build/linux/`). Variants that need the offload path (jos native and wasm MD5,
-//! offloaded echo, push/invoke costs) are recorded as unavailable, with the reason, until this
-//! harness drives the kernel's offload service.
+//! initramfs in `build/linux/`). The jos MD5 variants (native blob and wasm), the push/invoke
+//! costs by phase and the heap per running wasm job go through the kernel's offload service on a
+//! second jos boot with a configuration (`offload.rs`).
+
+mod offload;
 
 use std::net::UdpSocket;
 use std::path::{Path, PathBuf};
@@ -31,8 +33,8 @@ const JON_MD5: &str = "006cb570acdab0e0bfc8e3dcb7bb4edf";
 const ECHO_PAYLOAD: &[u8] = b"Echo1";
 /// The Linux guest's kernel command line (PLATFORM-NOTES: the power driver panics on this QEMU).
 const LINUX_APPEND: &str = "console=ttyAMA0,115200 rdinit=/init initcall_blacklist=bcm2835_power_driver_init quiet";
-/// Why the offload-based variants have no figures yet.
-const OFFLOAD_MISSING: &str = "not measured yet: jos-bench does not drive the kernel's offload service (push/invoke over Noise/TCP) yet";
+/// Why the offloaded echo has no figures yet.
+const ECHO_JOB_MISSING: &str = "not measured: a job cannot open a UDP socket on this kernel yet (job network capabilities are not on main)";
 /// The TTF file the plots' text is drawn with (Debian package fonts-dejavu-core).
 const FONT: &str = "/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf";
 
@@ -452,8 +454,6 @@ fn jos(kernel: &Path, requests: u64) -> Result<(Value, Value), String> {
         "network_ready_after_us": ready_after_us,
         "network_ready_before_us": ready_before_us.map(|v| v.min(ready_clock_us as f64)),
         "network_ready_source": "after: last time-stamped log line before `net: ip`; before: system timer read through QMP when the host saw the line (or the first stats line's at_us, if earlier)",
-        "heap_per_wasm_job_bytes": Value::Null,
-        "heap_per_wasm_job_status": OFFLOAD_MISSING,
     });
     let mut echo = run.to_json();
     echo["status"] = json!("ok");
@@ -496,7 +496,7 @@ fn plot_md5(path: &Path, series: &[(String, Vec<(f64, f64)>)], seed: &[(String, 
         .label_style(("sans-serif", 15))
         .draw()
         .map_err(|e| e.to_string())?;
-    let colours = [RED, BLUE, GREEN, MAGENTA, CYAN];
+    let colours = [RED, BLUE, GREEN, MAGENTA, CYAN, RGBColor(230, 130, 0)];
     for (index, (name, points)) in series.iter().enumerate() {
         let colour = colours[index % colours.len()];
         chart
@@ -507,7 +507,7 @@ fn plot_md5(path: &Path, series: &[(String, Vec<(f64, f64)>)], seed: &[(String, 
         chart.draw_series(points.iter().map(|p| Circle::new(*p, 4, colour.filled()))).map_err(|e| e.to_string())?;
     }
     for (index, (name, y)) in seed.iter().enumerate() {
-        let colour = colours[(index + 2) % colours.len()];
+        let colour = [BLACK, RGBColor(130, 130, 130)][index % 2];
         chart
             .draw_series(std::iter::once(TriangleMarker::new((1e6, *y), 8, colour.filled())))
             .map_err(|e| e.to_string())?
@@ -600,6 +600,92 @@ fn plot_echo(path: &Path, names: &[String], round_trips_ms: &[Vec<f64>], cpu_us:
     root.present().map_err(|e| e.to_string())
 }
 
+/// The phases of the offload plot: (label, key in `first_push_10k.mean`, key in `invoke_cached.mean`).
+const OFFLOAD_PHASES: &[(&str, Option<&str>, &str)] = &[
+    ("handshake", Some("handshake_us"), ""),
+    ("transfer", Some("transfer_us"), ""),
+    ("verify", Some("verify_us"), ""),
+    ("queued", Some("job_queued_us"), "queued_us"),
+    ("instantiate", Some("job_instantiate_us"), "instantiate_us"),
+    ("run", Some("job_run_us"), "run_us"),
+    ("result", Some("job_result_us"), "result_us"),
+];
+
+/// `docs/img/offload.png`: the device's guest time per phase (log scale, µs) of a first push of
+/// a 10 KiB wasm module (with its first run) and of an invoke of the cached module, one bar per
+/// phase and kind, each labelled with its value.
+fn plot_offload(path: &Path, offload: &Value) -> Result<(), String> {
+    let first = &offload["first_push_10k"]["mean"];
+    let cached = &offload["invoke_cached"]["mean"];
+    if offload["first_push_10k"]["status"] != "ok" || offload["invoke_cached"]["status"] != "ok" {
+        return Ok(());
+    }
+    let kinds = [("first push of a 10 KiB wasm module, then its first run", BLUE), ("invoke of the cached module", RED)];
+    let values: Vec<[Option<f64>; 2]> = OFFLOAD_PHASES
+        .iter()
+        .map(|(_, push_key, job_key)| {
+            let push = push_key.and_then(|k| first[k].as_f64());
+            let job = if job_key.is_empty() { None } else { cached[*job_key].as_f64() };
+            [push, job]
+        })
+        .collect();
+    let max = values.iter().flatten().flatten().copied().fold(1.0, f64::max);
+    let root = BitMapBackend::new(path, (1100, 600)).into_drawing_area();
+    root.fill(&WHITE).map_err(|e| e.to_string())?;
+    let count = OFFLOAD_PHASES.len();
+    let mut chart = ChartBuilder::on(&root)
+        .caption("Offload costs by phase: device guest time (-icount shift=0)", ("sans-serif", 22))
+        .margin(15)
+        .x_label_area_size(45)
+        .y_label_area_size(70)
+        .build_cartesian_2d(0.0..count as f64, (1.0..max * 8.0).log_scale())
+        .map_err(|e| format!("{e:?}"))?;
+    chart
+        .configure_mesh()
+        .disable_x_mesh()
+        .x_labels(count * 2 + 1)
+        .x_label_formatter(&|x| {
+            let i = x.floor() as usize;
+            if (x - x.floor() - 0.5).abs() < 0.01 && i < count {
+                OFFLOAD_PHASES[i].0.to_string()
+            } else {
+                String::new()
+            }
+        })
+        .y_label_formatter(&|v| format!("{v:.0}"))
+        .y_desc("guest time (us, log scale)")
+        .label_style(("sans-serif", 15))
+        .draw()
+        .map_err(|e| format!("{e:?}"))?;
+    for (k, (label, colour)) in kinds.iter().enumerate() {
+        let colour = *colour;
+        let bars: Vec<(f64, f64)> = values
+            .iter()
+            .enumerate()
+            .filter_map(|(i, v)| Some((i as f64 + 0.15 + k as f64 * 0.35, v[k]?.max(1.0))))
+            .collect();
+        chart
+            .draw_series(bars.iter().map(|&(x0, y)| Rectangle::new([(x0, 1.0), (x0 + 0.32, y)], colour.filled())))
+            .map_err(|e| format!("{e:?}"))?
+            .label(*label)
+            .legend(move |(x, y)| Rectangle::new([(x, y - 5), (x + 15, y + 5)], colour.filled()));
+        chart
+            .draw_series(bars.iter().map(|&(x0, y)| {
+                Text::new(format!("{y:.0}"), (x0 + 0.02, y * 1.25), ("sans-serif", 13).into_font().color(&BLACK))
+            }))
+            .map_err(|e| format!("{e:?}"))?;
+    }
+    chart
+        .configure_series_labels()
+        .position(SeriesLabelPosition::UpperRight)
+        .label_font(("sans-serif", 15))
+        .border_style(BLACK)
+        .background_style(WHITE.mix(0.9))
+        .draw()
+        .map_err(|e| format!("{e:?}"))?;
+    root.present().map_err(|e| e.to_string())
+}
+
 /// The seed's figures on a real Pi 1 B (a different machine: for reference only).
 fn seed_reference() -> Value {
     json!({
@@ -643,7 +729,16 @@ fn bench(settings: &Settings) -> Result<(), String> {
         .map_err(|e| format!("qemu-system-arm: {e}"))?;
 
     eprintln!("bench: jos (platform figures, echo x{})", mode.echoes());
-    let (platform, jos_echo) = jos(&settings.kernel, mode.echoes())?;
+    let (mut platform, jos_echo) = jos(&settings.kernel, mode.echoes())?;
+
+    eprintln!("bench: jos with the offload service (md5 native and wasm, push/invoke costs, heap per job)");
+    let device = offload::Device::boot(&settings.kernel)?;
+    let (jos_native, jos_wasm) = offload::md5(&device, mode)?;
+    let (first_push, invoke_cached) = offload::costs(&device, mode.runs())?;
+    let heap_job = offload::heap_per_wasm_job(&device)?;
+    platform["heap_per_wasm_job_bytes"] = heap_job["bytes"].clone();
+    platform["heap_per_wasm_job"] = heap_job;
+    drop(device);
 
     eprintln!("bench: booting the Linux guest");
     let mut linux = Linux::boot(&settings.linux)?;
@@ -658,7 +753,7 @@ fn bench(settings: &Settings) -> Result<(), String> {
     });
     linux.qemu.kill();
 
-    let unavailable = json!({"status": "unavailable", "reason": OFFLOAD_MISSING});
+    let echo_job = json!({"status": "unavailable", "reason": ECHO_JOB_MISSING});
     let results = json!({
         "schema": 1,
         "mode": mode.name(),
@@ -668,14 +763,14 @@ fn bench(settings: &Settings) -> Result<(), String> {
         "compute": {
             "what": "MD5 of the 3-byte string \"jon\", computed N times per run",
             "ns": mode.md5_counts(),
-            "variants": {"linux_c": linux_md5, "jos_native": unavailable, "jos_wasm": unavailable},
+            "variants": {"linux_c": linux_md5, "jos_native": jos_native, "jos_wasm": jos_wasm},
         },
         "echo": {
             "payload": "Echo1",
             "requests": mode.echoes(),
-            "variants": {"jos_service": jos_echo, "linux_c": linux_echo, "jos_offloaded": unavailable},
+            "variants": {"jos_service": jos_echo, "linux_c": linux_echo, "jos_offloaded": echo_job},
         },
-        "offload": {"first_push_10k": unavailable, "invoke_cached": unavailable},
+        "offload": {"first_push_10k": first_push, "invoke_cached": invoke_cached},
         "platform": {"jos": platform, "linux": linux_platform},
         "seed_real_hardware": seed_reference(),
     });
@@ -690,16 +785,26 @@ fn draw(settings: &Settings, results: &Value) -> Result<(), String> {
     std::fs::create_dir_all(&settings.img).map_err(|e| format!("{}: {e}", settings.img.display()))?;
     register_font()?;
     let mut md5_series = Vec::new();
-    let points = |key: &str| -> Vec<(f64, f64)> {
-        results["compute"]["variants"]["linux_c"]["points"]
+    let points = |variant: &str, key: &str| -> Vec<(f64, f64)> {
+        results["compute"]["variants"][variant]["points"]
             .as_array()
             .into_iter()
             .flatten()
             .filter_map(|p| Some((p["n"].as_f64()?, p[key].as_f64()? / 1000.0)))
             .collect()
     };
-    md5_series.push(("Linux C, execution time".to_string(), points("mean_exec_us")));
-    md5_series.push(("Linux C, CPU time".to_string(), points("mean_cpu_us")));
+    md5_series.push(("Linux C, execution time".to_string(), points("linux_c", "mean_exec_us")));
+    md5_series.push(("Linux C, CPU time".to_string(), points("linux_c", "mean_cpu_us")));
+    for (variant, name) in [("jos_native", "jos native blob"), ("jos_wasm", "jos wasm")] {
+        let exec = points(variant, "mean_exec_us");
+        if !exec.is_empty() {
+            md5_series.push((format!("{name}, execution time"), exec));
+        }
+        let cpu = points(variant, "mean_cpu_us");
+        if !cpu.is_empty() {
+            md5_series.push((format!("{name}, CPU time"), cpu));
+        }
+    }
     let seed = [
         ("seed, real Pi 1 B: serverkernel (other machine)".to_string(), 7025.0),
         ("seed, real Pi 1 B: Linux real time (other machine)".to_string(), 18065.0),
@@ -713,7 +818,8 @@ fn draw(settings: &Settings, results: &Value) -> Result<(), String> {
         keys.iter().map(|k| vec![ms(&echo[k], "mean_us"), ms(&echo[k], "p50_us"), ms(&echo[k], "p99_us")]).collect();
     let cpu: Vec<Vec<f64>> = keys.iter().map(|k| vec![echo[k]["guest_us_per_request"].as_f64().unwrap_or(0.0)]).collect();
     plot_echo(&settings.img.join("echo.png"), &names, &round_trips, &cpu)?;
-    eprintln!("bench: wrote {}/md5.png and echo.png", settings.img.display());
+    plot_offload(&settings.img.join("offload.png"), &results["offload"])?;
+    eprintln!("bench: wrote {}/md5.png, echo.png and offload.png", settings.img.display());
     print_tables(results);
     Ok(())
 }
@@ -721,17 +827,34 @@ fn draw(settings: &Settings, results: &Value) -> Result<(), String> {
 /// Prints the results as the Markdown tables of docs/benchmarks.md.
 fn print_tables(results: &Value) {
     let f = |v: &Value| v.as_f64().map(|x| format!("{x:.1}")).unwrap_or_else(|| "n/a".into());
-    println!("| N | Linux C execution time (us) | Linux C CPU time (us) | per hash (us) | jos native | jos wasm |");
-    println!("|---|---|---|---|---|---|");
-    for point in results["compute"]["variants"]["linux_c"]["points"].as_array().into_iter().flatten() {
-        let n = point["n"].as_f64().unwrap_or(1.0);
+    let variants = &results["compute"]["variants"];
+    let at = |variant: &str, n: &Value, key: &str| -> Option<f64> {
+        variants[variant]["points"].as_array()?.iter().find(|p| &p["n"] == n)?[key].as_f64()
+    };
+    let ratio = |a: Option<f64>, b: Option<f64>| match (a, b) {
+        (Some(a), Some(b)) if b > 0.0 => format!("{:.2}", a / b),
+        _ => "n/a".into(),
+    };
+    println!("| N | Linux C exec (us) | Linux C CPU (us) | jos native exec (us) | jos wasm exec (us) | jos native / Linux exec | wasm / native |");
+    println!("|---|---|---|---|---|---|---|");
+    for point in variants["linux_c"]["points"].as_array().into_iter().flatten() {
+        let n = &point["n"];
+        let native = at("jos_native", n, "mean_exec_us");
+        let wasm = at("jos_wasm", n, "mean_exec_us");
+        let show = |v: Option<f64>| v.map(|x| format!("{x:.1}")).unwrap_or_else(|| "n/a".into());
         println!(
-            "| {} | {} | {} | {:.2} | n/a | n/a |",
-            point["n"],
+            "| {n} | {} | {} | {} | {} | {} | {} |",
             f(&point["mean_exec_us"]),
             f(&point["mean_cpu_us"]),
-            point["mean_exec_us"].as_f64().unwrap_or(0.0) / n
+            show(native),
+            show(wasm),
+            ratio(native, point["mean_exec_us"].as_f64()),
+            ratio(wasm, native)
         );
+    }
+    println!();
+    for (name, key) in [("first push of a 10 KiB wasm module", "first_push_10k"), ("invoke of the cached module", "invoke_cached")] {
+        println!("{name}: {}", results["offload"][key]["mean"]);
     }
     println!();
     println!("| variant | answered | lost | mean (us) | p50 (us) | p99 (us) | p99.9 (us) | max (us) | guest clock per round trip (us) | guest CPU per request (us) |");

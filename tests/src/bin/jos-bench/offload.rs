@@ -1,0 +1,412 @@
+//! The jos variants that go through the kernel's offload service: MD5 as a native blob and as a
+//! wasm job, the first push of a 10 KiB signed wasm module and the invoke of a cached one by
+//! phase, and the heap a running wasm job holds.
+//!
+//! jos boots with a configuration (QEMU loader device, as `tests/tests/offload.rs` does) that
+//! trusts this harness's client and signing keys; the harness speaks the protocol through
+//! `jos_cli::client::Session` (Noise IK over TCP 4748) and reads the device's own figures: a
+//! JobResult's `Stats` (guest time from the job's start to its result) and the kernel's
+//! `offload: timing` console lines (docs/protocol.md, "Timing reports").
+
+use std::net::{SocketAddr, UdpSocket};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use jos_abi::config::{ConfigRepr, Network, Policy};
+use jos_abi::codec::List;
+use jos_abi::signature::{public_key, sign_blob, sign_wasm, SignerRights, TrustedSigner};
+use jos_abi::wire::discovery::{Advert, AdvertRepr, LoadState, Probe};
+use jos_abi::wire::{Format, JobStatus, Limits, Message};
+use jos_cli::client::{JobOutcome, Session};
+use jos_cli::store::x25519_public;
+use jos_tests::{BootOptions, Qemu};
+use serde_json::{json, Value};
+
+use crate::{free_port, mean, Mode, JON_MD5};
+
+/// The device's Noise secret, advert seed, the harness's client secret and signing seed: fixed
+/// test keys (the device only lives for one benchmark run).
+const DEVICE_SECRET: [u8; 32] = [0x61; 32];
+const ADVERT_SEED: [u8; 32] = [0x62; 32];
+const CLIENT_SECRET: [u8; 32] = [0x63; 32];
+const SIGNER: [u8; 32] = [0x64; 32];
+/// Size of the module of the first-push measurement, signed (10 KiB).
+pub const PUSH_MODULE_BYTES: usize = 10 * 1024;
+
+/// A booted jos with its configuration, and the host ports forwarded to it.
+pub struct Device {
+    pub qemu: Qemu,
+    tcp: u16,
+    discovery: u16,
+    _config: Scratch,
+}
+
+/// A file removed on drop.
+struct Scratch(PathBuf);
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.0);
+    }
+}
+
+fn free_tcp_port() -> Result<u16, String> {
+    std::net::TcpListener::bind("127.0.0.1:0").and_then(|s| s.local_addr()).map(|a| a.port()).map_err(|e| e.to_string())
+}
+
+/// The boot configuration: this harness's client key and signer, generous limits (the MD5 jobs
+/// of the full mode run for seconds).
+fn config_bytes() -> Result<Vec<u8>, String> {
+    let clients = [x25519_public(&CLIENT_SECRET)];
+    let signers = [TrustedSigner { public_key: public_key(&SIGNER), rights: SignerRights::ALL }];
+    let repr = ConfigRepr {
+        name: "jos-bench",
+        noise_secret: DEVICE_SECRET,
+        advert_seed: ADVERT_SEED,
+        network: Network::Dhcp,
+        clients: List::from_slice(&clients),
+        signers: List::from_slice(&signers),
+        policy: Policy {
+            max_module_len: 4 << 20,
+            limits: Limits { fuel: 1 << 40, memory: 16 << 20, deadline_ms: 3_600_000, output: 32 * 1024 },
+            queue_len: 16,
+        },
+    };
+    let mut bytes = vec![0; repr.buffer_len()];
+    repr.emit(&mut bytes).map_err(|e| format!("configuration: {e}"))?;
+    Ok(bytes)
+}
+
+impl Device {
+    /// Boots jos under `-icount shift=0` with usb-net, TCP 4748 and UDP 4747 forwarded
+    /// and the configuration loaded at `CONFIG_ADDRESS`; waits for `offload: ready`.
+    pub fn boot(kernel: &Path) -> Result<Device, String> {
+        let (tcp, discovery) = (free_tcp_port()?, free_port()?);
+        let config = Scratch(std::env::temp_dir().join(format!("jos-bench-config-{}.bin", std::process::id())));
+        std::fs::write(&config.0, config_bytes()?).map_err(|e| format!("{}: {e}", config.0.display()))?;
+        let mut options = BootOptions::new("raspi0", kernel.into());
+        options.icount_shift = Some(0);
+        options.extra_args = vec![
+            "-netdev".into(),
+            format!(
+                "user,id=n0,hostfwd=tcp:127.0.0.1:{tcp}-:4748,hostfwd=udp:127.0.0.1:{discovery}-:4747"
+            ),
+            "-device".into(),
+            "usb-net,netdev=n0,port=1".into(),
+            "-device".into(),
+            format!("loader,file={},addr={:#x},force-raw=on", config.0.display(), jos_abi::config::CONFIG_ADDRESS),
+        ];
+        let mut qemu = Qemu::boot(&options).map_err(|e| format!("cannot start QEMU: {e}"))?;
+        qemu.wait_for_line_containing("offload: ready", Duration::from_secs(120))?;
+        qemu.wait_for_line("net: ip ", Duration::from_secs(120))?;
+        Ok(Device { qemu, tcp, discovery, _config: config })
+    }
+
+    /// A new authenticated session (the handshake happens here).
+    pub fn session(&self) -> Result<Session, String> {
+        let address = SocketAddr::from(([127, 0, 0, 1], self.tcp));
+        let mut session = Session::connect(address, &CLIENT_SECRET, &x25519_public(&DEVICE_SECRET), Duration::from_secs(60))
+            .map_err(|e| format!("session: {e}"))?;
+        // Progress messages come every 250 ms of guest time; a long job is not an idle session.
+        session.set_idle_timeout(Duration::from_secs(600));
+        Ok(session)
+    }
+
+    /// The free heap bytes and load state of a fresh advert.
+    pub fn advert(&self) -> Result<(u32, LoadState), String> {
+        let socket = UdpSocket::bind("127.0.0.1:0").map_err(|e| e.to_string())?;
+        socket.set_read_timeout(Some(Duration::from_secs(2))).map_err(|e| e.to_string())?;
+        let mut probe = [0u8; 16];
+        Probe { nonce: 0xbe4c }.emit(&mut probe).map_err(|e| e.to_string())?;
+        let mut datagram = [0u8; 512];
+        for _ in 0..5 {
+            socket.send_to(&probe, ("127.0.0.1", self.discovery)).map_err(|e| e.to_string())?;
+            if let Ok((len, _)) = socket.recv_from(&mut datagram) {
+                let advert = Advert::new_checked(&datagram[..len]).map_err(|e| format!("advert: {e}"))?;
+                let repr = AdvertRepr::parse(&advert).map_err(|e| format!("advert: {e}"))?;
+                return Ok((repr.free_memory, repr.state));
+            }
+        }
+        Err("no advert from the device".into())
+    }
+
+    /// The `offload: timing KIND` lines printed so far (the text after the prefix).
+    fn timings(&self, kind: &str) -> Vec<String> {
+        let prefix = format!("offload: timing {kind} ");
+        self.qemu.output().lines().filter_map(|l| Some(l.split_once(&prefix)?.1.to_string())).collect()
+    }
+
+    /// Waits for the timing line number `index` (0-based) of `kind`.
+    fn timing(&self, kind: &str, index: usize) -> Result<String, String> {
+        for _ in 0..100 {
+            if let Some(line) = self.timings(kind).into_iter().nth(index) {
+                return Ok(line);
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        Err(format!("no `offload: timing {kind}` line number {index} on the console"))
+    }
+}
+
+/// Pushes `module` on `session`; returns its hash.
+fn push(session: &mut Session, format: Format, module: &[u8]) -> Result<[u8; 32], String> {
+    session.push(format, module, Limits::default(), &mut |_| {}).map_err(|e| format!("push: {e}"))
+}
+
+/// Invokes `hash` with `input`; the job must end Ok.
+fn invoke(session: &mut Session, hash: [u8; 32], input: &[u8]) -> Result<JobOutcome, String> {
+    let job = session.invoke(hash, Limits::default(), input, None, &mut |_| {}).map_err(|e| format!("invoke: {e}"))?;
+    if job.status != JobStatus::Ok {
+        return Err(format!("job ended {:?}: {:?}", job.status, job.logs));
+    }
+    Ok(job)
+}
+
+/// `guest-examples/c/NAME.c` built by jos-cli's builder in `format`, signed.
+fn guest_example(name: &str, format: Format) -> Result<Vec<u8>, String> {
+    let source = crate::repo_root().join("guest-examples/c").join(format!("{name}.c"));
+    let folder = std::env::temp_dir().join(format!("jos-bench-build-{}", std::process::id()));
+    std::fs::create_dir_all(&folder).map_err(|e| e.to_string())?;
+    let (build_format, extension) = match format {
+        Format::Wasm => (jos_cli::build::Format::Wasm, "wasm"),
+        Format::NativeArmv6 => (jos_cli::build::Format::Native, "blob"),
+    };
+    let request = jos_cli::build::BuildRequest {
+        sources: vec![source.clone()],
+        format: build_format,
+        output: Some(folder.join(format!("{name}.{extension}"))),
+        max_memory_pages: jos_cli::build::DEFAULT_MAX_MEMORY_PAGES,
+        keep_names: false,
+        verbose: false,
+    };
+    let built = jos_cli::build::build(&request).map_err(|e| format!("building {}: {e}", source.display()))?;
+    let bytes = std::fs::read(&built.path).map_err(|e| e.to_string())?;
+    let _ = std::fs::remove_dir_all(&folder);
+    match format {
+        Format::Wasm => sign_wasm(&bytes, &SIGNER, true).map_err(|e| format!("signing: {e}")),
+        Format::NativeArmv6 => sign_blob(&bytes, &SIGNER, true).map_err(|e| format!("signing: {e}")),
+    }
+}
+
+/// MD5 of "jon" N times on jos, one variant: push once, then `runs` invokes with "N" for every N.
+/// Per run the JobResult's guest-time figures: `time_us` (start to result: execution time).
+fn md5_variant(device: &Device, mode: Mode, format: Format) -> Result<Value, String> {
+    let module = guest_example("md5", format)?;
+    let mut session = device.session()?;
+    let hash = push(&mut session, format, &module)?;
+    let runs = mode.runs();
+    let mut points = Vec::new();
+    for n in mode.md5_counts() {
+        let mut exec = Vec::new();
+        let mut fuel = Vec::new();
+        for _ in 0..runs {
+            let job = invoke(&mut session, hash, n.to_string().as_bytes())?;
+            let digest = String::from_utf8_lossy(&job.output);
+            if digest.trim_end() != JON_MD5 {
+                return Err(format!("md5 {n} on jos ({format:?}): wrong digest {digest:?}"));
+            }
+            exec.push(job.stats.time_us as f64);
+            fuel.push(job.stats.fuel_used as f64);
+        }
+        eprintln!("bench: jos {format:?} md5 N={n}: exec {:.0} us (mean of {runs})", mean(&exec));
+        points.push(json!({"n": n, "exec_us": exec, "mean_exec_us": mean(&exec), "fuel_used": fuel}));
+    }
+    Ok(json!({
+        "status": "ok",
+        "runs": runs,
+        "module_bytes": module.len(),
+        "source": "guest-examples/c/md5.c built by jos-cli's builder, signed; pushed once, invoked with \"N\"",
+        "exec_source": "JobResult stats.time_us: guest time from the job's start to its result",
+        "points": points,
+    }))
+}
+
+/// The native and wasm MD5 variants.
+pub fn md5(device: &Device, mode: Mode) -> Result<(Value, Value), String> {
+    Ok((md5_variant(device, mode, Format::NativeArmv6)?, md5_variant(device, mode, Format::Wasm)?))
+}
+
+/// A wasm module of exactly [`PUSH_MODULE_BYTES`] once signed: a data segment of
+/// pseudo-random bytes (different for each `seed`, so each is a first push) and a `run` that
+/// echoes its input followed by the segment's first 16 bytes.
+pub fn ten_kib_module(seed: u32) -> Result<(Vec<u8>, Vec<u8>), String> {
+    let mut state = seed.wrapping_mul(2_654_435_761).wrapping_add(1);
+    let mut filler = |len: usize| -> Vec<u8> {
+        (0..len)
+            .map(|_| {
+                state ^= state << 13;
+                state ^= state >> 17;
+                state ^= state << 5;
+                state as u8
+            })
+            .collect()
+    };
+    let build = |data: &[u8]| -> Result<Vec<u8>, String> {
+        let escaped: String = data.iter().map(|b| format!("\\{b:02x}")).collect();
+        let text = format!(
+            r#"(module
+  (import "jos" "input_len" (func $input_len (result i32)))
+  (import "jos" "input_read" (func $input_read (param i32 i32 i32) (result i32)))
+  (import "jos" "output_write" (func $output_write (param i32 i32) (result i32)))
+  (memory (export "memory") 1)
+  (data (i32.const 1024) "{escaped}")
+  (func (export "run") (result i32)
+    (local $n i32)
+    (local.set $n (call $input_read (i32.const 0) (call $input_len) (i32.const 0)))
+    (drop (call $output_write (i32.const 0) (local.get $n)))
+    (drop (call $output_write (i32.const 1024) (i32.const 16)))
+    (local.get $n)))"#
+        );
+        let module = wat::parse_str(&text).map_err(|e| format!("10 KiB module: {e}"))?;
+        sign_wasm(&module, &SIGNER, true).map_err(|e| format!("signing: {e}"))
+    };
+    // The data length that makes the signed module 10 KiB (LEB128 lengths shift by a byte or two).
+    let mut len = PUSH_MODULE_BYTES - 400;
+    for _ in 0..8 {
+        let data = filler(len);
+        let module = build(&data)?;
+        if module.len() == PUSH_MODULE_BYTES {
+            return Ok((module, data[..16].to_vec()));
+        }
+        len = (len as isize + PUSH_MODULE_BYTES as isize - module.len() as isize) as usize;
+    }
+    Err("cannot size the module to 10 KiB".into())
+}
+
+/// `name=value` as a number.
+fn number(line: &str, name: &str) -> Result<f64, String> {
+    crate::field(line, name).ok_or_else(|| format!("no {name} in `{line}`"))
+}
+
+/// Phases of a push line and of a job line, as JSON numbers.
+fn phases(line: &str, names: &[&str]) -> Result<Value, String> {
+    let mut map = serde_json::Map::new();
+    for name in names {
+        map.insert((*name).into(), json!(number(line, name)?));
+    }
+    Ok(Value::Object(map))
+}
+
+const PUSH_PHASES: &[&str] = &["handshake_us", "transfer_us", "verify_us", "session_us"];
+const JOB_PHASES: &[&str] = &["queued_us", "instantiate_us", "run_us", "result_us", "total_us"];
+
+/// Means of each phase over runs.
+fn phase_means(runs: &[Value], names: &[&str]) -> Value {
+    let mut map = serde_json::Map::new();
+    for name in names {
+        let values: Vec<f64> = runs.iter().filter_map(|r| r[*name].as_f64()).collect();
+        map.insert((*name).into(), json!(mean(&values)));
+    }
+    Value::Object(map)
+}
+
+/// First push of a 10 KiB signed wasm module (a new module each run, on a new session) and the
+/// invoke of a cached module (a new session each run, as `jos-cli invoke` does), by phase from
+/// the device's timing lines.
+pub fn costs(device: &Device, runs: u64) -> Result<(Value, Value), String> {
+    let mut pushes = Vec::new();
+    let mut hashes = Vec::new();
+    for run in 0..runs {
+        let (module, head) = ten_kib_module(run as u32 + 1)?;
+        let (push_lines, job_lines) = (device.timings("push").len(), device.timings("job").len());
+        let mut session = device.session()?;
+        let hash = push(&mut session, Format::Wasm, &module)?;
+        let job = invoke(&mut session, hash, b"first")?;
+        let mut expected = b"first".to_vec();
+        expected.extend_from_slice(&head);
+        if job.output != expected {
+            return Err(format!("10 KiB module: output {:?}, expected {expected:?}", job.output));
+        }
+        drop(session);
+        let push_line = device.timing("push", push_lines)?;
+        if !push_line.starts_with(&format!("wasm bytes={PUSH_MODULE_BYTES} accepted=true ")) {
+            return Err(format!("unexpected push timing line `{push_line}`"));
+        }
+        let job_line = device.timing("job", job_lines)?;
+        let mut record = phases(&push_line, PUSH_PHASES)?;
+        let job_phases = phases(&job_line, JOB_PHASES)?;
+        for name in JOB_PHASES {
+            record[format!("job_{name}")] = job_phases[*name].clone();
+        }
+        pushes.push(record);
+        hashes.push(hash);
+    }
+    let mut invokes = Vec::new();
+    for run in 0..runs {
+        let job_lines = device.timings("job").len();
+        let mut session = device.session()?;
+        let job = invoke(&mut session, hashes[0], b"cached")?;
+        if !job.output.starts_with(b"cached") {
+            return Err(format!("cached invoke {run}: output {:?}", job.output));
+        }
+        drop(session);
+        invokes.push(phases(&device.timing("job", job_lines)?, JOB_PHASES)?);
+    }
+    let mut push_names: Vec<&str> = PUSH_PHASES.to_vec();
+    let job_names: Vec<String> = JOB_PHASES.iter().map(|n| format!("job_{n}")).collect();
+    push_names.extend(job_names.iter().map(String::as_str));
+    let first = json!({
+        "status": "ok",
+        "module_bytes": PUSH_MODULE_BYTES,
+        "module": "wat: a 1-page memory, a data segment of pseudo-random bytes sized so the signed module is 10 KiB, a run that echoes its input and 16 data bytes; a new module (new hash) per run",
+        "source": "kernel `offload: timing push` and `offload: timing job` console lines (platform clock, guest time)",
+        "runs": pushes,
+        "mean": phase_means(&pushes, &push_names),
+    });
+    let cached = json!({
+        "status": "ok",
+        "what": "a new session per run (handshake not counted here), Invoke of the cached 10 KiB module",
+        "source": "kernel `offload: timing job` console lines (platform clock, guest time)",
+        "runs": invokes,
+        "mean": phase_means(&invokes, JOB_PHASES),
+    });
+    Ok((first, cached))
+}
+
+/// Heap a running wasm job holds: the advert's free heap with a session open and the md5 module
+/// cached, against the same while the md5 job runs (the advert then says Busy).
+pub fn heap_per_wasm_job(device: &Device) -> Result<Value, String> {
+    let module = guest_example("md5", Format::Wasm)?;
+    let mut session = device.session()?;
+    let hash = push(&mut session, Format::Wasm, &module)?;
+    let mut n = 20_000u64;
+    for _ in 0..4 {
+        let (idle_free, idle_state) = device.advert()?;
+        if idle_state != LoadState::Idle {
+            return Err("the device is busy before the heap measurement".into());
+        }
+        session
+            .send(&Message::Invoke { hash, limits: Limits::default(), input: n.to_string().as_bytes(), call: None })
+            .map_err(|e| format!("invoke: {e}"))?;
+        std::thread::sleep(Duration::from_millis(300));
+        let (busy_free, busy_state) = device.advert()?;
+        let job = wait_result(&mut session)?;
+        if busy_state == LoadState::Busy && job.status == JobStatus::Ok {
+            return Ok(json!({
+                "bytes": f64::from(idle_free) - f64::from(busy_free),
+                "idle_free_bytes": idle_free,
+                "busy_free_bytes": busy_free,
+                "job_peak_linear_memory_bytes": job.stats.peak_memory,
+                "job": format!("guest-examples md5 (wasm), input \"{n}\""),
+                "source": "advert free_memory (heap size - used) while the job runs, against the same just before the Invoke with the session open and the module cached",
+            }));
+        }
+        n *= 4;
+    }
+    Err("the md5 job never ran while the advert was probed".into())
+}
+
+/// Reads messages until the JobResult.
+fn wait_result(session: &mut Session) -> Result<JobOutcome, String> {
+    loop {
+        let plain = session.receive().map_err(|e| format!("waiting for the result: {e}"))?;
+        match Message::parse(&plain).map_err(|e| e.to_string())? {
+            Message::Progress { .. } | Message::Pong { .. } => {}
+            Message::JobResult { status, exit_value, stats, output, .. } => {
+                return Ok(JobOutcome { status, exit_value, stats, output: output.to_vec(), logs: Vec::new() })
+            }
+            Message::Error { code, message } => return Err(format!("device error {code:?}: {message}")),
+            other => return Err(format!("unexpected message kind {}", other.kind())),
+        }
+    }
+}
