@@ -28,6 +28,10 @@ static uint64_t cpu_us(void) {
            (uint64_t)usage.ru_stime.tv_sec * 1000000 + usage.ru_stime.tv_usec;
 }
 
+/* The message, behind volatile objects so the compiler cannot see their values. */
+static const uint8_t *volatile MESSAGE = (const uint8_t *)"jon";
+static volatile size_t MESSAGE_LENGTH = 3;
+
 static uint64_t monotonic_us(void) {
     struct timespec now;
     clock_gettime(CLOCK_MONOTONIC, &now);
@@ -50,8 +54,13 @@ int main(int argc, char **argv) {
     for (unsigned long run = 0; run < runs; run++) {
         uint64_t cpu0 = cpu_us(), start = monotonic_us();
         uint8_t digest[16] = {0};
+        /* The string and its length are read at run time, as the jos guest reads them from its
+         * input: with the constant "jon" GCC specialises md5() for 3 bytes (about 9% fewer
+         * instructions per hash), which the jos build cannot do. */
+        const uint8_t *message = MESSAGE;
+        size_t message_length = MESSAGE_LENGTH;
         for (unsigned long round = 0; round < count; round++) {
-            md5((const uint8_t *)"jon", 3, digest);
+            md5(message, message_length, digest);
             /* The digest escapes through memory each round, so the loop is not folded away. */
             __asm__ volatile("" : : "r"(digest) : "memory");
         }

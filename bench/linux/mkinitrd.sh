@@ -2,7 +2,7 @@
 # Builds the Linux baseline's initramfs (build/linux/initrd.gz): static busybox, the usb-net
 # modules (mii, usbnet, cdc_ether), the benchmark programs md5 and echo (static armel C), and
 # bench/linux/init. Also copies the kernel and device tree to build/linux/{vmlinuz,rpi-zero.dtb}.
-# Rebuilds only when an input is newer than the initrd.
+# Rebuilds only when an input (bench/linux, guest-examples/c/md5.c) is newer than the initrd.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 bench/linux/fetch.sh
@@ -10,7 +10,7 @@ out=build/linux
 src=bench/linux
 root=$out/root
 initrd=$out/initrd.gz
-if [ -e "$initrd" ] && [ -z "$(find $src -newer "$initrd")" ]; then exit 0; fi
+if [ -e "$initrd" ] && [ -z "$(find $src guest-examples/c/md5.c -newer "$initrd")" ]; then exit 0; fi
 cc=arm-linux-gnueabi-gcc
 command -v $cc >/dev/null || { echo "mkinitrd: $cc missing (run scripts/setup.sh)" >&2; exit 1; }
 version=$(ls "$root/lib/modules" | head -1)
