@@ -105,8 +105,12 @@ fn quick_bench_runs_every_variant() {
         assert_eq!(points.iter().map(|p| p["n"].as_u64().expect("n")).collect::<Vec<_>>(), [1, 10, 100], "{name}");
         for point in points {
             let exec = point["exec_us"].as_array().expect("exec_us");
-            assert_eq!(exec.len(), 2, "{name}: {point}");
-            assert!(exec.iter().all(|v| number(v, "exec") > 0.0), "{name}: {point}");
+            let cpu = point["cpu_us"].as_array().expect("cpu_us");
+            assert_eq!((exec.len(), cpu.len()), (2, 2), "{name}: {point}");
+            for (exec, cpu) in exec.iter().zip(cpu) {
+                let (exec, cpu) = (number(exec, "exec"), number(cpu, "cpu"));
+                assert!(0.0 < cpu && cpu <= exec, "{name}: {point}");
+            }
         }
         assert!(number(&points[2]["mean_exec_us"], "exec") > number(&points[0]["mean_exec_us"], "exec"), "{name}");
     }

@@ -835,27 +835,52 @@ fn print_tables(results: &Value) {
         (Some(a), Some(b)) if b > 0.0 => format!("{:.2}", a / b),
         _ => "n/a".into(),
     };
-    println!("| N | Linux C exec (us) | Linux C CPU (us) | jos native exec (us) | jos wasm exec (us) | jos native / Linux exec | wasm / native |");
-    println!("|---|---|---|---|---|---|---|");
+    let time = |v: Option<f64>| match v {
+        Some(us) if us < 1000.0 => format!("{us:.0} µs"),
+        Some(us) if us < 1e6 => format!("{:.2} ms", us / 1e3),
+        Some(us) => format!("{:.3} s", us / 1e6),
+        None => "n/a".into(),
+    };
+    println!("| N | Linux exec | Linux CPU | jos native exec | jos native CPU | jos wasm exec | jos wasm CPU | jos native / Linux (exec) | wasm / native (exec) | wasm / native (CPU) |");
+    println!("|---|---|---|---|---|---|---|---|---|---|");
     for point in variants["linux_c"]["points"].as_array().into_iter().flatten() {
         let n = &point["n"];
-        let native = at("jos_native", n, "mean_exec_us");
-        let wasm = at("jos_wasm", n, "mean_exec_us");
-        let show = |v: Option<f64>| v.map(|x| format!("{x:.1}")).unwrap_or_else(|| "n/a".into());
+        let (native, native_cpu) = (at("jos_native", n, "mean_exec_us"), at("jos_native", n, "mean_cpu_us"));
+        let (wasm, wasm_cpu) = (at("jos_wasm", n, "mean_exec_us"), at("jos_wasm", n, "mean_cpu_us"));
+        let linux = point["mean_exec_us"].as_f64();
         println!(
-            "| {n} | {} | {} | {} | {} | {} | {} |",
-            f(&point["mean_exec_us"]),
-            f(&point["mean_cpu_us"]),
-            show(native),
-            show(wasm),
-            ratio(native, point["mean_exec_us"].as_f64()),
-            ratio(wasm, native)
+            "| {n} | {} | {} | {} | {} | {} | {} | {} | {} | {} |",
+            time(linux),
+            time(point["mean_cpu_us"].as_f64()),
+            time(native),
+            time(native_cpu),
+            time(wasm),
+            time(wasm_cpu),
+            ratio(native, linux),
+            ratio(wasm, native),
+            ratio(wasm_cpu, native_cpu)
         );
     }
     println!();
-    for (name, key) in [("first push of a 10 KiB wasm module", "first_push_10k"), ("invoke of the cached module", "invoke_cached")] {
-        println!("{name}: {}", results["offload"][key]["mean"]);
+    let first = &results["offload"]["first_push_10k"];
+    let cached = &results["offload"]["invoke_cached"];
+    let spread = |runs: &Value, key: &str| -> String {
+        let values: Vec<f64> = runs.as_array().into_iter().flatten().filter_map(|r| r[key].as_f64()).collect();
+        if values.is_empty() {
+            return "n/a".into();
+        }
+        let (lo, hi) = values.iter().fold((f64::MAX, f64::MIN), |(lo, hi), v| (lo.min(*v), hi.max(*v)));
+        format!("{} ({}-{})", time(Some(mean(&values))), time(Some(lo)), time(Some(hi)))
+    };
+    println!("| phase (device guest time) | first push of a 10 KiB wasm module: mean (min-max) | invoke of the cached module: mean (min-max) |");
+    println!("|---|---|---|");
+    for (label, push_key, job_key) in OFFLOAD_PHASES {
+        let push = push_key.map_or("n/a".into(), |k| spread(&first["runs"], k));
+        let job = if job_key.is_empty() { "n/a".into() } else { spread(&cached["runs"], job_key) };
+        println!("| {label} | {push} | {job} |");
     }
+    println!("| Hello to PushOk (session_us) | {} | |", spread(&first["runs"], "session_us"));
+    println!("| Invoke to JobResult (total_us) | {} | {} |", spread(&first["runs"], "job_total_us"), spread(&cached["runs"], "total_us"));
     println!();
     println!("| variant | answered | lost | mean (us) | p50 (us) | p99 (us) | p99.9 (us) | max (us) | guest clock per round trip (us) | guest CPU per request (us) |");
     println!("|---|---|---|---|---|---|---|---|---|---|");

@@ -189,7 +189,8 @@ fn guest_example(name: &str, format: Format) -> Result<Vec<u8>, String> {
 }
 
 /// MD5 of "jon" N times on jos, one variant: push once, then `runs` invokes with "N" for every N.
-/// Per run the JobResult's guest-time figures: `time_us` (start to result: execution time).
+/// Per run the JobResult's guest-time figures: `time_us` (start to result: execution time) and
+/// `cpu_us` (the time the job held the CPU: CPU time).
 fn md5_variant(device: &Device, mode: Mode, format: Format) -> Result<Value, String> {
     let module = guest_example("md5", format)?;
     let mut session = device.session()?;
@@ -198,6 +199,7 @@ fn md5_variant(device: &Device, mode: Mode, format: Format) -> Result<Value, Str
     let mut points = Vec::new();
     for n in mode.md5_counts() {
         let mut exec = Vec::new();
+        let mut cpu = Vec::new();
         let mut fuel = Vec::new();
         for _ in 0..runs {
             let job = invoke(&mut session, hash, n.to_string().as_bytes())?;
@@ -205,11 +207,22 @@ fn md5_variant(device: &Device, mode: Mode, format: Format) -> Result<Value, Str
             if digest.trim_end() != JON_MD5 {
                 return Err(format!("md5 {n} on jos ({format:?}): wrong digest {digest:?}"));
             }
+            if job.stats.cpu_us == 0 || job.stats.cpu_us > job.stats.time_us {
+                return Err(format!("md5 {n} on jos ({format:?}): implausible stats {:?}", job.stats));
+            }
             exec.push(job.stats.time_us as f64);
+            cpu.push(job.stats.cpu_us as f64);
             fuel.push(job.stats.fuel_used as f64);
         }
-        eprintln!("bench: jos {format:?} md5 N={n}: exec {:.0} us (mean of {runs})", mean(&exec));
-        points.push(json!({"n": n, "exec_us": exec, "mean_exec_us": mean(&exec), "fuel_used": fuel}));
+        eprintln!("bench: jos {format:?} md5 N={n}: exec {:.0} us, cpu {:.0} us (mean of {runs})", mean(&exec), mean(&cpu));
+        points.push(json!({
+            "n": n,
+            "exec_us": exec,
+            "cpu_us": cpu,
+            "mean_exec_us": mean(&exec),
+            "mean_cpu_us": mean(&cpu),
+            "fuel_used": fuel,
+        }));
     }
     Ok(json!({
         "status": "ok",
@@ -217,6 +230,7 @@ fn md5_variant(device: &Device, mode: Mode, format: Format) -> Result<Value, Str
         "module_bytes": module.len(),
         "source": "guest-examples/c/md5.c built by jos-cli's builder, signed; pushed once, invoked with \"N\"",
         "exec_source": "JobResult stats.time_us: guest time from the job's start to its result",
+        "cpu_source": "JobResult stats.cpu_us: guest time the job held the CPU (wasm: its start and fuel slices; native: its run)",
         "points": points,
     }))
 }
@@ -403,7 +417,7 @@ fn wait_result(session: &mut Session) -> Result<JobOutcome, String> {
         match Message::parse(&plain).map_err(|e| e.to_string())? {
             Message::Progress { .. } | Message::Pong { .. } => {}
             Message::JobResult { status, exit_value, stats, output, .. } => {
-                return Ok(JobOutcome { status, exit_value, stats, output: output.to_vec(), logs: Vec::new() })
+                return Ok(JobOutcome { status, exit_value, stats, output: output.to_vec(), results: Vec::new(), logs: Vec::new() })
             }
             Message::Error { code, message } => return Err(format!("device error {code:?}: {message}")),
             other => return Err(format!("unexpected message kind {}", other.kind())),
