@@ -2,7 +2,8 @@
 //! on UDP 4747, Noise IK sessions on TCP 4748 (snow initiators here), push and invoke of signed
 //! wasm, the cached module, bad input, a long job while UDP echo answers, 8 clients at once, and
 //! a boot without configuration; native blobs (md5 built by jos-cli, deadline, faults) on
-//! another boot. One QEMU boot serves most checks.
+//! another boot; a replayed handshake and an altered ciphertext against the device's counters
+//! (its console's `offload` command) on a third. One QEMU boot serves most checks.
 
 use std::io::{Read, Write};
 use std::net::{TcpStream, UdpSocket};
@@ -150,9 +151,17 @@ static ONE_BOOT_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
 
 /// The logs of the last job result (`Client::next` keeps them here).
 static LAST_LOGS: std::sync::Mutex<Vec<String>> = std::sync::Mutex::new(Vec::new());
+/// The stats of the last job result (`Client::next` keeps them here).
+static LAST_STATS: std::sync::Mutex<Option<wire::Stats>> = std::sync::Mutex::new(None);
 
 impl Client {
     fn connect(port: u16, secret: &[u8; 32]) -> Option<Client> {
+        Client::connect_with_hello(port, secret).0
+    }
+
+    /// Opens a session; also returns the first frame sent (the Hello with the handshake's first
+    /// message), to replay it.
+    fn connect_with_hello(port: u16, secret: &[u8; 32]) -> (Option<Client>, Vec<u8>) {
         let mut stream = TcpStream::connect(("127.0.0.1", port)).unwrap();
         stream.set_read_timeout(Some(Duration::from_secs(60))).unwrap();
         let mut state = snow::Builder::with_resolver(noise::params(), Box::new(Resolver::new(&ENTROPY)))
@@ -169,11 +178,23 @@ impl Client {
         let hello = frame(&encode(&Message::Hello { version: wire::PROTOCOL_VERSION, handshake: &message[..len] }));
         stream.write_all(&hello).unwrap();
         let mut inbox = Vec::new();
-        let answer = next_frame(&mut stream, &mut inbox)?;
+        let Some(answer) = next_frame(&mut stream, &mut inbox) else { return (None, hello) };
         let Ok(Message::Hello { handshake, .. }) = Message::parse(&answer) else { panic!("not a Hello") };
         let mut payload = [0u8; 64];
         state.read_message(handshake, &mut payload).unwrap();
-        Some(Client { stream, transport: state.into_transport_mode().unwrap(), inbox, sent: hello.len() })
+        let sent = hello.len();
+        (Some(Client { stream, transport: state.into_transport_mode().unwrap(), inbox, sent }), hello)
+    }
+
+    /// Sends `message` with one bit of its ciphertext flipped (the frame stays well formed).
+    fn send_altered(&mut self, message: &Message<'_>) {
+        let plain = encode(message);
+        let mut cipher = vec![0; plain.len() + 16];
+        let len = self.transport.write_message(&plain, &mut cipher).unwrap();
+        cipher[len / 2] ^= 0x10;
+        let bytes = frame(&cipher[..len]);
+        self.sent += bytes.len();
+        self.stream.write_all(&bytes).unwrap();
     }
 
     fn send(&mut self, message: &Message<'_>) {
@@ -194,8 +215,9 @@ impl Client {
             Message::Error { code, .. } => Reply::Error(code as u32),
             Message::Pong { nonce } => Reply::Pong(nonce),
             Message::Progress { .. } => Reply::Progress,
-            Message::JobResult { status, exit_value, output, logs, .. } => {
+            Message::JobResult { status, exit_value, stats, output, logs, .. } => {
                 *LAST_LOGS.lock().unwrap() = logs.iter().map(|line| line.text.to_string()).collect();
+                *LAST_STATS.lock().unwrap() = Some(stats);
                 Reply::Result { status, exit_value, output: output.to_vec() }
             }
             other => panic!("unexpected {other:?}"),
@@ -516,4 +538,123 @@ fn missing_configuration_is_reported_and_nothing_is_accepted() {
     let mut buffer = [0u8; 16];
     assert!(matches!(stream.read(&mut buffer), Ok(0) | Err(_)), "no offload service without configuration");
     device.qemu.kill();
+}
+
+/// Echoes its input after 40 million loop turns (a job of many slices: seconds on QEMU).
+const SLOW_ECHO: &str = r#"
+(module
+  (import "jos" "input_len" (func $input_len (result i32)))
+  (import "jos" "input_read" (func $input_read (param i32 i32 i32) (result i32)))
+  (import "jos" "output_write" (func $output_write (param i32 i32) (result i32)))
+  (memory (export "memory") 1)
+  (func (export "run") (result i32)
+    (local $n i32)
+    (local $i i32)
+    (local.set $i (i32.const 40000000))
+    (loop $turn
+      (local.set $i (i32.sub (local.get $i) (i32.const 1)))
+      (br_if $turn (local.get $i)))
+    (local.set $n (call $input_read (i32.const 0) (call $input_len) (i32.const 0)))
+    (drop (call $output_write (i32.const 0) (local.get $n)))
+    (local.get $n)))
+"#;
+
+/// The device's offload counters, from a fresh `offload` console command.
+fn counters(device: &mut Device) -> std::collections::HashMap<String, u64> {
+    const PREFIX: &str = "offload: counters ";
+    let complete_lines = |text: &str| -> Vec<String> {
+        text.split_inclusive('\n')
+            .filter(|line| line.ends_with('\n') && line.starts_with(PREFIX))
+            .map(|line| line.trim_end().to_string())
+            .collect()
+    };
+    let before = complete_lines(&device.qemu.output()).len();
+    device.qemu.send("offload\r").expect("type a command");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        if let Some(line) = complete_lines(&device.qemu.output()).get(before) {
+            return line[PREFIX.len()..]
+                .split_whitespace()
+                .map(|pair| {
+                    let (key, value) = pair.split_once('=').unwrap_or_else(|| panic!("not key=value: {line}"));
+                    (key.to_string(), value.parse().unwrap_or_else(|_| panic!("not a number: {line}")))
+                })
+                .collect();
+        }
+        assert!(Instant::now() < deadline, "no counters line; console:\n{}", device.qemu.output());
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// Whether the device closed `stream` without sending a byte (waits up to 20 s).
+fn closed_without_answer(stream: &mut TcpStream) -> Result<(), String> {
+    stream.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+    let mut buffer = [0u8; 256];
+    match stream.read(&mut buffer) {
+        Ok(0) => Ok(()),
+        Ok(len) => Err(format!("the device answered {len} bytes: {:02x?}", &buffer[..len])),
+        Err(error) if matches!(error.kind(), std::io::ErrorKind::ConnectionReset | std::io::ErrorKind::ConnectionAborted) => Ok(()),
+        Err(error) => Err(format!("the connection stayed open: {error}")),
+    }
+}
+
+#[test]
+fn replayed_hello_and_altered_ciphertext_are_refused_on_the_device() {
+    let _serial = ONE_BOOT_AT_A_TIME.lock().unwrap_or_else(|poison| poison.into_inner());
+    let config = config_file_named("-security");
+    let mut device = boot(Some(&config));
+    device.qemu.wait_for_line_containing("offload: ready", Duration::from_secs(5)).unwrap_or_else(|e| panic!("{e}"));
+
+    // (a) A client's first handshake message, captured from a real session, replayed on a new
+    // connection: no handshake answer, the connection closes, one replay counted.
+    let (client, hello) = Client::connect_with_hello(device.tcp, &CLIENT_SECRET);
+    let mut client = client.expect("handshake");
+    client.send(&Message::Ping { nonce: 1 });
+    assert_eq!(client.next(), Reply::Pong(1));
+    let start = counters(&mut device);
+    let mut replay = TcpStream::connect(("127.0.0.1", device.tcp)).unwrap();
+    replay.write_all(&hello).unwrap();
+    closed_without_answer(&mut replay).unwrap_or_else(|error| panic!("replayed Hello: {error}"));
+    let after = counters(&mut device);
+    assert_eq!(after["replays_refused"], start["replays_refused"] + 1, "{after:?}");
+    assert_eq!(after["sessions_opened"], start["sessions_opened"], "the replay opened no session: {after:?}");
+    // The session whose Hello was replayed is untouched.
+    client.send(&Message::Ping { nonce: 2 });
+    assert_eq!(client.next(), Reply::Pong(2));
+    drop(client);
+
+    // (b) One flipped ciphertext bit kills only that session: a second session's job, running
+    // meanwhile, finishes correctly, and a new session afterwards works.
+    let slow = signed(SLOW_ECHO, &DEVELOPER);
+    let slow_hash = sha256(&slow);
+    let mut victim = Client::connect(device.tcp, &CLIENT_SECRET).expect("handshake");
+    let mut bystander = Client::connect(device.tcp, &CLIENT_SECRET).expect("handshake");
+    victim.send(&Message::Ping { nonce: 3 });
+    assert_eq!(victim.next(), Reply::Pong(3));
+    assert_eq!(bystander.push(Format::Wasm, &slow), Reply::PushOk(slow_hash));
+    bystander.send(&Message::Invoke { hash: slow_hash, limits: Limits::default(), input: b"bystander", call: None });
+    assert_eq!(bystander.next(), Reply::Progress, "the bystander's job runs");
+    let before = counters(&mut device);
+    victim.send_altered(&Message::Ping { nonce: 4 });
+    closed_without_answer(&mut victim.stream).unwrap_or_else(|error| panic!("altered frame: {error}"));
+    let during = counters(&mut device);
+    assert_eq!(during["jobs_ok"], before["jobs_ok"], "the bystander's job still ran when the victim's session died");
+    let (_, result) = bystander.result();
+    assert_eq!(result, Reply::Result { status: JobStatus::Ok, exit_value: 9, output: b"bystander".to_vec() });
+    let stats = LAST_STATS.lock().unwrap().expect("stats of the last result");
+    assert!(stats.cpu_us > 0 && stats.cpu_us <= stats.time_us, "cpu time within the job's time: {stats:?}");
+    let after = counters(&mut device);
+    assert_eq!(after["sessions_killed"], before["sessions_killed"] + 1, "{after:?}");
+    assert_eq!(after["jobs_ok"], before["jobs_ok"] + 1, "{after:?}");
+    bystander.send(&Message::Ping { nonce: 5 });
+    assert_eq!(bystander.next(), Reply::Pong(5), "the bystander's session goes on");
+    drop(bystander);
+    let echo = signed(ECHO, &DEVELOPER);
+    let mut fresh = Client::connect(device.tcp, &CLIENT_SECRET).expect("a new session after the kill");
+    assert_eq!(fresh.push(Format::Wasm, &echo), Reply::PushOk(sha256(&echo)));
+    fresh.send(&Message::Invoke { hash: sha256(&echo), limits: Limits::default(), input: b"afterwards", call: None });
+    assert_eq!(fresh.result().1, Reply::Result { status: JobStatus::Ok, exit_value: 10, output: b"afterwards".to_vec() });
+    drop(fresh);
+    device.qemu.kill();
+    let _ = std::fs::remove_file(config);
 }

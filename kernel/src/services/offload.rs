@@ -182,6 +182,32 @@ pub fn attach(udp: SocketHandle, tcp: [SocketHandle; SESSIONS]) {
     });
 }
 
+/// Prints the offload counters on the console as `key=value` pairs (the shell's `offload`
+/// command; tests read them), or that the service is off.
+pub fn print_counters() {
+    let printed = SERVICE.with(|service| {
+        let status = service.server.status();
+        let c = status.counters;
+        crate::kprintln!(
+            "offload: counters sessions={} sessions_opened={} sessions_killed={} replays_refused={} dropped_unauthenticated={} errors_sent={} pushes_ok={} jobs_ok={} jobs_failed={} jobs_aborted={} adverts_sent={}",
+            status.sessions,
+            c.sessions_opened,
+            c.sessions_killed,
+            c.replays_refused,
+            c.dropped_unauthenticated,
+            c.errors_sent,
+            c.pushes_ok,
+            c.jobs_ok,
+            c.jobs_failed,
+            c.jobs_aborted,
+            c.adverts_sent
+        );
+    });
+    if printed.is_none() {
+        crate::kprintln!("offload: off (no valid configuration) or busy");
+    }
+}
+
 /// Moves bytes between the sockets and the server (called by the network manager's poll).
 pub fn serve(sockets: &mut SocketSet<'_>) {
     SERVICE.with(|service| service.serve(sockets));

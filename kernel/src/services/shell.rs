@@ -98,7 +98,7 @@ fn run(command: &str) {
     match command {
         "" => {}
         "help" => crate::kprintln!(
-            "commands: help, status, tasks, executive, heap, stall MS, reboot, panic, oom, overflow, fault undef|abort, on-fault halt|reboot"
+            "commands: help, status, tasks, executive, heap, offload, stall MS, reboot, panic, oom, overflow, fault undef|abort, on-fault halt|reboot"
         ),
         "executive" => {
             let stats = crate::services::executive::stats();
@@ -113,6 +113,7 @@ fn run(command: &str) {
             );
         }
         "status" => crate::services::status::print(),
+        "offload" => crate::services::offload::print_counters(),
         "tasks" => crate::services::executive::for_each_task(|task| {
             crate::kprintln!(
                 "task {:<10} every {:>5} frames, ran {:>8} times, longest {} us",
