@@ -1,20 +1,20 @@
 //! `discover`, `trust`, `push` and `invoke` as processes against a device on loopback sockets
-//! (real UDP discovery, real TCP, a real Noise IK handshake): the test device in
-//! `support/fake_device.rs`, provisioned by `jos-cli provision`. Checks outputs, `--json`, the
-//! bytes on the wire (`invoke` does not resend the module) and every device-side exit code the
-//! double can produce.
+//! (real UDP discovery, real TCP, a real Noise IK handshake): the real device side
+//! (`jos_offload::Server` behind `jos_offload::host::serve`, `support/device.rs`), provisioned
+//! by `jos-cli provision`. Checks outputs, `--json`, the bytes on the wire and the device's
+//! counters (`invoke` does not resend the module), and the device-side exit codes.
 
-#[path = "support/fake_device.rs"]
-mod fake_device;
+#[path = "support/device.rs"]
+mod device;
 
 #[path = "support/output.rs"]
 mod output;
 
 use std::path::PathBuf;
-use std::process::{Command, Output};
-use std::sync::atomic::Ordering;
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
 
-use fake_device::FakeDevice;
+use device::Device;
 use output::{assert_exit, assert_success, json, text};
 
 const JOS_CLI: &str = env!("CARGO_BIN_EXE_jos-cli");
@@ -44,6 +44,32 @@ impl User {
             .env_remove("XDG_CONFIG_HOME")
             .output()
             .expect("run jos-cli")
+    }
+
+    /// Starts `jos-cli` in the background (output discarded).
+    fn spawn(&self, args: &[&str]) -> Child {
+        Command::new(JOS_CLI)
+            .args(args)
+            .current_dir(self.dir.path())
+            .env("JOS_HOME", self.path("home"))
+            .env_remove("XDG_CONFIG_HOME")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start jos-cli")
+    }
+
+    /// Waits until `discover --json` shows the device with `check` true of its entry.
+    fn wait_for_advert(&self, address: &str, what: &str, check: impl Fn(&serde_json::Value) -> bool) {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let output = self.run(&["discover", "--address", address, "--json"]);
+            if output.status.success() && check(&json(&output)["devices"][0]) {
+                return;
+            }
+            assert!(Instant::now() < deadline, "the advert never showed {what}: {}", text(&output));
+            std::thread::sleep(Duration::from_millis(100));
+        }
     }
 
     fn write(&self, name: &str, bytes: &[u8]) {
@@ -102,17 +128,20 @@ fn module() -> Vec<u8> {
     bytes
 }
 
-/// A user with keys, a device provisioned by that user and running.
-fn provisioned(user: &User) -> FakeDevice {
-    assert_success(&user.run(&["provision", "--name", user.name, "-o", "device.bin"]));
-    FakeDevice::start(&std::fs::read(user.path("device.bin")).unwrap())
+/// A user with keys, a device provisioned by that user (`extra` provision options) and running.
+fn provisioned(user: &User, extra: &[&str]) -> Device {
+    let mut args = vec!["provision", "--name", user.name, "-o", "device.bin"];
+    args.extend_from_slice(extra);
+    assert_success(&user.run(&args));
+    Device::start(&std::fs::read(user.path("device.bin")).unwrap())
 }
 
 #[test]
 fn push_then_invoke_without_resending() {
     let user = User::new("bench");
-    let device = provisioned(&user);
-    let address = device.discovery.to_string();
+    // A queue of one waiting job, so that the test can fill it.
+    let device = provisioned(&user, &["--queue", "1"]);
+    let address = device.address();
     user.write("reverse.wasm", &module());
     user.write("input.txt", b"hello device");
     let module_len = module().len() as u64;
@@ -131,7 +160,6 @@ fn push_then_invoke_without_resending() {
     assert_eq!(report["place"], "bench");
     assert!(report["bytes_sent"].as_u64().unwrap() > module_len, "the module went over the wire: {report}");
     let hash = report["hash"].as_str().unwrap().to_string();
-    assert_eq!(*device.pushes.lock().unwrap(), 2);
 
     // The pinned device now has its address: the default device needs no --device.
     let output = user.run(&["invoke", &hash, "--input", "input.txt", "--json"]);
@@ -139,7 +167,6 @@ fn push_then_invoke_without_resending() {
     let report = json(&output);
     assert_eq!(report["output"], "ecived olleh");
     assert!(report["bytes_sent"].as_u64().unwrap() < 2048, "invoke resent the module: {report}");
-    assert_eq!(*device.pushes.lock().unwrap(), 2, "invoke pushed");
 
     // Typed calls through the local copy, by a hash prefix.
     let output = user.run(&["invoke", &hash[..12], "--call", "mul", "3", "1.5"]);
@@ -155,9 +182,19 @@ fn push_then_invoke_without_resending() {
     assert_exit(&output, 13);
     assert_eq!(json(&output)["status"], "out-of-fuel");
     assert_exit(&user.run(&["invoke", &"ab".repeat(32)]), 17);
-    device.busy.store(true, Ordering::Relaxed);
-    assert_exit(&user.run(&["invoke", &hash]), 16);
-    device.busy.store(false, Ordering::Relaxed);
+    // A full queue: one job running, one waiting, the next is refused as busy. The background
+    // clients' jobs end when they are killed (their connections drop).
+    let mut running = user.spawn(&["invoke", &hash, "--call", "spin"]);
+    user.wait_for_advert(&address, "a running job", |device| device["state"] == "busy");
+    let mut waiting = user.spawn(&["invoke", &hash, "--call", "spin"]);
+    user.wait_for_advert(&address, "a queued job", |device| device["queued"] == 1);
+    let output = user.run(&["invoke", &hash, "--json"]);
+    for child in [&mut running, &mut waiting] {
+        child.kill().unwrap();
+        child.wait().unwrap();
+    }
+    assert_exit(&output, 16);
+    user.wait_for_advert(&address, "the device idle again", |device| device["state"] == "idle");
 
     // The device's own checks: unsigned, or signed by a key it does not trust.
     let output = user.run(&["push", "reverse.wasm", "--raw", "--unsigned"]);
@@ -177,13 +214,18 @@ fn push_then_invoke_without_resending() {
     let blob = std::fs::read(user.path("device.bin")).unwrap(); // not a blob: client check first
     user.write("fake.blob", &blob);
     assert_exit(&user.run(&["push", "fake.blob", "--native"]), 11);
+
+    // The device's own count: three pushes (two plain, one with --call; the unsigned and the
+    // foreign one were refused): the invokes sent no module.
+    let counters = device.stop();
+    assert_eq!(counters.pushes_ok, 3, "{counters:?}");
 }
 
 #[test]
 fn discover_and_trust_on_first_use() {
     let owner = User::new("owner");
-    let device = provisioned(&owner);
-    let address = device.discovery.to_string();
+    let device = provisioned(&owner, &[]);
+    let address = device.address();
 
     let output = owner.run(&["discover", "--address", &address, "--json"]);
     assert_success(&output);

@@ -3,54 +3,18 @@
 //! `jos-cli provision` wrote. discover, push (chunked, signed), invoke (no resend), typed calls,
 //! and the device's refusals as exit codes.
 
+#[path = "support/device.rs"]
+mod device;
 #[path = "support/output.rs"]
 mod output;
 
-use std::net::{TcpListener, UdpSocket};
 use std::path::PathBuf;
 use std::process::{Command, Output};
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
 
-use jos_abi::config::{Config, ConfigRepr};
-use jos_offload::host::HostPlatform;
-use jos_offload::{DeviceConfig, OsEntropy, Server, ServerOptions};
+use device::Device;
 use output::{assert_exit, assert_success, json};
 
 const JOS_CLI: &str = env!("CARGO_BIN_EXE_jos-cli");
-static ENTROPY: OsEntropy = OsEntropy;
-
-/// The device: a server thread; stops when dropped.
-struct Device {
-    discovery: String,
-    stop: Arc<AtomicBool>,
-    thread: Option<std::thread::JoinHandle<()>>,
-}
-
-impl Device {
-    fn start(config: &[u8]) -> Device {
-        let checked = Config::new_checked(config).unwrap();
-        let repr = ConfigRepr::parse(&checked).unwrap();
-        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-        let udp = UdpSocket::bind("127.0.0.1:0").unwrap();
-        let discovery = udp.local_addr().unwrap().to_string();
-        let options = ServerOptions { port: listener.local_addr().unwrap().port(), ..ServerOptions::default() };
-        let mut server = Server::new(DeviceConfig::from_repr(&repr), options, HostPlatform::new(), &ENTROPY);
-        let stop = Arc::new(AtomicBool::new(false));
-        let flag = stop.clone();
-        let thread = std::thread::spawn(move || jos_offload::host::serve(&mut server, &listener, Some(&udp), &flag));
-        Device { discovery, stop, thread: Some(thread) }
-    }
-}
-
-impl Drop for Device {
-    fn drop(&mut self) {
-        self.stop.store(true, Ordering::Relaxed);
-        if let Some(thread) = self.thread.take() {
-            let _ = thread.join();
-        }
-    }
-}
 
 struct User {
     dir: tempfile::TempDir,
@@ -107,11 +71,12 @@ fn push_invoke_and_refusals_against_jos_offload() {
     std::fs::write(user.path("echo.wasm"), wat::parse_str(MODULE).unwrap()).unwrap();
     std::fs::write(user.path("input.txt"), vec![b'j'; 20_000]).unwrap();
 
-    let found = user.run(&["discover", "--address", &device.discovery, "--json"]);
+    let address = device.address();
+    let found = user.run(&["discover", "--address", &address, "--json"]);
     assert_success(&found);
     assert_eq!(json(&found)["devices"][0]["trusted"], true);
 
-    let output = user.run(&["push", "echo.wasm", "--device", &device.discovery, "--input", "input.txt", "--json"]);
+    let output = user.run(&["push", "echo.wasm", "--device", &address, "--input", "input.txt", "--json"]);
     assert_success(&output);
     let report = json(&output);
     assert_eq!(report["status"], "ok");
@@ -151,7 +116,7 @@ fn push_invoke_and_refusals_against_jos_offload() {
 
     // A client whose key the device does not know cannot complete the handshake.
     let stranger = User::new();
-    assert_success(&stranger.run(&["trust", "--accept-new", "--address", &device.discovery]));
+    assert_success(&stranger.run(&["trust", "--accept-new", "--address", &address]));
     std::fs::copy(user.path("echo.wasm"), stranger.path("echo.wasm")).unwrap();
     assert_exit(&stranger.run(&["push", "echo.wasm"]), 10);
 }
