@@ -99,26 +99,69 @@ enum FormatArg {
     Native,
 }
 
+impl Command {
+    /// Whether the command was asked for JSON output (its `--json`).
+    fn json(&self) -> bool {
+        match self {
+            Command::Build(args) => args.json,
+            Command::Keygen(args) => args.json,
+            Command::Provision(args) => args.json,
+            Command::Discover(args) => args.json,
+            Command::Trust(args) => {
+                args.json || matches!(args.action, Some(commands::trust::Action::List { json: true }))
+            }
+            Command::Sign(args) => args.json,
+            Command::Verify(args) => args.json,
+            Command::Push(args) => args.job.json,
+            Command::Invoke(args) => args.job.json,
+            Command::Run(args) => args.json,
+            Command::Emu(args) => match &args.action {
+                commands::emu::Action::Start(start) => start.json,
+                commands::emu::Action::Stop { json } | commands::emu::Action::Status { json } => *json,
+                _ => false,
+            },
+        }
+    }
+}
+
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(error) => {
+            // Help and version go to stdout with 0; a usage error goes to stderr with 2, and
+            // also as a JSON error object on stdout when `--json` is on the command line.
+            let _ = error.print();
+            let code = error.exit_code();
+            if error.use_stderr() && std::env::args_os().skip(1).any(|arg| arg == "--json") {
+                let rendered = error.render().to_string();
+                let message = rendered.lines().next().unwrap_or_default().trim_start_matches("error: ").to_string();
+                let hint = "see `jos-cli help` and the command's --help";
+                commands::print_json(&commands::error_json(Exit::Usage, &message, Some(hint)));
+            }
+            return ExitCode::from(u8::try_from(code).unwrap_or(Exit::Usage.code()));
+        }
+    };
+    let json = cli.command.json();
     match cli.command {
         Command::Build(args) => build_command(args),
-        Command::Keygen(args) => finish(commands::keygen::run(args)),
-        Command::Provision(args) => finish(commands::provision::run(args)),
-        Command::Discover(args) => finish(commands::discover::run(args)),
-        Command::Trust(args) => finish(commands::trust::run(args)),
-        Command::Sign(args) => finish(commands::sign::run(args)),
-        Command::Verify(args) => finish(commands::sign::run_verify(args)),
-        Command::Push(args) => finish(commands::push::run(args)),
-        Command::Invoke(args) => finish(commands::push::run_invoke(args)),
-        Command::Run(args) => finish(commands::run::run(args)),
-        Command::Emu(args) => finish(commands::emu::run(args)),
+        Command::Keygen(args) => finish(commands::keygen::run(args), json),
+        Command::Provision(args) => finish(commands::provision::run(args), json),
+        Command::Discover(args) => finish(commands::discover::run(args), json),
+        Command::Trust(args) => finish(commands::trust::run(args), json),
+        Command::Sign(args) => finish(commands::sign::run(args), json),
+        Command::Verify(args) => finish(commands::sign::run_verify(args), json),
+        Command::Push(args) => finish(commands::push::run(args), json),
+        Command::Invoke(args) => finish(commands::push::run_invoke(args), json),
+        Command::Run(args) => finish(commands::run::run(args), json),
+        Command::Emu(args) => finish(commands::emu::run(args), json),
     }
     .into()
 }
 
-fn finish(result: commands::CommandResult) -> Exit {
-    result.unwrap_or_else(|error| error.report())
+/// The exit code of a command; a failure is reported on stderr, and with `--json` also as a
+/// JSON error object on stdout (docs/cli.md).
+fn finish(result: commands::CommandResult, json: bool) -> Exit {
+    result.unwrap_or_else(|error| if json { error.report_json() } else { error.report() })
 }
 
 fn build_command(args: BuildArgs) -> Exit {
@@ -148,10 +191,7 @@ fn build_command(args: BuildArgs) -> Exit {
             eprintln!("error: {error}");
             let exit = error.exit();
             if args.json {
-                let value = serde_json::json!({
-                    "error": { "kind": format!("{exit:?}"), "exit_code": exit.code(), "message": error.to_string() }
-                });
-                println!("{value}");
+                commands::print_json(&commands::error_json(exit, &error.to_string(), None));
             }
             exit
         }

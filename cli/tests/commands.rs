@@ -464,3 +464,57 @@ fn every_command_has_help_with_examples() {
         assert!(help.contains(&format!("{code} ")), "--help lacks exit code {code}");
     }
 }
+
+/// The documented JSON error object on stdout (`{"error": {"kind", "exit_code", "message",
+/// "hint"}}`), the same exit code, and the human form still on stderr.
+#[track_caller]
+fn assert_json_error(output: &Output, code: i32, kind: &str) -> serde_json::Value {
+    assert_exit(output, code);
+    let value = json(output);
+    let error = &value["error"];
+    assert_eq!(error["kind"], kind, "{}", text(output));
+    assert_eq!(error["exit_code"], code, "{}", text(output));
+    let message = error["message"].as_str().unwrap_or_default();
+    assert!(!message.is_empty(), "{}", text(output));
+    assert!(error["hint"].is_string() || error["hint"].is_null(), "{}", text(output));
+    assert!(String::from_utf8_lossy(&output.stderr).contains(&format!("error: {message}")), "{}", text(output));
+    value
+}
+
+#[test]
+fn json_commands_print_a_json_error_when_they_fail_early() {
+    let sandbox = Sandbox::new();
+    sandbox.write("echo.wasm", &echo_module());
+    // No keys: not set up, with what to do.
+    let value = assert_json_error(&sandbox.run(&["push", "echo.wasm", "--json"]), 21, "NotSetUp");
+    assert!(value["error"]["hint"].as_str().unwrap().contains("keygen"), "{value}");
+    assert_json_error(&sandbox.run(&["sign", "echo.wasm", "--json"]), 21, "NotSetUp");
+    sandbox.keygen();
+    assert_json_error(&sandbox.run(&["keygen", "--json"]), 22, "Exists");
+    // No device pinned yet.
+    assert_json_error(&sandbox.run(&["invoke", &"ab".repeat(32), "--json"]), 21, "NotSetUp");
+    // A missing file, and bad arguments found after parsing.
+    assert_json_error(&sandbox.run(&["push", "missing.wasm", "--json"]), 3, "Input");
+    assert_json_error(&sandbox.run(&["run", "--local", "echo.wasm", "--json", "--call", "nothing"]), 2, "Usage");
+    assert_json_error(&sandbox.run(&["invoke", "abc", "--json"]), 2, "Usage");
+    // A usage error clap finds: the same JSON shape, exit 2.
+    assert_json_error(&sandbox.run(&["push", "echo.wasm", "--fuel", "lots", "--json"]), 2, "Usage");
+    // Nothing answers at that address: unreachable.
+    let silent = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    let address = silent.local_addr().unwrap().to_string();
+    let value = assert_json_error(&sandbox.run(&["push", "echo.wasm", "--device", &address, "--json"]), 8, "Unreachable");
+    assert!(value["error"]["hint"].as_str().unwrap().contains("discover"), "{value}");
+    // A name that is neither pinned nor an address.
+    let output = sandbox.run(&["push", "echo.wasm", "--device", "no-such-device", "--json"]);
+    assert_ne!(output.status.code(), Some(0));
+    let kind = json(&output)["error"]["kind"].as_str().unwrap().to_string();
+    assert_json_error(&output, output.status.code().unwrap(), &kind);
+    // discover prints one object: the empty list and the error.
+    let output = sandbox.run(&["discover", "--address", &address, "--timeout", "200", "--json"]);
+    let value = assert_json_error(&output, 8, "Unreachable");
+    assert_eq!(value["devices"], serde_json::json!([]));
+    // Without --json, stdout stays empty on failure.
+    let output = sandbox.run(&["push", "echo.wasm", "--device", &address]);
+    assert_exit(&output, 8);
+    assert!(output.stdout.is_empty(), "{}", text(&output));
+}

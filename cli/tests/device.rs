@@ -248,6 +248,12 @@ fn discover_and_trust_on_first_use() {
     let output = other.run(&["push", "m.wasm", "--device", &address]);
     assert_exit(&output, 9);
     assert!(String::from_utf8_lossy(&output.stderr).contains(&fingerprint), "{}", text(&output));
+    // With --json, the same failure as the documented JSON error object.
+    let output = other.run(&["push", "m.wasm", "--device", &address, "--json"]);
+    assert_exit(&output, 9);
+    let error = &json(&output)["error"];
+    assert_eq!((error["kind"].as_str(), error["exit_code"].as_i64()), (Some("Untrusted"), Some(9)), "{}", text(&output));
+    assert!(error["message"].as_str().unwrap().contains(&fingerprint), "{}", text(&output));
     assert_exit(&other.run(&["trust", "0000:0000:0000", "--address", &address]), 8);
     let output = other.run(&["trust", &fingerprint[..14], "--address", &address, "--json"]);
     assert_success(&output);
@@ -255,6 +261,11 @@ fn discover_and_trust_on_first_use() {
     let output = other.run(&["push", "m.wasm", "--device", "owner"]);
     assert_exit(&output, 10);
     assert!(String::from_utf8_lossy(&output.stderr).contains("--trust-client"), "{}", text(&output));
+    let output = other.run(&["invoke", &"ab".repeat(32), "--device", "owner", "--json"]);
+    assert_exit(&output, 10);
+    let error = &json(&output)["error"];
+    assert_eq!((error["kind"].as_str(), error["exit_code"].as_i64()), (Some("NotAuthorized"), Some(10)), "{}", text(&output));
+    assert!(error["hint"].as_str().unwrap().contains("--trust-client"), "{}", text(&output));
 
     // Trust on first use needs the flag and prints the fingerprint.
     let third = User::new("third");

@@ -8,7 +8,7 @@ use crate::client::{discover, parse_address, DeviceAdvert, Target};
 use crate::exit::Exit;
 use crate::store::{Home, TrustStore};
 
-use super::{home, print_json, CliError, CommandResult};
+use super::{error_json, home, print_json, CliError, CommandResult};
 
 /// Arguments of `discover`.
 #[derive(Debug, clap::Args)]
@@ -86,9 +86,20 @@ pub fn run(args: Args) -> CommandResult {
     for refused in &found.refused {
         eprintln!("warning: ignored a datagram: {refused}");
     }
+    let failure = found.adverts.is_empty().then(|| {
+        CliError::new(Exit::Unreachable, format!("no device answered within {} ms", args.timeout))
+            .hint("check that the device is up and on this network, or probe it with --address IP")
+    });
     if args.json {
+        // One object: the (empty) list, and the error when no device answered.
         let list: Vec<_> = found.adverts.iter().map(|advert| advert_json(advert, &trust)).collect();
-        print_json(&serde_json::json!({ "devices": list }));
+        let mut value = serde_json::json!({ "devices": list });
+        if let Some(error) = &failure {
+            value["error"] = error_json(error.exit, &error.message, error.hint.as_deref())["error"].take();
+            print_json(&value);
+            return Ok(error.report());
+        }
+        print_json(&value);
     } else if !found.adverts.is_empty() {
         println!("{:<16} {:<22} {:<5} {:<19} {:<10} {:>9}  {:<9} fingerprint", "name", "address", "abi", "formats", "load", "free KiB", "trust");
         for advert in &found.adverts {
@@ -107,9 +118,8 @@ pub fn run(args: Args) -> CommandResult {
             );
         }
     }
-    if found.adverts.is_empty() {
-        return Err(CliError::new(Exit::Unreachable, format!("no device answered within {} ms", args.timeout))
-            .hint("check that the device is up and on this network, or probe it with --address IP"));
+    match failure {
+        Some(error) => Err(error),
+        None => Ok(Exit::Success),
     }
-    Ok(Exit::Success)
 }

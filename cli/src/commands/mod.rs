@@ -48,6 +48,22 @@ impl CliError {
         }
         self.exit
     }
+
+    /// [`CliError::report`], and the error as a JSON object on stdout ([`error_json`]), for
+    /// commands run with `--json`; returns the exit code.
+    pub fn report_json(&self) -> Exit {
+        print_json(&error_json(self.exit, &self.message, self.hint.as_deref()));
+        self.report()
+    }
+}
+
+/// The JSON object a command run with `--json` prints on stdout when it fails before any result:
+/// `{"error": {"kind": "Unreachable", "exit_code": 8, "message": "...", "hint": "..." | null}}`,
+/// `kind` being the [`Exit`] variant's name and `exit_code` the process's exit code.
+pub fn error_json(exit: Exit, message: &str, hint: Option<&str>) -> serde_json::Value {
+    serde_json::json!({
+        "error": { "kind": format!("{exit:?}"), "exit_code": exit.code(), "message": message, "hint": hint }
+    })
 }
 
 impl fmt::Display for CliError {
