@@ -36,27 +36,19 @@ impl User {
         self.dir.path().join(name)
     }
 
+    fn command(&self, args: &[&str]) -> Command {
+        let mut command = Command::new(JOS_CLI);
+        command.args(args).current_dir(self.dir.path()).env("JOS_HOME", self.path("home")).env_remove("XDG_CONFIG_HOME");
+        command
+    }
+
     fn run(&self, args: &[&str]) -> Output {
-        Command::new(JOS_CLI)
-            .args(args)
-            .current_dir(self.dir.path())
-            .env("JOS_HOME", self.path("home"))
-            .env_remove("XDG_CONFIG_HOME")
-            .output()
-            .expect("run jos-cli")
+        self.command(args).output().expect("run jos-cli")
     }
 
     /// Starts `jos-cli` in the background (output discarded).
     fn spawn(&self, args: &[&str]) -> Child {
-        Command::new(JOS_CLI)
-            .args(args)
-            .current_dir(self.dir.path())
-            .env("JOS_HOME", self.path("home"))
-            .env_remove("XDG_CONFIG_HOME")
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("start jos-cli")
+        self.command(args).stdout(Stdio::null()).stderr(Stdio::null()).spawn().expect("start jos-cli")
     }
 
     /// Waits until `discover --json` shows the device with `check` true of its entry.

@@ -15,11 +15,10 @@ use jos_abi::codec::List;
 use jos_abi::signature::{public_key, sha256, sign_blob, sign_wasm, SignerRights, TrustedSigner};
 use jos_abi::wire::discovery::{Advert, AdvertRepr, Probe};
 use jos_abi::wire::{self, Format, Formats, JobStatus, Limits, Message};
-use jos_offload::noise::{self, Resolver};
-use jos_offload::OsEntropy;
+use jos_offload::host;
+use jos_offload::noise;
 use jos_tests::{kernel_elf, BootOptions, Qemu};
 
-static ENTROPY: OsEntropy = OsEntropy;
 const DEVICE_SECRET: [u8; 32] = [0x51; 32];
 const ADVERT_SEED: [u8; 32] = [0x52; 32];
 const CLIENT_SECRET: [u8; 32] = [0x53; 32];
@@ -102,39 +101,9 @@ fn boot(config: Option<&PathBuf>) -> Device {
     Device { qemu, tcp, discovery, echo }
 }
 
+/// A session (`jos_offload::host::Client`) with its replies decoded.
 struct Client {
-    stream: TcpStream,
-    transport: snow::TransportState,
-    inbox: Vec<u8>,
-    sent: usize,
-}
-
-fn frame(payload: &[u8]) -> Vec<u8> {
-    let mut out = (payload.len() as u16).to_le_bytes().to_vec();
-    out.extend_from_slice(payload);
-    out
-}
-
-fn encode(message: &Message<'_>) -> Vec<u8> {
-    let mut buffer = vec![0; message.buffer_len()];
-    let len = message.emit(&mut buffer).unwrap();
-    buffer.truncate(len);
-    buffer
-}
-
-fn next_frame(stream: &mut TcpStream, inbox: &mut Vec<u8>) -> Option<Vec<u8>> {
-    loop {
-        if let Ok(Some(len)) = wire::frame_len(inbox) {
-            let frame = inbox[2..len].to_vec();
-            inbox.drain(..len);
-            return Some(frame);
-        }
-        let mut buffer = [0u8; 8192];
-        match stream.read(&mut buffer) {
-            Ok(0) | Err(_) => return None,
-            Ok(len) => inbox.extend_from_slice(&buffer[..len]),
-        }
-    }
+    inner: host::Client,
 }
 
 #[derive(Debug, PartialEq)]
@@ -162,55 +131,29 @@ impl Client {
     /// Opens a session; also returns the first frame sent (the Hello with the handshake's first
     /// message), to replay it.
     fn connect_with_hello(port: u16, secret: &[u8; 32]) -> (Option<Client>, Vec<u8>) {
-        let mut stream = TcpStream::connect(("127.0.0.1", port)).unwrap();
-        stream.set_read_timeout(Some(Duration::from_secs(60))).unwrap();
-        let mut state = snow::Builder::with_resolver(noise::params(), Box::new(Resolver::new(&ENTROPY)))
-            .local_private_key(secret)
-            .unwrap()
-            .remote_public_key(&noise::public_key(&DEVICE_SECRET))
-            .unwrap()
-            .prologue(noise::PROLOGUE)
-            .unwrap()
-            .build_initiator()
-            .unwrap();
-        let mut message = [0u8; 256];
-        let len = state.write_message(&[], &mut message).unwrap();
-        let hello = frame(&encode(&Message::Hello { version: wire::PROTOCOL_VERSION, handshake: &message[..len] }));
-        stream.write_all(&hello).unwrap();
-        let mut inbox = Vec::new();
-        let Some(answer) = next_frame(&mut stream, &mut inbox) else { return (None, hello) };
-        let Ok(Message::Hello { handshake, .. }) = Message::parse(&answer) else { panic!("not a Hello") };
-        let mut payload = [0u8; 64];
-        state.read_message(handshake, &mut payload).unwrap();
-        let sent = hello.len();
-        (Some(Client { stream, transport: state.into_transport_mode().unwrap(), inbox, sent }), hello)
+        let device_key = noise::public_key(&DEVICE_SECRET);
+        match host::Client::connect(("127.0.0.1", port), secret, &device_key, Duration::from_secs(60)) {
+            Ok(inner) => {
+                let hello = inner.hello.clone();
+                (Some(Client { inner }), hello)
+            }
+            Err(host::ConnectError::Refused { hello }) => (None, hello),
+            Err(error) => panic!("connecting: {error:?}"),
+        }
     }
 
     /// Sends `message` with one bit of its ciphertext flipped (the frame stays well formed).
     fn send_altered(&mut self, message: &Message<'_>) {
-        let plain = encode(message);
-        let mut cipher = vec![0; plain.len() + 16];
-        let len = self.transport.write_message(&plain, &mut cipher).unwrap();
-        cipher[len / 2] ^= 0x10;
-        let bytes = frame(&cipher[..len]);
-        self.sent += bytes.len();
-        self.stream.write_all(&bytes).unwrap();
+        self.inner.send_altered(message).unwrap();
     }
 
     fn send(&mut self, message: &Message<'_>) {
-        let plain = encode(message);
-        let mut cipher = vec![0; plain.len() + 16];
-        let len = self.transport.write_message(&plain, &mut cipher).unwrap();
-        let bytes = frame(&cipher[..len]);
-        self.sent += bytes.len();
-        self.stream.write_all(&bytes).unwrap();
+        self.inner.send(message).unwrap();
     }
 
     fn next(&mut self) -> Reply {
-        let payload = next_frame(&mut self.stream, &mut self.inbox).expect("device answers");
-        let mut plain = vec![0; payload.len()];
-        let len = self.transport.read_message(&payload, &mut plain).expect("decrypts");
-        match Message::parse(&plain[..len]).unwrap() {
+        let plain = self.inner.next_plain().expect("device answers");
+        match Message::parse(&plain).unwrap() {
             Message::PushOk { sha256 } => Reply::PushOk(sha256),
             Message::Error { code, .. } => Reply::Error(code as u32),
             Message::Pong { nonce } => Reply::Pong(nonce),
@@ -307,7 +250,7 @@ fn offload_end_to_end_on_one_boot() {
     let mut again = Client::connect(device.tcp, &CLIENT_SECRET).expect("handshake");
     again.send(&Message::Invoke { hash, limits: Limits::default(), input: b"cached", call: None });
     assert_eq!(again.result().1, Reply::Result { status: JobStatus::Ok, exit_value: 6, output: b"cached".to_vec() });
-    assert!(again.sent < 300, "no module resent: {} bytes", again.sent);
+    assert!(again.inner.sent < 300, "no module resent: {} bytes", again.inner.sent);
 
     // Bad input: each gets its code and the session goes on.
     assert_eq!(again.push(Format::Wasm, &wat::parse_str(ECHO).unwrap()), Reply::Error(10));
@@ -540,24 +483,14 @@ fn missing_configuration_is_reported_and_nothing_is_accepted() {
     device.qemu.kill();
 }
 
-/// Echoes its input after 40 million loop turns (a job of many slices: seconds on QEMU).
-const SLOW_ECHO: &str = r#"
-(module
-  (import "jos" "input_len" (func $input_len (result i32)))
-  (import "jos" "input_read" (func $input_read (param i32 i32 i32) (result i32)))
-  (import "jos" "output_write" (func $output_write (param i32 i32) (result i32)))
-  (memory (export "memory") 1)
-  (func (export "run") (result i32)
-    (local $n i32)
-    (local $i i32)
-    (local.set $i (i32.const 40000000))
-    (loop $turn
-      (local.set $i (i32.sub (local.get $i) (i32.const 1)))
-      (br_if $turn (local.get $i)))
-    (local.set $n (call $input_read (i32.const 0) (call $input_len) (i32.const 0)))
-    (drop (call $output_write (i32.const 0) (local.get $n)))
-    (local.get $n)))
-"#;
+/// [`ECHO`] after 40 million loop turns first (a job of many slices: seconds on QEMU).
+fn slow_echo() -> String {
+    let spin = "(local $i i32) (local.set $i (i32.const 40000000)) \
+        (loop $turn (local.set $i (i32.sub (local.get $i) (i32.const 1))) (br_if $turn (local.get $i)))";
+    let slow = ECHO.replacen("(local $n i32)", &format!("(local $n i32) {spin}"), 1);
+    assert_ne!(slow, ECHO, "ECHO declares $n");
+    slow
+}
 
 /// The device's offload counters, from a fresh `offload` console command.
 fn counters(device: &mut Device) -> std::collections::HashMap<String, u64> {
@@ -625,7 +558,7 @@ fn replayed_hello_and_altered_ciphertext_are_refused_on_the_device() {
 
     // (b) One flipped ciphertext bit kills only that session: a second session's job, running
     // meanwhile, finishes correctly, and a new session afterwards works.
-    let slow = signed(SLOW_ECHO, &DEVELOPER);
+    let slow = signed(&slow_echo(), &DEVELOPER);
     let slow_hash = sha256(&slow);
     let mut victim = Client::connect(device.tcp, &CLIENT_SECRET).expect("handshake");
     let mut bystander = Client::connect(device.tcp, &CLIENT_SECRET).expect("handshake");
@@ -636,7 +569,7 @@ fn replayed_hello_and_altered_ciphertext_are_refused_on_the_device() {
     assert_eq!(bystander.next(), Reply::Progress, "the bystander's job runs");
     let before = counters(&mut device);
     victim.send_altered(&Message::Ping { nonce: 4 });
-    closed_without_answer(&mut victim.stream).unwrap_or_else(|error| panic!("altered frame: {error}"));
+    closed_without_answer(victim.inner.stream()).unwrap_or_else(|error| panic!("altered frame: {error}"));
     let during = counters(&mut device);
     assert_eq!(during["jobs_ok"], before["jobs_ok"], "the bystander's job still ran when the victim's session died");
     let (_, result) = bystander.result();

@@ -2,8 +2,7 @@
 
 mod common;
 
-use std::io::{Read, Write};
-use std::net::{TcpListener, TcpStream, UdpSocket};
+use std::net::{TcpListener, UdpSocket};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::thread;
@@ -13,6 +12,7 @@ use common::*;
 use jos_abi::signature::sha256;
 use jos_abi::wire::discovery::{Advert, AdvertRepr, Probe};
 use jos_abi::wire::{self, Format, JobStatus, Limits, Message};
+use jos_offload::host::Client;
 use jos_offload::{Counters, ServerOptions};
 
 struct Device {
@@ -46,71 +46,27 @@ impl Device {
     }
 }
 
+/// A session over TCP (`jos_offload::host::Client`) with its replies decoded.
 struct TcpClient {
-    stream: TcpStream,
-    transport: snow::TransportState,
-    inbox: Vec<u8>,
-    sent: usize,
-}
-
-fn read_frame(stream: &mut TcpStream, inbox: &mut Vec<u8>) -> Option<Vec<u8>> {
-    loop {
-        if let Ok(Some(len)) = wire::frame_len(inbox) {
-            let frame = inbox[2..len].to_vec();
-            inbox.drain(..len);
-            return Some(frame);
-        }
-        let mut buffer = [0u8; 8192];
-        match stream.read(&mut buffer) {
-            Ok(0) | Err(_) => return None,
-            Ok(len) => inbox.extend_from_slice(&buffer[..len]),
-        }
-    }
+    inner: Client,
 }
 
 impl TcpClient {
     fn connect(device: &Device, secret: &[u8; 32]) -> Option<TcpClient> {
-        let mut stream = TcpStream::connect(device.tcp).unwrap();
-        stream.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
-        let mut state = initiator(secret);
-        stream.write_all(&hello_frame(&mut state)).unwrap();
-        let mut inbox = Vec::new();
-        let hello = read_frame(&mut stream, &mut inbox)?;
-        let Ok(Message::Hello { handshake, .. }) = Message::parse(&hello) else { panic!("not a Hello") };
-        let mut payload = [0u8; 64];
-        state.read_message(handshake, &mut payload).unwrap();
-        Some(TcpClient { stream, transport: state.into_transport_mode().unwrap(), inbox, sent: 0 })
+        let device_key = jos_offload::noise::public_key(&DEVICE_SECRET);
+        Client::connect(device.tcp, secret, &device_key, Duration::from_secs(30)).ok().map(|inner| TcpClient { inner })
     }
 
     fn send_bytes(&mut self, bytes: &[u8]) {
-        self.sent += bytes.len();
-        self.stream.write_all(bytes).unwrap();
+        self.inner.send_bytes(bytes).unwrap();
     }
 
     fn send(&mut self, message: &Message<'_>) {
-        let frame = seal(&mut self.transport, message);
-        self.send_bytes(&frame);
+        self.inner.send(message).unwrap();
     }
 
     fn next(&mut self) -> Option<Reply> {
-        let frame = self.next_frame()?;
-        Some(open(&mut self.transport, &frame))
-    }
-
-    fn next_frame(&mut self) -> Option<Vec<u8>> {
-        // One frame at a time: split whole frames off without losing the ones after it.
-        loop {
-            if let Ok(Some(len)) = wire::frame_len(&self.inbox) {
-                let frame = self.inbox[2..len].to_vec();
-                self.inbox.drain(..len);
-                return Some(frame);
-            }
-            let mut buffer = [0u8; 8192];
-            match self.stream.read(&mut buffer) {
-                Ok(0) | Err(_) => return None,
-                Ok(len) => self.inbox.extend_from_slice(&buffer[..len]),
-            }
-        }
+        self.inner.next_plain().map(|plain| reply(&plain))
     }
 
     /// Replies up to and including the JobResult.
@@ -131,7 +87,7 @@ fn push_invoke_and_cached_invoke_over_tcp() {
     let mut client = TcpClient::connect(&device, &CLIENT_SECRET).expect("handshake");
     let module = signed_wasm(ECHO, &DEVELOPER);
     let hash = sha256(&module);
-    let frames = push_frames(&mut client.transport, Format::Wasm, &module, 64);
+    let frames = push_frames(client.inner.transport(), Format::Wasm, &module, 64);
     client.send_bytes(&frames);
     assert_eq!(client.next(), Some(Reply::PushOk(hash)));
     client.send(&Message::Invoke { hash, limits: Limits::default(), input: b"over tcp", call: None });
@@ -143,7 +99,7 @@ fn push_invoke_and_cached_invoke_over_tcp() {
     again.send(&Message::Invoke { hash, limits: Limits::default(), input: b"cached", call: None });
     let (_, result) = again.result();
     assert_eq!(result, Reply::Result { status: JobStatus::Ok, exit_value: 6, output: b"cached".to_vec(), results: vec![], logs: vec![] });
-    assert!(again.sent < 200, "invoke by hash sends no module: {} bytes", again.sent);
+    assert!(again.inner.sent < 200, "invoke by hash sends no module: {} bytes", again.inner.sent);
     drop(again);
     let counters = device.stop();
     assert_eq!(counters.pushes_ok, 1);
@@ -168,7 +124,7 @@ fn eight_clients_at_once_each_get_their_own_result() {
     let module = signed_wasm(ECHO, &DEVELOPER);
     let hash = sha256(&module);
     let mut first = TcpClient::connect(&device, &CLIENT_SECRET).unwrap();
-    let frames = push_frames(&mut first.transport, Format::Wasm, &module, 1000);
+    let frames = push_frames(first.inner.transport(), Format::Wasm, &module, 1000);
     first.send_bytes(&frames);
     assert_eq!(first.next(), Some(Reply::PushOk(hash)));
     drop(first);
@@ -212,7 +168,7 @@ fn long_job_sends_progress_while_discovery_and_other_sessions_answer() {
     let module = signed_wasm(SPIN, &DEVELOPER);
     let hash = sha256(&module);
     let mut worker = TcpClient::connect(&device, &CLIENT_SECRET).unwrap();
-    let frames = push_frames(&mut worker.transport, Format::Wasm, &module, 1000);
+    let frames = push_frames(worker.inner.transport(), Format::Wasm, &module, 1000);
     worker.send_bytes(&frames);
     assert_eq!(worker.next(), Some(Reply::PushOk(hash)));
     worker.send(&Message::Invoke { hash, limits: Limits::default(), input: b"", call: None });
@@ -250,7 +206,7 @@ fn a_client_vanishing_mid_job_aborts_it() {
     let module = signed_wasm(SPIN, &DEVELOPER);
     let hash = sha256(&module);
     let mut client = TcpClient::connect(&device, &CLIENT_SECRET).unwrap();
-    let frames = push_frames(&mut client.transport, Format::Wasm, &module, 1000);
+    let frames = push_frames(client.inner.transport(), Format::Wasm, &module, 1000);
     client.send_bytes(&frames);
     assert_eq!(client.next(), Some(Reply::PushOk(hash)));
     client.send(&Message::Invoke { hash, limits: Limits::default(), input: b"", call: None });
@@ -288,7 +244,7 @@ fn a_called_function_that_writes_output_returns_both_over_tcp() {
     let mut client = TcpClient::connect(&device, &CLIENT_SECRET).expect("handshake");
     let module = signed_wasm(MIX, &DEVELOPER);
     let hash = sha256(&module);
-    let frames = push_frames(&mut client.transport, Format::Wasm, &module, 256);
+    let frames = push_frames(client.inner.transport(), Format::Wasm, &module, 256);
     client.send_bytes(&frames);
     assert_eq!(client.next(), Some(Reply::PushOk(hash)));
     let args = [CallValue::I32(41).to_slot(), CallValue::F64(1.25).to_slot()];

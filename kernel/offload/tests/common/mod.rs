@@ -162,18 +162,7 @@ pub fn reply(bytes: &[u8]) -> Reply {
     }
 }
 
-pub fn encode(message: &Message<'_>) -> Vec<u8> {
-    let mut buffer = vec![0; message.buffer_len()];
-    let len = message.emit(&mut buffer).expect("emits");
-    buffer.truncate(len);
-    buffer
-}
-
-pub fn frame(payload: &[u8]) -> Vec<u8> {
-    let mut out = (payload.len() as u16).to_le_bytes().to_vec();
-    out.extend_from_slice(payload);
-    out
-}
+pub use jos_offload::host::{encode, frame};
 
 /// A snow IK initiator for `secret` against the device key.
 pub fn initiator(secret: &[u8; 32]) -> snow::HandshakeState {
