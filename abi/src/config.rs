@@ -32,8 +32,9 @@ pub const CONFIG_ADDRESS: usize = 0x01F0_0000;
 pub const CONFIG_MAX_LEN: usize = 64 * 1024;
 /// The magic at offset 0.
 pub const MAGIC: [u8; 4] = *b"JOSC";
-/// The format version.
-pub const VERSION: u16 = 1;
+/// The format version (2: the policy gained the job port range; signer rights gained the
+/// capability bits).
+pub const VERSION: u16 = 2;
 /// Length of the header.
 pub const HEADER_LEN: usize = 44;
 /// The longest device name, in bytes of UTF-8 (as in discovery adverts).
@@ -70,7 +71,8 @@ pub enum ConfigError {
     BadRights = 10,
     /// A signer key that is not a valid Ed25519 public key.
     BadKey = 11,
-    /// A policy cap of zero, or an output cap over the wire's [`MAX_OUTPUT_LEN`].
+    /// A policy cap of zero, an output cap over the wire's [`MAX_OUTPUT_LEN`], or a job port
+    /// range that is empty, holds port 0 or one of the device's own ports.
     BadPolicy = 12,
     /// Bytes left in the body after the last field.
     TrailingBytes = 13,
@@ -170,11 +172,48 @@ pub struct Policy {
     pub limits: Limits,
     /// Most jobs waiting; beyond it requests get `Busy`.
     pub queue_len: u16,
+    /// The UDP ports jobs holding the network capability may bind; never one of the device's own
+    /// ports ([`DEVICE_PORTS`]).
+    pub job_ports: PortRange,
+}
+
+/// UDP ports the device itself uses (echo 7, the DHCP client 68, discovery 4747, offload 4748):
+/// a [`Policy::job_ports`] range may not include them.
+pub const DEVICE_PORTS: [u16; 4] = [7, 68, crate::wire::discovery::DISCOVERY_PORT, crate::wire::OFFLOAD_PORT];
+
+/// An inclusive range of UDP ports, `first..=last`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct PortRange {
+    /// The lowest port of the range (non-zero).
+    pub first: u16,
+    /// The highest port of the range (at least `first`).
+    pub last: u16,
+}
+
+impl PortRange {
+    /// The range `jos-cli provision` grants when not told otherwise: 7000..=7099.
+    pub const DEFAULT: PortRange = PortRange { first: 7000, last: 7099 };
+
+    /// Whether `port` is in the range.
+    pub const fn contains(self, port: u16) -> bool {
+        port >= self.first && port <= self.last
+    }
+
+    /// Whether the range is usable: non-empty, without port 0 and without the device's own ports.
+    pub fn is_valid(self) -> bool {
+        self.first != 0 && self.first <= self.last && !DEVICE_PORTS.iter().any(|port| self.contains(*port))
+    }
+}
+
+impl Default for PortRange {
+    fn default() -> Self {
+        PortRange::DEFAULT
+    }
 }
 
 impl Policy {
     /// Encoded size.
-    pub const LEN: usize = 4 + Limits::LEN + 2;
+    pub const LEN: usize = 4 + Limits::LEN + 2 + 4;
 
     fn read(cursor: &mut Cursor<'_>) -> Result<Self, ConfigError> {
         let truncated = ConfigError::Truncated;
@@ -187,6 +226,7 @@ impl Policy {
                 output: cursor.u32().ok_or(truncated)?,
             },
             queue_len: cursor.u16().ok_or(truncated)?,
+            job_ports: PortRange { first: cursor.u16().ok_or(truncated)?, last: cursor.u16().ok_or(truncated)? },
         };
         policy.check()?;
         Ok(policy)
@@ -200,7 +240,7 @@ impl Policy {
             && limits.deadline_ms > 0
             && limits.output > 0
             && self.queue_len > 0;
-        if positive && limits.output as usize <= MAX_OUTPUT_LEN {
+        if positive && limits.output as usize <= MAX_OUTPUT_LEN && self.job_ports.is_valid() {
             Ok(())
         } else {
             Err(ConfigError::BadPolicy)
@@ -213,7 +253,9 @@ impl Policy {
         writer.u32(self.limits.memory)?;
         writer.u32(self.limits.deadline_ms)?;
         writer.u32(self.limits.output)?;
-        writer.u16(self.queue_len)
+        writer.u16(self.queue_len)?;
+        writer.u16(self.job_ports.first)?;
+        writer.u16(self.job_ports.last)
     }
 }
 
@@ -295,7 +337,8 @@ fn parse_body(body: &[u8]) -> Result<ConfigRepr<'_>, ConfigError> {
         let key: [u8; 32] = record[..32].try_into().map_err(|_| Truncated)?;
         let rights = u32::from_le_bytes(record[32..].try_into().map_err(|_| Truncated)?);
         match SignerRights::from_bits(rights) {
-            Some(rights) if rights != SignerRights::NONE => {}
+            // A signer must be allowed at least one format: capability bits alone sign nothing.
+            Some(rights) if rights.contains(SignerRights::WASM) || rights.contains(SignerRights::NATIVE) => {}
             _ => return Err(ConfigError::BadRights),
         }
         if VerifyingKey::from_bytes(&key).is_err() {
@@ -440,6 +483,7 @@ mod tests {
             max_module_len: 4 << 20,
             limits: Limits { fuel: 1_000_000_000, memory: 16 << 20, deadline_ms: 10_000, output: 16384 },
             queue_len: 4,
+            job_ports: PortRange { first: 7000, last: 7099 },
         }
     }
 
@@ -467,14 +511,16 @@ mod tests {
         body.extend_from_slice(&[0xc1; 32]);
         body.push(1);
         body.extend_from_slice(&signers[0].public_key);
-        body.extend_from_slice(&[3, 0, 0, 0]);
+        body.extend_from_slice(&[0x1f, 0, 0, 0]);
         body.extend_from_slice(&(4u32 << 20).to_le_bytes());
         body.extend_from_slice(&1_000_000_000u64.to_le_bytes());
         body.extend_from_slice(&(16u32 << 20).to_le_bytes());
         body.extend_from_slice(&10_000u32.to_le_bytes());
         body.extend_from_slice(&16384u32.to_le_bytes());
         body.extend_from_slice(&4u16.to_le_bytes());
-        let mut golden = vec![b'J', b'O', b'S', b'C', 1, 0, 44, 0];
+        body.extend_from_slice(&7000u16.to_le_bytes());
+        body.extend_from_slice(&7099u16.to_le_bytes());
+        let mut golden = vec![b'J', b'O', b'S', b'C', 2, 0, 44, 0];
         golden.extend_from_slice(&(body.len() as u32).to_le_bytes());
         golden.extend_from_slice(&sha256(&body));
         golden.extend_from_slice(&body);
@@ -496,7 +542,7 @@ mod tests {
 
     /// Builds a configuration from a raw body with a correct header.
     fn with_body(body: &[u8]) -> Vec<u8> {
-        let mut bytes = vec![b'J', b'O', b'S', b'C', 1, 0, 44, 0];
+        let mut bytes = vec![b'J', b'O', b'S', b'C', 2, 0, 44, 0];
         bytes.extend_from_slice(&(body.len() as u32).to_le_bytes());
         bytes.extend_from_slice(&sha256(body));
         bytes.extend_from_slice(body);
@@ -536,7 +582,10 @@ mod tests {
         bad[0] = 0;
         header_cases.push((bad, ConfigError::BadMagic));
         let mut bad = ok.clone();
-        bad[4] = 2;
+        bad[4] = 1; // a version-1 configuration (before job ports and capability rights)
+        header_cases.push((bad, ConfigError::UnsupportedVersion));
+        let mut bad = ok.clone();
+        bad[4] = 3;
         header_cases.push((bad, ConfigError::UnsupportedVersion));
         let mut bad = ok.clone();
         bad[6] = 40;
@@ -562,6 +611,7 @@ mod tests {
         let zero_fuel = Policy { limits: Limits { fuel: 0, ..policy().limits }, ..policy() };
         let big_output = Policy { limits: Limits { output: MAX_OUTPUT_LEN as u32 + 1, ..policy().limits }, ..policy() };
         let no_queue = Policy { queue_len: 0, ..policy() };
+        let bad_ports = |first, last| Policy { job_ports: PortRange { first, last }, ..policy() };
         // The first y coordinate with no point on the curve.
         let not_a_point = (2u8..)
             .map(|y| {
@@ -582,10 +632,17 @@ mod tests {
             (body(b"pi", dhcp, 33, None, &policy()), ConfigError::TooMany),
             (body(b"pi", dhcp, 0, Some((good_key, 0)), &policy()), ConfigError::BadRights),
             (body(b"pi", dhcp, 0, Some((good_key, 4)), &policy()), ConfigError::BadRights),
+            (body(b"pi", dhcp, 0, Some((good_key, 0x1c)), &policy()), ConfigError::BadRights),
+            (body(b"pi", dhcp, 0, Some((good_key, 0x20)), &policy()), ConfigError::BadRights),
             (body(b"pi", dhcp, 0, Some((not_a_point, 1)), &policy()), ConfigError::BadKey),
             (body(b"pi", dhcp, 0, None, &zero_fuel), ConfigError::BadPolicy),
             (body(b"pi", dhcp, 0, None, &big_output), ConfigError::BadPolicy),
             (body(b"pi", dhcp, 0, None, &no_queue), ConfigError::BadPolicy),
+            (body(b"pi", dhcp, 0, None, &bad_ports(0, 10)), ConfigError::BadPolicy),
+            (body(b"pi", dhcp, 0, None, &bad_ports(7100, 7000)), ConfigError::BadPolicy),
+            (body(b"pi", dhcp, 0, None, &bad_ports(4700, 4800)), ConfigError::BadPolicy),
+            (body(b"pi", dhcp, 0, None, &bad_ports(1, 7)), ConfigError::BadPolicy),
+            (body(b"pi", dhcp, 0, None, &bad_ports(60, 70)), ConfigError::BadPolicy),
             ([body(b"pi", dhcp, 0, None, &policy()), vec![0]].concat(), ConfigError::TrailingBytes),
         ];
         for (body, expected) in body_cases {

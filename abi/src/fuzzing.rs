@@ -355,6 +355,7 @@ pub fn seeds() -> Vec<(&'static str, &'static str, Vec<u8>)> {
         max_module_len: 4 << 20,
         limits: Limits { fuel: 10_000_000_000, memory: 16 << 20, deadline_ms: 10_000, output: 16384 },
         queue_len: 4,
+        job_ports: crate::config::PortRange { first: 7000, last: 7099 },
     };
     let configs = [
         (

@@ -86,7 +86,13 @@ impl TryFrom<u8> for ContentType {
     }
 }
 
-/// What a trusted signer may sign: a bitset.
+/// What a trusted signer may sign, and what the code it signs may use: a bitset.
+///
+/// Bits 0-1 say which formats the signer may sign ([`WASM`](Self::WASM),
+/// [`NATIVE`](Self::NATIVE)); bits 2-4 are the capabilities a job signed by it is granted
+/// ([`NETWORK`](Self::NETWORK), [`SCREEN`](Self::SCREEN), [`GPIO`](Self::GPIO)). Other bits are
+/// refused by [`from_bits`](Self::from_bits). Layout: `docs/formats.md`; trust model:
+/// `docs/security.md`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Default)]
 pub struct SignerRights(u32);
 
@@ -97,8 +103,17 @@ impl SignerRights {
     pub const WASM: SignerRights = SignerRights(1);
     /// May sign native blobs (code that runs at kernel level).
     pub const NATIVE: SignerRights = SignerRights(2);
-    /// Every right.
-    pub const ALL: SignerRights = SignerRights(3);
+    /// Code it signs may use UDP sockets (`udp_bind`, `udp_send`, `udp_recv`, `udp_close`) on
+    /// the ports the device policy grants.
+    pub const NETWORK: SignerRights = SignerRights(4);
+    /// Code it signs may print on the status screen (`screen_print`).
+    pub const SCREEN: SignerRights = SignerRights(8);
+    /// Code it signs may drive and read GPIO pins (`gpio_write`, `gpio_read`).
+    pub const GPIO: SignerRights = SignerRights(16);
+    /// Both formats, no capabilities (what a signer had before capabilities existed).
+    pub const FORMATS: SignerRights = SignerRights(3);
+    /// Every right: both formats and every capability.
+    pub const ALL: SignerRights = SignerRights(0x1f);
 
     /// The rights from their bits, or `None` if an unknown bit is set.
     pub const fn from_bits(bits: u32) -> Option<Self> {
@@ -1033,9 +1048,22 @@ mod tests {
     fn rights_bits() {
         assert!(SignerRights::ALL.contains(SignerRights::NATIVE));
         assert!(!SignerRights::WASM.contains(SignerRights::NATIVE));
-        assert_eq!(SignerRights::WASM | SignerRights::NATIVE, SignerRights::ALL);
-        assert_eq!(SignerRights::from_bits(4), None);
-        assert_eq!(SignerRights::from_bits(3), Some(SignerRights::ALL));
+        assert_eq!(SignerRights::WASM | SignerRights::NATIVE, SignerRights::FORMATS);
+        assert_eq!(
+            SignerRights::FORMATS | SignerRights::NETWORK | SignerRights::SCREEN | SignerRights::GPIO,
+            SignerRights::ALL
+        );
+        assert_eq!(SignerRights::from_bits(3), Some(SignerRights::FORMATS));
+        assert_eq!(SignerRights::from_bits(0x1f), Some(SignerRights::ALL));
+        assert_eq!(SignerRights::from_bits(0x20), None);
+        assert_eq!(SignerRights::from_bits(0x8000_0004), None);
+        for (right, bits) in
+            [(SignerRights::NETWORK, 4), (SignerRights::SCREEN, 8), (SignerRights::GPIO, 16)]
+        {
+            assert_eq!(right.bits(), bits);
+            assert_eq!(SignerRights::from_bits(bits), Some(right));
+            assert!(!SignerRights::FORMATS.contains(right));
+        }
         assert_eq!(SignatureError::NotPermitted.code(), ErrorCode::UntrustedSigner);
         assert_eq!(SignatureError::ContentMismatch.code(), ErrorCode::BadSignature);
     }

@@ -5,6 +5,7 @@
 //! the environment: the job's input, a clock, randomness, and the capability-gated devices (UDP,
 //! status screen, GPIO), whose default implementations answer [`ErrorCode::Unsupported`].
 
+use jos_abi::signature::SignerRights;
 use jos_abi::syscall::{Capability, Endpoint, LogLevel};
 use jos_abi::ErrorCode;
 
@@ -24,6 +25,17 @@ impl Capabilities {
     pub const NONE: Capabilities = Capabilities { network: false, screen: false, gpio: false };
     /// Every right.
     pub const ALL: Capabilities = Capabilities { network: true, screen: true, gpio: true };
+
+    /// The capabilities a signer's rights grant to the jobs it signed
+    /// ([`SignerRights::NETWORK`], [`SignerRights::SCREEN`], [`SignerRights::GPIO`]; the format
+    /// bits grant nothing here).
+    pub const fn from_rights(rights: SignerRights) -> Capabilities {
+        Capabilities {
+            network: rights.contains(SignerRights::NETWORK),
+            screen: rights.contains(SignerRights::SCREEN),
+            gpio: rights.contains(SignerRights::GPIO),
+        }
+    }
 
     /// Whether a call that needs `capability` is allowed.
     pub const fn allows(self, capability: Capability) -> bool {
@@ -265,5 +277,22 @@ mod std_host {
             self.screen.push(line.into());
             Ok(())
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn capabilities_follow_the_signer_rights() {
+        assert_eq!(Capabilities::from_rights(SignerRights::FORMATS), Capabilities::NONE);
+        assert_eq!(Capabilities::from_rights(SignerRights::ALL), Capabilities::ALL);
+        let network = Capabilities::from_rights(SignerRights::WASM | SignerRights::NETWORK);
+        assert!(network.allows(Capability::Network) && !network.allows(Capability::Screen) && !network.allows(Capability::Gpio));
+        let screen = Capabilities::from_rights(SignerRights::NATIVE | SignerRights::SCREEN);
+        assert!(screen.allows(Capability::Screen) && !screen.allows(Capability::Network));
+        let gpio = Capabilities::from_rights(SignerRights::WASM | SignerRights::GPIO);
+        assert!(gpio.allows(Capability::Gpio) && gpio.allows(Capability::Base) && !gpio.allows(Capability::Network));
     }
 }

@@ -69,6 +69,7 @@ fn config_file_named(tag: &str) -> PathBuf {
             max_module_len: 4 * 1024 * 1024,
             limits: Limits { fuel: 2_000_000_000, memory: 16 << 20, deadline_ms: 60_000, output: 32 * 1024 },
             queue_len: 16,
+            job_ports: jos_abi::config::PortRange::DEFAULT,
         },
     };
     let mut bytes = vec![0; repr.buffer_len()];

@@ -22,6 +22,9 @@ use super::{home, print_json, CliError, CommandResult};
 
 /// The name of the emulated device.
 pub const EMU_NAME: &str = "emu";
+/// The first UDP port the emulated device grants to jobs (its policy's job port range starts
+/// here); `emu start` forwards a free host UDP port to it.
+pub const JOB_PORT: u16 = jos_abi::config::PortRange::DEFAULT.first;
 
 /// Arguments of `emu`.
 #[derive(Debug, clap::Args)]
@@ -108,6 +111,9 @@ pub struct EmuState {
     pub discovery_port: u16,
     /// Host TCP port forwarded to the device's offload port 4748.
     pub session_port: u16,
+    /// Host UDP port forwarded to the first job port (`JOB_PORT`), for network-serving jobs.
+    #[serde(default)]
+    pub job_port: Option<u16>,
     /// QMP socket.
     pub qmp: PathBuf,
     /// UART log.
@@ -264,14 +270,19 @@ fn start(home: &Home, args: &StartArgs) -> CommandResult {
     let emu_dir = home.emu_dir();
     let config_path = emu_dir.join("config.bin");
     let trust = home.trust()?;
-    if !config_path.exists() || trust.by_name(EMU_NAME).is_none() {
+    // A configuration this kernel cannot read (missing, or written by an older jos-cli) is
+    // provisioned again.
+    let readable = std::fs::read(&config_path).is_ok_and(|bytes| jos_abi::config::Config::new_checked(&bytes[..]).is_ok());
+    if !readable || trust.by_name(EMU_NAME).is_none() {
         let provision_args = super::provision::Args {
             name: EMU_NAME.into(),
             dhcp: true,
             static_address: None,
             gateway: None,
             trust_client: Vec::new(),
-            signer: Vec::new(),
+            // The developer's own emulator: their signing key gets every right.
+            signer: vec!["self:wasm,native,net,screen,gpio".into()],
+            job_ports: format!("{JOB_PORT}-{}", jos_abi::config::PortRange::DEFAULT.last),
             max_module: 4 * 1024 * 1024,
             max_fuel: 10_000_000_000,
             max_memory: 16 * 1024 * 1024,
@@ -288,13 +299,14 @@ fn start(home: &Home, args: &StartArgs) -> CommandResult {
     }
     let discovery_port = free_port(true)?;
     let session_port = free_port(false)?;
+    let job_port = free_port(true)?;
     let serial = emu_dir.join("serial.log");
     let pidfile = emu_dir.join("qemu.pid");
     let qmp_socket = qmp_path(home);
     let _ = std::fs::remove_file(&pidfile);
     let _ = std::fs::remove_file(&qmp_socket);
     let netdev = format!(
-        "user,id=n0,hostfwd=udp:127.0.0.1:{discovery_port}-:4747,hostfwd=tcp:127.0.0.1:{session_port}-:4748"
+        "user,id=n0,hostfwd=udp:127.0.0.1:{discovery_port}-:4747,hostfwd=tcp:127.0.0.1:{session_port}-:4748,hostfwd=udp:127.0.0.1:{job_port}-:{JOB_PORT}"
     );
     let mut command = Command::new("qemu-system-arm");
     command
@@ -329,6 +341,7 @@ fn start(home: &Home, args: &StartArgs) -> CommandResult {
         kernel: kernel.clone(),
         discovery_port,
         session_port,
+        job_port: Some(job_port),
         qmp: qmp_socket,
         serial: serial.clone(),
     };
@@ -363,11 +376,12 @@ fn start(home: &Home, args: &StartArgs) -> CommandResult {
             "kernel": kernel.display().to_string(),
             "discovery": format!("127.0.0.1:{discovery_port}"),
             "session": format!("127.0.0.1:{session_port}"),
+            "job_port": { "host": format!("127.0.0.1:{job_port}"), "device": JOB_PORT },
             "answered": answered,
         }));
     } else {
         println!(
-            "emulator running ({}, pid {pid}); device `{EMU_NAME}` {} at 127.0.0.1:{discovery_port} (UDP) / :{session_port} (TCP)",
+            "emulator running ({}, pid {pid}); device `{EMU_NAME}` {} at 127.0.0.1:{discovery_port} (UDP) / :{session_port} (TCP); job port {JOB_PORT} at 127.0.0.1:{job_port} (UDP)",
             args.machine,
             if answered { "answers" } else { "booting" }
         );
@@ -469,16 +483,18 @@ pub fn run(args: Args) -> CommandResult {
                     "machine": state.as_ref().map(|state| state.machine.clone()),
                     "discovery": state.as_ref().map(|state| format!("127.0.0.1:{}", state.discovery_port)),
                     "session": state.as_ref().map(|state| format!("127.0.0.1:{}", state.session_port)),
+                    "job_port": state.as_ref().and_then(|state| state.job_port).map(|port| serde_json::json!({ "host": format!("127.0.0.1:{port}"), "device": JOB_PORT })),
                     "answers": answers,
                 }));
             } else {
                 match &state {
                     Some(state) => println!(
-                        "running: {} pid {}, discovery 127.0.0.1:{}, session 127.0.0.1:{}, {}",
+                        "running: {} pid {}, discovery 127.0.0.1:{}, session 127.0.0.1:{}{}, {}",
                         state.machine,
                         state.pid,
                         state.discovery_port,
                         state.session_port,
+                        state.job_port.map(|port| format!(", job port {JOB_PORT} at 127.0.0.1:{port}")).unwrap_or_default(),
                         if answers { "answers discovery" } else { "does not answer discovery" }
                     ),
                     None => println!("not running"),

@@ -4,7 +4,7 @@
 use std::net::Ipv4Addr;
 use std::path::{Path, PathBuf};
 
-use jos_abi::config::{ConfigRepr, Network, Policy};
+use jos_abi::config::{ConfigRepr, Network, Policy, PortRange, DEVICE_PORTS};
 use jos_abi::signature::{SignerRights, TrustedSigner};
 use jos_abi::wire::Limits;
 
@@ -21,9 +21,13 @@ Examples:
   jos-cli provision --name bench --static 192.168.7.2/24 --gateway 192.168.7.1 -o config.bin
   jos-cli provision --name shared --trust-client self --trust-client alice-client.pub \\
       --signer self:wasm,native --signer bob-signing.pub:wasm -o config.bin
+  jos-cli provision --name iot --signer self:wasm,native,net,screen,gpio --job-ports 7000-7009 -o config.bin
 
-Without --trust-client and --signer, this client's key and signing key (with both rights) are
-the ones trusted. On QEMU the file is loaded with
+Rights of a signer: `wasm` and `native` say which formats it may sign; `net`, `screen` and `gpio`
+are the capabilities its jobs get (UDP sockets on the --job-ports range, lines on the status
+screen, GPIO pins). A job without a capability gets `permission denied` from those calls.
+Without --trust-client and --signer, this client's key and signing key (wasm and native, no
+capabilities) are the ones trusted. On QEMU the file is loaded with
   -device loader,file=config.bin,addr=0x01F00000,force-raw=on
 on a Raspberry Pi with `initramfs config.bin 0x01F00000` in config.txt.")]
 pub struct Args {
@@ -42,7 +46,8 @@ pub struct Args {
     /// A client allowed to connect: a public key file (client.pub) or `self` (repeatable).
     #[arg(long = "trust-client", value_name = "KEYFILE|self")]
     pub trust_client: Vec<String>,
-    /// A code signer and its rights: KEYFILE:wasm,native (KEYFILE may be `self`; repeatable).
+    /// A code signer and its rights: KEYFILE:RIGHTS, RIGHTS a comma list of wasm, native, net,
+    /// screen, gpio (KEYFILE may be `self`; repeatable).
     #[arg(long, value_name = "KEYFILE:RIGHTS")]
     pub signer: Vec<String>,
     /// Largest module accepted, in bytes.
@@ -60,6 +65,10 @@ pub struct Args {
     /// Device policy: jobs waiting at most.
     #[arg(long, default_value_t = 8)]
     pub queue: u16,
+    /// Device policy: the UDP ports jobs with the `net` right may bind, FIRST-LAST (not 7, 68,
+    /// 4747 or 4748).
+    #[arg(long, value_name = "FIRST-LAST", default_value = "7000-7099")]
+    pub job_ports: String,
     /// Where to write the configuration.
     #[arg(short, long, value_name = "FILE")]
     pub output: PathBuf,
@@ -101,12 +110,39 @@ fn parse_rights(text: &str) -> Result<SignerRights, CliError> {
             | match word.trim() {
                 "wasm" => SignerRights::WASM,
                 "native" => SignerRights::NATIVE,
+                "net" => SignerRights::NETWORK,
+                "screen" => SignerRights::SCREEN,
+                "gpio" => SignerRights::GPIO,
                 other => {
-                    return Err(CliError::new(Exit::Usage, format!("unknown right `{other}`")).hint("rights are `wasm`, `native` or `wasm,native`"))
+                    return Err(CliError::new(Exit::Usage, format!("unknown right `{other}`"))
+                        .hint("rights are a comma list of wasm, native, net, screen, gpio (e.g. wasm,native,net)"))
                 }
             };
     }
+    if !rights.contains(SignerRights::WASM) && !rights.contains(SignerRights::NATIVE) {
+        return Err(CliError::new(Exit::Usage, format!("rights `{text}` allow no format"))
+            .hint("a signer needs `wasm` or `native` (or both) beside its capabilities"));
+    }
     Ok(rights)
+}
+
+/// Parses `--job-ports FIRST-LAST`.
+pub fn parse_job_ports(text: &str) -> Result<PortRange, CliError> {
+    let bad = |why: &str| {
+        CliError::new(Exit::Usage, format!("--job-ports `{text}`: {why}"))
+            .hint(format!("e.g. --job-ports 7000-7099; the device's own ports {DEVICE_PORTS:?} are never granted"))
+    };
+    let (first, last) = text.split_once('-').ok_or_else(|| bad("not FIRST-LAST"))?;
+    let first: u16 = first.trim().parse().map_err(|_| bad("FIRST is not a port number"))?;
+    let last: u16 = last.trim().parse().map_err(|_| bad("LAST is not a port number"))?;
+    let range = PortRange { first, last };
+    if first == 0 || first > last {
+        return Err(bad("the range must be non-empty and start above 0"));
+    }
+    if !range.is_valid() {
+        return Err(bad("the range holds one of the device's own ports"));
+    }
+    Ok(range)
 }
 
 fn parse_network(args: &Args) -> Result<Network, CliError> {
@@ -134,11 +170,13 @@ pub fn provision(home: &Home, args: &Args) -> Result<Provisioned, CliError> {
     let network = parse_network(args)?;
     let client_texts = if args.trust_client.is_empty() { vec!["self".to_string()] } else { args.trust_client.clone() };
     let clients = client_texts.iter().map(|text| key_argument(home, text, own_client)).collect::<Result<Vec<Key>, _>>()?;
+    let job_ports = parse_job_ports(&args.job_ports)?;
     let signer_texts = if args.signer.is_empty() { vec!["self:wasm,native".to_string()] } else { args.signer.clone() };
     let mut signers = Vec::new();
     for text in &signer_texts {
         let (key, rights) = text.rsplit_once(':').ok_or_else(|| {
-            CliError::new(Exit::Usage, format!("--signer `{text}` lacks its rights")).hint("write KEYFILE:wasm, KEYFILE:native or KEYFILE:wasm,native")
+            CliError::new(Exit::Usage, format!("--signer `{text}` lacks its rights"))
+                .hint("write KEYFILE:RIGHTS, e.g. KEYFILE:wasm or self:wasm,native,net")
         })?;
         signers.push(TrustedSigner { public_key: key_argument(home, key, own_signer)?, rights: parse_rights(rights)? });
     }
@@ -154,6 +192,7 @@ pub fn provision(home: &Home, args: &Args) -> Result<Provisioned, CliError> {
             output: jos_abi::wire::MAX_OUTPUT_LEN as u32,
         },
         queue_len: args.queue,
+        job_ports,
     };
     let repr = ConfigRepr {
         name: &args.name,
@@ -188,6 +227,7 @@ pub fn run(args: Args) -> CommandResult {
         return Err(CliError::new(Exit::Exists, format!("{} exists already", args.output.display()))
             .hint("pass --force to replace it (the device it was made for will no longer be trusted)"));
     }
+    let job_ports = parse_job_ports(&args.job_ports)?;
     let made = provision(&home, &args)?;
     std::fs::write(&args.output, &made.config)
         .map_err(|error| CliError::new(Exit::Failure, format!("cannot write {}: {error}", args.output.display())))?;
@@ -205,6 +245,7 @@ pub fn run(args: Args) -> CommandResult {
             "advert_key": made.device.advert_key,
             "noise_key": made.device.noise_key,
             "default": !args.no_default,
+            "job_ports": { "first": job_ports.first, "last": job_ports.last },
         }));
     } else {
         println!("wrote {} ({} bytes, holds the device's secret keys: keep it private)", args.output.display(), made.config.len());

@@ -81,20 +81,24 @@ pub trait Platform {
     /// A host for a job with this input.
     fn host(&mut self, input: Vec<u8>) -> Self::Host;
 
-    /// Capabilities granted to jobs.
-    fn capabilities(&self) -> Capabilities {
-        Capabilities::NONE
-    }
-
     /// Whether native ARMv6 blobs can run here.
     fn runs_native(&self) -> bool {
         false
     }
 
     /// Runs a verified native blob to its end (the kernel enforces `limits.deadline_ms` from
-    /// its timer interrupt and turns faults into a `Trap` result).
-    fn run_native(&mut self, blob: &[u8], signers: &[TrustedSigner], input: &[u8], limits: &Limits) -> JobResult {
-        let _ = (blob, signers, input, limits);
+    /// its timer interrupt and turns faults into a `Trap` result). `capabilities` are the rights
+    /// of the signer that verified the blob: capability calls beyond them answer
+    /// `PermissionDenied`.
+    fn run_native(
+        &mut self,
+        blob: &[u8],
+        signers: &[TrustedSigner],
+        input: &[u8],
+        limits: &Limits,
+        capabilities: Capabilities,
+    ) -> JobResult {
+        let _ = (blob, signers, input, limits, capabilities);
         JobResult::rejected(jos_runtime::LoadError::Malformed("native blobs do not run on this device".to_string()))
     }
 
@@ -195,6 +199,7 @@ struct Request {
     entry: Entry,
     /// When the Invoke arrived (platform clock).
     received_us: u64,
+    capabilities: Capabilities,
 }
 
 /// The running job.
@@ -225,7 +230,7 @@ pub struct Server<P: Platform> {
     sandbox: Sandbox,
     natives: BTreeMap<[u8; 32], Vec<u8>>,
     native_bytes: usize,
-    defaults: BTreeMap<[u8; 32], Limits>,
+    defaults: BTreeMap<[u8; 32], (Limits, Capabilities)>,
     sessions: BTreeMap<u32, Session>,
     next_session: u32,
     queue: VecDeque<Request>,
@@ -604,11 +609,12 @@ impl<P: Platform> Server<P> {
         if signature::sha256(&push.bytes) != push.sha256 {
             return self.error(session, ErrorCode::InvalidArgument, "SHA-256 of the module differs from PushBegin's");
         }
+        let signers = &self.config.signers;
         let verdict = match push.format {
             Format::Wasm => self
                 .sandbox
-                .compile_signed(&push.bytes, &self.config.signers)
-                .map(|_| ())
+                .compile_signed(&push.bytes, signers)
+                .map(|(_, signer)| signers.get(signer).map_or(Capabilities::NONE, |signer| Capabilities::from_rights(signer.rights)))
                 .map_err(|error| {
                     let mut text = String::new();
                     let _ = write!(text, "{error}");
@@ -618,14 +624,16 @@ impl<P: Platform> Server<P> {
         };
         let (format, bytes, accepted) = (push.format, push.total_len, verdict.is_ok());
         match verdict {
-            Ok(()) => {
+            Ok(capabilities) => {
                 if push.format == Format::NativeArmv6 {
                     self.store_native(push.sha256, push.bytes);
                 }
                 if self.defaults.len() >= 256 && !self.defaults.contains_key(&push.sha256) {
                     self.defaults.pop_first();
                 }
-                self.defaults.insert(push.sha256, push.limits);
+                // The job's capabilities: the rights of the signer whose signature verified this
+                // push (docs/security.md).
+                self.defaults.insert(push.sha256, (push.limits, capabilities));
                 self.counters.pushes_ok += 1;
                 session.send(&Message::PushOk { sha256: push.sha256 }, &mut self.scratch);
             }
@@ -643,7 +651,8 @@ impl<P: Platform> Server<P> {
         }));
     }
 
-    fn check_native(&self, bytes: &[u8]) -> Result<(), (ErrorCode, String)> {
+    /// Checks a native blob; returns the capabilities of the signer that verified it.
+    fn check_native(&self, bytes: &[u8]) -> Result<Capabilities, (ErrorCode, String)> {
         let fail = |code: ErrorCode, what: &dyn core::fmt::Display| {
             let mut text = String::new();
             let _ = write!(text, "{what}");
@@ -658,8 +667,8 @@ impl<P: Platform> Server<P> {
         if blob.arch() != Some(Arch::Armv6) {
             return Err((ErrorCode::Unsupported, "blob is not for ARMv6".to_string()));
         }
-        signature::verify_blob(&blob, &self.config.signers).map_err(|error| fail(error.code(), &error))?;
-        Ok(())
+        let verified = signature::verify_blob(&blob, &self.config.signers).map_err(|error| fail(error.code(), &error))?;
+        Ok(Capabilities::from_rights(verified.rights))
     }
 
     fn store_native(&mut self, hash: [u8; 32], bytes: Vec<u8>) {
@@ -685,10 +694,20 @@ impl<P: Platform> Server<P> {
         if self.queue.len() >= usize::from(self.config.policy.queue_len) {
             return self.error(session, ErrorCode::Busy, "job queue full");
         }
-        let defaults = self.defaults.get(&hash).copied().unwrap_or_default();
+        // A module whose push record was evicted runs with no capabilities (push it again).
+        let (defaults, capabilities) = self.defaults.get(&hash).copied().unwrap_or_default();
         let limits = merge(limits, defaults).capped_by(self.config.policy.limits);
         let received_us = self.platform.now_us();
-        self.queue.push_back(Request { session: id, format, hash, limits, input: input.to_vec(), entry, received_us });
+        self.queue.push_back(Request {
+            session: id,
+            format,
+            hash,
+            limits,
+            input: input.to_vec(),
+            entry,
+            received_us,
+            capabilities,
+        });
     }
 
     /// Runs one slice of the current job (starting the next queued one if none runs); sends
@@ -705,9 +724,9 @@ impl<P: Platform> Server<P> {
                         return self.finish(request.session, &result, 0, 0);
                     };
                     let host = self.platform.host(request.input);
-                    let capabilities = self.platform.capabilities();
                     let start_began = self.platform.now_us();
-                    let job = self.sandbox.start(&module, host, runtime_limits(&request.limits), capabilities, request.entry);
+                    let job =
+                        self.sandbox.start(&module, host, runtime_limits(&request.limits), request.capabilities, request.entry);
                     let instantiated_us = self.platform.now_us();
                     let start_cpu_us = instantiated_us.saturating_sub(start_began);
                     self.running = Some(Running {
@@ -726,7 +745,13 @@ impl<P: Platform> Server<P> {
                 Format::NativeArmv6 => {
                     let start_us = self.platform.now_us();
                     let result = match self.natives.get(&request.hash) {
-                        Some(blob) => self.platform.run_native(blob, &self.config.signers, &request.input, &request.limits),
+                        Some(blob) => self.platform.run_native(
+                            blob,
+                            &self.config.signers,
+                            &request.input,
+                            &request.limits,
+                            request.capabilities,
+                        ),
                         None => JobResult::rejected(jos_runtime::LoadError::Malformed(
                             "blob left the cache before it ran; push it again".to_string(),
                         )),

@@ -8,6 +8,7 @@ use jos_abi::signature::sha256;
 use jos_abi::wire::discovery::{Advert, AdvertRepr, LoadState, Probe};
 use jos_abi::wire::{self, Format, JobStatus, Limits, Message};
 use jos_abi::{AbiVersion, ErrorCode};
+use jos_offload::host::HostPlatform;
 use jos_offload::{Server, ServerOptions};
 
 fn options() -> ServerOptions {
@@ -368,7 +369,7 @@ fn discovery_answers_probes_with_a_signed_advert() {
     assert_eq!(repr.name, "test-device");
     assert_eq!(repr.noise_key, jos_offload::noise::public_key(&DEVICE_SECRET));
     assert_eq!(repr.signing_key, jos_abi::signature::public_key(&[0x44; 32]));
-    assert_eq!(repr.free_memory, TestPlatform::FREE_MEMORY);
+    assert_eq!(repr.free_memory, HostPlatform::FREE_MEMORY);
     assert_eq!(repr.state, LoadState::Idle);
     assert_eq!(repr.port, wire::OFFLOAD_PORT);
     assert_eq!(repr.formats, wire::Formats::ALL);

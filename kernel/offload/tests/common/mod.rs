@@ -10,6 +10,7 @@ use jos_abi::AbiVersion;
 use jos_offload::noise::{self, Resolver};
 use jos_offload::host::HostPlatform;
 use jos_offload::{DeviceConfig, OsEntropy, Platform, Server, ServerOptions, SessionId};
+use jos_runtime::StdHost;
 
 /// Device's Noise secret.
 pub const DEVICE_SECRET: [u8; 32] = [0x11; 32];
@@ -19,10 +20,12 @@ pub const CLIENT_SECRET: [u8; 32] = [0x22; 32];
 pub const CLIENT2_SECRET: [u8; 32] = [0x23; 32];
 /// A client the device does not know.
 pub const STRANGER_SECRET: [u8; 32] = [0x33; 32];
-/// Signer with wasm and native rights.
+/// Signer with every right (both formats, every capability).
 pub const DEVELOPER: [u8; 32] = [7; 32];
 /// Signer with the wasm right only.
 pub const WASM_ONLY: [u8; 32] = [8; 32];
+/// A signer trusted for native blobs whose jobs get the network capability only.
+pub const NATIVE_NET: [u8; 32] = [9; 32];
 /// Signer the device does not know.
 pub const UNKNOWN_SIGNER: [u8; 32] = [9; 32];
 /// Policy's module cap in tests.
@@ -43,22 +46,67 @@ pub fn config_with_fuel(fuel: u64) -> DeviceConfig {
         signers: vec![
             TrustedSigner { public_key: public_key(&DEVELOPER), rights: SignerRights::ALL },
             TrustedSigner { public_key: public_key(&WASM_ONLY), rights: SignerRights::WASM },
+            TrustedSigner { public_key: public_key(&NATIVE_NET), rights: SignerRights::NATIVE | SignerRights::NETWORK },
         ],
         policy: Policy {
             max_module_len: MAX_MODULE,
             limits: Limits { fuel, memory: 16 * 65536, deadline_ms: 20_000, output: 32 * 1024 },
             queue_len: 16,
+            job_ports: jos_abi::config::PortRange::DEFAULT,
         },
     }
 }
 
 /// The host-test platform: wasm jobs get a `StdHost`; native blobs are accepted at push (so
 /// signer rights are checked) but not run (no ARM CPU here).
-pub type TestPlatform = HostPlatform;
+/// (`HostPlatform` with a `run_native` that reports the capabilities the server granted.)
+pub struct TestPlatform(pub HostPlatform);
 
 /// A [`TestPlatform`] value.
 pub fn platform() -> TestPlatform {
-    HostPlatform::accepting_native()
+    TestPlatform(HostPlatform::accepting_native())
+}
+
+impl Platform for TestPlatform {
+    type Host = StdHost;
+
+    fn host(&mut self, input: Vec<u8>) -> StdHost {
+        self.0.host(input)
+    }
+
+    fn runs_native(&self) -> bool {
+        self.0.runs_native()
+    }
+
+    /// Does not run the blob: reports the capabilities it was given as the exit value
+    /// (bit 0 network, bit 1 screen, bit 2 gpio), so tests see what the server granted.
+    fn run_native(
+        &mut self,
+        _blob: &[u8],
+        _signers: &[TrustedSigner],
+        _input: &[u8],
+        _limits: &Limits,
+        capabilities: jos_runtime::Capabilities,
+    ) -> jos_runtime::JobResult {
+        let bits = i32::from(capabilities.network) | i32::from(capabilities.screen) << 1 | i32::from(capabilities.gpio) << 2;
+        jos_runtime::JobResult {
+            status: jos_runtime::JobStatus::Ok,
+            error: None,
+            exit_value: Some(bits),
+            values: Vec::new(),
+            output: Vec::new(),
+            logs: Vec::new(),
+            stats: jos_runtime::Stats::default(),
+        }
+    }
+
+    fn free_memory(&self) -> u32 {
+        self.0.free_memory()
+    }
+
+    fn now_us(&self) -> u64 {
+        self.0.now_us()
+    }
 }
 
 pub fn server(options: ServerOptions) -> Server<TestPlatform> {
