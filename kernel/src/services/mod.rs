@@ -3,6 +3,7 @@
 
 pub mod executive;
 pub mod fault;
+pub mod jobio;
 pub mod log;
 pub mod native;
 pub mod screen;

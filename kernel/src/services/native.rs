@@ -20,7 +20,11 @@ use jos_abi::syscall::{LogLevel, SyscallId, SYSCALL_TABLE_LEN};
 use jos_abi::wire::Limits;
 use jos_abi::ErrorCode;
 use jos_runtime::native::{CacheMaintenance, DispatchTable};
-use jos_runtime::{JobError, JobResult, JobStatus, LimitKind, LoadError, LogLine, Stats, TrapCode};
+use jos_abi::config::PortRange;
+use jos_abi::syscall::{Capability, Endpoint};
+use jos_runtime::{Capabilities, JobError, JobResult, JobStatus, LimitKind, LoadError, LogLine, Stats, TrapCode};
+
+use crate::services::jobio::JobDevices;
 
 use crate::arch::cache;
 use crate::arch::exceptions::{ExceptionKind, FaultRegisters, TrapFrame};
@@ -109,6 +113,10 @@ static mut jos_native_context: *mut u32 = core::ptr::null_mut();
 
 /// The current job's state.
 struct Job {
+    /// What the blob's signer granted (capability calls beyond it answer `PermissionDenied`).
+    capabilities: Capabilities,
+    /// Its sockets (closed when the job is dropped, however it ended).
+    devices: JobDevices,
     input: Vec<u8>,
     output: Vec<u8>,
     output_cap: usize,
@@ -234,9 +242,89 @@ extern "C" fn sys_random(address: usize, length: usize) -> i32 {
     }
 }
 
+/// `yield`: lets the network run (see `docs/kernel.md`, "Native yield"): one network manager
+/// poll moves frames and serves the device's own sockets and the job sockets; the offload
+/// service's sessions are deferred until the blob ends (its slot is busy while a blob runs).
 extern "C" fn sys_yield() -> i32 {
     check_deadline();
+    crate::services::net::poll();
     0
+}
+
+/// Runs a capability call: `PermissionDenied` unless the blob's signer granted `capability`.
+fn gated(capability: Capability, call: impl FnOnce(&mut Job) -> Result<i32, ErrorCode>) -> i32 {
+    check_deadline();
+    with_job(|job| {
+        if !job.capabilities.allows(capability) {
+            return ErrorCode::PermissionDenied.to_return();
+        }
+        call(job).unwrap_or_else(ErrorCode::to_return)
+    })
+    .unwrap_or(ErrorCode::Io.to_return())
+}
+
+/// Reads an 8-byte endpoint the blob passed.
+fn read_endpoint(address: usize) -> Result<Endpoint, ErrorCode> {
+    let (address, _) = buffer(address, Endpoint::LEN).ok_or(ErrorCode::BadAddress)?;
+    let mut raw = [0u8; Endpoint::LEN];
+    // SAFETY: `buffer` checked the 8 bytes lie in RAM.
+    raw.copy_from_slice(unsafe { core::slice::from_raw_parts(address as *const u8, Endpoint::LEN) });
+    Endpoint::from_bytes(raw).ok_or(ErrorCode::InvalidArgument)
+}
+
+extern "C" fn sys_udp_bind(port: u32) -> i32 {
+    gated(Capability::Network, |job| {
+        let port = u16::try_from(port).map_err(|_| ErrorCode::InvalidArgument)?;
+        job.devices.udp_bind(port).map(|handle| handle as i32)
+    })
+}
+
+extern "C" fn sys_udp_send(handle: u32, endpoint: usize, address: usize, length: usize) -> i32 {
+    gated(Capability::Network, |job| {
+        let to = read_endpoint(endpoint)?;
+        let (address, length) = buffer(address, length).ok_or(ErrorCode::BadAddress)?;
+        // SAFETY: `buffer` checked the range lies in RAM.
+        let data = unsafe { core::slice::from_raw_parts(address as *const u8, length) };
+        job.devices.udp_send(handle, to, data).map(|()| 0)
+    })
+}
+
+extern "C" fn sys_udp_recv(handle: u32, address: usize, length: usize, endpoint: usize) -> i32 {
+    gated(Capability::Network, |job| {
+        let (endpoint, _) = buffer(endpoint, Endpoint::LEN).ok_or(ErrorCode::BadAddress)?;
+        let (address, length) = buffer(address, length).ok_or(ErrorCode::BadAddress)?;
+        // SAFETY: `buffer` checked the range lies in RAM; the blob owns it.
+        let target = unsafe { core::slice::from_raw_parts_mut(address as *mut u8, length) };
+        let (received, from) = job.devices.udp_recv(handle, target)?;
+        // SAFETY: `buffer` checked the 8 endpoint bytes lie in RAM.
+        unsafe { core::slice::from_raw_parts_mut(endpoint as *mut u8, Endpoint::LEN) }.copy_from_slice(&from.to_bytes());
+        Ok(i32::try_from(received).unwrap_or(i32::MAX))
+    })
+}
+
+extern "C" fn sys_udp_close(handle: u32) -> i32 {
+    gated(Capability::Network, |job| job.devices.udp_close(handle).map(|()| 0))
+}
+
+extern "C" fn sys_screen_print(address: usize, length: usize) -> i32 {
+    gated(Capability::Screen, |job| {
+        let (address, length) = buffer(address, length).ok_or(ErrorCode::BadAddress)?;
+        // SAFETY: `buffer` checked the range lies in RAM.
+        let bytes = unsafe { core::slice::from_raw_parts(address as *const u8, length) };
+        let line = core::str::from_utf8(bytes).map_err(|_| ErrorCode::InvalidArgument)?;
+        job.devices.screen_print(line).map(|()| 0)
+    })
+}
+
+extern "C" fn sys_gpio_write(pin: u32, level: u32) -> i32 {
+    gated(Capability::Gpio, |job| match level {
+        0 | 1 => job.devices.gpio_write(pin, level == 1).map(|()| 0),
+        _ => Err(ErrorCode::InvalidArgument),
+    })
+}
+
+extern "C" fn sys_gpio_read(pin: u32) -> i32 {
+    gated(Capability::Gpio, |job| job.devices.gpio_read(pin).map(i32::from))
 }
 
 extern "C" fn sys_exit(code: i32) -> ! {
@@ -245,7 +333,9 @@ extern "C" fn sys_exit(code: i32) -> ! {
     unsafe { jos_native_recover(code) }
 }
 
-/// The dispatch table: base system calls only (no network, screen or GPIO for native jobs yet).
+/// The dispatch table: every call of ABI 1.0. The capability calls are bound for every blob
+/// (binding stays one lookup per import) and answer `PermissionDenied` at call time when the
+/// blob's signer did not grant the capability, as in the wasm sandbox.
 fn dispatch_table() -> DispatchTable {
     let mut table = [0usize; SYSCALL_TABLE_LEN];
     table[SyscallId::InputLen as usize] = sys_input_len as *const () as usize;
@@ -256,6 +346,13 @@ fn dispatch_table() -> DispatchTable {
     table[SyscallId::Random as usize] = sys_random as *const () as usize;
     table[SyscallId::Yield as usize] = sys_yield as *const () as usize;
     table[SyscallId::Exit as usize] = sys_exit as *const () as usize;
+    table[SyscallId::UdpBind as usize] = sys_udp_bind as *const () as usize;
+    table[SyscallId::UdpSend as usize] = sys_udp_send as *const () as usize;
+    table[SyscallId::UdpRecv as usize] = sys_udp_recv as *const () as usize;
+    table[SyscallId::UdpClose as usize] = sys_udp_close as *const () as usize;
+    table[SyscallId::ScreenPrint as usize] = sys_screen_print as *const () as usize;
+    table[SyscallId::GpioWrite as usize] = sys_gpio_write as *const () as usize;
+    table[SyscallId::GpioRead as usize] = sys_gpio_read as *const () as usize;
     table
 }
 
@@ -341,8 +438,16 @@ fn rejected(message: String) -> JobResult {
     JobResult::rejected(LoadError::Malformed(message))
 }
 
-/// Loads and runs one verified blob to its end (see the module doc).
-pub fn run(blob: &[u8], signers: &[TrustedSigner], input: &[u8], limits: &Limits) -> JobResult {
+/// Loads and runs one verified blob to its end (see the module doc). `capabilities` are its
+/// signer's; `job_ports` the policy's UDP port range.
+pub fn run(
+    blob: &[u8],
+    signers: &[TrustedSigner],
+    input: &[u8],
+    limits: &Limits,
+    capabilities: Capabilities,
+    job_ports: PortRange,
+) -> JobResult {
     let (align, memory_len) = match Blob::new_checked(blob) {
         Ok(view) => (view.align() as usize, view.memory_len() as usize),
         Err(error) => return rejected(format!("native blob: {error:?}")),
@@ -367,6 +472,8 @@ pub fn run(blob: &[u8], signers: &[TrustedSigner], input: &[u8], limits: &Limits
     // SAFETY: no blob runs, so nothing else touches the job.
     unsafe {
         *JOB.0.get() = Some(Job {
+            capabilities,
+            devices: JobDevices::new(job_ports),
             input: input.to_vec(),
             output: Vec::new(),
             output_cap,

@@ -8,7 +8,10 @@
 
 use core::cell::UnsafeCell;
 use core::fmt::Write;
-use core::sync::atomic::{AtomicBool, Ordering};
+use core::sync::atomic::{AtomicBool, AtomicU16, AtomicU32, Ordering};
+
+use jos_abi::syscall::Endpoint;
+use jos_abi::ErrorCode;
 
 use smoltcp::iface::{Config, Interface, SocketHandle, SocketSet, SocketStorage};
 use smoltcp::socket::{dhcpv4, tcp, udp};
@@ -39,8 +42,15 @@ pub mod sizes {
     pub const DISCOVERY_BUFFER: usize = 2048;
     /// Offload discovery: datagrams queued per direction.
     pub const DISCOVERY_PACKETS: usize = 4;
-    /// All sockets: DHCP, UDP echo, the TCP echo sockets, offload discovery and sessions.
-    pub const SOCKETS: usize = 2 + TCP_SOCKETS + 1 + OFFLOAD_TCP_SOCKETS;
+    /// Job UDP sockets (`udp_bind`): sockets one job may hold at once.
+    pub const JOB_SOCKETS: usize = 4;
+    /// Job UDP sockets: receive and transmit payload bytes per socket.
+    pub const JOB_BUFFER: usize = 4 * 1024;
+    /// Job UDP sockets: datagrams queued per direction per socket.
+    pub const JOB_PACKETS: usize = 8;
+    /// All sockets: DHCP, UDP echo, the TCP echo sockets, offload discovery and sessions, and
+    /// the job sockets.
+    pub const SOCKETS: usize = 2 + TCP_SOCKETS + 1 + OFFLOAD_TCP_SOCKETS + JOB_SOCKETS;
     /// Largest UDP datagram echoed (IPv4 without fragments carries at most 1472 bytes).
     pub const UDP_CHUNK: usize = 2048;
     /// Bytes moved from a TCP receive buffer to its transmit buffer per step.
@@ -108,6 +118,7 @@ struct Net {
     udp: SocketHandle,
     tcp: [SocketHandle; sizes::TCP_SOCKETS],
     tcp_open: [bool; sizes::TCP_SOCKETS],
+    jobs: [SocketHandle; sizes::JOB_SOCKETS],
     state: AddressState,
     address: Option<Ipv4Cidr>,
     gateway: Option<Ipv4Address>,
@@ -136,6 +147,10 @@ struct Storage {
     discovery_tx: [u8; sizes::DISCOVERY_BUFFER],
     offload_rx: [[u8; sizes::OFFLOAD_TCP_BUFFER]; sizes::OFFLOAD_TCP_SOCKETS],
     offload_tx: [[u8; sizes::OFFLOAD_TCP_BUFFER]; sizes::OFFLOAD_TCP_SOCKETS],
+    job_rx_meta: [[udp::PacketMetadata; sizes::JOB_PACKETS]; sizes::JOB_SOCKETS],
+    job_rx: [[u8; sizes::JOB_BUFFER]; sizes::JOB_SOCKETS],
+    job_tx_meta: [[udp::PacketMetadata; sizes::JOB_PACKETS]; sizes::JOB_SOCKETS],
+    job_tx: [[u8; sizes::JOB_BUFFER]; sizes::JOB_SOCKETS],
 }
 
 struct StorageCell(UnsafeCell<Storage>);
@@ -156,6 +171,10 @@ static STORAGE: StorageCell = StorageCell(UnsafeCell::new(Storage {
     discovery_tx: [0; sizes::DISCOVERY_BUFFER],
     offload_rx: [[0; sizes::OFFLOAD_TCP_BUFFER]; sizes::OFFLOAD_TCP_SOCKETS],
     offload_tx: [[0; sizes::OFFLOAD_TCP_BUFFER]; sizes::OFFLOAD_TCP_SOCKETS],
+    job_rx_meta: [[udp::PacketMetadata::EMPTY; sizes::JOB_PACKETS]; sizes::JOB_SOCKETS],
+    job_rx: [[0; sizes::JOB_BUFFER]; sizes::JOB_SOCKETS],
+    job_tx_meta: [[udp::PacketMetadata::EMPTY; sizes::JOB_PACKETS]; sizes::JOB_SOCKETS],
+    job_tx: [[0; sizes::JOB_BUFFER]; sizes::JOB_SOCKETS],
 }));
 static STORAGE_TAKEN: AtomicBool = AtomicBool::new(false);
 
@@ -221,6 +240,20 @@ pub fn init(log: fn(core::fmt::Arguments)) -> Result<(), InitError> {
         });
         crate::services::offload::attach(discovery, sessions);
     }
+    // The job sockets: added once, unbound until a job binds one (`job_bind`).
+    let mut rx_meta = storage.job_rx_meta.iter_mut();
+    let mut rx = storage.job_rx.iter_mut();
+    let mut tx_meta = storage.job_tx_meta.iter_mut();
+    let mut tx = storage.job_tx.iter_mut();
+    let jobs = core::array::from_fn(|_| {
+        let (Some(rx_meta), Some(rx), Some(tx_meta), Some(tx)) = (rx_meta.next(), rx.next(), tx_meta.next(), tx.next()) else {
+            unreachable!("one buffer set per socket")
+        };
+        sockets.add(udp::Socket::new(
+            udp::PacketBuffer::new(&mut rx_meta[..], &mut rx[..]),
+            udp::PacketBuffer::new(&mut tx_meta[..], &mut tx[..]),
+        ))
+    });
     let net = Net {
         device: ecm_device,
         iface,
@@ -229,6 +262,7 @@ pub fn init(log: fn(core::fmt::Arguments)) -> Result<(), InitError> {
         udp,
         tcp,
         tcp_open: [false; sizes::TCP_SOCKETS],
+        jobs,
         state: AddressState::Discovering,
         address: None,
         gateway: None,
@@ -305,14 +339,125 @@ fn classify(frame: &[u8], our_address: Option<Ipv4Address>, broadcast: &mut bool
         return Verdict::Malformed;
     }
     let to_us = Some(ip.dst_addr()) == our_address || ip.dst_addr().is_broadcast();
-    if to_us && !OPEN_UDP_PORTS.contains(&udp.dst_port()) {
+    if to_us && !OPEN_UDP_PORTS.contains(&udp.dst_port()) && !job_port_bound(udp.dst_port()) {
         return Verdict::ClosedPort;
     }
     Verdict::Keep
 }
 
+/// The port each job socket is bound to (0: free); read by the frame pre-filter.
+static JOB_PORTS: [AtomicU16; sizes::JOB_SOCKETS] = [const { AtomicU16::new(0) }; sizes::JOB_SOCKETS];
+/// Job sockets whose owner ended while the network manager was busy (bit per socket): freed by
+/// the next [`poll`] or job socket call.
+static JOB_RELEASE: AtomicU32 = AtomicU32::new(0);
+
+fn job_port_bound(port: u16) -> bool {
+    port != 0 && JOB_PORTS.iter().any(|bound| bound.load(Ordering::Relaxed) == port)
+}
+
+/// Job sockets in use (for tests and the leak check).
+pub fn job_sockets_in_use() -> usize {
+    JOB_PORTS.iter().filter(|bound| bound.load(Ordering::Relaxed) != 0).count()
+}
+
+/// Binds a free job socket to `port` (the caller has checked the port against the policy);
+/// returns its index. `InUse` if the port is bound already (by the device or a job socket),
+/// `LimitExceeded` when every job socket is taken, `Io` when the network is down.
+pub fn job_bind(port: u16) -> Result<usize, ErrorCode> {
+    NET.with(|net| {
+        net.release_jobs();
+        if OPEN_UDP_PORTS.contains(&port) || job_port_bound(port) {
+            return Err(ErrorCode::InUse);
+        }
+        let index = JOB_PORTS.iter().position(|bound| bound.load(Ordering::Relaxed) == 0).ok_or(ErrorCode::LimitExceeded)?;
+        let socket = net.sockets.get_mut::<udp::Socket>(net.jobs[index]);
+        socket.bind(port).map_err(|_| ErrorCode::InUse)?;
+        JOB_PORTS[index].store(port, Ordering::Relaxed);
+        Ok(index)
+    })
+    .unwrap_or(Err(ErrorCode::Io))
+}
+
+/// Queues a datagram on job socket `index` and moves it to the wire at once.
+pub fn job_send(index: usize, to: Endpoint, data: &[u8]) -> Result<(), ErrorCode> {
+    let handle = job_handle(index)?;
+    NET.with(|net| {
+        let socket = net.sockets.get_mut::<udp::Socket>(handle);
+        if data.len() > socket.payload_send_capacity() {
+            return Err(ErrorCode::LimitExceeded);
+        }
+        let [a, b, c, d] = to.address;
+        let remote = smoltcp::wire::IpEndpoint::new(IpAddress::Ipv4(Ipv4Address::new(a, b, c, d)), to.port);
+        match socket.send_slice(data, remote) {
+            Ok(()) => {}
+            Err(udp::SendError::BufferFull) => return Err(ErrorCode::WouldBlock),
+            Err(udp::SendError::Unaddressable) => return Err(ErrorCode::InvalidArgument),
+        }
+        net.flush();
+        Ok(())
+    })
+    .unwrap_or(Err(ErrorCode::Io))
+}
+
+/// The next datagram on job socket `index`, copied into `buffer` (truncated); returns its full
+/// length and sender, or `WouldBlock`.
+pub fn job_recv(index: usize, buffer: &mut [u8]) -> Result<(usize, Endpoint), ErrorCode> {
+    let handle = job_handle(index)?;
+    NET.with(|net| {
+        let socket = net.sockets.get_mut::<udp::Socket>(handle);
+        let (payload, metadata) = socket.recv().map_err(|_| ErrorCode::WouldBlock)?;
+        let count = payload.len().min(buffer.len());
+        buffer[..count].copy_from_slice(&payload[..count]);
+        let address = match metadata.endpoint.addr {
+            IpAddress::Ipv4(address) => address.octets(),
+        };
+        Ok((payload.len(), Endpoint { address, port: metadata.endpoint.port }))
+    })
+    .unwrap_or(Err(ErrorCode::Io))
+}
+
+/// Closes job socket `index` after moving what it queued to the wire. When the network manager
+/// is busy (the owner ended inside its poll), the socket is freed by the next poll instead.
+pub fn job_close(index: usize) {
+    if index >= sizes::JOB_SOCKETS {
+        return;
+    }
+    JOB_RELEASE.fetch_or(1 << index, Ordering::AcqRel);
+    NET.with(|net| {
+        net.flush();
+        net.release_jobs();
+    });
+}
+
+fn job_handle(index: usize) -> Result<SocketHandle, ErrorCode> {
+    let bound = JOB_PORTS.get(index).ok_or(ErrorCode::NotFound)?;
+    if bound.load(Ordering::Relaxed) == 0 || JOB_RELEASE.load(Ordering::Relaxed) & (1 << index) != 0 {
+        return Err(ErrorCode::NotFound);
+    }
+    NET.with(|net| net.jobs[index]).ok_or(ErrorCode::Io)
+}
+
 impl Net {
+    /// Frees the job sockets marked in `JOB_RELEASE`.
+    fn release_jobs(&mut self) {
+        let marked = JOB_RELEASE.swap(0, Ordering::AcqRel);
+        for index in 0..sizes::JOB_SOCKETS {
+            if marked & (1 << index) != 0 {
+                self.sockets.get_mut::<udp::Socket>(self.jobs[index]).close();
+                JOB_PORTS[index].store(0, Ordering::Relaxed);
+            }
+        }
+    }
+
+    /// Moves queued frames to the device now (a job's datagram leaves before its next slice).
+    fn flush(&mut self) {
+        let timestamp = now(hal::now_micros());
+        let _ = self.iface.poll_egress(timestamp, &mut self.device, &mut self.sockets);
+        self.device.service();
+    }
+
     fn poll(&mut self) {
+        self.release_jobs();
         let started = hal::now_micros();
         let timestamp = now(started);
         let before = self.device.counters();

@@ -9,16 +9,19 @@
 use alloc::vec::Vec;
 use core::fmt::Write as _;
 
-use jos_abi::config::{CONFIG_ADDRESS, CONFIG_MAX_LEN};
+use jos_abi::config::{PortRange, CONFIG_ADDRESS, CONFIG_MAX_LEN};
+use jos_abi::syscall::Endpoint;
 use jos_abi::ErrorCode;
 use jos_kcore::text::Line;
 use jos_abi::wire::Format;
 use jos_offload::timing::Timing;
 use jos_offload::{DeviceConfig, Entropy, Platform, Server, ServerOptions, SessionId};
+use jos_runtime::Capabilities;
 use smoltcp::iface::{SocketHandle, SocketSet};
 use smoltcp::socket::{tcp, udp};
 
 use crate::board::bcm2835::usb::Slot;
+use crate::services::jobio::JobDevices;
 use crate::{error, info};
 use crate::board::bcm2835::{RNG, TIMER};
 
@@ -41,9 +44,11 @@ impl Entropy for HardwareEntropy {
 
 static ENTROPY: HardwareEntropy = HardwareEntropy;
 
-/// What a wasm job sees of the device.
+/// What a wasm job sees of the device: its input, the clock, the RNG and (when its signer
+/// granted them; the runtime checks) the job devices.
 pub struct KernelHost {
     input: Vec<u8>,
+    devices: JobDevices,
 }
 
 impl jos_runtime::Host for KernelHost {
@@ -65,16 +70,47 @@ impl jos_runtime::Host for KernelHost {
     fn random(&mut self, buffer: &mut [u8]) -> Result<(), ErrorCode> {
         RNG.fill(buffer).map_err(|_| ErrorCode::Io)
     }
+
+    fn udp_bind(&mut self, port: u16) -> Result<u32, ErrorCode> {
+        self.devices.udp_bind(port)
+    }
+
+    fn udp_send(&mut self, handle: u32, to: Endpoint, data: &[u8]) -> Result<(), ErrorCode> {
+        self.devices.udp_send(handle, to, data)
+    }
+
+    fn udp_recv(&mut self, handle: u32, buffer: &mut [u8]) -> Result<(usize, Endpoint), ErrorCode> {
+        self.devices.udp_recv(handle, buffer)
+    }
+
+    fn udp_close(&mut self, handle: u32) -> Result<(), ErrorCode> {
+        self.devices.udp_close(handle)
+    }
+
+    fn screen_print(&mut self, line: &str) -> Result<(), ErrorCode> {
+        self.devices.screen_print(line)
+    }
+
+    fn gpio_write(&mut self, pin: u32, high: bool) -> Result<(), ErrorCode> {
+        self.devices.gpio_write(pin, high)
+    }
+
+    fn gpio_read(&mut self, pin: u32) -> Result<bool, ErrorCode> {
+        self.devices.gpio_read(pin)
+    }
 }
 
 /// The board side of the server.
-struct KernelPlatform;
+struct KernelPlatform {
+    /// The policy's job port range.
+    job_ports: PortRange,
+}
 
 impl Platform for KernelPlatform {
     type Host = KernelHost;
 
     fn host(&mut self, input: Vec<u8>) -> KernelHost {
-        KernelHost { input }
+        KernelHost { input, devices: JobDevices::new(self.job_ports) }
     }
 
     fn runs_native(&self) -> bool {
@@ -87,8 +123,9 @@ impl Platform for KernelPlatform {
         signers: &[jos_abi::signature::TrustedSigner],
         input: &[u8],
         limits: &jos_abi::wire::Limits,
+        capabilities: Capabilities,
     ) -> jos_runtime::JobResult {
-        crate::services::native::run(blob, signers, input, limits)
+        crate::services::native::run(blob, signers, input, limits, capabilities, self.job_ports)
     }
 
     fn free_memory(&self) -> u32 {
@@ -162,7 +199,9 @@ pub fn init() -> bool {
         config.policy.queue_len
     );
     let options = ServerOptions { slice_fuel: SLICE_FUEL, max_sessions: SESSIONS, ..ServerOptions::default() };
-    let server = Server::new(config, options, KernelPlatform, &ENTROPY);
+    let platform = KernelPlatform { job_ports: config.policy.job_ports };
+    info!("offload: job ports {}..={}", platform.job_ports.first, platform.job_ports.last);
+    let server = Server::new(config, options, platform, &ENTROPY);
     let heap = crate::memory::heap::HEAP.stats();
     info!("offload: ready; heap used {} of {} bytes", heap.used, heap.size);
     crate::services::status::set_job_line(format_args!("jobs: idle, 0 done, 0 failed"));

@@ -1,6 +1,7 @@
 //! The status screen: the panel at the top of the screen with the jos version, board, memory,
 //! uptime, the executive's counters, and a network line and a job line that the network and
-//! job services fill in with [`set_network_line`] and [`set_job_line`]. Refreshed by the
+//! job services fill in with [`set_network_line`] and [`set_job_line`], and the job area's
+//! printed line (row 7, a job's `screen_print`, [`set_print_line`]). Refreshed by the
 //! executive's "status" task; the same text can be printed on the console with [`print`].
 
 use core::fmt;
@@ -18,6 +19,7 @@ struct Lines {
     board: Line<LINE>,
     network: Line<LINE>,
     job: Line<LINE>,
+    print: Line<LINE>,
     verdict: Line<LINE>,
 }
 
@@ -25,6 +27,7 @@ static LINES: IrqLock<Lines> = IrqLock::new(Lines {
     board: Line::new(),
     network: Line::new(),
     job: Line::new(),
+    print: Line::new(),
     verdict: Line::new(),
 });
 
@@ -43,6 +46,11 @@ pub fn set_job_line(args: fmt::Arguments) {
     LINES.lock(|lines| lines.job.set(args));
 }
 
+/// Sets the job area's printed line (a job's `screen_print`).
+pub fn set_print_line(args: fmt::Arguments) {
+    LINES.lock(|lines| lines.print.set(args));
+}
+
 /// Sets the self-test line.
 pub fn set_verdict_line(args: fmt::Arguments) {
     LINES.lock(|lines| lines.verdict.set(args));
@@ -56,9 +64,9 @@ fn rows() -> [Line<LINE>; 8] {
     let micros = crate::board::bcm2835::TIMER.now_micros();
     let seconds = micros / 1_000_000;
     rows[jos_kcore::console::BANNER_ROW].set(format_args!("{BANNER}"));
-    let (board, network, job, verdict) = LINES
-        .try_lock(|lines| (lines.board, lines.network, lines.job, lines.verdict))
-        .unwrap_or((Line::new(), Line::new(), Line::new(), Line::new()));
+    let (board, network, job, print, verdict) = LINES
+        .try_lock(|lines| (lines.board, lines.network, lines.job, lines.print, lines.verdict))
+        .unwrap_or((Line::new(), Line::new(), Line::new(), Line::new(), Line::new()));
     rows[1].set(format_args!("board    {}", board.as_str()));
     rows[2].set(format_args!(
         "memory   heap {} KiB used, {} KiB free, peak {} KiB, {} failures; dma {} KiB",
@@ -82,6 +90,9 @@ fn rows() -> [Line<LINE>; 8] {
     rows[4].set(format_args!("network  {network}"));
     let job = if job.as_str().is_empty() { "idle" } else { job.as_str() };
     rows[5].set(format_args!("job      {job}"));
+    if !print.as_str().is_empty() {
+        rows[7].set(format_args!("job says {}", print.as_str()));
+    }
     rows[jos_kcore::console::VERDICT_ROW].set(format_args!("{}", verdict.as_str()));
     rows
 }

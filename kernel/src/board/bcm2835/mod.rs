@@ -2,6 +2,7 @@
 //! static instance. Addresses: BCM2835 ARM Peripherals (ARM physical addresses, 1.2.3).
 
 pub mod framebuffer;
+pub mod gpio;
 pub mod irq;
 pub mod mailbox;
 pub mod mmio;
@@ -23,6 +24,8 @@ pub const MAILBOX_BASE: usize = PERIPHERAL_BASE + 0x0000_B880;
 pub const PM_BASE: usize = PERIPHERAL_BASE + 0x0010_0000;
 /// Hardware random number generator (not in the datasheet; as the Linux bcm2835-rng driver uses it).
 pub const RNG_BASE: usize = PERIPHERAL_BASE + 0x0010_4000;
+/// GPIO (section 6.1).
+pub const GPIO_BASE: usize = PERIPHERAL_BASE + 0x0020_0000;
 /// PL011 UART0 (section 13.4).
 pub const PL011_BASE: usize = PERIPHERAL_BASE + 0x0020_1000;
 
@@ -41,6 +44,9 @@ pub static MAILBOX: mailbox::Mailbox = unsafe { mailbox::Mailbox::new(MAILBOX_BA
 /// The hardware random number generator.
 // SAFETY: RNG_BASE is the RNG and this is its only driver instance.
 pub static RNG: rng::Rng = unsafe { rng::Rng::new(RNG_BASE) };
+/// The GPIO pins.
+// SAFETY: GPIO_BASE is the GPIO block and this is its only driver instance.
+pub static GPIO: gpio::Gpio = unsafe { gpio::Gpio::new(GPIO_BASE) };
 /// The PM watchdog.
 // SAFETY: PM_BASE is the power manager and this is its only driver instance.
 pub static WATCHDOG: watchdog::Watchdog = unsafe { watchdog::Watchdog::new(PM_BASE) };
