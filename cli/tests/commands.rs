@@ -189,8 +189,10 @@ fn provision_writes_a_config_that_parses_and_pins_the_device() {
     let signers: Vec<_> = repr.signers.iter().collect();
     assert_eq!(signers.len(), 1);
     assert_eq!(signers[0].public_key, signing_pub);
-    assert_eq!(signers[0].rights, SignerRights::ALL);
+    // Without --signer: both formats, no capabilities; the default job port range.
+    assert_eq!(signers[0].rights, SignerRights::FORMATS);
     assert!(repr.policy.max_module_len >= 4 * 1024 * 1024);
+    assert_eq!(repr.policy.job_ports, jos_abi::config::PortRange { first: 7000, last: 7099 });
 
     // The trust store pins the keys the configuration holds.
     let trust: serde_json::Value = serde_json::from_slice(&std::fs::read(home.join("trust.json")).unwrap()).unwrap();
@@ -217,6 +219,33 @@ fn provision_writes_a_config_that_parses_and_pins_the_device() {
     assert_exit(&sandbox.run(&["provision", "--name", "x", "--static", "10.0.0.1/40", "-o", "x.bin"]), 2);
     assert_exit(&sandbox.run(&["provision", "--name", &"n".repeat(33), "-o", "x.bin"]), 2);
     assert_exit(&sandbox.run(&["provision", "--name", "x", "--signer", "self:root", "-o", "x.bin"]), 2);
+    // Capabilities alone sign nothing; job ports never include the device's own.
+    assert_exit(&sandbox.run(&["provision", "--name", "x", "--signer", "self:net,gpio", "-o", "x.bin"]), 2);
+    for ports in ["4700-4800", "7099-7000", "0-10", "7000", "a-b"] {
+        assert_exit(&sandbox.run(&["provision", "--name", "x", "--job-ports", ports, "-o", "x.bin"]), 2);
+    }
+    // Every right, and a port range of our own.
+    let output = sandbox.run(&[
+        "provision",
+        "--name",
+        "iot",
+        "--signer",
+        "self:wasm,native,net,screen,gpio",
+        "--job-ports",
+        "7100-7109",
+        "--no-default",
+        "--json",
+        "-o",
+        "iot.bin",
+    ]);
+    assert_success(&output);
+    assert_eq!(json(&output)["job_ports"], serde_json::json!({ "first": 7100, "last": 7109 }));
+    let bytes = std::fs::read(sandbox.path("iot.bin")).unwrap();
+    let iot = Config::new_checked(&bytes[..]).unwrap();
+    let iot = ConfigRepr::parse(&iot).unwrap();
+    assert_eq!(iot.signers.iter().next().unwrap().rights, SignerRights::ALL);
+    assert_eq!(iot.policy.job_ports, jos_abi::config::PortRange { first: 7100, last: 7109 });
+    assert_success(&sandbox.run(&["trust", "remove", "iot"]));
     assert_exit(&sandbox.run(&["provision", "--name", "x", "--trust-client", "missing.pub", "-o", "x.bin"]), 3);
 
     // DHCP, another client and a wasm-only signer given as files.

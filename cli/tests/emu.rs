@@ -51,7 +51,14 @@ fn emu_boots_in_the_background_and_stops_without_leftovers() {
     assert!(alive(pid), "QEMU is not running after emu start");
     // emu start provisioned the device and made it the default.
     let config = std::fs::read(home.join("emu/config.bin")).unwrap();
-    jos_abi::config::Config::new_checked(&config[..]).expect("emu/config.bin checks");
+    let checked = jos_abi::config::Config::new_checked(&config[..]).expect("emu/config.bin checks");
+    // The developer's own emulator: their signing key holds every right; jobs get the default
+    // port range, whose first port is forwarded from the host.
+    let repr = jos_abi::config::ConfigRepr::parse(&checked).unwrap();
+    assert_eq!(repr.signers.iter().next().unwrap().rights, jos_abi::signature::SignerRights::ALL);
+    assert_eq!(repr.policy.job_ports, jos_abi::config::PortRange::DEFAULT);
+    assert_eq!(started["job_port"]["device"], 7000);
+    assert!(started["job_port"]["host"].as_str().unwrap().starts_with("127.0.0.1:"));
     let trust = json(&run(&home, &["trust", "list", "--json"]));
     assert_eq!(trust["devices"][0]["name"], "emu");
     assert_eq!(trust["devices"][0]["default"], true);
@@ -67,6 +74,7 @@ fn emu_boots_in_the_background_and_stops_without_leftovers() {
     assert!(status.status.success(), "{}", text(&status));
     assert_eq!(json(&status)["running"], true);
     assert_eq!(json(&status)["pid"], pid);
+    assert_eq!(json(&status)["job_port"], started["job_port"]);
 
     // The UART log fills up as the kernel boots.
     let deadline = Instant::now() + Duration::from_secs(90);
