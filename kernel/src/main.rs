@@ -90,6 +90,11 @@ pub extern "C" fn kernel_main() -> ! {
         arch::exceptions::VectorPlacement::CopiedToZero => warn!("vectors: copied to 0 (VBAR did not read back); the null page stays mapped"),
     }
     info!("board: {} (revision {revision:#08x}), ARM memory {} MiB", jos_kcore::board::board_name(revision), arm_size >> 20);
+    if arch::cycles::init() {
+        info!("cpu: cycle counter (CP15 c15 CCNT) ticks; native jobs report cycles");
+    } else {
+        info!("cpu: no cycle counter (CP15 c15 CCNT reads a constant); jobs report 0 cycles");
+    }
     info!(
         "memory: kernel {:#x}..{:#x}, dma {DMA_BASE:#x}+{} KiB, heap {:#x}..{:#x}",
         memory::layout::kernel_start(),

@@ -397,6 +397,8 @@ fn capabilities_on_the_device() {
     let echo_native_plain = build(&echo_source, Format::NativeArmv6, &PLAIN);
     let devices = signed_wat(DEVICES, &TRUSTED);
     let devices_plain = signed_wat(DEVICES, &PLAIN);
+    let devices_native = build(&root.join("native/devices.c"), Format::NativeArmv6, &TRUSTED);
+    let devices_native_plain = build(&root.join("native/devices.c"), Format::NativeArmv6, &PLAIN);
     let bind_then = signed_wat(BIND_THEN, &TRUSTED);
 
     let mut client = Client::connect(device.tcp);
@@ -407,11 +409,23 @@ fn capabilities_on_the_device() {
         (Format::NativeArmv6, &echo_native_plain),
         (Format::Wasm, &devices),
         (Format::Wasm, &devices_plain),
+        (Format::NativeArmv6, &devices_native),
+        (Format::NativeArmv6, &devices_native_plain),
         (Format::Wasm, &bind_then),
     ] {
         client.push(format, module);
     }
-    let modules = Modules { echo_wasm, echo_native, echo_wasm_plain, echo_native_plain, devices, devices_plain, bind_then };
+    let modules = Modules {
+        echo_wasm,
+        echo_native,
+        echo_wasm_plain,
+        echo_native_plain,
+        devices,
+        devices_plain,
+        devices_native,
+        devices_native_plain,
+        bind_then,
+    };
     // The first round warms every path up (first-time allocations); the second must leave the
     // heap exactly where the first left it: no socket, job or session state leaks.
     every_job(&mut device, &mut client, &modules);
@@ -433,12 +447,24 @@ struct Modules {
     echo_native_plain: Vec<u8>,
     devices: Vec<u8>,
     devices_plain: Vec<u8>,
+    devices_native: Vec<u8>,
+    devices_native_plain: Vec<u8>,
     bind_then: Vec<u8>,
 }
 
 /// One round of every capability check.
 fn every_job(device: &mut Device, client: &mut Client, modules: &Modules) {
-    let Modules { echo_wasm, echo_native, echo_wasm_plain, echo_native_plain, devices, devices_plain, bind_then } = modules;
+    let Modules {
+        echo_wasm,
+        echo_native,
+        echo_wasm_plain,
+        echo_native_plain,
+        devices,
+        devices_plain,
+        devices_native,
+        devices_native_plain,
+        bind_then,
+    } = modules;
     // wasm echo, signer with `net`: several datagrams, then quit -> bye, "echoed K".
     client.invoke(&echo_wasm, &format!("{JOB_PORT}"), Limits::default());
     let received = talk_to_echo(device, 5, true, true);
@@ -496,23 +522,28 @@ fn every_job(device: &mut Device, client: &mut Client, modules: &Modules) {
     assert_eq!((exit, received), (0, 2));
     assert_eq!(String::from_utf8_lossy(&output), "echoed 2\n");
 
-    // screen_print and GPIO: granted, then refused.
-    let (exit, output, _) = expect_ok(client.run(&devices, "", Limits::default()));
-    assert_eq!(exit, 0);
-    let values: Vec<i32> = output.chunks(4).map(|word| i32::from_le_bytes(word.try_into().unwrap())).collect();
-    assert_eq!(
-        values[..6],
-        [0, 1, 0, -(ErrorCode::InUse as i32), -(ErrorCode::NotFound as i32), 0],
-        "screen_print, read after high, read after low, kernel pin 14, pin 60, write 17"
-    );
-    assert!(values[6] >= 0, "first bind of 7001 gives a handle: {values:?}");
-    assert_eq!(values[7], -(ErrorCode::InUse as i32), "second bind of 7001 in the same job");
-    device
-        .qemu
-        .wait_for_line_containing("screen: job: capabilities test line", Duration::from_secs(5))
-        .unwrap_or_else(|e| panic!("{e}"));
-    let (exit, output, _) = expect_ok(client.run(&devices_plain, "", Limits::default()));
-    assert_eq!(exit, 0);
-    let values: Vec<i32> = output.chunks(4).map(|word| i32::from_le_bytes(word.try_into().unwrap())).collect();
-    assert_eq!(values, vec![PERMISSION_DENIED; 8], "no screen, gpio or network without the rights");
+    // screen_print, GPIO and a double bind: granted (wasm and native), then refused.
+    for (module, line) in [(devices, "capabilities test line"), (devices_native, "capabilities test line (native)")] {
+        let (exit, output, logs) = expect_ok(client.run(module, "", Limits::default()));
+        assert_eq!(exit, 0, "{logs:?}");
+        let values: Vec<i32> = output.chunks(4).map(|word| i32::from_le_bytes(word.try_into().unwrap())).collect();
+        assert_eq!(values.len(), 8, "{values:?}");
+        assert_eq!(
+            values[..6],
+            [0, 1, 0, -(ErrorCode::InUse as i32), -(ErrorCode::NotFound as i32), 0],
+            "{line}: screen_print, read after high, read after low, kernel pin 14, pin 60, write 17"
+        );
+        assert!(values[6] >= 0, "first bind of 7001 gives a handle: {values:?}");
+        assert_eq!(values[7], -(ErrorCode::InUse as i32), "second bind of 7001 in the same job");
+        device
+            .qemu
+            .wait_for_line_containing(&format!("screen: job: {line}"), Duration::from_secs(5))
+            .unwrap_or_else(|e| panic!("{e}"));
+    }
+    for module in [devices_plain, devices_native_plain] {
+        let (exit, output, _) = expect_ok(client.run(module, "", Limits::default()));
+        assert_eq!(exit, 0);
+        let values: Vec<i32> = output.chunks(4).map(|word| i32::from_le_bytes(word.try_into().unwrap())).collect();
+        assert_eq!(values, vec![PERMISSION_DENIED; 8], "no screen, gpio or network without the rights");
+    }
 }

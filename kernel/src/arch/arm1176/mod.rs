@@ -3,6 +3,7 @@
 
 mod boot;
 pub mod cache;
+pub mod cycles;
 pub mod exceptions;
 pub mod mmu;
 
