@@ -1,5 +1,5 @@
 //! Capabilities under QEMU: a job gets the rights of the signer that verified it. The `echo`
-//! guest (C, built as wasm and as native by jos-cli's builder) serves UDP on a job port the
+//! guest (C as wasm and native, Rust as wasm, built by jos-cli's builder) serves UDP on a job port the
 //! policy grants, reached from the host through a QEMU port forward; a signer without `net`, a
 //! port outside the policy range, sockets freed after every way a job ends (a second job binds
 //! the same port, the heap returns to where it was), `screen_print` and a GPIO write/read round
@@ -393,6 +393,7 @@ fn capabilities_on_the_device() {
 
     let echo_wasm = build(&echo_source, Format::Wasm, &TRUSTED);
     let echo_native = build(&echo_source, Format::NativeArmv6, &TRUSTED);
+    let echo_rust = build(&root.join("../guest-examples/rust/echo"), Format::Wasm, &TRUSTED);
     let echo_wasm_plain = build(&echo_source, Format::Wasm, &PLAIN);
     let echo_native_plain = build(&echo_source, Format::NativeArmv6, &PLAIN);
     let devices = signed_wat(DEVICES, &TRUSTED);
@@ -405,6 +406,7 @@ fn capabilities_on_the_device() {
     for (format, module) in [
         (Format::Wasm, &echo_wasm),
         (Format::NativeArmv6, &echo_native),
+        (Format::Wasm, &echo_rust),
         (Format::Wasm, &echo_wasm_plain),
         (Format::NativeArmv6, &echo_native_plain),
         (Format::Wasm, &devices),
@@ -418,6 +420,7 @@ fn capabilities_on_the_device() {
     let modules = Modules {
         echo_wasm,
         echo_native,
+        echo_rust,
         echo_wasm_plain,
         echo_native_plain,
         devices,
@@ -443,6 +446,7 @@ fn capabilities_on_the_device() {
 struct Modules {
     echo_wasm: Vec<u8>,
     echo_native: Vec<u8>,
+    echo_rust: Vec<u8>,
     echo_wasm_plain: Vec<u8>,
     echo_native_plain: Vec<u8>,
     devices: Vec<u8>,
@@ -457,6 +461,7 @@ fn every_job(device: &mut Device, client: &mut Client, modules: &Modules) {
     let Modules {
         echo_wasm,
         echo_native,
+        echo_rust,
         echo_wasm_plain,
         echo_native_plain,
         devices,
@@ -481,6 +486,13 @@ fn every_job(device: &mut Device, client: &mut Client, modules: &Modules) {
     assert_eq!(received, 3, "a count-limited job answers its count");
     assert_eq!(String::from_utf8_lossy(&output), "echoed 3\n");
     assert!(udp_echo_answers(device), "UDP echo answers after the native job");
+
+    // The Rust echo (wasm), quit after two datagrams.
+    client.invoke(echo_rust, &format!("{JOB_PORT}"), Limits::default());
+    let received = talk_to_echo(device, 2, true, false);
+    let (exit, output, logs) = expect_ok(client.next());
+    assert_eq!(exit, 0, "{logs:?}");
+    assert_eq!(String::from_utf8_lossy(&output), format!("echoed {received}\n"));
 
     // Signed by a signer without `net`: udp_bind answers PermissionDenied, wasm and native.
     for module in [&echo_wasm_plain, &echo_native_plain] {
