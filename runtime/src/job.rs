@@ -312,10 +312,13 @@ pub struct Stats {
     pub slices: u64,
     /// Log lines dropped because the log cap was reached.
     pub logs_dropped: u32,
+    /// CPU cycles the job used, when the board has a cycle counter (native jobs on the device);
+    /// 0 when not measured (wasm jobs, QEMU).
+    pub cycles: u64,
 }
 
 impl Stats {
-    /// The wire protocol's stats (`cycles` 0: not measured by the runtime; `cpu_us` equal to
+    /// The wire protocol's stats (`cycles` as measured by the caller, 0 when not; `cpu_us` equal to
     /// `time_us`, true of a job run in one go: a caller that interleaves the job's slices with
     /// other work sets the sum of its slices instead; peak memory saturated at `u32::MAX`).
     pub fn to_wire(&self) -> jos_abi::wire::Stats {
@@ -323,7 +326,7 @@ impl Stats {
             fuel_used: self.fuel_used,
             time_us: self.time_us,
             cpu_us: self.time_us,
-            cycles: 0,
+            cycles: self.cycles,
             peak_memory: u32::try_from(self.peak_memory_bytes).unwrap_or(u32::MAX),
         }
     }

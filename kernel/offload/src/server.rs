@@ -870,7 +870,7 @@ impl<P: Platform> Server<P> {
             fuel_used: result.stats.fuel_used,
             time_us,
             cpu_us,
-            cycles: 0,
+            cycles: result.stats.cycles,
             peak_memory: u32::try_from(result.stats.peak_memory_bytes).unwrap_or(u32::MAX),
         };
         let message = Message::JobResult {

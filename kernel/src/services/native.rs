@@ -490,6 +490,7 @@ pub fn run(
     let _ = IRQ.register(Channel::Three.irq(), on_deadline);
     let mut context = [0u32; CONTEXT_WORDS];
     let started = TIMER.now_micros();
+    let started_ticks = crate::arch::cycles::read();
     TIMER.arm_in(Channel::Three, deadline_ms.saturating_mul(1000));
     RUNNING.store(true, Ordering::Relaxed);
     let masked = crate::arch::interrupts_masked();
@@ -505,6 +506,8 @@ pub fn run(
         crate::arch::enable_interrupts();
     }
     let elapsed = TIMER.now_micros().saturating_sub(started);
+    // 0 without a counter (QEMU): never an estimate.
+    let cycles = crate::arch::cycles::cycles_between(started_ticks, crate::arch::cycles::read());
     REGION_START.store(0, Ordering::Relaxed);
     REGION_END.store(0, Ordering::Relaxed);
     // SAFETY: the blob has stopped.
@@ -529,6 +532,13 @@ pub fn run(
         values: Vec::new(),
         output: job.output,
         logs: job.logs,
-        stats: Stats { time_us: elapsed, peak_memory_bytes: memory_len as u64, slices: 1, logs_dropped: job.logs_dropped, ..Stats::default() },
+        stats: Stats {
+            time_us: elapsed,
+            peak_memory_bytes: memory_len as u64,
+            slices: 1,
+            logs_dropped: job.logs_dropped,
+            cycles,
+            ..Stats::default()
+        },
     }
 }

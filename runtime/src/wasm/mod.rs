@@ -604,6 +604,8 @@ impl<H: Host + 'static> Job<H> {
             peak_memory_bytes: state.limiter.peak_memory_bytes as u64,
             slices: self.slices,
             logs_dropped: state.logs_dropped,
+            // wasm jobs are measured in fuel; no cycle counter is read per slice.
+            cycles: 0,
         }
     }
 
