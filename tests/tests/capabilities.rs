@@ -210,7 +210,7 @@ impl Client {
             .unwrap();
         let mut message = [0u8; 256];
         let len = state.write_message(&[], &mut message).unwrap();
-        stream.write_all(&frame(&encode(&Message::Hello { version: 1, handshake: &message[..len] }))).unwrap();
+        stream.write_all(&frame(&encode(&Message::Hello { version: wire::PROTOCOL_VERSION, handshake: &message[..len] }))).unwrap();
         let mut inbox = Vec::new();
         let answer = next_frame(&mut stream, &mut inbox).expect("the device answers the handshake");
         let Ok(Message::Hello { handshake, .. }) = Message::parse(&answer) else { panic!("not a Hello") };
