@@ -70,6 +70,7 @@ fn config_bytes() -> Result<Vec<u8>, String> {
             max_module_len: 4 << 20,
             limits: Limits { fuel: 1 << 40, memory: 16 << 20, deadline_ms: 3_600_000, output: 32 * 1024 },
             queue_len: 16,
+            job_ports: jos_abi::config::PortRange::DEFAULT,
         },
     };
     let mut bytes = vec![0; repr.buffer_len()];
