@@ -5,8 +5,7 @@
 //! the same port, the heap returns to where it was), `screen_print` and a GPIO write/read round
 //! trip, while the device keeps answering discovery and UDP echo. One QEMU boot.
 
-use std::io::{Read, Write};
-use std::net::{TcpStream, UdpSocket};
+use std::net::UdpSocket;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
@@ -16,11 +15,10 @@ use jos_abi::signature::{public_key, sha256, sign_blob, sign_wasm, SignerRights,
 use jos_abi::wire::discovery::{Advert, AdvertRepr, Probe};
 use jos_abi::wire::{self, Format, JobStatus, Limits, Message};
 use jos_abi::ErrorCode;
-use jos_offload::noise::{self, Resolver};
-use jos_offload::OsEntropy;
+use jos_offload::host;
+use jos_offload::noise;
 use jos_tests::{kernel_elf, BootOptions, Qemu};
 
-static ENTROPY: OsEntropy = OsEntropy;
 const DEVICE_SECRET: [u8; 32] = [0x61; 32];
 const ADVERT_SEED: [u8; 32] = [0x62; 32];
 const CLIENT_SECRET: [u8; 32] = [0x63; 32];
@@ -151,19 +149,6 @@ fn boot(config: &Path) -> Device {
     Device { qemu, tcp, discovery, echo, job, outside }
 }
 
-fn frame(payload: &[u8]) -> Vec<u8> {
-    let mut out = (payload.len() as u16).to_le_bytes().to_vec();
-    out.extend_from_slice(payload);
-    out
-}
-
-fn encode(message: &Message<'_>) -> Vec<u8> {
-    let mut buffer = vec![0; message.buffer_len()];
-    let len = message.emit(&mut buffer).unwrap();
-    buffer.truncate(len);
-    buffer
-}
-
 /// A job's result as the test needs it.
 #[derive(Debug, PartialEq)]
 enum Reply {
@@ -172,67 +157,28 @@ enum Reply {
     Result { status: JobStatus, exit_value: i32, output: Vec<u8>, logs: Vec<String> },
 }
 
-/// An offload session (snow IK initiator), every read bounded by a timeout.
-struct Client {
-    stream: TcpStream,
-    transport: snow::TransportState,
-    inbox: Vec<u8>,
-}
-
-/// The next frame on `stream` (None when it closes or the read times out).
-fn next_frame(stream: &mut TcpStream, inbox: &mut Vec<u8>) -> Option<Vec<u8>> {
-    loop {
-        if let Ok(Some(len)) = wire::frame_len(inbox) {
-            let frame = inbox[2..len].to_vec();
-            inbox.drain(..len);
-            return Some(frame);
-        }
-        let mut buffer = [0u8; 8192];
-        match stream.read(&mut buffer) {
-            Ok(0) | Err(_) => return None,
-            Ok(len) => inbox.extend_from_slice(&buffer[..len]),
-        }
-    }
-}
+/// An offload session (`jos_offload::host::Client`, a snow IK initiator), every read bounded by a
+/// timeout.
+struct Client(host::Client);
 
 impl Client {
     fn connect(port: u16) -> Client {
-        let mut stream = TcpStream::connect(("127.0.0.1", port)).unwrap();
-        stream.set_read_timeout(Some(Duration::from_secs(90))).unwrap();
-        let mut state = snow::Builder::with_resolver(noise::params(), Box::new(Resolver::new(&ENTROPY)))
-            .local_private_key(&CLIENT_SECRET)
-            .unwrap()
-            .remote_public_key(&noise::public_key(&DEVICE_SECRET))
-            .unwrap()
-            .prologue(noise::PROLOGUE)
-            .unwrap()
-            .build_initiator()
-            .unwrap();
-        let mut message = [0u8; 256];
-        let len = state.write_message(&[], &mut message).unwrap();
-        stream.write_all(&frame(&encode(&Message::Hello { version: wire::PROTOCOL_VERSION, handshake: &message[..len] }))).unwrap();
-        let mut inbox = Vec::new();
-        let answer = next_frame(&mut stream, &mut inbox).expect("the device answers the handshake");
-        let Ok(Message::Hello { handshake, .. }) = Message::parse(&answer) else { panic!("not a Hello") };
-        let mut payload = [0u8; 64];
-        state.read_message(handshake, &mut payload).unwrap();
-        Client { stream, transport: state.into_transport_mode().unwrap(), inbox }
+        let device_key = noise::public_key(&DEVICE_SECRET);
+        match host::Client::connect(("127.0.0.1", port), &CLIENT_SECRET, &device_key, Duration::from_secs(90)) {
+            Ok(client) => Client(client),
+            Err(_) => panic!("the device refused or did not answer the handshake"),
+        }
     }
 
     fn send(&mut self, message: &Message<'_>) {
-        let plain = encode(message);
-        let mut cipher = vec![0; plain.len() + 16];
-        let len = self.transport.write_message(&plain, &mut cipher).unwrap();
-        self.stream.write_all(&frame(&cipher[..len])).unwrap();
+        self.0.send(message).expect("the session is open");
     }
 
     /// The next reply that is not Progress.
     fn next(&mut self) -> Reply {
         loop {
-            let payload = next_frame(&mut self.stream, &mut self.inbox).expect("the device answers in time");
-            let mut plain = vec![0; payload.len()];
-            let len = self.transport.read_message(&payload, &mut plain).expect("decrypts");
-            match Message::parse(&plain[..len]).unwrap() {
+            let plain = self.0.next_plain().expect("the device answers in time");
+            match Message::parse(&plain).unwrap() {
                 Message::PushOk { sha256 } => return Reply::PushOk(sha256),
                 Message::Error { code, .. } => return Reply::Error(code as u32),
                 Message::Progress { .. } => continue,
