@@ -38,7 +38,9 @@ Examples:
   jos-cli emu stop
 
 The kernel ELF is --kernel, else $JOS_KERNEL, else build/jos-kernel.elf in the current folder
-or one above it (`cargo xtask kernel` builds it there).")]
+or one above it (`cargo xtask kernel` builds it there). The emulated device trusts your signing
+key with every right (wasm, native, net, screen, gpio) and lets jobs bind UDP 7000-7099; a free
+host UDP port is forwarded to its port 7000 (`emu status` names it), e.g. for the echo example.")]
 pub struct Args {
     /// What to do.
     #[command(subcommand)]
