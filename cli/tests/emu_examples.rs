@@ -306,10 +306,11 @@ fn device_exit_codes(emu: &Emu, discovery: &str) {
     assert_eq!(json(&output)["status"], "deadline");
     // 16 Busy: one wasm job runs (the device serves the network between its slices), one waits
     // in the one-job queue, the third is refused; the first two end at their deadlines.
-    let running = emu.spawn(&["push", "spin.wasm", "--timeout", "4000", "--json"]);
-    std::thread::sleep(Duration::from_millis(1500));
+    // Margins of seconds, for a loaded machine.
+    let running = emu.spawn(&["push", "spin.wasm", "--timeout", "7000", "--json"]);
+    std::thread::sleep(Duration::from_millis(2500));
     let waiting = emu.spawn(&["push", "spin.wasm", "--timeout", "1000", "--json"]);
-    std::thread::sleep(Duration::from_millis(1000));
+    std::thread::sleep(Duration::from_millis(2000));
     let output = emu.run(&["push", "fib-c.wasm"]);
     assert_exit(&output, 16);
     assert!(String::from_utf8_lossy(&output.stderr).contains("busy"), "{}", text(&output));
