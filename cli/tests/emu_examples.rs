@@ -5,13 +5,15 @@
 //! outputs are byte-identical and equal to what the host computes (the `md-5` and `sha2` crates,
 //! a Rust fib, the filter's luma formula). Then the device-side exit codes, each produced by a
 //! real failure on the emulated device (see `cli/tests/exit_codes.rs` for the full table).
-//! (echo needs a network grant: `cli/tests/echo.rs`.)
+//! echo (a network-serving job) runs with the `net` right: `run --local --grant net` and pushed
+//! as wasm and native, each answering three datagrams (through `emu start`'s forwarded job port
+//! for the device), all printing the same "echoed 3".
 
 #[path = "support/output.rs"]
 mod output;
 
 use std::io::{Read, Write};
-use std::net::TcpListener;
+use std::net::{TcpListener, UdpSocket};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::Duration;
@@ -126,7 +128,7 @@ fn examples_and_device_exit_codes_on_one_emulated_device() {
     let emu = Emu { dir: tempfile::Builder::new().prefix("jos-emu-examples").tempdir_in(env!("CARGO_TARGET_TMPDIR")).unwrap() };
     // Build everything before the emulator runs.
     let mut built = Vec::new();
-    for example in jos_guest_examples::EXAMPLES.iter().filter(|example| !example.network) {
+    for example in jos_guest_examples::EXAMPLES {
         for language in jos_guest_examples::LANGUAGES {
             let source = example.source(language);
             let stem = format!("{}-{}", example.name, if language == Language::C { "c" } else { "rust" });
@@ -136,22 +138,38 @@ fn examples_and_device_exit_codes_on_one_emulated_device() {
                 assert_success(&output);
                 assert_eq!(json(&output)["format"], format);
             }
-            built.push((example, stem));
+            if !example.network {
+                built.push((example, stem));
+            }
         }
     }
     build_failing_guests(&emu);
 
-    // The device `emu`, provisioned by the user with a one-job queue (to reach `Busy`), then
-    // booted: `emu start` keeps an existing configuration.
+    // The device `emu`, provisioned by the user with a one-job queue (to reach `Busy`) and the
+    // `net` right for their own signatures (for echo), then booted: `emu start` keeps an existing
+    // configuration.
     assert_success(&emu.run(&["keygen"]));
     std::fs::create_dir_all(emu.path("home/emu")).unwrap();
-    assert_success(&emu.run(&["provision", "--name", "emu", "--dhcp", "--queue", "1", "-o", "home/emu/config.bin"]));
+    assert_success(&emu.run(&[
+        "provision",
+        "--name",
+        "emu",
+        "--dhcp",
+        "--queue",
+        "1",
+        "--signer",
+        "self:wasm,native,net",
+        "-o",
+        "home/emu/config.bin",
+    ]));
     let kernel = kernel();
     let output = emu.run(&["emu", "start", "--kernel", kernel.to_str().unwrap(), "--json"]);
     assert_success(&output);
     let started = json(&output);
     assert_eq!(started["answered"], true);
     let discovery = started["discovery"].as_str().unwrap().to_string();
+    let job_port = started["job_port"]["host"].as_str().expect("emu start forwards a job port").to_string();
+    let device_port = started["job_port"]["device"].as_u64().unwrap();
 
     for (example, stem) in &built {
         let (input, expected) = case(example);
@@ -174,11 +192,64 @@ fn examples_and_device_exit_codes_on_one_emulated_device() {
         assert_eq!(native, local, "{}: the device's native result differs from run --local", what(""));
     }
 
+    echo(&emu, &job_port, device_port);
     device_exit_codes(&emu, &discovery);
 
     let output = emu.run(&["emu", "stop", "--json"]);
     assert_success(&output);
     assert_eq!(json(&output)["stopped"], true);
+}
+
+/// Sends three datagrams to `to` and checks each comes back unchanged. The first is sent again
+/// every second until an answer comes (the job may not have bound its port yet; datagrams before
+/// that are dropped, and an answer takes milliseconds, so none is answered twice).
+fn exchange(to: &str) {
+    let client = UdpSocket::bind("127.0.0.1:0").unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    for index in 1..=3 {
+        let message = format!("datagram {index} from the test");
+        let mut reply = [0u8; 64];
+        let count = loop {
+            client.send_to(message.as_bytes(), to).unwrap();
+            client.set_read_timeout(Some(Duration::from_secs(if index == 1 { 1 } else { 20 }))).unwrap();
+            match client.recv_from(&mut reply) {
+                Ok((count, _)) => break count,
+                Err(error) => {
+                    assert!(index == 1 && std::time::Instant::now() < deadline, "no echo of datagram {index}: {error}")
+                }
+            }
+        };
+        assert_eq!(&reply[..count], message.as_bytes());
+    }
+}
+
+/// echo in C and Rust: `run --local --grant net` on a free loopback port, then pushed to the
+/// device as wasm and as native with input "PORT 3" (PORT the device's job port, forwarded from
+/// `job_port` on this machine); all answer three datagrams and print the same output.
+fn echo(emu: &Emu, job_port: &str, device_port: u64) {
+    for stem in ["echo-c", "echo-rust"] {
+        let local_port = UdpSocket::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        emu.write("echo-local.input", format!("{local_port} 3").as_bytes());
+        let job = emu.spawn(&["run", "--local", &format!("{stem}.wasm"), "--input", "echo-local.input", "--grant", "net", "--json"]);
+        exchange(&format!("127.0.0.1:{local_port}"));
+        let output = job.wait_with_output().unwrap();
+        assert_success(&output);
+        let local = output_hex(&json(&output), &format!("{stem} run --local"));
+        assert_eq!(local, hex(b"echoed 3\n"), "{stem} run --local");
+
+        emu.write("echo-device.input", format!("{device_port} 3").as_bytes());
+        for (file, native) in [(format!("{stem}.wasm"), false), (format!("{stem}.blob"), true)] {
+            let mut args = vec!["push", file.as_str(), "--input", "echo-device.input", "--json"];
+            if native {
+                args.push("--native");
+            }
+            let job = emu.spawn(&args);
+            exchange(job_port);
+            let output = job.wait_with_output().unwrap();
+            assert_success(&output);
+            assert_eq!(output_hex(&json(&output), &file), local, "{file}: the device's echo differs from run --local");
+        }
+    }
 }
 
 /// C guests that fail on purpose: `spin` loops forever, `trap` traps (wasm `unreachable`, an
