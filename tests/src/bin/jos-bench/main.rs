@@ -499,12 +499,23 @@ fn plot_md5(path: &Path, series: &[(String, Vec<(f64, f64)>)], seed: &[(String, 
     let colours = [RED, BLUE, GREEN, MAGENTA, CYAN, RGBColor(230, 130, 0)];
     for (index, (name, points)) in series.iter().enumerate() {
         let colour = colours[index % colours.len()];
-        chart
-            .draw_series(LineSeries::new(points.iter().copied(), colour.stroke_width(2)))
-            .map_err(|e| e.to_string())?
-            .label(name.as_str())
-            .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], colour.stroke_width(2)));
-        chart.draw_series(points.iter().map(|p| Circle::new(*p, 4, colour.filled()))).map_err(|e| e.to_string())?;
+        // CPU-time series are dashed with hollow marks, so they stay visible where they coincide
+        // with the execution time of the same variant.
+        if name.contains("CPU time") {
+            chart
+                .draw_series(DashedLineSeries::new(points.iter().copied(), 8, 5, colour.stroke_width(2)))
+                .map_err(|e| e.to_string())?
+                .label(name.as_str())
+                .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 8, y)], colour.stroke_width(2)));
+            chart.draw_series(points.iter().map(|p| Circle::new(*p, 6, colour.stroke_width(2)))).map_err(|e| e.to_string())?;
+        } else {
+            chart
+                .draw_series(LineSeries::new(points.iter().copied(), colour.stroke_width(2)))
+                .map_err(|e| e.to_string())?
+                .label(name.as_str())
+                .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], colour.stroke_width(2)));
+            chart.draw_series(points.iter().map(|p| Circle::new(*p, 4, colour.filled()))).map_err(|e| e.to_string())?;
+        }
     }
     for (index, (name, y)) in seed.iter().enumerate() {
         let colour = [BLACK, RGBColor(130, 130, 130)][index % 2];
