@@ -33,8 +33,6 @@ const JON_MD5: &str = "006cb570acdab0e0bfc8e3dcb7bb4edf";
 const ECHO_PAYLOAD: &[u8] = b"Echo1";
 /// The Linux guest's kernel command line (PLATFORM-NOTES: the power driver panics on this QEMU).
 const LINUX_APPEND: &str = "console=ttyAMA0,115200 rdinit=/init initcall_blacklist=bcm2835_power_driver_init quiet";
-/// Why the offloaded echo has no figures yet.
-const ECHO_JOB_MISSING: &str = "not measured: a job cannot open a UDP socket on this kernel yet (job network capabilities are not on main)";
 /// The TTF file the plots' text is drawn with (Debian package fonts-dejavu-core).
 const FONT: &str = "/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf";
 
@@ -747,6 +745,8 @@ fn bench(settings: &Settings) -> Result<(), String> {
     let (jos_native, jos_wasm) = offload::md5(&device, mode)?;
     let (first_push, invoke_cached) = offload::costs(&device, mode.runs())?;
     let heap_job = offload::heap_per_wasm_job(&device)?;
+    eprintln!("bench: jos offloaded echo job x{}", mode.echoes());
+    let echo_job = offload::echo_job(&device, mode.echoes())?;
     platform["heap_per_wasm_job_bytes"] = heap_job["bytes"].clone();
     platform["heap_per_wasm_job"] = heap_job;
     drop(device);
@@ -764,7 +764,6 @@ fn bench(settings: &Settings) -> Result<(), String> {
     });
     linux.qemu.kill();
 
-    let echo_job = json!({"status": "unavailable", "reason": ECHO_JOB_MISSING});
     let results = json!({
         "schema": 1,
         "mode": mode.name(),
@@ -822,8 +821,12 @@ fn draw(settings: &Settings, results: &Value) -> Result<(), String> {
     ];
     plot_md5(&settings.img.join("md5.png"), &md5_series, &seed)?;
     let echo = &results["echo"]["variants"];
-    let names = ["jos echo service".to_string(), "Linux C echo server".to_string()];
-    let keys = ["jos_service", "linux_c"];
+    let mut names = vec!["jos echo service".to_string(), "Linux C echo server".to_string()];
+    let mut keys = vec!["jos_service", "linux_c"];
+    if echo["jos_offloaded"]["status"] == "ok" {
+        names.push("jos echo job (wasm; CPU n/a)".to_string());
+        keys.push("jos_offloaded");
+    }
     let ms = |v: &Value, key: &str| v[key].as_f64().unwrap_or(0.0) / 1000.0;
     let round_trips: Vec<Vec<f64>> =
         keys.iter().map(|k| vec![ms(&echo[k], "mean_us"), ms(&echo[k], "p50_us"), ms(&echo[k], "p99_us")]).collect();
@@ -895,7 +898,7 @@ fn print_tables(results: &Value) {
     println!();
     println!("| variant | answered | lost | mean (us) | p50 (us) | p99 (us) | p99.9 (us) | max (us) | guest clock per round trip (us) | guest CPU per request (us) |");
     println!("|---|---|---|---|---|---|---|---|---|---|");
-    for name in ["jos_service", "linux_c"] {
+    for name in ["jos_service", "linux_c", "jos_offloaded"] {
         let v = &results["echo"]["variants"][name];
         println!(
             "| {name} | {} | {} | {} | {} | {} | {} | {} | {} | {} |",

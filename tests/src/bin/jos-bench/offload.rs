@@ -12,7 +12,7 @@ use std::net::{SocketAddr, UdpSocket};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use jos_abi::config::{ConfigRepr, Network, Policy};
+use jos_abi::config::{ConfigRepr, Network, Policy, PortRange};
 use jos_abi::codec::List;
 use jos_abi::signature::{public_key, sign_blob, sign_wasm, SignerRights, TrustedSigner};
 use jos_abi::wire::discovery::{Advert, AdvertRepr, LoadState, Probe};
@@ -22,7 +22,7 @@ use jos_cli::store::x25519_public;
 use jos_tests::{BootOptions, Qemu};
 use serde_json::{json, Value};
 
-use crate::{free_port, mean, Mode, JON_MD5};
+use crate::{echo_run, free_port, guest_clock_us, mean, Mode, JON_MD5};
 
 /// The device's Noise secret, advert seed, the harness's client secret and signing seed: fixed
 /// test keys (the device only lives for one benchmark run).
@@ -30,6 +30,8 @@ const DEVICE_SECRET: [u8; 32] = [0x61; 32];
 const ADVERT_SEED: [u8; 32] = [0x62; 32];
 const CLIENT_SECRET: [u8; 32] = [0x63; 32];
 const SIGNER: [u8; 32] = [0x64; 32];
+/// The UDP port the offloaded echo job binds (in the configuration's job port range).
+const JOB_PORT: u16 = 7000;
 /// Size of the module of the first-push measurement, signed (10 KiB).
 pub const PUSH_MODULE_BYTES: usize = 10 * 1024;
 
@@ -38,6 +40,8 @@ pub struct Device {
     pub qemu: Qemu,
     tcp: u16,
     discovery: u16,
+    /// Host UDP port forwarded to [`JOB_PORT`].
+    job: u16,
     _config: Scratch,
 }
 
@@ -70,7 +74,7 @@ fn config_bytes() -> Result<Vec<u8>, String> {
             max_module_len: 4 << 20,
             limits: Limits { fuel: 1 << 40, memory: 16 << 20, deadline_ms: 3_600_000, output: 32 * 1024 },
             queue_len: 16,
-            job_ports: jos_abi::config::PortRange::DEFAULT,
+            job_ports: PortRange { first: JOB_PORT, last: JOB_PORT + 9 },
         },
     };
     let mut bytes = vec![0; repr.buffer_len()];
@@ -79,10 +83,10 @@ fn config_bytes() -> Result<Vec<u8>, String> {
 }
 
 impl Device {
-    /// Boots jos under `-icount shift=0` with usb-net, TCP 4748 and UDP 4747 forwarded
+    /// Boots jos under `-icount shift=0` with usb-net, TCP 4748, UDP 4747 and the job port forwarded
     /// and the configuration loaded at `CONFIG_ADDRESS`; waits for `offload: ready`.
     pub fn boot(kernel: &Path) -> Result<Device, String> {
-        let (tcp, discovery) = (free_tcp_port()?, free_port()?);
+        let (tcp, discovery, job) = (free_tcp_port()?, free_port()?, free_port()?);
         let config = Scratch(std::env::temp_dir().join(format!("jos-bench-config-{}.bin", std::process::id())));
         std::fs::write(&config.0, config_bytes()?).map_err(|e| format!("{}: {e}", config.0.display()))?;
         let mut options = BootOptions::new("raspi0", kernel.into());
@@ -90,7 +94,7 @@ impl Device {
         options.extra_args = vec![
             "-netdev".into(),
             format!(
-                "user,id=n0,hostfwd=tcp:127.0.0.1:{tcp}-:4748,hostfwd=udp:127.0.0.1:{discovery}-:4747"
+                "user,id=n0,hostfwd=tcp:127.0.0.1:{tcp}-:4748,hostfwd=udp:127.0.0.1:{discovery}-:4747,hostfwd=udp:127.0.0.1:{job}-:{JOB_PORT}"
             ),
             "-device".into(),
             "usb-net,netdev=n0,port=1".into(),
@@ -100,7 +104,7 @@ impl Device {
         let mut qemu = Qemu::boot(&options).map_err(|e| format!("cannot start QEMU: {e}"))?;
         qemu.wait_for_line_containing("offload: ready", Duration::from_secs(120))?;
         qemu.wait_for_line("net: ip ", Duration::from_secs(120))?;
-        Ok(Device { qemu, tcp, discovery, _config: config })
+        Ok(Device { qemu, tcp, discovery, job, _config: config })
     }
 
     /// A new authenticated session (the handshake happens here).
@@ -424,4 +428,73 @@ fn wait_result(session: &mut Session) -> Result<JobOutcome, String> {
             other => return Err(format!("unexpected message kind {}", other.kind())),
         }
     }
+}
+
+/// `busy_us` and `at_us` of the kernel's last `net: stats` line.
+fn net_busy(device: &Device) -> Option<(f64, f64)> {
+    let output = device.qemu.output();
+    let line = output.lines().rev().find(|l| l.starts_with("net: stats "))?;
+    Some((crate::after(line, "busy_us")?, crate::after(line, "at_us")?))
+}
+
+/// The offloaded echo: `guest-examples/c/echo.c` as wasm, pushed and invoked with the job port
+/// (the job binds it with its signer's network right), then the same measurement as against the
+/// kernel's echo service, then "quit". Guest CPU per request: the job's own CPU time
+/// (JobResult `cpu_us`) plus the network manager's `busy_us` over the run, per echo.
+pub fn echo_job(device: &Device, requests: u64) -> Result<Value, String> {
+    let module = guest_example("echo", Format::Wasm)?;
+    let mut session = device.session()?;
+    let hash = push(&mut session, Format::Wasm, &module)?;
+    let input = JOB_PORT.to_string();
+    session
+        .send(&Message::Invoke { hash, limits: Limits::default(), input: input.as_bytes(), call: None })
+        .map_err(|e| format!("invoke echo: {e}"))?;
+    let busy0 = net_busy(device);
+    let clock0 = guest_clock_us(&device.qemu)?;
+    let run = echo_run(device.job, requests)?;
+    let clock1 = guest_clock_us(&device.qemu)?;
+    let socket = UdpSocket::bind("127.0.0.1:0").map_err(|e| e.to_string())?;
+    socket.set_read_timeout(Some(Duration::from_secs(2))).map_err(|e| e.to_string())?;
+    let mut reply = [0u8; 64];
+    let mut bye = false;
+    for _ in 0..10 {
+        socket.send_to(b"quit", ("127.0.0.1", device.job)).map_err(|e| e.to_string())?;
+        if matches!(socket.recv(&mut reply), Ok(n) if &reply[..n] == b"bye") {
+            bye = true;
+            break;
+        }
+    }
+    if !bye {
+        return Err("the echo job did not answer \"quit\"".into());
+    }
+    let job = wait_result(&mut session)?;
+    if job.status != JobStatus::Ok {
+        return Err(format!("the echo job ended {:?}", job.status));
+    }
+    let text = String::from_utf8_lossy(&job.output).into_owned();
+    let echoed: f64 = text.trim().strip_prefix("echoed ").and_then(|n| n.parse().ok()).ok_or_else(|| format!("echo job output {text:?}"))?;
+    // The stats line comes once a second while counters move.
+    std::thread::sleep(Duration::from_millis(2500));
+    let busy1 = net_busy(device);
+    let answered = run.latencies_us.len() as f64;
+    let mut value = run.to_json();
+    value["status"] = json!("ok");
+    value["echoed_by_job"] = json!(echoed);
+    value["job_cpu_us"] = json!(job.stats.cpu_us);
+    value["job_time_us"] = json!(job.stats.time_us);
+    value["guest_clock_us_per_round_trip"] = json!((clock1 - clock0) as f64 / answered.max(1.0));
+    let network_us = match (busy0, busy1) {
+        (Some((b0, _)), Some((b1, _))) => b1 - b0,
+        _ => return Err("no net: stats lines around the echo job's run".into()),
+    };
+    value["network_busy_us_per_request"] = json!(network_us / echoed.max(1.0));
+    // The job holds the CPU while it waits: it yields when no datagram is there, and the kernel
+    // gives it its next slice at once within the frame's budget. Its CPU time is therefore not a
+    // cost per request, and no marginal figure comparable to the others is available.
+    value["guest_us_per_request"] = Value::Null;
+    value["guest_us_per_request_note"] = json!(
+        "not comparable: the job polls (udp_recv, then yield) for its whole 600 us budget of every frame, so its cpu_us counts waiting; job_cpu_us/job_time_us and the network manager's busy_us per request are recorded instead"
+    );
+    eprintln!("bench: jos echo job: mean {:.0} us p99 {:.0} us, lost {}", run.mean(), run.percentile(99.0), run.lost);
+    Ok(value)
 }
