@@ -247,6 +247,14 @@ fn discover_and_trust_on_first_use() {
     assert_eq!((error["kind"].as_str(), error["exit_code"].as_i64()), (Some("Untrusted"), Some(9)), "{}", text(&output));
     assert!(error["message"].as_str().unwrap().contains(&fingerprint), "{}", text(&output));
     assert_exit(&other.run(&["trust", "0000:0000:0000", "--address", &address]), 8);
+    // A session address that is not IP:PORT is a usage error; one where nothing listens is
+    // pinned, and then sessions go there (unreachable) instead of the advert's port.
+    assert_exit(&other.run(&["trust", &fingerprint[..14], "--address", &address, "--session", "nowhere"]), 2);
+    let dead = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().to_string();
+    let output = other.run(&["trust", &fingerprint[..14], "--address", &address, "--session", &dead, "--json"]);
+    assert_success(&output);
+    assert_eq!(json(&output)["pinned"][0]["session"], dead.as_str());
+    assert_exit(&other.run(&["push", "m.wasm", "--device", "owner"]), 8);
     let output = other.run(&["trust", &fingerprint[..14], "--address", &address, "--json"]);
     assert_success(&output);
     assert_eq!(json(&output)["pinned"][0]["fingerprint"], fingerprint.as_str());

@@ -16,6 +16,8 @@ use super::{home, print_json, CliError, CommandResult};
 Examples:
   jos-cli trust 3f2a:91c0:77de:0b41              # pin the discovered device with this fingerprint
   jos-cli trust --accept-new --address 10.0.0.7  # trust on first use: pins what answers, shows it
+  jos-cli trust 3f2a:91c0 --address 127.0.0.1:5000 --session 127.0.0.1:5001
+                                                 # a device behind port forwards (like `emu`'s)
   jos-cli trust list --json
   jos-cli trust remove lab-pi
 
@@ -34,6 +36,10 @@ pub struct Args {
     /// Probe this address (IP or IP:PORT) instead of broadcasting.
     #[arg(long, value_name = "IP[:PORT]")]
     pub address: Vec<String>,
+    /// Open sessions at this address instead of the answering address plus the advert's port
+    /// (a device behind a NAT or port forward); pins exactly one device.
+    #[arg(long, value_name = "IP:PORT")]
+    pub session: Option<String>,
     /// How long to wait for adverts, in milliseconds.
     #[arg(long, default_value_t = 1000, value_name = "MS")]
     pub timeout: u64,
@@ -129,10 +135,23 @@ pub fn run(args: Args) -> CommandResult {
             if args.fingerprint.is_some() && chosen.len() > 1 {
                 return Err(CliError::new(Exit::Usage, "several devices match this fingerprint prefix").hint("type more digits"));
             }
+            let session = match &args.session {
+                None => None,
+                Some(_) if chosen.len() > 1 => {
+                    return Err(CliError::new(Exit::Usage, format!("--session names one device, but {} answered", chosen.len()))
+                        .hint("give the device's fingerprint, or one --address"));
+                }
+                Some(text) => Some(
+                    text.parse::<std::net::SocketAddr>()
+                        .map_err(|_| CliError::new(Exit::Usage, format!("--session `{text}` is not IP:PORT")).hint("for example 127.0.0.1:4748"))?
+                        .to_string(),
+                ),
+            };
             let mut pinned = Vec::new();
             for advert in &chosen {
                 let mut device = TrustedDevice::new(&advert.name, &advert.advert_key, &advert.noise_key);
                 device.discovery = Some(advert.from.to_string());
+                device.session = session.clone();
                 trust.pin(device.clone());
                 pinned.push(device);
             }
@@ -143,6 +162,9 @@ pub fn run(args: Args) -> CommandResult {
             } else {
                 for device in &pinned {
                     println!("pinned `{}` at {}, fingerprint {}", device.name, device.discovery.as_deref().unwrap_or("?"), device.fingerprint());
+                    if let Some(session) = &device.session {
+                        println!("sessions go to {session}");
+                    }
                 }
             }
             Ok(Exit::Success)
