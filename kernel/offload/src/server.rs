@@ -713,6 +713,12 @@ impl<P: Platform> Server<P> {
     /// Runs one slice of the current job (starting the next queued one if none runs); sends
     /// Progress and JobResult messages. `now_us` is the device's clock.
     pub fn poll(&mut self, now_us: u64) {
+        self.poll_slice(now_us, self.options.slice_fuel);
+    }
+
+    /// [`poll`](Self::poll) with a slice of `slice_fuel` instead of the configured one (the
+    /// kernel shortens the last slice of a frame to what the frame has left).
+    pub fn poll_slice(&mut self, now_us: u64, slice_fuel: u64) {
         if self.running.is_none() {
             let Some(request) = self.queue.pop_front() else { return };
             match request.format {
@@ -765,7 +771,7 @@ impl<P: Platform> Server<P> {
         }
         let Some(running) = self.running.as_mut() else { return };
         let slice_began = self.platform.now_us();
-        let outcome = running.job.step(self.options.slice_fuel);
+        let outcome = running.job.step(slice_fuel);
         let slice_ended = self.platform.now_us();
         running.cpu_us += slice_ended.saturating_sub(slice_began);
         match outcome {

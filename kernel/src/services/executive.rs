@@ -30,6 +30,9 @@ static TOTAL_TICKS: AtomicU32 = AtomicU32::new(0);
 /// Microseconds spent running tasks.
 static BUSY_MICROS: IrqLock<u64> = IrqLock::new(0);
 static RUNNING: AtomicBool = AtomicBool::new(false);
+/// The timer's low word at the end of the frame whose tasks run now (the next tick's compare
+/// value, read when the frame starts).
+static FRAME_END: AtomicU32 = AtomicU32::new(0);
 
 /// The executive's counters, for the status screen.
 #[derive(Clone, Copy, Debug, Default)]
@@ -80,6 +83,16 @@ pub fn for_each_task(mut f: impl FnMut(&Task<TaskFn>)) {
     }
 }
 
+/// Microseconds left in the current frame (0 once its end has passed, or before [`run`]): how
+/// long the task running now may still take without making the next frame late.
+pub fn micros_left_in_frame() -> u32 {
+    if !running() {
+        return 0;
+    }
+    let left = FRAME_END.load(Ordering::Relaxed).wrapping_sub(TIMER.now_low()) as i32;
+    u32::try_from(left).unwrap_or(0).min(FRAME_MICROS)
+}
+
 /// True once [`run`] has started.
 pub fn running() -> bool {
     RUNNING.load(Ordering::Relaxed)
@@ -110,6 +123,7 @@ pub fn run() -> ! {
             crate::arch::disable_interrupts();
         }
         let ticks = TICKS.swap(0, Ordering::Relaxed);
+        FRAME_END.store(TIMER.compare(Channel::One), Ordering::Relaxed);
         crate::arch::restore_interrupts(saved);
 
         let frame = ACCOUNT.lock(|account| account.start_frame(ticks));

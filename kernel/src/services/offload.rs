@@ -27,11 +27,20 @@ use crate::board::bcm2835::{RNG, TIMER};
 
 /// TCP sessions served at once (one listening socket each).
 pub const SESSIONS: usize = 8;
-/// Fuel per slice: the job returns to the loop at least this often.
-pub const SLICE_FUEL: u64 = 20_000;
-/// Time of each 1 ms executive frame the running job may use (whole slices; the last one may run
-/// past it by up to one slice).
-pub const JOB_BUDGET_MICROS: u64 = 600;
+/// Most fuel per slice: the job returns to the loop at least this often (about 0.7 ms of MD5 on
+/// the ARM1176; slices are normally cut to the time left in the frame, see [`poll`]).
+pub const SLICE_FUEL: u64 = 100_000;
+/// Time kept free at the end of each 1 ms executive frame, after the job's last slice, for the
+/// error of the slice-length estimate (the status and heartbeat tasks that may follow in the
+/// frame are short; a few microseconds late is no missed frame). Measured on MD5: 5 us leaves
+/// 15 us idle per frame and no overruns; 20 us left 45 us idle (docs/runtime.md).
+pub const FRAME_RESERVE_MICROS: u32 = 5;
+/// The shortest slice worth starting at the end of a frame; also the slice a frame gives the job
+/// when the frame has no time left (so a job always moves on).
+pub const MIN_SLICE_FUEL: u64 = 1_000;
+/// The fuel rate assumed before a slice was measured, in fuel per millisecond (cautious: MD5
+/// runs at about 136 fuel per microsecond).
+const INITIAL_FUEL_PER_MS: u64 = 20_000;
 
 /// Randomness for the Noise handshake from the BCM2835 hardware RNG.
 struct HardwareEntropy;
@@ -171,6 +180,8 @@ struct Service {
     tcp: [Option<SocketHandle>; SESSIONS],
     sessions: [Option<SessionId>; SESSIONS],
     last_status: (u64, u64),
+    /// Fuel per millisecond the job's slices ran at (a running average over slices).
+    fuel_per_ms: u64,
 }
 
 static SERVICE: Slot<Service> = Slot::new();
@@ -205,7 +216,14 @@ pub fn init() -> bool {
     let heap = crate::memory::heap::HEAP.stats();
     info!("offload: ready; heap used {} of {} bytes", heap.used, heap.size);
     crate::services::status::set_job_line(format_args!("jobs: idle, 0 done, 0 failed"));
-    SERVICE.put(Service { server, udp: None, tcp: [None; SESSIONS], sessions: [None; SESSIONS], last_status: (0, 0) })
+    SERVICE.put(Service {
+        server,
+        udp: None,
+        tcp: [None; SESSIONS],
+        sessions: [None; SESSIONS],
+        last_status: (0, 0),
+        fuel_per_ms: INITIAL_FUEL_PER_MS,
+    })
 }
 
 /// Whether the service runs (the network manager then opens its sockets).
@@ -252,17 +270,32 @@ pub fn serve(sockets: &mut SocketSet<'_>) {
     SERVICE.with(|service| service.serve(sockets));
 }
 
-/// Runs the current job (executive task, every frame): fuel slices until the job ends or
-/// [`JOB_BUDGET_MICROS`] of the frame are used, so a job gets most of an idle device while the
-/// network task still runs every frame.
+/// Runs the current job (executive task, every frame) in fuel slices until it ends or the frame
+/// has only [`FRAME_RESERVE_MICROS`] left. Each slice gets the fuel the time left holds at the rate
+/// earlier slices ran at (at most [`SLICE_FUEL`]), so the job uses what the frame's other tasks
+/// leave while the network task still runs every frame.
 pub fn poll() {
     SERVICE.with(|service| {
-        let start = TIMER.now_micros();
+        let mut first = true;
         loop {
-            let now = TIMER.now_micros();
-            service.server.poll(now);
-            if service.server.status().current.is_none() || now.saturating_sub(start) >= JOB_BUDGET_MICROS {
+            let left = crate::services::executive::micros_left_in_frame().saturating_sub(FRAME_RESERVE_MICROS);
+            let fuel = (service.fuel_per_ms.saturating_mul(u64::from(left)) / 1000).min(SLICE_FUEL);
+            if fuel < MIN_SLICE_FUEL && !first {
                 break;
+            }
+            first = false;
+            let fuel = fuel.max(MIN_SLICE_FUEL);
+            let fuel_before = service.server.status().current.map_or(0, |(_, _, used)| used);
+            let start = TIMER.now_micros();
+            service.server.poll_slice(start, fuel);
+            let took = TIMER.now_micros().saturating_sub(start);
+            let Some((_, _, fuel_after)) = service.server.status().current else { break };
+            // Only slices long enough to time well (a job's first slice, which also
+            // instantiates it, counts too: the average recovers within a few slices).
+            if took >= 50 {
+                let rate = fuel_after.saturating_sub(fuel_before).saturating_mul(1000) / took;
+                let average = service.fuel_per_ms.saturating_mul(3).saturating_add(rate) / 4;
+                service.fuel_per_ms = average.max(MIN_SLICE_FUEL);
             }
         }
         service.status();
