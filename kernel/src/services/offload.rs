@@ -180,7 +180,7 @@ struct Service {
     tcp: [Option<SocketHandle>; SESSIONS],
     sessions: [Option<SessionId>; SESSIONS],
     last_status: (u64, u64),
-    /// Fuel per millisecond the job's slices ran at (a running average over slices).
+    /// Fuel per millisecond the job's slices ran at (see [`poll`]).
     fuel_per_ms: u64,
 }
 
@@ -290,12 +290,13 @@ pub fn poll() {
             service.server.poll_slice(start, fuel);
             let took = TIMER.now_micros().saturating_sub(start);
             let Some((_, _, fuel_after)) = service.server.status().current else { break };
-            // Only slices long enough to time well (a job's first slice, which also
-            // instantiates it, counts too: the average recovers within a few slices).
+            // Only slices long enough to time well. A slower slice sets the rate at once (slow
+            // host calls must not make the next slices overrun the frame); a faster one moves it
+            // a quarter of the way (a job's first slice, which also instantiates it, is slow).
             if took >= 50 {
                 let rate = fuel_after.saturating_sub(fuel_before).saturating_mul(1000) / took;
                 let average = service.fuel_per_ms.saturating_mul(3).saturating_add(rate) / 4;
-                service.fuel_per_ms = average.max(MIN_SLICE_FUEL);
+                service.fuel_per_ms = rate.min(average).max(MIN_SLICE_FUEL);
             }
         }
         service.status();
