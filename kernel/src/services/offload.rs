@@ -285,15 +285,16 @@ pub fn poll() {
             }
             first = false;
             let fuel = fuel.max(MIN_SLICE_FUEL);
-            let fuel_before = service.server.status().current.map_or(0, |(_, _, used)| used);
+            let before = service.server.status().current.map(|(_, _, used)| used);
             let start = TIMER.now_micros();
             service.server.poll_slice(start, fuel);
             let took = TIMER.now_micros().saturating_sub(start);
             let Some((_, _, fuel_after)) = service.server.status().current else { break };
-            // Only slices long enough to time well. A slower slice sets the rate at once (slow
-            // host calls must not make the next slices overrun the frame); a faster one moves it
-            // a quarter of the way (a job's first slice, which also instantiates it, is slow).
-            if took >= 50 {
+            // Only slices of a job that was already running (a job's first slice also
+            // instantiates it) and long enough to time well. A slower slice sets the rate at
+            // once (slow host calls must not make the next slices overrun the frame); a faster
+            // one moves it a quarter of the way.
+            if let (Some(fuel_before), true) = (before, took >= 50) {
                 let rate = fuel_after.saturating_sub(fuel_before).saturating_mul(1000) / took;
                 let average = service.fuel_per_ms.saturating_mul(3).saturating_add(rate) / 4;
                 service.fuel_per_ms = rate.min(average).max(MIN_SLICE_FUEL);
