@@ -292,6 +292,10 @@ fn offload_end_to_end_on_one_boot() {
     assert!(progress >= 1);
     assert!(echoes >= 18, "UDP echo answered {echoes} of 20 during the job");
     drop(worker); // its session would be a ninth beside the 8 below
+    // QEMU's user network accepts a host connection before the guest has a socket listening for
+    // it, and closes it if the guest refuses the SYN: give the device a moment to see the
+    // worker's FIN and listen on that socket again, or the 8th client below may find all 8 busy.
+    std::thread::sleep(Duration::from_millis(300));
 
     // 8 clients at once.
     let started = Instant::now();
