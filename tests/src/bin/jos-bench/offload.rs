@@ -493,7 +493,7 @@ pub fn echo_job(device: &Device, requests: u64) -> Result<Value, String> {
     // cost per request, and no marginal figure comparable to the others is available.
     value["guest_us_per_request"] = Value::Null;
     value["guest_us_per_request_note"] = json!(
-        "not comparable: the job polls (udp_recv, then yield) for its whole 600 us budget of every frame, so its cpu_us counts waiting; job_cpu_us/job_time_us and the network manager's busy_us per request are recorded instead"
+        "not comparable: the job polls (udp_recv, then yield) for all of every frame the network task leaves, so its cpu_us counts waiting; job_cpu_us/job_time_us and the network manager's busy_us per request are recorded instead"
     );
     eprintln!("bench: jos echo job: mean {:.0} us p99 {:.0} us, lost {}", run.mean(), run.percentile(99.0), run.lost);
     Ok(value)
