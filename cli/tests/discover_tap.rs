@@ -9,25 +9,19 @@
 //! "skipped: <reason>" and passes, as `tests/tests/net_tap.rs` does; docs/status.md says the
 //! broadcast path is only covered where the tests run with that right (CI runs as root).
 
+#[path = "support/kernel.rs"]
+mod kernel;
 #[path = "support/output.rs"]
 mod output;
 
-use std::path::{Path, PathBuf};
+use kernel::kernel;
+use std::path::Path;
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 use output::{assert_success, json, text};
 
 const JOS_CLI: &str = env!("CARGO_BIN_EXE_jos-cli");
-
-fn kernel() -> PathBuf {
-    let build = std::env::var_os("JOS_BUILD_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../build"));
-    let path = build.join("jos-kernel.elf");
-    assert!(path.exists(), "{} is missing: run the tests through `cargo xtask test`", path.display());
-    path
-}
 
 /// A network namespace with a TAP device (10.0.2.1/24, and the default route, as a LAN host has,
 /// so that the limited broadcast has a way out); deleted on drop.

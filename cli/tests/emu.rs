@@ -2,24 +2,18 @@
 //! `cargo xtask kernel` before the tests): start in the background, status, console, screenshot
 //! (a PNG that decodes), stop, and nothing left running.
 
+#[path = "support/kernel.rs"]
+mod kernel;
 #[path = "support/output.rs"]
 mod output;
 
+use kernel::kernel;
 use output::{json, text};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 
 const JOS_CLI: &str = env!("CARGO_BIN_EXE_jos-cli");
-
-fn kernel() -> PathBuf {
-    let build = std::env::var_os("JOS_BUILD_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../build"));
-    let path = build.join("jos-kernel.elf");
-    assert!(path.exists(), "{} is missing: run the tests through `cargo xtask test`", path.display());
-    path
-}
 
 fn run(home: &Path, args: &[&str]) -> Output {
     Command::new(JOS_CLI).args(args).env("JOS_HOME", home).env_remove("XDG_CONFIG_HOME").output().expect("run jos-cli")

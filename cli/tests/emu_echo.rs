@@ -4,27 +4,21 @@
 //! "7000 ..." in the background, datagrams from the host to the forwarded port (`emu status
 //! --json` names it), each echoed, "quit" answered "bye", and push printing "echoed K".
 
+#[path = "support/kernel.rs"]
+mod kernel;
 #[path = "support/output.rs"]
 mod output;
 
+use kernel::kernel;
 use std::io::Write;
 use std::net::UdpSocket;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 use output::{assert_success, json, text};
 
 const JOS_CLI: &str = env!("CARGO_BIN_EXE_jos-cli");
-
-fn kernel() -> PathBuf {
-    let build = std::env::var_os("JOS_BUILD_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../build"));
-    let path = build.join("jos-kernel.elf");
-    assert!(path.exists(), "{} is missing: run the tests through `cargo xtask test`", path.display());
-    path
-}
 
 /// A user's folder; the emulator is stopped when this is dropped, also after a failed assertion.
 struct User {

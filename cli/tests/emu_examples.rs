@@ -9,12 +9,15 @@
 //! as wasm and native, each answering three datagrams (through `emu start`'s forwarded job port
 //! for the device), all printing the same "echoed 3".
 
+#[path = "support/kernel.rs"]
+mod kernel;
 #[path = "support/output.rs"]
 mod output;
 
+use kernel::kernel;
 use std::io::{Read, Write};
 use std::net::{TcpListener, UdpSocket};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::{Child, Command, Output, Stdio};
 use std::time::Duration;
 
@@ -22,15 +25,6 @@ use jos_guest_examples::{Example, Language};
 use output::{assert_exit, assert_success, json, text};
 
 const JOS_CLI: &str = env!("CARGO_BIN_EXE_jos-cli");
-
-fn kernel() -> PathBuf {
-    let build = std::env::var_os("JOS_BUILD_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../build"));
-    let path = build.join("jos-kernel.elf");
-    assert!(path.exists(), "{} is missing: run the tests through `cargo xtask test`", path.display());
-    path
-}
 
 /// A folder with a user's `$JOS_HOME` (`home/`) and the built files; the emulator it started is
 /// stopped when this is dropped, also when an assertion failed.

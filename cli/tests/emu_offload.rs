@@ -3,23 +3,17 @@
 //! them over the Noise session, `invoke` the cached module, `emu stop`. Outputs are compared with
 //! what the host computes.
 
+#[path = "support/kernel.rs"]
+mod kernel;
 #[path = "support/output.rs"]
 mod output;
 
+use kernel::kernel;
 use output::{assert_success, json, text};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Output};
 
 const JOS_CLI: &str = env!("CARGO_BIN_EXE_jos-cli");
-
-fn kernel() -> PathBuf {
-    let build = std::env::var_os("JOS_BUILD_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../build"));
-    let path = build.join("jos-kernel.elf");
-    assert!(path.exists(), "{} is missing: run the tests through `cargo xtask test`", path.display());
-    path
-}
 
 struct Emu {
     dir: tempfile::TempDir,

@@ -437,6 +437,19 @@ fn net_busy(device: &Device) -> Option<(f64, f64)> {
     Some((crate::after(line, "busy_us")?, crate::after(line, "at_us")?))
 }
 
+/// [`net_busy`], waiting up to 10 s for the first `net: stats` line (printed at most once a
+/// second of guest time while counters move: a quick run can reach here before the first one).
+fn first_net_busy(device: &Device) -> Option<(f64, f64)> {
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let busy = net_busy(device);
+        if busy.is_some() || std::time::Instant::now() >= deadline {
+            return busy;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
 /// The offloaded echo: `guest-examples/c/echo.c` as wasm, pushed and invoked with the job port
 /// (the job binds it with its signer's network right), then the same measurement as against the
 /// kernel's echo service, then "quit". Guest CPU per request: the job's own CPU time
@@ -449,7 +462,7 @@ pub fn echo_job(device: &Device, requests: u64) -> Result<Value, String> {
     session
         .send(&Message::Invoke { hash, limits: Limits::default(), input: input.as_bytes(), call: None })
         .map_err(|e| format!("invoke echo: {e}"))?;
-    let busy0 = net_busy(device);
+    let busy0 = first_net_busy(device);
     let clock0 = guest_clock_us(&device.qemu)?;
     let run = echo_run(device.job, requests)?;
     let clock1 = guest_clock_us(&device.qemu)?;
