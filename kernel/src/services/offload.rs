@@ -308,11 +308,15 @@ impl Service {
     fn serve(&mut self, sockets: &mut SocketSet<'_>) {
         if let Some(handle) = self.udp {
             let socket = sockets.get_mut::<udp::Socket>(handle);
-            let mut datagram = [0u8; 512];
-            let mut advert = [0u8; Server::<KernelPlatform>::MAX_ADVERT_LEN];
-            while let Ok((len, metadata)) = socket.recv_slice(&mut datagram) {
-                if let Some(reply) = self.server.discovery(&datagram[..len], &mut advert) {
-                    let _ = socket.send_slice(&advert[..reply], metadata.endpoint);
+            // This runs in every network poll: the buffers (zeroed where they are declared) are
+            // made only when a probe waits (docs/network.md "Where an echo's instructions go").
+            if socket.can_recv() {
+                let mut datagram = [0u8; 512];
+                let mut advert = [0u8; Server::<KernelPlatform>::MAX_ADVERT_LEN];
+                while let Ok((len, metadata)) = socket.recv_slice(&mut datagram) {
+                    if let Some(reply) = self.server.discovery(&datagram[..len], &mut advert) {
+                        let _ = socket.send_slice(&advert[..reply], metadata.endpoint);
+                    }
                 }
             }
         }
@@ -339,11 +343,13 @@ impl Service {
                 }
             }
             let Some(id) = self.sessions[index] else { continue };
-            let mut chunk = [0u8; 2048];
-            while socket.can_recv() {
-                match socket.recv_slice(&mut chunk) {
-                    Ok(0) | Err(_) => break,
-                    Ok(got) => self.server.receive(id, &chunk[..got]),
+            if socket.can_recv() {
+                let mut chunk = [0u8; 2048];
+                while socket.can_recv() {
+                    match socket.recv_slice(&mut chunk) {
+                        Ok(0) | Err(_) => break,
+                        Ok(got) => self.server.receive(id, &chunk[..got]),
+                    }
                 }
             }
             while socket.can_send() && !self.server.pending(id).is_empty() {
