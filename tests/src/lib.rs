@@ -14,6 +14,25 @@ use std::time::{Duration, Instant};
 /// The emulated boards jos supports.
 pub const MACHINES: &[&str] = &["raspi0", "raspi1ap"];
 
+/// A free port on 127.0.0.1 (UDP or TCP) for a QEMU `hostfwd`.
+pub fn free_port(udp: bool) -> u16 {
+    if udp {
+        std::net::UdpSocket::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    } else {
+        std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    }
+}
+
+/// Writes a boot configuration image to a temporary file named after this process and `tag`,
+/// for QEMU's `loader` device to place at `jos_abi::config::CONFIG_ADDRESS`.
+pub fn write_config(repr: &jos_abi::config::ConfigRepr<'_>, tag: &str) -> PathBuf {
+    let mut bytes = vec![0; repr.buffer_len()];
+    repr.emit(&mut bytes).expect("the test's configuration encodes");
+    let path = std::env::temp_dir().join(format!("jos-{tag}-config-{}.bin", std::process::id()));
+    std::fs::write(&path, bytes).expect("write the configuration file");
+    path
+}
+
 /// Where `cargo xtask` leaves kernel builds (`JOS_BUILD_DIR`, default `<repo>/build`).
 pub fn build_dir() -> PathBuf {
     std::env::var_os("JOS_BUILD_DIR")

@@ -17,7 +17,7 @@ use jos_abi::wire::{self, Format, JobStatus, Limits, Message};
 use jos_abi::ErrorCode;
 use jos_offload::host;
 use jos_offload::noise;
-use jos_tests::{kernel_elf, BootOptions, Qemu};
+use jos_tests::{free_port, kernel_elf, BootOptions, Qemu};
 
 const DEVICE_SECRET: [u8; 32] = [0x61; 32];
 const ADVERT_SEED: [u8; 32] = [0x62; 32];
@@ -82,14 +82,6 @@ const BIND_THEN: &str = r#"
     (i32.const 0)))
 "#;
 
-fn free_port(udp: bool) -> u16 {
-    if udp {
-        UdpSocket::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
-    } else {
-        std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
-    }
-}
-
 fn config_file() -> PathBuf {
     let clients = [noise::public_key(&CLIENT_SECRET)];
     let signers = [
@@ -110,11 +102,7 @@ fn config_file() -> PathBuf {
             job_ports: JOB_PORTS,
         },
     };
-    let mut bytes = vec![0; repr.buffer_len()];
-    repr.emit(&mut bytes).unwrap();
-    let path = std::env::temp_dir().join(format!("jos-caps-config-{}.bin", std::process::id()));
-    std::fs::write(&path, bytes).unwrap();
-    path
+    jos_tests::write_config(&repr, "caps")
 }
 
 /// The booted device and its forwarded host ports.

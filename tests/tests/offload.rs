@@ -17,7 +17,7 @@ use jos_abi::wire::discovery::{Advert, AdvertRepr, Probe};
 use jos_abi::wire::{self, Format, Formats, JobStatus, Limits, Message};
 use jos_offload::host;
 use jos_offload::noise;
-use jos_tests::{kernel_elf, BootOptions, Qemu};
+use jos_tests::{free_port, kernel_elf, BootOptions, Qemu};
 
 const DEVICE_SECRET: [u8; 32] = [0x51; 32];
 const ADVERT_SEED: [u8; 32] = [0x52; 32];
@@ -39,14 +39,6 @@ const ECHO: &str = r#"
     (local.get $n)))
 "#;
 const SPIN: &str = r#"(module (memory (export "memory") 1) (func (export "run") (result i32) (loop $l (br $l)) (i32.const 0)))"#;
-
-fn free_port(udp: bool) -> u16 {
-    if udp {
-        UdpSocket::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
-    } else {
-        std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
-    }
-}
 
 fn config_file() -> PathBuf {
     config_file_named("")
@@ -72,11 +64,7 @@ fn config_file_named(tag: &str) -> PathBuf {
             job_ports: jos_abi::config::PortRange::DEFAULT,
         },
     };
-    let mut bytes = vec![0; repr.buffer_len()];
-    repr.emit(&mut bytes).unwrap();
-    let path = std::env::temp_dir().join(format!("jos-offload-config-{}{tag}.bin", std::process::id()));
-    std::fs::write(&path, bytes).unwrap();
-    path
+    jos_tests::write_config(&repr, &format!("offload{tag}"))
 }
 
 struct Device {
