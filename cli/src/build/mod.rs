@@ -312,7 +312,9 @@ fn stem(path: &Path) -> String {
     path.file_stem().map_or_else(|| "guest".into(), |stem| stem.to_string_lossy().into_owned())
 }
 
-/// The flags arm-none-eabi-gcc compiles and links native guests with.
+/// The flags arm-none-eabi-gcc compiles and links native guests with. `-ffreestanding` keeps GCC
+/// from assuming a libc, and `-ftree-loop-distribute-patterns` then lets it turn fill and copy
+/// loops back into calls to the SDK's word-at-a-time `memset` and `memcpy` (`jos-rt.c`).
 pub const NATIVE_CFLAGS: &[&str] = &[
     "-mcpu=arm1176jzf-s",
     "-mfloat-abi=hard",
@@ -322,6 +324,7 @@ pub const NATIVE_CFLAGS: &[&str] = &[
     "-fno-plt",
     "-nostdlib",
     "-ffreestanding",
+    "-ftree-loop-distribute-patterns",
     "-fno-common",
     "-O2",
     "-ffunction-sections",
@@ -332,11 +335,13 @@ pub const NATIVE_CFLAGS: &[&str] = &[
 /// dispatch for every instruction, so loops with a known trip count are unrolled far more than
 /// `-O3` does (`-unroll-threshold=3000`): MD5's 64 rounds become straight code with constant
 /// shifts and table entries, 5.1x less fuel and 3.6x less device time (docs/runtime.md, "wasm
-/// speed on the board"). Native blobs keep `-O2` ([`NATIVE_CFLAGS`]).
+/// speed on the board"). Native blobs keep `-O2` ([`NATIVE_CFLAGS`]). `-mbulk-memory` without
+/// `-ffreestanding` makes fill and copy loops single `memory.fill`/`memory.copy` instructions,
+/// which the interpreter runs at native speed.
 pub const WASM_CFLAGS: &[&str] = &[
     "--target=wasm32",
+    "-mbulk-memory",
     "-nostdlib",
-    "-ffreestanding",
     "-O3",
     "-mllvm",
     "-unroll-threshold=3000",
