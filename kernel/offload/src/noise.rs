@@ -1,7 +1,10 @@
 //! Noise IK responder set-up: the protocol name, prologue, and a crypto resolver whose randomness
-//! comes from an [`Entropy`] source (the BCM2835 hardware RNG on the device).
+//! comes from an [`Entropy`] source (the BCM2835 hardware RNG on the device) and whose X25519
+//! reuses the static-static results ([`StaticShared`]) computed when the server starts.
 
 use alloc::boxed::Box;
+use alloc::sync::Arc;
+use alloc::vec::Vec;
 
 use snow::params::{CipherChoice, DHChoice, HashChoice, NoiseParams};
 use snow::resolvers::{CryptoResolver, DefaultResolver};
@@ -35,15 +38,121 @@ impl Random for EntropyRandom {
     }
 }
 
-/// Snow's default pure-Rust primitives plus randomness from an [`Entropy`].
+/// The X25519 results of one static secret with each trusted client's static key: the `ss` term
+/// of Noise IK, the same in every handshake between the same two keys. Computing them once when
+/// the server starts takes one of the responder's five X25519 multiplications (about 1.7 ms of
+/// the 8.6 ms handshake on the BCM2835) out of every handshake.
+pub struct StaticShared {
+    /// Public key of the secret the results belong to.
+    owner: [u8; KEY_LEN],
+    /// (client public key, X25519(secret, client key)).
+    results: Vec<([u8; KEY_LEN], [u8; KEY_LEN])>,
+}
+
+impl StaticShared {
+    /// Computes X25519(`secret`, client) for every key in `clients`.
+    pub fn new(secret: &[u8; KEY_LEN], clients: &[[u8; KEY_LEN]]) -> Self {
+        let mut dh = x25519();
+        dh.set(secret);
+        let mut owner = [0u8; KEY_LEN];
+        owner.copy_from_slice(dh.pubkey());
+        let mut results = Vec::with_capacity(clients.len());
+        for client in clients {
+            let mut shared = [0u8; KEY_LEN];
+            // X25519 of 32-byte keys cannot fail in snow's implementation; a failure leaves the
+            // key out and its handshakes compute `ss` as usual.
+            if dh.dh(client, &mut shared).is_ok() {
+                results.push((*client, shared));
+            }
+        }
+        StaticShared { owner, results }
+    }
+
+    /// No results (every X25519 is computed in the handshake).
+    pub fn none() -> Self {
+        StaticShared { owner: [0; KEY_LEN], results: Vec::new() }
+    }
+
+    fn lookup(&self, owner: &[u8], remote: &[u8]) -> Option<&[u8; KEY_LEN]> {
+        if owner != self.owner {
+            return None;
+        }
+        self.results.iter().find(|(client, _)| client[..] == *remote).map(|(_, shared)| shared)
+    }
+}
+
+/// Snow's X25519 with the results of [`StaticShared`]: when its key is the static secret those
+/// belong to (set with [`Dh::set`]; never a generated ephemeral key) and the remote key is a
+/// trusted client's, `dh` answers from the table; everything else goes to snow's implementation.
+struct SharedDh {
+    inner: Box<dyn Dh>,
+    shared: Arc<StaticShared>,
+    is_static: bool,
+}
+
+impl Dh for SharedDh {
+    fn name(&self) -> &'static str {
+        self.inner.name()
+    }
+
+    fn pub_len(&self) -> usize {
+        self.inner.pub_len()
+    }
+
+    fn priv_len(&self) -> usize {
+        self.inner.priv_len()
+    }
+
+    fn set(&mut self, privkey: &[u8]) {
+        self.inner.set(privkey);
+        self.is_static = true;
+    }
+
+    fn generate(&mut self, rng: &mut dyn Random) -> Result<(), snow::Error> {
+        self.is_static = false;
+        self.inner.generate(rng)
+    }
+
+    fn pubkey(&self) -> &[u8] {
+        self.inner.pubkey()
+    }
+
+    fn privkey(&self) -> &[u8] {
+        self.inner.privkey()
+    }
+
+    fn dh(&self, pubkey: &[u8], out: &mut [u8]) -> Result<(), snow::Error> {
+        if self.is_static && out.len() >= KEY_LEN {
+            if let Some(shared) = self.shared.lookup(self.inner.pubkey(), pubkey) {
+                out[..KEY_LEN].copy_from_slice(shared);
+                return Ok(());
+            }
+        }
+        self.inner.dh(pubkey, out)
+    }
+}
+
+/// Snow's pure-Rust X25519.
+fn x25519() -> Box<dyn Dh> {
+    DefaultResolver.resolve_dh(&DHChoice::Curve25519).unwrap_or_else(|| unreachable!("curve25519 is compiled in"))
+}
+
+/// Snow's default pure-Rust primitives plus randomness from an [`Entropy`] and the static
+/// results of a [`StaticShared`].
 pub struct Resolver {
     entropy: &'static dyn Entropy,
+    shared: Arc<StaticShared>,
 }
 
 impl Resolver {
-    /// A resolver drawing random bytes from `entropy`.
+    /// A resolver drawing random bytes from `entropy`, computing every X25519.
     pub fn new(entropy: &'static dyn Entropy) -> Self {
-        Resolver { entropy }
+        Resolver { entropy, shared: Arc::new(StaticShared::none()) }
+    }
+
+    /// A resolver drawing random bytes from `entropy` that takes `ss` from `shared`.
+    pub fn with_shared(entropy: &'static dyn Entropy, shared: Arc<StaticShared>) -> Self {
+        Resolver { entropy, shared }
     }
 }
 
@@ -53,7 +162,8 @@ impl CryptoResolver for Resolver {
     }
 
     fn resolve_dh(&self, choice: &DHChoice) -> Option<Box<dyn Dh>> {
-        DefaultResolver.resolve_dh(choice)
+        let inner = DefaultResolver.resolve_dh(choice)?;
+        Some(Box::new(SharedDh { inner, shared: Arc::clone(&self.shared), is_static: false }))
     }
 
     fn resolve_hash(&self, choice: &HashChoice) -> Option<Box<dyn Hash>> {
@@ -71,9 +181,14 @@ pub fn params() -> NoiseParams {
     NOISE_PATTERN.parse().unwrap_or_else(|_| unreachable!("constant Noise pattern"))
 }
 
-/// A responder handshake for the device's static secret.
-pub fn responder(secret: &[u8; KEY_LEN], entropy: &'static dyn Entropy) -> Result<snow::HandshakeState, snow::Error> {
-    snow::Builder::with_resolver(params(), Box::new(Resolver::new(entropy)))
+/// A responder handshake for the device's static secret, taking `ss` from `shared` when it holds
+/// the initiator's key.
+pub fn responder(
+    secret: &[u8; KEY_LEN],
+    entropy: &'static dyn Entropy,
+    shared: &Arc<StaticShared>,
+) -> Result<snow::HandshakeState, snow::Error> {
+    snow::Builder::with_resolver(params(), Box::new(Resolver::with_shared(entropy, Arc::clone(shared))))
         .local_private_key(secret)?
         .prologue(PROLOGUE)?
         .build_responder()
@@ -81,9 +196,7 @@ pub fn responder(secret: &[u8; KEY_LEN], entropy: &'static dyn Entropy) -> Resul
 
 /// The X25519 public key of `secret`.
 pub fn public_key(secret: &[u8; KEY_LEN]) -> [u8; KEY_LEN] {
-    let mut dh = DefaultResolver
-        .resolve_dh(&DHChoice::Curve25519)
-        .unwrap_or_else(|| unreachable!("curve25519 is compiled in"));
+    let mut dh = x25519();
     dh.set(secret);
     let mut key = [0u8; KEY_LEN];
     key.copy_from_slice(dh.pubkey());
@@ -99,5 +212,94 @@ impl Entropy for OsEntropy {
     fn fill(&self, buffer: &mut [u8]) -> bool {
         use std::io::Read;
         std::fs::File::open("/dev/urandom").and_then(|mut file| file.read_exact(buffer)).is_ok()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Fixed bytes standing in for randomness.
+    struct Counting;
+
+    impl Entropy for Counting {
+        fn fill(&self, buffer: &mut [u8]) -> bool {
+            for (i, byte) in buffer.iter_mut().enumerate() {
+                *byte = (i as u8).wrapping_mul(31).wrapping_add(7);
+            }
+            true
+        }
+    }
+
+    fn computed(secret: &[u8; KEY_LEN], remote: &[u8; KEY_LEN]) -> [u8; KEY_LEN] {
+        let mut dh = x25519();
+        dh.set(secret);
+        let mut out = [0u8; KEY_LEN];
+        dh.dh(remote, &mut out).unwrap();
+        out
+    }
+
+    #[test]
+    fn static_results_equal_computed_ones_and_apply_only_to_their_secret() {
+        let device = [3u8; KEY_LEN];
+        let other_device = [4u8; KEY_LEN];
+        let clients = [public_key(&[5u8; KEY_LEN]), public_key(&[6u8; KEY_LEN])];
+        let stranger = public_key(&[7u8; KEY_LEN]);
+        let shared = Arc::new(StaticShared::new(&device, &clients));
+        assert_eq!(shared.results.len(), 2);
+        for client in &clients {
+            assert_eq!(shared.lookup(&public_key(&device), client), Some(&computed(&device, client)));
+            assert_eq!(shared.lookup(&public_key(&other_device), client), None, "another secret's table");
+        }
+        assert_eq!(shared.lookup(&public_key(&device), &stranger), None);
+
+        let resolver = Resolver::with_shared(&Counting, Arc::clone(&shared));
+        let dh_with = |secret: &[u8; KEY_LEN], remote: &[u8; KEY_LEN]| {
+            let mut dh = resolver.resolve_dh(&DHChoice::Curve25519).unwrap();
+            dh.set(secret);
+            let mut out = [0u8; KEY_LEN];
+            dh.dh(remote, &mut out).unwrap();
+            out
+        };
+        // Same answers through the table, for strangers and for another secret.
+        assert_eq!(dh_with(&device, &clients[1]), computed(&device, &clients[1]));
+        assert_eq!(dh_with(&device, &stranger), computed(&device, &stranger));
+        assert_eq!(dh_with(&other_device, &clients[0]), computed(&other_device, &clients[0]));
+
+        // A generated (ephemeral) key never answers from the table.
+        let mut ephemeral = resolver.resolve_dh(&DHChoice::Curve25519).unwrap();
+        let mut random = resolver.resolve_rng().unwrap();
+        ephemeral.generate(&mut *random).unwrap();
+        let mut secret = [0u8; KEY_LEN];
+        secret.copy_from_slice(ephemeral.privkey());
+        let mut out = [0u8; KEY_LEN];
+        ephemeral.dh(&clients[0], &mut out).unwrap();
+        assert_eq!(out, computed(&secret, &clients[0]));
+    }
+
+    #[test]
+    fn a_handshake_with_static_results_completes_and_carries_data() {
+        let device = [9u8; KEY_LEN];
+        let client_secret = [10u8; KEY_LEN];
+        let shared = Arc::new(StaticShared::new(&device, &[public_key(&client_secret)]));
+        let mut responder = responder(&device, &Counting, &shared).unwrap();
+        let device_public = public_key(&device);
+        let mut initiator = snow::Builder::with_resolver(params(), Box::new(Resolver::new(&Counting)))
+            .local_private_key(&client_secret)
+            .and_then(|builder| builder.remote_public_key(&device_public))
+            .and_then(|builder| builder.prologue(PROLOGUE))
+            .and_then(|builder| builder.build_initiator())
+            .unwrap();
+        let (mut first, mut second, mut scratch) = ([0u8; 256], [0u8; 256], [0u8; 256]);
+        let len = initiator.write_message(b"hello", &mut first).unwrap();
+        let read = responder.read_message(&first[..len], &mut scratch).unwrap();
+        assert_eq!(&scratch[..read], b"hello");
+        let len = responder.write_message(&[], &mut second).unwrap();
+        initiator.read_message(&second[..len], &mut scratch).unwrap();
+        let mut client = initiator.into_transport_mode().unwrap();
+        let mut device = responder.into_transport_mode().unwrap();
+        let len = client.write_message(b"over the channel", &mut first).unwrap();
+        let read = device.read_message(&first[..len], &mut scratch).unwrap();
+        assert_eq!(&scratch[..read], b"over the channel");
     }
 }

@@ -3,6 +3,7 @@
 use alloc::collections::{BTreeMap, VecDeque};
 use alloc::string::{String, ToString};
 use alloc::vec::Vec;
+use alloc::sync::Arc;
 use core::fmt::Write as _;
 
 use jos_abi::blob::{Arch, Blob};
@@ -227,6 +228,8 @@ pub struct Server<P: Platform> {
     platform: P,
     entropy: &'static dyn Entropy,
     noise_public: [u8; 32],
+    /// The Noise `ss` results for the trusted clients, computed once.
+    static_shared: Arc<noise::StaticShared>,
     sandbox: Sandbox,
     natives: BTreeMap<[u8; 32], Vec<u8>>,
     native_bytes: usize,
@@ -302,6 +305,7 @@ impl<P: Platform> Server<P> {
         });
         Server {
             noise_public: config.noise_public_key(),
+            static_shared: Arc::new(noise::StaticShared::new(&config.noise_secret, &config.clients)),
             config,
             options,
             platform,
@@ -483,7 +487,7 @@ impl<P: Platform> Server<P> {
             self.counters.replays_refused += 1;
             return drop(self, session);
         }
-        let Ok(mut state) = noise::responder(&self.config.noise_secret, self.entropy) else {
+        let Ok(mut state) = noise::responder(&self.config.noise_secret, self.entropy, &self.static_shared) else {
             return drop(self, session);
         };
         let mut client_payload = [0u8; wire::MAX_HANDSHAKE_LEN];
