@@ -44,6 +44,12 @@ pub fn bus_address(addr: usize) -> u32 {
     memory_map::bus_address(addr)
 }
 
+/// Whether `[addr, addr + len)` lies inside the DMA region (non-cacheable: no cache
+/// maintenance needed, only barriers).
+pub fn contains(addr: usize, len: usize) -> bool {
+    addr >= DMA_BASE && addr.checked_add(len).is_some_and(|end| end <= DMA_BASE + DMA_SIZE)
+}
+
 /// Bytes handed out so far.
 pub fn used() -> usize {
     NEXT.load(Ordering::Relaxed) - DMA_BASE

@@ -45,16 +45,22 @@ pub fn bus_address(address: usize) -> u32 {
     crate::dma::bus_address(address)
 }
 
-/// Makes CPU writes to `buffer` visible to DMA. The buffers come from the non-cacheable DMA
-/// region, so a barrier is enough; the clean also covers a buffer placed elsewhere.
+/// Makes CPU writes to `buffer` visible to DMA. A buffer from the non-cacheable DMA region
+/// (all of the USB drivers' buffers) needs only a barrier; one placed elsewhere is cleaned line
+/// by line first (64 lines for a 2 KiB receive buffer, which every re-arm used to pay).
 pub fn clean_for_device(buffer: &[u8]) {
-    cache::clean_dcache_range(buffer.as_ptr() as usize, buffer.len());
+    if !crate::dma::contains(buffer.as_ptr() as usize, buffer.len()) {
+        cache::clean_dcache_range(buffer.as_ptr() as usize, buffer.len());
+    }
     cache::data_sync_barrier();
 }
 
-/// Drops stale cached copies of `buffer` after the device wrote it.
+/// Drops stale cached copies of `buffer` after the device wrote it (a barrier only for a buffer
+/// from the non-cacheable DMA region).
 pub fn invalidate_for_cpu(buffer: &[u8]) {
-    cache::invalidate_dcache_range(buffer.as_ptr() as usize, buffer.len());
+    if !crate::dma::contains(buffer.as_ptr() as usize, buffer.len()) {
+        cache::invalidate_dcache_range(buffer.as_ptr() as usize, buffer.len());
+    }
     cache::data_sync_barrier();
 }
 
