@@ -40,14 +40,21 @@ fn ethernet(dst: [u8; 6], ethertype: u16, payload: &[u8]) -> Vec<u8> {
 
 /// An IPv4 packet (no options) around `payload`.
 fn ipv4(protocol: u8, flags_fragment: u16, payload: &[u8]) -> Vec<u8> {
-    let total = (20 + payload.len()) as u16;
-    let mut header = vec![0x45, 0];
+    ipv4_from(PEER_IP, &[], protocol, flags_fragment, payload)
+}
+
+/// An IPv4 packet from `source` to the kernel, with `options` (a multiple of 4 bytes).
+fn ipv4_from(source: [u8; 4], options: &[u8], protocol: u8, flags_fragment: u16, payload: &[u8]) -> Vec<u8> {
+    let header_length = 20 + options.len();
+    let total = (header_length + payload.len()) as u16;
+    let mut header = vec![0x40 | (header_length / 4) as u8, 0];
     header.extend_from_slice(&total.to_be_bytes());
     header.extend_from_slice(&[0x12, 0x34]);
     header.extend_from_slice(&flags_fragment.to_be_bytes());
     header.extend_from_slice(&[64, protocol, 0, 0]);
-    header.extend_from_slice(&PEER_IP);
+    header.extend_from_slice(&source);
     header.extend_from_slice(&KERNEL_IP);
+    header.extend_from_slice(options);
     let sum = checksum(&[&header]);
     header[10..12].copy_from_slice(&sum.to_be_bytes());
     header.extend_from_slice(payload);
@@ -56,6 +63,12 @@ fn ipv4(protocol: u8, flags_fragment: u16, payload: &[u8]) -> Vec<u8> {
 
 /// A UDP datagram from 10.0.2.1:`source` to the kernel's `port`, with a correct checksum.
 fn udp(source: u16, port: u16, data: &[u8]) -> Vec<u8> {
+    udp_from(PEER_IP, source, port, data, true)
+}
+
+/// A UDP datagram from `address`:`source` to the kernel's `port`; without `with_checksum` its
+/// checksum field is 0 (none sent).
+fn udp_from(address: [u8; 4], source: u16, port: u16, data: &[u8], with_checksum: bool) -> Vec<u8> {
     let length = (8 + data.len()) as u16;
     let mut datagram = Vec::new();
     datagram.extend_from_slice(&source.to_be_bytes());
@@ -63,12 +76,14 @@ fn udp(source: u16, port: u16, data: &[u8]) -> Vec<u8> {
     datagram.extend_from_slice(&length.to_be_bytes());
     datagram.extend_from_slice(&[0, 0]);
     datagram.extend_from_slice(data);
-    let pseudo = [&PEER_IP[..], &KERNEL_IP[..], &[0, 17], &length.to_be_bytes()[..]].concat();
-    let mut sum = checksum(&[&pseudo, &datagram]);
-    if sum == 0 {
-        sum = 0xffff;
+    if with_checksum {
+        let pseudo = [&address[..], &KERNEL_IP[..], &[0, 17], &length.to_be_bytes()[..]].concat();
+        let mut sum = checksum(&[&pseudo, &datagram]);
+        if sum == 0 {
+            sum = 0xffff;
+        }
+        datagram[6..8].copy_from_slice(&sum.to_be_bytes());
     }
-    datagram[6..8].copy_from_slice(&sum.to_be_bytes());
     datagram
 }
 
@@ -128,6 +143,33 @@ impl Peer {
     }
 }
 
+/// Checks a reply frame field by field (Ethernet, IPv4 without options and with a right header
+/// checksum, UDP from port 7 with a right, non-zero checksum) and returns its payload.
+fn check_reply(frame: &[u8], kernel: [u8; 6], port: u16) -> Result<Vec<u8>, String> {
+    let fail = |what: &str| Err(format!("{what}: {frame:02x?}"));
+    if frame.len() < 42 || frame[..6] != PEER_MAC || frame[6..12] != kernel || frame[12..14] != [0x08, 0x00] {
+        return fail("Ethernet header");
+    }
+    let ip = &frame[14..34];
+    if ip[0] != 0x45 || ip[9] != 17 || ip[12..16] != KERNEL_IP || ip[16..20] != PEER_IP || ip[8] == 0 {
+        return fail("IPv4 header");
+    }
+    if checksum(&[ip]) != 0 {
+        return fail("IPv4 header checksum");
+    }
+    let total = usize::from(u16::from_be_bytes([ip[2], ip[3]]));
+    let Some(datagram) = frame.get(34..14 + total) else { return fail("IPv4 total length") };
+    let length = usize::from(u16::from_be_bytes([datagram[4], datagram[5]]));
+    if datagram[..2] != 7u16.to_be_bytes() || datagram[2..4] != port.to_be_bytes() || length != datagram.len() {
+        return fail("UDP header");
+    }
+    let pseudo = [&KERNEL_IP[..], &PEER_IP[..], &[0, 17], &(length as u16).to_be_bytes()[..]].concat();
+    if datagram[6..8] == [0, 0] || checksum(&[&pseudo, datagram]) != 0 {
+        return fail("UDP checksum");
+    }
+    Ok(datagram[8..].to_vec())
+}
+
 fn stat(output: &str, name: &str) -> u64 {
     output
         .lines()
@@ -137,8 +179,9 @@ fn stat(output: &str, name: &str) -> u64 {
         .unwrap_or(0)
 }
 
-#[test]
-fn malformed_frames_are_dropped_and_counted() {
+/// Boots raspi0 with this test as its only Ethernet peer; returns once the kernel has its
+/// static address.
+fn boot() -> (Qemu, Peer) {
     let socket = UdpSocket::bind("127.0.0.1:0").expect("bind");
     socket.set_read_timeout(Some(Duration::from_millis(200))).expect("timeout");
     let our_port = socket.local_addr().expect("addr").port();
@@ -153,8 +196,12 @@ fn malformed_frames_are_dropped_and_counted() {
     let mut qemu = Qemu::boot(&options).expect("start QEMU");
     let ip = qemu.wait_for_line("net: ip ", Duration::from_secs(90)).unwrap_or_else(|e| panic!("{e}"));
     assert!(ip.starts_with("10.0.2.15/24 via static"), "expected the static fallback, got {ip:?}");
-    let mut peer = Peer { socket, qemu_port, kernel_mac: None };
+    (qemu, Peer { socket, qemu_port, kernel_mac: None })
+}
 
+#[test]
+fn malformed_frames_are_dropped_and_counted() {
+    let (qemu, mut peer) = boot();
     let first = peer.echo(b"before");
     assert_eq!(first.as_deref(), Some(&b"before"[..]), "no echo before the bad frames:\n{}", qemu.output());
     let kernel = peer.kernel_mac.unwrap_or([0xff; 6]);
@@ -219,5 +266,71 @@ fn malformed_frames_are_dropped_and_counted() {
     assert!(stat(&output, "malformed") >= 5, "malformed frames not counted:\n{output}");
     assert!(stat(&output, "fragments") >= 1, "fragment not counted:\n{output}");
     assert!(stat(&output, "closed_port") >= 1, "closed-port datagram not counted:\n{output}");
+    assert!(!output.contains("PANIC"), "{output}");
+}
+
+/// Echo requests of every shape the kernel answers (its fast path for plain ones, smoltcp for
+/// the rest) get well-formed replies, requests with no address or port to answer are dropped
+/// without stopping the service, and the counters count every echo whichever path answered.
+#[test]
+fn echo_replies_are_well_formed_on_every_path() {
+    let (qemu, mut peer) = boot();
+    let first = peer.echo(b"before");
+    assert_eq!(first.as_deref(), Some(&b"before"[..]), "no echo:\n{}", qemu.output());
+    let kernel = peer.kernel_mac.unwrap_or([0xff; 6]);
+    // Echoes answered and requests sent (a request resent after a loss may be answered twice).
+    let (mut answered, mut sent) = (1u64, 1u64);
+    let mut padded = ethernet(kernel, 0x0800, &ipv4(17, 0x4000, &udp(40_001, 7, b"pad")));
+    padded.resize(60, 0xee); // Ethernet padding after the datagram is not part of it
+    let big: Vec<u8> = (0..1400).map(|i| (i * 13) as u8).collect();
+    let cases: Vec<(&str, Vec<u8>, u16, Vec<u8>)> = vec![
+        ("plain", ethernet(kernel, 0x0800, &ipv4(17, 0x4000, &udp(40_000, 7, b"Echo1"))), 40_000, b"Echo1".to_vec()),
+        ("no UDP checksum", ethernet(kernel, 0x0800, &ipv4(17, 0x4000, &udp_from(PEER_IP, 40_002, 7, b"zero", false))), 40_002, b"zero".to_vec()),
+        ("padded", padded, 40_001, b"pad".to_vec()),
+        ("IPv4 options", ethernet(kernel, 0x0800, &ipv4_from(PEER_IP, &[1, 1, 1, 0], 17, 0x4000, &udp(40_003, 7, b"options"))), 40_003, b"options".to_vec()),
+        ("1400 bytes", ethernet(kernel, 0x0800, &ipv4(17, 0x4000, &udp(40_004, 7, &big))), 40_004, big.clone()),
+        ("empty", ethernet(kernel, 0x0800, &ipv4(17, 0x4000, &udp(40_005, 7, b""))), 40_005, Vec::new()),
+    ];
+    for (name, frame, port, data) in &cases {
+        let mut reply = None;
+        for _ in 0..3 {
+            peer.send(frame);
+            sent += 1;
+            reply = peer.receive(Duration::from_secs(3), |frame| {
+                (frame.len() >= 38 && frame[12..14] == [0x08, 0x00] && frame[36..38] == port.to_be_bytes()).then(|| frame.to_vec())
+            });
+            if reply.is_some() {
+                break;
+            }
+        }
+        let reply = reply.unwrap_or_else(|| panic!("{name}: no reply:\n{}", qemu.output()));
+        let payload = check_reply(&reply, kernel, *port).unwrap_or_else(|e| panic!("{name}: {e}"));
+        assert_eq!(&payload, data, "{name}: payload");
+        answered += 1;
+    }
+    // No port or no address to answer: dropped (counted), and the service goes on.
+    let from_port_zero = ethernet(kernel, 0x0800, &ipv4(17, 0x4000, &udp_from(PEER_IP, 0, 7, b"port0", false)));
+    let from_nowhere = ethernet(kernel, 0x0800, &ipv4_from([0, 0, 0, 0], &[], 17, 0x4000, &udp_from([0, 0, 0, 0], 40_006, 7, b"nowhere", true)));
+    peer.send(&from_port_zero);
+    peer.send(&from_nowhere);
+    let unexpected = peer.receive(Duration::from_millis(500), |frame| {
+        (frame.len() >= 38 && frame[12..14] == [0x08, 0x00] && (frame[36..38] == [0, 0] || frame[36..38] == 40_006u16.to_be_bytes())).then_some(())
+    });
+    assert!(unexpected.is_none(), "answered a request with no address or port to answer");
+    for attempt in 0..20 {
+        let data = format!("after {attempt}");
+        sent += 1;
+        if peer.echo(data.as_bytes()).as_deref() == Some(data.as_bytes()) {
+            answered += 1;
+            break;
+        }
+        assert!(attempt < 19, "the echo service stopped after requests it cannot answer:\n{}", qemu.output());
+    }
+    std::thread::sleep(Duration::from_millis(2500));
+    let output = qemu.output();
+    println!("{}", output.lines().rev().find(|l| l.starts_with("net: stats ")).unwrap_or("no stats line"));
+    let counted = stat(&output, "udp_echo");
+    assert!((answered..=sent).contains(&counted), "{answered} echoes answered of {sent} requests, {counted} counted:\n{output}");
+    assert_eq!(stat(&output, "udp_drop"), 2, "the two unanswerable requests counted:\n{output}");
     assert!(!output.contains("PANIC"), "{output}");
 }

@@ -1,5 +1,5 @@
 //! Kernel logic that needs no hardware, so host unit tests reach it: the memory map,
-//! page-table building, allocator accounting, console text layout, the executive's schedule.
+//! page-table building, allocator accounting, console text layout, the executive's schedule, the network pre-filter and echo fast path.
 
 #![cfg_attr(not(test), no_std)]
 #![forbid(unsafe_code)]
@@ -7,6 +7,7 @@
 pub mod executive;
 pub mod heap_stats;
 pub mod memory_map;
+pub mod net;
 pub mod page_table;
 pub mod console;
 pub mod font;

@@ -4,7 +4,9 @@
 //!
 //! Socket counts and buffer sizes are set in one place ([`sizes`]). Frames that would only cost
 //! work (malformed IPv4/UDP, datagrams to closed UDP ports) are dropped and counted before the
-//! stack sees them, so a flood to a closed port draws no ICMP replies.
+//! stack sees them, so a flood to a closed port draws no ICMP replies. A plain unicast UDP echo
+//! request is answered by the pre-filter's fast path straight from the received frame
+//! (`jos_kcore::net`, docs/network.md "The echo fast path"); anything unusual goes to smoltcp.
 
 use core::cell::UnsafeCell;
 use core::fmt::Write;
@@ -16,10 +18,9 @@ use jos_abi::ErrorCode;
 use smoltcp::iface::{Config, Interface, SocketHandle, SocketSet, SocketStorage};
 use smoltcp::socket::{dhcpv4, tcp, udp};
 use smoltcp::time::Instant;
-use smoltcp::wire::{
-    EthernetAddress, EthernetFrame, EthernetProtocol, HardwareAddress, IpAddress, IpCidr, IpProtocol, Ipv4Address,
-    Ipv4Cidr, Ipv4Packet, UdpPacket,
-};
+use smoltcp::wire::{EthernetAddress, HardwareAddress, IpAddress, IpCidr, Ipv4Address, Ipv4Cidr};
+
+use jos_kcore::net::{classify, echo_reply_unchecked, Local, Verdict};
 
 use crate::board::bcm2835::usb::ecm::{self, EcmDevice};
 use crate::board::bcm2835::usb::{hal, Slot};
@@ -211,6 +212,9 @@ pub fn init(log: fn(core::fmt::Arguments)) -> Result<(), InitError> {
     let Some(mut ecm_device) = ecm::DEVICE.take() else {
         return Err(InitError::NoDevice);
     };
+    // The pre-filter (`classify`, in `poll`) drops every frame with a wrong IPv4 header or UDP
+    // checksum before smoltcp sees it: smoltcp need not verify them again.
+    ecm_device.rx_checksums_checked();
     let started = hal::now_micros();
     let mut config = Config::new(HardwareAddress::Ethernet(EthernetAddress(ecm_device.mac())));
     config.random_seed = started ^ u64::from_le_bytes([ecm_device.mac()[0], ecm_device.mac()[1], ecm_device.mac()[2], ecm_device.mac()[3], ecm_device.mac()[4], ecm_device.mac()[5], 0x5a, 0xa5]);
@@ -312,44 +316,6 @@ pub fn counters() -> Option<Counters> {
         net.counters.link = net.device.counters();
         net.counters
     })
-}
-
-/// What a pre-filter decided about a received frame.
-enum Verdict {
-    Keep,
-    Malformed,
-    Fragment,
-    ClosedPort,
-}
-
-/// Checks the IPv4 and UDP layers of a frame the stack would otherwise parse.
-fn classify(frame: &[u8], our_address: Option<Ipv4Address>, broadcast: &mut bool) -> Verdict {
-    let Ok(ethernet) = EthernetFrame::new_checked(frame) else { return Verdict::Malformed };
-    *broadcast = ethernet.dst_addr().is_broadcast();
-    if ethernet.ethertype() != EthernetProtocol::Ipv4 {
-        return Verdict::Keep;
-    }
-    let Ok(ip) = Ipv4Packet::new_checked(ethernet.payload()) else { return Verdict::Malformed };
-    if !ip.verify_checksum() {
-        return Verdict::Malformed;
-    }
-    if ip.more_frags() || ip.frag_offset() != 0 {
-        return Verdict::Fragment;
-    }
-    if ip.next_header() != IpProtocol::Udp {
-        return Verdict::Keep;
-    }
-    let Ok(udp) = UdpPacket::new_checked(ip.payload()) else { return Verdict::Malformed };
-    let source = IpAddress::Ipv4(ip.src_addr());
-    let destination = IpAddress::Ipv4(ip.dst_addr());
-    if usize::from(udp.len()) != ip.payload().len() || !udp.verify_checksum(&source, &destination) {
-        return Verdict::Malformed;
-    }
-    let to_us = Some(ip.dst_addr()) == our_address || ip.dst_addr().is_broadcast();
-    if to_us && !OPEN_UDP_PORTS.contains(&udp.dst_port()) && !job_port_bound(udp.dst_port()) {
-        return Verdict::ClosedPort;
-    }
-    Verdict::Keep
 }
 
 /// The port each job socket is bound to (0: free); read by the frame pre-filter.
@@ -469,13 +435,13 @@ impl Net {
         let timestamp = now(started);
         let before = self.device.counters();
         self.device.service();
-        let our_address = self.address.map(|cidr| cidr.address());
+        let local = Local { mac: EthernetAddress(self.device.mac()), address: self.address, echo_port: UDP_ECHO_PORT };
+        let open = |port: u16| OPEN_UDP_PORTS.contains(&port) || job_port_bound(port);
         let mut frames = 0;
         while frames < FRAMES_PER_POLL {
             let Some(frame) = self.device.peek() else { break };
             frames += 1;
-            let mut broadcast = false;
-            match classify(frame, our_address, &mut broadcast) {
+            match classify(frame, &local, open) {
                 Verdict::Malformed => {
                     self.counters.malformed += 1;
                     self.device.discard();
@@ -491,10 +457,16 @@ impl Net {
                     self.device.discard();
                     continue;
                 }
-                Verdict::Keep => {}
-            }
-            if broadcast {
-                self.counters.broadcasts += 1;
+                Verdict::Echo => {
+                    if self.echo_fast(&local) {
+                        continue;
+                    }
+                }
+                Verdict::Keep { broadcast } => {
+                    if broadcast {
+                        self.counters.broadcasts += 1;
+                    }
+                }
             }
             let _ = self.iface.poll_ingress_single(timestamp, &mut self.device, &mut self.sockets);
             self.serve();
@@ -564,6 +536,23 @@ impl Net {
         self.state = state;
     }
 
+    /// The UDP echo service's fast path: answers the oldest received frame, a plain echo request
+    /// ([`Verdict::Echo`]), straight into a transmit buffer (`jos_kcore::net::echo_reply_unchecked`:
+    /// the frame was just classified), with no smoltcp ingress, socket or egress. Only while the echo socket holds nothing, so replies
+    /// leave in the order requests came; `false` (the frame stays for smoltcp) when it does, or
+    /// every transmit buffer is taken.
+    fn echo_fast(&mut self, local: &Local) -> bool {
+        let socket = self.sockets.get::<udp::Socket>(self.udp);
+        if socket.can_recv() || socket.send_queue() != 0 {
+            return false;
+        }
+        if self.device.answer(|request, reply| echo_reply_unchecked(request, local, reply)).is_none() {
+            return false;
+        }
+        self.counters.udp_echoes += 1;
+        true
+    }
+
     /// UDP and TCP echo.
     fn serve(&mut self) {
         let udp_socket = self.sockets.get_mut::<udp::Socket>(self.udp);
@@ -590,7 +579,13 @@ impl Net {
                     let _ = udp_socket.recv();
                     self.counters.udp_echoes += 1;
                 }
-                Err(_) => break,
+                // No address or port to answer (a request from 0.0.0.0 or from port 0): dropped,
+                // or it would stay at the head of the queue and stop the service.
+                Err(udp::SendError::Unaddressable) => {
+                    let _ = udp_socket.recv();
+                    self.counters.udp_echo_drops += 1;
+                }
+                Err(udp::SendError::BufferFull) => break,
             }
         }
         for (index, handle) in self.tcp.into_iter().enumerate() {

@@ -143,6 +143,9 @@ enum TxState {
 /// The CDC-ECM Ethernet device.
 pub struct EcmDevice {
     mac: [u8; 6],
+    /// The caller checks the IPv4 header and UDP checksums of every received frame before the
+    /// stack sees it ([`EcmDevice::rx_checksums_checked`]).
+    rx_checksums_checked: bool,
     rx: RxRing,
     tx: TxRing,
 }
@@ -197,7 +200,7 @@ impl EcmDevice {
             started: 0,
             counters: TxCounters::default(),
         };
-        let mut ecm = Self { mac, rx, tx };
+        let mut ecm = Self { mac, rx_checksums_checked: false, rx, tx };
         ecm.service();
         Ok(ecm)
     }
@@ -205,6 +208,15 @@ impl EcmDevice {
     /// The device's MAC address.
     pub fn mac(&self) -> [u8; 6] {
         self.mac
+    }
+
+    /// Tells the stack (through [`phy::Device::capabilities`]) not to verify the IPv4 header and
+    /// UDP checksums of received frames again: the caller promises to drop every frame whose
+    /// checksums are wrong before it reaches the stack (the network manager's pre-filter does).
+    /// Checksums are still computed for every frame sent; TCP and ICMP checksums are still
+    /// verified by the stack. Takes effect for an interface made after the call.
+    pub fn rx_checksums_checked(&mut self) {
+        self.rx_checksums_checked = true;
     }
 
     /// The link counters.
@@ -365,6 +377,27 @@ impl EcmDevice {
         (self.rx.filled > 0).then(|| &self.rx.buffers[self.rx.head][..self.rx.lengths[self.rx.head]])
     }
 
+    /// Answers the oldest received frame without the stack: `reply` gets the frame and a free
+    /// transmit buffer, writes its answer there and returns the answer's length, or `None` to
+    /// leave the frame for the stack. The frame is consumed and the answer queued (and started)
+    /// only when `reply` gave a length. `None` when nothing was received, every transmit buffer
+    /// is in use, or `reply` declined.
+    pub fn answer(&mut self, reply: impl FnOnce(&[u8], &mut [u8]) -> Option<usize>) -> Option<usize> {
+        if self.rx.filled == 0 || self.tx.queued == TX_BUFFERS {
+            return None;
+        }
+        let frame = &self.rx.buffers[self.rx.head][..self.rx.lengths[self.rx.head]];
+        hal::invalidate_for_cpu(frame);
+        let index = (self.tx.head + self.tx.queued) % TX_BUFFERS;
+        let length = reply(frame, &mut self.tx.buffers[index][..])?.min(TX_BUFFER);
+        self.tx.lengths[index] = length;
+        self.tx.queued += 1;
+        self.tx.service();
+        self.rx.head = (self.rx.head + 1) % RX_BUFFERS;
+        self.rx.filled -= 1;
+        Some(length)
+    }
+
     /// Drops the oldest received frame.
     pub fn discard(&mut self) {
         if self.rx.filled > 0 {
@@ -404,6 +437,10 @@ impl phy::Device for EcmDevice {
         capabilities.medium = Medium::Ethernet;
         capabilities.max_transmission_unit = MTU;
         capabilities.max_burst_size = Some(TX_BUFFERS);
+        if self.rx_checksums_checked {
+            capabilities.checksum.ipv4 = phy::Checksum::Tx;
+            capabilities.checksum.udp = phy::Checksum::Tx;
+        }
         capabilities
     }
 }
