@@ -101,7 +101,8 @@ JOS__CALL3(4, log, int, jos_u32, const char *, jos_size)
 JOS__CALL0(5, time_us, jos_i64)
 /* random(buffer, length) -> 0 or an error */
 JOS__CALL2(6, random, int, void *, jos_size)
-/* yield() -> 0: lets the device serve the network */
+/* yield() -> 0: nothing to do now: gives the rest of the device's 1 ms frame back and returns in a
+ * later frame, after the device polled the network (a loop that works between yields gets slower) */
 JOS__CALL0(7, yield, int)
 /* udp_bind(port) -> socket handle (capability Network) */
 JOS__CALL1(16, udp_bind, int, jos_u32)

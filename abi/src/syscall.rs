@@ -105,7 +105,10 @@ pub enum SyscallId {
     TimeMicros = 5,
     /// `random(buffer, length) -> i32`: fills `buffer` from the hardware RNG; 0 or an error.
     Random = 6,
-    /// `yield() -> i32`: lets the device serve the network before the job continues; returns 0.
+    /// `yield() -> i32`: "I have nothing to do now": gives the rest of the device's current 1 ms
+    /// frame back and returns 0 in a later frame, after the device polled the network (so a
+    /// datagram that came meanwhile is queued for `udp_recv`). The device idles in between. A
+    /// job that works between yields still finishes, a frame per yield slower at most.
     Yield = 7,
     /// `exit(code)`: ends the job now with exit value `code`; does not return.
     Exit = 8,

@@ -64,8 +64,8 @@ pub trait Host {
     /// Fills `buffer` with random bytes (the hardware RNG on the device).
     fn random(&mut self, buffer: &mut [u8]) -> Result<(), ErrorCode>;
 
-    /// Called when the job yields (`yield`) or its fuel slice ends; the device may serve the
-    /// network here. The default does nothing.
+    /// Called when the job yields (`yield`) or its fuel slice ends (before
+    /// [`Job::step`](crate::wasm::Job::step) returns). The default does nothing.
     fn on_yield(&mut self) {}
 
     /// Called with every log line the job writes that fits under the log cap (the runtime keeps

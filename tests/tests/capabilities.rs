@@ -3,7 +3,10 @@
 //! policy grants, reached from the host through a QEMU port forward; a signer without `net`, a
 //! port outside the policy range, sockets freed after every way a job ends (a second job binds
 //! the same port, the heap returns to where it was), `screen_print` and a GPIO write/read round
-//! trip, while the device keeps answering discovery and UDP echo. One QEMU boot.
+//! trip, while the device keeps answering discovery and UDP echo. A second boot (under `-icount`)
+//! checks what `yield` means: a job that yields gives the rest of its 1 ms frame back, so an idle
+//! echo job (wasm or native) holds the CPU for a small part of its time and still answers at
+//! once, a job's yields each take a frame, and a job that never yields still gets whole frames.
 
 use std::net::UdpSocket;
 use std::path::{Path, PathBuf};
@@ -82,7 +85,9 @@ const BIND_THEN: &str = r#"
     (i32.const 0)))
 "#;
 
-fn config_file() -> PathBuf {
+/// The test's boot configuration, in a file named after `tag` (each test of this file writes and
+/// removes its own).
+fn config_file(tag: &str) -> PathBuf {
     let clients = [noise::public_key(&CLIENT_SECRET)];
     let signers = [
         TrustedSigner { public_key: public_key(&TRUSTED), rights: SignerRights::ALL },
@@ -102,7 +107,7 @@ fn config_file() -> PathBuf {
             job_ports: JOB_PORTS,
         },
     };
-    jos_tests::write_config(&repr, "caps")
+    jos_tests::write_config(&repr, tag)
 }
 
 /// The booted device and its forwarded host ports.
@@ -116,9 +121,16 @@ struct Device {
 }
 
 fn boot(config: &Path) -> Device {
+    boot_with(config, None)
+}
+
+/// [`boot`] with `-icount shift=N` when `icount_shift` is set (guest time then counts
+/// instructions, so the device's CPU figures do not follow the host's load).
+fn boot_with(config: &Path, icount_shift: Option<u32>) -> Device {
     let (tcp, discovery, echo, job, outside) =
         (free_port(false), free_port(true), free_port(true), free_port(true), free_port(true));
     let mut options = BootOptions::new("raspi0", kernel_elf(""));
+    options.icount_shift = icount_shift;
     let netdev = format!(
         "user,id=n0,hostfwd=tcp:127.0.0.1:{tcp}-:4748,hostfwd=udp:127.0.0.1:{discovery}-:4747,\
          hostfwd=udp:127.0.0.1:{echo}-:7,hostfwd=udp:127.0.0.1:{job}-:{JOB_PORT},hostfwd=udp:127.0.0.1:{outside}-:7500"
@@ -142,7 +154,7 @@ fn boot(config: &Path) -> Device {
 enum Reply {
     PushOk([u8; 32]),
     Error(u32),
-    Result { status: JobStatus, exit_value: i32, output: Vec<u8>, logs: Vec<String> },
+    Result { status: JobStatus, exit_value: i32, output: Vec<u8>, logs: Vec<String>, stats: wire::Stats },
 }
 
 /// An offload session (`jos_offload::host::Client`, a snow IK initiator), every read bounded by a
@@ -170,12 +182,13 @@ impl Client {
                 Message::PushOk { sha256 } => return Reply::PushOk(sha256),
                 Message::Error { code, .. } => return Reply::Error(code as u32),
                 Message::Progress { .. } => continue,
-                Message::JobResult { status, exit_value, output, logs, .. } => {
+                Message::JobResult { status, exit_value, output, logs, stats, .. } => {
                     return Reply::Result {
                         status,
                         exit_value,
                         output: output.to_vec(),
                         logs: logs.iter().map(|line| line.text.to_string()).collect(),
+                        stats,
                     }
                 }
                 other => panic!("unexpected {other:?}"),
@@ -204,9 +217,15 @@ impl Client {
     }
 }
 
+/// The current test thread's id as file-name characters.
+fn thread_tag() -> String {
+    format!("{:?}", std::thread::current().id()).chars().filter(char::is_ascii_digit).collect()
+}
+
 /// Builds `source` with jos-cli's builder; signs it with `seed`.
 fn build(source: &Path, format: Format, seed: &[u8; 32]) -> Vec<u8> {
-    let folder = std::env::temp_dir().join(format!("jos-caps-build-{}", std::process::id()));
+    // One folder per test thread: the tests of this file build the same sources at once.
+    let folder = std::env::temp_dir().join(format!("jos-caps-build-{}-{}", std::process::id(), thread_tag()));
     std::fs::create_dir_all(&folder).unwrap();
     let name = source.file_stem().unwrap().to_str().unwrap();
     let (builder_format, extension) = match format {
@@ -312,8 +331,14 @@ fn talk_to_echo(device: &Device, count: usize, quit: bool, discovery: bool) -> u
 }
 
 fn expect_ok(reply: Reply) -> (i32, Vec<u8>, Vec<String>) {
+    let (exit_value, output, logs, _) = expect_ok_stats(reply);
+    (exit_value, output, logs)
+}
+
+/// [`expect_ok`] with the job's device-reported stats.
+fn expect_ok_stats(reply: Reply) -> (i32, Vec<u8>, Vec<String>, wire::Stats) {
     match reply {
-        Reply::Result { status: JobStatus::Ok, exit_value, output, logs } => (exit_value, output, logs),
+        Reply::Result { status: JobStatus::Ok, exit_value, output, logs, stats } => (exit_value, output, logs, stats),
         other => panic!("not an Ok result: {other:?}"),
     }
 }
@@ -322,7 +347,7 @@ fn expect_ok(reply: Reply) -> (i32, Vec<u8>, Vec<String>) {
 fn capabilities_on_the_device() {
     let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
     let echo_source = root.join("../guest-examples/c/echo.c");
-    let config = config_file();
+    let config = config_file("caps");
     let mut device = boot(&config);
 
     let echo_wasm = build(&echo_source, Format::Wasm, &TRUSTED);
@@ -492,4 +517,108 @@ fn every_job(device: &mut Device, client: &mut Client, modules: &Modules) {
         let values: Vec<i32> = output.chunks(4).map(|word| i32::from_le_bytes(word.try_into().unwrap())).collect();
         assert_eq!(values, vec![PERMISSION_DENIED; 8], "no screen, gpio or network without the rights");
     }
+}
+
+/// A job's CPU time over its time from start to result.
+fn cpu_share(stats: &wire::Stats) -> f64 {
+    assert!(stats.time_us > 0 && stats.cpu_us <= stats.time_us, "{stats:?}");
+    stats.cpu_us as f64 / stats.time_us as f64
+}
+
+/// Serves an echo job that was just invoked: waits for it to answer, leaves it idle for `idle`,
+/// then times `count` echoes one by one, then "quit" -> "bye". Returns the round trips.
+fn idle_then_echo(device: &Device, idle: Duration, count: usize) -> Vec<Duration> {
+    let socket = host_socket();
+    let first = exchange(&socket, device.job, b"hello", Duration::from_secs(60)).expect("the echo job answers");
+    assert_eq!(first, b"hello");
+    std::thread::sleep(idle);
+    drain(&socket);
+    let mut round_trips = Vec::new();
+    let mut buffer = [0u8; 64];
+    socket.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    for index in 0..count {
+        let payload = format!("timed {index}");
+        let sent = Instant::now();
+        socket.send_to(payload.as_bytes(), ("127.0.0.1", device.job)).unwrap();
+        let (len, _) = socket.recv_from(&mut buffer).expect("an echo within 5 s");
+        round_trips.push(sent.elapsed());
+        assert_eq!(&buffer[..len], payload.as_bytes());
+    }
+    socket.send_to(b"quit", ("127.0.0.1", device.job)).unwrap();
+    let (len, _) = socket.recv_from(&mut buffer).expect("an answer to quit");
+    assert_eq!(&buffer[..len], b"bye");
+    round_trips
+}
+
+#[test]
+fn yield_gives_the_rest_of_the_frame_back() {
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    let config = config_file("caps-yield");
+    let device = boot_with(&config, Some(0));
+    let echo_source = root.join("../guest-examples/c/echo.c");
+    let yields_source = root.join("native/yields.c");
+    let echo_wasm = build(&echo_source, Format::Wasm, &TRUSTED);
+    let echo_native = build(&echo_source, Format::NativeArmv6, &TRUSTED);
+    let yields_wasm = build(&yields_source, Format::Wasm, &TRUSTED);
+    let yields_native = build(&yields_source, Format::NativeArmv6, &TRUSTED);
+    let mut client = Client::connect(device.tcp);
+    for (format, module) in [
+        (Format::Wasm, &echo_wasm),
+        (Format::NativeArmv6, &echo_native),
+        (Format::Wasm, &yields_wasm),
+        (Format::NativeArmv6, &yields_native),
+    ] {
+        client.push(format, module);
+    }
+
+    // Idle echo jobs hold the CPU for a small part of their time (the wasm one held about 88% of
+    // it when a yield only ended its slice) and answer at once after idling.
+    for (name, module) in [("wasm", &echo_wasm), ("native", &echo_native)] {
+        client.invoke(module, &format!("{JOB_PORT}"), Limits::default());
+        let round_trips = idle_then_echo(&device, Duration::from_secs(2), 20);
+        let (exit, output, logs, stats) = expect_ok_stats(client.next());
+        assert_eq!(exit, 0, "{name}: {logs:?}");
+        assert_eq!(String::from_utf8_lossy(&output), "echoed 21\n", "{name}");
+        let share = cpu_share(&stats);
+        eprintln!("yield: idle {name} echo job: cpu_us {} of time_us {} ({share:.3})", stats.cpu_us, stats.time_us);
+        // 2 s of host time; guest time under -icount runs slower while the guest is busy.
+        assert!(stats.time_us >= 1_000_000, "{name}: the job lived through the idle time: {stats:?}");
+        assert!(share < 0.1, "{name}: an idle echo job holds the CPU {share:.3} of its time: {stats:?}");
+        let mut sorted = round_trips.clone();
+        sorted.sort();
+        eprintln!("yield: {name} echo round trips after idling: median {:?}, max {:?}", sorted[10], sorted[19]);
+        assert!(sorted[10] < Duration::from_millis(200), "{name}: median round trip {:?}", sorted[10]);
+    }
+
+    // 200 yields and no work: each yield waits for the next frame, so the job takes at least 200
+    // frames of 1 ms, and holds the CPU for a small part of them. wasm and native alike.
+    for (name, module) in [("wasm", &yields_wasm), ("native", &yields_native)] {
+        let (exit, output, logs, stats) = expect_ok_stats(client.run(module, "0 200", Limits::default()));
+        assert_eq!((exit, output.len()), (0, 4), "{name}: {logs:?}");
+        let share = cpu_share(&stats);
+        eprintln!("yield: 200 yields ({name}): time_us {} cpu_us {} ({share:.3})", stats.time_us, stats.cpu_us);
+        assert!(stats.time_us >= 195_000, "{name}: 200 yields took {} us, less than 200 frames", stats.time_us);
+        assert!(share < 0.2, "{name}: yielding job held the CPU {share:.3} of its time: {stats:?}");
+    }
+
+    // Work that never yields gets every frame's time the network task leaves (unchanged by
+    // yield's meaning); the same work with yields spread over it still finishes with the same
+    // result, later.
+    for (name, module, work) in [("wasm", &yields_wasm, 300_000u32), ("native", &yields_native, 3_000_000)] {
+        let (exit, plain, logs, stats) = expect_ok_stats(client.run(module, &format!("{work} 0"), Limits::default()));
+        assert_eq!(exit, 0, "{name}: {logs:?}");
+        let share = cpu_share(&stats);
+        eprintln!("yield: compute ({name}, {work} iterations, no yield): time_us {} cpu_us {} ({share:.3})", stats.time_us, stats.cpu_us);
+        assert!(stats.time_us >= 20_000, "{name}: the compute job is long enough to span frames: {stats:?}");
+        assert!(share > 0.9, "{name}: a job that never yields holds the CPU {share:.3} of its time: {stats:?}");
+        let (exit, yielding, logs, slow) = expect_ok_stats(client.run(module, &format!("{work} 100"), Limits::default()));
+        assert_eq!(exit, 0, "{name}: {logs:?}");
+        assert_eq!(yielding, plain, "{name}: the same result with yields");
+        assert!(slow.time_us >= 95_000 && slow.time_us > stats.time_us, "{name}: 100 yields: {slow:?} against {stats:?}");
+    }
+    assert!(udp_echo_answers(&device), "UDP echo answers after the yielding jobs");
+    drop(client);
+    let mut device = device;
+    device.qemu.kill();
+    let _ = std::fs::remove_file(config);
 }

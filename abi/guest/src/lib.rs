@@ -63,8 +63,11 @@ pub fn random(buffer: &mut [u8]) -> Result<()> {
     Error::check(unsafe { raw::random(buffer.as_mut_ptr(), buffer.len()) }).map(drop)
 }
 
-/// Lets the device serve the network before the job goes on (useful in long native loops; wasm
-/// jobs are also preempted by fuel).
+/// Says "nothing to do now": gives the rest of the device's current 1 ms frame back and returns
+/// in a later frame, after the device polled the network (call it when `recv_from` answers
+/// `WouldBlock`). A loop that works between yields gets up to a frame slower per call, so do not
+/// call it in compute loops: wasm jobs are sliced by fuel anyway, and a native job only needs it
+/// to let the network run while it waits.
 pub fn yield_now() {
     // SAFETY: no arguments.
     unsafe {

@@ -38,7 +38,8 @@ impl UdpSocket {
         Ok((length as usize, sender))
     }
 
-    /// Waits for the next datagram, yielding to the device between polls.
+    /// Waits for the next datagram, yielding the rest of the device's frame between polls (the
+    /// device idles until its next network poll).
     pub fn recv_from_blocking(&self, buffer: &mut [u8]) -> Result<(usize, Endpoint)> {
         loop {
             match self.recv_from(buffer) {

@@ -127,7 +127,8 @@ syscalls! {
     5 ".jos_imports" time_us() -> i64;
     /// `random(buffer, length) -> i32`: fills the buffer from the hardware RNG.
     6 ".jos_imports" random(buffer: *mut u8, length: usize) -> i32;
-    /// `yield() -> i32`: lets the device serve the network.
+    /// `yield() -> i32`: nothing to do now: gives the rest of the device's frame back; returns 0
+    /// in a later frame, after a network poll.
     7 ".jos_imports" r#yield() -> i32;
     /// `exit(code)`: ends the job; does not return.
     8 ".jos_imports" exit(code: i32) -> ();

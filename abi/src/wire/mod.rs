@@ -313,7 +313,7 @@ pub struct Stats {
     /// work had the CPU between the job's slices).
     pub time_us: u64,
     /// Microseconds the job actually held the CPU: the sum of its fuel slices (wasm), its run
-    /// time (native).
+    /// time less the time it waited idle in `yield` (native).
     pub cpu_us: u64,
     /// CPU cycles (native; 0 if not measured).
     pub cycles: u64,

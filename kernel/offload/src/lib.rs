@@ -25,4 +25,4 @@ pub mod host;
 pub use noise::{Entropy, NOISE_PATTERN, PROLOGUE};
 #[cfg(feature = "std")]
 pub use noise::OsEntropy;
-pub use server::{Counters, DeviceConfig, Platform, Server, ServerOptions, SessionId, Status};
+pub use server::{Counters, DeviceConfig, Platform, Server, ServerOptions, SessionId, Slice, Status};

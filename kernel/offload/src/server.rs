@@ -186,6 +186,20 @@ pub struct Status {
     pub counters: Counters,
 }
 
+/// How one [`Server::poll_slice`] ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Slice {
+    /// No job ran: none was running or queued.
+    Idle,
+    /// The slice's fuel ran out; the job goes on in the next slice.
+    Ran,
+    /// The wasm job called `yield`: it has nothing to do now. The kernel gives it no further
+    /// slice in the current executive frame (docs/kernel.md "Yield").
+    Yielded,
+    /// A job ended (or was refused before it ran) in this call.
+    Ended,
+}
+
 /// Identifies a connection.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct SessionId(pub u32);
@@ -715,23 +729,26 @@ impl<P: Platform> Server<P> {
     }
 
     /// Runs one slice of the current job (starting the next queued one if none runs); sends
-    /// Progress and JobResult messages. `now_us` is the device's clock.
-    pub fn poll(&mut self, now_us: u64) {
-        self.poll_slice(now_us, self.options.slice_fuel);
+    /// Progress and JobResult messages. `now_us` is the device's clock. Returns how the slice
+    /// ended.
+    pub fn poll(&mut self, now_us: u64) -> Slice {
+        self.poll_slice(now_us, self.options.slice_fuel)
     }
 
     /// [`poll`](Self::poll) with a slice of `slice_fuel` instead of the configured one (the
-    /// kernel shortens the last slice of a frame to what the frame has left).
-    pub fn poll_slice(&mut self, now_us: u64, slice_fuel: u64) {
+    /// kernel shortens the last slice of a frame to what the frame has left, and gives a job that
+    /// returned [`Slice::Yielded`] no further slice in that frame).
+    pub fn poll_slice(&mut self, now_us: u64, slice_fuel: u64) -> Slice {
         if self.running.is_none() {
-            let Some(request) = self.queue.pop_front() else { return };
+            let Some(request) = self.queue.pop_front() else { return Slice::Idle };
             match request.format {
                 Format::Wasm => {
                     let Some(module) = self.sandbox.cached(&request.hash) else {
                         let result = JobResult::rejected(jos_runtime::LoadError::Malformed(
                             "module left the cache before it ran; push it again".to_string(),
                         ));
-                        return self.finish(request.session, &result, 0, 0);
+                        self.finish(request.session, &result, 0, 0);
+                        return Slice::Ended;
                     };
                     let host = self.platform.host(request.input);
                     let start_began = self.platform.now_us();
@@ -766,20 +783,24 @@ impl<P: Platform> Server<P> {
                             "blob left the cache before it ran; push it again".to_string(),
                         )),
                     };
-                    // A native blob runs to its end here: its CPU time is its run time.
+                    // A native blob runs to its end here: its CPU time is its run time less what it
+                    // waited in `yield` for the next frame.
                     let time_us = result.stats.time_us;
+                    let cpu_us = time_us.saturating_sub(result.stats.idle_us);
                     let phases = (request.received_us, start_us, start_us);
-                    return self.finish_timed(request.session, Format::NativeArmv6, phases, &result, (time_us, time_us));
+                    self.finish_timed(request.session, Format::NativeArmv6, phases, &result, (time_us, cpu_us));
+                    return Slice::Ended;
                 }
             }
         }
-        let Some(running) = self.running.as_mut() else { return };
+        let Some(running) = self.running.as_mut() else { return Slice::Idle };
         let slice_began = self.platform.now_us();
         let outcome = running.job.step(slice_fuel);
         let slice_ended = self.platform.now_us();
         running.cpu_us += slice_ended.saturating_sub(slice_began);
+        let yielded = outcome == StepOutcome::Yielded;
         match outcome {
-            StepOutcome::Running => {
+            StepOutcome::Running | StepOutcome::Yielded => {
                 if now_us.saturating_sub(running.last_progress_us) >= self.options.progress_interval_us {
                     running.last_progress_us = now_us;
                     let progress = Message::Progress {
@@ -792,6 +813,11 @@ impl<P: Platform> Server<P> {
                         session.send(&progress, &mut self.scratch);
                     }
                 }
+                if yielded {
+                    Slice::Yielded
+                } else {
+                    Slice::Ran
+                }
             }
             StepOutcome::Finished(result) => {
                 let (session, format, cpu_us) = (running.session, running.format, running.cpu_us);
@@ -799,6 +825,7 @@ impl<P: Platform> Server<P> {
                 let phases = (running.received_us, running.began_us, running.instantiated_us);
                 self.running = None;
                 self.finish_timed(session, format, phases, &result, (time_us, cpu_us));
+                Slice::Ended
             }
         }
     }

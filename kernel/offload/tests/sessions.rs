@@ -9,7 +9,7 @@ use jos_abi::wire::discovery::{Advert, AdvertRepr, LoadState, Probe};
 use jos_abi::wire::{self, Format, JobStatus, Limits, Message};
 use jos_abi::{AbiVersion, ErrorCode};
 use jos_offload::host::HostPlatform;
-use jos_offload::{Server, ServerOptions};
+use jos_offload::{Server, ServerOptions, Slice};
 
 fn options() -> ServerOptions {
     ServerOptions { progress_interval_us: 0, ..ServerOptions::default() }
@@ -301,6 +301,48 @@ fn infinite_loop_runs_out_of_fuel_with_progress_and_ping_meanwhile() {
     assert_eq!(*status, JobStatus::OutOfFuel);
     assert!(logs[0].contains("fuel"), "{logs:?}");
     assert_eq!(server.counters().jobs_failed, 1);
+}
+
+/// Yields twice, then returns 7.
+const YIELDS: &str = r#"(module (import "jos" "yield" (func $yield (result i32)))
+  (func (export "run") (result i32) (drop (call $yield)) (drop (call $yield)) (i32.const 7)))"#;
+
+#[test]
+fn poll_says_how_each_slice_ended() {
+    let mut server = server(options());
+    let mut client = MemoryClient::connect(&mut server, &CLIENT_SECRET).unwrap();
+    assert_eq!(server.poll(0), Slice::Idle, "no job");
+    let module = signed_wasm(YIELDS, &DEVELOPER);
+    let hash = sha256(&module);
+    assert_eq!(push(&mut server, &mut client, Format::Wasm, &module), Reply::PushOk(hash));
+    invoke(&mut client, &mut server, hash, Limits::default(), b"");
+    // Each yield ends its slice as `Yielded` (the kernel then gives the job no more of that
+    // frame); the slice after the last one ends the job.
+    assert_eq!(server.poll(1), Slice::Yielded);
+    assert_eq!(server.poll(2), Slice::Yielded);
+    assert_eq!(server.poll(3), Slice::Ended);
+    assert_eq!(server.poll(4), Slice::Idle);
+    let replies = client.replies(&mut server);
+    assert!(matches!(replies.last(), Some(Reply::Result { status: JobStatus::Ok, exit_value: 7, .. })), "{replies:?}");
+    // A job that never yields: its slices end `Ran` (fuel used up) until its budget is gone.
+    let spin = signed_wasm(SPIN, &DEVELOPER);
+    let spin_hash = sha256(&spin);
+    assert_eq!(push(&mut server, &mut client, Format::Wasm, &spin), Reply::PushOk(spin_hash));
+    invoke(&mut client, &mut server, spin_hash, Limits { fuel: 1_000_000, ..Limits::default() }, b"");
+    assert_eq!(server.poll_slice(5, 100_000), Slice::Ran);
+    assert_eq!(server.poll_slice(6, 100_000), Slice::Ran);
+    let mut ended = false;
+    for now in 7..100 {
+        match server.poll_slice(now, 100_000) {
+            Slice::Ran => {}
+            Slice::Ended => {
+                ended = true;
+                break;
+            }
+            other => panic!("a spinning job's slice ended {other:?}"),
+        }
+    }
+    assert!(ended, "the spinning job ends at its budget");
 }
 
 #[test]

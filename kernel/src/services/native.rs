@@ -125,6 +125,8 @@ struct Job {
     logs: Vec<LogLine>,
     logs_dropped: u32,
     fault: Option<String>,
+    /// Microseconds spent idle in `yield` waiting for the next frame.
+    idle_us: u64,
 }
 
 struct JobCell(UnsafeCell<Option<Job>>);
@@ -242,10 +244,17 @@ extern "C" fn sys_random(address: usize, length: usize) -> i32 {
     }
 }
 
-/// `yield`: lets the network run (see `docs/kernel.md`, "Native yield"): one network manager
+/// `yield`: the blob has nothing to do now (see `docs/kernel.md`, "Native yield"). The core
+/// idles (WFI) until the executive's next frame tick (or the deadline), then one network manager
 /// poll moves frames and serves the device's own sockets and the job sockets; the offload
-/// service's sessions are deferred until the blob ends (its slot is busy while a blob runs).
+/// service's sessions are deferred until the blob ends (its slot is busy while a blob runs). The
+/// wait counts as the job's `idle_us`, not its CPU time.
 extern "C" fn sys_yield() -> i32 {
+    check_deadline();
+    let began = TIMER.now_micros();
+    crate::services::executive::wait_for_tick(|| EXPIRED.load(Ordering::Relaxed));
+    let waited = TIMER.now_micros().saturating_sub(began);
+    with_job(|job| job.idle_us = job.idle_us.saturating_add(waited));
     check_deadline();
     crate::services::net::poll();
     0
@@ -481,6 +490,7 @@ pub fn run(
             logs: Vec::new(),
             logs_dropped: 0,
             fault: None,
+            idle_us: 0,
         })
     };
     REGION_START.store(loaded.base, Ordering::Relaxed);
@@ -538,6 +548,7 @@ pub fn run(
             slices: 1,
             logs_dropped: job.logs_dropped,
             cycles,
+            idle_us: job.idle_us.min(elapsed),
             ..Stats::default()
         },
     }

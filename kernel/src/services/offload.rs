@@ -15,7 +15,7 @@ use jos_abi::ErrorCode;
 use jos_kcore::text::Line;
 use jos_abi::wire::Format;
 use jos_offload::timing::Timing;
-use jos_offload::{DeviceConfig, Entropy, Platform, Server, ServerOptions, SessionId};
+use jos_offload::{DeviceConfig, Entropy, Platform, Server, ServerOptions, SessionId, Slice};
 use jos_runtime::Capabilities;
 use smoltcp::iface::{SocketHandle, SocketSet};
 use smoltcp::socket::{tcp, udp};
@@ -270,10 +270,11 @@ pub fn serve(sockets: &mut SocketSet<'_>) {
     SERVICE.with(|service| service.serve(sockets));
 }
 
-/// Runs the current job (executive task, every frame) in fuel slices until it ends or the frame
-/// has only [`FRAME_RESERVE_MICROS`] left. Each slice gets the fuel the time left holds at the rate
-/// earlier slices ran at (at most [`SLICE_FUEL`]), so the job uses what the frame's other tasks
-/// leave while the network task still runs every frame.
+/// Runs the current job (executive task, every frame) in fuel slices until it ends, yields or the
+/// frame has only [`FRAME_RESERVE_MICROS`] left. Each slice gets the fuel the time left holds at
+/// the rate earlier slices ran at (at most [`SLICE_FUEL`]), so the job uses what the frame's other
+/// tasks leave while the network task still runs every frame. A job that yields gets no further
+/// slice in this frame (docs/kernel.md "Yield").
 pub fn poll() {
     SERVICE.with(|service| {
         let mut first = true;
@@ -287,8 +288,15 @@ pub fn poll() {
             let fuel = fuel.max(MIN_SLICE_FUEL);
             let before = service.server.status().current.map(|(_, _, used)| used);
             let start = TIMER.now_micros();
-            service.server.poll_slice(start, fuel);
+            let slice = service.server.poll_slice(start, fuel);
             let took = TIMER.now_micros().saturating_sub(start);
+            // A job that yielded has nothing to do now: the rest of the frame is given back (the
+            // core idles until the next tick) and the job resumes in the next frame, after the
+            // network task has filled its sockets. Nothing reaches a job socket between two
+            // network polls, so waking it sooner would find nothing new.
+            if slice == Slice::Yielded {
+                break;
+            }
             let Some((_, _, fuel_after)) = service.server.status().current else { break };
             // Only slices of a job that was already running (a job's first slice also
             // instantiates it) and long enough to time well. A slower slice sets the rate at

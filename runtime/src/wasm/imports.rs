@@ -20,7 +20,8 @@ use super::JobState;
 use crate::host::Host;
 use crate::job::{LoadError, LogLine};
 
-/// Raised by `yield`: the job's slice ends and it resumes later with result 0.
+/// Raised by `yield`: the job's slice ends (`step` returns `StepOutcome::Yielded`, and the kernel
+/// gives it no further slice in that frame) and it resumes later with result 0.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct YieldSignal;
 

@@ -10,8 +10,9 @@
 //!
 //! # Slices
 //! [`Job::step`] runs the job for at most `slice_fuel` units of fuel (one unit is about one wasm
-//! instruction) and returns [`StepOutcome::Running`] when the slice is used up or the job called
-//! `yield`; the next `step` resumes where it stopped (wasmi's resumable calls). When the job's
+//! instruction) and returns [`StepOutcome::Running`] when the slice is used up or
+//! [`StepOutcome::Yielded`] when the job called `yield`; the next `step` resumes where it stopped
+//! (wasmi's resumable calls). When the job's
 //! total fuel reaches [`Limits::fuel_budget`] it ends with [`JobStatus::OutOfFuel`].
 
 mod cache;
@@ -606,6 +607,8 @@ impl<H: Host + 'static> Job<H> {
             logs_dropped: state.logs_dropped,
             // wasm jobs are measured in fuel; no cycle counter is read per slice.
             cycles: 0,
+            // A wasm job waits between slices; the caller sums the slices' time.
+            idle_us: 0,
         }
     }
 
@@ -666,8 +669,9 @@ impl<H: Host + 'static> Job<H> {
     }
 
     /// Runs the job for at most `slice_fuel` fuel (at least what the next instruction needs,
-    /// at most what is left of the budget). Returns [`StepOutcome::Running`] if the slice ended
-    /// or the job yielded, [`StepOutcome::Finished`] when it ended (also on every later call).
+    /// at most what is left of the budget). Returns [`StepOutcome::Running`] if the slice's fuel
+    /// ran out, [`StepOutcome::Yielded`] if the job called `yield`, [`StepOutcome::Finished`]
+    /// when it ended (also on every later call).
     pub fn step(&mut self, slice_fuel: u64) -> StepOutcome {
         let phase = mem::replace(&mut self.phase, Phase::Stepping);
         if let Phase::Done(result) = phase {
@@ -682,7 +686,11 @@ impl<H: Host + 'static> Job<H> {
             }
             None => {
                 self.store.data_mut().host.on_yield();
-                StepOutcome::Running
+                if matches!(self.phase, Phase::Yielded(_)) {
+                    StepOutcome::Yielded
+                } else {
+                    StepOutcome::Running
+                }
             }
         }
     }
