@@ -824,7 +824,7 @@ fn draw(settings: &Settings, results: &Value) -> Result<(), String> {
     let mut names = vec!["jos echo service".to_string(), "Linux C echo server".to_string()];
     let mut keys = vec!["jos_service", "linux_c"];
     if echo["jos_offloaded"]["status"] == "ok" {
-        names.push("jos echo job (wasm; CPU n/a)".to_string());
+        names.push("jos echo job (wasm)".to_string());
         keys.push("jos_offloaded");
     }
     let ms = |v: &Value, key: &str| v[key].as_f64().unwrap_or(0.0) / 1000.0;
@@ -907,6 +907,14 @@ fn print_tables(results: &Value) {
         );
     }
     println!("linux echo server process CPU per request: {} us", f(&results["echo"]["variants"]["linux_c"]["server_cpu_us_per_request"]));
+    let job = &results["echo"]["variants"]["jos_offloaded"];
+    println!(
+        "jos echo job guest CPU per request: {} us = job {} us (cpu_us above its idle rate {}) + network manager {} us",
+        f(&job["guest_us_per_request"]),
+        f(&job["job_cpu_us_per_request"]),
+        job["job_idle_cpu_rate"].as_f64().map(|r| format!("{r:.4}")).unwrap_or_else(|| "n/a".into()),
+        f(&job["network_busy_us_per_request"])
+    );
     println!();
     println!("platform: {}", results["platform"]);
 }

@@ -450,64 +450,117 @@ fn first_net_busy(device: &Device) -> Option<(f64, f64)> {
     }
 }
 
+/// Sends "quit" to the echo job until it answers "bye".
+fn quit_echo_job(device: &Device) -> Result<(), String> {
+    let socket = UdpSocket::bind("127.0.0.1:0").map_err(|e| e.to_string())?;
+    socket.set_read_timeout(Some(Duration::from_secs(2))).map_err(|e| e.to_string())?;
+    let mut reply = [0u8; 64];
+    for _ in 0..10 {
+        socket.send_to(b"quit", ("127.0.0.1", device.job)).map_err(|e| e.to_string())?;
+        if matches!(socket.recv(&mut reply), Ok(n) if &reply[..n] == b"bye") {
+            return Ok(());
+        }
+    }
+    Err("the echo job did not answer \"quit\"".into())
+}
+
+/// The echo job's result: Ok, with the number of datagrams it says it echoed.
+fn echo_result(session: &mut Session) -> Result<(JobOutcome, f64), String> {
+    let job = wait_result(session)?;
+    if job.status != JobStatus::Ok {
+        return Err(format!("the echo job ended {:?}", job.status));
+    }
+    let text = String::from_utf8_lossy(&job.output).into_owned();
+    let echoed = text.trim().strip_prefix("echoed ").and_then(|n| n.parse().ok()).ok_or_else(|| format!("echo job output {text:?}"))?;
+    Ok((job, echoed))
+}
+
+/// Guest time the echo job is left idle to measure its idle cost rate.
+const ECHO_IDLE_GUEST_US: u64 = 2_000_000;
+
 /// The offloaded echo: `guest-examples/c/echo.c` as wasm, pushed and invoked with the job port
 /// (the job binds it with its signer's network right), then the same measurement as against the
-/// kernel's echo service, then "quit". Guest CPU per request: the job's own CPU time
-/// (JobResult `cpu_us`) plus the network manager's `busy_us` over the run, per echo.
+/// kernel's echo service, then "quit". Then the job again, left idle for about 2 s of guest time
+/// and sent "quit": its idle cost rate (`cpu_us / time_us` when no datagram comes; it wakes once
+/// per frame to find nothing and yields). Guest CPU per request, a marginal cost like the Linux
+/// meter's: (the job's `cpu_us` over the timed run - idle rate x its `time_us`) / datagrams it
+/// echoed, plus the network manager's `busy_us` over the run per echo.
 pub fn echo_job(device: &Device, requests: u64) -> Result<Value, String> {
     let module = guest_example("echo", Format::Wasm)?;
     let mut session = device.session()?;
     let hash = push(&mut session, Format::Wasm, &module)?;
     let input = JOB_PORT.to_string();
-    session
-        .send(&Message::Invoke { hash, limits: Limits::default(), input: input.as_bytes(), call: None })
-        .map_err(|e| format!("invoke echo: {e}"))?;
+    let invoke_echo = |session: &mut Session| {
+        session
+            .send(&Message::Invoke { hash, limits: Limits::default(), input: input.as_bytes(), call: None })
+            .map_err(|e| format!("invoke echo: {e}"))
+    };
+    invoke_echo(&mut session)?;
     let busy0 = first_net_busy(device);
     let clock0 = guest_clock_us(&device.qemu)?;
     let run = echo_run(device.job, requests)?;
     let clock1 = guest_clock_us(&device.qemu)?;
-    let socket = UdpSocket::bind("127.0.0.1:0").map_err(|e| e.to_string())?;
-    socket.set_read_timeout(Some(Duration::from_secs(2))).map_err(|e| e.to_string())?;
-    let mut reply = [0u8; 64];
-    let mut bye = false;
-    for _ in 0..10 {
-        socket.send_to(b"quit", ("127.0.0.1", device.job)).map_err(|e| e.to_string())?;
-        if matches!(socket.recv(&mut reply), Ok(n) if &reply[..n] == b"bye") {
-            bye = true;
-            break;
-        }
-    }
-    if !bye {
-        return Err("the echo job did not answer \"quit\"".into());
-    }
-    let job = wait_result(&mut session)?;
-    if job.status != JobStatus::Ok {
-        return Err(format!("the echo job ended {:?}", job.status));
-    }
-    let text = String::from_utf8_lossy(&job.output).into_owned();
-    let echoed: f64 = text.trim().strip_prefix("echoed ").and_then(|n| n.parse().ok()).ok_or_else(|| format!("echo job output {text:?}"))?;
+    quit_echo_job(device)?;
+    let (job, echoed) = echo_result(&mut session)?;
     // The stats line comes once a second while counters move.
     std::thread::sleep(Duration::from_millis(2500));
     let busy1 = net_busy(device);
+
+    // The idle run: the same job, bound (it answers a first datagram), then left alone.
+    invoke_echo(&mut session)?;
+    let probe = UdpSocket::bind("127.0.0.1:0").map_err(|e| e.to_string())?;
+    probe.set_read_timeout(Some(Duration::from_millis(500))).map_err(|e| e.to_string())?;
+    let mut answer = [0u8; 64];
+    let mut bound = false;
+    for _ in 0..120 {
+        probe.send_to(b"Echo1", ("127.0.0.1", device.job)).map_err(|e| e.to_string())?;
+        if matches!(probe.recv(&mut answer), Ok(n) if &answer[..n] == b"Echo1") {
+            bound = true;
+            break;
+        }
+    }
+    if !bound {
+        return Err("the idle echo job never answered".into());
+    }
+    let idle_from = guest_clock_us(&device.qemu)?;
+    while guest_clock_us(&device.qemu)?.saturating_sub(idle_from) < ECHO_IDLE_GUEST_US {
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    quit_echo_job(device)?;
+    let (idle_job, _) = echo_result(&mut session)?;
+    if idle_job.stats.time_us < ECHO_IDLE_GUEST_US {
+        return Err(format!("the idle echo job lived {} us, less than the idle time", idle_job.stats.time_us));
+    }
+    let idle_rate = idle_job.stats.cpu_us as f64 / idle_job.stats.time_us as f64;
+
     let answered = run.latencies_us.len() as f64;
     let mut value = run.to_json();
     value["status"] = json!("ok");
     value["echoed_by_job"] = json!(echoed);
     value["job_cpu_us"] = json!(job.stats.cpu_us);
     value["job_time_us"] = json!(job.stats.time_us);
+    value["job_idle_cpu_us"] = json!(idle_job.stats.cpu_us);
+    value["job_idle_time_us"] = json!(idle_job.stats.time_us);
+    value["job_idle_cpu_rate"] = json!(idle_rate);
     value["guest_clock_us_per_round_trip"] = json!((clock1 - clock0) as f64 / answered.max(1.0));
     let network_us = match (busy0, busy1) {
         (Some((b0, _)), Some((b1, _))) => b1 - b0,
         _ => return Err("no net: stats lines around the echo job's run".into()),
     };
-    value["network_busy_us_per_request"] = json!(network_us / echoed.max(1.0));
-    // The job holds the CPU while it waits: it yields when no datagram is there, and the kernel
-    // gives it its next slice at once within the frame's budget. Its CPU time is therefore not a
-    // cost per request, and no marginal figure comparable to the others is available.
-    value["guest_us_per_request"] = Value::Null;
-    value["guest_us_per_request_note"] = json!(
-        "not comparable: the job polls (udp_recv, then yield) for all of every frame the network task leaves, so its cpu_us counts waiting; job_cpu_us/job_time_us and the network manager's busy_us per request are recorded instead"
+    let network_per_request = network_us / echoed.max(1.0);
+    let job_per_request = (job.stats.cpu_us as f64 - idle_rate * job.stats.time_us as f64) / echoed.max(1.0);
+    value["network_busy_us_per_request"] = json!(network_per_request);
+    value["job_cpu_us_per_request"] = json!(job_per_request);
+    value["guest_us_per_request"] = json!(job_per_request + network_per_request);
+    value["guest_us_per_request_source"] = json!(format!(
+        "marginal: (job cpu_us over the run - idle rate {idle_rate:.5} x its time_us) / echoes, idle rate from the same job left idle for {} s of guest time; plus the network manager's busy_us over the run / echoes",
+        ECHO_IDLE_GUEST_US / 1_000_000
+    ));
+    eprintln!(
+        "bench: jos echo job: mean {:.0} us p99 {:.0} us, lost {}; job {job_per_request:.1} us + network {network_per_request:.1} us per request (idle rate {idle_rate:.4})",
+        run.mean(),
+        run.percentile(99.0),
+        run.lost
     );
-    eprintln!("bench: jos echo job: mean {:.0} us p99 {:.0} us, lost {}", run.mean(), run.percentile(99.0), run.lost);
     Ok(value)
 }
