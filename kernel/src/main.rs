@@ -161,13 +161,14 @@ fn enable_mmu(ram_end: usize, framebuffer: Option<&board::bcm2835::framebuffer::
         }
     }
     let stack_guards = memory::layout::guard_pages();
-    let mut guards = [(0usize, 0usize); 6];
-    guards[..5].copy_from_slice(&stack_guards);
+    let stacks = stack_guards.len();
+    let mut guards = [(0usize, 0usize); 7];
+    guards[..stacks].copy_from_slice(&stack_guards);
     let count_guards = if null_guard {
-        guards[5] = (0, memory::layout::GUARD_SIZE);
-        6
+        guards[stacks] = (0, memory::layout::GUARD_SIZE);
+        stacks + 1
     } else {
-        5
+        stacks
     };
     let guards = &guards[..count_guards];
     // SAFETY: boot path, once, IRQs masked; the regions cover the image, stacks, DMA region,

@@ -2,7 +2,8 @@
 //! on UDP 4747, Noise IK sessions on TCP 4748 (snow initiators here), push and invoke of signed
 //! wasm, the cached module, bad input, a long job while UDP echo answers, 8 clients at once, and
 //! a boot without configuration; native blobs (md5 built by jos-cli, deadline, faults) on
-//! another boot; a replayed handshake and an altered ciphertext against the device's counters
+//! another boot; a native md5 of seconds that leaves echo, discovery and a second session
+//! served (preemption) on a fourth; a replayed handshake and an altered ciphertext against the device's counters
 //! (its console's `offload` command) on a third. One QEMU boot serves most checks.
 
 use std::io::{Read, Write};
@@ -460,6 +461,121 @@ fn native_blobs_run_on_the_device() {
     let mut last = Client::connect(device.tcp, &CLIENT_SECRET).expect("handshake");
     last.send(&Message::Invoke { hash, limits: Limits::default(), input: b"3 abc", call: None });
     assert!(matches!(last.result().1, Reply::Result { status: JobStatus::Ok, .. }));
+    let _ = std::fs::remove_file(config);
+}
+
+/// Sends a discovery probe; the advert's load state if one came back.
+fn advert_state(udp: &UdpSocket, port: u16) -> Option<wire::discovery::LoadState> {
+    let mut probe = [0u8; 16];
+    Probe { nonce: 11 }.emit(&mut probe).unwrap();
+    let mut datagram = [0u8; 512];
+    for _ in 0..5 {
+        udp.send_to(&probe, ("127.0.0.1", port)).unwrap();
+        if let Ok((len, _)) = udp.recv_from(&mut datagram) {
+            let advert = Advert::new_checked(&datagram[..len]).unwrap();
+            return Some(AdvertRepr::parse(&advert).unwrap().state);
+        }
+    }
+    None
+}
+
+/// A native blob is preempted at every 1 ms frame tick: while md5 computes 10^6 digests (seconds
+/// of guest time) UDP echo and discovery answer, a second client's session opens, answers a Ping
+/// and its Invoke is queued and runs after; the digest is right; a client that leaves mid-run
+/// has its job aborted and the next job runs.
+#[test]
+fn native_blob_does_not_stop_the_device() {
+    use md5::Digest;
+    let _serial = ONE_BOOT_AT_A_TIME.lock().unwrap_or_else(|poison| poison.into_inner());
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let config = config_file_named("-preempt");
+    let mut device = boot(Some(&config));
+    device.qemu.wait_for_line_containing("offload: ready", Duration::from_secs(5)).unwrap_or_else(|e| panic!("{e}"));
+    let md5 = native_blob(&root.join("../guest-examples/c/md5.c"), &DEVELOPER);
+    let hash = sha256(&md5);
+    let mut first = Client::connect(device.tcp, &CLIENT_SECRET).expect("handshake");
+    assert_eq!(first.push(Format::NativeArmv6, &md5), Reply::PushOk(hash));
+    let limits = Limits { deadline_ms: 60_000, ..Limits::default() };
+    let started = Instant::now();
+    first.send(&Message::Invoke { hash, limits, input: b"1000000 jon", call: None });
+    assert_eq!(first.next(), Reply::Progress, "Progress while the native job runs");
+
+    // Meanwhile: UDP echo, discovery (Busy), a second session (Ping, then a queued Invoke).
+    let echo_socket = UdpSocket::bind("127.0.0.1:0").unwrap();
+    echo_socket.set_read_timeout(Some(Duration::from_secs(2))).unwrap();
+    let mut echoes = 0;
+    let mut round_trips = Vec::new();
+    for index in 0..20u32 {
+        let sent = Instant::now();
+        echo_socket.send_to(&index.to_le_bytes(), ("127.0.0.1", device.echo)).unwrap();
+        let mut reply = [0u8; 16];
+        if let Ok((4, _)) = echo_socket.recv_from(&mut reply) {
+            if reply[..4] == index.to_le_bytes() {
+                echoes += 1;
+                round_trips.push(sent.elapsed());
+            }
+        }
+    }
+    round_trips.sort();
+    eprintln!("preempt: UDP echo answered {echoes} of 20 during native md5, median round trip {:?}", round_trips.get(round_trips.len() / 2));
+    let udp = UdpSocket::bind("127.0.0.1:0").unwrap();
+    udp.set_read_timeout(Some(Duration::from_secs(2))).unwrap();
+    assert_eq!(advert_state(&udp, device.discovery), Some(wire::discovery::LoadState::Busy), "discovery answers Busy");
+    let mut second = Client::connect(device.tcp, &CLIENT_SECRET).expect("a session opens while the blob runs");
+    second.send(&Message::Ping { nonce: 77 });
+    assert_eq!(second.next(), Reply::Pong(77), "Ping answered while the blob runs");
+    second.send(&Message::Invoke { hash, limits: Limits::default(), input: b"3 abc", call: None });
+    let busy_checks_done = started.elapsed();
+
+    let (progress, result) = first.result();
+    let first_done = started.elapsed();
+    let expected = hex_line(&md5::Md5::digest(b"jon"));
+    match result {
+        Reply::Result { status: JobStatus::Ok, output, .. } => assert_eq!(String::from_utf8_lossy(&output), expected, "digest"),
+        other => panic!("md5 10^6: {other:?} {:?}", last_logs()),
+    }
+    let stats = LAST_STATS.lock().unwrap().expect("stats");
+    eprintln!(
+        "preempt: native md5 10^6: time_us {} cpu_us {} ({:.3}), {} more Progress, host wall {:?} (checks done at {:?})",
+        stats.time_us,
+        stats.cpu_us,
+        stats.cpu_us as f64 / stats.time_us as f64,
+        progress,
+        first_done,
+        busy_checks_done
+    );
+    assert!(echoes >= 18, "UDP echo answered {echoes} of 20 during the native job");
+    assert!(busy_checks_done < first_done, "the checks ran while the job ran");
+    assert!(stats.cpu_us <= stats.time_us && stats.cpu_us * 10 >= stats.time_us * 8, "the blob held most frames: {stats:?}");
+    match second.result().1 {
+        Reply::Result { status: JobStatus::Ok, output, .. } => {
+            assert_eq!(String::from_utf8_lossy(&output), hex_line(&md5::Md5::digest(b"abc")), "queued job's digest")
+        }
+        other => panic!("queued md5: {other:?} {:?}", last_logs()),
+    }
+    drop(first);
+    drop(second);
+
+    // A client that leaves mid-run: its job is aborted; the next job runs.
+    let before = counters(&mut device);
+    let mut leaving = Client::connect(device.tcp, &CLIENT_SECRET).expect("handshake");
+    leaving.send(&Message::Invoke { hash, limits, input: b"1000000 jon", call: None });
+    assert_eq!(leaving.next(), Reply::Progress);
+    drop(leaving);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let mut after = counters(&mut device);
+    while after["jobs_aborted"] == before["jobs_aborted"] && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(200));
+        after = counters(&mut device);
+    }
+    assert_eq!(after["jobs_aborted"], before["jobs_aborted"] + 1, "{after:?}");
+    assert_eq!(after["jobs_ok"], before["jobs_ok"], "the aborted job did not finish: {after:?}");
+    assert_eq!(advert_state(&udp, device.discovery), Some(wire::discovery::LoadState::Idle), "idle again");
+    let mut next = Client::connect(device.tcp, &CLIENT_SECRET).expect("handshake");
+    next.send(&Message::Invoke { hash, limits: Limits::default(), input: b"3 abc", call: None });
+    assert!(matches!(next.result().1, Reply::Result { status: JobStatus::Ok, .. }), "{:?}", last_logs());
+    drop(next);
+    still_answers(&device);
     let _ = std::fs::remove_file(config);
 }
 

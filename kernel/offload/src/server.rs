@@ -87,21 +87,36 @@ pub trait Platform {
         false
     }
 
-    /// Runs a verified native blob to its end (the kernel enforces `limits.deadline_ms` from
-    /// its timer interrupt and turns faults into a `Trap` result). `capabilities` are the rights
-    /// of the signer that verified the blob: capability calls beyond them answer
-    /// `PermissionDenied`.
-    fn run_native(
+    /// Starts a verified native blob as the current native job (the kernel arms its deadline,
+    /// `limits.deadline_ms`, from its timer; the deadline runs while the job is suspended too).
+    /// `capabilities` are the rights of the signer that verified the blob: capability calls
+    /// beyond them answer `PermissionDenied`. `Err` holds the result of a job that could not
+    /// start (`Rejected`). The server runs one job at a time: it never starts a second native
+    /// job before the first finished or was aborted.
+    fn start_native(
         &mut self,
         blob: &[u8],
         signers: &[TrustedSigner],
         input: &[u8],
         limits: &Limits,
         capabilities: Capabilities,
-    ) -> JobResult {
+    ) -> Result<(), JobResult> {
         let _ = (blob, signers, input, limits, capabilities);
-        JobResult::rejected(jos_runtime::LoadError::Malformed("native blobs do not run on this device".to_string()))
+        Err(JobResult::rejected(jos_runtime::LoadError::Malformed("native blobs do not run on this device".to_string())))
     }
+
+    /// Runs the current native job until the platform preempts it (`Running`: call again in a
+    /// later slice), it yields (`Yielded`) or it ends (`Finished`; faults end it with `Trap`,
+    /// the deadline with `Deadline`).
+    fn step_native(&mut self) -> StepOutcome {
+        StepOutcome::Finished(JobResult::rejected(jos_runtime::LoadError::Malformed(
+            "native blobs do not run on this device".to_string(),
+        )))
+    }
+
+    /// Drops the current native job without running it further (its client left): its memory
+    /// and sockets are freed.
+    fn abort_native(&mut self) {}
 
     /// Free heap bytes (reported in adverts).
     fn free_memory(&self) -> u32;
@@ -217,12 +232,28 @@ struct Request {
     capabilities: Capabilities,
 }
 
+/// What runs: a wasm job the server steps, or the platform's native job.
+enum RunningJob<H: 'static> {
+    Wasm(Job<H>),
+    Native,
+}
+
+impl<H: Host + 'static> RunningJob<H> {
+    /// Fuel used so far (native jobs use none).
+    fn fuel_used(&self) -> u64 {
+        match self {
+            RunningJob::Wasm(job) => job.fuel_used(),
+            RunningJob::Native => 0,
+        }
+    }
+}
+
 /// The running job.
 struct Running<H: 'static> {
     session: SessionId,
     format: Format,
     hash: [u8; 32],
-    job: Job<H>,
+    job: RunningJob<H>,
     started_us: u64,
     last_progress_us: u64,
     /// [`Platform::now_us`] before the job started.
@@ -405,7 +436,9 @@ impl<P: Platform> Server<P> {
         self.queue.retain(|request| request.session != id);
         let mut aborted = (before - self.queue.len()) as u64;
         if self.running.as_ref().is_some_and(|running| running.session == id) {
-            self.running = None;
+            if let Some(Running { job: RunningJob::Native, .. }) = self.running.take() {
+                self.platform.abort_native();
+            }
             aborted += 1;
             self.last = Some((WireStatus::Aborted, 0));
         }
@@ -760,7 +793,7 @@ impl<P: Platform> Server<P> {
                         session: request.session,
                         format: request.format,
                         hash: request.hash,
-                        job,
+                        job: RunningJob::Wasm(job),
                         started_us: now_us,
                         last_progress_us: now_us,
                         began_us: start_began,
@@ -771,31 +804,48 @@ impl<P: Platform> Server<P> {
                 }
                 Format::NativeArmv6 => {
                     let start_us = self.platform.now_us();
-                    let result = match self.natives.get(&request.hash) {
-                        Some(blob) => self.platform.run_native(
+                    let started = match self.natives.get(&request.hash) {
+                        Some(blob) => self.platform.start_native(
                             blob,
                             &self.config.signers,
                             &request.input,
                             &request.limits,
                             request.capabilities,
                         ),
-                        None => JobResult::rejected(jos_runtime::LoadError::Malformed(
+                        None => Err(JobResult::rejected(jos_runtime::LoadError::Malformed(
                             "blob left the cache before it ran; push it again".to_string(),
-                        )),
+                        ))),
                     };
-                    // A native blob runs to its end here: its CPU time is its run time less what it
-                    // waited in `yield` for the next frame.
-                    let time_us = result.stats.time_us;
-                    let cpu_us = time_us.saturating_sub(result.stats.idle_us);
-                    let phases = (request.received_us, start_us, start_us);
-                    self.finish_timed(request.session, Format::NativeArmv6, phases, &result, (time_us, cpu_us));
-                    return Slice::Ended;
+                    let loaded_us = self.platform.now_us();
+                    if let Err(result) = started {
+                        let phases = (request.received_us, start_us, loaded_us);
+                        let took = loaded_us.saturating_sub(start_us);
+                        self.finish_timed(request.session, Format::NativeArmv6, phases, &result, (took, took));
+                        return Slice::Ended;
+                    }
+                    // The blob runs in steps below, like a wasm job's slices: its CPU time is the
+                    // sum of its steps (and the load), not the frames it waited through.
+                    self.running = Some(Running {
+                        session: request.session,
+                        format: request.format,
+                        hash: request.hash,
+                        job: RunningJob::Native,
+                        started_us: now_us,
+                        last_progress_us: now_us,
+                        began_us: start_us,
+                        cpu_us: loaded_us.saturating_sub(start_us),
+                        received_us: request.received_us,
+                        instantiated_us: loaded_us,
+                    });
                 }
             }
         }
         let Some(running) = self.running.as_mut() else { return Slice::Idle };
         let slice_began = self.platform.now_us();
-        let outcome = running.job.step(slice_fuel);
+        let outcome = match &mut running.job {
+            RunningJob::Wasm(job) => job.step(slice_fuel),
+            RunningJob::Native => self.platform.step_native(),
+        };
         let slice_ended = self.platform.now_us();
         running.cpu_us += slice_ended.saturating_sub(slice_began);
         let yielded = outcome == StepOutcome::Yielded;

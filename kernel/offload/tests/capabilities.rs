@@ -1,6 +1,7 @@
 //! Capabilities on the host: a job gets the rights of the signer whose signature verified its
 //! push, for wasm (the runtime answers `PermissionDenied` for calls beyond them) and for native
-//! blobs (the server hands them to `Platform::run_native`).
+//! blobs (the server hands them to `Platform::start_native`); native jobs run in steps, with
+//! Progress messages, queueing behind them and abort when their client leaves.
 
 mod common;
 
@@ -57,9 +58,68 @@ fn wasm_jobs_get_their_signers_capabilities() {
 fn native_blobs_get_their_signers_capabilities() {
     let mut server = server(ServerOptions::default());
     let mut client = MemoryClient::connect(&mut server, &CLIENT_SECRET).expect("trusted client");
-    // TestPlatform::run_native reports the capabilities it got as bits (network 1, screen 2, gpio 4).
+    // TestPlatform's native job reports the capabilities it got as bits (network 1, screen 2, gpio 4).
     let all = run(&mut server, &mut client, Format::NativeArmv6, &signed_blob(&DEVELOPER, jos_abi::AbiVersion::CURRENT));
     assert_eq!(exit_value(&all), 0b111);
     let network = run(&mut server, &mut client, Format::NativeArmv6, &signed_blob(&NATIVE_NET, jos_abi::AbiVersion::CURRENT));
     assert_eq!(exit_value(&network), 0b001);
+}
+
+/// A native job that runs in many steps (as a preempted blob does on the device): Progress
+/// messages while it runs, a second client's Invoke queued behind it and run after it, the
+/// advert says Busy meanwhile.
+#[test]
+fn native_jobs_run_in_steps_with_progress_and_a_queue() {
+    let options = ServerOptions { progress_interval_us: 0, ..ServerOptions::default() };
+    let mut server = server(options);
+    server.platform_mut().native_steps = 5;
+    let blob = signed_blob(&DEVELOPER, jos_abi::AbiVersion::CURRENT);
+    let mut first = MemoryClient::connect(&mut server, &CLIENT_SECRET).expect("trusted client");
+    let mut second = MemoryClient::connect(&mut server, &CLIENT_SECRET).expect("trusted client");
+    let frames = push_frames(&mut first.transport, Format::NativeArmv6, &blob, 1000);
+    server.receive(first.id, &frames);
+    assert_eq!(first.replies(&mut server), vec![Reply::PushOk(sha256(&blob))]);
+    first.send(&mut server, &Message::Invoke { hash: sha256(&blob), limits: Limits::default(), input: b"", call: None });
+    assert_eq!(server.poll(1000), jos_offload::Slice::Ran, "the first step is preempted");
+    second.send(&mut server, &Message::Invoke { hash: sha256(&blob), limits: Limits::default(), input: b"", call: None });
+    assert_eq!(server.status().queued, 1, "the second Invoke waits");
+    let mut first_replies = Vec::new();
+    let mut second_replies = Vec::new();
+    for now in 2..40 {
+        server.poll(now * 1000);
+        first_replies.extend(first.replies(&mut server));
+        second_replies.extend(second.replies(&mut server));
+    }
+    let progress = first_replies.iter().filter(|reply| matches!(reply, Reply::Progress { .. })).count();
+    assert!(progress >= 4, "Progress while the native job runs: {first_replies:?}");
+    assert_eq!(first_replies.iter().filter(|reply| matches!(reply, Reply::Result { .. })).count(), 1, "{first_replies:?}");
+    let results: Vec<_> = second_replies.iter().filter(|reply| matches!(reply, Reply::Result { .. })).collect();
+    assert_eq!(results.len(), 1, "the queued job ran after the first: {second_replies:?}");
+    assert_eq!(exit_value(results[0]), 0b111);
+    let platform = server.platform();
+    assert_eq!((platform.started, platform.steps, platform.aborted), (2, 12, 0));
+}
+
+/// A client that leaves while its native job runs: the platform's job is aborted (its memory and
+/// sockets freed on the device) and the next job starts.
+#[test]
+fn native_job_aborted_when_its_client_leaves() {
+    let mut server = server(ServerOptions::default());
+    server.platform_mut().native_steps = 1000;
+    let blob = signed_blob(&DEVELOPER, jos_abi::AbiVersion::CURRENT);
+    let mut client = MemoryClient::connect(&mut server, &CLIENT_SECRET).expect("trusted client");
+    let frames = push_frames(&mut client.transport, Format::NativeArmv6, &blob, 1000);
+    server.receive(client.id, &frames);
+    assert_eq!(client.replies(&mut server), vec![Reply::PushOk(sha256(&blob))]);
+    client.send(&mut server, &Message::Invoke { hash: sha256(&blob), limits: Limits::default(), input: b"", call: None });
+    for now in 0..10 {
+        assert_eq!(server.poll(now * 1000), jos_offload::Slice::Ran);
+    }
+    server.disconnect(client.id);
+    assert_eq!((server.platform().aborted, server.platform().native), (1, None));
+    assert_eq!(server.counters().jobs_aborted, 1);
+    assert_eq!(server.poll(20_000), jos_offload::Slice::Idle);
+    server.platform_mut().native_steps = 0;
+    let mut next = MemoryClient::connect(&mut server, &CLIENT_SECRET).expect("trusted client");
+    assert_eq!(exit_value(&run(&mut server, &mut next, Format::NativeArmv6, &blob)), 0b111);
 }

@@ -1,5 +1,5 @@
 //! The kernel image's layout as the linker script (kernel/link.ld) placed it: image bounds and
-//! the per-mode stacks with their guard pages.
+//! the per-mode stacks and the native job's stack with their guard pages.
 
 extern "C" {
     static __kernel_start: u8;
@@ -17,6 +17,8 @@ extern "C" {
     static __irq_stack_top: u8;
     static __svc_stack_bottom: u8;
     static __svc_stack_top: u8;
+    static __job_stack_bottom: u8;
+    static __job_stack_top: u8;
 }
 
 macro_rules! symbol {
@@ -49,19 +51,20 @@ pub fn kernel_end() -> usize {
     symbol!(__kernel_end)
 }
 
-/// The per-mode stacks as `(name, bottom, top)`.
-pub fn stacks() -> [(&'static str, usize, usize); 5] {
+/// The per-mode stacks and the native job's stack as `(name, bottom, top)`.
+pub fn stacks() -> [(&'static str, usize, usize); 6] {
     [
         ("und", symbol!(__und_stack_bottom), symbol!(__und_stack_top)),
         ("abt", symbol!(__abt_stack_bottom), symbol!(__abt_stack_top)),
         ("fiq", symbol!(__fiq_stack_bottom), symbol!(__fiq_stack_top)),
         ("irq", symbol!(__irq_stack_bottom), symbol!(__irq_stack_top)),
         ("svc", symbol!(__svc_stack_bottom), symbol!(__svc_stack_top)),
+        ("job", symbol!(__job_stack_bottom), symbol!(__job_stack_top)),
     ]
 }
 
 /// The guard pages `[start, end)`, one under each stack.
-pub fn guard_pages() -> [(usize, usize); 5] {
+pub fn guard_pages() -> [(usize, usize); 6] {
     stacks().map(|(_, bottom, _)| (bottom - GUARD_SIZE, bottom))
 }
 

@@ -93,24 +93,10 @@ pub fn micros_left_in_frame() -> u32 {
     u32::try_from(left).unwrap_or(0).min(FRAME_MICROS)
 }
 
-/// Waits with the core idle (WFI) until the frame timer's next tick or until `stop` answers
-/// true (checked after every interrupt); returns at once before [`run`] or when IRQs are masked
-/// (no tick could then wake the wait). Called from inside a task: the native `yield`
-/// (docs/kernel.md "Yield"); the loop counts the frames it waited through as overrun.
-pub fn wait_for_tick(stop: impl Fn() -> bool) {
-    if !running() || crate::arch::interrupts_masked() {
-        return;
-    }
-    let start = TOTAL_TICKS.load(Ordering::Relaxed);
-    // The loop's pattern: check with IRQs masked, so an interrupt between the check and the WFI
-    // still wakes the core; unmasking lets the pending interrupt run.
-    let saved = crate::arch::disable_interrupts();
-    while TOTAL_TICKS.load(Ordering::Relaxed) == start && !stop() {
-        crate::arch::wait_for_interrupt();
-        crate::arch::restore_interrupts(saved);
-        crate::arch::disable_interrupts();
-    }
-    crate::arch::restore_interrupts(saved);
+/// Frame ticks taken since [`run`] started (wraps): a change tells that the next frame is due
+/// (the native job's preemption, docs/kernel.md "Native blobs").
+pub fn ticks() -> u32 {
+    TOTAL_TICKS.load(Ordering::Relaxed)
 }
 
 /// True once [`run`] has started.

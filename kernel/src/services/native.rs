@@ -1,11 +1,15 @@
 //! Native ARMv6 blobs on the device: the loader (`jos_runtime::native::load`) binds the blob's
-//! imports to the `extern "C"` system calls below, then the blob runs in SVC mode on the kernel
-//! stack with IRQs enabled, entered through `jos_native_enter`, which saves a recovery context
-//! (r4-r11, SP, LR, d8-d15, FPSCR, CPSR). Every way out goes through `jos_native_recover`, which
-//! restores that context: a normal return, `exit`, the deadline (timer compare 3 interrupt that
-//! rewrites the IRQ return address when it interrupted the blob's own code) and faults (the
-//! abort / undefined-instruction entries rewrite their exception return). The kernel is
-//! mono-task, so one static context describes the current job.
+//! imports to the `extern "C"` system calls below; the blob runs in SVC mode with IRQs enabled,
+//! on its own job stack (`__job_stack_bottom..__job_stack_top`, above an unmapped guard page),
+//! in steps: [`start`] loads it, each [`step`] enters or resumes it until the executive's next
+//! frame tick preempts it, it yields, or it ends; [`abort`] drops it. A step saves a recovery
+//! context (r4-r11, SP, LR, d8-d15, FPSCR, CPSR) in `jos_native_enter` / `jos_native_resume`;
+//! every way off the CPU goes through `jos_native_recover`, which restores it: a normal return,
+//! `exit`, the deadline (timer compare 3 interrupt that rewrites the IRQ return address when it
+//! interrupted the blob's own code), faults (the abort / undefined-instruction entries rewrite
+//! their exception return), preemption (the IRQ exit saves the blob's whole frame in
+//! `jos_native_frame` first) and `yield` (`jos_native_suspend` saves the caller's frame). The
+//! kernel is mono-task, so one static context, frame and job describe the current job.
 
 use alloc::format;
 use alloc::string::String;
@@ -22,7 +26,7 @@ use jos_abi::ErrorCode;
 use jos_runtime::native::{CacheMaintenance, DispatchTable};
 use jos_abi::config::PortRange;
 use jos_abi::syscall::{Capability, Endpoint};
-use jos_runtime::{Capabilities, JobError, JobResult, JobStatus, LimitKind, LoadError, LogLine, Stats, TrapCode};
+use jos_runtime::{Capabilities, JobError, JobResult, JobStatus, LimitKind, LoadError, LogLine, Stats, StepOutcome, TrapCode};
 
 use crate::services::jobio::JobDevices;
 
@@ -48,14 +52,23 @@ const MIN_ADDRESS: usize = 0x1000;
 /// End of RAM that a buffer may reach (the peripherals start at 0x2000_0000).
 const RAM_END: usize = 0x2000_0000;
 
-/// How the blob ended (set before `jos_native_recover` runs).
+/// How the blob left the CPU (set before `jos_native_recover` runs).
 const OUTCOME_RETURNED: u32 = 0;
 const OUTCOME_EXIT: u32 = 1;
 const OUTCOME_DEADLINE: u32 = 2;
 const OUTCOME_TRAP: u32 = 3;
+/// Suspended at the frame tick (IRQ exit) or at a system call's entry after the tick: resume it
+/// in a later frame.
+const OUTCOME_PREEMPTED: u32 = 4;
+/// Suspended by `yield`: it gives the rest of the frame back.
+const OUTCOME_YIELDED: u32 = 5;
 
 /// Words of the recovery context (see `jos_native_enter`).
 const CONTEXT_WORDS: usize = 28;
+/// Words of a suspended blob's frame (`jos_native_frame`): r0-r12 (0-12), PC (13), SP (14),
+/// LR (15), SPSR (16), FPSCR (17), d0-d15 (18-49). The IRQ exit in
+/// kernel/src/arch/arm1176/exceptions.rs writes the same offsets.
+const FRAME_WORDS: usize = 50;
 
 core::arch::global_asm!(
     r#"
@@ -64,25 +77,29 @@ core::arch::global_asm!(
     .section .text.native, "ax"
     .arm
 
-@ jos_native_enter(entry, context) -> i32: saves r4-r11, SP, LR, d8-d15, FPSCR and CPSR in
-@ `context`, publishes it, calls `entry()` and leaves through jos_native_recover.
+@ jos_native_enter(entry, context) -> i32: saves the kernel's r4-r11, SP, LR, d8-d15, FPSCR and
+@ CPSR in `context`, publishes it, switches SP to the job stack (the blob and its system calls
+@ run there, so its frames survive while it is suspended and the kernel runs on the SVC
+@ stack), calls `entry()` and leaves through jos_native_recover.
     .global jos_native_enter
 jos_native_enter:
-    mov     r12, r1
-    stmia   r12!, {{r4-r11}}
-    str     sp, [r12], #4
-    str     lr, [r12], #4
-    vstmia  r12!, {{d8-d15}}
+    mov     r12, r1                 @ r12: write cursor in the context
+    stmia   r12!, {{r4-r11}}        @ words 0-7: callee-saved integer registers
+    str     sp, [r12], #4           @ word 8: the kernel's SVC stack pointer
+    str     lr, [r12], #4           @ word 9: where jos_native_enter returns
+    vstmia  r12!, {{d8-d15}}        @ words 10-25: callee-saved VFP registers
     vmrs    r2, fpscr
     mrs     r3, cpsr
-    stmia   r12, {{r2, r3}}
+    stmia   r12, {{r2, r3}}         @ words 26-27: FPSCR and CPSR (interrupt mask)
     ldr     r2, =jos_native_context
-    str     r1, [r2]
+    str     r1, [r2]                @ published: every way out restores it
+    ldr     sp, =__job_stack_top    @ the blob runs on the job stack
     blx     r0
     @ fall through with the blob's r0
 
 @ jos_native_recover(value): in SVC mode; restores the saved context (stack, callee-saved
-@ registers, VFP state, CPSR with its interrupt mask) and returns `value` from jos_native_enter.
+@ registers, VFP state, CPSR with its interrupt mask) and returns `value` from the
+@ jos_native_enter or jos_native_resume that saved it.
     .global jos_native_recover
 jos_native_recover:
     ldr     r2, =jos_native_context
@@ -97,12 +114,69 @@ jos_native_recover:
     vmsr    fpscr, r2
     msr     cpsr_c, r3
     bx      lr
+
+@ jos_native_resume(frame, context) -> i32: saves the kernel context in `context` as
+@ jos_native_enter does, then restores the suspended blob's whole frame (layout: FRAME_WORDS)
+@ and returns into it as an exception return does; the blob leaves again through
+@ jos_native_recover, whose value this call returns.
+    .global jos_native_resume
+jos_native_resume:
+    mov     r12, r1
+    stmia   r12!, {{r4-r11}}
+    str     sp, [r12], #4
+    str     lr, [r12], #4
+    vstmia  r12!, {{d8-d15}}
+    vmrs    r2, fpscr
+    mrs     r3, cpsr
+    stmia   r12, {{r2, r3}}
+    ldr     r2, =jos_native_context
+    str     r1, [r2]
+    cpsid   if                      @ no IRQ while SP, LR and SPSR hold the blob's values
+    add     r1, r0, #72
+    vldmia  r1, {{d0-d15}}          @ words 18-49: every VFP register
+    ldr     r1, [r0, #68]
+    vmsr    fpscr, r1               @ word 17: FPSCR
+    ldr     sp, [r0, #56]           @ word 14: the blob's SP (on the job stack)
+    ldr     lr, [r0, #60]           @ word 15: the blob's LR
+    ldr     r1, [r0, #64]
+    msr     spsr_cxsf, r1           @ word 16: its CPSR (SVC, IRQs enabled, its T bit)
+    ldmia   r0, {{r0-r12, pc}}^     @ words 0-13: r0-r12 and PC; CPSR = SPSR (no write-back,
+                                    @ so loading the base register r0 is defined)
+
+@ jos_native_suspend() -> i32: called (IRQs masked, OUTCOME and RUNNING already set) from a
+@ system call the blob made, on the job stack: saves the callee-saved state with PC = the
+@ return address and r0 = 0 in the frame, then leaves through jos_native_recover. Resuming
+@ the frame returns 0 from this call, with the job stack untouched meanwhile.
+    .global jos_native_suspend
+jos_native_suspend:
+    ldr     r12, =jos_native_frame
+    add     r1, r12, #16
+    stmia   r1, {{r4-r11}}          @ words 4-11
+    mov     r1, #0
+    str     r1, [r12]               @ word 0: r0 = 0, the call's result
+    str     sp, [r12, #56]          @ word 14: SP as the caller left it
+    str     lr, [r12, #60]          @ word 15
+    mrs     r1, cpsr
+    bic     r1, r1, #0x80           @ resumed with IRQs enabled
+    tst     lr, #1                  @ a Thumb caller resumes in Thumb state
+    orrne   r1, r1, #0x20
+    bic     r2, lr, #1
+    str     r2, [r12, #52]          @ word 13: PC = the return address
+    str     r1, [r12, #64]          @ word 16: SPSR
+    vmrs    r1, fpscr
+    str     r1, [r12, #68]          @ word 17
+    add     r1, r12, #72
+    vstmia  r1, {{d0-d15}}          @ words 18-49
+    mov     r0, #0
+    b       jos_native_recover
     .ltorg
 "#
 );
 
 extern "C" {
     fn jos_native_enter(entry: usize, context: *mut u32) -> i32;
+    fn jos_native_resume(frame: *const u32, context: *mut u32) -> i32;
+    fn jos_native_suspend() -> i32;
     fn jos_native_recover(value: i32) -> !;
 }
 
@@ -110,6 +184,12 @@ extern "C" {
 #[no_mangle]
 #[allow(non_upper_case_globals)]
 static mut jos_native_context: *mut u32 = core::ptr::null_mut();
+
+/// The suspended blob's frame (layout: [`FRAME_WORDS`]); written by the IRQ exit's preemption
+/// path and by `jos_native_suspend`, read by `jos_native_resume`.
+#[no_mangle]
+#[allow(non_upper_case_globals)]
+static mut jos_native_frame: [u32; FRAME_WORDS] = [0; FRAME_WORDS];
 
 /// The current job's state.
 struct Job {
@@ -125,19 +205,38 @@ struct Job {
     logs: Vec<LogLine>,
     logs_dropped: u32,
     fault: Option<String>,
-    /// Microseconds spent idle in `yield` waiting for the next frame.
-    idle_us: u64,
+    /// The blob's memory (code, data, its heap): held (the blob uses it through raw addresses,
+    /// never through this field) and freed when the job is dropped.
+    #[allow(dead_code)]
+    region: Vec<u8>,
+    /// The blob's entry point (for the first step).
+    entry: usize,
+    /// Whether the blob was entered (later steps resume its frame).
+    entered: bool,
+    /// Granted deadline (ms) and memory (bytes), for the result.
+    deadline_ms: u32,
+    memory_len: usize,
+    /// When the job started (timer microseconds, cycle counter).
+    started_us: u64,
+    started_ticks: u32,
+    /// Steps taken (the result's `slices`).
+    steps: u32,
 }
 
 struct JobCell(UnsafeCell<Option<Job>>);
 
 // SAFETY: the kernel runs on one core; the job is touched by the system calls (called by the
-// blob, in SVC mode) and by the fault path, which runs while the blob is stopped.
+// blob, in SVC mode), by the fault path, which runs while the blob is stopped, and by
+// `start`/`step`/`abort` while the blob is not on the CPU.
 unsafe impl Sync for JobCell {}
 
 static JOB: JobCell = JobCell(UnsafeCell::new(None));
-/// Whether a blob is running now.
+/// Whether a job exists (started, not yet ended): its deadline interrupt is armed.
+static ACTIVE: AtomicBool = AtomicBool::new(false);
+/// Whether the blob is on the CPU now (inside a step).
 static RUNNING: AtomicBool = AtomicBool::new(false);
+/// The executive's tick count when the current step began: a later tick preempts the blob.
+static STEP_TICKS: AtomicU32 = AtomicU32::new(0);
 /// The deadline passed (set by the compare-3 interrupt).
 static EXPIRED: AtomicBool = AtomicBool::new(false);
 /// How the blob ended.
@@ -161,14 +260,42 @@ fn buffer(address: usize, length: usize) -> Option<(usize, usize)> {
     (length <= MAX_BUFFER && address >= MIN_ADDRESS && end <= RAM_END).then_some((address, length))
 }
 
-/// Ends the job at a system call's entry if its deadline passed.
+/// At a system call's entry: ends the job if its deadline passed; suspends it if the frame
+/// tick came while the blob was in an earlier call (the IRQ exit preempts only the blob's own
+/// code), so a blob that lives in system calls still leaves the CPU in time.
 fn check_deadline() {
+    check_expired();
+    if tick_came() {
+        switch_out(OUTCOME_PREEMPTED);
+    }
+}
+
+/// Ends the job at a system call's entry if its deadline passed.
+fn check_expired() {
     if EXPIRED.load(Ordering::Relaxed) {
         OUTCOME.store(OUTCOME_DEADLINE, Ordering::Relaxed);
         // SAFETY: called from a system call the blob made, in SVC mode, with no lock held: the
         // recovery context is live while RUNNING.
         unsafe { jos_native_recover(0) }
     }
+}
+
+/// Whether the executive's frame tick came since the current step began.
+fn tick_came() -> bool {
+    crate::services::executive::ticks() != STEP_TICKS.load(Ordering::Relaxed)
+}
+
+/// Suspends the blob from inside a system call (no borrow of the job held): it leaves the CPU
+/// with `outcome`, and this returns once a later step resumes it.
+fn switch_out(outcome: u32) {
+    crate::arch::disable_interrupts();
+    OUTCOME.store(outcome, Ordering::Relaxed);
+    RUNNING.store(false, Ordering::Relaxed);
+    // SAFETY: called from a system call the blob made, in SVC mode on the job stack, with IRQs
+    // masked and no lock or borrow held: the recovery context is live (saved by the step), and
+    // the frame written here is resumed only by `step`, with the job stack untouched meanwhile
+    // (the kernel runs on the SVC stack). The call follows the AAPCS and returns 0.
+    let _ = unsafe { jos_native_suspend() };
 }
 
 extern "C" fn sys_input_len() -> i32 {
@@ -244,19 +371,13 @@ extern "C" fn sys_random(address: usize, length: usize) -> i32 {
     }
 }
 
-/// `yield`: the blob has nothing to do now (see `docs/kernel.md`, "Native yield"). The core
-/// idles (WFI) until the executive's next frame tick (or the deadline), then one network manager
-/// poll moves frames and serves the device's own sockets and the job sockets; the offload
-/// service's sessions are deferred until the blob ends (its slot is busy while a blob runs). The
-/// wait counts as the job's `idle_us`, not its CPU time.
+/// `yield`: the blob has nothing to do now (see `docs/kernel.md`, "Native yield"). It gives
+/// the rest of this frame back: the blob is suspended here, the offload task returns to the
+/// executive, and the blob is resumed in the next frame (after the network task ran); the call
+/// then returns 0. The time suspended is not the job's CPU time.
 extern "C" fn sys_yield() -> i32 {
-    check_deadline();
-    let began = TIMER.now_micros();
-    crate::services::executive::wait_for_tick(|| EXPIRED.load(Ordering::Relaxed));
-    let waited = TIMER.now_micros().saturating_sub(began);
-    with_job(|job| job.idle_us = job.idle_us.saturating_add(waited));
-    check_deadline();
-    crate::services::net::poll();
+    check_expired();
+    switch_out(OUTCOME_YIELDED);
     0
 }
 
@@ -382,7 +503,7 @@ impl CacheMaintenance for KernelCache {
 /// [`irq_redirect`] on the way out of the IRQ).
 fn on_deadline() {
     TIMER.acknowledge(Channel::Three);
-    if RUNNING.load(Ordering::Relaxed) {
+    if ACTIVE.load(Ordering::Relaxed) {
         EXPIRED.store(true, Ordering::Relaxed);
     }
 }
@@ -394,21 +515,46 @@ fn in_blob(pc: u32) -> bool {
 const MODE_MASK: u32 = 0x1f;
 const MODE_SVC: u32 = 0x13;
 
-/// Called at the end of every IRQ with the interrupted PC and CPSR: true when the interrupted
-/// code is the running blob's own code (SVC mode, PC in its region) and its deadline passed;
-/// the IRQ exit then returns to `jos_native_recover`. If the deadline passed while the blob was
-/// in a system call, the call ends the job at its next entry and the timer retries in 1 ms.
-pub fn irq_redirect(pc: u32, spsr: u32) -> bool {
-    if !RUNNING.load(Ordering::Relaxed) || !EXPIRED.load(Ordering::Relaxed) {
-        return false;
+/// What the IRQ exit does (the values `jos_irq_entry` tests).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[repr(u32)]
+pub enum IrqExit {
+    /// Return to the interrupted code.
+    Return = 0,
+    /// End the running blob: return into `jos_native_recover` (its deadline passed).
+    End = 1,
+    /// Suspend the running blob: save its whole frame in `jos_native_frame`, then enter
+    /// `jos_native_recover` (the frame tick came: the executive's next frame is due).
+    Preempt = 2,
+}
+
+/// Called at the end of every IRQ with the interrupted PC and CPSR. Only when the interrupted
+/// code is the running blob's own code (SVC mode, ARM state, PC in its region: never a system
+/// call holding kernel state): [`IrqExit::End`] if its deadline passed, [`IrqExit::Preempt`] if
+/// the executive's frame tick came since the step began. If the deadline passed while the blob
+/// was in a system call, the call ends the job at its next entry and the timer retries in 1 ms;
+/// a tick that finds it in a system call suspends it at its next call's entry, or at the next
+/// IRQ that finds it in its own code.
+pub fn irq_redirect(pc: u32, spsr: u32) -> IrqExit {
+    if !RUNNING.load(Ordering::Relaxed) {
+        return IrqExit::Return;
     }
-    if spsr & MODE_MASK == MODE_SVC && spsr & (1 << 5) == 0 && in_blob(pc) {
-        OUTCOME.store(OUTCOME_DEADLINE, Ordering::Relaxed);
+    let own_code = spsr & MODE_MASK == MODE_SVC && spsr & (1 << 5) == 0 && in_blob(pc);
+    if EXPIRED.load(Ordering::Relaxed) {
+        if own_code {
+            OUTCOME.store(OUTCOME_DEADLINE, Ordering::Relaxed);
+            RUNNING.store(false, Ordering::Relaxed);
+            return IrqExit::End;
+        }
+        TIMER.arm_in(Channel::Three, 1000);
+        return IrqExit::Return;
+    }
+    if own_code && tick_came() {
+        OUTCOME.store(OUTCOME_PREEMPTED, Ordering::Relaxed);
         RUNNING.store(false, Ordering::Relaxed);
-        return true;
+        return IrqExit::Preempt;
     }
-    TIMER.arm_in(Channel::Three, 1000);
-    false
+    IrqExit::Return
 }
 
 /// The address the IRQ and fault exits return to when they end a blob.
@@ -447,28 +593,33 @@ fn rejected(message: String) -> JobResult {
     JobResult::rejected(LoadError::Malformed(message))
 }
 
-/// Loads and runs one verified blob to its end (see the module doc). `capabilities` are its
-/// signer's; `job_ports` the policy's UDP port range.
-pub fn run(
+/// Loads a verified blob and makes it the current job (the first [`step`] enters it). Arms its
+/// deadline (timer compare 3), which runs while the job is suspended too. `capabilities` are
+/// its signer's; `job_ports` the policy's UDP port range. A job that cannot start gets its
+/// result (`Rejected`) at once.
+pub fn start(
     blob: &[u8],
     signers: &[TrustedSigner],
     input: &[u8],
     limits: &Limits,
     capabilities: Capabilities,
     job_ports: PortRange,
-) -> JobResult {
+) -> Result<(), JobResult> {
+    if ACTIVE.load(Ordering::Relaxed) {
+        return Err(rejected(String::from("a native job is already running")));
+    }
     let (align, memory_len) = match Blob::new_checked(blob) {
         Ok(view) => (view.align() as usize, view.memory_len() as usize),
-        Err(error) => return rejected(format!("native blob: {error:?}")),
+        Err(error) => return Err(rejected(format!("native blob: {error:?}"))),
     };
     if limits.memory != 0 && memory_len > limits.memory as usize {
-        return JobResult::rejected(LoadError::Limit(jos_runtime::LimitKind::MemoryPages));
+        return Err(JobResult::rejected(LoadError::Limit(jos_runtime::LimitKind::MemoryPages)));
     }
     let mut region = vec![0u8; memory_len + align];
     let dispatch = dispatch_table();
     let loaded = match jos_runtime::native::load(blob, signers, &mut region, &dispatch, &mut KernelCache) {
         Ok(loaded) => loaded,
-        Err(error) => return rejected(format!("native blob: {error:?}")),
+        Err(error) => return Err(rejected(format!("native blob: {error:?}"))),
     };
     let deadline_ms = match limits.deadline_ms {
         0 => DEFAULT_DEADLINE_MS,
@@ -478,7 +629,10 @@ pub fn run(
         0 => DEFAULT_OUTPUT,
         cap => cap,
     } as usize;
-    // SAFETY: no blob runs, so nothing else touches the job.
+    REGION_START.store(loaded.base, Ordering::Relaxed);
+    REGION_END.store(loaded.base + loaded.memory_len as u32, Ordering::Relaxed);
+    let started_us = TIMER.now_micros();
+    // SAFETY: no blob is active (checked above), so nothing else touches the job.
     unsafe {
         *JOB.0.get() = Some(Job {
             capabilities,
@@ -490,41 +644,104 @@ pub fn run(
             logs: Vec::new(),
             logs_dropped: 0,
             fault: None,
-            idle_us: 0,
+            region,
+            entry: loaded.entry as usize,
+            entered: false,
+            deadline_ms,
+            memory_len,
+            started_us,
+            started_ticks: crate::arch::cycles::read(),
+            steps: 0,
         })
     };
-    REGION_START.store(loaded.base, Ordering::Relaxed);
-    REGION_END.store(loaded.base + loaded.memory_len as u32, Ordering::Relaxed);
-    OUTCOME.store(OUTCOME_RETURNED, Ordering::Relaxed);
     EXPIRED.store(false, Ordering::Relaxed);
+    ACTIVE.store(true, Ordering::Relaxed);
     let _ = IRQ.register(Channel::Three.irq(), on_deadline);
-    let mut context = [0u32; CONTEXT_WORDS];
-    let started = TIMER.now_micros();
-    let started_ticks = crate::arch::cycles::read();
     TIMER.arm_in(Channel::Three, deadline_ms.saturating_mul(1000));
+    Ok(())
+}
+
+/// Whether a native job is active (started, not ended or aborted).
+pub fn active() -> bool {
+    ACTIVE.load(Ordering::Relaxed)
+}
+
+/// Runs the current job until the executive's next frame tick preempts it ([`StepOutcome::Running`]),
+/// it yields ([`StepOutcome::Yielded`]) or it ends ([`StepOutcome::Finished`], the job is then
+/// gone). A deadline that passed while the job was suspended ends it without resuming it.
+pub fn step() -> StepOutcome {
+    if !ACTIVE.load(Ordering::Relaxed) {
+        return StepOutcome::Finished(rejected(String::from("no native job is running")));
+    }
+    if EXPIRED.load(Ordering::Relaxed) {
+        OUTCOME.store(OUTCOME_DEADLINE, Ordering::Relaxed);
+        return StepOutcome::Finished(finish(0));
+    }
+    let Some((entry, entered)) = with_job(|job| {
+        job.steps += 1;
+        let entered = job.entered;
+        job.entered = true;
+        (job.entry, entered)
+    }) else {
+        return StepOutcome::Finished(rejected(String::from("native job state lost")));
+    };
+    let mut context = [0u32; CONTEXT_WORDS];
+    let masked = crate::arch::disable_interrupts();
+    STEP_TICKS.store(crate::services::executive::ticks(), Ordering::Relaxed);
+    OUTCOME.store(OUTCOME_RETURNED, Ordering::Relaxed);
     RUNNING.store(true, Ordering::Relaxed);
-    let masked = crate::arch::interrupts_masked();
     crate::arch::enable_interrupts();
-    // SAFETY: the blob is loaded, relocated, bound and synced to the I-cache; it follows the
-    // AAPCS and runs in SVC mode on this stack. Every way out restores the context saved here.
-    let value = unsafe { jos_native_enter(loaded.entry as usize, context.as_mut_ptr()) };
+    let value = if entered {
+        // SAFETY: the job's frame was saved by the IRQ exit or `jos_native_suspend` when it left
+        // the CPU (OUTCOME_PREEMPTED / OUTCOME_YIELDED, the only outcomes that keep the job); its
+        // region and job stack are untouched since. Every way out restores the context saved here.
+        unsafe { jos_native_resume(core::ptr::addr_of!(jos_native_frame).cast::<u32>(), context.as_mut_ptr()) }
+    } else {
+        // SAFETY: the blob is loaded, relocated, bound and synced to the I-cache; it follows the
+        // AAPCS and runs in SVC mode on the job stack. Every way out restores the context saved here.
+        unsafe { jos_native_enter(entry, context.as_mut_ptr()) }
+    };
     crate::arch::disable_interrupts();
     RUNNING.store(false, Ordering::Relaxed);
+    crate::arch::restore_interrupts(masked);
+    match OUTCOME.load(Ordering::Relaxed) {
+        OUTCOME_PREEMPTED => StepOutcome::Running,
+        OUTCOME_YIELDED => StepOutcome::Yielded,
+        _ => StepOutcome::Finished(finish(value)),
+    }
+}
+
+/// Ends the current job without running it further (its client left): frees its memory and
+/// sockets and disarms its deadline. Nothing happens when no job is active.
+pub fn abort() {
+    if ACTIVE.load(Ordering::Relaxed) {
+        let _ = end_job();
+    }
+}
+
+/// Disarms the deadline and takes the job's state out (the caller drops it: region and sockets).
+fn end_job() -> Option<Job> {
+    let masked = crate::arch::disable_interrupts();
+    ACTIVE.store(false, Ordering::Relaxed);
+    EXPIRED.store(false, Ordering::Relaxed);
     let _ = IRQ.unregister(Channel::Three.irq());
     TIMER.acknowledge(Channel::Three);
-    if !masked {
-        crate::arch::enable_interrupts();
-    }
-    let elapsed = TIMER.now_micros().saturating_sub(started);
-    // 0 without a counter (QEMU): never an estimate.
-    let cycles = crate::arch::cycles::cycles_between(started_ticks, crate::arch::cycles::read());
+    crate::arch::restore_interrupts(masked);
     REGION_START.store(0, Ordering::Relaxed);
     REGION_END.store(0, Ordering::Relaxed);
-    // SAFETY: the blob has stopped.
-    let job = unsafe { (*JOB.0.get()).take() };
-    let Some(mut job) = job else { return rejected(String::from("native job state lost")) };
-    drop(region);
-    let (status, error, exit_value) = match OUTCOME.load(Ordering::Relaxed) {
+    // SAFETY: the blob is not on the CPU (between steps), so nothing else touches the job.
+    unsafe { (*JOB.0.get()).take() }
+}
+
+/// The ended job's result (`value`: what the blob returned or passed to `exit`).
+fn finish(value: i32) -> JobResult {
+    let outcome = OUTCOME.load(Ordering::Relaxed);
+    let Some(mut job) = end_job() else { return rejected(String::from("native job state lost")) };
+    let elapsed = TIMER.now_micros().saturating_sub(job.started_us);
+    // 0 without a counter (QEMU): never an estimate.
+    let cycles = crate::arch::cycles::cycles_between(job.started_ticks, crate::arch::cycles::read());
+    let deadline_ms = job.deadline_ms;
+    let (status, error, exit_value) = match outcome {
         OUTCOME_DEADLINE => (JobStatus::Deadline, Some(JobError::Deadline { limit_us: u64::from(deadline_ms) * 1000 }), None),
         OUTCOME_TRAP => {
             let report = job.fault.take().unwrap_or_default();
@@ -544,11 +761,10 @@ pub fn run(
         logs: job.logs,
         stats: Stats {
             time_us: elapsed,
-            peak_memory_bytes: memory_len as u64,
-            slices: 1,
+            peak_memory_bytes: job.memory_len as u64,
+            slices: u64::from(job.steps),
             logs_dropped: job.logs_dropped,
             cycles,
-            idle_us: job.idle_us.min(elapsed),
             ..Stats::default()
         },
     }

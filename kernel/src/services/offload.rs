@@ -4,7 +4,8 @@
 //!
 //! A missing or corrupt configuration is reported on the console and the screen; the service then
 //! stays off, so the device accepts nothing (no socket is opened). Native blobs run through
-//! `services::native` (adverts list `wasm` and `native-armv6`).
+//! `services::native` (adverts list `wasm` and `native-armv6`), in steps that the executive's
+//! frame tick preempts, so the network task runs in every frame while a blob computes.
 
 use alloc::vec::Vec;
 use core::fmt::Write as _;
@@ -126,15 +127,23 @@ impl Platform for KernelPlatform {
         true
     }
 
-    fn run_native(
+    fn start_native(
         &mut self,
         blob: &[u8],
         signers: &[jos_abi::signature::TrustedSigner],
         input: &[u8],
         limits: &jos_abi::wire::Limits,
         capabilities: Capabilities,
-    ) -> jos_runtime::JobResult {
-        crate::services::native::run(blob, signers, input, limits, capabilities, self.job_ports)
+    ) -> Result<(), jos_runtime::JobResult> {
+        crate::services::native::start(blob, signers, input, limits, capabilities, self.job_ports)
+    }
+
+    fn step_native(&mut self) -> jos_runtime::StepOutcome {
+        crate::services::native::step()
+    }
+
+    fn abort_native(&mut self) {
+        crate::services::native::abort()
     }
 
     fn free_memory(&self) -> u32 {
@@ -274,7 +283,8 @@ pub fn serve(sockets: &mut SocketSet<'_>) {
 /// frame has only [`FRAME_RESERVE_MICROS`] left. Each slice gets the fuel the time left holds at
 /// the rate earlier slices ran at (at most [`SLICE_FUEL`]), so the job uses what the frame's other
 /// tasks leave while the network task still runs every frame. A job that yields gets no further
-/// slice in this frame (docs/kernel.md "Yield").
+/// slice in this frame (docs/kernel.md "Yield"). A native job gets one step: it runs until the
+/// next frame tick preempts it (or it yields or ends).
 pub fn poll() {
     SERVICE.with(|service| {
         let mut first = true;
@@ -297,7 +307,12 @@ pub fn poll() {
             if slice == Slice::Yielded {
                 break;
             }
-            let Some((_, _, fuel_after)) = service.server.status().current else { break };
+            let Some((format, _, fuel_after)) = service.server.status().current else { break };
+            // A native job runs until the frame tick preempts it: the frame is over, and its
+            // steps say nothing about the fuel rate.
+            if format != Format::Wasm {
+                break;
+            }
             // Only slices of a job that was already running (a job's first slice also
             // instantiates it) and long enough to time well. A slower slice sets the rate at
             // once (slow host calls must not make the next slices overrun the frame); a faster

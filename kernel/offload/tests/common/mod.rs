@@ -58,54 +58,87 @@ pub fn config_with_fuel(fuel: u64) -> DeviceConfig {
 }
 
 /// The host-test platform: wasm jobs get a `StdHost`; native blobs are accepted at push (so
-/// signer rights are checked) but not run (no ARM CPU here).
-/// (`HostPlatform` with a `run_native` that reports the capabilities the server granted.)
-pub struct TestPlatform(pub HostPlatform);
+/// signer rights are checked) but not run (no ARM CPU here): a "native job" reports the
+/// capabilities the server granted as its exit value (bit 0 network, bit 1 screen, bit 2 gpio)
+/// after `native_steps` steps that answer `Running`, as a preempted blob's do.
+pub struct TestPlatform {
+    /// The host platform (wasm hosts, clock, free memory).
+    pub host: HostPlatform,
+    /// Steps a native job answers `Running` before it finishes.
+    pub native_steps: u32,
+    /// The current native job: its capability bits and the steps it has left.
+    pub native: Option<(i32, u32)>,
+    /// Native jobs started, stepped and aborted.
+    pub started: u32,
+    pub steps: u32,
+    pub aborted: u32,
+}
 
 /// A [`TestPlatform`] value.
 pub fn platform() -> TestPlatform {
-    TestPlatform(HostPlatform::accepting_native())
+    TestPlatform { host: HostPlatform::accepting_native(), native_steps: 0, native: None, started: 0, steps: 0, aborted: 0 }
 }
 
 impl Platform for TestPlatform {
     type Host = StdHost;
 
     fn host(&mut self, input: Vec<u8>) -> StdHost {
-        self.0.host(input)
+        self.host.host(input)
     }
 
     fn runs_native(&self) -> bool {
-        self.0.runs_native()
+        self.host.runs_native()
     }
 
-    /// Does not run the blob: reports the capabilities it was given as the exit value
-    /// (bit 0 network, bit 1 screen, bit 2 gpio), so tests see what the server granted.
-    fn run_native(
+    fn start_native(
         &mut self,
         _blob: &[u8],
         _signers: &[TrustedSigner],
         _input: &[u8],
         _limits: &Limits,
         capabilities: jos_runtime::Capabilities,
-    ) -> jos_runtime::JobResult {
+    ) -> Result<(), jos_runtime::JobResult> {
+        assert!(self.native.is_none(), "a second native job started before the first ended");
         let bits = i32::from(capabilities.network) | i32::from(capabilities.screen) << 1 | i32::from(capabilities.gpio) << 2;
-        jos_runtime::JobResult {
-            status: jos_runtime::JobStatus::Ok,
-            error: None,
-            exit_value: Some(bits),
-            values: Vec::new(),
-            output: Vec::new(),
-            logs: Vec::new(),
-            stats: jos_runtime::Stats::default(),
+        self.native = Some((bits, self.native_steps));
+        self.started += 1;
+        Ok(())
+    }
+
+    fn step_native(&mut self) -> jos_runtime::StepOutcome {
+        self.steps += 1;
+        match self.native.as_mut() {
+            Some((_, left)) if *left > 0 => {
+                *left -= 1;
+                jos_runtime::StepOutcome::Running
+            }
+            Some(&mut (bits, _)) => {
+                self.native = None;
+                jos_runtime::StepOutcome::Finished(jos_runtime::JobResult {
+                    status: jos_runtime::JobStatus::Ok,
+                    error: None,
+                    exit_value: Some(bits),
+                    values: Vec::new(),
+                    output: Vec::new(),
+                    logs: Vec::new(),
+                    stats: jos_runtime::Stats::default(),
+                })
+            }
+            None => panic!("step without a native job"),
         }
     }
 
+    fn abort_native(&mut self) {
+        assert!(self.native.take().is_some(), "abort without a native job");
+        self.aborted += 1;
+    }
+
     fn free_memory(&self) -> u32 {
-        self.0.free_memory()
+        self.host.free_memory()
     }
 
     fn now_us(&self) -> u64 {
-        self.0.now_us()
+        self.host.now_us()
     }
 }
 

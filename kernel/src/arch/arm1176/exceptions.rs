@@ -4,8 +4,9 @@
 //! vector loads its handler's address from a literal table right behind the vectors, so the
 //! table works wherever it is placed. Faults (undefined instruction, prefetch abort, data abort, FIQ,
 //! unexpected reset/unused) save every register into a [`TrapFrame`] and call
-//! `crate::services::fault::report`, which never returns. SWI and IRQ save the caller-saved
-//! integer and VFP registers, call Rust, and return to the interrupted code.
+//! `crate::services::fault::report`, which never returns (unless it ends a native job). SWI and
+//! IRQ save the caller-saved integer and VFP registers, call Rust, and return to the interrupted
+//! code; the IRQ exit may instead end or preempt the running native blob.
 
 use core::sync::atomic::{AtomicU32, Ordering};
 
@@ -197,7 +198,9 @@ jos_swi_entry:
     vpop    {{d0-d7}}
     ldmfd   sp!, {{r0-r3, r12, pc}}^
 
-@ IRQ: save what the AAPCS lets Rust clobber (integer and VFP), dispatch, return.
+@ IRQ: save what the AAPCS lets Rust clobber (integer and VFP), dispatch, return. jos_irq's
+@ answer (services::native::IrqExit) may instead end the running native blob (1) or preempt it
+@ (2); both only when the IRQ interrupted the blob's own code in SVC mode.
 jos_irq_entry:
     sub     lr, lr, #4
     stmfd   sp!, {{r0-r3, r12, lr}}
@@ -206,19 +209,43 @@ jos_irq_entry:
     push    {{r0, r1}}
     ldr     r0, [sp, #92]           @ the interrupted PC
     mrs     r1, spsr
-    bl      jos_irq                 @ non-zero: end the running native job
-    cmp     r0, #0
+    bl      jos_irq                 @ 0: return, 1: end the native job, 2: preempt it
+    mov     r12, r0                 @ r12: the answer (the interrupted r12 is on the stack)
     pop     {{r0, r1}}
     vmsr    fpscr, r0
-    vpop    {{d0-d7}}
-    beq     1f
-    ldr     r0, =jos_native_recover
+    vpop    {{d0-d7}}               @ d0-d15, FPSCR and r4-r11 hold the interrupted values again
+    cmp     r12, #1
+    beq     2f
+    bhi     3f
+1:  ldmfd   sp!, {{r0-r3, r12, pc}}^
+2:  ldr     r0, =jos_native_recover
     str     r0, [sp, #20]           @ return into the recovery routine instead
     mrs     r0, spsr
     orr     r0, r0, #0xc0           @ with IRQ and FIQ masked, in ARM state
     bic     r0, r0, #0x20
     msr     spsr_cxsf, r0
-1:  ldmfd   sp!, {{r0-r3, r12, pc}}^
+    b       1b
+@ Preemption: the blob's whole frame into jos_native_frame (layout: services::native
+@ FRAME_WORDS), then jos_native_recover in SVC mode with IRQ and FIQ masked.
+3:  ldr     r12, =jos_native_frame
+    add     r0, r12, #16
+    stmia   r0, {{r4-r11}}          @ words 4-11: live, preserved by jos_irq (callee-saved)
+    ldmfd   sp!, {{r0-r3}}          @ the blob's r0-r3 off the IRQ stack
+    stmia   r12, {{r0-r3}}          @ words 0-3
+    ldmfd   sp!, {{r0, r1}}         @ the blob's r12 and return PC; the IRQ stack is empty again
+    str     r0, [r12, #48]          @ word 12: r12
+    str     r1, [r12, #52]          @ word 13: PC (ARM state, checked by irq_redirect)
+    mrs     r0, spsr
+    str     r0, [r12, #64]          @ word 16: the blob's CPSR
+    vmrs    r0, fpscr
+    str     r0, [r12, #68]          @ word 17: FPSCR
+    add     r0, r12, #72
+    vstmia  r0, {{d0-d15}}          @ words 18-49: every VFP register
+    msr     cpsr_c, #0xd3           @ SVC mode, IRQ and FIQ masked, ARM state
+    str     sp, [r12, #56]          @ word 14: the blob's SP (banked SVC register)
+    str     lr, [r12, #60]          @ word 15: the blob's LR
+    mov     r0, #0
+    b       jos_native_recover
 
 @ Copies the 16 words of the vector table to address 0 (Rust may not write to address 0).
     .global jos_install_vectors
@@ -315,7 +342,7 @@ extern "C" fn jos_swi(number: u32, _args: &mut [u32; 4]) -> u32 {
 extern "C" fn jos_irq(pc: u32, spsr: u32) -> u32 {
     IRQ_COUNT.fetch_add(1, Ordering::Relaxed);
     crate::board::bcm2835::irq::dispatch();
-    u32::from(crate::services::native::irq_redirect(pc, spsr))
+    crate::services::native::irq_redirect(pc, spsr) as u32
 }
 
 /// Issues `swi #0x42` with `argument` in r0 and returns r0 afterwards (for the self-test).

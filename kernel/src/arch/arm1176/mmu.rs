@@ -19,7 +19,7 @@ struct FirstLevel([u32; FIRST_LEVEL_ENTRIES]);
 struct Coarse([[u32; COARSE_ENTRIES]; MAX_COARSE]);
 
 /// How many sections can be mapped page by page.
-const MAX_COARSE: usize = 2;
+const MAX_COARSE: usize = 4;
 
 struct Tables {
     first: UnsafeCell<FirstLevel>,
