@@ -482,7 +482,7 @@ fn advert_state(udp: &UdpSocket, port: u16) -> Option<wire::discovery::LoadState
 /// A native blob is preempted at every 1 ms frame tick: while md5 computes 10^6 digests (seconds
 /// of guest time) UDP echo and discovery answer, a second client's session opens, answers a Ping
 /// and its Invoke is queued and runs after; the digest is right; a client that leaves mid-run
-/// has its job aborted and the next job runs.
+/// has its job aborted and the next job runs; registers and stack survive preemption.
 #[test]
 fn native_blob_does_not_stop_the_device() {
     use md5::Digest;
@@ -575,8 +575,55 @@ fn native_blob_does_not_stop_the_device() {
     next.send(&Message::Invoke { hash, limits: Limits::default(), input: b"3 abc", call: None });
     assert!(matches!(next.result().1, Reply::Result { status: JobStatus::Ok, .. }), "{:?}", last_logs());
     drop(next);
+
+    // Registers and stack survive preemption: tests/native/registers.c against the same in Rust.
+    let registers = native_blob(&root.join("native/registers.c"), &DEVELOPER);
+    let mut client = Client::connect(device.tcp, &CLIENT_SECRET).expect("handshake");
+    assert_eq!(client.push(Format::NativeArmv6, &registers), Reply::PushOk(sha256(&registers)));
+    let rounds = 1000;
+    client.send(&Message::Invoke { hash: sha256(&registers), limits, input: rounds.to_string().as_bytes(), call: None });
+    match client.result().1 {
+        Reply::Result { status: JobStatus::Ok, output, .. } => assert_eq!(output, registers_expected(rounds), "registers.c output"),
+        other => panic!("registers: {other:?} {:?}", last_logs()),
+    }
+    let stats = LAST_STATS.lock().unwrap().expect("stats");
+    eprintln!("preempt: registers.c {rounds} rounds: time_us {} cpu_us {}", stats.time_us, stats.cpu_us);
+    assert!(stats.time_us > 50_000, "the blob ran over 50 frames, so it was preempted often: {stats:?}");
+    drop(client);
     still_answers(&device);
     let _ = std::fs::remove_file(config);
+}
+
+/// What tests/native/registers.c outputs for `rounds`.
+fn registers_expected(rounds: u32) -> Vec<u8> {
+    fn dive(depth: u32, seed: u32) -> u32 {
+        let buffer: Vec<u32> = (0..128).map(|i| seed.wrapping_mul(2654435761).wrapping_add(i).wrapping_add(depth)).collect();
+        let mut sum = if depth != 0 { dive(depth - 1, seed ^ depth.wrapping_mul(40503)) } else { 0 };
+        for value in buffer {
+            sum = sum.wrapping_mul(31).wrapping_add(value);
+        }
+        sum
+    }
+    let mut check = 0u32;
+    let [mut a, mut b, mut c, mut d, mut e, mut f, mut g, mut h] = [1.0f64, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0, 8.0];
+    for round in 0..rounds {
+        check = check.wrapping_mul(7).wrapping_add(dive(64, round));
+        for i in 0..2000u32 {
+            a = a * 0.75 + b;
+            b = b * 0.5 + c;
+            c = c * 0.25 + d;
+            d = d * 0.125 + e;
+            e = e * 0.875 + f;
+            f = f * 0.625 + g;
+            g = g * 0.375 + h;
+            h = h * 0.0625 + f64::from(i & 7);
+        }
+    }
+    let mut out = check.to_le_bytes().to_vec();
+    for value in [a, b, c, d, e, f, g, h] {
+        out.extend_from_slice(&value.to_le_bytes());
+    }
+    out
 }
 
 #[test]
