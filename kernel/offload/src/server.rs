@@ -206,7 +206,8 @@ pub struct Status {
 pub enum Slice {
     /// No job ran: none was running or queued.
     Idle,
-    /// The slice's fuel ran out; the job goes on in the next slice.
+    /// The slice's fuel ran out, or the platform preempted the native job; the job goes on in
+    /// the next slice.
     Ran,
     /// The wasm job called `yield`: it has nothing to do now. The kernel gives it no further
     /// slice in the current executive frame (docs/kernel.md "Yield").
