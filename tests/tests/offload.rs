@@ -482,7 +482,8 @@ fn advert_state(udp: &UdpSocket, port: u16) -> Option<wire::discovery::LoadState
 /// A native blob is preempted at every 1 ms frame tick: while md5 computes 10^6 digests (seconds
 /// of guest time) UDP echo and discovery answer, a second client's session opens, answers a Ping
 /// and its Invoke is queued and runs after; the digest is right; a client that leaves mid-run
-/// has its job aborted and the next job runs; registers and stack survive preemption.
+/// has its job aborted and the next job runs; a native job's socket is freed however it ends
+/// (abort, deadline, trap, job stack overflow, exit); registers and stack survive preemption.
 #[test]
 fn native_blob_does_not_stop_the_device() {
     use md5::Digest;
@@ -575,6 +576,44 @@ fn native_blob_does_not_stop_the_device() {
     next.send(&Message::Invoke { hash, limits: Limits::default(), input: b"3 abc", call: None });
     assert!(matches!(next.result().1, Reply::Result { status: JobStatus::Ok, .. }), "{:?}", last_logs());
     drop(next);
+
+    // A native job's socket is freed however it ends: abort (client left), deadline, trap, a job
+    // stack overflow (the guard page: a data abort) and exit; each next job binds the same port.
+    let bind_then = native_blob(&root.join("native/bind_then.c"), &DEVELOPER);
+    let bind_hash = sha256(&bind_then);
+    let mut client = Client::connect(device.tcp, &CLIENT_SECRET).expect("handshake");
+    assert_eq!(client.push(Format::NativeArmv6, &bind_then), Reply::PushOk(bind_hash));
+    let mut leaving = Client::connect(device.tcp, &CLIENT_SECRET).expect("handshake");
+    leaving.send(&Message::Invoke { hash: bind_hash, limits, input: b"7001 spin", call: None });
+    assert_eq!(leaving.next(), Reply::Progress, "the spinning blob runs");
+    drop(leaving);
+    std::thread::sleep(Duration::from_millis(300));
+    let short = Limits { deadline_ms: 300, ..Limits::default() };
+    client.send(&Message::Invoke { hash: bind_hash, limits: short, input: b"7001 spin", call: None });
+    let result = client.result().1;
+    assert!(matches!(result, Reply::Result { status: JobStatus::Deadline, .. }), "after an abort: {result:?} {:?}", last_logs());
+    assert!(last_logs().contains(&"bound".to_string()), "the port was free after the abort: {:?}", last_logs());
+    for (input, kind) in [(&b"7001 trap"[..], "data abort"), (&b"7001 deep"[..], "data abort")] {
+        client.send(&Message::Invoke { hash: bind_hash, limits: Limits::default(), input, call: None });
+        let result = client.result().1;
+        assert!(matches!(result, Reply::Result { status: JobStatus::Trap, .. }), "{result:?} {:?}", last_logs());
+        let logs = last_logs();
+        assert!(logs.contains(&"bound".to_string()), "the port was free: {logs:?}");
+        let fault = logs.iter().find(|line| line.starts_with("fault: ") && line.contains(kind)).unwrap_or_else(|| panic!("{logs:?}"));
+        eprintln!("preempt: {} -> {fault}", String::from_utf8_lossy(input));
+        if input.ends_with(b"deep") {
+            // A page translation fault (DFSR status 0b0111, ARM1176 TRM 3.2.23) below the stack.
+            let dfsr = fault.split("dfsr=0x").nth(1).and_then(|rest| u32::from_str_radix(&rest[..8], 16).ok()).expect("dfsr");
+            assert_eq!(dfsr & 0x40f, 0x7, "the overflow hits the job stack's unmapped guard page: {fault}");
+        }
+    }
+    client.send(&Message::Invoke { hash: bind_hash, limits: Limits::default(), input: b"7001 exit", call: None });
+    let result = client.result().1;
+    assert!(matches!(result, Reply::Result { status: JobStatus::Ok, exit_value: 100.., .. }), "{result:?} {:?}", last_logs());
+    client.send(&Message::Invoke { hash: bind_hash, limits: Limits::default(), input: b"7001 return", call: None });
+    let result = client.result().1;
+    assert!(matches!(result, Reply::Result { status: JobStatus::Ok, exit_value: 0.., .. }), "after exit: {result:?} {:?}", last_logs());
+    drop(client);
 
     // Registers and stack survive preemption: tests/native/registers.c against the same in Rust.
     let registers = native_blob(&root.join("native/registers.c"), &DEVELOPER);
