@@ -315,22 +315,17 @@ pub struct Stats {
     /// CPU cycles the job used, when the board has a cycle counter (native jobs on the device);
     /// 0 when not measured (wasm jobs, QEMU).
     pub cycles: u64,
-    /// Microseconds of `time_us` the job spent waiting in `yield` for the device's next frame
-    /// with the CPU idle (native jobs on the device; 0 for wasm jobs, which wait between slices,
-    /// and on the host).
-    pub idle_us: u64,
 }
 
 impl Stats {
     /// The wire protocol's stats (`cycles` as measured by the caller, 0 when not; `cpu_us` is
-    /// `time_us` less `idle_us`, true of a job run in one go: a caller that interleaves the job's
-    /// slices with other work sets the sum of its slices instead; peak memory saturated at
-    /// `u32::MAX`).
+    /// `time_us`, true of a job run in one go: a caller that interleaves the job's slices with
+    /// other work sets the sum of its slices instead; peak memory saturated at `u32::MAX`).
     pub fn to_wire(&self) -> jos_abi::wire::Stats {
         jos_abi::wire::Stats {
             fuel_used: self.fuel_used,
             time_us: self.time_us,
-            cpu_us: self.time_us.saturating_sub(self.idle_us),
+            cpu_us: self.time_us,
             cycles: self.cycles,
             peak_memory: u32::try_from(self.peak_memory_bytes).unwrap_or(u32::MAX),
         }

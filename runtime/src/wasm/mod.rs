@@ -607,8 +607,6 @@ impl<H: Host + 'static> Job<H> {
             logs_dropped: state.logs_dropped,
             // wasm jobs are measured in fuel; no cycle counter is read per slice.
             cycles: 0,
-            // A wasm job waits between slices; the caller sums the slices' time.
-            idle_us: 0,
         }
     }
 
