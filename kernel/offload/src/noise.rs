@@ -41,7 +41,7 @@ impl Random for EntropyRandom {
 /// The X25519 results of one static secret with each trusted client's static key: the `ss` term
 /// of Noise IK, the same in every handshake between the same two keys. Computing them once when
 /// the server starts takes one of the responder's five X25519 multiplications (about 1.7 ms of
-/// the 8.6 ms handshake on the BCM2835) out of every handshake.
+/// guest time under QEMU) out of every handshake.
 pub struct StaticShared {
     /// Public key of the secret the results belong to.
     owner: [u8; KEY_LEN],
