@@ -4,7 +4,7 @@ use jos_abi::blob::{field, Arch, BlobError, BlobFlags, BlobRepr, Import, Table};
 use jos_abi::signature::{public_key, sign_blob, SignatureError, SignerRights, TrustedSigner};
 use jos_abi::syscall::SYSCALL_TABLE_LEN;
 use jos_abi::{AbiVersion, ErrorCode, SyscallId};
-use jos_runtime::native::{load_at, CacheMaintenance, DispatchTable, LoadedBlob, NativeError};
+use jos_runtime::native::{load_at, load_verified_at, CacheMaintenance, DispatchTable, LoadedBlob, NativeError};
 
 const DEVELOPER: [u8; 32] = [7; 32];
 const WASM_ONLY: [u8; 32] = [8; 32];
@@ -106,7 +106,7 @@ fn loads_places_relocates_binds_and_syncs() {
     let base = 0x0010_0010;
     assert_eq!(
         loaded,
-        LoadedBlob { base, entry: base, offset: 12, memory_len: 36, abi: AbiVersion::CURRENT, signer: 1 }
+        LoadedBlob { base, entry: base, offset: 12, memory_len: 36, abi: AbiVersion::CURRENT, signer: Some(1) }
     );
     let memory = &region[12..12 + 36];
     assert_eq!(word(memory, 0), 0xe3a0_0000, "code copied");
@@ -120,6 +120,37 @@ fn loads_places_relocates_binds_and_syncs() {
     assert!(region[..12].iter().all(|b| *b == 0xaa), "alignment padding untouched");
     assert!(region[48..].iter().all(|b| *b == 0xaa), "past the blob untouched");
     assert_eq!(cache.0, vec![(base as usize, 36)], "one cache sync over the loaded range");
+}
+
+/// The kernel loads blobs its server verified at push with `load_verified_at`: the same image
+/// as `load_at`, no signature check, every structural check still made.
+#[test]
+fn load_verified_places_the_same_image_and_still_checks_the_structure() {
+    let blob = signed(&repr(), &DEVELOPER);
+    let mut checked_region = vec![0xaa; 256];
+    let mut verified_region = vec![0xaa; 256];
+    let mut cache = RecordingCache::default();
+    let first = load_at(&blob, &signers(), &mut checked_region, REGION_ADDRESS, &dispatch(), &mut cache).unwrap();
+    let second = load_verified_at(&blob, &mut verified_region, REGION_ADDRESS, &dispatch(), &mut cache).unwrap();
+    assert_eq!(LoadedBlob { signer: Some(1), ..second }, first);
+    assert_eq!(second.signer, None);
+    assert_eq!(checked_region, verified_region);
+
+    // Unsigned: refused by load_at, placed by load_verified_at (the caller verified it before).
+    let unsigned = unsigned(&repr());
+    assert!(load_at(&unsigned, &signers(), &mut checked_region, REGION_ADDRESS, &dispatch(), &mut cache).is_err());
+    assert!(load_verified_at(&unsigned, &mut verified_region, REGION_ADDRESS, &dispatch(), &mut cache).is_ok());
+
+    // Structure is still checked: a truncated blob and an unknown syscall id are refused.
+    let truncated = &blob[..blob.len() / 2];
+    assert!(matches!(
+        load_verified_at(truncated, &mut verified_region, REGION_ADDRESS, &dispatch(), &mut cache),
+        Err(NativeError::Blob(_))
+    ));
+    assert!(matches!(
+        load_verified_at(&blob, &mut verified_region, REGION_ADDRESS, &[0; SYSCALL_TABLE_LEN], &mut cache),
+        Err(NativeError::SyscallNotOffered(_))
+    ));
 }
 
 #[test]

@@ -87,7 +87,8 @@ pub trait Platform {
         false
     }
 
-    /// Starts a verified native blob as the current native job (the kernel arms its deadline,
+    /// Starts a native blob the server verified when it was pushed (the platform need not check
+    /// its signature again) as the current native job (the kernel arms its deadline,
     /// `limits.deadline_ms`, from its timer; the deadline runs while the job is suspended too).
     /// `capabilities` are the rights of the signer that verified the blob: capability calls
     /// beyond them answer `PermissionDenied`. `Err` holds the result of a job that could not
@@ -96,12 +97,11 @@ pub trait Platform {
     fn start_native(
         &mut self,
         blob: &[u8],
-        signers: &[TrustedSigner],
         input: &[u8],
         limits: &Limits,
         capabilities: Capabilities,
     ) -> Result<(), JobResult> {
-        let _ = (blob, signers, input, limits, capabilities);
+        let _ = (blob, input, limits, capabilities);
         Err(JobResult::rejected(jos_runtime::LoadError::Malformed("native blobs do not run on this device".to_string())))
     }
 
@@ -808,7 +808,6 @@ impl<P: Platform> Server<P> {
                     let started = match self.natives.get(&request.hash) {
                         Some(blob) => self.platform.start_native(
                             blob,
-                            &self.config.signers,
                             &request.input,
                             &request.limits,
                             request.capabilities,

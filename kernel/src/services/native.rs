@@ -19,7 +19,6 @@ use core::cell::UnsafeCell;
 use core::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 
 use jos_abi::blob::Blob;
-use jos_abi::signature::TrustedSigner;
 use jos_abi::syscall::{LogLevel, SyscallId, SYSCALL_TABLE_LEN};
 use jos_abi::wire::Limits;
 use jos_abi::ErrorCode;
@@ -593,13 +592,14 @@ fn rejected(message: String) -> JobResult {
     JobResult::rejected(LoadError::Malformed(message))
 }
 
-/// Loads a verified blob and makes it the current job (the first [`step`] enters it). Arms its
+/// Loads a blob the offload server verified when it was pushed (its signature is not checked
+/// again: `jos_runtime::native::load_verified`; every structural check is) and makes it the
+/// current job (the first [`step`] enters it). Arms its
 /// deadline (timer compare 3), which runs while the job is suspended too. `capabilities` are
 /// its signer's; `job_ports` the policy's UDP port range. A job that cannot start gets its
 /// result (`Rejected`) at once.
 pub fn start(
     blob: &[u8],
-    signers: &[TrustedSigner],
     input: &[u8],
     limits: &Limits,
     capabilities: Capabilities,
@@ -617,7 +617,7 @@ pub fn start(
     }
     let mut region = vec![0u8; memory_len + align];
     let dispatch = dispatch_table();
-    let loaded = match jos_runtime::native::load(blob, signers, &mut region, &dispatch, &mut KernelCache) {
+    let loaded = match jos_runtime::native::load_verified(blob, &mut region, &dispatch, &mut KernelCache) {
         Ok(loaded) => loaded,
         Err(error) => return Err(rejected(format!("native blob: {error:?}"))),
     };

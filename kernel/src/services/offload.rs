@@ -130,12 +130,11 @@ impl Platform for KernelPlatform {
     fn start_native(
         &mut self,
         blob: &[u8],
-        signers: &[jos_abi::signature::TrustedSigner],
         input: &[u8],
         limits: &jos_abi::wire::Limits,
         capabilities: Capabilities,
     ) -> Result<(), jos_runtime::JobResult> {
-        crate::services::native::start(blob, signers, input, limits, capabilities, self.job_ports)
+        crate::services::native::start(blob, input, limits, capabilities, self.job_ports)
     }
 
     fn step_native(&mut self) -> jos_runtime::StepOutcome {

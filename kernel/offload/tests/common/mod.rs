@@ -93,7 +93,6 @@ impl Platform for TestPlatform {
     fn start_native(
         &mut self,
         _blob: &[u8],
-        _signers: &[TrustedSigner],
         _input: &[u8],
         _limits: &Limits,
         capabilities: jos_runtime::Capabilities,
