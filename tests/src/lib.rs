@@ -33,6 +33,38 @@ pub fn write_config(repr: &jos_abi::config::ConfigRepr<'_>, tag: &str) -> PathBu
     path
 }
 
+/// `source` (C files' first file, or a Rust guest crate folder) built by jos-cli's builder as
+/// `format` in a folder of its own (removed afterwards), signed with `seed`.
+pub fn build_signed(source: &Path, format: jos_abi::wire::Format, seed: &[u8; 32]) -> Result<Vec<u8>, String> {
+    use jos_abi::wire::Format;
+    static BUILDS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    let build = BUILDS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let folder = std::env::temp_dir().join(format!("jos-tests-build-{}-{build}", std::process::id()));
+    std::fs::create_dir_all(&folder).map_err(|e| format!("create {}: {e}", folder.display()))?;
+    let name = source.file_stem().and_then(|stem| stem.to_str()).unwrap_or("guest");
+    let (builder_format, extension) = match format {
+        Format::Wasm => (jos_cli::build::Format::Wasm, "wasm"),
+        Format::NativeArmv6 => (jos_cli::build::Format::Native, "blob"),
+    };
+    let request = jos_cli::build::BuildRequest {
+        sources: vec![source.to_path_buf()],
+        format: builder_format,
+        output: Some(folder.join(format!("{name}.{extension}"))),
+        max_memory_pages: jos_cli::build::DEFAULT_MAX_MEMORY_PAGES,
+        keep_names: false,
+        verbose: false,
+    };
+    let built = jos_cli::build::build(&request).map_err(|e| format!("building {}: {e}", source.display()));
+    let bytes = built.and_then(|built| std::fs::read(&built.path).map_err(|e| format!("read {}: {e}", built.path.display())));
+    let _ = std::fs::remove_dir_all(&folder);
+    let bytes = bytes?;
+    let signing = |e: &dyn std::fmt::Display| format!("signing {}: {e}", source.display());
+    match format {
+        Format::Wasm => jos_abi::signature::sign_wasm(&bytes, seed, true).map_err(|e| signing(&e)),
+        Format::NativeArmv6 => jos_abi::signature::sign_blob(&bytes, seed, true).map_err(|e| signing(&e)),
+    }
+}
+
 /// Where `cargo xtask` leaves kernel builds (`JOS_BUILD_DIR`, default `<repo>/build`).
 pub fn build_dir() -> PathBuf {
     std::env::var_os("JOS_BUILD_DIR")

@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 
 use jos_abi::codec::List;
 use jos_abi::config::{ConfigRepr, Network, Policy, PortRange};
-use jos_abi::signature::{public_key, sha256, sign_blob, sign_wasm, SignerRights, TrustedSigner};
+use jos_abi::signature::{public_key, sha256, sign_wasm, SignerRights, TrustedSigner};
 use jos_abi::wire::discovery::{Advert, AdvertRepr, Probe};
 use jos_abi::wire::{self, Format, JobStatus, Limits, Message};
 use jos_abi::ErrorCode;
@@ -217,35 +217,10 @@ impl Client {
     }
 }
 
-/// The current test thread's id as file-name characters.
-fn thread_tag() -> String {
-    format!("{:?}", std::thread::current().id()).chars().filter(char::is_ascii_digit).collect()
-}
 
 /// Builds `source` with jos-cli's builder; signs it with `seed`.
 fn build(source: &Path, format: Format, seed: &[u8; 32]) -> Vec<u8> {
-    // One folder per test thread: the tests of this file build the same sources at once.
-    let folder = std::env::temp_dir().join(format!("jos-caps-build-{}-{}", std::process::id(), thread_tag()));
-    std::fs::create_dir_all(&folder).unwrap();
-    let name = source.file_stem().unwrap().to_str().unwrap();
-    let (builder_format, extension) = match format {
-        Format::Wasm => (jos_cli::build::Format::Wasm, "wasm"),
-        Format::NativeArmv6 => (jos_cli::build::Format::Native, "blob"),
-    };
-    let request = jos_cli::build::BuildRequest {
-        sources: vec![source.to_path_buf()],
-        format: builder_format,
-        output: Some(folder.join(format!("{name}.{extension}"))),
-        max_memory_pages: jos_cli::build::DEFAULT_MAX_MEMORY_PAGES,
-        keep_names: false,
-        verbose: false,
-    };
-    let built = jos_cli::build::build(&request).unwrap_or_else(|e| panic!("building {}: {e}", source.display()));
-    let bytes = std::fs::read(&built.path).unwrap();
-    match format {
-        Format::Wasm => sign_wasm(&bytes, seed, true).unwrap(),
-        Format::NativeArmv6 => sign_blob(&bytes, seed, true).unwrap(),
-    }
+    jos_tests::build_signed(source, format, seed).unwrap_or_else(|e| panic!("{e}"))
 }
 
 fn signed_wat(text: &str, seed: &[u8; 32]) -> Vec<u8> {

@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 
 use jos_abi::config::{ConfigRepr, Network, Policy};
 use jos_abi::codec::List;
-use jos_abi::signature::{public_key, sha256, sign_blob, sign_wasm, SignerRights, TrustedSigner};
+use jos_abi::signature::{public_key, sha256, sign_wasm, SignerRights, TrustedSigner};
 use jos_abi::wire::discovery::{Advert, AdvertRepr, Probe};
 use jos_abi::wire::{self, Format, Formats, JobStatus, Limits, Message};
 use jos_offload::host;
@@ -324,20 +324,7 @@ fn offload_end_to_end_on_one_boot() {
 
 /// Builds a native blob with jos-cli's builder and signs it with `seed`.
 fn native_blob(source: &std::path::Path, seed: &[u8; 32]) -> Vec<u8> {
-    let folder = std::env::temp_dir().join(format!("jos-offload-native-{}", std::process::id()));
-    std::fs::create_dir_all(&folder).unwrap();
-    let name = source.file_stem().unwrap().to_str().unwrap();
-    let request = jos_cli::build::BuildRequest {
-        sources: vec![source.to_path_buf()],
-        format: jos_cli::build::Format::Native,
-        output: Some(folder.join(format!("{name}.blob"))),
-        max_memory_pages: jos_cli::build::DEFAULT_MAX_MEMORY_PAGES,
-        keep_names: false,
-        verbose: false,
-    };
-    let built = jos_cli::build::build(&request).unwrap_or_else(|e| panic!("building {}: {e}", source.display()));
-    let blob = std::fs::read(&built.path).unwrap();
-    sign_blob(&blob, seed, true).unwrap()
+    jos_tests::build_signed(source, Format::NativeArmv6, seed).unwrap_or_else(|e| panic!("{e}"))
 }
 
 /// Lower-case hex digits and a newline, as the md5 example prints a digest.

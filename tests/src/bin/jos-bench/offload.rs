@@ -14,7 +14,7 @@ use std::time::Duration;
 
 use jos_abi::config::{ConfigRepr, Network, Policy, PortRange};
 use jos_abi::codec::List;
-use jos_abi::signature::{public_key, sign_blob, sign_wasm, SignerRights, TrustedSigner};
+use jos_abi::signature::{public_key, sign_wasm, SignerRights, TrustedSigner};
 use jos_abi::wire::discovery::{Advert, AdvertRepr, LoadState, Probe};
 use jos_abi::wire::{Format, JobStatus, Limits, Message};
 use jos_cli::client::{JobOutcome, Session};
@@ -170,27 +170,7 @@ fn invoke(session: &mut Session, hash: [u8; 32], input: &[u8]) -> Result<JobOutc
 /// `guest-examples/c/NAME.c` built by jos-cli's builder in `format`, signed.
 fn guest_example(name: &str, format: Format) -> Result<Vec<u8>, String> {
     let source = crate::repo_root().join("guest-examples/c").join(format!("{name}.c"));
-    let folder = std::env::temp_dir().join(format!("jos-bench-build-{}", std::process::id()));
-    std::fs::create_dir_all(&folder).map_err(|e| e.to_string())?;
-    let (build_format, extension) = match format {
-        Format::Wasm => (jos_cli::build::Format::Wasm, "wasm"),
-        Format::NativeArmv6 => (jos_cli::build::Format::Native, "blob"),
-    };
-    let request = jos_cli::build::BuildRequest {
-        sources: vec![source.clone()],
-        format: build_format,
-        output: Some(folder.join(format!("{name}.{extension}"))),
-        max_memory_pages: jos_cli::build::DEFAULT_MAX_MEMORY_PAGES,
-        keep_names: false,
-        verbose: false,
-    };
-    let built = jos_cli::build::build(&request).map_err(|e| format!("building {}: {e}", source.display()))?;
-    let bytes = std::fs::read(&built.path).map_err(|e| e.to_string())?;
-    let _ = std::fs::remove_dir_all(&folder);
-    match format {
-        Format::Wasm => sign_wasm(&bytes, &SIGNER, true).map_err(|e| format!("signing: {e}")),
-        Format::NativeArmv6 => sign_blob(&bytes, &SIGNER, true).map_err(|e| format!("signing: {e}")),
-    }
+    jos_tests::build_signed(&source, format, &SIGNER)
 }
 
 /// MD5 of "jon" N times on jos, one variant: push once, then `runs` invokes with "N" for every N.
