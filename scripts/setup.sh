@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs what a fresh Debian 12 machine lacks to build and test jos: QEMU for the board, the
-# C toolchains for guests (clang/lld for wasm32, arm-none-eabi-gcc for native blobs), and the
+# C toolchains for guests (clang/lld for wasm32, arm-none-eabi-gcc for native blobs; the host's
+# gcc and libc headers also link Rust and build the SDK run-time check in cli/tests), and the
 # rustup components and targets of rust-toolchain.toml, and the Linux baseline of the benchmarks
 # (armel architecture, gcc-arm-linux-gnueabi, cpio, a font for the plots; Debian's rpi kernel and
 # busybox-static unpacked in build/linux by bench/linux/fetch.sh). Idempotent; silent when all
@@ -8,7 +9,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-packages=(qemu-system-arm clang lld gcc-arm-none-eabi binutils-arm-none-eabi libnewlib-arm-none-eabi
+packages=(gcc libc6-dev qemu-system-arm clang lld gcc-arm-none-eabi binutils-arm-none-eabi libnewlib-arm-none-eabi
           iproute2 iputils-ping python3 gcc-arm-linux-gnueabi libc6-dev-armel-cross cpio fonts-dejavu-core)
 sudo=""; [ "$(id -u)" -eq 0 ] || sudo="sudo"
 # The Linux baseline's kernel and busybox are armel packages.
