@@ -11,6 +11,8 @@ use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
 
+pub mod link;
+
 /// The emulated boards jos supports.
 pub const MACHINES: &[&str] = &["raspi0", "raspi1ap"];
 
