@@ -129,8 +129,6 @@ impl Session {
             .and_then(|builder| builder.build_initiator())
             .map_err(noise_error)?;
         let mut session_stream = stream;
-        session_stream.set_read_timeout(Some(timeout)).ok();
-        session_stream.set_write_timeout(Some(timeout)).ok();
         let mut traffic = Traffic::default();
 
         let mut noise_message = [0u8; wire::MAX_HANDSHAKE_LEN];
@@ -138,9 +136,10 @@ impl Session {
         let hello = Message::Hello { version: wire::PROTOCOL_VERSION, handshake: &noise_message[..len] };
         let mut plain = vec![0u8; hello.buffer_len()];
         hello.emit(&mut plain).map_err(|error| ClientError::Protocol(error.to_string()))?;
-        write_frame(&mut session_stream, &plain, &mut traffic).map_err(|error| io_error("sending the handshake", error))?;
+        write_frame(&mut session_stream, &plain, &mut traffic, timeout)
+            .map_err(|error| io_error("sending the handshake", error))?;
 
-        let reply = match read_frame(&mut session_stream, &mut traffic) {
+        let reply = match read_frame(&mut session_stream, &mut traffic, timeout) {
             Ok(reply) => reply,
             Err(error) if matches!(error.kind(), std::io::ErrorKind::UnexpectedEof | std::io::ErrorKind::ConnectionReset) => {
                 return Err(ClientError::NotAuthorized(
@@ -166,10 +165,9 @@ impl Session {
         Ok(Session { stream: session_stream, transport, idle_timeout: timeout, traffic })
     }
 
-    /// Sets how long to wait for each message from the device.
+    /// Sets how long to wait for each message from the device (and to hand it each message).
     pub fn set_idle_timeout(&mut self, timeout: Duration) {
         self.idle_timeout = timeout;
-        self.stream.set_read_timeout(Some(timeout)).ok();
     }
 
     /// Bytes sent and received so far.
@@ -186,12 +184,14 @@ impl Session {
             .transport
             .write_message(&plain, &mut cipher)
             .map_err(|error| ClientError::Protocol(format!("Noise: {error}")))?;
-        write_frame(&mut self.stream, &cipher[..len], &mut self.traffic).map_err(|error| io_error("sending", error))
+        write_frame(&mut self.stream, &cipher[..len], &mut self.traffic, self.idle_timeout)
+            .map_err(|error| io_error("sending", error))
     }
 
     /// Receives and decrypts one message; returns its plaintext (parse with `Message::parse`).
     pub fn receive(&mut self) -> Result<Vec<u8>, ClientError> {
-        let frame = read_frame(&mut self.stream, &mut self.traffic).map_err(|error| io_error("waiting for the device", error))?;
+        let frame = read_frame(&mut self.stream, &mut self.traffic, self.idle_timeout)
+            .map_err(|error| io_error("waiting for the device", error))?;
         let mut plain = vec![0u8; frame.len()];
         let len = self
             .transport
@@ -298,21 +298,135 @@ pub fn level_name(level: u32) -> &'static str {
     }
 }
 
-fn write_frame(stream: &mut TcpStream, payload: &[u8], traffic: &mut Traffic) -> std::io::Result<()> {
+/// Writes one frame, all of it within `timeout`. Socket timeouts count per system call: a
+/// `write_all` whose first call queued part of a frame and then waited out the timeout starts a
+/// second full wait, so a dead link used to hold a push for two or three times the wait.
+fn write_frame(
+    stream: &mut TcpStream,
+    payload: &[u8],
+    traffic: &mut Traffic,
+    timeout: Duration,
+) -> std::io::Result<()> {
     let mut frame = vec![0u8; payload.len() + wire::FRAME_HEADER_LEN];
     let len = wire::emit_frame(payload, &mut frame).map_err(|error| std::io::Error::other(error.to_string()))?;
-    stream.write_all(&frame[..len])?;
+    let deadline = Instant::now() + timeout;
+    let mut rest = &frame[..len];
+    while !rest.is_empty() {
+        stream.set_write_timeout(Some(time_left(deadline)?))?;
+        match stream.write(rest) {
+            Ok(0) => return Err(std::io::ErrorKind::WriteZero.into()),
+            Ok(written) => rest = &rest[written..],
+            Err(error) if error.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(error) => return Err(error),
+        }
+    }
     traffic.bytes_sent += len as u64;
     Ok(())
 }
 
-fn read_frame(stream: &mut TcpStream, traffic: &mut Traffic) -> std::io::Result<Vec<u8>> {
+/// Reads one frame, all of it within `timeout` (see [`write_frame`]).
+fn read_frame(stream: &mut TcpStream, traffic: &mut Traffic, timeout: Duration) -> std::io::Result<Vec<u8>> {
+    let deadline = Instant::now() + timeout;
     let mut header = [0u8; wire::FRAME_HEADER_LEN];
-    stream.read_exact(&mut header)?;
+    read_exact_by(stream, &mut header, deadline)?;
     let len = usize::from(u16::from_le_bytes(header));
     debug_assert!(len <= MAX_FRAME_LEN);
     let mut payload = vec![0u8; len];
-    stream.read_exact(&mut payload)?;
+    read_exact_by(stream, &mut payload, deadline)?;
     traffic.bytes_received += (len + header.len()) as u64;
     Ok(payload)
+}
+
+/// Fills `buffer` from `stream` by `deadline` (`TimedOut` past it, `UnexpectedEof` if the
+/// connection ends first).
+fn read_exact_by(stream: &mut TcpStream, buffer: &mut [u8], deadline: Instant) -> std::io::Result<()> {
+    let mut filled = 0;
+    while filled < buffer.len() {
+        stream.set_read_timeout(Some(time_left(deadline)?))?;
+        match stream.read(&mut buffer[filled..]) {
+            Ok(0) => return Err(std::io::ErrorKind::UnexpectedEof.into()),
+            Ok(count) => filled += count,
+            Err(error) if error.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(error) => return Err(error),
+        }
+    }
+    Ok(())
+}
+
+/// The time until `deadline`, or `TimedOut` when it has passed (a zero socket timeout would
+/// mean "wait for ever").
+fn time_left(deadline: Instant) -> std::io::Result<Duration> {
+    let left = deadline.saturating_duration_since(Instant::now());
+    if left.is_zero() {
+        Err(std::io::ErrorKind::TimedOut.into())
+    } else {
+        Ok(left)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::net::TcpListener;
+
+    use super::*;
+
+    fn pair() -> (TcpStream, TcpStream) {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let client = TcpStream::connect(listener.local_addr().unwrap()).unwrap();
+        let (server, _) = listener.accept().unwrap();
+        (client, server)
+    }
+
+    /// A peer that stops reading: the frame that no longer fits fails after one timeout, not
+    /// after one timeout per `write` call.
+    #[test]
+    fn a_frame_write_gives_up_after_one_timeout() {
+        let (mut client, _silent) = pair();
+        let payload = vec![0x5a; 60_000];
+        let timeout = Duration::from_millis(400);
+        let mut traffic = Traffic::default();
+        for _ in 0..100_000 {
+            let started = Instant::now();
+            if let Err(error) = write_frame(&mut client, &payload, &mut traffic, timeout) {
+                assert!(
+                    matches!(error.kind(), std::io::ErrorKind::TimedOut | std::io::ErrorKind::WouldBlock),
+                    "{error}"
+                );
+                let took = started.elapsed();
+                assert!(took >= timeout && took < timeout + Duration::from_millis(300), "gave up after {took:?}");
+                return;
+            }
+        }
+        panic!("the socket never filled");
+    }
+
+    /// A peer that sends a frame a byte at a time, slower than the timeout allows for the whole
+    /// frame: the read fails after the timeout even though every byte came within it.
+    #[test]
+    fn a_trickling_frame_fails_after_the_timeout() {
+        let (mut client, mut server) = pair();
+        let trickle = std::thread::spawn(move || {
+            for byte in [10u8, 0, 1, 2, 3, 4, 5, 6, 7, 8, 9] {
+                if server.write_all(&[byte]).is_err() {
+                    break;
+                }
+                std::thread::sleep(Duration::from_millis(100));
+            }
+        });
+        let started = Instant::now();
+        let error = read_frame(&mut client, &mut Traffic::default(), Duration::from_millis(450)).expect_err("too slow");
+        assert!(matches!(error.kind(), std::io::ErrorKind::TimedOut | std::io::ErrorKind::WouldBlock), "{error}");
+        assert!(started.elapsed() < Duration::from_millis(700), "gave up after {:?}", started.elapsed());
+        trickle.join().unwrap();
+    }
+
+    /// A frame that arrives in time is read whole.
+    #[test]
+    fn frames_cross_within_the_timeout() {
+        let (mut client, mut server) = pair();
+        let mut traffic = Traffic::default();
+        write_frame(&mut client, b"hello", &mut traffic, Duration::from_secs(5)).unwrap();
+        assert_eq!(read_frame(&mut server, &mut traffic, Duration::from_secs(5)).unwrap(), b"hello");
+        assert_eq!((traffic.bytes_sent, traffic.bytes_received), (7, 7));
+    }
 }
