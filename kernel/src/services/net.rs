@@ -246,7 +246,14 @@ pub fn init(log: fn(core::fmt::Arguments)) -> Result<(), InitError> {
         let mut tx = storage.offload_tx.iter_mut();
         let sessions = core::array::from_fn(|_| {
             let (Some(rx), Some(tx)) = (rx.next(), tx.next()) else { unreachable!("one buffer pair per socket") };
-            sockets.add(tcp::Socket::new(tcp::SocketBuffer::new(&mut rx[..]), tcp::SocketBuffer::new(&mut tx[..])))
+            let mut socket = tcp::Socket::new(tcp::SocketBuffer::new(&mut rx[..]), tcp::SocketBuffer::new(&mut tx[..]));
+            // A peer that vanished without a FIN or RST (its host crashed or forgot the
+            // connection while the link was down) is found by keep-alives and aborted, which
+            // frees its session (docs/network.md "Fault injection"). Both settings outlive
+            // `listen` and `close`.
+            socket.set_keep_alive(Some(smoltcp::time::Duration::from_millis(crate::services::offload::KEEP_ALIVE_MS)));
+            socket.set_timeout(Some(smoltcp::time::Duration::from_millis(crate::services::offload::PEER_TIMEOUT_MS)));
+            sockets.add(socket)
         });
         crate::services::offload::attach(discovery, sessions);
     }

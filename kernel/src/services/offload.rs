@@ -28,6 +28,12 @@ use crate::board::bcm2835::{RNG, TIMER};
 
 /// TCP sessions served at once (one listening socket each).
 pub const SESSIONS: usize = 8;
+/// Keep-alive interval of an idle session's TCP connection, in milliseconds: the device sends a
+/// keep-alive when it has heard nothing from the client for this long.
+pub const KEEP_ALIVE_MS: u64 = 10_000;
+/// A session's TCP connection is aborted (and its session freed) when the client sent nothing,
+/// not even the answer to a keep-alive, for this many milliseconds: its host is gone.
+pub const PEER_TIMEOUT_MS: u64 = 30_000;
 /// Most fuel per slice: the job returns to the loop at least this often (about 0.7 ms of MD5 on
 /// the ARM1176; slices are normally cut to the time left in the frame, see [`poll`]).
 pub const SLICE_FUEL: u64 = 100_000;
