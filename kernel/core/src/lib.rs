@@ -4,7 +4,12 @@
 #![cfg_attr(not(test), no_std)]
 #![forbid(unsafe_code)]
 
+#[cfg(feature = "fuzzing")]
+extern crate std;
+
 pub mod executive;
+#[cfg(feature = "fuzzing")]
+pub mod fuzzing;
 pub mod heap_stats;
 pub mod memory_map;
 pub mod net;

@@ -22,6 +22,9 @@ pub mod timing;
 #[cfg(feature = "std")]
 pub mod host;
 
+#[cfg(feature = "fuzzing")]
+pub mod fuzzing;
+
 pub use noise::{Entropy, NOISE_PATTERN, PROLOGUE};
 #[cfg(feature = "std")]
 pub use noise::OsEntropy;
