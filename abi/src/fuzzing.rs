@@ -234,8 +234,8 @@ pub fn seeds() -> Vec<(&'static str, &'static str, Vec<u8>)> {
     use crate::error::ErrorCode;
     use crate::signature::{sign_blob, sign_wasm};
     use crate::syscall::{AbiVersion, LogLevel, SyscallId};
-    use crate::wire::discovery::LoadState;
     use crate::wire::call::CallValue;
+    use crate::wire::discovery::LoadState;
     use crate::wire::{Call, Format, Formats, JobStatus, Limits, LogLine, Logs, Results, Stats};
 
     let mut seeds = Vec::new();
@@ -349,7 +349,7 @@ pub fn seeds() -> Vec<(&'static str, &'static str, Vec<u8>)> {
     seeds.push(("wire", "advert", advert_bytes));
 
     // Configurations: DHCP with keys, static without.
-    let clients = [[0xc1; 32], [0xc2; 32]];
+    let clients = [[0x41; 32], [0x42; 32]];
     let trusted = signers();
     let policy = Policy {
         max_module_len: 4 << 20,
@@ -363,7 +363,7 @@ pub fn seeds() -> Vec<(&'static str, &'static str, Vec<u8>)> {
             ConfigRepr {
                 name: "pi-zero",
                 noise_secret: [0x01; 32],
-                advert_seed: FUZZ_SIGNER_SEED,
+                advert_seed: [0x04; 32],
                 network: Network::Dhcp,
                 clients: List::from_slice(&clients),
                 signers: List::from_slice(&trusted),

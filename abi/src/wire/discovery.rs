@@ -7,7 +7,7 @@
 //! [`Advert::new_checked`] validates every field but not the signature: call
 //! [`Advert::verify_signature`], then check the key against the trust store.
 
-use ed25519_dalek::{Signature, Signer, SigningKey, Verifier, VerifyingKey};
+use ed25519_dalek::{Signature, Signer, SigningKey, VerifyingKey};
 
 use super::{Formats, WireError};
 use crate::codec::{Cursor, Writer};
@@ -209,14 +209,15 @@ impl<T: AsRef<[u8]>> Advert<T> {
         Ok(Advert { buffer })
     }
 
-    /// Whether the signature verifies with the advert's own Ed25519 key. Whether that key is
-    /// trusted is the client's decision (its trust store).
+    /// Whether the signature verifies strictly (no small-order key or `R`) with the advert's own
+    /// Ed25519 key. Whether that key is trusted is the client's decision (its trust store).
     pub fn verify_signature(&self) -> bool {
         let bytes = self.buffer.as_ref();
         let Ok((repr, signed_len)) = parse_advert(bytes) else { return false };
         let Ok(signature) = <[u8; ADVERT_SIGNATURE_LEN]>::try_from(&bytes[signed_len..]) else { return false };
         let Ok(key) = VerifyingKey::from_bytes(&repr.signing_key) else { return false };
-        key.verify(&bytes[..signed_len], &Signature::from_bytes(&signature)).is_ok()
+        // Strict: a small-order key or signature component (a forgery anyone can make) fails.
+        key.verify_strict(&bytes[..signed_len], &Signature::from_bytes(&signature)).is_ok()
     }
 }
 
