@@ -461,3 +461,39 @@ fn re_signed_modules_are_one_module() {
     assert_eq!(first.hash(), &module_id(&plain));
     assert_eq!(sandbox.cache().len(), 1, "compiled once");
 }
+
+/// A meter whose `used` grows by 100 KB at every reading: each compiled module costs 100 KB.
+struct GrowingHeap {
+    available: AtomicUsize,
+    used: AtomicUsize,
+}
+
+impl HeapMeter for GrowingHeap {
+    fn available(&self) -> usize {
+        self.available.load(Ordering::Relaxed)
+    }
+    fn used(&self) -> usize {
+        self.used.fetch_add(100_000, Ordering::Relaxed)
+    }
+}
+
+#[test]
+fn a_job_is_instantiated_only_if_twice_its_module_cost_is_available() {
+    static HEAP: GrowingHeap = GrowingHeap { available: AtomicUsize::new(usize::MAX), used: AtomicUsize::new(0) };
+    let mut sandbox = Sandbox::new(SandboxConfig::default());
+    sandbox.set_heap_meter(Some(&HEAP));
+    let module = sandbox.compile(&wasm(r#"(module (func (export "run") (result i32) (i32.const 4)))"#)).unwrap();
+    assert_eq!(module.cost(), 100_000);
+    HEAP.available.store(199_999, Ordering::Relaxed);
+    let (result, _) = finish(
+        &mut sandbox.start(&module, StdHost::new(""), Limits::default(), Capabilities::NONE, Entry::Default),
+        1000,
+    );
+    assert_eq!(result.error, Some(JobError::Load(LoadError::Limit(LimitKind::DeviceMemory))), "{result:?}");
+    HEAP.available.store(200_000, Ordering::Relaxed);
+    let (result, _) = finish(
+        &mut sandbox.start(&module, StdHost::new(""), Limits::default(), Capabilities::NONE, Entry::Default),
+        1000,
+    );
+    assert_eq!(result.exit_value, Some(4), "{result:?}");
+}

@@ -708,6 +708,13 @@ impl<H: Host + 'static> Job<H> {
             slices: 0,
             started_us,
         };
+        // Instantiating allocates the instance's functions, globals, segments and tables, which
+        // cannot fail gracefully: at most twice what compiling the module kept (measured as
+        // its cost when the sandbox has a meter), so that much must be available.
+        if meter.is_some_and(|meter| meter.available() < module.cost.saturating_mul(2)) {
+            job.phase = Phase::Done(job.reject(LoadError::Limit(LimitKind::DeviceMemory)));
+            return job;
+        }
         job.phase = match job.instantiate(module, &entry) {
             Ok(func) => Phase::NotStarted(func),
             Err(result) => Phase::Done(result),
