@@ -209,7 +209,8 @@ impl CompiledModule {
 /// extended constant expressions, validation and translation eager: wasmi cannot resume a call
 /// that runs out of fuel while lazily translating a callee (it returns a plain out-of-fuel error
 /// and the job would be lost mid-way; wasmi-labs/wasmi#2032), so every function is translated
-/// at load, where it costs no job fuel.
+/// at load, where it costs no job fuel. Custom sections are skipped (the sandbox reads
+/// `jos.abi` itself).
 pub fn engine_config(config: &SandboxConfig) -> Config {
     let mut wasmi = Config::default();
     wasmi
@@ -217,6 +218,9 @@ pub fn engine_config(config: &SandboxConfig) -> Config {
         .set_max_recursion_depth(config.max_recursion_depth)
         .set_max_stack_height(config.max_stack_slots)
         .compilation_mode(CompilationMode::Eager)
+        // Custom sections are read before wasmi sees the module (`prepare`: `jos.abi`); wasmi
+        // would keep a copy of each for the module's life.
+        .ignore_custom_sections(true)
         .wasm_multi_memory(false)
         .wasm_custom_page_sizes(false)
         .wasm_wide_arithmetic(false);
@@ -288,23 +292,12 @@ impl Sandbox {
         let engine = Engine::new(&self.engine_config);
         let module = Module::new(&engine, prepared.rewritten.as_deref().unwrap_or(bytes))
             .map_err(|error| LoadError::Malformed(error.to_string()))?;
-        let has_start = prepared.has_start;
+        let (has_start, abi) = (prepared.has_start, prepared.abi);
         drop(prepared);
         let cost = match (self.meter, used_before) {
             (Some(meter), Some(before)) => meter.used().saturating_sub(before),
             _ => bytes.len().saturating_mul(ESTIMATED_BYTES_PER_MODULE_BYTE),
         };
-        let mut abi = None;
-        for section in module.custom_sections() {
-            if section.name() == ABI_SECTION {
-                let raw: [u8; 4] = section.data().try_into().map_err(|_| LoadError::AbiMismatch { found: None })?;
-                let version = AbiVersion::from_u32(u32::from_le_bytes(raw));
-                if !AbiVersion::CURRENT.accepts(version) {
-                    return Err(LoadError::AbiMismatch { found: Some(version.to_u32()) });
-                }
-                abi = Some(version);
-            }
-        }
         for import in module.imports() {
             imports::check_import(import.module(), import.name(), import.ty())?;
         }

@@ -17,8 +17,10 @@
 use alloc::string::ToString;
 use alloc::vec::Vec;
 
+use jos_abi::AbiVersion;
 use wasmparser::{DataKind, ElementItems, ElementKind, Operator, Parser, Payload, TableInit};
 
+use super::ABI_SECTION;
 use crate::job::LoadError;
 
 /// Deepest nesting of a constant expression a module may have (a leaf such as `i32.const` is 1;
@@ -45,6 +47,8 @@ pub(crate) struct Prepared {
     pub rewritten: Option<Vec<u8>>,
     /// Whether the module has a start function (exported as [`START_EXPORT`]).
     pub has_start: bool,
+    /// The ABI version its `jos.abi` section states (the last one, if several), if it has one.
+    pub abi: Option<AbiVersion>,
 }
 
 fn malformed(error: impl ToString) -> LoadError {
@@ -87,13 +91,6 @@ fn const_expr_depth(expr: &wasmparser::ConstExpr<'_>) -> Result<u32, LoadError> 
     Ok(deepest)
 }
 
-/// One top-level section: its id, its whole bytes (header included) and its content.
-struct Section {
-    id: u8,
-    whole: core::ops::Range<usize>,
-    content: core::ops::Range<usize>,
-}
-
 fn leb128(mut value: u32, out: &mut Vec<u8>) {
     loop {
         let byte = (value & 0x7f) as u8;
@@ -115,33 +112,43 @@ fn push_section(id: u8, content: &[u8], out: &mut Vec<u8>) -> Result<(), LoadErr
     Ok(())
 }
 
-/// Checks the constant expressions of `bytes` and, if it has a start section, rewrites it so
-/// that the start function is an export (see the module documentation).
+/// The ABI version a `jos.abi` section states (4 bytes, little-endian `major << 16 | minor`),
+/// if this runtime accepts it.
+fn check_abi(data: &[u8]) -> Result<AbiVersion, LoadError> {
+    let raw: [u8; 4] = data.try_into().map_err(|_| LoadError::AbiMismatch { found: None })?;
+    let version = AbiVersion::from_u32(u32::from_le_bytes(raw));
+    if !AbiVersion::CURRENT.accepts(version) {
+        return Err(LoadError::AbiMismatch { found: Some(version.to_u32()) });
+    }
+    Ok(version)
+}
+
+/// Checks the constant expressions and the `jos.abi` section of `bytes` and, if it has a start
+/// section, rewrites it so that the start function is an export (see the module documentation).
+/// Custom sections are read here: wasmi is configured to skip them.
 pub(crate) fn prepare(bytes: &[u8]) -> Result<Prepared, LoadError> {
-    let mut sections: Vec<Section> = Vec::new();
     let mut start: Option<u32> = None;
     // The export section's entry count and where its entries begin.
     let mut exports: Option<(u32, usize)> = None;
     let mut reserved_taken = false;
-    let mut end_of_previous = 0;
+    let mut abi = None;
     for payload in Parser::new(0).parse_all(bytes) {
-        let payload = payload.map_err(malformed)?;
-        match &payload {
-            Payload::Version { range, .. } => end_of_previous = range.end,
+        match payload.map_err(malformed)? {
+            Payload::CustomSection(section) if section.name() == ABI_SECTION => abi = Some(check_abi(section.data())?),
             Payload::GlobalSection(reader) => {
-                for global in reader.clone() {
+                for global in reader {
                     const_expr_depth(&global.map_err(malformed)?.init_expr)?;
                 }
             }
             Payload::TableSection(reader) => {
-                for table in reader.clone() {
+                for table in reader {
                     if let TableInit::Expr(expr) = table.map_err(malformed)?.init {
                         const_expr_depth(&expr)?;
                     }
                 }
             }
             Payload::ElementSection(reader) => {
-                for element in reader.clone() {
+                for element in reader {
                     let element = element.map_err(malformed)?;
                     if let ElementKind::Active { offset_expr, .. } = &element.kind {
                         const_expr_depth(offset_expr)?;
@@ -154,47 +161,48 @@ pub(crate) fn prepare(bytes: &[u8]) -> Result<Prepared, LoadError> {
                 }
             }
             Payload::DataSection(reader) => {
-                for data in reader.clone() {
+                for data in reader {
                     if let DataKind::Active { offset_expr, .. } = data.map_err(malformed)?.kind {
                         const_expr_depth(&offset_expr)?;
                     }
                 }
             }
             Payload::ExportSection(reader) => {
-                for export in reader.clone() {
-                    // Refused below only if the module also has a start function.
-                    reserved_taken |= export.map_err(malformed)?.name == START_EXPORT;
-                }
                 if exports.is_some() {
                     return Err(malformed("more than one export section"));
                 }
                 exports = Some((reader.count(), reader.original_position()));
+                for export in reader {
+                    // Refused below only if the module also has a start function.
+                    reserved_taken |= export.map_err(malformed)?.name == START_EXPORT;
+                }
             }
             Payload::StartSection { func, .. } => {
                 if start.is_some() {
                     return Err(malformed("more than one start section"));
                 }
-                start = Some(*func);
+                start = Some(func);
             }
             _ => {}
         }
-        if let Some((id, content)) = payload.as_section() {
-            // Sections follow each other without gaps: this one's header begins where the
-            // previous one's content ended.
-            sections.push(Section { id, whole: end_of_previous..content.end, content: content.clone() });
-            end_of_previous = content.end;
-        }
     }
-    let Some(start) = start else { return Ok(Prepared { rewritten: None, has_start: false }) };
+    let Some(start) = start else { return Ok(Prepared { rewritten: None, has_start: false, abi }) };
     if reserved_taken {
         return Err(malformed(alloc::format!(
             "the export name `{START_EXPORT}` is reserved for the start function of a module that has one"
         )));
     }
+    Ok(Prepared { rewritten: Some(without_start(bytes, start, exports)?), has_start: true, abi })
+}
+
+/// A copy of `bytes` (which [`prepare`] parsed) without its start section and with the start
+/// function `start` exported as [`START_EXPORT`]; `exports` is the export section's count and
+/// where its entries begin, if it has one. Sections are copied byte for byte otherwise: each
+/// one's header begins where the previous one's content ended.
+fn without_start(bytes: &[u8], start: u32, exports: Option<(u32, usize)>) -> Result<Vec<u8>, LoadError> {
     let mut out = Vec::new();
     out.try_reserve_exact(bytes.len() + START_EXPORT.len() + 16)
         .map_err(|_| malformed("no memory to prepare the module"))?;
-    out.extend_from_slice(&bytes[..8]);
     // The new export entry: name, kind 0 (function), index.
     let mut entry = Vec::new();
     leb128(START_EXPORT.len() as u32, &mut entry);
@@ -208,21 +216,30 @@ pub(crate) fn prepare(bytes: &[u8]) -> Result<Prepared, LoadError> {
         content.extend_from_slice(&entry);
         push_section(EXPORT_SECTION, &content, out)
     };
-    for section in &sections {
-        match section.id {
+    let mut end_of_previous = 0;
+    for payload in Parser::new(0).parse_all(bytes) {
+        let payload = payload.map_err(malformed)?;
+        if let Payload::Version { range, .. } = &payload {
+            out.extend_from_slice(&bytes[range.clone()]);
+            end_of_previous = range.end;
+            continue;
+        }
+        let Some((id, content)) = payload.as_section() else { continue };
+        match id {
             EXPORT_SECTION => {
-                let (count, entries_at) = exports.unwrap_or((0, section.content.start));
-                let entries = bytes.get(entries_at..section.content.end).ok_or_else(|| malformed("export section"))?;
+                let (count, entries_at) = exports.unwrap_or((0, content.start));
+                let entries = bytes.get(entries_at..content.end).ok_or_else(|| malformed("export section"))?;
                 export_section(count, entries, &mut out)?;
             }
             // Export sections come right before the start section: one that was missing goes
             // where the start section was.
             START_SECTION if exports.is_none() => export_section(0, &[], &mut out)?,
             START_SECTION => {}
-            _ => out.extend_from_slice(&bytes[section.whole.clone()]),
+            _ => out.extend_from_slice(bytes.get(end_of_previous..content.end).ok_or_else(|| malformed("section"))?),
         }
+        end_of_previous = content.end;
     }
-    Ok(Prepared { rewritten: Some(out), has_start: true })
+    Ok(out)
 }
 
 #[cfg(test)]
@@ -238,7 +255,7 @@ mod tests {
         let bytes = wasm(
             r#"(module (global i32 (i32.add (i32.const 1) (i32.const 2))) (func (export "run") (result i32) (i32.const 1)))"#,
         );
-        assert_eq!(prepare(&bytes).unwrap(), Prepared { rewritten: None, has_start: false });
+        assert_eq!(prepare(&bytes).unwrap(), Prepared { rewritten: None, has_start: false, abi: None });
     }
 
     #[test]
