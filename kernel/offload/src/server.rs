@@ -304,7 +304,7 @@ pub struct Server<P: Platform> {
     static_shared: Arc<noise::StaticShared>,
     sandbox: Sandbox,
     /// Verified native blobs by identity, least recently used evicted first.
-    natives: ModuleCache<Arc<[u8]>>,
+    natives: ModuleCache<Arc<Vec<u8>>>,
     /// What the device knows of each recently pushed module, by identity.
     records: Recent<[u8; 32], ModuleRecord>,
     /// Each client's push limits per module: (client key, module identity).
@@ -759,7 +759,8 @@ impl<P: Platform> Server<P> {
     /// Keeps a verified blob under its identity (least recently used blobs make room).
     fn store_native(&mut self, identity: [u8; 32], bytes: Vec<u8>) {
         let cost = bytes.len();
-        self.natives.insert(identity, Arc::from(bytes), cost);
+        // Moved, not copied: the push buffer becomes the cache entry.
+        self.natives.insert(identity, Arc::new(bytes), cost);
     }
 
     /// Remembers that `identity` was pushed as bytes whose SHA-256 is `sha256`, verified by a
@@ -865,7 +866,7 @@ impl<P: Platform> Server<P> {
                     let start_us = self.platform.now_us();
                     let started = match self.natives.get(&request.hash) {
                         Some(blob) => self.platform.start_native(
-                            &blob,
+                            blob.as_slice(),
                             &request.input,
                             &request.limits,
                             request.capabilities,
