@@ -15,6 +15,7 @@ extern crate alloc;
 extern crate std;
 
 pub mod noise;
+mod records;
 mod server;
 mod session;
 pub mod timing;

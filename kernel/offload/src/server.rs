@@ -14,9 +14,12 @@ use jos_abi::wire::call::CallValue;
 use jos_abi::wire::discovery::{AdvertRepr, LoadState, Probe};
 use jos_abi::wire::{self, Format, Formats, JobStatus as WireStatus, Limits, Message, MAX_FRAME_LEN};
 use jos_abi::{AbiVersion, ErrorCode};
+use jos_runtime::host::HeapMeter;
+use jos_runtime::wasm::ModuleCache;
 use jos_runtime::{Capabilities, Entry, Host, Job, JobError, JobResult, JobStatus, Sandbox, SandboxConfig, StepOutcome, Value};
 
 use crate::noise::{self, Entropy};
+use crate::records::Recent;
 use crate::session::{Phase, Push, Scratch, Session};
 use crate::timing::{JobTiming, PushTiming, Timing};
 
@@ -121,6 +124,14 @@ pub trait Platform {
     /// Free heap bytes (reported in adverts).
     fn free_memory(&self) -> u32;
 
+    /// The device's heap for the wasm sandbox (`jos_runtime::host::HeapMeter`): with it, jobs
+    /// cannot grow into what the device keeps for itself, a module is compiled only when its
+    /// worst case fits, and cached modules are charged what they really take. The default has
+    /// none.
+    fn heap_meter(&self) -> Option<&'static dyn HeapMeter> {
+        None
+    }
+
     /// A monotonic clock in microseconds: the server times each slice of a wasm job with it
     /// (their sum is the job's `cpu_us`) and the phases of pushes and jobs ([`Platform::timing`]).
     fn now_us(&self) -> u64;
@@ -216,6 +227,21 @@ pub enum Slice {
     Ended,
 }
 
+/// How many pushed modules the server remembers (capabilities and SHA-256s), and how many
+/// (client, module) push limits.
+pub const RECORDS: usize = 256;
+
+/// How many SHA-256s of pushes one module record remembers.
+const ALIASES: usize = 4;
+
+/// What the server keeps about a module that was pushed, by its identity (the SHA-256 of its
+/// signed content): its latest pushes, most recent first, each with the SHA-256 of the bytes
+/// pushed (what `PushOk` named, and what a client may invoke it by) and the capabilities of
+/// the signer whose signature verified that push.
+struct ModuleRecord {
+    pushed_as: [Option<([u8; 32], Capabilities)>; ALIASES],
+}
+
 /// Identifies a connection.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct SessionId(pub u32);
@@ -277,9 +303,12 @@ pub struct Server<P: Platform> {
     /// The Noise `ss` results for the trusted clients, computed once.
     static_shared: Arc<noise::StaticShared>,
     sandbox: Sandbox,
-    natives: BTreeMap<[u8; 32], Vec<u8>>,
-    native_bytes: usize,
-    defaults: BTreeMap<[u8; 32], (Limits, Capabilities)>,
+    /// Verified native blobs by identity, least recently used evicted first.
+    natives: ModuleCache<Arc<Vec<u8>>>,
+    /// What the device knows of each recently pushed module, by identity.
+    records: Recent<[u8; 32], ModuleRecord>,
+    /// Each client's push limits per module: (client key, module identity).
+    defaults: Recent<([u8; 32], [u8; 32]), Limits>,
     sessions: BTreeMap<u32, Session>,
     next_session: u32,
     queue: VecDeque<Request>,
@@ -345,10 +374,11 @@ fn wire_status(status: JobStatus) -> WireStatus {
 impl<P: Platform> Server<P> {
     /// A server for `config`; `entropy` supplies handshake randomness.
     pub fn new(config: DeviceConfig, options: ServerOptions, platform: P, entropy: &'static dyn Entropy) -> Self {
-        let sandbox = Sandbox::new(SandboxConfig {
+        let mut sandbox = Sandbox::new(SandboxConfig {
             max_module_bytes: config.policy.max_module_len as usize,
             ..SandboxConfig::default()
         });
+        sandbox.set_heap_meter(platform.heap_meter());
         Server {
             noise_public: config.noise_public_key(),
             static_shared: Arc::new(noise::StaticShared::new(&config.noise_secret, &config.clients)),
@@ -357,9 +387,9 @@ impl<P: Platform> Server<P> {
             platform,
             entropy,
             sandbox,
-            natives: BTreeMap::new(),
-            native_bytes: 0,
-            defaults: BTreeMap::new(),
+            natives: ModuleCache::new(options.native_cache_bytes),
+            records: Recent::new(RECORDS),
+            defaults: Recent::new(RECORDS),
             sessions: BTreeMap::new(),
             next_session: 0,
             queue: VecDeque::new(),
@@ -662,11 +692,16 @@ impl<P: Platform> Server<P> {
             return self.error(session, ErrorCode::InvalidArgument, "SHA-256 of the module differs from PushBegin's");
         }
         let signers = &self.config.signers;
+        // The module's identity (the SHA-256 of its signed content, `jos_runtime::wasm::module_id`)
+        // and the capabilities of the signer that verified it.
         let verdict = match push.format {
             Format::Wasm => self
                 .sandbox
                 .compile_signed(&push.bytes, signers)
-                .map(|(_, signer)| signers.get(signer).map_or(Capabilities::NONE, |signer| Capabilities::from_rights(signer.rights)))
+                .map(|(module, signer)| {
+                    let rights = signers.get(signer).map_or(Capabilities::NONE, |signer| Capabilities::from_rights(signer.rights));
+                    (*module.hash(), rights)
+                })
                 .map_err(|error| {
                     let mut text = String::new();
                     let _ = write!(text, "{error}");
@@ -676,16 +711,13 @@ impl<P: Platform> Server<P> {
         };
         let (format, bytes, accepted) = (push.format, push.total_len, verdict.is_ok());
         match verdict {
-            Ok(capabilities) => {
+            Ok((identity, capabilities)) => {
                 if push.format == Format::NativeArmv6 {
-                    self.store_native(push.sha256, push.bytes);
+                    self.store_native(identity, push.bytes);
                 }
-                if self.defaults.len() >= 256 && !self.defaults.contains_key(&push.sha256) {
-                    self.defaults.pop_first();
-                }
-                // The job's capabilities: the rights of the signer whose signature verified this
-                // push (docs/security.md).
-                self.defaults.insert(push.sha256, (push.limits, capabilities));
+                self.record_push(identity, capabilities, push.sha256);
+                // This client's limits for this module; other clients keep their own.
+                self.defaults.insert((session.client_key, identity), push.limits);
                 self.counters.pushes_ok += 1;
                 session.send(&Message::PushOk { sha256: push.sha256 }, &mut self.scratch);
             }
@@ -703,8 +735,9 @@ impl<P: Platform> Server<P> {
         }));
     }
 
-    /// Checks a native blob; returns the capabilities of the signer that verified it.
-    fn check_native(&self, bytes: &[u8]) -> Result<Capabilities, (ErrorCode, String)> {
+    /// Checks a native blob; returns its identity (the SHA-256 of its signed part) and the
+    /// capabilities of the signer that verified it.
+    fn check_native(&self, bytes: &[u8]) -> Result<([u8; 32], Capabilities), (ErrorCode, String)> {
         let fail = |code: ErrorCode, what: &dyn core::fmt::Display| {
             let mut text = String::new();
             let _ = write!(text, "{what}");
@@ -720,34 +753,60 @@ impl<P: Platform> Server<P> {
             return Err((ErrorCode::Unsupported, "blob is not for ARMv6".to_string()));
         }
         let verified = signature::verify_blob(&blob, &self.config.signers).map_err(|error| fail(error.code(), &error))?;
-        Ok(Capabilities::from_rights(verified.rights))
+        Ok((verified.content_hash, Capabilities::from_rights(verified.rights)))
     }
 
-    fn store_native(&mut self, hash: [u8; 32], bytes: Vec<u8>) {
-        if let Some(old) = self.natives.remove(&hash) {
-            self.native_bytes -= old.len();
+    /// Keeps a verified blob under its identity (least recently used blobs make room).
+    fn store_native(&mut self, identity: [u8; 32], bytes: Vec<u8>) {
+        let cost = bytes.len();
+        // Moved, not copied: the push buffer becomes the cache entry.
+        self.natives.insert(identity, Arc::new(bytes), cost);
+    }
+
+    /// Remembers that `identity` was pushed as bytes whose SHA-256 is `sha256`, verified by a
+    /// signer granting `capabilities`.
+    fn record_push(&mut self, identity: [u8; 32], capabilities: Capabilities, sha256: [u8; 32]) {
+        let mut pushed_as = [None; ALIASES];
+        pushed_as[0] = Some((sha256, capabilities));
+        if let Some(record) = self.records.get(&identity) {
+            let older = record.pushed_as.iter().flatten().filter(|(hash, _)| *hash != sha256);
+            for (slot, push) in pushed_as[1..].iter_mut().zip(older) {
+                *slot = Some(*push);
+            }
         }
-        while self.native_bytes + bytes.len() > self.options.native_cache_bytes {
-            let Some((_, evicted)) = self.natives.pop_first() else { break };
-            self.native_bytes -= evicted.len();
+        self.records.insert(identity, ModuleRecord { pushed_as });
+    }
+
+    /// The identity of the module `hash` names and the capabilities it runs with: by its
+    /// identity, those of its latest push; by the SHA-256 of the bytes of one of its recent
+    /// pushes, those of that push's signer. `None` if no cached module goes by `hash`. A module
+    /// whose record was evicted runs with no capabilities (push it again).
+    fn resolve(&mut self, hash: &[u8; 32]) -> Option<([u8; 32], Capabilities)> {
+        if self.sandbox.cache().contains(hash) || self.natives.contains(hash) {
+            let latest = self.records.get(hash).and_then(|record| record.pushed_as[0]);
+            return Some((*hash, latest.map_or(Capabilities::NONE, |(_, capabilities)| capabilities)));
         }
-        self.native_bytes += bytes.len();
-        self.natives.insert(hash, bytes);
+        let pushed = |record: &ModuleRecord| record.pushed_as.iter().flatten().any(|(sha256, _)| sha256 == hash);
+        let identity = *self.records.find_key(pushed)?;
+        let record = self.records.get(&identity)?;
+        let (_, capabilities) = record.pushed_as.iter().flatten().find(|(sha256, _)| sha256 == hash)?;
+        Some((identity, *capabilities))
     }
 
     fn invoke(&mut self, id: SessionId, session: &mut Session, hash: [u8; 32], limits: Limits, input: &[u8], entry: Entry) {
-        let format = if self.sandbox.cache().contains(&hash) {
-            Format::Wasm
-        } else if self.natives.contains_key(&hash) {
-            Format::NativeArmv6
-        } else {
-            return self.error(session, ErrorCode::NotFound, "no cached module with this SHA-256: push it first");
+        let resolved = self.resolve(&hash);
+        let format = match resolved {
+            Some((identity, _)) if self.sandbox.cache().contains(&identity) => Format::Wasm,
+            Some((identity, _)) if self.natives.contains(&identity) => Format::NativeArmv6,
+            _ => return self.error(session, ErrorCode::NotFound, "no cached module with this SHA-256: push it first"),
         };
+        let (hash, capabilities) = resolved.unwrap_or((hash, Capabilities::NONE));
         if self.queue.len() >= usize::from(self.config.policy.queue_len) {
             return self.error(session, ErrorCode::Busy, "job queue full");
         }
-        // A module whose push record was evicted runs with no capabilities (push it again).
-        let (defaults, capabilities) = self.defaults.get(&hash).copied().unwrap_or_default();
+        // A client that did not push the module gets no push limits but its own request's and
+        // the policy's.
+        let defaults = self.defaults.get(&(session.client_key, hash)).copied().unwrap_or_default();
         let limits = merge(limits, defaults).capped_by(self.config.policy.limits);
         let received_us = self.platform.now_us();
         self.queue.push_back(Request {
@@ -807,7 +866,7 @@ impl<P: Platform> Server<P> {
                     let start_us = self.platform.now_us();
                     let started = match self.natives.get(&request.hash) {
                         Some(blob) => self.platform.start_native(
-                            blob,
+                            blob.as_slice(),
                             &request.input,
                             &request.limits,
                             request.capabilities,

@@ -150,6 +150,10 @@ impl Platform for KernelPlatform {
         u32::try_from(heap.size.saturating_sub(heap.used)).unwrap_or(u32::MAX)
     }
 
+    fn heap_meter(&self) -> Option<&'static dyn jos_runtime::host::HeapMeter> {
+        Some(&crate::memory::heap::JOB_HEAP)
+    }
+
     fn now_us(&self) -> u64 {
         TIMER.now_micros()
     }

@@ -7,8 +7,8 @@ use jos_abi::signature::{public_key, sign_blob, sign_wasm, SignerRights, Trusted
 use jos_abi::wire::call::CallValue;
 use jos_abi::wire::{self, Format, Limits, Message};
 use jos_abi::AbiVersion;
-use jos_offload::noise::{self, Resolver};
 use jos_offload::host::HostPlatform;
+use jos_offload::noise::{self, Resolver};
 use jos_offload::{DeviceConfig, OsEntropy, Platform, Server, ServerOptions, SessionId};
 use jos_runtime::StdHost;
 
@@ -76,7 +76,14 @@ pub struct TestPlatform {
 
 /// A [`TestPlatform`] value.
 pub fn platform() -> TestPlatform {
-    TestPlatform { host: HostPlatform::accepting_native(), native_steps: 0, native: None, started: 0, steps: 0, aborted: 0 }
+    TestPlatform {
+        host: HostPlatform::accepting_native(),
+        native_steps: 0,
+        native: None,
+        started: 0,
+        steps: 0,
+        aborted: 0,
+    }
 }
 
 impl Platform for TestPlatform {
@@ -98,7 +105,8 @@ impl Platform for TestPlatform {
         capabilities: jos_runtime::Capabilities,
     ) -> Result<(), jos_runtime::JobResult> {
         assert!(self.native.is_none(), "a second native job started before the first ended");
-        let bits = i32::from(capabilities.network) | i32::from(capabilities.screen) << 1 | i32::from(capabilities.gpio) << 2;
+        let bits =
+            i32::from(capabilities.network) | i32::from(capabilities.screen) << 1 | i32::from(capabilities.gpio) << 2;
         self.native = Some((bits, self.native_steps));
         self.started += 1;
         Ok(())
@@ -164,7 +172,8 @@ pub const ECHO: &str = r#"
 "#;
 
 /// Never ends.
-pub const SPIN: &str = r#"(module (memory (export "memory") 1) (func (export "run") (result i32) (loop $l (br $l)) (i32.const 0)))"#;
+pub const SPIN: &str =
+    r#"(module (memory (export "memory") 1) (func (export "run") (result i32) (loop $l (br $l)) (i32.const 0)))"#;
 
 /// `module` with a custom section appended.
 pub fn with_custom(mut module: Vec<u8>, name: &str, data: &[u8]) -> Vec<u8> {
