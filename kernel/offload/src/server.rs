@@ -176,8 +176,8 @@ impl Default for ServerOptions {
             idle_timeout_us: 30_000_000,
             max_outbox: 2 * (MAX_FRAME_LEN + wire::FRAME_HEADER_LEN),
             probe_limits: RateLimits {
-                global: Rate { burst: 32, per_second: 32 },
-                per_source: Rate { burst: 8, per_second: 4 },
+                global: Rate { burst: 64, per_second: 64 },
+                per_source: Rate { burst: 32, per_second: 16 },
                 sources: 16,
             },
             hello_limits: RateLimits {
