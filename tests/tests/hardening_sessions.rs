@@ -270,6 +270,15 @@ fn stalled_silent_and_unread_sessions_are_closed_and_a_push_gets_through() {
     let end = offload_counters(&mut device.qemu);
     assert_eq!(grew(&end, &start, "idle_timeouts"), 1, "{end:?}");
 
+    // The status screen's sessions and limits rows (the shell's `status` prints the panel).
+    device.qemu.send("status\r").unwrap();
+    let row = device.qemu.wait_for_line("status: sessions ", Duration::from_secs(20)).unwrap_or_else(|e| panic!("{e}"));
+    for (label, counter) in [("stall", "handshake_timeouts"), ("idle", "idle_timeouts"), ("evict", "evicted"), ("unread", "outbox_overflows")] {
+        assert!(row.contains(&format!("{label} {} ", end[counter])) || row.ends_with(&format!("{label} {}", end[counter])), "{label} in {row:?}: {end:?}");
+    }
+    let row = device.qemu.wait_for_line("status: limits ", Duration::from_secs(20)).unwrap_or_else(|e| panic!("{e}"));
+    assert!(row.contains("probes 0 limited") && row.contains("echo loops 0"), "{row:?}");
+
     // The device still serves.
     let mut last = client(&device);
     last.send(&Message::Ping { nonce: 9 }).unwrap();

@@ -46,7 +46,8 @@ pub enum Verdict {
         broadcast: bool,
     },
     /// A plain UDP echo request to us that [`echo_reply`] may answer without smoltcp: unicast
-    /// to our MAC and address, from a unicast address and a non-zero port, IPv4 without options
+    /// to our MAC and address, from a unicast address and a port of at least
+    /// [`WELL_KNOWN_PORTS_END`], IPv4 without options
     /// or fragments, header checksum right, UDP length equal to the IP payload, UDP checksum
     /// right (or zero: none sent).
     Echo,
@@ -91,11 +92,7 @@ pub fn classify(frame: &[u8], local: &Local, open: impl Fn(u16) -> bool) -> Verd
     if to_us && port != local.echo_port && !open(port) {
         return Verdict::ClosedPort;
     }
-    // One compare on the echo path (`1..1024`: port 0 is left to smoltcp, which drops it as
-    // unanswerable).
-    if port == local.echo_port && udp.src_port().wrapping_sub(1) < WELL_KNOWN_PORTS_END - 1 {
-        return Verdict::EchoLoop;
-    }
+    let source_port = udp.src_port();
     let plain_echo = port == local.echo_port
         && Some(ip.dst_addr()) == ours
         && ethernet.dst_addr() == local.mac
@@ -103,9 +100,13 @@ pub fn classify(frame: &[u8], local: &Local, open: impl Fn(u16) -> bool) -> Verd
         && ip.version() == 4
         && usize::from(ip.header_len()) == IPV4_HEADER
         && is_unicast(ip.src_addr(), local.address)
-        && udp.src_port() != 0;
+        && source_port >= WELL_KNOWN_PORTS_END;
     if plain_echo {
         Verdict::Echo
+    } else if port == local.echo_port && source_port != 0 && source_port < WELL_KNOWN_PORTS_END {
+        // Checked only off the fast path: a plain request costs the one compare above (which
+        // was `!= 0` before; port 0 is left to smoltcp, which drops it as unanswerable).
+        Verdict::EchoLoop
     } else {
         Verdict::Keep { broadcast }
     }
