@@ -150,6 +150,9 @@ pub struct ServerOptions {
     /// Unsent bytes a session may hold: past this its client is not reading, and the session is
     /// reset ([`Counters::outbox_overflows`]).
     pub max_outbox: usize,
+    /// Microseconds a session the device closed has to send what it has left (an Error, a
+    /// result); then it is reset ([`Counters::flush_timeouts`]).
+    pub flush_timeout_us: u64,
     /// Discovery probes answered, overall and per source address ([`Counters::probes_rate_limited`]).
     pub probe_limits: RateLimits,
     /// Handshakes that reach the X25519 work and fail (untrusted keys, undecryptable Hellos),
@@ -175,6 +178,7 @@ impl Default for ServerOptions {
             handshake_timeout_us: 5_000_000,
             idle_timeout_us: 30_000_000,
             max_outbox: 2 * (MAX_FRAME_LEN + wire::FRAME_HEADER_LEN),
+            flush_timeout_us: 5_000_000,
             probe_limits: RateLimits {
                 global: Rate { burst: 64, per_second: 64 },
                 per_source: Rate { burst: 32, per_second: 16 },
@@ -233,6 +237,9 @@ pub struct Counters {
     pub refused_busy: u64,
     /// Sessions reset because their client did not read ([`ServerOptions::max_outbox`]).
     pub outbox_overflows: u64,
+    /// Sessions the device had closed, reset because what they had left to send did not go out
+    /// within [`ServerOptions::flush_timeout_us`].
+    pub flush_timeouts: u64,
     /// Handshakes answered `Error(PermissionDenied)`: the client's key is not trusted (or the
     /// client does not hold its secret).
     pub hellos_refused: u64,
@@ -551,7 +558,8 @@ impl<P: Platform> Server<P> {
     /// connection whose handshake is not done [`ServerOptions::handshake_timeout_us`] after it
     /// arrived is reset ([`Server::wants_abort`]); an authenticated session that sent nothing
     /// and had no job queued or running for [`ServerOptions::idle_timeout_us`] is closed
-    /// ([`Server::wants_close`]).
+    /// ([`Server::wants_close`]); a closed session whose transport has not finished sending
+    /// within [`ServerOptions::flush_timeout_us`] is reset.
     pub fn expire(&mut self) {
         let now = self.platform.now_us();
         let (queue, running, counters) = (&self.queue, &self.running, &mut self.counters);
@@ -574,7 +582,15 @@ impl<P: Platform> Server<P> {
                         session.close();
                     }
                 }
-                Phase::Closed => {}
+                Phase::Closed => {
+                    if !session.abort {
+                        let since = *session.closed_us.get_or_insert(now);
+                        if now.saturating_sub(since) >= self.options.flush_timeout_us {
+                            counters.flush_timeouts += 1;
+                            session.abort();
+                        }
+                    }
+                }
             }
         }
     }

@@ -52,6 +52,9 @@ pub(crate) struct Session {
     pub active_us: u64,
     /// Closed without flushing: the transport resets the connection.
     pub abort: bool,
+    /// When [`crate::Server::expire`] first saw the session closed (its flush deadline runs
+    /// from here).
+    pub closed_us: Option<u64>,
 }
 
 impl Session {
@@ -69,6 +72,7 @@ impl Session {
             opened_us: now_us,
             active_us: now_us,
             abort: false,
+            closed_us: None,
         }
     }
 

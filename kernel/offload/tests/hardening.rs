@@ -138,6 +138,24 @@ fn authenticated_sessions_are_never_evicted_and_a_newcomer_is_told_busy() {
 }
 
 #[test]
+fn a_closed_connection_that_cannot_send_what_is_left_is_reset() {
+    // Every session authenticated: a newcomer is told Busy, but never reads it (its transport
+    // cannot send): 5 s after the device closed it, it is reset.
+    let mut server = server(ServerOptions { max_sessions: 1, ..options() });
+    let _client = MemoryClient::connect(&mut server, &CLIENT_SECRET).unwrap();
+    let newcomer = server.connect().unwrap();
+    assert!(server.wants_close(newcomer) && !server.pending(newcomer).is_empty());
+    server.expire();
+    server.platform_mut().advance(4 * SECOND);
+    server.expire();
+    assert!(!server.wants_abort(newcomer), "4 s: still flushing");
+    server.platform_mut().advance(SECOND);
+    server.expire();
+    assert!(server.wants_abort(newcomer) && server.pending(newcomer).is_empty(), "reset at 5 s");
+    assert_eq!(server.counters().flush_timeouts, 1);
+}
+
+#[test]
 fn a_silent_session_is_closed_after_the_idle_timeout_but_not_while_its_job_runs() {
     let mut server = server(options());
     let mut idle = MemoryClient::connect(&mut server, &CLIENT_SECRET).unwrap();

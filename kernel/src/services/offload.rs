@@ -313,7 +313,7 @@ pub fn print_counters() {
         let status = service.server.status();
         let c = status.counters;
         crate::kprintln!(
-            "offload: counters sessions={} waiting={} sessions_opened={} sessions_killed={} replays_refused={} dropped_unauthenticated={} errors_sent={} pushes_ok={} jobs_ok={} jobs_failed={} jobs_aborted={} adverts_sent={} handshake_timeouts={} idle_timeouts={} evicted={} refused_busy={} outbox_overflows={} hellos_refused={} hellos_rate_limited={} probes_rate_limited={} probes_too_short={} half_open_resets={} linger_resets={}",
+            "offload: counters sessions={} waiting={} sessions_opened={} sessions_killed={} replays_refused={} dropped_unauthenticated={} errors_sent={} pushes_ok={} jobs_ok={} jobs_failed={} jobs_aborted={} adverts_sent={} handshake_timeouts={} idle_timeouts={} evicted={} refused_busy={} outbox_overflows={} flush_timeouts={} hellos_refused={} hellos_rate_limited={} probes_rate_limited={} probes_too_short={} half_open_resets={} linger_resets={}",
             status.sessions,
             status.waiting,
             c.sessions_opened,
@@ -331,6 +331,7 @@ pub fn print_counters() {
             c.evicted,
             c.refused_busy,
             c.outbox_overflows,
+            c.flush_timeouts,
             c.hellos_refused,
             c.hellos_rate_limited,
             c.probes_rate_limited,
