@@ -338,6 +338,34 @@ pub fn net_stats(qemu: &mut Qemu, min_echoes: u64) -> Option<(u64, u64, u64)> {
     None
 }
 
+/// The device's offload counters as `key=value` pairs, from a fresh `offload` console command
+/// (waits up to 20 s for the line; panics without one).
+pub fn offload_counters(qemu: &mut Qemu) -> std::collections::HashMap<String, u64> {
+    const PREFIX: &str = "offload: counters ";
+    let complete_lines = |text: &str| -> Vec<String> {
+        text.split_inclusive('\n')
+            .filter(|line| line.ends_with('\n') && line.starts_with(PREFIX))
+            .map(|line| line.trim_end().to_string())
+            .collect()
+    };
+    let before = complete_lines(&qemu.output()).len();
+    qemu.send("offload\r").expect("type a command");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        if let Some(line) = complete_lines(&qemu.output()).get(before) {
+            return line[PREFIX.len()..]
+                .split_whitespace()
+                .map(|pair| {
+                    let (key, value) = pair.split_once('=').unwrap_or_else(|| panic!("not key=value: {line}"));
+                    (key.to_string(), value.parse().unwrap_or_else(|_| panic!("not a number: {line}")))
+                })
+                .collect();
+        }
+        assert!(Instant::now() < deadline, "no counters line; console:\n{}", qemu.output());
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
 /// A decoded binary PPM (P6, maxval 255).
 pub struct Picture {
     /// Width in pixels.

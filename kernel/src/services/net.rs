@@ -7,6 +7,8 @@
 //! stack sees them, so a flood to a closed port draws no ICMP replies. A plain unicast UDP echo
 //! request is answered by the pre-filter's fast path straight from the received frame
 //! (`jos_kcore::net`, docs/network.md "The echo fast path"); anything unusual goes to smoltcp.
+//! An echo request from a well-known port (1..1024) is dropped and counted (`echo_loops`): its
+//! answer could start a loop with another host's echo or chargen service.
 
 use core::cell::UnsafeCell;
 use core::fmt::Write;
@@ -35,8 +37,9 @@ pub mod sizes {
     pub const TCP_SOCKETS: usize = 2;
     /// TCP echo: receive and transmit buffer bytes per socket.
     pub const TCP_BUFFER: usize = 16 * 1024;
-    /// Offload sessions: TCP sockets listening on port 4748 (sessions served at once).
-    pub const OFFLOAD_TCP_SOCKETS: usize = crate::services::offload::SESSIONS;
+    /// Offload sessions: TCP sockets listening on port 4748 (the sessions served at once, and
+    /// two more: `services::offload::LISTENERS`).
+    pub const OFFLOAD_TCP_SOCKETS: usize = crate::services::offload::LISTENERS;
     /// Offload sessions: receive and transmit buffer bytes per socket.
     pub const OFFLOAD_TCP_BUFFER: usize = 16 * 1024;
     /// Offload discovery: payload bytes per direction.
@@ -66,6 +69,9 @@ pub mod sizes {
 pub const UDP_ECHO_PORT: u16 = 7;
 /// TCP echo service port.
 pub const TCP_ECHO_PORT: u16 = 7;
+/// A TCP echo connection whose peer sends nothing (not even an ACK) for this long is reset
+/// (smoltcp's socket timeout), so a silent stranger cannot keep the two echo sockets.
+pub const TCP_ECHO_TIMEOUT: smoltcp::time::Duration = smoltcp::time::Duration::from_secs(30);
 /// UDP ports the stack listens on (echo, the DHCP client, offload discovery).
 const OPEN_UDP_PORTS: [u16; 3] = [UDP_ECHO_PORT, 68, jos_abi::wire::discovery::DISCOVERY_PORT];
 /// Without a DHCP lease after this long, the static configuration is applied.
@@ -107,6 +113,9 @@ pub struct Counters {
     pub udp_echoes: u64,
     /// UDP echo replies that did not fit the transmit buffer (dropped).
     pub udp_echo_drops: u64,
+    /// UDP echo requests from a well-known source port (1..1024) dropped: answering could start
+    /// an endless exchange with another host's echo, chargen or other answering service.
+    pub echo_loops: u64,
     /// TCP echo bytes sent back.
     pub tcp_echo_bytes: u64,
     /// TCP connections accepted.
@@ -232,7 +241,9 @@ pub fn init(log: fn(core::fmt::Arguments)) -> Result<(), InitError> {
     let mut tcp_tx = storage.tcp_tx.iter_mut();
     let tcp = core::array::from_fn(|_| {
         let (Some(rx), Some(tx)) = (tcp_rx.next(), tcp_tx.next()) else { unreachable!("one buffer pair per socket") };
-        sockets.add(tcp::Socket::new(tcp::SocketBuffer::new(&mut rx[..]), tcp::SocketBuffer::new(&mut tx[..])))
+        let mut socket = tcp::Socket::new(tcp::SocketBuffer::new(&mut rx[..]), tcp::SocketBuffer::new(&mut tx[..]));
+        socket.set_timeout(Some(TCP_ECHO_TIMEOUT));
+        sockets.add(socket)
     });
     if crate::services::offload::enabled() {
         // The offload service's sockets: discovery on UDP 4747, one TCP 4748 listener per session.
@@ -246,7 +257,9 @@ pub fn init(log: fn(core::fmt::Arguments)) -> Result<(), InitError> {
         let mut tx = storage.offload_tx.iter_mut();
         let sessions = core::array::from_fn(|_| {
             let (Some(rx), Some(tx)) = (rx.next(), tx.next()) else { unreachable!("one buffer pair per socket") };
-            sockets.add(tcp::Socket::new(tcp::SocketBuffer::new(&mut rx[..]), tcp::SocketBuffer::new(&mut tx[..])))
+            let mut socket = tcp::Socket::new(tcp::SocketBuffer::new(&mut rx[..]), tcp::SocketBuffer::new(&mut tx[..]));
+            crate::services::offload::configure_socket(&mut socket);
+            sockets.add(socket)
         });
         crate::services::offload::attach(discovery, sessions);
     }
@@ -457,6 +470,11 @@ impl Net {
                     self.device.discard();
                     continue;
                 }
+                Verdict::EchoLoop => {
+                    self.counters.echo_loops += 1;
+                    self.device.discard();
+                    continue;
+                }
                 Verdict::Echo => {
                     if self.echo_fast(&local) {
                         continue;
@@ -632,7 +650,12 @@ impl Net {
             }),
             None => write!(line, "asking DHCP"),
         };
-        let drops = self.counters.malformed + self.counters.fragments + self.counters.closed_port + link.rx.runts + self.counters.udp_echo_drops;
+        let drops = self.counters.malformed
+            + self.counters.fragments
+            + self.counters.closed_port
+            + link.rx.runts
+            + self.counters.udp_echo_drops
+            + self.counters.echo_loops;
         let _ = write!(
             line,
             " rx {} tx {} drop {} err {}",
@@ -652,14 +675,18 @@ impl Net {
         self.write_status(&mut line);
         crate::services::status::set_network_line(format_args!("{}", line.as_str()));
         let link = self.device.counters();
-        let key = (link.rx.frames + link.rx.runts + link.rx.errors, link.tx.frames + link.tx.errors, self.counters.malformed + self.counters.fragments + self.counters.closed_port);
+        let key = (
+            link.rx.frames + link.rx.runts + link.rx.errors,
+            link.tx.frames + link.tx.errors,
+            self.counters.malformed + self.counters.fragments + self.counters.closed_port + self.counters.echo_loops,
+        );
         if key == self.reported {
             return;
         }
         self.reported = key;
         let c = self.counters;
         (self.log)(format_args!(
-            "net: stats rx {} ({} B) tx {} ({} B) runts {} malformed {} fragments {} closed_port {} broadcast {} rx_err {} tx_err {} tx_busy {} udp_echo {} udp_drop {} tcp_conn {} tcp_bytes {} busy_us {} at_us {}",
+            "net: stats rx {} ({} B) tx {} ({} B) runts {} malformed {} fragments {} closed_port {} broadcast {} rx_err {} tx_err {} tx_busy {} udp_echo {} udp_drop {} echo_loop {} tcp_conn {} tcp_bytes {} busy_us {} at_us {}",
             link.rx.frames,
             link.rx.bytes,
             link.tx.frames,
@@ -674,6 +701,7 @@ impl Net {
             link.tx.full,
             c.udp_echoes,
             c.udp_echo_drops,
+            c.echo_loops,
             c.tcp_connections,
             c.tcp_echo_bytes,
             c.busy_us,

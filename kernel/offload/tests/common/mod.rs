@@ -72,6 +72,16 @@ pub struct TestPlatform {
     pub started: u32,
     pub steps: u32,
     pub aborted: u32,
+    /// Microseconds added to the host clock ([`TestPlatform::advance`]): deadlines without
+    /// waiting.
+    pub skip_us: u64,
+}
+
+impl TestPlatform {
+    /// Moves the platform clock `us` microseconds ahead.
+    pub fn advance(&mut self, us: u64) {
+        self.skip_us += us;
+    }
 }
 
 /// A [`TestPlatform`] value.
@@ -83,6 +93,7 @@ pub fn platform() -> TestPlatform {
         started: 0,
         steps: 0,
         aborted: 0,
+        skip_us: 0,
     }
 }
 
@@ -145,7 +156,7 @@ impl Platform for TestPlatform {
     }
 
     fn now_us(&self) -> u64 {
-        self.host.now_us()
+        self.host.now_us() + self.skip_us
     }
 }
 
@@ -325,22 +336,66 @@ pub struct MemoryClient {
     pub inbox: Vec<u8>,
 }
 
+/// How a handshake in memory ended without a session.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Refusal {
+    /// The device closed the connection without an answer.
+    Silent,
+    /// The device answered an `Error` in clear (code, message) and closed the connection.
+    Error(u32, String),
+    /// `connect` itself returned `None`.
+    NoConnection,
+}
+
 impl MemoryClient {
     pub fn connect<P: Platform>(server: &mut Server<P>, secret: &[u8; 32]) -> Option<MemoryClient> {
-        let id = server.connect()?;
+        Self::try_connect(server, secret).ok()
+    }
+
+    /// [`MemoryClient::connect`], from `peer`.
+    pub fn connect_from<P: Platform>(
+        server: &mut Server<P>,
+        secret: &[u8; 32],
+        peer: std::net::IpAddr,
+    ) -> Result<MemoryClient, Refusal> {
+        let id = server.connect_from(peer).ok_or(Refusal::NoConnection)?;
+        Self::handshake(server, id, secret)
+    }
+
+    /// Connects and runs the handshake; says how the device refused it.
+    pub fn try_connect<P: Platform>(server: &mut Server<P>, secret: &[u8; 32]) -> Result<MemoryClient, Refusal> {
+        let id = server.connect().ok_or(Refusal::NoConnection)?;
+        Self::handshake(server, id, secret)
+    }
+
+    fn handshake<P: Platform>(
+        server: &mut Server<P>,
+        id: SessionId,
+        secret: &[u8; 32],
+    ) -> Result<MemoryClient, Refusal> {
         let mut state = initiator(secret);
         server.receive(id, &hello_frame(&mut state));
         let mut inbox = server.pending(id).to_vec();
         server.consume(id, inbox.len());
         let frames = take_frames(&mut inbox);
         let [hello] = frames.as_slice() else {
+            assert!(frames.is_empty(), "at most one frame answers a Hello");
+            assert!(server.wants_close(id), "a Hello without an answer ends the connection");
             server.disconnect(id);
-            return None;
+            return Err(Refusal::Silent);
         };
-        let Ok(Message::Hello { handshake, .. }) = Message::parse(hello) else { panic!("device answers a Hello") };
+        let handshake = match Message::parse(hello) {
+            Ok(Message::Hello { handshake, .. }) => handshake,
+            Ok(Message::Error { code, message }) => {
+                assert!(server.wants_close(id), "an Error before the handshake ends the connection");
+                server.disconnect(id);
+                return Err(Refusal::Error(code as u32, message.to_string()));
+            }
+            other => panic!("device answers a Hello or an Error, not {other:?}"),
+        };
         let mut payload = [0u8; 64];
         state.read_message(handshake, &mut payload).expect("device's handshake message reads");
-        Some(MemoryClient { id, transport: state.into_transport_mode().unwrap(), inbox })
+        Ok(MemoryClient { id, transport: state.into_transport_mode().unwrap(), inbox })
     }
 
     pub fn send<P: Platform>(&mut self, server: &mut Server<P>, message: &Message<'_>) {
