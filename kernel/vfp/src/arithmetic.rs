@@ -335,7 +335,7 @@ impl<'session> Context<'session> {
     }
 
     /// FUITO/FSITO: a 32-bit integer to floating point.
-    pub(crate) fn from_integer<F: Format>(&mut self, integer: u32, signed: bool) -> u64 {
+    pub(crate) fn integer_to_float<F: Format>(&mut self, integer: u32, signed: bool) -> u64 {
         if signed {
             self.round::<F>(|| F::signed_to_float(integer))
         } else {
@@ -345,7 +345,7 @@ impl<'session> Context<'session> {
 
     /// FTOUI(Z)/FTOSI(Z): floating point to a 32-bit integer (ARMv7 `FPToFixed`): a NaN gives 0,
     /// out of range saturates, both with Invalid Operation; otherwise Inexact when rounded.
-    pub(crate) fn to_integer<F: Format>(&mut self, operand: u64, signed: bool, toward_zero: bool) -> u32 {
+    pub(crate) fn float_to_integer<F: Format>(&mut self, operand: u64, signed: bool, toward_zero: bool) -> u32 {
         let operand = self.operand::<F>(operand);
         if F::is_nan(operand) {
             self.flags |= fpscr::IOC;

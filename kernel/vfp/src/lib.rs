@@ -138,10 +138,10 @@ pub fn execute(word: u32, fpscr_value: u32, registers: &mut RegisterFile) -> Res
         }
         Operation::ConvertPrecision if double => context.double_to_single(m),
         Operation::ConvertPrecision => context.single_to_double(m),
-        Operation::FromUnsigned => precision!(from_integer(m as u32, false)),
-        Operation::FromSigned => precision!(from_integer(m as u32, true)),
-        Operation::ToUnsigned { toward_zero } => u64::from(precision!(to_integer(m, false, toward_zero))),
-        Operation::ToSigned { toward_zero } => u64::from(precision!(to_integer(m, true, toward_zero))),
+        Operation::FromUnsigned => precision!(integer_to_float(m as u32, false)),
+        Operation::FromSigned => precision!(integer_to_float(m as u32, true)),
+        Operation::ToUnsigned { toward_zero } => u64::from(precision!(float_to_integer(m, false, toward_zero))),
+        Operation::ToSigned { toward_zero } => u64::from(precision!(float_to_integer(m, true, toward_zero))),
     };
     write(registers, instruction.d, result);
     Ok(new_fpscr | context.flags)
