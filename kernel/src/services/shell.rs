@@ -205,13 +205,8 @@ fn run(command: &str) {
 }
 
 /// Operands staged by `vfp set` / `vfp fpscr` for the next `vfp bounce`.
-static VFP_STAGED: IrqLock<crate::arch::vfp::SyntheticBounce> = IrqLock::new(crate::arch::vfp::SyntheticBounce {
-    registers: [0; 32],
-    fpscr: 0,
-    fpinst: 0,
-    fpinst2: 0,
-    fpexc: 0,
-});
+static VFP_STAGED: IrqLock<crate::arch::vfp::SyntheticBounce> =
+    IrqLock::new(crate::arch::vfp::SyntheticBounce { registers: [0; 32], fpscr: 0, fpinst: 0, fpinst2: 0, fpexc: 0 });
 
 /// `vfp bounce` runs so far (numbers the output lines).
 static VFP_RUNS: core::sync::atomic::AtomicU32 = core::sync::atomic::AtomicU32::new(0);
