@@ -3,7 +3,8 @@
 //! QEMU (`-kernel kernel.elf`) and the Pi firmware both enter in a privileged mode with the MMU
 //! and caches off. Before any Rust code runs we mask interrupts, give every exception mode its
 //! own stack (from the linker script), switch VFP on (the compiler uses VFP registers for ordinary
-//! moves, and without it the core faults silently), clear `.bss`, and only then call `kernel_main`.
+//! moves, and without it the core faults silently) in full-compliance mode (FPSCR = 0), clear
+//! `.bss`, and only then call `kernel_main`.
 
 core::arch::global_asm!(
     r#"
@@ -34,6 +35,11 @@ _start:
     mcr     p15, 0, r0, c7, c5, 4   @ flush prefetch buffer so the CPACR write takes effect
     mov     r0, #0x40000000         @ FPEXC.EN
     vmsr    fpexc, r0
+    @ FPSCR = 0: full-compliance mode (round to nearest; FZ = 0 and DN = 0, so not RunFast:
+    @ WebAssembly needs subnormals and NaN payloads; no traps; LEN = 1, STRIDE = 1). The VFP11
+    @ then bounces subnormal and NaN operands to the support code (arch/arm1176/vfp.rs).
+    mov     r0, #0
+    vmsr    fpscr, r0
 
     ldr     r0, =__bss_start
     ldr     r1, =__bss_end
