@@ -719,3 +719,9 @@ impl Write for Line {
         Ok(())
     }
 }
+
+/// Whether the network has an IPv4 address (DHCP lease or static fallback); `None` when the
+/// network manager did not start (no Ethernet device). For the status LED.
+pub fn has_address() -> Option<bool> {
+    NET.with(|net| net.address.is_some())
+}
