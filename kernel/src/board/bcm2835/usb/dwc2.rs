@@ -249,6 +249,8 @@ pub const DWC2_BASE: usize = crate::board::bcm2835::PERIPHERAL_BASE + 0x0098_000
 pub const CHANNELS: usize = 8;
 /// The largest transfer one channel takes (QEMU's limit; the core allows 512 KiB).
 pub const MAX_TRANSFER: usize = 65_536;
+/// How long a channel may take to halt after ChDis (a few frames at most on silicon).
+pub const HALT_TIMEOUT_US: u64 = 10_000;
 /// The PHY's settling time after a core soft reset (dwc_otg, Circle and USPi: 100 ms).
 pub const RESET_SETTLE_US: u32 = 100_000;
 /// How long the root port may take to see a device after port power (Circle's default).
@@ -537,11 +539,19 @@ impl Dwc2 {
     /// Arms `channel` for one transfer of `length` bytes at bus address `bus` to or from `pipe`,
     /// starting with `pid`. The buffer must stay untouched by the CPU until [`Self::poll`]
     /// reports completion.
+    ///
+    /// A channel still enabled (its last transfer never halted) is halted first, as Circle's
+    /// `StartTransaction` and dwc_otg do: reprogramming an enabled channel is undefined in the
+    /// databook. If it does not halt, the transfer is refused with `Timeout` rather than
+    /// started on a busy channel.
     pub fn start(&self, channel: Channel, pipe: &Pipe, bus: u32, length: usize, pid: Pid) -> Result<(), UsbError> {
         if length > MAX_TRANSFER || pipe.max_packet == 0 {
             return Err(UsbError::BadLength);
         }
         let hc = &self.registers.HC[usize::from(channel.0)];
+        if hc.HCCHAR.is_set(HCCHAR::ChEna) && !self.halt(channel) {
+            return Err(UsbError::Timeout(hc.HCINT.get()));
+        }
         let packets = length.div_ceil(usize::from(pipe.max_packet)).max(1);
         self.requested[usize::from(channel.0)].store(length as u32, core::sync::atomic::Ordering::Relaxed);
         hc.HCINT.set(u32::MAX);
@@ -568,10 +578,18 @@ impl Dwc2 {
     }
 
     /// Reports a started transfer's outcome: `None` while it runs.
+    ///
+    /// In DMA mode the core halts the channel at the end of every transfer, whatever ended it,
+    /// and the other HCINT bits give the reason (dwc_otg's `handle_hc_chhltd_intr_dma`, Circle's
+    /// channel handler): a transfer is over when ChHltd is set, not at XferCompl, which the
+    /// core may raise before the channel has let go of its DMA. Then XferCompl is success,
+    /// STALL a stall, NAK without an error a NAK (interrupt endpoints: no data this interval;
+    /// non-periodic NAKs are retried by the core itself and never end a transfer), anything else
+    /// an error.
     pub fn poll(&self, channel: Channel) -> Option<Result<Completion, UsbError>> {
         let hc = &self.registers.HC[usize::from(channel.0)];
         let status = hc.HCINT.extract();
-        if !status.is_set(HCINT::ChHltd) && !status.is_set(HCINT::XferCompl) {
+        if !status.is_set(HCINT::ChHltd) {
             return None;
         }
         let bits = status.get();
@@ -598,12 +616,22 @@ impl Dwc2 {
 
     /// Stops a running transfer (on timeout) and waits briefly for the halt.
     pub fn abort(&self, channel: Channel) {
+        let _ = self.halt(channel);
+    }
+
+    /// Halts `channel` if it is enabled: ChDis and ChEna written together, then ChHltd awaited
+    /// (databook "Halting a Channel"; dwc_otg `dw_otg_hc_halt` in DMA mode, Circle). In DMA mode
+    /// no request-queue check is needed: the core queues the disable itself. Returns whether the
+    /// channel is idle now; HCINT is cleared either way.
+    fn halt(&self, channel: Channel) -> bool {
         let hc = &self.registers.HC[usize::from(channel.0)];
+        let mut halted = true;
         if hc.HCCHAR.is_set(HCCHAR::ChEna) {
             hc.HCCHAR.modify(HCCHAR::ChDis::SET + HCCHAR::ChEna::SET);
-            Self::wait(10_000, || hc.HCINT.is_set(HCINT::ChHltd));
+            halted = Self::wait(HALT_TIMEOUT_US, || hc.HCINT.is_set(HCINT::ChHltd) || !hc.HCCHAR.is_set(HCCHAR::ChEna));
         }
         hc.HCINT.set(u32::MAX);
+        halted
     }
 
     /// The HCINT bits of `channel` right now (for error reports).
