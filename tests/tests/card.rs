@@ -3,7 +3,8 @@
 //! r1 = 0xC42 (BCM2708) and r2 = 0x100, where an ATAG list like the firmware's waits (core,
 //! memory, initrd, a command line with its `smsc95xx.macaddr=`, `bcm2708_fb.*`, `vc_mem.*` ...),
 //! and the boot configuration at 0x01F00000 as the firmware's `initramfs` line puts it. It must
-//! read the tags, and serve an offload job, on raspi0 and raspi1ap. A device tree in r2 is
+//! read the tags, and serve an offload job, on raspi0 (DHCP) and raspi1ap (the configuration's
+//! static address, as `jos-cli provision --static` writes it). A device tree in r2 is
 //! recognised and said so. And `kernel.img` is byte for byte what objcopy makes of the ELF.
 
 use std::path::PathBuf;
@@ -58,14 +59,14 @@ fn atags(memory: u32, initrd_len: u32, cmdline: &str) -> Vec<u8> {
     words.iter().flat_map(|word| word.to_le_bytes()).collect()
 }
 
-fn config_file(tag: &str) -> PathBuf {
+fn config_file(tag: &str, network: Network) -> PathBuf {
     let clients = [noise::public_key(&CLIENT_SECRET)];
     let signers = [TrustedSigner { public_key: public_key(&DEVELOPER), rights: SignerRights::ALL }];
     let repr = ConfigRepr {
         name: "card",
         noise_secret: DEVICE_SECRET,
         advert_seed: ADVERT_SEED,
-        network: Network::Dhcp,
+        network,
         clients: List::from_slice(&clients),
         signers: List::from_slice(&signers),
         policy: Policy {
@@ -106,7 +107,14 @@ fn firmware_boot_of_kernel_img_serves_an_offload_job_on_every_machine() {
     for machine in MACHINES {
         // The revision each machine's mailbox reports (the command line carries the same).
         let revision = if *machine == "raspi0" { 0x920092 } else { 0x900021 };
-        let config = config_file(machine);
+        // raspi0 asks DHCP; raspi1ap has the fixed address a card provisioned with
+        // `--static 10.0.2.16/24 --gateway 10.0.2.2` carries (not slirp's DHCP 10.0.2.15).
+        let (network, guest) = if *machine == "raspi0" {
+            (Network::Dhcp, "10.0.2.15")
+        } else {
+            (Network::Static { address: [10, 0, 2, 16], prefix_len: 24, gateway: [10, 0, 2, 2] }, "10.0.2.16")
+        };
+        let config = config_file(machine, network);
         let config_len = std::fs::metadata(&config).unwrap().len() as u32;
         // ARM memory as QEMU's mailbox reports it (512 MiB less its 64 MiB for the VideoCore).
         let tags = atags(448 << 20, config_len, &firmware_cmdline(revision));
@@ -115,7 +123,7 @@ fn firmware_boot_of_kernel_img_serves_an_offload_job_on_every_machine() {
         options.load = KernelLoad::Firmware { tags, machine: MACHINE_BCM2708 };
         options.extra_args = vec![
             "-netdev".into(),
-            format!("user,id=n0,hostfwd=tcp:127.0.0.1:{tcp}-:4748,hostfwd=udp:127.0.0.1:{discovery}-:4747"),
+            format!("user,id=n0,hostfwd=tcp:127.0.0.1:{tcp}-{guest}:4748,hostfwd=udp:127.0.0.1:{discovery}-{guest}:4747"),
             "-device".into(),
             "usb-net,netdev=n0,port=1".into(),
             "-device".into(),
@@ -144,7 +152,9 @@ fn firmware_boot_of_kernel_img_serves_an_offload_job_on_every_machine() {
         let verdict = qemu.wait_for_line("self-test:", Duration::from_secs(30)).unwrap_or_else(|e| fail(e));
         assert_eq!(verdict.trim(), "PASS", "{machine}:\n{}", qemu.output());
         qemu.wait_for_line_containing("offload: ready", Duration::from_secs(30)).unwrap_or_else(|e| fail(e));
-        qemu.wait_for_line("net: ip ", Duration::from_secs(60)).unwrap_or_else(|e| fail(e));
+        let address = qemu.wait_for_line("net: ip ", Duration::from_secs(60)).unwrap_or_else(|e| fail(e));
+        let expected = if *machine == "raspi0" { "10.0.2.15/24 via dhcp" } else { "10.0.2.16/24 via static (boot configuration) gateway 10.0.2.2" };
+        assert!(address.starts_with(expected), "{machine}: net: ip {address}");
 
         // An offload job: push the echo module, invoke it, read its output.
         let device_key = noise::public_key(&DEVICE_SECRET);
