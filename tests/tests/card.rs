@@ -49,7 +49,7 @@ fn atags(memory: u32, initrd_len: u32, cmdline: &str) -> Vec<u8> {
     let mut words = vec![5, ATAG_CORE, 0, 4096, 0, 4, ATAG_MEM, memory, 0, 4, ATAG_INITRD2, 0x01F0_0000, initrd_len];
     let mut text = cmdline.as_bytes().to_vec();
     text.push(0);
-    while text.len() % 4 != 0 {
+    while !text.len().is_multiple_of(4) {
         text.push(0);
     }
     words.push(2 + text.len() as u32 / 4);

@@ -117,8 +117,11 @@ const LED_GPIO47_HIGH: Option<Led> = Some(Led { pin: 47, active_high: true });
 /// The activity LED of a Pi Zero or Zero W.
 const LED_GPIO47_LOW: Option<Led> = Some(Led { pin: 47, active_high: false });
 
-/// Old-style codes: (code, model, PCB, MiB, manufacturer), from the revision-codes table.
-const OLD_STYLE: [(u32, Model, (u8, u8), Option<u32>, &str); 17] = [
+/// One old-style code: (code, model, PCB revision, MiB, manufacturer).
+type OldStyleCode = (u32, Model, (u8, u8), Option<u32>, &'static str);
+
+/// Old-style codes, from the revision-codes table.
+const OLD_STYLE: [OldStyleCode; 17] = [
     (0x02, Model::B, (1, 0), Some(256), "Egoman"),
     (0x03, Model::B, (1, 0), Some(256), "Egoman"),
     (0x04, Model::B, (2, 0), Some(256), "Sony UK"),
@@ -250,8 +253,9 @@ mod tests {
         let low16 = Some(Led { pin: 16, active_high: false });
         let high47 = Some(Led { pin: 47, active_high: true });
         let low47 = Some(Led { pin: 47, active_high: false });
+        type Row = (u32, Model, (u8, u8), Option<u32>, &'static str, Option<Led>, Ethernet);
         #[rustfmt::skip]
-        let table: [(u32, Model, (u8, u8), Option<u32>, &str, Option<Led>, Ethernet); 26] = [
+        let table: [Row; 26] = [
             (0x0002, Model::B, (1, 0), Some(256), "Egoman", low16, Ethernet::Lan9512),
             (0x0003, Model::B, (1, 0), Some(256), "Egoman", low16, Ethernet::Lan9512),
             (0x0004, Model::B, (2, 0), Some(256), "Sony UK", low16, Ethernet::Lan9512),
@@ -306,9 +310,9 @@ mod tests {
             assert_eq!(decode(code).activity_led, None);
         }
         // A new-style BCM2835 type nobody made.
-        assert_eq!(decode(0x9000f0).model, Model::Unknown);
-        assert_eq!(decode(0x9000f0).memory_mib, Some(512));
-        assert_eq!(decode(0xF000f0).memory_mib, None);
+        assert_eq!(decode(0x9000F0).model, Model::Unknown);
+        assert_eq!(decode(0x9000F0).memory_mib, Some(512));
+        assert_eq!(decode(0xF000F0).memory_mib, None);
     }
 
     #[test]
