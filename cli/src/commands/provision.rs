@@ -34,11 +34,29 @@ Ed25519 signer keys, low-order X25519 client keys) are refused (exit 3), and so 
 twice (exit 2). The file holds the device's secret keys: it is created with mode 0600 (with
 --force, an old file is replaced by a new one of that mode). On QEMU the file is loaded with
   -device loader,file=config.bin,addr=0x01F00000,force-raw=on
-on a Raspberry Pi with `initramfs config.bin 0x01F00000` in config.txt.")]
+on a Raspberry Pi with `initramfs config.bin 0x01F00000` in config.txt: `jos-cli image` takes
+the same options and writes the whole SD card.")]
 pub struct Args {
-    /// The device's name (1 to 32 bytes of UTF-8).
+    /// What the device is given.
+    #[command(flatten)]
+    pub options: Options,
+    /// Where to write the configuration.
+    #[arg(short, long, value_name = "FILE")]
+    pub output: PathBuf,
+    /// Replace an existing output file.
     #[arg(long)]
-    pub name: String,
+    pub force: bool,
+    /// Print what was written as JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// The provisioning options, shared by `provision` and `image`.
+#[derive(Debug, Clone, clap::Args)]
+pub struct Options {
+    /// The device's name (1 to 32 bytes of UTF-8); required to provision.
+    #[arg(long)]
+    pub name: Option<String>,
     /// Get the address by DHCP (the default).
     #[arg(long, conflicts_with = "static_address")]
     pub dhcp: bool,
@@ -74,18 +92,19 @@ pub struct Args {
     /// 4747 or 4748).
     #[arg(long, value_name = "FIRST-LAST", default_value = "7000-7099")]
     pub job_ports: String,
-    /// Where to write the configuration.
-    #[arg(short, long, value_name = "FILE")]
-    pub output: PathBuf,
-    /// Replace an existing output file.
-    #[arg(long)]
-    pub force: bool,
     /// Do not make this device the default one.
     #[arg(long)]
     pub no_default: bool,
-    /// Print what was written as JSON.
-    #[arg(long)]
-    pub json: bool,
+}
+
+impl Options {
+    /// The device name, or the usage error that it is missing.
+    pub fn name(&self) -> Result<&str, CliError> {
+        self.name.as_deref().ok_or_else(|| {
+            CliError::new(Exit::Usage, "the device needs a name: --name NAME")
+                .hint("e.g. --name lab-pi (1 to 32 bytes)")
+        })
+    }
 }
 
 fn key_argument(home: &Home, text: &str, own: impl Fn(&Home) -> Result<Key, CliError>) -> Result<Key, CliError> {
@@ -189,7 +208,7 @@ pub fn parse_job_ports(text: &str) -> Result<PortRange, CliError> {
     Ok(range)
 }
 
-fn parse_network(args: &Args) -> Result<Network, CliError> {
+fn parse_network(args: &Options) -> Result<Network, CliError> {
     let Some(text) = &args.static_address else { return Ok(Network::Dhcp) };
     let bad =
         || CliError::new(Exit::Usage, format!("--static `{text}` is not IP/PREFIX")).hint("e.g. --static 10.0.2.15/24");
@@ -215,7 +234,8 @@ pub struct Provisioned {
 }
 
 /// Builds a configuration and pins the device (without writing the output file).
-pub fn provision(home: &Home, args: &Args) -> Result<Provisioned, CliError> {
+pub fn provision(home: &Home, args: &Options) -> Result<Provisioned, CliError> {
+    let name = args.name()?;
     let network = parse_network(args)?;
     let client_texts = if args.trust_client.is_empty() { vec!["self".to_string()] } else { args.trust_client.clone() };
     let clients = client_texts.iter().map(|text| client_argument(home, text)).collect::<Result<Vec<Key>, _>>()?;
@@ -247,7 +267,7 @@ pub fn provision(home: &Home, args: &Args) -> Result<Provisioned, CliError> {
         job_ports,
     };
     let repr = ConfigRepr {
-        name: &args.name,
+        name,
         noise_secret,
         advert_seed,
         network,
@@ -260,14 +280,13 @@ pub fn provision(home: &Home, args: &Args) -> Result<Provisioned, CliError> {
         CliError::new(Exit::Usage, format!("cannot write this configuration: {error}"))
             .hint("names are 1..=32 bytes, at most 32 clients and 32 signers, every policy value non-zero, --max-module at most 16 MiB, --queue at most 64")
     })?;
-    let device =
-        TrustedDevice::new(&args.name, &jos_abi::signature::public_key(&advert_seed), &x25519_public(&noise_secret));
+    let device = TrustedDevice::new(name, &jos_abi::signature::public_key(&advert_seed), &x25519_public(&noise_secret));
     let mut trust = home.trust()?;
     trust.pin(device.clone());
     home.save_trust(&trust)?;
     if !args.no_default {
         let mut settings = home.settings()?;
-        settings.default_device = Some(args.name.clone());
+        settings.default_device = Some(name.to_string());
         home.save_settings(&settings)?;
     }
     Ok(Provisioned { config, device })
@@ -276,24 +295,25 @@ pub fn provision(home: &Home, args: &Args) -> Result<Provisioned, CliError> {
 /// Runs `provision`.
 pub fn run(args: Args) -> CommandResult {
     let home = home()?;
+    let name = args.options.name()?.to_string();
     if args.output.exists() && !args.force {
         return Err(CliError::new(Exit::Exists, format!("{} exists already", args.output.display()))
             .hint("pass --force to replace it (the device it was made for will no longer be trusted)"));
     }
-    let job_ports = parse_job_ports(&args.job_ports)?;
-    let made = provision(&home, &args)?;
+    let job_ports = parse_job_ports(&args.options.job_ports)?;
+    let made = provision(&home, &args.options)?;
     // Mode 0600 from the first byte (a new file renamed over any old one, whatever its mode).
     write_file(&args.output, &made.config, true)
         .map_err(|error| CliError::new(Exit::Failure, format!("cannot write {}: {error}", args.output.display())))?;
     if args.json {
         print_json(&serde_json::json!({
             "output": args.output.display().to_string(),
-            "name": args.name,
+            "name": name,
             "bytes": made.config.len(),
             "fingerprint": made.device.fingerprint(),
             "advert_key": made.device.advert_key,
             "noise_key": made.device.noise_key,
-            "default": !args.no_default,
+            "default": !args.options.no_default,
             "job_ports": { "first": job_ports.first, "last": job_ports.last },
         }));
     } else {
@@ -302,7 +322,7 @@ pub fn run(args: Args) -> CommandResult {
             args.output.display(),
             made.config.len()
         );
-        println!("pinned `{}` in the trust store, fingerprint {}", args.name, made.device.fingerprint());
+        println!("pinned `{name}` in the trust store, fingerprint {}", made.device.fingerprint());
     }
     Ok(Exit::Success)
 }

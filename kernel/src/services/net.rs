@@ -94,6 +94,8 @@ pub enum AddressState {
     Dhcp,
     /// The static fallback after a DHCP timeout.
     Static,
+    /// The fixed address of the boot configuration (`jos-cli provision --static`): no DHCP.
+    Configured,
 }
 
 /// The network manager's counters.
@@ -502,6 +504,25 @@ impl Net {
     }
 
     fn dhcp(&mut self, now_us: u64) {
+        if self.state == AddressState::Configured {
+            return;
+        }
+        if let Some(jos_abi::config::Network::Static { address, prefix_len, gateway }) =
+            crate::services::offload::configured_network()
+        {
+            // The boot configuration fixes the address: no DHCP socket, no fallback.
+            let cidr = Ipv4Cidr::new(Ipv4Address::from_octets(address), prefix_len);
+            let router = (gateway != [0; 4]).then(|| Ipv4Address::from_octets(gateway));
+            self.sockets.remove(self.dhcp);
+            self.configure(cidr, router, AddressState::Configured);
+            let mut line = Line::new();
+            let _ = write!(line, "net: ip {cidr} via static (boot configuration)");
+            if let Some(router) = router {
+                let _ = write!(line, " gateway {router}");
+            }
+            (self.log)(format_args!("{}", line.as_str()));
+            return;
+        }
         let event = self.sockets.get_mut::<dhcpv4::Socket>(self.dhcp).poll();
         match event {
             Some(dhcpv4::Event::Configured(config)) => {
@@ -646,6 +667,7 @@ impl Net {
             Some(address) => write!(line, "{address} {}", match self.state {
                 AddressState::Dhcp => "dhcp",
                 AddressState::Static => "static",
+                AddressState::Configured => "configured",
                 AddressState::Discovering => "-",
             }),
             None => write!(line, "asking DHCP"),
@@ -746,4 +768,10 @@ impl Write for Line {
         self.length += take;
         Ok(())
     }
+}
+
+/// Whether the network has an IPv4 address (DHCP lease or static fallback); `None` when the
+/// network manager did not start (no Ethernet device). For the status LED.
+pub fn has_address() -> Option<bool> {
+    NET.with(|net| net.address.is_some())
 }

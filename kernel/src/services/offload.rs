@@ -238,6 +238,15 @@ struct Service {
 
 static SERVICE: Slot<Service> = Slot::new();
 
+/// The network settings of the boot configuration (`None`: no valid configuration).
+static NETWORK: crate::sync::IrqLock<Option<jos_abi::config::Network>> = crate::sync::IrqLock::new(None);
+
+/// How the boot configuration says the device gets its address (`jos-cli provision --dhcp` or
+/// `--static`); `None` without a valid configuration. Read by the network manager.
+pub fn configured_network() -> Option<jos_abi::config::Network> {
+    NETWORK.lock(|network| *network)
+}
+
 /// Reads and checks the boot configuration; starts the service if it is valid. Returns whether
 /// the service runs.
 pub fn init() -> bool {
@@ -253,6 +262,12 @@ pub fn init() -> bool {
             return false;
         }
     };
+    if let Some(network) = jos_abi::config::Config::new_checked(window)
+        .ok()
+        .and_then(|checked| jos_abi::config::ConfigRepr::parse(&checked).ok().map(|repr| repr.network))
+    {
+        NETWORK.lock(|slot| *slot = Some(network));
+    }
     info!(
         "offload: device {:?}, {} client key(s), {} signer(s), module cap {} bytes, queue {}",
         config.name,

@@ -99,7 +99,7 @@ fn run(command: &str) {
     match command {
         "" => {}
         "help" => crate::kprintln!(
-            "commands: help, status, tasks, executive, heap, offload, stall MS, reboot, panic, oom, overflow, fault undef|abort, on-fault halt|reboot, vfp [set N X|fpscr X|bounce I [I2]|clear]"
+            "commands: help, status, tasks, executive, heap, offload, board, led, stall MS, reboot, panic, oom, overflow, fault undef|abort, on-fault halt|reboot, vfp [set N X|fpscr X|bounce I [I2]|clear]"
         ),
         "executive" => {
             let stats = crate::services::executive::stats();
@@ -114,6 +114,8 @@ fn run(command: &str) {
             );
         }
         "status" => crate::services::status::print(),
+        "led" => crate::services::led::print(),
+        "board" => crate::print_board(),
         "offload" => crate::services::offload::print_counters(),
         "tasks" => crate::services::executive::for_each_task(|task| {
             crate::kprintln!(

@@ -5,6 +5,12 @@
 //! own stack (from the linker script), switch VFP on (the compiler uses VFP registers for ordinary
 //! moves, and without it the core faults silently) in full-compliance mode (FPSCR = 0), clear
 //! `.bss`, and only then call `kernel_main`.
+//!
+//! The firmware enters `kernel.img` at 0x8000 with r0 = 0, r1 = the machine type and r2 = the
+//! address of its ATAG list (or of a device tree); QEMU's ELF boot passes zeros. `_start` keeps
+//! r0-r2 in r4-r6 (which nothing here touches) and hands them to `kernel_main` as its arguments.
+//! Nothing depends on an ELF loader: the image is position-dependent at 0x8000, `.data` is
+//! where it is linked (LMA = VMA, `cargo xtask kernel` checks), and `.bss` is zeroed here.
 
 core::arch::global_asm!(
     r#"
@@ -15,6 +21,9 @@ core::arch::global_asm!(
     .type _start, %function
 _start:
     cpsid   if
+    mov     r4, r0              @ the boot loader's r0, r1 (machine type), r2 (ATAGs / DTB)
+    mov     r5, r1
+    mov     r6, r2
 
     cps     #0x1B               @ UND
     ldr     sp, =__und_stack_top
@@ -49,6 +58,9 @@ _start:
     blo     1b
 
     mov     fp, #0
+    mov     r0, r4
+    mov     r1, r5
+    mov     r2, r6
     bl      kernel_main
 2:  wfe
     b       2b

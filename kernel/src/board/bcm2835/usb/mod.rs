@@ -142,11 +142,17 @@ impl Bus {
 
     /// One control transfer to endpoint 0 of `device` (address, max packet, speed). For IN
     /// requests the reply lands in `data`; for OUT, `data` is sent. Returns the data-stage length.
+    /// A transaction error or timeout is retried from the SETUP stage, in a later frame (1 ms
+    /// apart, as a URB resubmitted by Linux lands in a later frame; an immediate retry would hit
+    /// a device in the same state).
     pub fn control(&mut self, device: (u8, u8, Speed), setup: Setup, data: &mut [u8]) -> Result<usize, UsbError> {
         let mut attempt = 0;
         loop {
             match self.control_once(device, setup, data) {
-                Err(UsbError::Transfer(_)) | Err(UsbError::Timeout(_)) if attempt + 1 < CONTROL_RETRIES => attempt += 1,
+                Err(UsbError::Transfer(_)) | Err(UsbError::Timeout(_)) if attempt + 1 < CONTROL_RETRIES => {
+                    attempt += 1;
+                    hal::delay_micros(1_000);
+                }
                 other => return other,
             }
         }
