@@ -4,13 +4,14 @@
 # gcc and libc headers also link Rust and build the SDK run-time check in cli/tests), and the
 # rustup components and targets of rust-toolchain.toml, and the Linux baseline of the benchmarks
 # (armel architecture, gcc-arm-linux-gnueabi, cpio, a font for the plots; Debian's rpi kernel and
-# busybox-static unpacked in build/linux by bench/linux/fetch.sh). Idempotent; silent when all
-# is there.
+# busybox-static unpacked in build/linux by bench/linux/fetch.sh), and dnsmasq (the DHCP server
+# in the network namespaces of the USB Ethernet model tests). Idempotent; silent when all is
+# there.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 packages=(gcc libc6-dev qemu-system-arm clang lld gcc-arm-none-eabi binutils-arm-none-eabi libnewlib-arm-none-eabi
-          iproute2 iputils-ping python3 gcc-arm-linux-gnueabi libc6-dev-armel-cross cpio fonts-dejavu-core)
+          iproute2 iputils-ping python3 gcc-arm-linux-gnueabi libc6-dev-armel-cross cpio fonts-dejavu-core dnsmasq-base)
 sudo=""; [ "$(id -u)" -eq 0 ] || sudo="sudo"
 # The Linux baseline's kernel and busybox are armel packages.
 armel_added=0
