@@ -29,6 +29,22 @@ pub const GPIO_BASE: usize = PERIPHERAL_BASE + 0x0020_0000;
 /// PL011 UART0 (section 13.4).
 pub const PL011_BASE: usize = PERIPHERAL_BASE + 0x0020_1000;
 
+/// The kernel command line the firmware passed, once the boot path recorded it.
+static COMMAND_LINE: crate::sync::IrqLock<Option<&'static str>> = crate::sync::IrqLock::new(None);
+
+/// Records the kernel command line the firmware passed in its ATAGs (ATAG_CMDLINE; the boot
+/// path's ATAG parser calls it). Drivers read it through [`command_line`]: the SMSC Ethernet
+/// driver takes its MAC address from the firmware's `smsc95xx.macaddr=`.
+pub fn set_command_line(text: &'static str) {
+    COMMAND_LINE.lock(|line| *line = Some(text));
+}
+
+/// The kernel command line, if one was recorded (none under QEMU's ELF boot, which passes no
+/// ATAGs).
+pub fn command_line() -> Option<&'static str> {
+    COMMAND_LINE.lock(|line| *line)
+}
+
 /// The console UART.
 // SAFETY: PL011_BASE is UART0 on the BCM2835 and this is the only driver instance for it.
 pub static CONSOLE: pl011::Pl011 = unsafe { pl011::Pl011::new(PL011_BASE) };
