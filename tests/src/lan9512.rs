@@ -122,6 +122,8 @@ pub mod reg {
     pub const HW_CFG_PSEL: u32 = 1 << 2;
     /// HW_CFG: lite reset (self-clearing).
     pub const HW_CFG_LRST: u32 = 1 << 3;
+    /// HW_CFG: discard errored RX frames.
+    pub const HW_CFG_DRP: u32 = 1 << 6;
     /// HW_CFG: multiple Ethernet frames per USB transfer.
     pub const HW_CFG_MEF: u32 = 1 << 5;
     /// HW_CFG: stall bulk OUT pipe disable.
@@ -205,6 +207,10 @@ pub const RX_STS_BF: u32 = 1 << 13;
 pub const RX_STS_MF: u32 = 1 << 10;
 /// RX status: frame type (Ethernet II).
 pub const RX_STS_FT: u32 = 1 << 5;
+/// RX status: error summary.
+pub const RX_STS_ES: u32 = 1 << 15;
+/// RX status: CRC error.
+pub const RX_STS_CRC: u32 = 1 << 1;
 
 /// The internal PHY (IEEE 802.3 clause 22 registers plus the LAN8700 vendor registers).
 #[derive(Clone, Debug)]
@@ -293,6 +299,10 @@ pub struct Counters {
     pub in_transfers: u64,
     /// Bulk IN transfers that carried more than one frame.
     pub multi_frame_transfers: u64,
+    /// Frames delivered marked as received with a CRC error ([`Lan9512::inject_crc_errors`]).
+    pub rx_crc_errors: u64,
+    /// Errored frames dropped because HW_CFG.DRP was set.
+    pub rx_errored_dropped: u64,
 }
 
 /// The LAN9512 Ethernet function.
@@ -309,6 +319,7 @@ pub struct Lan9512 {
     tx_frame: Option<(u32, Vec<u8>)>,
     tx_out: Vec<Vec<u8>>,
     interrupt_reported: u32,
+    crc_error_every: u64,
     /// Counters.
     pub counters: Counters,
     trace: Box<dyn Write + Send>,
@@ -368,11 +379,19 @@ impl Lan9512 {
             tx_frame: None,
             tx_out: Vec::new(),
             interrupt_reported: 0,
+            crc_error_every: 0,
             counters: Counters::default(),
             trace,
         };
         model.reset_registers();
         model
+    }
+
+    /// Marks every `every`-th accepted frame from the wire as received with a CRC error (RX
+    /// status ES and CRC set), as a damaged cable would; 0 turns it off. With HW_CFG.DRP set
+    /// the chip drops such frames instead of passing them on.
+    pub fn inject_crc_errors(&mut self, every: u64) {
+        self.crc_error_every = every;
     }
 
     fn log(&mut self, line: std::fmt::Arguments) {
@@ -642,6 +661,16 @@ impl Lan9512 {
         if u16::from_be_bytes([frame[12], frame[13]]) >= 0x0600 {
             status |= RX_STS_FT;
         }
+        if self.crc_error_every != 0
+            && (self.counters.rx_frames + self.counters.rx_errored_dropped + 1).is_multiple_of(self.crc_error_every)
+        {
+            if self.reg(reg::HW_CFG) & reg::HW_CFG_DRP != 0 {
+                self.counters.rx_errored_dropped += 1;
+                return;
+            }
+            status |= RX_STS_ES | RX_STS_CRC;
+            self.counters.rx_crc_errors += 1;
+        }
         let mut entry = status.to_le_bytes().to_vec();
         entry.resize(4 + self.rx_offset(), 0);
         entry.extend_from_slice(&data);
@@ -779,10 +808,11 @@ impl Lan9512 {
     pub fn summary(&self) -> String {
         let c = &self.counters;
         format!(
-            "summary rx_frames {} rx_filtered {} rx_overflow {} tx_frames {} tx_errors {} tx_disabled {} register_reads {} register_writes {} unknown_registers {} in_transfers {} multi_frame_transfers {} mac {:02x?}",
+            "summary rx_frames {} rx_filtered {} rx_overflow {} rx_crc_errors {} tx_frames {} tx_errors {} tx_disabled {} register_reads {} register_writes {} unknown_registers {} in_transfers {} multi_frame_transfers {} mac {:02x?}",
             c.rx_frames,
             c.rx_filtered,
             c.rx_overflow,
+            c.rx_crc_errors,
             c.tx_frames,
             c.tx_errors,
             c.tx_disabled,
@@ -1110,6 +1140,26 @@ mod tests {
         // BIR clear: an empty FIFO answers with zero-length packets.
         vendor(&mut m, Some((reg::HW_CFG, reg::HW_CFG_MEF)), None);
         assert_eq!(m.bulk_in(BULK_IN, 2048), BulkIn::Data(Vec::new()));
+    }
+
+    #[test]
+    fn injected_crc_errors_are_marked_or_dropped() {
+        let mut m = model();
+        bring_up(&mut m, MAC);
+        m.inject_crc_errors(2);
+        m.wire_receive(&frame(MAC, 100, 1));
+        m.wire_receive(&frame(MAC, 100, 2));
+        let BulkIn::Data(t) = m.bulk_in(BULK_IN, 4096) else { panic!() };
+        let s1 = u32::from_le_bytes(t[0..4].try_into().unwrap());
+        assert_eq!(s1 & RX_STS_ES, 0);
+        let s2 = u32::from_le_bytes(t[112..116].try_into().unwrap());
+        assert_eq!(s2 & (RX_STS_ES | RX_STS_CRC), RX_STS_ES | RX_STS_CRC);
+        assert_eq!(m.counters.rx_crc_errors, 1);
+        let hw = vendor(&mut m, None, Some(reg::HW_CFG)).unwrap();
+        vendor(&mut m, Some((reg::HW_CFG, hw | reg::HW_CFG_DRP)), None);
+        m.wire_receive(&frame(MAC, 100, 3));
+        m.wire_receive(&frame(MAC, 100, 4));
+        assert_eq!(m.counters.rx_errored_dropped, 1);
     }
 
     #[test]

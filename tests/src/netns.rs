@@ -151,6 +151,11 @@ pub struct Model {
 impl Model {
     /// Starts `binary --device DEVICE` in `namespace` on its TAP and waits until it listens.
     pub fn start(binary: &Path, namespace: &Namespace, device: &str) -> Result<Self, String> {
+        Self::start_with(binary, namespace, device, &[])
+    }
+
+    /// [`Model::start`] with extra arguments for the model (e.g. `--rx-crc-errors 10`).
+    pub fn start_with(binary: &Path, namespace: &Namespace, device: &str, extra: &[&str]) -> Result<Self, String> {
         static COUNTER: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
         let unique = COUNTER.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let base = std::env::temp_dir().join(format!("jos-usbredir-{}-{unique}", std::process::id()));
@@ -165,6 +170,7 @@ impl Model {
             .arg(&socket)
             .arg("--trace")
             .arg(&trace)
+            .args(extra)
             .stdin(Stdio::null())
             .spawn()
             .map_err(|e| format!("cannot start {}: {e}", binary.display()))?;

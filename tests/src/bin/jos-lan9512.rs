@@ -2,14 +2,15 @@
 //! device as its Ethernet wire.
 //!
 //! ```text
-//! jos-lan9512 --socket PATH --tap NAME [--device lan9512|ecm] [--trace PATH]
+//! jos-lan9512 --socket PATH --tap NAME [--device lan9512|ecm] [--trace PATH] [--rx-crc-errors N]
 //! ```
 //!
 //! `lan9512` is the SMSC LAN9512 Ethernet function (`jos_tests::lan9512`), `ecm` a
 //! two-configuration adapter whose second configuration is CDC-ECM (`jos_tests::ecm_model`).
 //! It listens on PATH, serves the first connection (QEMU's `-chardev socket,path=PATH`) until
 //! QEMU closes it, writes the trace (register writes, events, a closing summary) to the trace
-//! file, and exits.
+//! file, and exits. `--rx-crc-errors N` marks every N-th frame the LAN9512 receives from the
+//! wire as damaged (RX status error summary and CRC error), to test a driver's error path.
 
 use std::io::{Read, Write};
 use std::os::unix::net::UnixListener;
@@ -25,11 +26,12 @@ struct Settings {
     tap: String,
     device: String,
     trace: Option<String>,
+    rx_crc_errors: u64,
 }
 
 fn settings() -> Result<Settings, String> {
     let mut args = std::env::args().skip(1);
-    let (mut socket, mut tap, mut device, mut trace) = (None, None, "lan9512".to_string(), None);
+    let (mut socket, mut tap, mut device, mut trace, mut rx_crc_errors) = (None, None, "lan9512".to_string(), None, 0);
     while let Some(arg) = args.next() {
         let mut value = || args.next().ok_or(format!("{arg} needs a value"));
         match arg.as_str() {
@@ -37,10 +39,17 @@ fn settings() -> Result<Settings, String> {
             "--tap" => tap = Some(value()?),
             "--device" => device = value()?,
             "--trace" => trace = Some(value()?),
+            "--rx-crc-errors" => rx_crc_errors = value()?.parse().map_err(|e| format!("--rx-crc-errors: {e}"))?,
             other => return Err(format!("unknown argument {other}")),
         }
     }
-    Ok(Settings { socket: socket.ok_or("--socket is required")?, tap: tap.ok_or("--tap is required")?, device, trace })
+    Ok(Settings {
+        socket: socket.ok_or("--socket is required")?,
+        tap: tap.ok_or("--tap is required")?,
+        device,
+        trace,
+        rx_crc_errors,
+    })
 }
 
 fn run() -> Result<(), String> {
@@ -72,6 +81,7 @@ fn run() -> Result<(), String> {
     match settings.device.as_str() {
         "lan9512" => {
             let mut device = Lan9512::new(trace);
+            device.inject_crc_errors(settings.rx_crc_errors);
             let result = usbredir::serve(&mut device, 64, "jos-tests LAN9512 model", &events, &mut guest, &mut wire);
             device.trace_summary();
             result.map_err(|e| e.to_string())
