@@ -670,6 +670,8 @@ impl Lan9512 {
             }
             status |= RX_STS_ES | RX_STS_CRC;
             self.counters.rx_crc_errors += 1;
+            let count = self.counters.rx_crc_errors;
+            self.log(format_args!("event RX frame {count} marked with a CRC error"));
         }
         let mut entry = status.to_le_bytes().to_vec();
         entry.resize(4 + self.rx_offset(), 0);

@@ -82,6 +82,9 @@ impl Namespace {
             let child = Command::new("ip")
                 .args(["netns", "exec", &name, "dnsmasq", "--keep-in-foreground", "--conf-file=/dev/null", "--port=0"])
                 .arg(format!("--interface={tap}"))
+                // Its own pid file: dnsmasq's default /run/dnsmasq.pid is shared by every
+                // instance, and tests running at once would fight over it.
+                .arg(format!("--pid-file={}", std::env::temp_dir().join(format!("{name}.dnsmasq.pid")).display()))
                 .args(["--bind-interfaces", "--leasefile-ro", "--no-hosts", "--no-resolv", "--log-facility=-"])
                 .arg(format!("--dhcp-range={GUEST_ADDRESS},{GUEST_ADDRESS},255.255.255.0,1h"))
                 .arg(format!("--dhcp-option=option:router,{HOST_ADDRESS}"))
@@ -135,6 +138,7 @@ impl Drop for Namespace {
             let _ = child.wait();
         }
         let _ = Command::new("ip").args(["netns", "del", &self.name]).output();
+        let _ = std::fs::remove_file(std::env::temp_dir().join(format!("{}.dnsmasq.pid", self.name)));
     }
 }
 

@@ -359,16 +359,22 @@ fn damaged_frames_are_counted_and_echo_goes_on() {
     let problems = namespace.run_in(|| udp_echo_waiting(&sizes, Duration::from_millis(500)));
     // About one request in seven reaches jos damaged and is not answered.
     assert!(problems.len() >= 12 && problems.len() <= 60, "{} of 200 echoes lost: {problems:?}", problems.len());
-    std::thread::sleep(Duration::from_millis(2500));
+    // jos reports its counters once a second when they moved: wait until its receive errors
+    // match the frames the model marked (the trace has a line per marked frame).
+    let deadline = std::time::Instant::now() + Duration::from_secs(15);
+    let (rx_err, marked) = loop {
+        let rx_err = stat(&qemu.output(), "rx_err").unwrap_or(0);
+        let marked = model.trace_text().matches("marked with a CRC error").count() as u64;
+        if rx_err == marked || std::time::Instant::now() > deadline {
+            break (rx_err, marked);
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    assert_eq!(rx_err, marked, "jos counted {rx_err} receive errors, the model marked {marked} frames");
+    assert!(marked >= 12, "the model marked {marked} frames");
     let log = qemu.output();
-    let rx_err = stat(&log, "rx_err").unwrap_or_else(|| panic!("no stats line:\n{log}"));
     assert!(stat(&log, "udp_echo").unwrap_or(0) >= 140, "echo went on:\n{log}");
     qemu.kill();
     let trace = model.finish(Duration::from_secs(5));
-    let marked = summary_count(&trace, "rx_crc_errors");
-    assert!(marked >= 12, "the model marked {marked} frames");
-    assert!(
-        rx_err <= marked && rx_err + 1 >= marked,
-        "jos counted {rx_err} receive errors, the model marked {marked} frames"
-    );
+    assert!(summary_count(&trace, "rx_crc_errors") >= marked);
 }
