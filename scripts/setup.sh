@@ -7,13 +7,14 @@
 # busybox-static unpacked in build/linux by bench/linux/fetch.sh), the Raspberry Pi firmware for
 # the SD card (Debian's raspi-firmware unpacked in build/firmware by scripts/fetch-firmware.sh)
 # and the tools the card test reads it back with (mtools, fdisk's sfdisk, dosfstools'
-# fsck.fat). Idempotent; silent when all is there.
+# fsck.fat), and dnsmasq (the DHCP server in the network namespaces of the USB Ethernet model
+# tests). Idempotent; silent when all is there.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 packages=(gcc libc6-dev qemu-system-arm clang lld gcc-arm-none-eabi binutils-arm-none-eabi libnewlib-arm-none-eabi
           iproute2 iputils-ping python3 gcc-arm-linux-gnueabi libc6-dev-armel-cross cpio fonts-dejavu-core
-          mtools fdisk dosfstools)
+          mtools fdisk dosfstools dnsmasq-base)
 sudo=""; [ "$(id -u)" -eq 0 ] || sudo="sudo"
 # The Linux baseline's kernel and busybox are armel packages.
 armel_added=0

@@ -4,6 +4,12 @@
 //! Every wait has a timeout, and [`Qemu`]'s `Drop` kills the process even when a test panics, so
 //! no test can hang CI or leave QEMU running.
 
+pub mod ecm_model;
+pub mod lan9512;
+pub mod netns;
+pub mod usb_model;
+pub mod usbredir;
+
 use std::io::{BufRead, BufReader, Read, Write};
 use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};

@@ -1,4 +1,4 @@
-//! The network manager: a smoltcp interface over the CDC-ECM device, DHCPv4 with a static
+//! The network manager: a smoltcp interface over the USB Ethernet device (CDC-ECM or SMSC LAN95xx), DHCPv4 with a static
 //! fallback, ARP and ICMP echo (answered by smoltcp), and the UDP and TCP echo services.
 //! [`poll`] runs from the executive every minor frame; it never waits.
 //!
@@ -24,7 +24,7 @@ use smoltcp::wire::{EthernetAddress, HardwareAddress, IpAddress, IpCidr, Ipv4Add
 
 use jos_kcore::net::{classify, echo_reply_unchecked, Local, Verdict};
 
-use crate::board::bcm2835::usb::ecm::{self, EcmDevice};
+use crate::board::bcm2835::usb::ethernet::{self, EthernetDevice};
 use crate::board::bcm2835::usb::{hal, Slot};
 
 /// Socket counts and buffer sizes, in one place.
@@ -102,7 +102,7 @@ pub enum AddressState {
 #[derive(Clone, Copy, Debug, Default)]
 pub struct Counters {
     /// Link counters from the Ethernet driver.
-    pub link: ecm::Counters,
+    pub link: ethernet::Counters,
     /// Malformed frames dropped (bad IPv4 header or checksum, bad UDP length or checksum).
     pub malformed: u64,
     /// IPv4 fragments dropped (no reassembly: datagrams must fit one frame).
@@ -127,7 +127,7 @@ pub struct Counters {
 }
 
 struct Net {
-    device: EcmDevice,
+    device: EthernetDevice,
     iface: Interface,
     sockets: SocketSet<'static>,
     dhcp: SocketHandle,
@@ -211,7 +211,7 @@ pub enum InitError {
 
 /// Builds the interface and sockets over the enumerated Ethernet device.
 pub fn init(log: fn(core::fmt::Arguments)) -> Result<(), InitError> {
-    if ecm::DEVICE.with(|_| ()).is_none() {
+    if ethernet::DEVICE.with(|_| ()).is_none() {
         return Err(InitError::NoDevice);
     }
     if STORAGE_TAKEN.swap(true, Ordering::AcqRel) {
@@ -220,16 +220,16 @@ pub fn init(log: fn(core::fmt::Arguments)) -> Result<(), InitError> {
     // SAFETY: STORAGE_TAKEN was false, so this is the only reference ever made to the storage.
     let storage: &'static mut Storage = unsafe { &mut *STORAGE.0.get() };
     // Move the device out of the driver's slot: the network manager owns it from now on.
-    let Some(mut ecm_device) = ecm::DEVICE.take() else {
+    let Some(mut ethernet_device) = ethernet::DEVICE.take() else {
         return Err(InitError::NoDevice);
     };
     // The pre-filter (`classify`, in `poll`) drops every frame with a wrong IPv4 header or UDP
     // checksum before smoltcp sees it: smoltcp need not verify them again.
-    ecm_device.rx_checksums_checked();
+    ethernet_device.rx_checksums_checked();
     let started = hal::now_micros();
-    let mut config = Config::new(HardwareAddress::Ethernet(EthernetAddress(ecm_device.mac())));
-    config.random_seed = started ^ u64::from_le_bytes([ecm_device.mac()[0], ecm_device.mac()[1], ecm_device.mac()[2], ecm_device.mac()[3], ecm_device.mac()[4], ecm_device.mac()[5], 0x5a, 0xa5]);
-    let iface = Interface::new(config, &mut ecm_device, now(started));
+    let mut config = Config::new(HardwareAddress::Ethernet(EthernetAddress(ethernet_device.mac())));
+    config.random_seed = started ^ u64::from_le_bytes([ethernet_device.mac()[0], ethernet_device.mac()[1], ethernet_device.mac()[2], ethernet_device.mac()[3], ethernet_device.mac()[4], ethernet_device.mac()[5], 0x5a, 0xa5]);
+    let iface = Interface::new(config, &mut ethernet_device, now(started));
     let mut sockets = SocketSet::new(&mut storage.sockets[..]);
     let dhcp = sockets.add(dhcpv4::Socket::new());
     let mut udp_socket = udp::Socket::new(
@@ -280,7 +280,7 @@ pub fn init(log: fn(core::fmt::Arguments)) -> Result<(), InitError> {
         ))
     });
     let net = Net {
-        device: ecm_device,
+        device: ethernet_device,
         iface,
         sockets,
         dhcp,

@@ -360,6 +360,12 @@ pub struct Dwc2 {
     registers: Mmio<Registers>,
     claimed: core::sync::atomic::AtomicU8,
     requested: [core::sync::atomic::AtomicU32; CHANNELS],
+    /// The channel's last transfer was a high-speed OUT the device answered NYET or NAK: the
+    /// next OUT on it starts with the PING protocol (HCTSIZ.DoPng).
+    ping: [core::sync::atomic::AtomicBool; CHANNELS],
+    /// 1 when the transfer last started on the channel is a high-speed bulk or control OUT data
+    /// transfer (one that may use PING), for the decision in [`Dwc2::poll`].
+    started: [core::sync::atomic::AtomicU8; CHANNELS],
 }
 
 impl Dwc2 {
@@ -374,6 +380,8 @@ impl Dwc2 {
             registers: unsafe { Mmio::new(base) },
             claimed: core::sync::atomic::AtomicU8::new(0),
             requested: [const { core::sync::atomic::AtomicU32::new(0) }; CHANNELS],
+            ping: [const { core::sync::atomic::AtomicBool::new(false) }; CHANNELS],
+            started: [const { core::sync::atomic::AtomicU8::new(0) }; CHANNELS],
         }
     }
 
@@ -548,17 +556,28 @@ impl Dwc2 {
         if length > MAX_TRANSFER || pipe.max_packet == 0 {
             return Err(UsbError::BadLength);
         }
-        let hc = &self.registers.HC[usize::from(channel.0)];
+        use core::sync::atomic::Ordering;
+        let index = usize::from(channel.0);
+        let hc = &self.registers.HC[index];
         if hc.HCCHAR.is_set(HCCHAR::ChEna) && !self.halt(channel) {
             return Err(UsbError::Timeout(hc.HCINT.get()));
         }
         let packets = length.div_ceil(usize::from(pipe.max_packet)).max(1);
-        self.requested[usize::from(channel.0)].store(length as u32, core::sync::atomic::Ordering::Relaxed);
+        self.requested[index].store(length as u32, Ordering::Relaxed);
+        // High-speed bulk and control OUT use the PING protocol (USB 2.0, section 8.5.1) after
+        // the device said NYET or NAK: ask before sending data again (databook: HCTSIZ.DoPng,
+        // OUT only; in DMA mode the core runs the PING exchange itself).
+        let ping_capable = !pipe.is_in && pipe.speed == Speed::High && matches!(pipe.kind, EndpointType::Bulk | EndpointType::Control);
+        let do_ping = ping_capable && pid != Pid::Setup && self.ping[index].swap(false, Ordering::Relaxed);
+        self.started[index].store(u8::from(ping_capable && pid != Pid::Setup), Ordering::Relaxed);
         hc.HCINT.set(u32::MAX);
         hc.HCINTMSK.set(0x7ff); // every cause in bits 10..0
         hc.HCSPLT.set(0);
         hc.HCTSIZ.write(
-            HCTSIZ::XferSize.val(length as u32) + HCTSIZ::PktCnt.val(packets as u32) + HCTSIZ::Pid.val(pid as u32),
+            HCTSIZ::XferSize.val(length as u32)
+                + HCTSIZ::PktCnt.val(packets as u32)
+                + HCTSIZ::Pid.val(pid as u32)
+                + HCTSIZ::DoPng.val(u32::from(do_ping)),
         );
         hc.HCDMA.set(bus);
         hal::data_sync_barrier();
@@ -593,6 +612,12 @@ impl Dwc2 {
             return None;
         }
         let bits = status.get();
+        let index = usize::from(channel.0);
+        if self.started[index].load(core::sync::atomic::Ordering::Relaxed) != 0
+            && status.matches_any(&[HCINT::NYET::SET, HCINT::NAK::SET])
+        {
+            self.ping[index].store(true, core::sync::atomic::Ordering::Relaxed);
+        }
         hc.HCINT.set(u32::MAX);
         hal::data_sync_barrier();
         let size = hc.HCTSIZ.extract();
