@@ -298,7 +298,7 @@ fn answer_one_probe(advert: impl FnOnce(u64) -> Vec<u8> + Send + 'static) -> (St
     socket.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
     let address = socket.local_addr().unwrap().to_string();
     let thread = std::thread::spawn(move || {
-        let mut buffer = [0u8; 64];
+        let mut buffer = [0u8; jos_abi::wire::discovery::PROBE_LEN];
         let Ok((len, from)) = socket.recv_from(&mut buffer) else { return };
         let probe = Probe::parse(&buffer[..len]).expect("jos-cli sends a probe");
         socket.send_to(&advert(probe.nonce), from).unwrap();
