@@ -4,13 +4,17 @@
 # gcc and libc headers also link Rust and build the SDK run-time check in cli/tests), and the
 # rustup components and targets of rust-toolchain.toml, and the Linux baseline of the benchmarks
 # (armel architecture, gcc-arm-linux-gnueabi, cpio, a font for the plots; Debian's rpi kernel and
-# busybox-static unpacked in build/linux by bench/linux/fetch.sh). Idempotent; silent when all
-# is there.
+# busybox-static unpacked in build/linux by bench/linux/fetch.sh), the Raspberry Pi firmware for
+# the SD card (Debian's raspi-firmware unpacked in build/firmware by scripts/fetch-firmware.sh)
+# and the tools the card test reads it back with (mtools, fdisk's sfdisk, dosfstools'
+# fsck.fat), and dnsmasq (the DHCP server in the network namespaces of the USB Ethernet model
+# tests). Idempotent; silent when all is there.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 packages=(gcc libc6-dev qemu-system-arm clang lld gcc-arm-none-eabi binutils-arm-none-eabi libnewlib-arm-none-eabi
-          iproute2 iputils-ping python3 gcc-arm-linux-gnueabi libc6-dev-armel-cross cpio fonts-dejavu-core)
+          iproute2 iputils-ping python3 gcc-arm-linux-gnueabi libc6-dev-armel-cross cpio fonts-dejavu-core
+          mtools fdisk dosfstools dnsmasq-base)
 sudo=""; [ "$(id -u)" -eq 0 ] || sudo="sudo"
 # The Linux baseline's kernel and busybox are armel packages.
 armel_added=0
@@ -44,3 +48,5 @@ fi
 
 # The benchmarks' Linux guest: Debian's rpi kernel and busybox-static, unpacked in build/linux.
 bench/linux/fetch.sh
+# The Raspberry Pi firmware for `jos-cli image`, unpacked in build/firmware.
+scripts/fetch-firmware.sh

@@ -12,17 +12,18 @@
 //! map the crates do not expose; two independent keys are simpler to audit.
 //!
 //! [`Config::new_checked`] validates the header, the checksum and every body field (lengths,
-//! counts, UTF-8, network settings, signer rights, that signer keys are valid Ed25519 points,
-//! policy caps); afterwards no accessor can panic. The buffer may be longer than the
-//! configuration (the kernel passes a fixed-size window of memory).
+//! counts, UTF-8, network settings, signer rights, policy caps) and every key ([`check_keys`]:
+//! strong signer and client keys, no duplicates, device secrets that are not zero and not reused);
+//! afterwards no accessor can panic. A configuration with one weak key is refused whole: the
+//! kernel then reports the reason and accepts nothing, rather than run with a trust list other
+//! than the one written. The buffer may be longer than the configuration (the kernel passes a
+//! fixed-size window of memory).
 
 use core::fmt;
 
-use ed25519_dalek::VerifyingKey;
-
 use crate::codec::{Cursor, List, Record, Writer};
 use crate::error::ErrorCode;
-use crate::signature::{sha256, SignerRights, TrustedSigner};
+use crate::signature::{check_signer_key, public_key, sha256, SignerRights, TrustedSigner, WeakKey};
 use crate::wire::{Limits, MAX_OUTPUT_LEN};
 
 /// Physical address where the boot loader (QEMU's loader device, or the Pi firmware's
@@ -43,6 +44,13 @@ pub const MAX_NAME_LEN: usize = crate::wire::discovery::MAX_NAME_LEN;
 pub const MAX_CLIENTS: usize = 32;
 /// Most trusted signers.
 pub const MAX_SIGNERS: usize = 32;
+/// The largest [`Policy::max_module_len`]: 16 MiB. Every session may reserve a push buffer of
+/// the module cap at once (8 sessions: 128 MiB), which must stay well inside the heap of the
+/// smallest board (a Pi 1 with 256 MiB of RAM).
+pub const MAX_MODULE_LEN: u32 = 16 << 20;
+/// The largest [`Policy::queue_len`]: 64. Each queued request holds its input (up to one frame,
+/// 64 KiB): 4 MiB at most.
+pub const MAX_QUEUE_LEN: u16 = 64;
 
 /// Why a configuration was refused.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -69,15 +77,28 @@ pub enum ConfigError {
     TooMany = 9,
     /// A signer with no rights or an unknown rights bit.
     BadRights = 10,
-    /// A signer key that is not a valid Ed25519 public key.
+    /// A signer key that is not an Ed25519 point.
     BadKey = 11,
-    /// A policy cap of zero, an output cap over the wire's [`MAX_OUTPUT_LEN`], or a job port
-    /// range that is empty, holds port 0 or one of the device's own ports.
+    /// A policy cap of zero, an output cap over the wire's [`MAX_OUTPUT_LEN`], a module cap over
+    /// [`MAX_MODULE_LEN`], a queue over [`MAX_QUEUE_LEN`], or a job port range that is empty,
+    /// holds port 0 or one of the device's own ports.
     BadPolicy = 12,
     /// Bytes left in the body after the last field.
     TrailingBytes = 13,
     /// (emit only) the buffer is too small or a field is over its cap.
     BufferTooSmall = 14,
+    /// A signer key no honest signer has ([`check_signer_key`]): small order (signatures under
+    /// it can be forged), a small-order component, or a non-canonical encoding.
+    WeakSignerKey = 15,
+    /// A client key of low order on Curve25519 or its twist (the Noise `ss` term with it is
+    /// all-zero, so anyone could complete that client's handshake), or not in canonical form
+    /// ([`is_strong_x25519_key`]).
+    WeakClientKey = 16,
+    /// The Noise secret is zero once clamped or the advert seed is all zero (keys nobody
+    /// generated), the two are the same bytes, or the advert key is also a code signer.
+    WeakDeviceKey = 17,
+    /// The same client key, or the same signer key, twice.
+    DuplicateKey = 18,
 }
 
 impl ConfigError {
@@ -103,7 +124,11 @@ impl ConfigError {
             ConfigError::BadNetwork => "bad network settings",
             ConfigError::TooMany => "too many trusted keys",
             ConfigError::BadRights => "bad signer rights",
-            ConfigError::BadKey => "invalid signer key",
+            ConfigError::BadKey => "invalid signer key (not an Ed25519 point)",
+            ConfigError::WeakSignerKey => "weak signer key (small order, mixed order or non-canonical)",
+            ConfigError::WeakClientKey => "weak client key (low order or non-canonical X25519 key)",
+            ConfigError::WeakDeviceKey => "weak device key (zero secret, or a key used twice)",
+            ConfigError::DuplicateKey => "duplicate client or signer key",
             ConfigError::BadPolicy => "bad policy caps",
             ConfigError::TrailingBytes => "trailing bytes in configuration",
             ConfigError::BufferTooSmall => "buffer too small",
@@ -240,7 +265,10 @@ impl Policy {
             && limits.deadline_ms > 0
             && limits.output > 0
             && self.queue_len > 0;
-        if positive && limits.output as usize <= MAX_OUTPUT_LEN && self.job_ports.is_valid() {
+        let bounded = limits.output as usize <= MAX_OUTPUT_LEN
+            && self.max_module_len <= MAX_MODULE_LEN
+            && self.queue_len <= MAX_QUEUE_LEN;
+        if positive && bounded && self.job_ports.is_valid() {
             Ok(())
         } else {
             Err(ConfigError::BadPolicy)
@@ -308,6 +336,89 @@ impl fmt::Debug for ConfigRepr<'_> {
     }
 }
 
+/// The Curve25519 u-coordinates of low order (on the curve or its twist), bit 255 clear: 0 and
+/// the identity, 1 (order 4), two points of order 8, p - 1 (order 4 on the twist), and p and
+/// p + 1, the non-canonical names of 0 and 1 (RFC 7748 section 7; the list libsodium refuses).
+/// X25519 of a clamped secret with any of them is all-zero.
+pub const LOW_ORDER_X25519: [[u8; 32]; 7] = {
+    let mut points = [[0u8; 32]; 7];
+    points[1][0] = 1;
+    points[2] = [
+        0xe0, 0xeb, 0x7a, 0x7c, 0x3b, 0x41, 0xb8, 0xae, 0x16, 0x56, 0xe3, 0xfa, 0xf1, 0x9f, 0xc4, 0x6a, 0xda, 0x09,
+        0x8d, 0xeb, 0x9c, 0x32, 0xb1, 0xfd, 0x86, 0x62, 0x05, 0x16, 0x5f, 0x49, 0xb8, 0x00,
+    ];
+    points[3] = [
+        0x5f, 0x9c, 0x95, 0xbc, 0xa3, 0x50, 0x8c, 0x24, 0xb1, 0xd0, 0xb1, 0x55, 0x9c, 0x83, 0xef, 0x5b, 0x04, 0x44,
+        0x5c, 0xc4, 0x58, 0x1c, 0x8e, 0x86, 0xd8, 0x22, 0x4e, 0xdd, 0xd0, 0x9f, 0x11, 0x57,
+    ];
+    let mut index = 4;
+    while index < 7 {
+        let mut point = [0xff; 32];
+        point[0] = 0xec + (index as u8 - 4); // p - 1, p, p + 1
+        point[31] = 0x7f;
+        points[index] = point;
+        index += 1;
+    }
+    points
+};
+
+/// Whether `key` is an X25519 public key a key pair can have: its canonical encoding (bit 255
+/// clear, u below p = 2^255 - 19) and not of low order ([`LOW_ORDER_X25519`]). Every key an X25519
+/// secret yields passes. Client keys in the configuration must pass; `jos-cli` also checks a
+/// device's Noise key with it before pinning.
+pub fn is_strong_x25519_key(key: &[u8; 32]) -> bool {
+    let below_p = key[31] < 0x7f || key[1..31].iter().any(|byte| *byte != 0xff) || key[0] < 0xed;
+    key[31] & 0x80 == 0 && below_p && !LOW_ORDER_X25519.contains(key)
+}
+
+/// Whether an X25519 secret is zero once clamped (bits 0-2 and 255 cleared, bit 254 set): such a
+/// secret is the same key as the all-zero one, which nobody generated.
+fn is_zero_secret(secret: &[u8; 32]) -> bool {
+    secret[0] & 0xf8 == 0 && secret[1..31].iter().all(|byte| *byte == 0) && secret[31] & 0x3f == 0
+}
+
+/// The key checks of a configuration, shared by [`Config::new_checked`] and
+/// [`ConfigRepr::emit`]: signer keys pass [`check_signer_key`] (`BadKey`, `WeakSignerKey`), client
+/// keys [`is_strong_x25519_key`] (`WeakClientKey`), no key appears twice in its list
+/// (`DuplicateKey`), and the device's own keys are not zero, not equal, and the advert key is not
+/// a signer (`WeakDeviceKey`). Costs one scalar multiplication per signer, plus one for the
+/// advert key when there are signers.
+pub fn check_keys(
+    noise_secret: &[u8; 32],
+    advert_seed: &[u8; 32],
+    clients: List<'_, [u8; 32]>,
+    signers: List<'_, TrustedSigner>,
+) -> Result<(), ConfigError> {
+    if is_zero_secret(noise_secret) || *advert_seed == [0; 32] || noise_secret == advert_seed {
+        return Err(ConfigError::WeakDeviceKey);
+    }
+    for (index, client) in clients.iter().enumerate() {
+        if !is_strong_x25519_key(&client) {
+            return Err(ConfigError::WeakClientKey);
+        }
+        if clients.iter().take(index).any(|earlier| earlier == client) {
+            return Err(ConfigError::DuplicateKey);
+        }
+    }
+    for (index, signer) in signers.iter().enumerate() {
+        match check_signer_key(&signer.public_key) {
+            Ok(()) => {}
+            Err(WeakKey::NotAPoint) => return Err(ConfigError::BadKey),
+            Err(_) => return Err(ConfigError::WeakSignerKey),
+        }
+        if signers.iter().take(index).any(|earlier| earlier.public_key == signer.public_key) {
+            return Err(ConfigError::DuplicateKey);
+        }
+    }
+    if !signers.is_empty() {
+        let advert_key = public_key(advert_seed);
+        if signers.iter().any(|signer| signer.public_key == advert_key) {
+            return Err(ConfigError::WeakDeviceKey);
+        }
+    }
+    Ok(())
+}
+
 /// Parses and validates a body.
 fn parse_body(body: &[u8]) -> Result<ConfigRepr<'_>, ConfigError> {
     use ConfigError::Truncated;
@@ -334,15 +445,9 @@ fn parse_body(body: &[u8]) -> Result<ConfigRepr<'_>, ConfigError> {
     }
     let signer_bytes = cursor.take(signer_count * TrustedSigner::LEN).ok_or(Truncated)?;
     for record in signer_bytes.chunks_exact(TrustedSigner::LEN) {
-        let key: [u8; 32] = record[..32].try_into().map_err(|_| Truncated)?;
         let rights = u32::from_le_bytes(record[32..].try_into().map_err(|_| Truncated)?);
-        match SignerRights::from_bits(rights) {
-            // A signer must be allowed at least one format: capability bits alone sign nothing.
-            Some(rights) if rights.contains(SignerRights::WASM) || rights.contains(SignerRights::NATIVE) => {}
-            _ => return Err(ConfigError::BadRights),
-        }
-        if VerifyingKey::from_bytes(&key).is_err() {
-            return Err(ConfigError::BadKey);
+        if !SignerRights::from_bits(rights).is_some_and(signs_a_format) {
+            return Err(ConfigError::BadRights);
         }
     }
     let signers = List::checked(signer_bytes).ok_or(ConfigError::BadRights)?;
@@ -351,7 +456,13 @@ fn parse_body(body: &[u8]) -> Result<ConfigRepr<'_>, ConfigError> {
     if !cursor.is_empty() {
         return Err(ConfigError::TrailingBytes);
     }
+    check_keys(&noise_secret, &advert_seed, clients, signers)?;
     Ok(ConfigRepr { name, noise_secret, advert_seed, network, clients, signers, policy })
+}
+
+/// A signer must be allowed at least one format: capability bits alone sign nothing.
+fn signs_a_format(rights: SignerRights) -> bool {
+    rights.contains(SignerRights::WASM) || rights.contains(SignerRights::NATIVE)
 }
 
 /// A checked view of a configuration at the start of a buffer.
@@ -435,8 +546,9 @@ impl<'a> ConfigRepr<'a> {
     }
 
     /// Writes the configuration with its checksum; returns its length. Refuses fields over
-    /// their caps (with [`ConfigError::BufferTooSmall`] for a short buffer, or the error
-    /// [`Config::new_checked`] would report).
+    /// their caps, signers without a format right and weak or repeated keys (with
+    /// [`ConfigError::BufferTooSmall`] for a short buffer, or the error [`Config::new_checked`]
+    /// would report).
     pub fn emit(&self, buffer: &mut [u8]) -> Result<usize, ConfigError> {
         if self.name.is_empty() || self.name.len() > MAX_NAME_LEN {
             return Err(ConfigError::BadName);
@@ -444,7 +556,11 @@ impl<'a> ConfigRepr<'a> {
         if self.clients.len() > MAX_CLIENTS || self.signers.len() > MAX_SIGNERS {
             return Err(ConfigError::TooMany);
         }
+        if !self.signers.iter().all(|signer| signs_a_format(signer.rights)) {
+            return Err(ConfigError::BadRights);
+        }
         self.policy.check()?;
+        check_keys(&self.noise_secret, &self.advert_seed, self.clients, self.signers)?;
         let len = self.buffer_len();
         let out = buffer.get_mut(..len).ok_or(ConfigError::BufferTooSmall)?;
         let (header, body) = out.split_at_mut(HEADER_LEN);
@@ -475,8 +591,9 @@ impl<'a> ConfigRepr<'a> {
 
 #[cfg(test)]
 mod tests {
+    use ed25519_dalek::VerifyingKey;
+
     use super::*;
-    use crate::signature::public_key;
 
     fn policy() -> Policy {
         Policy {
@@ -489,7 +606,7 @@ mod tests {
 
     #[test]
     fn golden_round_trip() {
-        let clients = [[0xc1; 32]];
+        let clients = [[0x41; 32]];
         let signers = [TrustedSigner { public_key: public_key(&[1; 32]), rights: SignerRights::ALL }];
         let repr = ConfigRepr {
             name: "pi",
@@ -508,7 +625,7 @@ mod tests {
         body.extend_from_slice(&[0xaa; 32]);
         body.extend_from_slice(&[0xbb; 32]);
         body.extend_from_slice(&[1, 10, 0, 2, 15, 24, 10, 0, 2, 2, 1]);
-        body.extend_from_slice(&[0xc1; 32]);
+        body.extend_from_slice(&[0x41; 32]);
         body.push(1);
         body.extend_from_slice(&signers[0].public_key);
         body.extend_from_slice(&[0x1f, 0, 0, 0]);
@@ -552,7 +669,8 @@ mod tests {
     fn body(name: &[u8], network: [u8; 10], clients: u8, signer: Option<([u8; 32], u32)>, policy: &Policy) -> Vec<u8> {
         let mut body = vec![name.len() as u8];
         body.extend_from_slice(name);
-        body.extend_from_slice(&[0; 64]);
+        body.extend_from_slice(&[0x0a; 32]);
+        body.extend_from_slice(&[0x0b; 32]);
         body.extend_from_slice(&network);
         body.push(clients);
         body.extend(std::iter::repeat_n(0x42, 32 * usize::from(clients.min(40))));
@@ -611,6 +729,10 @@ mod tests {
         let zero_fuel = Policy { limits: Limits { fuel: 0, ..policy().limits }, ..policy() };
         let big_output = Policy { limits: Limits { output: MAX_OUTPUT_LEN as u32 + 1, ..policy().limits }, ..policy() };
         let no_queue = Policy { queue_len: 0, ..policy() };
+        let long_queue = Policy { queue_len: MAX_QUEUE_LEN + 1, ..policy() };
+        let huge_modules = Policy { max_module_len: MAX_MODULE_LEN + 1, ..policy() };
+        let at_the_caps = Policy { queue_len: MAX_QUEUE_LEN, max_module_len: MAX_MODULE_LEN, ..policy() };
+        assert!(Config::new_checked(&with_body(&body(b"pi", dhcp, 0, None, &at_the_caps))[..]).is_ok());
         let bad_ports = |first, last| Policy { job_ports: PortRange { first, last }, ..policy() };
         // The first y coordinate with no point on the curve.
         let not_a_point = (2u8..)
@@ -638,6 +760,8 @@ mod tests {
             (body(b"pi", dhcp, 0, None, &zero_fuel), ConfigError::BadPolicy),
             (body(b"pi", dhcp, 0, None, &big_output), ConfigError::BadPolicy),
             (body(b"pi", dhcp, 0, None, &no_queue), ConfigError::BadPolicy),
+            (body(b"pi", dhcp, 0, None, &long_queue), ConfigError::BadPolicy),
+            (body(b"pi", dhcp, 0, None, &huge_modules), ConfigError::BadPolicy),
             (body(b"pi", dhcp, 0, None, &bad_ports(0, 10)), ConfigError::BadPolicy),
             (body(b"pi", dhcp, 0, None, &bad_ports(7100, 7000)), ConfigError::BadPolicy),
             (body(b"pi", dhcp, 0, None, &bad_ports(4700, 4800)), ConfigError::BadPolicy),
@@ -656,12 +780,164 @@ mod tests {
         assert!(repr.signers.is_empty());
     }
 
+    /// A body with these keys (DHCP, the test policy).
+    fn keyed_body(noise: [u8; 32], advert: [u8; 32], clients: &[[u8; 32]], signers: &[([u8; 32], u32)]) -> Vec<u8> {
+        let mut body = vec![2, b'p', b'i'];
+        body.extend_from_slice(&noise);
+        body.extend_from_slice(&advert);
+        body.extend_from_slice(&[0; 10]);
+        body.push(clients.len() as u8);
+        clients.iter().for_each(|client| body.extend_from_slice(client));
+        body.push(signers.len() as u8);
+        for (key, rights) in signers {
+            body.extend_from_slice(key);
+            body.extend_from_slice(&rights.to_le_bytes());
+        }
+        let mut policy_bytes = [0u8; Policy::LEN];
+        policy().write(&mut Writer::new(&mut policy_bytes)).unwrap();
+        body.extend_from_slice(&policy_bytes);
+        body
+    }
+
+    fn hex32(text: &str) -> [u8; 32] {
+        let bytes: Vec<u8> = (0..32).map(|i| u8::from_str_radix(&text[2 * i..2 * i + 2], 16).unwrap()).collect();
+        bytes.try_into().unwrap()
+    }
+
+    /// The result of parsing, and of emitting the same fields (which must agree).
+    fn refusal(
+        noise: [u8; 32],
+        advert: [u8; 32],
+        clients: &[[u8; 32]],
+        signers: &[([u8; 32], u32)],
+    ) -> Result<(), ConfigError> {
+        let bytes = with_body(&keyed_body(noise, advert, clients, signers));
+        let parsed = Config::new_checked(&bytes[..]).map(|_| ());
+        let trusted: Vec<TrustedSigner> = signers
+            .iter()
+            .map(|(key, rights)| TrustedSigner { public_key: *key, rights: SignerRights::from_bits(*rights).unwrap() })
+            .collect();
+        let repr = ConfigRepr {
+            name: "pi",
+            noise_secret: noise,
+            advert_seed: advert,
+            network: Network::Dhcp,
+            clients: List::from_slice(clients),
+            signers: List::from_slice(&trusted),
+            policy: policy(),
+        };
+        let mut buffer = vec![0u8; repr.buffer_len()];
+        assert_eq!(repr.emit(&mut buffer).map(|_| ()), parsed, "emit and parse agree");
+        parsed
+    }
+
+    #[test]
+    fn weak_and_repeated_keys_are_refused() {
+        let noise = [0x0a; 32];
+        let advert = [0x0b; 32];
+        let client = crate::signature::sha256(b"a client key"); // any 32 bytes below 2^254
+        let mut client = client;
+        client[31] &= 0x3f;
+        let signer = public_key(&[1; 32]);
+        let second = public_key(&[2; 32]);
+        assert_eq!(refusal(noise, advert, &[client], &[(signer, 1), (second, 3)]), Ok(()));
+
+        // Signer keys: the eight small-order points, non-canonical encodings, a mixed-order key.
+        let small_order = [
+            "0100000000000000000000000000000000000000000000000000000000000000",
+            "ecffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff7f",
+            "0000000000000000000000000000000000000000000000000000000000000000",
+            "0000000000000000000000000000000000000000000000000000000000000080",
+            "c7176a703d4dd84fba3c0b760d10670f2a2053fa2c39ccc64ec7fd7792ac037a",
+            "c7176a703d4dd84fba3c0b760d10670f2a2053fa2c39ccc64ec7fd7792ac03fa",
+            "26e8958fc2b227b045c3f489f2ef98f0d5dfac05d3c63339b13802886d53fc05",
+            "26e8958fc2b227b045c3f489f2ef98f0d5dfac05d3c63339b13802886d53fc85",
+            "0100000000000000000000000000000000000000000000000000000000000080",
+            "edffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff7f",
+            "eeffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff",
+        ];
+        for text in small_order {
+            let weak = hex32(text);
+            assert!(VerifyingKey::from_bytes(&weak).is_ok(), "{text} is a point");
+            assert_eq!(refusal(noise, advert, &[client], &[(weak, 1)]), Err(ConfigError::WeakSignerKey), "{text}");
+            assert_eq!(
+                refusal(noise, advert, &[], &[(signer, 3), (weak, 1)]),
+                Err(ConfigError::WeakSignerKey),
+                "{text}"
+            );
+        }
+        let torsion = curve25519_dalek::constants::EIGHT_TORSION[3];
+        let mixed = (curve25519_dalek::edwards::CompressedEdwardsY(signer).decompress().unwrap() + torsion)
+            .compress()
+            .to_bytes();
+        assert_eq!(refusal(noise, advert, &[], &[(mixed, 1)]), Err(ConfigError::WeakSignerKey));
+
+        // Client keys: every low-order u, with and without bit 255, and non-canonical ones.
+        for low in LOW_ORDER_X25519 {
+            assert_eq!(refusal(noise, advert, &[client, low], &[]), Err(ConfigError::WeakClientKey), "{low:02x?}");
+            let mut high = low;
+            high[31] |= 0x80;
+            assert_eq!(refusal(noise, advert, &[high], &[]), Err(ConfigError::WeakClientKey));
+        }
+        let mut high_bit = client;
+        high_bit[31] |= 0x80;
+        assert_eq!(refusal(noise, advert, &[high_bit], &[]), Err(ConfigError::WeakClientKey));
+        let mut p_plus_2 = [0xff; 32];
+        p_plus_2[0] = 0xef;
+        p_plus_2[31] = 0x7f;
+        assert_eq!(refusal(noise, advert, &[p_plus_2], &[]), Err(ConfigError::WeakClientKey));
+        let mut p_minus_2 = p_plus_2;
+        p_minus_2[0] = 0xeb;
+        assert!(is_strong_x25519_key(&p_minus_2), "p - 2 is canonical and not of low order");
+
+        // The device's own keys.
+        let mut clamped_zero = [0u8; 32];
+        clamped_zero[0] = 7;
+        clamped_zero[31] = 0xc0;
+        for (noise_secret, advert_seed) in [([0; 32], advert), (clamped_zero, advert), (noise, [0; 32]), (noise, noise)]
+        {
+            assert_eq!(refusal(noise_secret, advert_seed, &[client], &[(signer, 1)]), Err(ConfigError::WeakDeviceKey));
+        }
+        // The advert key is a code signer: refused (the device's secret would sign code).
+        assert_eq!(refusal(noise, [1; 32], &[], &[(second, 1), (signer, 3)]), Err(ConfigError::WeakDeviceKey));
+        assert_eq!(refusal(noise, [1; 32], &[client], &[]), Ok(()));
+
+        // Repeated keys.
+        assert_eq!(refusal(noise, advert, &[client, [0x41; 32], client], &[]), Err(ConfigError::DuplicateKey));
+        assert_eq!(
+            refusal(noise, advert, &[], &[(signer, 1), (second, 1), (signer, 2)]),
+            Err(ConfigError::DuplicateKey)
+        );
+        // 32 distinct clients and 32 distinct signers are fine.
+        let clients: Vec<[u8; 32]> = (0..32u8).map(|i| [0x10 + i; 32]).collect();
+        let signers: Vec<([u8; 32], u32)> = (0..32u8).map(|i| (public_key(&[0x40 + i; 32]), 1)).collect();
+        assert_eq!(refusal(noise, advert, &clients, &signers), Ok(()));
+    }
+
+    #[test]
+    fn low_order_client_keys_give_an_all_zero_shared_secret() {
+        use curve25519_dalek::montgomery::MontgomeryPoint;
+        // Every listed u: X25519 with any secret is all-zero (the `ss` anyone can compute);
+        // the generated public keys of some secrets are accepted and give non-zero results.
+        let secrets: Vec<[u8; 32]> = (1..=8u8).map(|i| crate::signature::sha256(&[i])).collect();
+        for low in LOW_ORDER_X25519 {
+            for secret in &secrets {
+                assert_eq!(MontgomeryPoint(low).mul_clamped(*secret).to_bytes(), [0; 32], "{low:02x?}");
+            }
+        }
+        for secret in &secrets {
+            let public = MontgomeryPoint::mul_base_clamped(*secret).to_bytes();
+            assert!(is_strong_x25519_key(&public));
+            assert_ne!(MontgomeryPoint(public).mul_clamped(secrets[0]).to_bytes(), [0; 32]);
+        }
+    }
+
     #[test]
     fn emit_refuses_bad_fields() {
         let repr = ConfigRepr {
             name: "",
-            noise_secret: [0; 32],
-            advert_seed: [0; 32],
+            noise_secret: [0x0a; 32],
+            advert_seed: [0x0b; 32],
             network: Network::Dhcp,
             clients: List::from_slice(&[]),
             signers: List::from_slice(&[]),

@@ -144,11 +144,35 @@ fn config_round_trip(data: &[u8]) {
     assert_eq!(&emitted[..], &data[..config.total_len()]);
 }
 
+/// The firmware's boot tag list and command line (`jos_abi::atags`): a checked list parses, its
+/// parse emits a list that checks and parses the same; every command-line accessor takes the
+/// bytes as they come.
+pub fn atags(data: &[u8]) {
+    use crate::atags::{param, Atags, AtagsRepr, Cmdline};
+    let cmdline = Cmdline::new(data);
+    let _ = (cmdline.mac_address(param::SMSC95XX_MACADDR), cmdline.number(param::FB_WIDTH));
+    for (key, value) in cmdline.params() {
+        assert!(!key.is_empty() || value.is_some());
+    }
+    let Ok(atags) = Atags::new_checked(data) else { return };
+    assert!(atags.total_len() <= data.len() && atags.total_len() >= 16);
+    let repr = AtagsRepr::parse(&atags).expect("a checked list parses");
+    if let Some(text) = repr.cmdline {
+        let _ = Cmdline::new(text).mac_address(param::SMSC95XX_MACADDR);
+    }
+    let mut emitted = vec![0u8; repr.buffer_len()];
+    if repr.emit(&mut emitted).is_ok() {
+        let again = Atags::new_checked(&emitted[..]).expect("an emitted list checks");
+        assert_eq!(AtagsRepr::parse(&again), Ok(repr));
+    }
+}
+
 /// A fuzz target body.
 pub type Body = fn(&[u8]);
 
 /// The fuzz targets by name, as in `fuzz/fuzz_targets/`.
-pub const TARGETS: [(&str, Body); 4] = [("blob", blob), ("signature", signature), ("wire", wire), ("config", config)];
+pub const TARGETS: [(&str, Body); 5] =
+    [("blob", blob), ("signature", signature), ("wire", wire), ("config", config), ("atags", atags)];
 
 /// A small deterministic PRNG (xorshift64*), so mutations are the same on every run.
 #[derive(Clone, Debug)]
@@ -234,8 +258,8 @@ pub fn seeds() -> Vec<(&'static str, &'static str, Vec<u8>)> {
     use crate::error::ErrorCode;
     use crate::signature::{sign_blob, sign_wasm};
     use crate::syscall::{AbiVersion, LogLevel, SyscallId};
-    use crate::wire::discovery::LoadState;
     use crate::wire::call::CallValue;
+    use crate::wire::discovery::LoadState;
     use crate::wire::{Call, Format, Formats, JobStatus, Limits, LogLine, Logs, Results, Stats};
 
     let mut seeds = Vec::new();
@@ -349,7 +373,7 @@ pub fn seeds() -> Vec<(&'static str, &'static str, Vec<u8>)> {
     seeds.push(("wire", "advert", advert_bytes));
 
     // Configurations: DHCP with keys, static without.
-    let clients = [[0xc1; 32], [0xc2; 32]];
+    let clients = [[0x41; 32], [0x42; 32]];
     let trusted = signers();
     let policy = Policy {
         max_module_len: 4 << 20,
@@ -363,7 +387,7 @@ pub fn seeds() -> Vec<(&'static str, &'static str, Vec<u8>)> {
             ConfigRepr {
                 name: "pi-zero",
                 noise_secret: [0x01; 32],
-                advert_seed: FUZZ_SIGNER_SEED,
+                advert_seed: [0x04; 32],
                 network: Network::Dhcp,
                 clients: List::from_slice(&clients),
                 signers: List::from_slice(&trusted),
@@ -387,6 +411,23 @@ pub fn seeds() -> Vec<(&'static str, &'static str, Vec<u8>)> {
         let mut bytes = vec![0u8; config.buffer_len()];
         config.emit(&mut bytes).expect("seed configuration emits");
         seeds.push(("config", name, bytes));
+    }
+
+    // Boot tag lists: what the Pi firmware passes, and the short form.
+    use crate::atags::{AtagsRepr, Core, Initrd, MemoryBank};
+    let firmware = AtagsRepr {
+        core: Some(Core { flags: 0, page_size: 4096, root_device: 0 }),
+        memory: Some(MemoryBank { size: 0x1F00_0000, start: 0 }),
+        cmdline: Some(b"bcm2708_fb.fbwidth=656 bcm2708_fb.fbheight=416 smsc95xx.macaddr=B8:27:EB:12:34:56 vc_mem.mem_base=0x1f000000"),
+        initrd: Some(Initrd { start: 0x01F0_0000, size: 512 }),
+        serial: None,
+        revision: None,
+    };
+    let short = AtagsRepr { core: None, memory: None, cmdline: None, initrd: None, serial: Some(0x1234_5678), revision: Some(0xe) };
+    for (name, repr) in [("firmware", firmware), ("short", short)] {
+        let mut bytes = vec![0u8; repr.buffer_len()];
+        repr.emit(&mut bytes).expect("seed tag list emits");
+        seeds.push(("atags", name, bytes));
     }
     seeds
 }
@@ -428,6 +469,7 @@ mod tests {
                     || Advert::new_checked(bytes).is_ok_and(|advert| advert.verify_signature())
                     || frame_len(bytes) == Ok(Some(bytes.len()))
             }
+            "atags" => crate::atags::Atags::new_checked(bytes).is_ok(),
             "config" => {
                 Config::new_checked(bytes).is_ok()
                     || with_fixed_checksum(bytes).is_some_and(|fixed| Config::new_checked(&fixed[..]).is_ok())

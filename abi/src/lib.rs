@@ -6,6 +6,7 @@
 #[cfg(any(feature = "alloc", test))]
 extern crate alloc;
 
+pub mod atags;
 pub mod blob;
 pub mod codec;
 pub mod config;

@@ -18,10 +18,13 @@
 //! signature     = vec(key_id, empty = none) | algorithm u8 (1 = Ed25519) | vec(64-byte signature)
 //! ```
 //! Each signature signs `"wasmsig" | spec_version | content_type | hash_function | hashes...` of
-//! its set (pure Ed25519). A module verifies when some trusted key's signature verifies over a set
-//! that contains the SHA-256 of the content, and that key has the right for the format
-//! ([`SignerRights`]). Key ids are `HMAC-SHA256(key = public key, message = "key_id")[..12]`,
-//! the same default ids `wasmsign2` attaches.
+//! its set (pure Ed25519, checked strictly: [`verify_strict_parts`]). A module verifies when some
+//! trusted key's signature verifies over a set that contains the SHA-256 of the content, and that
+//! key has the right for the format ([`SignerRights`]); when several do, the verdict does not
+//! depend on the order of the signers ([`verify_payload`]). Key ids are
+//! `HMAC-SHA256(key = public key, message = "key_id")[..12]`, the same default ids `wasmsign2`
+//! attaches. [`check_signer_key`] refuses keys no honest signer has (small order, mixed order,
+//! non-canonical encodings); the boot configuration and `jos-cli provision` apply it.
 //!
 //! Untrusted bytes go through [`SignaturePayload::new_checked`] (or [`split_wasm`]), which walks
 //! every length once; afterwards no accessor can panic. Verification is no_std and allocates
@@ -29,6 +32,7 @@
 
 use core::fmt;
 
+use curve25519_dalek::edwards::CompressedEdwardsY;
 use ed25519_dalek::ed25519::signature::{MultipartSigner, MultipartVerifier};
 use ed25519_dalek::{Signature, SigningKey, VerifyingKey};
 use sha2::{Digest, Sha256};
@@ -48,11 +52,15 @@ pub const ALGORITHM_ED25519: u8 = 1;
 pub const DOMAIN: &[u8; 7] = b"wasmsig";
 /// Most hashes in a set, and most sets in a payload.
 pub const MAX_HASHES: usize = 64;
-/// Most signatures in a set.
+/// Most signatures in a set, and in a whole payload (all sets together).
 pub const MAX_SIGNATURES: usize = 256;
-/// Most Ed25519 verifications one payload may cause (signatures times candidate keys); past it
-/// verification stops with [`SignatureError::TooMany`].
-pub const MAX_VERIFICATIONS: usize = 16;
+/// Most Ed25519 verifications one payload may need against one list of signers: a signature with
+/// a key id needs one for each trusted key with that id, one without a key id one for each
+/// trusted key. A payload that needs more is refused with [`SignatureError::TooMany`] whatever
+/// the order of the signers, after at most this many verifications. 32 is the configuration's
+/// most signers (`config::MAX_SIGNERS`), so one anonymous signature (as `wasmsign2` writes
+/// without a key id) is always checked against every trusted key.
+pub const MAX_VERIFICATIONS: usize = 32;
 /// Length of a key id.
 pub const KEY_ID_LEN: usize = 12;
 /// Length of an Ed25519 public key.
@@ -168,7 +176,7 @@ pub struct TrustedSigner {
 /// A successful verification.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Verified {
-    /// Index of the signer in the list given to the verifier.
+    /// Index in the list given to the verifier of the chosen signer ([`verify_payload`]).
     pub signer: usize,
     /// The signer's public key.
     pub public_key: [u8; PUBLIC_KEY_LEN],
@@ -196,8 +204,9 @@ pub enum SignatureError {
     WrongContentType = 5,
     /// The payload's hash function is not SHA-256.
     UnsupportedHash = 6,
-    /// More than [`MAX_HASHES`] sets or hashes, or [`MAX_SIGNATURES`] signatures, or the
-    /// signatures would need more than [`MAX_VERIFICATIONS`] Ed25519 verifications.
+    /// More than [`MAX_HASHES`] sets or hashes, or [`MAX_SIGNATURES`] signatures (in a set or in
+    /// the payload), or the signatures would need more than [`MAX_VERIFICATIONS`] Ed25519
+    /// verifications.
     TooMany = 7,
     /// No trusted key made any of the signatures.
     UnknownKey = 8,
@@ -291,6 +300,109 @@ pub fn key_id(public_key: &[u8; PUBLIC_KEY_LEN]) -> [u8; KEY_ID_LEN] {
 pub fn public_key(seed: &[u8; 32]) -> [u8; PUBLIC_KEY_LEN] {
     SigningKey::from_bytes(seed).verifying_key().to_bytes()
 }
+
+/// Why [`check_signer_key`] refuses an Ed25519 public key.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum WeakKey {
+    /// The 32 bytes are not the encoding of a curve point.
+    NotAPoint,
+    /// A point, but not in its canonical encoding (y not reduced, or the sign bit set on x = 0):
+    /// the same key under a second name.
+    NonCanonical,
+    /// One of the eight points of small order (the identity and the torsion points): a
+    /// signature under it can be made without any secret, valid for almost every message.
+    SmallOrder,
+    /// A point with a small-order component (not in the prime-order subgroup): no secret key
+    /// yields it, and cofactored and cofactorless verifiers disagree on its signatures.
+    MixedOrder,
+}
+
+impl WeakKey {
+    /// A short lower-case description.
+    pub const fn message(self) -> &'static str {
+        match self {
+            WeakKey::NotAPoint => "not an Ed25519 point",
+            WeakKey::NonCanonical => "not the canonical encoding of its point",
+            WeakKey::SmallOrder => "a point of small order (signatures under it can be forged)",
+            WeakKey::MixedOrder => "a point with a small-order component (no secret key has it)",
+        }
+    }
+}
+
+impl fmt::Display for WeakKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.message())
+    }
+}
+
+/// Checks that `key` is an Ed25519 public key an honest signer can have: a canonically encoded
+/// point of the prime-order subgroup, not the identity. Every key [`public_key`] returns passes;
+/// the boot configuration refuses a signer that does not ([`crate::config::ConfigError`]), and
+/// so does `jos-cli provision`. Costs one scalar multiplication (the torsion check).
+pub fn check_signer_key(key: &[u8; PUBLIC_KEY_LEN]) -> Result<(), WeakKey> {
+    let point = CompressedEdwardsY(*key).decompress().ok_or(WeakKey::NotAPoint)?;
+    if point.compress().to_bytes() != *key {
+        return Err(WeakKey::NonCanonical);
+    }
+    if point.is_small_order() {
+        return Err(WeakKey::SmallOrder);
+    }
+    if !point.is_torsion_free() {
+        return Err(WeakKey::MixedOrder);
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+std::thread_local! {
+    /// Ed25519 verifications this thread ran (tests count the work a payload causes).
+    static VERIFICATIONS: core::cell::Cell<usize> = const { core::cell::Cell::new(0) };
+}
+
+/// Strict Ed25519 verification of a message given in parts: `ed25519-dalek`'s `verify_strict`
+/// semantics (the key and the signature's `R` must not be of small order; `s` must be reduced and
+/// `R` canonical, as in every `ed25519-dalek` verification) with its multipart message. A
+/// signature that passes has no malleable or small-order component; a small-order key passes
+/// nothing.
+///
+/// `R` needs no decompression for this: the final check compares `R`'s bytes with the canonical
+/// encoding of a point, so an `R` that is not one never passes, and a canonical `R` of small
+/// order is one of the eight [`SMALL_ORDER_POINTS`] (a byte comparison).
+pub fn verify_strict_parts(key: &VerifyingKey, message: &[&[u8]], signature: &[u8; SIGNATURE_LEN]) -> bool {
+    #[cfg(test)]
+    VERIFICATIONS.with(|count| count.set(count.get() + 1));
+    let r = &signature[..32];
+    if SMALL_ORDER_POINTS.iter().any(|point| point[..] == *r) || key.is_weak() {
+        return false;
+    }
+    key.multipart_verify(message, &Signature::from_bytes(signature)).is_ok()
+}
+
+/// The canonical encodings of the eight Ed25519 points of small order (the identity, one point
+/// of order 2, two of order 4, four of order 8).
+pub const SMALL_ORDER_POINTS: [[u8; 32]; 8] = {
+    let order_8 = [
+        0xc7, 0x17, 0x6a, 0x70, 0x3d, 0x4d, 0xd8, 0x4f, 0xba, 0x3c, 0x0b, 0x76, 0x0d, 0x10, 0x67, 0x0f, 0x2a, 0x20,
+        0x53, 0xfa, 0x2c, 0x39, 0xcc, 0xc6, 0x4e, 0xc7, 0xfd, 0x77, 0x92, 0xac, 0x03, 0x7a,
+    ];
+    let other_order_8 = [
+        0x26, 0xe8, 0x95, 0x8f, 0xc2, 0xb2, 0x27, 0xb0, 0x45, 0xc3, 0xf4, 0x89, 0xf2, 0xef, 0x98, 0xf0, 0xd5, 0xdf,
+        0xac, 0x05, 0xd3, 0xc6, 0x33, 0x39, 0xb1, 0x38, 0x02, 0x88, 0x6d, 0x53, 0xfc, 0x05,
+    ];
+    let mut points = [[0u8; 32]; 8];
+    points[0][0] = 1; // the identity, y = 1
+    points[1] = [0xff; 32]; // y = -1 = p - 1
+    points[1][0] = 0xec;
+    points[1][31] = 0x7f;
+    points[3][31] = 0x80; // y = 0 with x negative (points[2]: x positive)
+    points[4] = order_8;
+    points[5] = order_8;
+    points[5][31] |= 0x80;
+    points[6] = other_order_8;
+    points[7] = other_order_8;
+    points[7][31] |= 0x80;
+    points
+};
 
 /// A cursor over untrusted bytes; every read is bounds-checked and returns `None` past the end.
 #[derive(Clone, Copy)]
@@ -413,8 +525,13 @@ impl<'a> SignaturePayload<'a> {
             return Err(SignatureError::TooMany);
         }
         let sets = reader.rest();
+        let mut signatures = 0;
         for _ in 0..set_count {
-            check_set(reader.vec().ok_or(Malformed)?)?;
+            signatures += check_set(reader.vec().ok_or(Malformed)?)?;
+            // Bounds the walks over every signature that verification makes once per signer.
+            if signatures > MAX_SIGNATURES {
+                return Err(SignatureError::TooMany);
+            }
         }
         if !reader.is_empty() {
             return Err(Malformed);
@@ -438,7 +555,8 @@ impl<'a> SignaturePayload<'a> {
     }
 }
 
-fn check_set(bytes: &[u8]) -> Result<(), SignatureError> {
+/// Checks one set; returns its number of signatures.
+fn check_set(bytes: &[u8]) -> Result<usize, SignatureError> {
     use SignatureError::Malformed;
     let mut reader = Reader::new(bytes);
     let hash_count = reader.varuint().ok_or(Malformed)? as usize;
@@ -456,7 +574,7 @@ fn check_set(bytes: &[u8]) -> Result<(), SignatureError> {
     if !reader.is_empty() {
         return Err(Malformed);
     }
-    Ok(())
+    Ok(signature_count)
 }
 
 fn parse_signature(bytes: &[u8]) -> Option<SignatureEntry<'_>> {
@@ -558,8 +676,33 @@ fn message_prefix(content_type: ContentType) -> [u8; 10] {
     prefix
 }
 
+/// Whether `candidate` is chosen over `other` when both verify: more rights first (counted in
+/// bits), then the larger rights value, then the smaller public key. A total order on
+/// `(rights, key)`, so the choice does not depend on where either sits in the signer list.
+fn preferred(candidate: &Verified, other: &Verified) -> bool {
+    let rank = |verified: &Verified| (verified.rights.bits().count_ones(), verified.rights.bits());
+    match rank(candidate).cmp(&rank(other)) {
+        core::cmp::Ordering::Equal => candidate.public_key < other.public_key,
+        order => order == core::cmp::Ordering::Greater,
+    }
+}
+
 /// Verifies a checked payload over content whose SHA-256 is `content_hash`, against `signers`;
 /// the signer must hold the right for `content_type`.
+///
+/// The verdict does not depend on the order of `signers`:
+/// - **Work.** Each Ed25519 signature entry is a candidate for each trusted key it may be from:
+///   the key its key id names, or every trusted key when it has none (no cheaper test tells an
+///   anonymous signature's key). When the candidates number more than [`MAX_VERIFICATIONS`] the
+///   payload is refused with [`SignatureError::TooMany`], however the signers are ordered, after
+///   at most that many verifications. Small-order keys are no candidates (strict verification
+///   passes nothing under them).
+/// - **Choice.** When several trusted signers verify (each with the right for the format), the
+///   one with the most rights is chosen, ties broken by the larger rights value and then the
+///   smaller public key ([`Verified`] names it and its index). A job then holds the rights of
+///   one signer, never a union: the same rights as if the other signatures had been stripped,
+///   which anyone holding the module can do.
+/// - **Failure.** Otherwise the most specific failure over all candidates is reported.
 pub fn verify_payload(
     payload: &SignaturePayload<'_>,
     content_type: ContentType,
@@ -580,22 +723,33 @@ pub fn verify_payload(
             failure = error;
         }
     };
-    let mut attempts = 0;
+    let mut candidates = 0;
+    let mut chosen: Option<Verified> = None;
     for (index, signer) in signers.iter().enumerate() {
         let Ok(key) = VerifyingKey::from_bytes(&signer.public_key) else { continue };
+        if key.is_weak() {
+            continue;
+        }
         let id = key_id(&signer.public_key);
+        // Once this signer verified, its other signatures are counted but not checked again.
+        let mut verified = false;
         for set in payload.sets() {
             for entry in set.signatures() {
                 let Ok(bytes) = <&[u8; SIGNATURE_LEN]>::try_from(entry.signature) else { continue };
                 if entry.algorithm != ALGORITHM_ED25519 || entry.key_id.is_some_and(|named| named != id) {
                     continue;
                 }
-                // Each attempt costs a scalar multiplication: bound the work a payload can ask for.
-                attempts += 1;
-                if attempts > MAX_VERIFICATIONS {
+                // Each verification costs a double scalar multiplication: bound the work a
+                // payload can ask for by counting candidates, not attempts, so the bound is met
+                // or missed whatever the signer order.
+                candidates += 1;
+                if candidates > MAX_VERIFICATIONS {
                     return Err(SignatureError::TooMany);
                 }
-                if key.multipart_verify(&[&prefix, set.hash_bytes()], &Signature::from_bytes(bytes)).is_err() {
+                if verified {
+                    continue;
+                }
+                if !verify_strict_parts(&key, &[&prefix, set.hash_bytes()], bytes) {
                     if entry.key_id.is_some() {
                         note(SignatureError::BadSignature);
                     }
@@ -609,16 +763,20 @@ pub fn verify_payload(
                     note(SignatureError::NotPermitted);
                     continue;
                 }
-                return Ok(Verified {
+                verified = true;
+                let found = Verified {
                     signer: index,
                     public_key: signer.public_key,
                     rights: signer.rights,
                     content_hash: *content_hash,
-                });
+                };
+                if chosen.as_ref().is_none_or(|other| preferred(&found, other)) {
+                    chosen = Some(found);
+                }
             }
         }
     }
-    Err(failure)
+    chosen.ok_or(failure)
 }
 
 /// A wasm module split at its signature section.
@@ -819,6 +977,9 @@ pub use signing::{sign_blob, sign_wasm};
 
 #[cfg(test)]
 mod tests {
+    use ed25519_dalek::Signer;
+    use sha2::Digest;
+
     use super::*;
     use crate::blob::{Arch, BlobFlags, BlobRepr, Import, Table};
     use crate::syscall::{AbiVersion, SyscallId};
@@ -1044,6 +1205,441 @@ mod tests {
         assert_eq!(verify_payload(&payload, ContentType::NativeBlob, &hash, &signers), Err(SignatureError::TooMany));
     }
 
+    fn hex32(text: &str) -> [u8; 32] {
+        let bytes: Vec<u8> = (0..32).map(|i| u8::from_str_radix(&text[2 * i..2 * i + 2], 16).unwrap()).collect();
+        bytes.try_into().unwrap()
+    }
+
+    /// The eight points of small order in their canonical encodings (identity, order 2, two of
+    /// order 4, four of order 8), as listed in "Taming the many EdDSAs" (Brendel et al., 2020).
+    const SMALL_ORDER_CANONICAL: [&str; 8] = [
+        "0100000000000000000000000000000000000000000000000000000000000000",
+        "ecffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff7f",
+        "0000000000000000000000000000000000000000000000000000000000000000",
+        "0000000000000000000000000000000000000000000000000000000000000080",
+        "c7176a703d4dd84fba3c0b760d10670f2a2053fa2c39ccc64ec7fd7792ac037a",
+        "c7176a703d4dd84fba3c0b760d10670f2a2053fa2c39ccc64ec7fd7792ac03fa",
+        "26e8958fc2b227b045c3f489f2ef98f0d5dfac05d3c63339b13802886d53fc05",
+        "26e8958fc2b227b045c3f489f2ef98f0d5dfac05d3c63339b13802886d53fc85",
+    ];
+    /// Non-canonical encodings of small-order points: x = 0 with the sign bit set, y = p, y = p + 1.
+    const SMALL_ORDER_NON_CANONICAL: [&str; 6] = [
+        "0100000000000000000000000000000000000000000000000000000000000080",
+        "ecffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff",
+        "edffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff7f",
+        "edffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff",
+        "eeffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff7f",
+        "eeffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff",
+    ];
+
+    #[test]
+    fn weak_signer_keys_are_named() {
+        use curve25519_dalek::constants::EIGHT_TORSION;
+        // The list is the dalek crate's own torsion subgroup, and each point is refused.
+        let listed: Vec<[u8; 32]> = SMALL_ORDER_CANONICAL.iter().map(|text| hex32(text)).collect();
+        for point in EIGHT_TORSION {
+            assert!(listed.contains(&point.compress().to_bytes()), "{:?}", point.compress());
+            assert!(SMALL_ORDER_POINTS.contains(&point.compress().to_bytes()));
+        }
+        let mut sorted = SMALL_ORDER_POINTS.to_vec();
+        sorted.sort();
+        sorted.dedup();
+        assert_eq!(sorted.len(), 8);
+        for key in &listed {
+            assert_eq!(check_signer_key(key), Err(WeakKey::SmallOrder), "{key:02x?}");
+            assert!(VerifyingKey::from_bytes(key).unwrap().is_weak());
+        }
+        for text in SMALL_ORDER_NON_CANONICAL {
+            let key = hex32(text);
+            assert!(VerifyingKey::from_bytes(&key).is_ok(), "{text} decodes: the check must catch it");
+            assert_eq!(check_signer_key(&key), Err(WeakKey::NonCanonical), "{text}");
+        }
+        // A strong key plus a torsion point: not small order, yet no secret key has it.
+        let strong = public_key(&SEED);
+        assert_eq!(check_signer_key(&strong), Ok(()));
+        let point = CompressedEdwardsY(strong).decompress().unwrap();
+        for torsion in &EIGHT_TORSION[1..] {
+            let mixed = (point + torsion).compress().to_bytes();
+            assert!(!VerifyingKey::from_bytes(&mixed).unwrap().is_weak());
+            assert_eq!(check_signer_key(&mixed), Err(WeakKey::MixedOrder));
+        }
+        // y = p + 2 .. p + 18: the non-canonical name of a strong point where one exists.
+        let mut found = 0;
+        for low in 0xefu8..=0xff {
+            let mut key = [0xff; 32];
+            key[0] = low;
+            key[31] = 0x7f;
+            if let Some(point) = CompressedEdwardsY(key).decompress() {
+                assert_ne!(point.compress().to_bytes(), key);
+                assert_eq!(check_signer_key(&key), Err(WeakKey::NonCanonical));
+                found += 1;
+            }
+        }
+        assert!(found > 0, "some y in 2..=18 is on the curve");
+        let mut not_a_point = [0u8; 32];
+        not_a_point[0] = (2u8..)
+            .find(|y| {
+                CompressedEdwardsY(
+                    [*y; 1].iter().chain([0u8; 31].iter()).copied().collect::<Vec<_>>().try_into().unwrap(),
+                )
+                .decompress()
+                .is_none()
+            })
+            .unwrap();
+        assert_eq!(check_signer_key(&not_a_point), Err(WeakKey::NotAPoint));
+        for seed in 0..64u8 {
+            assert_eq!(check_signer_key(&public_key(&[seed; 32])), Ok(()), "every generated key is strong");
+        }
+    }
+
+    /// `R = identity, s = 0` verifies under the identity key for every message without strict
+    /// checks: the forgery a small-order signer key allows.
+    fn forged_under_identity(module: &[u8]) -> Vec<u8> {
+        let identity = hex32(SMALL_ORDER_CANONICAL[0]);
+        let mut forged = sign_wasm(module, &SEED, false).unwrap();
+        let at = forged.len() - (module.len() - 8) - SIGNATURE_LEN;
+        let mut signature = [0u8; 64];
+        signature[..32].copy_from_slice(&identity);
+        forged[at..at + 64].copy_from_slice(&signature);
+        forged
+    }
+
+    #[test]
+    fn small_order_signer_keys_verify_nothing() {
+        let identity = hex32(SMALL_ORDER_CANONICAL[0]);
+        let forged = forged_under_identity(MODULE);
+        // Without strict checks this forgery passes (what `multipart_verify` alone accepts).
+        let signed = split_wasm(&forged).unwrap();
+        let entry = signed.payload.sets().next().unwrap().signatures().next().unwrap();
+        let set = signed.payload.sets().next().unwrap();
+        let key = VerifyingKey::from_bytes(&identity).unwrap();
+        let prefix = message_prefix(ContentType::WasmModule);
+        let signature = Signature::from_bytes(entry.signature.try_into().unwrap());
+        assert!(key.multipart_verify(&[&prefix, set.hash_bytes()], &signature).is_ok(), "the forgery is real");
+        // Strictly, it does not verify, under any small-order key, with or without other signers.
+        for text in SMALL_ORDER_CANONICAL.iter().chain(SMALL_ORDER_NON_CANONICAL.iter()) {
+            let weak = signer(&[0; 32], SignerRights::ALL);
+            let weak = TrustedSigner { public_key: hex32(text), ..weak };
+            assert_eq!(verify_wasm(&forged, &[weak]), Err(SignatureError::UnknownKey), "{text}");
+            assert_eq!(
+                verify_wasm(&forged, &[signer(&OTHER_SEED, SignerRights::ALL), weak]),
+                Err(SignatureError::UnknownKey)
+            );
+        }
+    }
+
+    /// A signature by a strong key whose `R` is the identity: `s = k a`, which passes the
+    /// cofactorless equation; strict verification refuses its small-order `R`.
+    fn identity_r_signature(seed: &[u8; 32], message: &[u8]) -> [u8; 64] {
+        use curve25519_dalek::scalar::Scalar;
+        use sha2::Sha512;
+        let expanded: [u8; 64] = Sha512::digest(seed).into();
+        let mut secret = [0u8; 32];
+        secret.copy_from_slice(&expanded[..32]);
+        secret[0] &= 248;
+        secret[31] &= 127;
+        secret[31] |= 64;
+        let a = Scalar::from_bytes_mod_order(secret);
+        let r = hex32(SMALL_ORDER_CANONICAL[0]);
+        let mut hasher = Sha512::new();
+        hasher.update(r);
+        hasher.update(public_key(seed));
+        hasher.update(message);
+        let k = Scalar::from_bytes_mod_order_wide(&hasher.finalize().into());
+        let mut signature = [0u8; 64];
+        signature[..32].copy_from_slice(&r);
+        signature[32..].copy_from_slice((k * a).as_bytes());
+        signature
+    }
+
+    #[test]
+    fn verification_is_strict() {
+        use curve25519_dalek::scalar::Scalar;
+        let hash = sha256(&MODULE[8..]);
+        let prefix = message_prefix(ContentType::WasmModule);
+        let message = [&prefix[..], &hash[..]].concat();
+        let key = VerifyingKey::from_bytes(&public_key(&SEED)).unwrap();
+        let good = SigningKey::from_bytes(&SEED).sign(&message).to_bytes();
+
+        // A small-order R: accepted by the plain check, refused strictly.
+        let small_r = identity_r_signature(&SEED, &message);
+        assert!(key.multipart_verify(&[&prefix, &hash], &Signature::from_bytes(&small_r)).is_ok());
+        // s + l: the same signature with an unreduced scalar.
+        let mut big_s = good;
+        let l = Scalar::ZERO - Scalar::ONE; // l - 1
+        let mut carry = 1u16; // s + (l - 1) + 1 = s + l, as integers
+        for (index, byte) in big_s[32..].iter_mut().enumerate() {
+            let sum = u16::from(*byte) + u16::from(l.as_bytes()[index]) + carry;
+            *byte = sum as u8;
+            carry = sum >> 8;
+        }
+        // R's sign bit flipped: the negated R.
+        let mut other_r = good;
+        other_r[31] ^= 0x80;
+        // Small-order R in non-canonical encodings (with s = k a as for the identity).
+        let mut cases: Vec<(&str, [u8; 64], bool)> = vec![
+            ("good", good, true),
+            ("small-order R", small_r, false),
+            ("s + l", big_s, false),
+            ("negated R", other_r, false),
+        ];
+        for text in SMALL_ORDER_NON_CANONICAL {
+            let mut signature = small_r;
+            signature[..32].copy_from_slice(&hex32(text));
+            cases.push((text, signature, false));
+        }
+        // Every small-order R with the good s, and the good R with s = 0.
+        for point in SMALL_ORDER_POINTS {
+            let mut signature = good;
+            signature[..32].copy_from_slice(&point);
+            cases.push(("small-order R, good s", signature, false));
+        }
+        let mut zero_s = good;
+        zero_s[32..].fill(0);
+        cases.push(("s = 0", zero_s, false));
+        for (what, signature, valid) in cases {
+            let signature: [u8; 64] = signature;
+            let strict = key.verify_strict(&message, &Signature::from_bytes(&signature)).is_ok();
+            assert_eq!(strict, valid, "{what}: verify_strict");
+            assert_eq!(
+                verify_strict_parts(&key, &[&prefix, &hash], &signature),
+                valid,
+                "{what}: the multipart strict check agrees"
+            );
+        }
+        // Through the module path: the small-order-R signature with a key id is refused.
+        let mut module = sign_wasm(MODULE, &SEED, true).unwrap();
+        let at = module.len() - (MODULE.len() - 8) - SIGNATURE_LEN;
+        module[at..at + 64].copy_from_slice(&small_r);
+        assert_eq!(verify_wasm(&module, &[signer(&SEED, SignerRights::ALL)]), Err(SignatureError::BadSignature));
+        module[at..at + 64].copy_from_slice(&good);
+        assert!(verify_wasm(&module, &[signer(&SEED, SignerRights::ALL)]).is_ok());
+    }
+
+    /// A signature entry: key id (if any) and signature.
+    type Entry = (Option<[u8; 12]>, [u8; 64]);
+
+    /// A payload from sets of (hashes, entries).
+    fn payload(content_type: ContentType, sets: &[(Vec<[u8; 32]>, Vec<Entry>)]) -> Vec<u8> {
+        fn varuint(out: &mut Vec<u8>, value: usize) {
+            let mut value = value;
+            loop {
+                let byte = (value & 0x7f) as u8;
+                value >>= 7;
+                out.push(if value != 0 { byte | 0x80 } else { byte });
+                if value == 0 {
+                    return;
+                }
+            }
+        }
+        let mut out = vec![SPEC_VERSION, content_type as u8, HASH_SHA256];
+        varuint(&mut out, sets.len());
+        for (hashes, entries) in sets {
+            let mut set = Vec::new();
+            varuint(&mut set, hashes.len());
+            hashes.iter().for_each(|hash| set.extend_from_slice(hash));
+            varuint(&mut set, entries.len());
+            for (id, signature) in entries {
+                let mut entry = Vec::new();
+                match id {
+                    Some(id) => {
+                        varuint(&mut entry, 12);
+                        entry.extend_from_slice(id);
+                    }
+                    None => varuint(&mut entry, 0),
+                }
+                entry.push(ALGORITHM_ED25519);
+                varuint(&mut entry, 64);
+                entry.extend_from_slice(signature);
+                varuint(&mut set, entry.len());
+                set.extend_from_slice(&entry);
+            }
+            varuint(&mut out, set.len());
+            out.extend_from_slice(&set);
+        }
+        out
+    }
+
+    /// The signature of `seed` over a set of hashes.
+    fn sign_set(seed: &[u8; 32], content_type: ContentType, hashes: &[[u8; 32]]) -> [u8; 64] {
+        let mut message = message_prefix(content_type).to_vec();
+        hashes.iter().for_each(|hash| message.extend_from_slice(hash));
+        SigningKey::from_bytes(seed).sign(&message).to_bytes()
+    }
+
+    /// The verdict with the chosen signer named by key and rights (not by index), and the
+    /// verifications it cost.
+    fn verdict(
+        bytes: &[u8],
+        hash: &[u8; 32],
+        signers: &[TrustedSigner],
+    ) -> (Result<([u8; 32], SignerRights), SignatureError>, usize) {
+        let payload = SignaturePayload::new_checked(bytes).unwrap();
+        let before = VERIFICATIONS.with(|count| count.get());
+        let result = verify_payload(&payload, ContentType::WasmModule, hash, signers);
+        let spent = VERIFICATIONS.with(|count| count.get()) - before;
+        if let Ok(verified) = result {
+            assert_eq!(signers[verified.signer].public_key, verified.public_key);
+            assert_eq!(signers[verified.signer].rights, verified.rights);
+        }
+        (result.map(|verified| (verified.public_key, verified.rights)), spent)
+    }
+
+    /// Every permutation of `items` (Heap's algorithm).
+    fn permutations<T: Clone>(items: &[T]) -> Vec<Vec<T>> {
+        fn heap<T: Clone>(k: usize, items: &mut Vec<T>, out: &mut Vec<Vec<T>>) {
+            if k <= 1 {
+                out.push(items.clone());
+                return;
+            }
+            for i in 0..k {
+                heap(k - 1, items, out);
+                let swap = if k.is_multiple_of(2) { i } else { 0 };
+                items.swap(swap, k - 1);
+            }
+        }
+        let mut out = Vec::new();
+        heap(items.len(), &mut items.to_vec(), &mut out);
+        out
+    }
+
+    #[test]
+    fn the_verdict_does_not_depend_on_signer_order() {
+        let hash = sha256(b"content");
+        let wasm = ContentType::WasmModule;
+        let seeds: Vec<[u8; 32]> = (0..5u8).map(|i| [0x30 + i; 32]).collect();
+        let rights = [
+            SignerRights::ALL,                                              // signs other bytes
+            SignerRights::WASM,                                             // signs, with its key id
+            SignerRights::WASM | SignerRights::NETWORK,                     // signs without a key id
+            SignerRights::NATIVE | SignerRights::GPIO,                      // signs, but may not sign wasm
+            SignerRights::WASM | SignerRights::SCREEN | SignerRights::GPIO, // does not sign
+        ];
+        let signers: Vec<TrustedSigner> = seeds
+            .iter()
+            .zip(rights)
+            .map(|(seed, rights)| TrustedSigner { public_key: public_key(seed), rights })
+            .collect();
+        let other = sha256(b"other content");
+        let entries = [
+            (None, sign_set(&seeds[0], wasm, &[other])),
+            (Some(key_id(&signers[1].public_key)), sign_set(&seeds[1], wasm, &[hash])),
+            (None, sign_set(&seeds[2], wasm, &[hash])),
+            (None, sign_set(&seeds[3], wasm, &[hash])),
+        ];
+        let (first, second) = entries.split_at(1);
+        let bytes = payload(wasm, &[(vec![other], first.to_vec()), (vec![hash], second.to_vec())]);
+        let expected = Ok((signers[2].public_key, signers[2].rights));
+        let mut costs = std::collections::BTreeSet::new();
+        for order in permutations(&signers) {
+            let (result, spent) = verdict(&bytes, &hash, &order);
+            assert_eq!(result, expected, "order {:?}", order.iter().map(|s| s.rights.bits()).collect::<Vec<_>>());
+            assert!(spent <= MAX_VERIFICATIONS);
+            costs.insert(spent);
+        }
+        assert!(costs.iter().all(|cost| *cost <= 3 * 5 + 1), "{costs:?}");
+
+        // Two signers with incomparable rights both verify: the one with more rights, whatever
+        // the order (on equal counts, the larger rights value, then the smaller key).
+        let a = TrustedSigner { public_key: public_key(&seeds[0]), rights: SignerRights::WASM | SignerRights::NETWORK };
+        let b = TrustedSigner {
+            public_key: public_key(&seeds[1]),
+            rights: SignerRights::WASM | SignerRights::SCREEN | SignerRights::GPIO,
+        };
+        let c = TrustedSigner { public_key: public_key(&seeds[2]), rights: SignerRights::WASM | SignerRights::GPIO };
+        let all_sign = payload(
+            wasm,
+            &[(
+                vec![hash],
+                [(&seeds[0], &a), (&seeds[1], &b), (&seeds[2], &c)]
+                    .iter()
+                    .map(|(seed, signer)| (Some(key_id(&signer.public_key)), sign_set(seed, wasm, &[hash])))
+                    .collect(),
+            )],
+        );
+        for order in permutations(&[a, b, c]) {
+            assert_eq!(verdict(&all_sign, &hash, &order).0, Ok((b.public_key, b.rights)));
+        }
+        for order in permutations(&[a, c]) {
+            assert_eq!(verdict(&all_sign, &hash, &order).0, Ok((c.public_key, c.rights)), "GPIO (16) over NETWORK (4)");
+        }
+
+        // Failures too: nobody verifies with the right, the most specific failure wins everywhere.
+        let refused = payload(
+            wasm,
+            &[(
+                vec![hash],
+                vec![(Some(key_id(&signers[3].public_key)), sign_set(&seeds[3], wasm, &[hash])), (None, [0x44; 64])],
+            )],
+        );
+        for order in permutations(&signers) {
+            assert_eq!(verdict(&refused, &hash, &order).0, Err(SignatureError::NotPermitted));
+        }
+    }
+
+    #[test]
+    fn one_anonymous_signature_is_checked_against_every_signer_in_any_order() {
+        // 20 trusted keys, one anonymous signature by one of them: on every rotation and
+        // reversal of the list it verifies, with at most 20 verifications.
+        let hash = sha256(b"content");
+        let wasm = ContentType::WasmModule;
+        let seeds: Vec<[u8; 32]> = (0..20u8).map(|i| [0x60 + i; 32]).collect();
+        let signers: Vec<TrustedSigner> = seeds
+            .iter()
+            .map(|seed| TrustedSigner { public_key: public_key(seed), rights: SignerRights::WASM })
+            .collect();
+        let bytes = payload(wasm, &[(vec![hash], vec![(None, sign_set(&seeds[13], wasm, &[hash]))])]);
+        let expected = Ok((signers[13].public_key, SignerRights::WASM));
+        for turn in 0..signers.len() {
+            let mut order = signers.clone();
+            order.rotate_left(turn);
+            let (result, spent) = verdict(&bytes, &hash, &order);
+            assert_eq!(result, expected, "rotation {turn}");
+            assert!(spent <= signers.len());
+            order.reverse();
+            assert_eq!(verdict(&bytes, &hash, &order).0, expected, "reversed rotation {turn}");
+        }
+    }
+
+    #[test]
+    fn verification_work_is_bounded_whatever_the_payload() {
+        let hash = sha256(b"content");
+        let wasm = ContentType::WasmModule;
+        let seeds: Vec<[u8; 32]> = (0..33u8).map(|i| [0x80 + i; 32]).collect();
+        let signers: Vec<TrustedSigner> = seeds
+            .iter()
+            .map(|seed| TrustedSigner { public_key: public_key(seed), rights: SignerRights::WASM })
+            .collect();
+        let good = (None, sign_set(&seeds[0], wasm, &[hash]));
+        // 32 signers: one anonymous signature fits, two do not (64 candidates), in any order.
+        let one = payload(wasm, &[(vec![hash], vec![good])]);
+        let two = payload(wasm, &[(vec![hash], vec![(None, [0x44; 64]), good])]);
+        for order in [signers[..32].to_vec(), signers[..32].iter().rev().copied().collect()] {
+            let (result, spent) = verdict(&one, &hash, &order);
+            assert_eq!(result, Ok((signers[0].public_key, SignerRights::WASM)));
+            assert!(spent <= MAX_VERIFICATIONS);
+            let (result, spent) = verdict(&two, &hash, &order);
+            assert_eq!(result, Err(SignatureError::TooMany));
+            assert!(spent <= MAX_VERIFICATIONS, "{spent}");
+        }
+        // 33 signers: even one anonymous signature is too many, before any success.
+        let (result, spent) = verdict(&one, &hash, &signers);
+        assert_eq!(result, Err(SignatureError::TooMany));
+        assert!(spent <= MAX_VERIFICATIONS);
+        // 256 signatures naming keys nobody trusts: no verification at all.
+        let strangers = payload(wasm, &[(vec![hash], vec![(Some([0x77; 12]), [0x44; 64]); MAX_SIGNATURES])]);
+        assert_eq!(verdict(&strangers, &hash, &signers), (Err(SignatureError::UnknownKey), 0));
+        // 256 anonymous ones: refused after at most the bound.
+        let anonymous = payload(wasm, &[(vec![hash], vec![(None, [0x44; 64]); MAX_SIGNATURES])]);
+        let (result, spent) = verdict(&anonymous, &hash, &signers[..1]);
+        assert_eq!(result, Err(SignatureError::TooMany));
+        assert!(spent <= MAX_VERIFICATIONS);
+        // More than 256 signatures over all sets: refused by the structure check.
+        let half = vec![(Some([0x77; 12]), [0x44; 64]); MAX_SIGNATURES / 2 + 1];
+        let spread = payload(wasm, &[(vec![hash], half.clone()), (vec![hash], half)]);
+        assert_eq!(SignaturePayload::new_checked(&spread), Err(SignatureError::TooMany));
+    }
+
     #[test]
     fn rights_bits() {
         assert!(SignerRights::ALL.contains(SignerRights::NATIVE));
@@ -1057,9 +1653,7 @@ mod tests {
         assert_eq!(SignerRights::from_bits(0x1f), Some(SignerRights::ALL));
         assert_eq!(SignerRights::from_bits(0x20), None);
         assert_eq!(SignerRights::from_bits(0x8000_0004), None);
-        for (right, bits) in
-            [(SignerRights::NETWORK, 4), (SignerRights::SCREEN, 8), (SignerRights::GPIO, 16)]
-        {
+        for (right, bits) in [(SignerRights::NETWORK, 4), (SignerRights::SCREEN, 8), (SignerRights::GPIO, 16)] {
             assert_eq!(right.bits(), bits);
             assert_eq!(SignerRights::from_bits(bits), Some(right));
             assert!(!SignerRights::FORMATS.contains(right));

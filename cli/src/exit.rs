@@ -22,12 +22,14 @@ pub enum Exit {
     /// The ELF cannot be expressed as a native jos blob (relocation type, TLS, writable code,
     /// undefined symbol, section outside the image).
     NativeUnsupported = 7,
-    /// No device answered, or the connection to it failed or dropped.
+    /// No device answered, or the connection to it failed or dropped, or the device closed it (or
+    /// did not answer) before the handshake finished.
     Unreachable = 8,
     /// The device is not in the trust store, its advert signature is bad, or its keys differ from
     /// the pinned ones.
     Untrusted = 9,
-    /// The device refused the handshake: this client's key is not in its configuration.
+    /// The device answered the handshake `PermissionDenied`: this client's key is not in its
+    /// configuration.
     NotAuthorized = 10,
     /// The device (or the local runtime) refused the module: signature, signer rights, ABI
     /// version, format, malformed module or blob.
@@ -40,7 +42,7 @@ pub enum Exit {
     LimitExceeded = 14,
     /// A native job ran past its deadline (or a wasm job past its wall-clock limit).
     Deadline = 15,
-    /// The device's job queue is full.
+    /// The device's job queue is full, or it has no session free for this connection.
     Busy = 16,
     /// `invoke`: the device has no module with that hash (push it again).
     NotCached = 17,

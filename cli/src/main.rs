@@ -38,6 +38,8 @@ enum Command {
     Keygen(commands::keygen::Args),
     /// Write a device's boot configuration and pin the device in the trust store.
     Provision(commands::provision::Args),
+    /// Make the SD card that boots jos on a Raspberry Pi 1 or Zero (image file or the card).
+    Image(commands::image::Args),
     /// Find devices on the network (UDP probe) and show whether they are trusted.
     Discover(commands::discover::Args),
     /// Pin a discovered device by fingerprint; list or remove pinned devices.
@@ -106,6 +108,7 @@ impl Command {
             Command::Build(args) => args.json,
             Command::Keygen(args) => args.json,
             Command::Provision(args) => args.json,
+            Command::Image(args) => args.json,
             Command::Discover(args) => args.json,
             Command::Trust(args) => {
                 args.json || matches!(args.action, Some(commands::trust::Action::List { json: true }))
@@ -146,6 +149,7 @@ fn main() -> ExitCode {
         Command::Build(args) => build_command(args),
         Command::Keygen(args) => finish(commands::keygen::run(args), json),
         Command::Provision(args) => finish(commands::provision::run(args), json),
+        Command::Image(args) => finish(commands::image::run(args), json),
         Command::Discover(args) => finish(commands::discover::run(args), json),
         Command::Trust(args) => finish(commands::trust::run(args), json),
         Command::Sign(args) => finish(commands::sign::run(args), json),

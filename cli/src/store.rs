@@ -10,8 +10,12 @@
 //! | `settings.json` | the default device's name |
 //! | `emu/` | the emulated device: its `config.bin`, QEMU's pidfile, ports, UART log |
 //!
-//! Secret files are written with mode 0600. Key files are text: comment lines starting with `#`,
-//! then one line of 64 hex digits.
+//! Secret files (`*.key`, the emulator's `config.bin`, `provision`'s output) are created with mode
+//! 0600 from their first byte: written to a fresh file made with that mode, then renamed over the
+//! old one, so a file of looser mode that was there is replaced, never reused; folders jos-cli
+//! creates for them get mode 0700. Reading a secret key file that others may read or write
+//! prints a warning (as ssh does) and goes on. Key files are text: comment lines starting with
+//! `#`, then one line of 64 hex digits.
 
 use std::fmt;
 use std::fs;
@@ -117,6 +121,37 @@ pub fn x25519_public(secret: &Key) -> Key {
     public
 }
 
+/// The permission bits of `path` that let others (group or world) read or write it, if any.
+#[cfg(unix)]
+pub fn loose_permissions(path: &Path) -> Option<u32> {
+    use std::os::unix::fs::PermissionsExt;
+    let mode = fs::metadata(path).ok()?.permissions().mode() & 0o777;
+    (mode & 0o077 != 0).then_some(mode)
+}
+
+/// Warns on stderr when others may read or write the secret key file `path` (the key is still
+/// used: the warning says how to fix the mode, and to replace the key if others did read it).
+pub fn warn_if_exposed(path: &Path) {
+    #[cfg(unix)]
+    if let Some(mode) = loose_permissions(path) {
+        eprintln!(
+            "warning: {} holds a secret key but has mode {mode:04o} (others may read it): run `chmod 600 {}`, \
+             and make a new key if others did read it",
+            path.display(),
+            path.display()
+        );
+    }
+    #[cfg(not(unix))]
+    let _ = path;
+}
+
+/// Reads a secret key file like [`read_key_file`], with [`warn_if_exposed`].
+pub fn read_secret_key_file(path: &Path) -> Result<Key, StoreError> {
+    let key = read_key_file(path)?;
+    warn_if_exposed(path);
+    Ok(key)
+}
+
 /// Reads a key file: `#` comment lines, then 64 hex digits.
 pub fn read_key_file(path: &Path) -> Result<Key, StoreError> {
     let text = match fs::read_to_string(path) {
@@ -134,22 +169,50 @@ pub fn write_key_file(path: &Path, comment: &str, key: &Key, secret: bool) -> Re
     write_file(path, text.as_bytes(), secret)
 }
 
-/// Writes a file (creating its folder), with mode 0600 when `secret`.
+/// Writes a file (creating its folder). A `secret` file is created with mode 0600 before any
+/// byte is written, as a new file beside `path` renamed over it: whatever mode an old file at
+/// `path` had, the new one is 0600 (and a folder made for it 0700).
 pub fn write_file(path: &Path, bytes: &[u8], secret: bool) -> Result<(), StoreError> {
-    if let Some(parent) = path.parent() {
-        fs::create_dir_all(parent).map_err(|error| StoreError::Io(parent.into(), error))?;
+    if let Some(parent) = path.parent().filter(|parent| !parent.as_os_str().is_empty()) {
+        let mut builder = fs::DirBuilder::new();
+        builder.recursive(true);
+        #[cfg(unix)]
+        if secret {
+            use std::os::unix::fs::DirBuilderExt;
+            builder.mode(0o700);
+        }
+        builder.create(parent).map_err(|error| StoreError::Io(parent.into(), error))?;
     }
+    if !secret {
+        let mut file = fs::File::create(path).map_err(|error| StoreError::Io(path.into(), error))?;
+        return file.write_all(bytes).map_err(|error| StoreError::Io(path.into(), error));
+    }
+    let name = path.file_name().map_or_else(|| "secret".into(), |name| name.to_string_lossy().into_owned());
+    let temporary = path.with_file_name(format!(".{name}.{}.tmp", std::process::id()));
+    // A file of that name can only be left by a crashed run of this same process id.
+    let _ = fs::remove_file(&temporary);
     let mut options = fs::OpenOptions::new();
-    options.write(true).create(true).truncate(true);
+    options.write(true).create_new(true);
     #[cfg(unix)]
-    if secret {
+    {
         use std::os::unix::fs::OpenOptionsExt;
         options.mode(0o600);
     }
-    #[cfg(not(unix))]
-    let _ = secret;
-    let mut file = options.open(path).map_err(|error| StoreError::Io(path.into(), error))?;
-    file.write_all(bytes).map_err(|error| StoreError::Io(path.into(), error))
+    let written = options.open(&temporary).and_then(|mut file| {
+        // The umask can only remove bits from 0600; set it exactly anyway.
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            file.set_permissions(fs::Permissions::from_mode(0o600))?;
+        }
+        file.write_all(bytes)?;
+        file.sync_all()
+    });
+    let renamed = written.and_then(|()| fs::rename(&temporary, path));
+    renamed.map_err(|error| {
+        let _ = fs::remove_file(&temporary);
+        StoreError::Io(path.into(), error)
+    })
 }
 
 /// The developer's signing key (Ed25519).
@@ -306,15 +369,15 @@ impl Home {
         self.root.join("emu")
     }
 
-    /// The developer signing key.
+    /// The developer signing key (a warning on stderr if others may read its file).
     pub fn signing_key(&self) -> Result<SigningKey, StoreError> {
-        let seed = read_key_file(&self.signing_key_path())?;
+        let seed = read_secret_key_file(&self.signing_key_path())?;
         Ok(SigningKey { seed, public: jos_abi::signature::public_key(&seed) })
     }
 
-    /// The client Noise key.
+    /// The client Noise key (a warning on stderr if others may read its file).
     pub fn client_key(&self) -> Result<ClientKey, StoreError> {
-        let secret = read_key_file(&self.client_key_path())?;
+        let secret = read_secret_key_file(&self.client_key_path())?;
         Ok(ClientKey { secret, public: x25519_public(&secret) })
     }
 
@@ -326,7 +389,12 @@ impl Home {
         let signing = SigningKey { seed, public: jos_abi::signature::public_key(&seed) };
         let client = ClientKey { secret, public: x25519_public(&secret) };
         write_key_file(&self.signing_key_path(), "jos developer signing key (Ed25519 seed): keep secret", &seed, true)?;
-        write_key_file(&self.signing_public_path(), "jos developer signing key (Ed25519 public)", &signing.public, false)?;
+        write_key_file(
+            &self.signing_public_path(),
+            "jos developer signing key (Ed25519 public)",
+            &signing.public,
+            false,
+        )?;
         write_key_file(&self.client_key_path(), "jos client key (X25519 secret): keep secret", &secret, true)?;
         write_key_file(&self.client_public_path(), "jos client key (X25519 public)", &client.public, false)?;
         Ok((signing, client))
@@ -343,7 +411,8 @@ impl Home {
 
     fn write_json<T: Serialize>(&self, name: &str, value: &T) -> Result<(), StoreError> {
         let path = self.root.join(name);
-        let mut text = serde_json::to_string_pretty(value).map_err(|error| StoreError::Corrupt(path.clone(), error.to_string()))?;
+        let mut text = serde_json::to_string_pretty(value)
+            .map_err(|error| StoreError::Corrupt(path.clone(), error.to_string()))?;
         text.push('\n');
         // Written aside then renamed, so that a crash never leaves half a trust store.
         let temporary = self.root.join(format!(".{name}.tmp"));

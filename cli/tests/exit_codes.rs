@@ -39,7 +39,7 @@ const PRODUCED_BY: &[(Exit, &str, &str)] = &[
     (Exit::Busy, "emu_examples.rs", "device_exit_codes"),
     (Exit::NotCached, "emu_examples.rs", "device_exit_codes"),
     (Exit::Protocol, "emu_examples.rs", "device_exit_codes"),
-    (Exit::Timeout, "emu_examples.rs", "device_exit_codes"),
+    (Exit::Timeout, "sessions.rs", "a_session_silent_after_its_handshake_times_out"),
     (Exit::NotSetUp, "commands.rs", "device_commands_fail_with_their_codes_without_a_device"),
     (Exit::Exists, "commands.rs", "keygen_writes_keys_and_never_overwrites_without_force"),
     (Exit::BadSignature, "commands.rs", "sign_and_verify_interoperate_with_wasmsign2_both_ways"),

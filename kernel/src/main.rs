@@ -22,39 +22,51 @@ pub mod sync;
 
 pub use memory::dma;
 
-use board::bcm2835::{CONSOLE, IRQ, MAILBOX, RNG, TIMER};
+use board::bcm2835::firmware::{BootInfo, Tags};
+use board::bcm2835::{mailbox, pl011, CONSOLE, GPIO, IRQ, MAILBOX, RNG, TIMER};
 use jos_kcore::memory_map::{self, DMA_BASE, DMA_SIZE, PERIPHERAL_BASE, PERIPHERAL_SIZE, SECTION_SIZE};
 use jos_kcore::page_table::{MemoryKind, Region};
 use services::{executive, screen, status};
 
-/// ARM memory assumed when the mailbox does not answer (the smallest board: 256 MiB minus the
-/// VideoCore's share).
-const FALLBACK_ARM_MEMORY: usize = 0x0C00_0000;
-
-/// The kernel's entry from `_start`, in SVC mode with interrupts masked.
+/// The kernel's entry from `_start`, in SVC mode with interrupts masked, with the boot loader's
+/// r0, r1 (machine type) and r2 (ATAG list or device tree address): the Pi firmware passes 0,
+/// 0xC42 and 0x100; QEMU's ELF boot passes zeros.
 #[no_mangle]
-pub extern "C" fn kernel_main() -> ! {
+pub extern "C" fn kernel_main(r0: u32, machine: u32, tags: u32) -> ! {
     let boot_started = TIMER.now_micros();
-    CONSOLE.init();
+    // Before the MMU maps page 0 away: the firmware's tags sit at 0x100.
+    let boot = board::bcm2835::firmware::read(r0, machine, tags);
+    // The console on GPIO 14/15 (ALT0) at the clock the firmware set, asked before the first line.
+    let uart_clock = MAILBOX.clock_rate(mailbox::clock::UART);
+    let console = start_console(uart_clock, &boot);
     let vectors = arch::exceptions::install_vectors();
     IRQ.init();
     RNG.init();
     kprintln!("jos {} (BCM2835) booting", env!("CARGO_PKG_VERSION"));
+    log_boot_registers(&boot);
+    match console {
+        (clock, source, Ok(divisors)) => info!(
+            "uart: PL011 on GPIO 14/15, {clock} Hz clock ({source}), {} baud: IBRD {} FBRD {} ({} baud)",
+            pl011::CONSOLE_BAUD,
+            divisors.integer,
+            divisors.fraction,
+            divisors.baud(clock)
+        ),
+        (clock, source, Err(_)) => error!("uart: a {clock} Hz clock ({source}) cannot give {} baud; using the 48 MHz divisors", pl011::CONSOLE_BAUD),
+    }
 
     let revision = MAILBOX.board_revision().unwrap_or_else(|e| {
-        error!("mailbox: board revision: {e:?}");
-        0
+        error!("mailbox: board revision: {e:?}; {}", if boot.revision.is_some() { "using the firmware's tags" } else { "unknown board" });
+        boot.revision.unwrap_or(0)
     });
-    let (arm_base, arm_size) = MAILBOX.arm_memory().unwrap_or_else(|e| {
-        error!("mailbox: ARM memory: {e:?}; assuming {} MiB", FALLBACK_ARM_MEMORY >> 20);
-        (0, FALLBACK_ARM_MEMORY)
-    });
-    let framebuffer = MAILBOX
-        .allocate_framebuffer(screen::WIDTH, screen::HEIGHT, 32)
-        .map_err(|e| error!("mailbox: framebuffer: {e:?}; running without a screen"))
-        .ok()
-        .filter(|fb| fb.depth == 32);
-
+    let board_info = jos_kcore::board::decode(revision);
+    services::led::init(board_info.activity_led);
+    let mailbox_memory = MAILBOX.arm_memory().map_err(|e| error!("mailbox: ARM memory: {e:?}")).ok();
+    let (arm_base, arm_size, memory_source) = jos_kcore::board::arm_memory(mailbox_memory, boot.memory, revision);
+    if memory_source == jos_kcore::board::MemorySource::Fallback {
+        error!("memory: neither the mailbox nor ATAG_MEM gave a credible size; assuming {} MiB", arm_size >> 20);
+    }
+    let framebuffer = allocate_framebuffer();
     let heap_range = match memory_map::heap_range(arm_base, arm_size, memory::layout::kernel_end()) {
         Ok(range) => range,
         Err(e) => panic!("unusable memory layout: {e:?} (ARM memory {arm_base:#x}+{arm_size:#x})"),
@@ -75,7 +87,7 @@ pub extern "C" fn kernel_main() -> ! {
     let mac = MAILBOX.mac_address().unwrap_or_default();
     status::set_board_line(format_args!(
         "{} rev {revision:#x}, {} MiB, mac {:02x}:{:02x}:{:02x}:{:02x}:{:02x}:{:02x}",
-        jos_kcore::board::board_name(revision),
+        board_info.model.name(),
         arm_size >> 20,
         mac[0],
         mac[1],
@@ -89,7 +101,8 @@ pub extern "C" fn kernel_main() -> ! {
         arch::exceptions::VectorPlacement::Vbar(table) => info!("vectors: VBAR = {table:#x}; the null page is unmapped"),
         arch::exceptions::VectorPlacement::CopiedToZero => warn!("vectors: copied to 0 (VBAR did not read back); the null page stays mapped"),
     }
-    info!("board: {} (revision {revision:#08x}), ARM memory {} MiB", jos_kcore::board::board_name(revision), arm_size >> 20);
+    print_board();
+    info!("memory: ARM {arm_base:#x}+{} MiB ({memory_source:?})", arm_size >> 20);
     if arch::cycles::init() {
         info!("cpu: cycle counter (CP15 c15 CCNT) ticks; native jobs report cycles");
     } else {
@@ -110,6 +123,7 @@ pub extern "C" fn kernel_main() -> ! {
     let (_, svc_bottom, svc_top) = memory::layout::stacks()[4];
     info!("stacks: svc {svc_bottom:#x}..{svc_top:#x}, each above an unmapped {} KiB guard page", memory::layout::GUARD_SIZE >> 10);
     let passed = services::selftest::run();
+    services::led::self_test(passed);
     let verdict_micros = TIMER.now_micros();
     let image = memory::layout::image_end() - memory::layout::kernel_start();
     let (bss_start, bss_end) = memory::layout::bss();
@@ -139,7 +153,180 @@ pub extern "C" fn kernel_main() -> ! {
     }
     let _ = executive::register("status", 250, status::refresh);
     let _ = executive::register("heartbeat", 1000, heartbeat);
+    let _ = executive::register("led", 10, services::led::poll);
     executive::run()
+}
+
+/// Puts GPIO 14/15 in ALT0 (PL011 TXD0/RXD0) and programs the console for the UART clock: the
+/// mailbox's answer, else the firmware's `bcm2708.uart_clock=`, else the default 48 MHz.
+/// Returns the clock, where it came from, and the divisors (an error when the clock cannot give
+/// 115200 baud and the 48 MHz divisors were used).
+fn start_console(
+    mailbox_clock: Result<u32, mailbox::MailboxError>,
+    boot: &BootInfo,
+) -> (u32, &'static str, Result<pl011::Divisors, pl011::Divisors>) {
+    use board::bcm2835::gpio::Function;
+    // On the Zero W the firmware routes the PL011 to the Bluetooth chip (GPIO 32/33, ALT3);
+    // with the console on 14/15 as well, its receive line would be shared: release them.
+    for pin in [32, 33] {
+        if GPIO.function(pin) == Function::Alt3 {
+            GPIO.set_function(pin, Function::Input);
+        }
+    }
+    GPIO.set_function(14, Function::Alt0);
+    GPIO.set_function(15, Function::Alt0);
+    let from_tags = boot.cmdline().number(jos_abi::atags::param::UART_CLOCK).and_then(|hz| u32::try_from(hz).ok());
+    let (clock, source) = match (mailbox_clock, from_tags) {
+        (Ok(hz), _) if hz > 0 => (hz, "mailbox"),
+        (_, Some(hz)) => (hz, "firmware command line"),
+        _ => (pl011::DEFAULT_CLOCK_HZ, "assumed: the mailbox did not answer"),
+    };
+    (clock, source, CONSOLE.init(clock))
+}
+
+/// Logs what the boot loader passed: registers, and what its tags said.
+fn log_boot_registers(boot: &BootInfo) {
+    info!("boot: r0 {:#x} r1 (machine) {:#x} r2 (tags) {:#x}", boot.r0, boot.machine, boot.tags_address);
+    match boot.tags {
+        Tags::None => info!("boot: no ATAGs (r2 = {:#x}): booted as an ELF (QEMU) or by a loader that passes none", boot.tags_address),
+        Tags::DeviceTree => warn!(
+            "boot: r2 = {:#x} points at a device tree, which jos does not read: remove the .dtb files from the card or keep `device_tree=` in config.txt",
+            boot.tags_address
+        ),
+        Tags::Unreadable(error) => error!("boot: r2 = {:#x} holds no ATAG list ({error})", boot.tags_address),
+        Tags::Atags(bytes) => {
+            info!(
+                "boot: atags {bytes} bytes: mem {}, initrd {}, revision {}, serial {}",
+                DisplayRange(boot.memory.map(|(start, size)| (start as u64, size as u64))),
+                DisplayRange(boot.initrd.map(|(start, size)| (u64::from(start), u64::from(size)))),
+                DisplayHex(boot.revision.map(u64::from)),
+                DisplayHex(boot.serial)
+            );
+            if let Some(mac) = board::cmdline_mac() {
+                info!(
+                    "boot: command line MAC {:02x}:{:02x}:{:02x}:{:02x}:{:02x}:{:02x} (smsc95xx.macaddr)",
+                    mac[0], mac[1], mac[2], mac[3], mac[4], mac[5]
+                );
+            }
+            if let Some((start, _)) = boot.initrd {
+                if start as usize != jos_abi::config::CONFIG_ADDRESS {
+                    warn!("boot: the firmware loaded the initramfs at {start:#x}, not at {:#x} where the boot configuration is read", jos_abi::config::CONFIG_ADDRESS);
+                }
+            }
+            let cmdline = boot.cmdline();
+            info!("boot: cmdline \"{}\"{}", core::str::from_utf8(cmdline.text()).unwrap_or("(not UTF-8)"), if boot.cmdline_truncated { " (cut)" } else { "" });
+        }
+    }
+    if boot.tags_address != 0 && boot.machine != jos_abi::atags::MACHINE_BCM2708 {
+        warn!("boot: machine type {:#x} is not BCM2708 ({:#x})", boot.machine, jos_abi::atags::MACHINE_BCM2708);
+    }
+}
+
+/// `start+size` in hex, or `-`.
+struct DisplayRange(Option<(u64, u64)>);
+
+impl core::fmt::Display for DisplayRange {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match self.0 {
+            Some((start, size)) => write!(f, "{start:#x}+{size:#x}"),
+            None => f.write_str("-"),
+        }
+    }
+}
+
+/// A number in hex, or `-`.
+struct DisplayHex(Option<u64>);
+
+impl DisplayHex {
+    /// The same number in decimal.
+    fn decimal(self) -> DisplayDecimal {
+        DisplayDecimal(self.0)
+    }
+}
+
+/// A number in decimal, or `?`.
+struct DisplayDecimal(Option<u64>);
+
+impl core::fmt::Display for DisplayDecimal {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match self.0 {
+            Some(value) => write!(f, "{value}"),
+            None => f.write_str("?"),
+        }
+    }
+}
+
+impl core::fmt::Display for DisplayHex {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match self.0 {
+            Some(value) => write!(f, "{value:#x}"),
+            None => f.write_str("-"),
+        }
+    }
+}
+
+/// The framebuffer at the size the firmware chose for the display (mailbox "get physical
+/// size", else the command line's `bcm2708_fb.fbwidth/fbheight`), 32 bits per pixel; if the
+/// firmware refuses that (the cut-down firmware that `gpu_mem=16` selects caps its early
+/// framebuffer), 640x480; `None` when neither works.
+fn allocate_framebuffer() -> Option<board::bcm2835::framebuffer::FramebufferInfo> {
+    use jos_abi::atags::param;
+    let sane = |(width, height): (u32, u32)| (64..=4096).contains(&width) && (64..=4096).contains(&height);
+    let from_mailbox = MAILBOX.physical_size().ok().filter(|size| sane(*size));
+    let from_tags = match (board::bcm2835::firmware::cmdline_number(param::FB_WIDTH), board::bcm2835::firmware::cmdline_number(param::FB_HEIGHT)) {
+        (Some(width), Some(height)) => u32::try_from(width).ok().zip(u32::try_from(height).ok()).filter(|size| sane(*size)),
+        _ => None,
+    };
+    let fallback = (screen::WIDTH, screen::HEIGHT);
+    let chosen = from_mailbox.or(from_tags).unwrap_or(fallback);
+    let attempt = |(width, height): (u32, u32)| {
+        MAILBOX.allocate_framebuffer(width, height, 32).map_err(|e| (width, height, e)).and_then(|fb| {
+            if fb.depth == 32 {
+                Ok(fb)
+            } else {
+                Err((width, height, mailbox::MailboxError::BadFramebuffer))
+            }
+        })
+    };
+    match attempt(chosen) {
+        Ok(fb) => Some(fb),
+        Err((width, height, e)) if chosen != fallback => {
+            warn!("mailbox: framebuffer {width}x{height}x32 refused ({e:?}); trying {}x{}", fallback.0, fallback.1);
+            attempt(fallback).map_err(|(_, _, e)| error!("mailbox: framebuffer: {e:?}; running without a screen")).ok()
+        }
+        Err((_, _, e)) => {
+            error!("mailbox: framebuffer: {e:?}; running without a screen");
+            None
+        }
+    }
+}
+
+/// Logs the board: model, revision decoding, memory split, LED (the console's `board` command).
+pub fn print_board() {
+    let revision = MAILBOX.board_revision().ok().or(board::bcm2835::firmware::boot_info().revision).unwrap_or(0);
+    let info = jos_kcore::board::decode(revision);
+    info!(
+        "board: {} v{}.{} (revision {revision:#08x}), {} MiB on board, made by {}, ethernet {:?}",
+        info.model.name(),
+        info.pcb.0,
+        info.pcb.1,
+        DisplayHex(info.memory_mib.map(u64::from)).decimal(),
+        info.manufacturer,
+        info.ethernet
+    );
+    let arm = MAILBOX.arm_memory().ok();
+    let vc = MAILBOX.vc_memory().ok();
+    if let (Some((arm_base, arm_size)), Some((vc_base, vc_size))) = (arm, vc) {
+        info!(
+            "board: memory split ARM {arm_base:#x}+{} MiB, VideoCore {vc_base:#x}+{} MiB (config.txt gpu_mem)",
+            arm_size >> 20,
+            vc_size >> 20
+        );
+    }
+    match info.activity_led {
+        Some(led) => info!("board: activity LED on GPIO {} (active {})", led.pin, if led.active_high { "high" } else { "low" }),
+        None => info!("board: no activity LED driven"),
+    }
 }
 
 /// Builds the identity map and turns on the MMU and caches.

@@ -118,6 +118,23 @@ pub trait Host {
     }
 }
 
+/// The device's heap as the sandbox sees it ([`crate::wasm::Sandbox::set_heap_meter`]).
+///
+/// Almost every allocation wasmi makes for a job is fallible (linear memory, tables, the value
+/// stack), but compiling a module is not, and neither are the kernel's own allocations: a job
+/// that took the last free bytes would make the next allocation elsewhere end the device. With a
+/// meter, the sandbox refuses growth (memory.grow answers -1, a table grows no further, the value
+/// stack traps) and compilation (`LimitKind::DeviceMemory`) that would leave less than the device
+/// keeps for itself, and it charges each cached module what compiling it really took.
+pub trait HeapMeter: Sync {
+    /// Bytes that jobs and compilation may still take: the heap's free bytes minus what the
+    /// device keeps for itself.
+    fn available(&self) -> usize;
+
+    /// Bytes of heap in use now (the sandbox measures what compiling a module retained).
+    fn used(&self) -> usize;
+}
+
 #[cfg(any(feature = "std", test))]
 pub use self::std_host::{StdHost, MAX_SOCKETS};
 

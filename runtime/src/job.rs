@@ -129,6 +129,10 @@ pub enum LimitKind {
     Instances,
     /// Output bytes.
     Output,
+    /// The device's free memory: linear memory, a table or the value stack could not grow
+    /// without leaving the device less than it keeps for itself, or a module could not be
+    /// compiled for the same reason ([`crate::host::HeapMeter`]).
+    DeviceMemory,
 }
 
 impl fmt::Display for LimitKind {
@@ -139,6 +143,7 @@ impl fmt::Display for LimitKind {
             LimitKind::TableElements => "table elements",
             LimitKind::Instances => "instances, tables or memories",
             LimitKind::Output => "output bytes",
+            LimitKind::DeviceMemory => "device memory (not enough free heap now)",
         })
     }
 }
@@ -194,6 +199,8 @@ impl LoadError {
                 ErrorCode::InvalidArgument
             }
             LoadError::AbiMismatch { .. } => ErrorCode::AbiMismatch,
+            // Transient: the same request may succeed once memory is freed.
+            LoadError::Limit(LimitKind::DeviceMemory) => ErrorCode::Busy,
             LoadError::Limit(_) => ErrorCode::LimitExceeded,
             LoadError::Instantiation(_) => ErrorCode::InvalidArgument,
             LoadError::Signature(error) => error.code(),

@@ -1,7 +1,7 @@
 //! Hostile and ordinary modules through the wasm sandbox, each with its exact expected result.
 
 use jos_runtime::job::{JobError, JobResult, JobStatus, LimitKind, LoadError, StepOutcome, TrapCode, Value};
-use jos_runtime::wasm::{module_hash, Entry, Limits, Sandbox, SandboxConfig};
+use jos_runtime::wasm::{module_id, Entry, Limits, Sandbox, SandboxConfig};
 use jos_runtime::{Capabilities, StdHost};
 
 fn wasm(text: &str) -> Vec<u8> {
@@ -346,15 +346,15 @@ fn abi_section_is_checked() {
 }
 
 #[test]
-fn module_cache_is_keyed_by_sha256() {
+fn module_cache_is_keyed_by_identity() {
     let bytes = wasm(ECHO);
     let mut sandbox = Sandbox::new(SandboxConfig::default());
     let first = sandbox.compile(&bytes).expect("valid");
     let second = sandbox.compile(&bytes).expect("valid");
-    assert_eq!(first.hash(), &module_hash(&bytes));
+    assert_eq!(first.hash(), &module_id(&bytes));
     assert_eq!(first.hash(), second.hash());
     assert_eq!(sandbox.cache().len(), 1);
-    assert!(sandbox.cached(&module_hash(&bytes)).is_some());
+    assert!(sandbox.cached(&module_id(&bytes)).is_some());
     assert!(sandbox.cached(&[0; 32]).is_none());
     // Too large for the module limit: refused before hashing.
     let mut small = Sandbox::new(SandboxConfig { max_module_bytes: 16, ..SandboxConfig::default() });

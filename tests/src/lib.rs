@@ -4,6 +4,12 @@
 //! Every wait has a timeout, and [`Qemu`]'s `Drop` kills the process even when a test panics, so
 //! no test can hang CI or leave QEMU running.
 
+pub mod ecm_model;
+pub mod lan9512;
+pub mod netns;
+pub mod usb_model;
+pub mod usbredir;
+
 use std::io::{BufRead, BufReader, Read, Write};
 use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
@@ -74,6 +80,16 @@ pub fn build_dir() -> PathBuf {
         .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../build"))
 }
 
+/// The raw `kernel.img` that `cargo xtask kernel` writes beside the ELF.
+///
+/// # Panics
+/// When the file is missing: the tests need `cargo xtask test`, which builds it first.
+pub fn kernel_img() -> PathBuf {
+    let path = build_dir().join("kernel.img");
+    assert!(path.exists(), "{} is missing: run the tests through `cargo xtask test`", path.display());
+    path
+}
+
 /// The kernel ELF built with `features` ("" for the normal kernel).
 ///
 /// # Panics
@@ -99,12 +115,52 @@ pub struct BootOptions {
     /// A command that QEMU runs under, e.g. `ip netns exec NAME` (it must exec QEMU in place,
     /// so that killing the child kills QEMU). Empty: QEMU runs directly.
     pub command_prefix: Vec<String>,
+    /// How the kernel gets into memory and is entered.
+    pub load: KernelLoad,
+}
+
+/// How QEMU loads and enters the kernel.
+#[derive(Clone, Debug)]
+pub enum KernelLoad {
+    /// `-kernel ELF`: loaded at its own addresses, entered at its entry point with r0-r2 = 0.
+    Elf,
+    /// As the Pi firmware does it: `kernel` is a raw `kernel.img` placed at 0x8000 with QEMU's
+    /// generic loader, the tag list at 0x100, and a 32-byte stub at 0 (where the ARM core starts
+    /// after reset, the firmware's own stub's place) that sets r0 = 0, r1 = `machine`, r2 =
+    /// 0x100 and jumps to 0x8000, in SVC mode with interrupts masked as after reset.
+    Firmware {
+        /// The bytes placed at 0x100 (an ATAG list, or anything a test wants r2 to point at).
+        tags: Vec<u8>,
+        /// The machine type passed in r1.
+        machine: u32,
+    },
+}
+
+/// Where the firmware loads `kernel.img` on a Pi 1 / Zero.
+pub const KERNEL_IMG_ADDRESS: u32 = 0x8000;
+/// Where the firmware leaves its ATAG list.
+pub const TAGS_ADDRESS: u32 = 0x100;
+
+/// The stub the firmware-like boot puts at address 0: r0 = 0, r1 = `machine`, r2 = 0x100, then
+/// a jump to 0x8000. Hand-assembled ARM (A32) words (checked with arm-none-eabi-objdump):
+/// `mov r0, #0`; `ldr r1, [pc, #8]`; `ldr r2, [pc, #8]`; `ldr pc, [pc, #8]`; a pad word; the
+/// three literals.
+pub fn firmware_stub(machine: u32) -> Vec<u8> {
+    let words = [0xe3a0_0000, 0xe59f_1008, 0xe59f_2008, 0xe59f_f008, 0, machine, TAGS_ADDRESS, KERNEL_IMG_ADDRESS];
+    words.iter().flat_map(|word: &u32| word.to_le_bytes()).collect()
 }
 
 impl BootOptions {
     /// The normal kernel on `machine`, no extras.
     pub fn new(machine: &str, kernel: PathBuf) -> Self {
-        Self { machine: machine.into(), kernel, icount_shift: None, extra_args: Vec::new(), command_prefix: Vec::new() }
+        Self {
+            machine: machine.into(),
+            kernel,
+            icount_shift: None,
+            extra_args: Vec::new(),
+            command_prefix: Vec::new(),
+            load: KernelLoad::Elf,
+        }
     }
 }
 
@@ -149,10 +205,22 @@ impl Qemu {
             }
             None => Command::new("qemu-system-arm"),
         };
+        command.args(["-M", &options.machine, "-display", "none", "-monitor", "none", "-serial", "stdio"]);
+        match &options.load {
+            KernelLoad::Elf => {
+                command.arg("-kernel").arg(&options.kernel);
+            }
+            KernelLoad::Firmware { tags, machine } => {
+                let stub = scratch.join("stub.bin");
+                let tags_file = scratch.join("tags.bin");
+                std::fs::write(&stub, firmware_stub(*machine))?;
+                std::fs::write(&tags_file, tags)?;
+                for (file, address) in [(&options.kernel, KERNEL_IMG_ADDRESS), (&tags_file, TAGS_ADDRESS), (&stub, 0)] {
+                    command.arg("-device").arg(format!("loader,file={},addr={address:#x},force-raw=on", file.display()));
+                }
+            }
+        }
         command
-            .args(["-M", &options.machine, "-display", "none", "-monitor", "none", "-serial", "stdio"])
-            .arg("-kernel")
-            .arg(&options.kernel)
             .arg("-qmp")
             .arg(format!("unix:{},server=on,wait=off", qmp_path.display()));
         if let Some(shift) = options.icount_shift {
@@ -338,6 +406,34 @@ pub fn net_stats(qemu: &mut Qemu, min_echoes: u64) -> Option<(u64, u64, u64)> {
         std::thread::sleep(Duration::from_millis(200));
     }
     None
+}
+
+/// The device's offload counters as `key=value` pairs, from a fresh `offload` console command
+/// (waits up to 20 s for the line; panics without one).
+pub fn offload_counters(qemu: &mut Qemu) -> std::collections::HashMap<String, u64> {
+    const PREFIX: &str = "offload: counters ";
+    let complete_lines = |text: &str| -> Vec<String> {
+        text.split_inclusive('\n')
+            .filter(|line| line.ends_with('\n') && line.starts_with(PREFIX))
+            .map(|line| line.trim_end().to_string())
+            .collect()
+    };
+    let before = complete_lines(&qemu.output()).len();
+    qemu.send("offload\r").expect("type a command");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        if let Some(line) = complete_lines(&qemu.output()).get(before) {
+            return line[PREFIX.len()..]
+                .split_whitespace()
+                .map(|pair| {
+                    let (key, value) = pair.split_once('=').unwrap_or_else(|| panic!("not key=value: {line}"));
+                    (key.to_string(), value.parse().unwrap_or_else(|_| panic!("not a number: {line}")))
+                })
+                .collect();
+        }
+        assert!(Instant::now() < deadline, "no counters line; console:\n{}", qemu.output());
+        std::thread::sleep(Duration::from_millis(50));
+    }
 }
 
 /// A decoded binary PPM (P6, maxval 255).

@@ -261,7 +261,7 @@ fn drain(socket: &UdpSocket) -> Vec<Vec<u8>> {
 /// The free heap bytes a fresh advert reports (None if no advert came).
 fn advert_free_memory(port: u16) -> Option<u32> {
     let socket = host_socket();
-    let mut probe = [0u8; 16];
+    let mut probe = [0u8; jos_abi::wire::discovery::PROBE_LEN];
     Probe { nonce: 9 }.emit(&mut probe).unwrap();
     let reply = exchange(&socket, port, &probe, Duration::from_secs(10))?;
     let advert = Advert::new_checked(&reply[..]).ok()?;

@@ -4,13 +4,17 @@
 //! EtherTypes, oversized frames and a thousand random frames, then checks that a well-formed
 //! UDP echo request is still answered byte for byte and that the counters show the drops.
 //!
+//! Echo requests from well-known ports (7, 19, ...) are not answered (echo loops), and TCP
+//! SYNs that never complete leave the offload service's listeners for a few seconds only.
+//!
 //! No DHCP server is on this link: the kernel uses its static 10.0.2.15/24; this peer is
 //! 10.0.2.1 with a made-up MAC and answers the kernel's ARP requests.
 
 use std::net::UdpSocket;
+use std::path::Path;
 use std::time::{Duration, Instant};
 
-use jos_tests::{kernel_elf, BootOptions, Qemu};
+use jos_tests::{kernel_elf, offload_counters, BootOptions, Qemu};
 
 const PEER_MAC: [u8; 6] = [0x02, 0x00, 0x00, 0x00, 0x00, 0x01];
 const PEER_IP: [u8; 4] = [10, 0, 2, 1];
@@ -85,6 +89,30 @@ fn udp_from(address: [u8; 4], source: u16, port: u16, data: &[u8], with_checksum
         datagram[6..8].copy_from_slice(&sum.to_be_bytes());
     }
     datagram
+}
+
+/// A TCP segment from 10.0.2.1:`source` to the kernel's `port` with only SYN set (no options),
+/// with a correct checksum.
+fn tcp_syn(source: u16, port: u16, sequence: u32) -> Vec<u8> {
+    let mut segment = Vec::new();
+    segment.extend_from_slice(&source.to_be_bytes());
+    segment.extend_from_slice(&port.to_be_bytes());
+    segment.extend_from_slice(&sequence.to_be_bytes());
+    segment.extend_from_slice(&[0, 0, 0, 0]); // acknowledgment
+    segment.extend_from_slice(&[0x50, 0x02]); // header 20 bytes, SYN
+    segment.extend_from_slice(&[0xff, 0xff, 0, 0, 0, 0]); // window, checksum, urgent
+    let pseudo = [&PEER_IP[..], &KERNEL_IP[..], &[0, 6], &(segment.len() as u16).to_be_bytes()[..]].concat();
+    let sum = checksum(&[&pseudo, &segment]);
+    segment[16..18].copy_from_slice(&sum.to_be_bytes());
+    segment
+}
+
+/// The TCP flags and destination port of a frame from the kernel's `from_port`, if it is one.
+fn tcp_from(frame: &[u8], from_port: u16) -> Option<(u8, u16)> {
+    let is_tcp = frame.len() >= 54 && frame[12..14] == [0x08, 0x00] && frame[23] == 6 && frame[26..30] == KERNEL_IP;
+    let header = 14 + usize::from(frame.get(14)? & 0x0f) * 4;
+    let segment = frame.get(header..header + 20)?;
+    (is_tcp && segment[..2] == from_port.to_be_bytes()).then(|| (segment[13], u16::from_be_bytes([segment[2], segment[3]])))
 }
 
 /// The test's side of the link.
@@ -182,6 +210,11 @@ fn stat(output: &str, name: &str) -> u64 {
 /// Boots raspi0 with this test as its only Ethernet peer; returns once the kernel has its
 /// static address.
 fn boot() -> (Qemu, Peer) {
+    boot_with(None)
+}
+
+/// [`boot`], with an offload boot configuration (so the offload service listens).
+fn boot_with(config: Option<&Path>) -> (Qemu, Peer) {
     let socket = UdpSocket::bind("127.0.0.1:0").expect("bind");
     socket.set_read_timeout(Some(Duration::from_millis(200))).expect("timeout");
     let our_port = socket.local_addr().expect("addr").port();
@@ -193,6 +226,10 @@ fn boot() -> (Qemu, Peer) {
         "-device".into(),
         "usb-net,netdev=n0,port=1".into(),
     ];
+    if let Some(path) = config {
+        options.extra_args.push("-device".into());
+        options.extra_args.push(format!("loader,file={},addr=0x01F00000,force-raw=on", path.display()));
+    }
     let mut qemu = Qemu::boot(&options).expect("start QEMU");
     let ip = qemu.wait_for_line("net: ip ", Duration::from_secs(90)).unwrap_or_else(|e| panic!("{e}"));
     assert!(ip.starts_with("10.0.2.15/24 via static"), "expected the static fallback, got {ip:?}");
@@ -333,4 +370,89 @@ fn echo_replies_are_well_formed_on_every_path() {
     assert!((answered..=sent).contains(&counted), "{answered} echoes answered of {sent} requests, {counted} counted:\n{output}");
     assert_eq!(stat(&output, "udp_drop"), 2, "the two unanswerable requests counted:\n{output}");
     assert!(!output.contains("PANIC"), "{output}");
+}
+
+/// An echo request "from" another host's echo (7), chargen (19) or any well-known port is not
+/// answered: two services that answer everything would answer each other for ever. Counted as
+/// `echo_loop`; requests from other ports are still answered.
+#[test]
+fn echo_requests_from_well_known_ports_are_not_answered() {
+    let (qemu, mut peer) = boot();
+    assert_eq!(peer.echo(b"first").as_deref(), Some(&b"first"[..]), "no echo:\n{}", qemu.output());
+    let kernel = peer.kernel_mac.unwrap_or([0xff; 6]);
+    for source in [7u16, 19, 1023] {
+        peer.send(&ethernet(kernel, 0x0800, &ipv4(17, 0x4000, &udp(source, 7, b"loop?"))));
+    }
+    let answered = peer.receive(Duration::from_millis(1500), |frame| {
+        let to_low_port = frame.len() >= 38 && frame[12..14] == [0x08, 0x00] && frame[23] == 17 && u16::from_be_bytes([frame[36], frame[37]]) < 1024;
+        to_low_port.then(|| u16::from_be_bytes([frame[36], frame[37]]))
+    });
+    assert_eq!(answered, None, "an echo request from a well-known port was answered");
+    assert_eq!(peer.echo(b"after").as_deref(), Some(&b"after"[..]), "the echo service still answers");
+    std::thread::sleep(Duration::from_millis(2500));
+    let output = qemu.output();
+    assert_eq!(stat(&output, "echo_loop"), 3, "the three counted:\n{output}");
+    assert!(!output.contains("PANIC"), "{output}");
+}
+
+/// SYNs to the offload port that never complete: the kernel answers each listener's SYN-ACK,
+/// then resets the half-open sockets after about 3 s (`half_open_resets`), and they listen again.
+#[test]
+fn half_open_session_sockets_are_reset_and_listen_again() {
+    let clients = [[0x73; 32]];
+    let repr = jos_abi::config::ConfigRepr {
+        name: "half-open",
+        noise_secret: [0x71; 32],
+        advert_seed: [0x72; 32],
+        network: jos_abi::config::Network::Dhcp,
+        clients: jos_abi::codec::List::from_slice(&clients),
+        signers: jos_abi::codec::List::from_slice(&[]),
+        policy: jos_abi::config::Policy {
+            max_module_len: 1 << 20,
+            limits: jos_abi::wire::Limits { fuel: 1_000_000, memory: 1 << 20, deadline_ms: 1000, output: 1024 },
+            queue_len: 1,
+            job_ports: jos_abi::config::PortRange::DEFAULT,
+        },
+    };
+    let config = jos_tests::write_config(&repr, "half-open");
+    let (mut qemu, mut peer) = boot_with(Some(&config));
+    assert_eq!(peer.echo(b"up").as_deref(), Some(&b"up"[..]), "no echo:\n{}", qemu.output());
+    let kernel = peer.kernel_mac.unwrap_or([0xff; 6]);
+    // 12 SYNs for 10 listeners: 10 SYN-ACKs, 2 resets.
+    // (Paced: QEMU's usb-net drops a frame that arrives while its one receive buffer is busy.)
+    for index in 0..12u16 {
+        peer.send(&ethernet(kernel, 0x0800, &ipv4(6, 0x4000, &tcp_syn(50_000 + index, 4748, 1000))));
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let mut syn_acked = std::collections::BTreeSet::new();
+    let mut reset = std::collections::BTreeSet::new();
+    let started = Instant::now();
+    let _ = peer.receive(Duration::from_secs(8), |frame| {
+        if let Some((flags, port)) = tcp_from(frame, 4748) {
+            if flags & 0x12 == 0x12 {
+                syn_acked.insert(port);
+            } else if flags & 0x04 != 0 && syn_acked.contains(&port) && started.elapsed() > Duration::from_secs(2) {
+                reset.insert(port);
+            }
+        }
+        (reset.len() == 10).then_some(())
+    });
+    assert_eq!(syn_acked.len(), 10, "a SYN-ACK from each listener: {syn_acked:?}");
+    assert_eq!(reset, syn_acked, "each half-open socket reset after a few seconds");
+    // They listen again: a new SYN is answered (sent again if QEMU dropped it).
+    let mut answered = None;
+    for _ in 0..3 {
+        peer.send(&ethernet(kernel, 0x0800, &ipv4(6, 0x4000, &tcp_syn(51_000, 4748, 2000))));
+        answered = peer.receive(Duration::from_secs(2), |frame| {
+            tcp_from(frame, 4748).filter(|(flags, port)| flags & 0x12 == 0x12 && *port == 51_000).map(|_| ())
+        });
+        if answered.is_some() {
+            break;
+        }
+    }
+    assert!(answered.is_some(), "no SYN-ACK after the resets:\n{}", qemu.output());
+    let counters = offload_counters(&mut qemu);
+    assert!(counters["half_open_resets"] >= 10, "{counters:?}");
+    assert_eq!(counters["sessions_opened"], 0);
+    let _ = std::fs::remove_file(config);
 }

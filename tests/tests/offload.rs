@@ -127,7 +127,7 @@ impl Client {
                 let hello = inner.hello.clone();
                 (Some(Client { inner }), hello)
             }
-            Err(host::ConnectError::Refused { hello }) => (None, hello),
+            Err(host::ConnectError::Refused { hello } | host::ConnectError::Denied { hello, .. }) => (None, hello),
             Err(error) => panic!("connecting: {error:?}"),
         }
     }
@@ -184,7 +184,7 @@ fn signed(text: &str, seed: &[u8; 32]) -> Vec<u8> {
 
 /// The free heap bytes a fresh advert reports.
 fn free_memory(udp: &UdpSocket, port: u16) -> u32 {
-    let mut probe = [0u8; 16];
+    let mut probe = [0u8; jos_abi::wire::discovery::PROBE_LEN];
     Probe { nonce: 7 }.emit(&mut probe).unwrap();
     let mut datagram = [0u8; 512];
     for _ in 0..5 {
@@ -207,7 +207,7 @@ fn offload_end_to_end_on_one_boot() {
     // Discovery.
     let udp = UdpSocket::bind("127.0.0.1:0").unwrap();
     udp.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
-    let mut probe = [0u8; 16];
+    let mut probe = [0u8; jos_abi::wire::discovery::PROBE_LEN];
     Probe { nonce: 0x1234 }.emit(&mut probe).unwrap();
     let mut datagram = [0u8; 512];
     let mut answered = None;
@@ -226,8 +226,12 @@ fn offload_end_to_end_on_one_boot() {
     assert_eq!(repr.noise_key, noise::public_key(&DEVICE_SECRET));
     assert!(repr.free_memory > 100 << 20, "free heap reported: {}", repr.free_memory);
 
-    // Unknown client key: the connection closes without a byte.
-    assert!(Client::connect(device.tcp, &STRANGER_SECRET).is_none());
+    // Unknown client key: told PermissionDenied in clear, then the connection closes.
+    let device_key = noise::public_key(&DEVICE_SECRET);
+    match host::Client::connect(("127.0.0.1", device.tcp), &STRANGER_SECRET, &device_key, Duration::from_secs(60)) {
+        Err(host::ConnectError::Denied { code, .. }) => assert_eq!(code, jos_abi::ErrorCode::PermissionDenied),
+        other => panic!("a stranger's handshake: {:?}", other.err()),
+    }
 
     // Push and invoke; invoke the cached module from a new session without resending.
     let echo = signed(ECHO, &DEVELOPER);
@@ -367,7 +371,7 @@ fn native_blobs_run_on_the_device() {
     // The advert lists native-armv6.
     let udp = UdpSocket::bind("127.0.0.1:0").unwrap();
     udp.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
-    let mut probe = [0u8; 16];
+    let mut probe = [0u8; jos_abi::wire::discovery::PROBE_LEN];
     Probe { nonce: 9 }.emit(&mut probe).unwrap();
     let mut datagram = [0u8; 512];
     let mut formats = None;
@@ -453,7 +457,7 @@ fn native_blobs_run_on_the_device() {
 
 /// Sends a discovery probe; the advert's load state if one came back.
 fn advert_state(udp: &UdpSocket, port: u16) -> Option<wire::discovery::LoadState> {
-    let mut probe = [0u8; 16];
+    let mut probe = [0u8; jos_abi::wire::discovery::PROBE_LEN];
     Probe { nonce: 11 }.emit(&mut probe).unwrap();
     let mut datagram = [0u8; 512];
     for _ in 0..5 {

@@ -1,7 +1,8 @@
 //! `cargo xtask`: the developer workflows of the jos repository.
 //!
 //! ```text
-//! cargo xtask kernel [--features F]     build the kernel ELF (release) and print its path
+//! cargo xtask kernel [--features F]     build the kernel ELF (release) and print its path; the
+//!                                       normal kernel also gives build/kernel.img (raw, 0x8000)
 //! cargo xtask qemu [--machine M]        build and boot the kernel in QEMU, console on stdio
 //! cargo xtask demo                      README command 1: emu start, push md5 and a filter, emu stop
 //! cargo xtask test                      README command 2: every host and QEMU test
@@ -78,7 +79,93 @@ fn build_kernel(features: &str) -> Result<PathBuf, String> {
     let artifact = kernel_artifact(features);
     std::fs::create_dir_all(artifact.parent().expect("artifact has a folder")).map_err(|e| e.to_string())?;
     std::fs::copy(&built, &artifact).map_err(|e| format!("copy {}: {e}", built.display()))?;
+    if features.is_empty() {
+        let elf = std::fs::read(&artifact).map_err(|e| format!("read {}: {e}", artifact.display()))?;
+        let image = raw_image(&elf).map_err(|e| format!("{}: cannot make kernel.img: {e}", artifact.display()))?;
+        let path = root().join("build/kernel.img");
+        std::fs::write(&path, image).map_err(|e| format!("write {}: {e}", path.display()))?;
+    }
     Ok(artifact)
+}
+
+/// Where the Pi firmware loads `kernel.img` on a Pi 1 or Zero (config.txt `kernel_address`'s
+/// default), and so where the kernel is linked.
+const LOAD_ADDRESS: u64 = 0x8000;
+
+/// The kernel ELF as the raw binary the Pi firmware loads at [`LOAD_ADDRESS`] and enters at its
+/// first byte: the file contents of every loadable segment at its address, gaps zero-filled.
+///
+/// Nothing may depend on ELF loading, so this refuses an ELF whose entry is not the load
+/// address, a segment whose load address (LMA, p_paddr) differs from its run address (VMA,
+/// p_vaddr: `.data` would need copying), a loadable segment below the load address, and any
+/// memory past the file contents other than `.bss` (zeroed by `_start` between `__bss_start`
+/// and `__bss_end`) and `.stacks` (never read before written).
+fn raw_image(elf: &[u8]) -> Result<Vec<u8>, String> {
+    use object::read::elf::{ElfFile32, FileHeader, ProgramHeader, SectionHeader};
+    use object::{Object, ObjectSymbol};
+    let file = ElfFile32::<object::Endianness>::parse(elf).map_err(|e| format!("not a 32-bit ELF: {e}"))?;
+    let endian = file.endian();
+    let header = file.elf_header();
+    if u64::from(header.e_entry(endian)) != LOAD_ADDRESS {
+        return Err(format!("entry {:#x} is not the load address {LOAD_ADDRESS:#x}", header.e_entry(endian)));
+    }
+    let mut segments: Vec<(u64, &[u8], u64)> = Vec::new();
+    for segment in file.elf_program_headers() {
+        if segment.p_type(endian) != object::elf::PT_LOAD {
+            continue;
+        }
+        let (vaddr, paddr) = (u64::from(segment.p_vaddr(endian)), u64::from(segment.p_paddr(endian)));
+        let (filesz, memsz) = (u64::from(segment.p_filesz(endian)), u64::from(segment.p_memsz(endian)));
+        if vaddr != paddr {
+            return Err(format!("segment at {vaddr:#x} has load address {paddr:#x}: the image would need copying"));
+        }
+        if vaddr < LOAD_ADDRESS && memsz > 0 {
+            return Err(format!("segment at {vaddr:#x} lies below the load address {LOAD_ADDRESS:#x}"));
+        }
+        let bytes = segment.data(endian, elf).map_err(|_| format!("segment at {vaddr:#x} is outside the file"))?;
+        segments.push((vaddr, bytes, memsz.max(filesz)));
+    }
+    segments.sort_by_key(|(address, _, _)| *address);
+    if segments.first().map(|(address, _, _)| *address) != Some(LOAD_ADDRESS) {
+        return Err(format!("no loadable segment starts at {LOAD_ADDRESS:#x}"));
+    }
+    // Memory past the file contents must be .bss (which _start zeroes) or .stacks.
+    let symbol = |name: &str| file.symbols().find(|s| s.name() == Ok(name)).map(|s| s.address());
+    let (bss_start, bss_end) = match (symbol("__bss_start"), symbol("__bss_end")) {
+        (Some(start), Some(end)) => (start, end),
+        _ => return Err("no __bss_start/__bss_end symbols (the boot code zeroes .bss between them)".into()),
+    };
+    for section in file.elf_section_table().iter() {
+        let flags = section.sh_flags(endian).0;
+        if section.sh_type(endian) != object::elf::SHT_NOBITS || flags & object::elf::SHF_ALLOC.0 == 0 {
+            continue;
+        }
+        let name = file.elf_section_table().section_name(endian, section).unwrap_or_default();
+        let (start, size) = (u64::from(section.sh_addr(endian)), u64::from(section.sh_size(endian)));
+        match name {
+            b".bss" if start >= bss_start && start + size <= bss_end => {}
+            b".stacks" => {}
+            _ => {
+                return Err(format!(
+                    "section {} ({start:#x}+{size:#x}) is not in the file and not zeroed by _start",
+                    String::from_utf8_lossy(name)
+                ))
+            }
+        }
+    }
+    let mut image = Vec::new();
+    let mut end = LOAD_ADDRESS;
+    for (address, bytes, memsz) in &segments {
+        if *address < end {
+            return Err(format!("segments overlap at {address:#x}"));
+        }
+        if !bytes.is_empty() {
+            image.resize((address - LOAD_ADDRESS) as usize, 0);
+            image.extend_from_slice(bytes);
+        }
+        end = address + memsz;
+    }
+    Ok(image)
 }
 
 fn qemu_interactive(elf: &Path, machine: &str) -> Result<(), String> {
@@ -90,7 +177,13 @@ fn qemu_interactive(elf: &Path, machine: &str) -> Result<(), String> {
 /// each result, then `jos-cli emu stop` (also when a step fails).
 fn demo() -> Result<(), String> {
     let elf = build_kernel("")?;
-    run(Command::new(env!("CARGO")).current_dir(root()).args(["build", "--quiet", "--release", "--package", "jos-cli"]))?;
+    run(Command::new(env!("CARGO")).current_dir(root()).args([
+        "build",
+        "--quiet",
+        "--release",
+        "--package",
+        "jos-cli",
+    ]))?;
     let cli = root().join("target/release/jos-cli");
     let work = root().join("build/demo");
     std::fs::create_dir_all(&work).map_err(|e| e.to_string())?;
@@ -114,18 +207,24 @@ fn demo() -> Result<(), String> {
     let _ = jos(&["emu", "stop"]).output();
     run(&mut jos(&["emu", "start", "--kernel", &elf.display().to_string()]))?;
     let pushes = (|| -> Result<(), String> {
-        println!("== jos-cli push md5.wasm: MD5 of \"jon\" computed 1000 times (host: 006cb570acdab0e0bfc8e3dcb7bb4edf) ==");
+        println!(
+            "== jos-cli push md5.wasm: MD5 of \"jon\" computed 1000 times (host: 006cb570acdab0e0bfc8e3dcb7bb4edf) =="
+        );
         run(&mut jos(&["push", "md5.wasm", "--input", "md5-input.txt"]))?;
         println!("== jos-cli push md5.blob --native ==");
         run(&mut jos(&["push", "md5.blob", "--native", "--input", "md5-input.txt"]))?;
         println!("== jos-cli push imagefilter.wasm: a 64x64 picture to grayscale (output: build/demo/gray.ppm) ==");
-        let output = jos(&["push", "imagefilter.wasm", "--input", "picture.ppm"]).output().map_err(|e| e.to_string())?;
+        let output =
+            jos(&["push", "imagefilter.wasm", "--input", "picture.ppm"]).output().map_err(|e| e.to_string())?;
         eprint!("{}", String::from_utf8_lossy(&output.stderr));
         if !output.status.success() {
             return Err(format!("push imagefilter.wasm failed with {}", output.status));
         }
         std::fs::write(work.join("gray.ppm"), &output.stdout).map_err(|e| e.to_string())?;
-        let header: String = String::from_utf8_lossy(&output.stdout[..output.stdout.len().min(13)]).split_whitespace().collect::<Vec<_>>().join(" ");
+        let header: String = String::from_utf8_lossy(&output.stdout[..output.stdout.len().min(13)])
+            .split_whitespace()
+            .collect::<Vec<_>>()
+            .join(" ");
         println!("{} bytes, header {header}", output.stdout.len());
         Ok(())
     })();

@@ -4,10 +4,14 @@
 //! probe's nonce, which the advert echoes. The advert ends with an Ed25519 signature by the
 //! device's advert key over every byte before it, so a client that pinned that key knows the
 //! advert (and its Noise key) came from the device, and the nonce shows it is fresh.
+//!
+//! A probe is padded with zeros to the longest advert ([`PROBE_LEN`] = [`MAX_ADVERT_LEN`]): the
+//! answer to a probe is never larger than the probe, so a forged source address gets no
+//! amplification out of a device (devices drop shorter datagrams unanswered).
 //! [`Advert::new_checked`] validates every field but not the signature: call
 //! [`Advert::verify_signature`], then check the key against the trust store.
 
-use ed25519_dalek::{Signature, Signer, SigningKey, Verifier, VerifyingKey};
+use ed25519_dalek::{Signature, Signer, SigningKey, VerifyingKey};
 
 use super::{Formats, WireError};
 use crate::codec::{Cursor, Writer};
@@ -23,12 +27,17 @@ pub const VERSION: u8 = 1;
 pub const KIND_PROBE: u8 = 1;
 /// Kind byte of an advert.
 pub const KIND_ADVERT: u8 = 2;
-/// Length of a probe.
-pub const PROBE_LEN: usize = 16;
 /// The longest device name, in bytes of UTF-8.
 pub const MAX_NAME_LEN: usize = 32;
 /// Length of an advert without its name.
-pub const ADVERT_FIXED_LEN: usize = 16 + 4 + 1 + 1 + 2 + 4 + 2 + 32 + 32 + 1 + 64;
+pub const ADVERT_FIXED_LEN: usize = HEADER_LEN + 4 + 1 + 1 + 2 + 4 + 2 + 32 + 32 + 1 + 64;
+/// Length of the longest advert (a name of [`MAX_NAME_LEN`] bytes).
+pub const MAX_ADVERT_LEN: usize = ADVERT_FIXED_LEN + MAX_NAME_LEN;
+/// Length of the header both datagrams start with (magic, version, kind, reserved, nonce).
+pub const HEADER_LEN: usize = 4 + 1 + 1 + 2 + 8;
+/// Length of a probe: its header, then zeros up to the longest advert, so that no answer is
+/// larger than the probe that asked for it.
+pub const PROBE_LEN: usize = MAX_ADVERT_LEN;
 /// Length of the advert signature.
 pub const ADVERT_SIGNATURE_LEN: usize = 64;
 
@@ -64,10 +73,15 @@ pub struct Probe {
 }
 
 impl Probe {
-    /// Decodes a probe; the datagram must be exactly [`PROBE_LEN`] bytes.
+    /// Decodes a probe; the datagram must be exactly [`PROBE_LEN`] bytes: the header, then
+    /// zeros (`Truncated` if shorter, `Reserved` if a padding byte is not zero).
     pub fn parse(bytes: &[u8]) -> Result<Self, WireError> {
         let mut cursor = Cursor::new(bytes);
         let nonce = read_header(&mut cursor, KIND_PROBE)?;
+        let padding = cursor.take(PROBE_LEN - HEADER_LEN).ok_or(WireError::Truncated)?;
+        if padding.iter().any(|byte| *byte != 0) {
+            return Err(WireError::Reserved);
+        }
         if !cursor.is_empty() {
             return Err(WireError::TrailingBytes);
         }
@@ -79,11 +93,40 @@ impl Probe {
         PROBE_LEN
     }
 
-    /// Writes the probe; returns its length.
+    /// Writes the probe and its zero padding; returns its length ([`PROBE_LEN`]).
     pub fn emit(&self, buffer: &mut [u8]) -> Result<usize, WireError> {
-        let mut writer = Writer::new(buffer);
+        let out = buffer.get_mut(..PROBE_LEN).ok_or(WireError::BufferTooSmall)?;
+        let mut writer = Writer::new(out);
         write_header(&mut writer, KIND_PROBE, self.nonce).ok_or(WireError::BufferTooSmall)?;
-        Ok(writer.len())
+        out[HEADER_LEN..].fill(0);
+        Ok(PROBE_LEN)
+    }
+}
+
+/// A device's advert signing key, derived once from its seed: signing an advert with it costs
+/// one Ed25519 signature (one fixed-base scalar multiplication), where [`AdvertRepr::emit`]
+/// also derives the key pair from the seed first (another).
+#[derive(Clone)]
+pub struct AdvertKey {
+    key: SigningKey,
+}
+
+impl AdvertKey {
+    /// The key pair of `seed`.
+    pub fn from_seed(seed: &[u8; 32]) -> Self {
+        AdvertKey { key: SigningKey::from_bytes(seed) }
+    }
+
+    /// The Ed25519 public key (what adverts carry as `signing_key`).
+    pub fn public_key(&self) -> [u8; 32] {
+        self.key.verifying_key().to_bytes()
+    }
+}
+
+impl core::fmt::Debug for AdvertKey {
+    /// Shows the public key only.
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("AdvertKey").field("public_key", &self.public_key()).finish_non_exhaustive()
     }
 }
 
@@ -136,6 +179,12 @@ impl<'a> AdvertRepr<'a> {
     /// Writes the advert signed with the Ed25519 key of `seed` (whose public key should be
     /// `signing_key`); returns its length.
     pub fn emit(&self, buffer: &mut [u8], seed: &[u8; 32]) -> Result<usize, WireError> {
+        self.emit_signed(buffer, &AdvertKey::from_seed(seed))
+    }
+
+    /// Writes the advert signed with `key` (whose public key should be `signing_key`); returns
+    /// its length.
+    pub fn emit_signed(&self, buffer: &mut [u8], key: &AdvertKey) -> Result<usize, WireError> {
         if self.name.len() > MAX_NAME_LEN {
             return Err(WireError::TooLong);
         }
@@ -144,7 +193,7 @@ impl<'a> AdvertRepr<'a> {
         let mut writer = Writer::new(out);
         self.write_unsigned(&mut writer).ok_or(WireError::BufferTooSmall)?;
         let signed_len = writer.len();
-        let signature = SigningKey::from_bytes(seed).sign(&out[..signed_len]).to_bytes();
+        let signature = key.key.sign(&out[..signed_len]).to_bytes();
         out[signed_len..].copy_from_slice(&signature);
         Ok(len)
     }
@@ -209,14 +258,15 @@ impl<T: AsRef<[u8]>> Advert<T> {
         Ok(Advert { buffer })
     }
 
-    /// Whether the signature verifies with the advert's own Ed25519 key. Whether that key is
-    /// trusted is the client's decision (its trust store).
+    /// Whether the signature verifies strictly (no small-order key or `R`) with the advert's own
+    /// Ed25519 key. Whether that key is trusted is the client's decision (its trust store).
     pub fn verify_signature(&self) -> bool {
         let bytes = self.buffer.as_ref();
         let Ok((repr, signed_len)) = parse_advert(bytes) else { return false };
         let Ok(signature) = <[u8; ADVERT_SIGNATURE_LEN]>::try_from(&bytes[signed_len..]) else { return false };
         let Ok(key) = VerifyingKey::from_bytes(&repr.signing_key) else { return false };
-        key.verify(&bytes[..signed_len], &Signature::from_bytes(&signature)).is_ok()
+        // Strict: a small-order key or signature component (a forgery anyone can make) fails.
+        key.verify_strict(&bytes[..signed_len], &Signature::from_bytes(&signature)).is_ok()
     }
 }
 
@@ -227,11 +277,14 @@ mod tests {
 
     #[test]
     fn probe_golden() {
-        let golden = [b'J', b'O', b'S', b'D', 1, 1, 0, 0, 1, 2, 3, 4, 5, 6, 7, 8];
+        let header = [b'J', b'O', b'S', b'D', 1, 1, 0, 0, 1, 2, 3, 4, 5, 6, 7, 8];
+        let mut golden = [0u8; 191];
+        golden[..16].copy_from_slice(&header);
+        assert_eq!(PROBE_LEN, 191, "the probe is as long as the longest advert");
         let probe = Probe { nonce: 0x0807_0605_0403_0201 };
-        let mut buffer = [0u8; PROBE_LEN];
+        let mut buffer = [0xeeu8; PROBE_LEN];
         assert_eq!(probe.emit(&mut buffer), Ok(PROBE_LEN));
-        assert_eq!(buffer, golden);
+        assert_eq!(buffer, golden, "header, then zeros");
         assert_eq!(Probe::parse(&golden), Ok(probe));
         for len in 0..PROBE_LEN {
             assert_eq!(Probe::parse(&golden[..len]), Err(WireError::Truncated), "length {len}");
@@ -241,13 +294,39 @@ mod tests {
             (4, 2, WireError::UnsupportedVersion),
             (5, 2, WireError::BadValue),
             (6, 1, WireError::Reserved),
+            (16, 1, WireError::Reserved),
+            (190, 0x80, WireError::Reserved),
         ];
         for &(at, value, expected) in cases {
             let mut bytes = golden;
             bytes[at] = value;
-            assert_eq!(Probe::parse(&bytes), Err(expected));
+            assert_eq!(Probe::parse(&bytes), Err(expected), "byte {at}");
         }
         assert_eq!(Probe::parse(&[&golden[..], &[0]].concat()), Err(WireError::TrailingBytes));
+        assert_eq!(probe.emit(&mut [0u8; PROBE_LEN - 1]), Err(WireError::BufferTooSmall));
+    }
+
+    #[test]
+    fn no_advert_is_larger_than_a_probe() {
+        let seed = [5u8; 32];
+        let longest = AdvertRepr { name: "abcdefghijklmnopqrstuvwxyz012345", ..advert(&seed) };
+        assert_eq!(longest.name.len(), MAX_NAME_LEN);
+        let mut buffer = [0u8; 512];
+        assert_eq!(longest.emit(&mut buffer, &seed), Ok(PROBE_LEN));
+        assert_eq!(Advert::new_checked(&buffer[..PROBE_LEN]).map(|view| view.verify_signature()), Ok(true));
+    }
+
+    #[test]
+    fn a_cached_advert_key_signs_as_the_seed_does() {
+        let seed = [9u8; 32];
+        let key = AdvertKey::from_seed(&seed);
+        assert_eq!(key.public_key(), public_key(&seed));
+        let repr = advert(&seed);
+        let (mut by_seed, mut by_key) = ([0u8; 256], [0u8; 256]);
+        let len = repr.emit(&mut by_seed, &seed).unwrap();
+        assert_eq!(repr.emit_signed(&mut by_key, &key), Ok(len));
+        assert_eq!(by_seed[..len], by_key[..len], "Ed25519 signatures are deterministic");
+        assert!(!format!("{key:?}").contains(&format!("{:?}", seed[0..4].to_vec())), "Debug shows no secret");
     }
 
     fn advert(seed: &[u8; 32]) -> AdvertRepr<'static> {

@@ -36,6 +36,10 @@ pub const NOISE_TAG_LEN: usize = 16;
 pub const MAX_MESSAGE_LEN: usize = MAX_FRAME_LEN - NOISE_TAG_LEN;
 /// The largest Noise handshake message a Hello carries.
 pub const MAX_HANDSHAKE_LEN: usize = 1024;
+/// The largest encoded [`Message::Hello`]: kind, version, the handshake's length and the
+/// handshake. Before the handshake a device refuses any first frame longer than this, so an
+/// unauthenticated connection never makes it buffer more.
+pub const MAX_HELLO_LEN: usize = 1 + 2 + 2 + MAX_HANDSHAKE_LEN;
 /// The largest chunk of a pushed module.
 pub const MAX_CHUNK_LEN: usize = 32 * 1024;
 /// The largest job input an Invoke carries.
@@ -994,6 +998,15 @@ mod tests {
             let mut short = vec![0u8; golden.len() - 1];
             assert_eq!(message.emit(&mut short), Err(WireError::BufferTooSmall));
         }
+    }
+
+    #[test]
+    fn the_largest_hello_is_max_hello_len() {
+        let handshake = [7u8; MAX_HANDSHAKE_LEN];
+        let hello = Message::Hello { version: PROTOCOL_VERSION, handshake: &handshake };
+        assert_eq!(hello.buffer_len(), MAX_HELLO_LEN);
+        let too_long = [7u8; MAX_HANDSHAKE_LEN + 1];
+        assert!(Message::Hello { version: PROTOCOL_VERSION, handshake: &too_long }.emit(&mut [0u8; 2048]).is_err());
     }
 
     #[test]

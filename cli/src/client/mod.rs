@@ -37,6 +37,10 @@ use crate::store::{ClientKey, Home, StoreError, TrustedDevice};
 pub enum ClientError {
     /// No device answered, or the connection failed.
     Unreachable(String),
+    /// The device accepted the connection but gave it no session: it closed the connection or
+    /// did not answer the handshake (overloaded, restarting, or not a jos device). Exit code 8
+    /// like [`ClientError::Unreachable`], with its own hint.
+    NoSession(String),
     /// The device is not pinned, or its keys or advert signature are wrong.
     Untrusted(String),
     /// The device refused this client's key.
@@ -45,7 +49,7 @@ pub enum ClientError {
     Rejected(ErrorCode, String),
     /// A size limit (module, input, output).
     Limit(String),
-    /// The device's queue is full.
+    /// The device's queue is full, or it has no session free for this connection.
     Busy(String),
     /// The device has no module with that hash.
     NotCached(String),
@@ -75,7 +79,7 @@ impl ClientError {
     /// The process exit code for this failure.
     pub fn exit(&self) -> Exit {
         match self {
-            ClientError::Unreachable(_) => Exit::Unreachable,
+            ClientError::Unreachable(_) | ClientError::NoSession(_) => Exit::Unreachable,
             ClientError::Untrusted(_) => Exit::Untrusted,
             ClientError::NotAuthorized(_) => Exit::NotAuthorized,
             ClientError::Rejected(..) => Exit::Rejected,
@@ -95,6 +99,9 @@ impl ClientError {
             ClientError::Unreachable(_) => {
                 "check the address and that the device is up (`jos-cli discover`, `jos-cli emu status`)"
             }
+            ClientError::NoSession(_) => {
+                "the device may be serving as many connections as it can, or restarting: retry in a moment (`jos-cli discover` shows whether it answers)"
+            }
             ClientError::Untrusted(_) => {
                 "compare the fingerprint with the device's screen, then `jos-cli trust FINGERPRINT` (or re-provision it)"
             }
@@ -106,7 +113,7 @@ impl ClientError {
             }
             ClientError::Rejected(ErrorCode::BadSignature, _) => "sign the file: `jos-cli sign FILE`",
             ClientError::Rejected(..) => "check the file with `jos-cli verify FILE` and rebuild it with `jos-cli build`",
-            ClientError::Busy(_) => "the device's queue is full: retry in a moment",
+            ClientError::Busy(_) => "the device is busy (its job queue is full, or every session is taken): retry in a moment",
             ClientError::NotCached(_) => "push the module again (`jos-cli push FILE`): the device no longer has it",
             ClientError::Timeout(_) => "raise --timeout, or check the device's console",
             ClientError::Setup(_) => "run `jos-cli keygen`, then `jos-cli provision` or `jos-cli emu start`",
@@ -119,6 +126,7 @@ impl fmt::Display for ClientError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             ClientError::Unreachable(text) => write!(f, "device unreachable: {text}"),
+            ClientError::NoSession(text) => write!(f, "no session: {text}"),
             ClientError::Untrusted(text) => write!(f, "untrusted device: {text}"),
             ClientError::NotAuthorized(text) => write!(f, "not authorized: {text}"),
             ClientError::Rejected(_, text) => write!(f, "rejected by the device: {text}"),

@@ -3,6 +3,12 @@
 //! Frames are `u16` length + payload (`jos_abi::wire`). The first frame each way is a clear
 //! `Hello` carrying a Noise handshake message (`-> e, es, s, ss`, `<- e, ee, se`, empty
 //! payloads); every later frame is one Noise transport message holding one encoded message.
+//!
+//! A device that gives the connection no session says why in clear instead of its Hello: an
+//! `Error` with `PermissionDenied` (this client's key is not trusted: [`ClientError::NotAuthorized`])
+//! or `Busy` (no session free: [`ClientError::Busy`]). A connection closed or left unanswered
+//! without such an answer is [`ClientError::NoSession`]: the device is overloaded, restarting or
+//! not a jos device, never "not authorised".
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
@@ -18,6 +24,10 @@ use crate::store::Key;
 pub const NOISE_PARAMS: &str = "Noise_IK_25519_ChaChaPoly_SHA256";
 /// The Noise prologue both sides mix in.
 pub const PROLOGUE: &[u8] = b"jos offload v1";
+/// The longest the client waits for the answer to its Hello (or less, if its own timeout is
+/// shorter). A jos device answers or closes the connection within its handshake deadline (5 s);
+/// a device silent past this is not serving sessions.
+pub const HANDSHAKE_WAIT: Duration = Duration::from_secs(10);
 
 /// One log line of a job.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -86,6 +96,23 @@ pub struct Session {
     traffic: Traffic,
 }
 
+/// Why the answer to the Hello did not come: the device closed or reset the connection, or said
+/// nothing within `wait`. A jos device that refuses a client's key says so in clear instead
+/// (`Error(PermissionDenied)`), so neither case is about the key.
+fn handshake_error(error: std::io::Error, wait: Duration) -> ClientError {
+    use std::io::ErrorKind;
+    match error.kind() {
+        ErrorKind::UnexpectedEof | ErrorKind::ConnectionReset | ErrorKind::ConnectionAborted | ErrorKind::BrokenPipe => {
+            ClientError::NoSession("the device closed the connection without answering the handshake".into())
+        }
+        ErrorKind::WouldBlock | ErrorKind::TimedOut => ClientError::NoSession(format!(
+            "the device accepted the connection but did not answer the handshake within {} s",
+            wait.as_secs_f32()
+        )),
+        _ => io_error("waiting for the handshake answer", error),
+    }
+}
+
 fn io_error(what: &str, error: std::io::Error) -> ClientError {
     match error.kind() {
         std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut => {
@@ -129,6 +156,7 @@ impl Session {
             .and_then(|builder| builder.build_initiator())
             .map_err(noise_error)?;
         let mut session_stream = stream;
+        let wait = timeout.min(HANDSHAKE_WAIT);
         let mut traffic = Traffic::default();
 
         let mut noise_message = [0u8; wire::MAX_HANDSHAKE_LEN];
@@ -139,14 +167,9 @@ impl Session {
         write_frame(&mut session_stream, &plain, &mut traffic, timeout)
             .map_err(|error| io_error("sending the handshake", error))?;
 
-        let reply = match read_frame(&mut session_stream, &mut traffic, timeout) {
+        let reply = match read_frame(&mut session_stream, &mut traffic, wait) {
             Ok(reply) => reply,
-            Err(error) if matches!(error.kind(), std::io::ErrorKind::UnexpectedEof | std::io::ErrorKind::ConnectionReset) => {
-                return Err(ClientError::NotAuthorized(
-                    "the device closed the connection during the handshake: it does not trust this client key".into(),
-                ))
-            }
-            Err(error) => return Err(io_error("waiting for the handshake answer", error)),
+            Err(error) => return Err(handshake_error(error, wait)),
         };
         let message = Message::parse(&reply).map_err(|error| ClientError::Protocol(format!("handshake answer: {error}")))?;
         let answer = match message {

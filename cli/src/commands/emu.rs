@@ -276,8 +276,8 @@ fn start(home: &Home, args: &StartArgs) -> CommandResult {
     // provisioned again.
     let readable = std::fs::read(&config_path).is_ok_and(|bytes| jos_abi::config::Config::new_checked(&bytes[..]).is_ok());
     if !readable || trust.by_name(EMU_NAME).is_none() {
-        let provision_args = super::provision::Args {
-            name: EMU_NAME.into(),
+        let provision_args = super::provision::Options {
+            name: Some(EMU_NAME.into()),
             dhcp: true,
             static_address: None,
             gateway: None,
@@ -290,10 +290,7 @@ fn start(home: &Home, args: &StartArgs) -> CommandResult {
             max_memory: 16 * 1024 * 1024,
             max_deadline_ms: 60_000,
             queue: 8,
-            output: config_path.clone(),
-            force: true,
             no_default: false,
-            json: false,
         };
         let made = super::provision::provision(home, &provision_args)?;
         crate::store::write_file(&config_path, &made.config, true)?;

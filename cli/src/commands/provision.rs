@@ -4,12 +4,14 @@
 use std::net::Ipv4Addr;
 use std::path::{Path, PathBuf};
 
-use jos_abi::config::{ConfigRepr, Network, Policy, PortRange, DEVICE_PORTS};
-use jos_abi::signature::{SignerRights, TrustedSigner};
+use jos_abi::config::{is_strong_x25519_key, ConfigRepr, Network, Policy, PortRange, DEVICE_PORTS};
+use jos_abi::signature::{check_signer_key, SignerRights, TrustedSigner};
 use jos_abi::wire::Limits;
 
 use crate::exit::Exit;
-use crate::store::{key_from_hex, random_key, read_key_file, x25519_public, Home, Key, TrustedDevice};
+use crate::store::{
+    key_from_hex, random_key, read_key_file, to_hex, write_file, x25519_public, Home, Key, TrustedDevice,
+};
 
 use super::{home, print_json, CliError, CommandResult};
 
@@ -27,13 +29,34 @@ Rights of a signer: `wasm` and `native` say which formats it may sign; `net`, `s
 are the capabilities its jobs get (UDP sockets on the --job-ports range, lines on the status
 screen, GPIO pins). A job without a capability gets `permission denied` from those calls.
 Without --trust-client and --signer, this client's key and signing key (wasm and native, no
-capabilities) are the ones trusted. On QEMU the file is loaded with
+capabilities) are the ones trusted. Keys no honest key pair has (small-order or non-canonical
+Ed25519 signer keys, low-order X25519 client keys) are refused (exit 3), and so is a key given
+twice (exit 2). The file holds the device's secret keys: it is created with mode 0600 (with
+--force, an old file is replaced by a new one of that mode). On QEMU the file is loaded with
   -device loader,file=config.bin,addr=0x01F00000,force-raw=on
-on a Raspberry Pi with `initramfs config.bin 0x01F00000` in config.txt.")]
+on a Raspberry Pi with `initramfs config.bin 0x01F00000` in config.txt: `jos-cli image` takes
+the same options and writes the whole SD card.")]
 pub struct Args {
-    /// The device's name (1 to 32 bytes of UTF-8).
+    /// What the device is given.
+    #[command(flatten)]
+    pub options: Options,
+    /// Where to write the configuration.
+    #[arg(short, long, value_name = "FILE")]
+    pub output: PathBuf,
+    /// Replace an existing output file.
     #[arg(long)]
-    pub name: String,
+    pub force: bool,
+    /// Print what was written as JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// The provisioning options, shared by `provision` and `image`.
+#[derive(Debug, Clone, clap::Args)]
+pub struct Options {
+    /// The device's name (1 to 32 bytes of UTF-8); required to provision.
+    #[arg(long)]
+    pub name: Option<String>,
     /// Get the address by DHCP (the default).
     #[arg(long, conflicts_with = "static_address")]
     pub dhcp: bool,
@@ -50,7 +73,7 @@ pub struct Args {
     /// screen, gpio (KEYFILE may be `self`; repeatable).
     #[arg(long, value_name = "KEYFILE:RIGHTS")]
     pub signer: Vec<String>,
-    /// Largest module accepted, in bytes.
+    /// Largest module accepted, in bytes (at most 16 MiB).
     #[arg(long, default_value_t = 4 * 1024 * 1024)]
     pub max_module: u32,
     /// Device policy: fuel cap per wasm job.
@@ -62,25 +85,26 @@ pub struct Args {
     /// Device policy: deadline cap per job, milliseconds.
     #[arg(long, default_value_t = 60_000)]
     pub max_deadline_ms: u32,
-    /// Device policy: jobs waiting at most.
+    /// Device policy: jobs waiting at most (1 to 64).
     #[arg(long, default_value_t = 8)]
     pub queue: u16,
     /// Device policy: the UDP ports jobs with the `net` right may bind, FIRST-LAST (not 7, 68,
     /// 4747 or 4748).
     #[arg(long, value_name = "FIRST-LAST", default_value = "7000-7099")]
     pub job_ports: String,
-    /// Where to write the configuration.
-    #[arg(short, long, value_name = "FILE")]
-    pub output: PathBuf,
-    /// Replace an existing output file.
-    #[arg(long)]
-    pub force: bool,
     /// Do not make this device the default one.
     #[arg(long)]
     pub no_default: bool,
-    /// Print what was written as JSON.
-    #[arg(long)]
-    pub json: bool,
+}
+
+impl Options {
+    /// The device name, or the usage error that it is missing.
+    pub fn name(&self) -> Result<&str, CliError> {
+        self.name.as_deref().ok_or_else(|| {
+            CliError::new(Exit::Usage, "the device needs a name: --name NAME")
+                .hint("e.g. --name lab-pi (1 to 32 bytes)")
+        })
+    }
 }
 
 fn key_argument(home: &Home, text: &str, own: impl Fn(&Home) -> Result<Key, CliError>) -> Result<Key, CliError> {
@@ -91,7 +115,8 @@ fn key_argument(home: &Home, text: &str, own: impl Fn(&Home) -> Result<Key, CliE
         return Ok(key);
     }
     read_key_file(Path::new(text)).map_err(|error| {
-        CliError::new(Exit::Input, format!("key `{text}`: {error}")).hint("give a .pub file written by `jos-cli keygen`, 64 hex digits, or `self`")
+        CliError::new(Exit::Input, format!("key `{text}`: {error}"))
+            .hint("give a .pub file written by `jos-cli keygen`, 64 hex digits, or `self`")
     })
 }
 
@@ -101,6 +126,44 @@ fn own_client(home: &Home) -> Result<Key, CliError> {
 
 fn own_signer(home: &Home) -> Result<Key, CliError> {
     Ok(home.signing_key().map_err(|error| CliError::from(error).hint("run `jos-cli keygen` first"))?.public)
+}
+
+/// A client key, refused when no X25519 secret yields it (low order: the session's `ss` would be
+/// all-zero, so anyone could open this client's sessions; or not in canonical form).
+fn client_argument(home: &Home, text: &str) -> Result<Key, CliError> {
+    let key = key_argument(home, text, own_client)?;
+    if !is_strong_x25519_key(&key) {
+        return Err(CliError::new(
+            Exit::Input,
+            format!("client key `{text}` ({}) is a low-order or non-canonical X25519 key", to_hex(&key)),
+        )
+        .hint("anyone could open this client's sessions: give the client.pub that `jos-cli keygen` wrote"));
+    }
+    Ok(key)
+}
+
+/// A signer key, refused when it is weak ([`check_signer_key`]).
+fn signer_argument(home: &Home, text: &str) -> Result<Key, CliError> {
+    let key = key_argument(home, text, own_signer)?;
+    check_signer_key(&key).map_err(|weakness| {
+        CliError::new(Exit::Input, format!("signer key `{text}` ({}) is refused: {weakness}", to_hex(&key)))
+            .hint("give the signing.pub that `jos-cli keygen` wrote (a key no secret made could sign any code)")
+    })?;
+    Ok(key)
+}
+
+/// Refuses a key given twice in one list (`what`: "--trust-client" or "--signer").
+fn refuse_repeats(what: &str, keys: &[Key], texts: &[String]) -> Result<(), CliError> {
+    for (index, key) in keys.iter().enumerate() {
+        if let Some(earlier) = keys[..index].iter().position(|other| other == key) {
+            return Err(CliError::new(
+                Exit::Usage,
+                format!("{what} `{}` and `{}` are the same key", texts[earlier], texts[index]),
+            )
+            .hint("give each key once (for --signer, with all its rights: KEYFILE:wasm,net)"));
+        }
+    }
+    Ok(())
 }
 
 fn parse_rights(text: &str) -> Result<SignerRights, CliError> {
@@ -145,16 +208,21 @@ pub fn parse_job_ports(text: &str) -> Result<PortRange, CliError> {
     Ok(range)
 }
 
-fn parse_network(args: &Args) -> Result<Network, CliError> {
+fn parse_network(args: &Options) -> Result<Network, CliError> {
     let Some(text) = &args.static_address else { return Ok(Network::Dhcp) };
-    let bad = || CliError::new(Exit::Usage, format!("--static `{text}` is not IP/PREFIX")).hint("e.g. --static 10.0.2.15/24");
+    let bad =
+        || CliError::new(Exit::Usage, format!("--static `{text}` is not IP/PREFIX")).hint("e.g. --static 10.0.2.15/24");
     let (ip, prefix) = text.split_once('/').ok_or_else(bad)?;
     let address: Ipv4Addr = ip.parse().map_err(|_| bad())?;
     let prefix_len: u8 = prefix.parse().ok().filter(|len| *len <= 32).ok_or_else(bad)?;
     if address.is_unspecified() {
         return Err(bad());
     }
-    Ok(Network::Static { address: address.octets(), prefix_len, gateway: args.gateway.unwrap_or(Ipv4Addr::UNSPECIFIED).octets() })
+    Ok(Network::Static {
+        address: address.octets(),
+        prefix_len,
+        gateway: args.gateway.unwrap_or(Ipv4Addr::UNSPECIFIED).octets(),
+    })
 }
 
 /// What `provision` made, for callers such as `emu start`.
@@ -166,10 +234,12 @@ pub struct Provisioned {
 }
 
 /// Builds a configuration and pins the device (without writing the output file).
-pub fn provision(home: &Home, args: &Args) -> Result<Provisioned, CliError> {
+pub fn provision(home: &Home, args: &Options) -> Result<Provisioned, CliError> {
+    let name = args.name()?;
     let network = parse_network(args)?;
     let client_texts = if args.trust_client.is_empty() { vec!["self".to_string()] } else { args.trust_client.clone() };
-    let clients = client_texts.iter().map(|text| key_argument(home, text, own_client)).collect::<Result<Vec<Key>, _>>()?;
+    let clients = client_texts.iter().map(|text| client_argument(home, text)).collect::<Result<Vec<Key>, _>>()?;
+    refuse_repeats("--trust-client", &clients, &client_texts)?;
     let job_ports = parse_job_ports(&args.job_ports)?;
     let signer_texts = if args.signer.is_empty() { vec!["self:wasm,native".to_string()] } else { args.signer.clone() };
     let mut signers = Vec::new();
@@ -178,8 +248,10 @@ pub fn provision(home: &Home, args: &Args) -> Result<Provisioned, CliError> {
             CliError::new(Exit::Usage, format!("--signer `{text}` lacks its rights"))
                 .hint("write KEYFILE:RIGHTS, e.g. KEYFILE:wasm or self:wasm,native,net")
         })?;
-        signers.push(TrustedSigner { public_key: key_argument(home, key, own_signer)?, rights: parse_rights(rights)? });
+        signers.push(TrustedSigner { public_key: signer_argument(home, key)?, rights: parse_rights(rights)? });
     }
+    let signer_keys: Vec<Key> = signers.iter().map(|signer| signer.public_key).collect();
+    refuse_repeats("--signer", &signer_keys, &signer_texts)?;
     let io = |error: std::io::Error| CliError::new(Exit::Failure, format!("no randomness: {error}"));
     let noise_secret = random_key().map_err(io)?;
     let advert_seed = random_key().map_err(io)?;
@@ -195,7 +267,7 @@ pub fn provision(home: &Home, args: &Args) -> Result<Provisioned, CliError> {
         job_ports,
     };
     let repr = ConfigRepr {
-        name: &args.name,
+        name,
         noise_secret,
         advert_seed,
         network,
@@ -206,15 +278,15 @@ pub fn provision(home: &Home, args: &Args) -> Result<Provisioned, CliError> {
     let mut config = vec![0u8; repr.buffer_len()];
     repr.emit(&mut config).map_err(|error| {
         CliError::new(Exit::Usage, format!("cannot write this configuration: {error}"))
-            .hint("names are 1..=32 bytes, at most 32 clients and 32 signers, every policy value non-zero")
+            .hint("names are 1..=32 bytes, at most 32 clients and 32 signers, every policy value non-zero, --max-module at most 16 MiB, --queue at most 64")
     })?;
-    let device = TrustedDevice::new(&args.name, &jos_abi::signature::public_key(&advert_seed), &x25519_public(&noise_secret));
+    let device = TrustedDevice::new(name, &jos_abi::signature::public_key(&advert_seed), &x25519_public(&noise_secret));
     let mut trust = home.trust()?;
     trust.pin(device.clone());
     home.save_trust(&trust)?;
     if !args.no_default {
         let mut settings = home.settings()?;
-        settings.default_device = Some(args.name.clone());
+        settings.default_device = Some(name.to_string());
         home.save_settings(&settings)?;
     }
     Ok(Provisioned { config, device })
@@ -223,33 +295,34 @@ pub fn provision(home: &Home, args: &Args) -> Result<Provisioned, CliError> {
 /// Runs `provision`.
 pub fn run(args: Args) -> CommandResult {
     let home = home()?;
+    let name = args.options.name()?.to_string();
     if args.output.exists() && !args.force {
         return Err(CliError::new(Exit::Exists, format!("{} exists already", args.output.display()))
             .hint("pass --force to replace it (the device it was made for will no longer be trusted)"));
     }
-    let job_ports = parse_job_ports(&args.job_ports)?;
-    let made = provision(&home, &args)?;
-    std::fs::write(&args.output, &made.config)
+    let job_ports = parse_job_ports(&args.options.job_ports)?;
+    let made = provision(&home, &args.options)?;
+    // Mode 0600 from the first byte (a new file renamed over any old one, whatever its mode).
+    write_file(&args.output, &made.config, true)
         .map_err(|error| CliError::new(Exit::Failure, format!("cannot write {}: {error}", args.output.display())))?;
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::PermissionsExt;
-        std::fs::set_permissions(&args.output, std::fs::Permissions::from_mode(0o600)).ok();
-    }
     if args.json {
         print_json(&serde_json::json!({
             "output": args.output.display().to_string(),
-            "name": args.name,
+            "name": name,
             "bytes": made.config.len(),
             "fingerprint": made.device.fingerprint(),
             "advert_key": made.device.advert_key,
             "noise_key": made.device.noise_key,
-            "default": !args.no_default,
+            "default": !args.options.no_default,
             "job_ports": { "first": job_ports.first, "last": job_ports.last },
         }));
     } else {
-        println!("wrote {} ({} bytes, holds the device's secret keys: keep it private)", args.output.display(), made.config.len());
-        println!("pinned `{}` in the trust store, fingerprint {}", args.name, made.device.fingerprint());
+        println!(
+            "wrote {} ({} bytes, holds the device's secret keys: keep it private)",
+            args.output.display(),
+            made.config.len()
+        );
+        println!("pinned `{name}` in the trust store, fingerprint {}", made.device.fingerprint());
     }
     Ok(Exit::Success)
 }

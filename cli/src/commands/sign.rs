@@ -7,7 +7,7 @@ use jos_abi::blob::Blob;
 use jos_abi::signature::{self, SignerRights, TrustedSigner};
 
 use crate::exit::Exit;
-use crate::store::{read_key_file, to_hex, Home, Key, SigningKey};
+use crate::store::{read_key_file, to_hex, warn_if_exposed, Home, Key, SigningKey};
 
 use super::{home, is_blob, is_wasm, print_json, read_input, CliError, CommandResult};
 
@@ -58,7 +58,8 @@ pub struct VerifyArgs {
     pub json: bool,
 }
 
-/// Reads a secret key: a jos key file (hex seed) or a wasmsign2 secret key (0x81, seed, public).
+/// Reads a secret key: a jos key file (hex seed) or a wasmsign2 secret key (0x81, seed, public);
+/// warns if others may read the file.
 pub fn read_secret_key(path: &Path) -> Result<SigningKey, CliError> {
     let bytes = read_input(path)?;
     let seed: Key = if bytes.len() == 65 && bytes[0] == 0x81 {
@@ -66,6 +67,7 @@ pub fn read_secret_key(path: &Path) -> Result<SigningKey, CliError> {
     } else {
         read_key_file(path).map_err(|error| CliError::new(Exit::Input, error.to_string()))?
     };
+    warn_if_exposed(path);
     Ok(SigningKey { seed, public: signature::public_key(&seed) })
 }
 
@@ -76,7 +78,8 @@ pub fn read_public_key(path: &Path) -> Result<Key, CliError> {
         return bytes[1..].try_into().map_err(|_| CliError::new(Exit::Input, "short key"));
     }
     read_key_file(path).map_err(|error| {
-        CliError::new(Exit::Input, error.to_string()).hint("give a .pub file from `jos-cli keygen` or a wasmsign2 public key")
+        CliError::new(Exit::Input, error.to_string())
+            .hint("give a .pub file from `jos-cli keygen` or a wasmsign2 public key")
     })
 }
 

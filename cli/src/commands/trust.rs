@@ -3,6 +3,9 @@
 
 use std::time::Duration;
 
+use jos_abi::config::is_strong_x25519_key;
+use jos_abi::signature::check_signer_key;
+
 use crate::client::discover;
 use crate::exit::Exit;
 use crate::store::{fingerprint_matches, TrustedDevice};
@@ -12,7 +15,9 @@ use super::{home, print_json, CliError, CommandResult};
 
 /// Arguments of `trust`.
 #[derive(Debug, clap::Args)]
-#[command(args_conflicts_with_subcommands = true, after_help = "\
+#[command(
+    args_conflicts_with_subcommands = true,
+    after_help = "\
 Examples:
   jos-cli trust 3f2a:91c0:77de:0b41              # pin the discovered device with this fingerprint
   jos-cli trust --accept-new --address 10.0.0.7  # trust on first use: pins what answers, shows it
@@ -22,7 +27,9 @@ Examples:
   jos-cli trust remove lab-pi
 
 The fingerprint (at least 8 hex digits; `:` optional) is what `discover` prints and what the
-device shows on its screen; compare them before trusting.")]
+device shows on its screen; compare them before trusting. A device whose advert or Noise key is
+weak (small or low order, non-canonical) is never pinned (exit 9)."
+)]
 pub struct Args {
     /// `list` or `remove`.
     #[command(subcommand)]
@@ -100,9 +107,13 @@ pub fn run(args: Args) -> CommandResult {
         }
         Some(Action::Remove { device }) => {
             let before = trust.devices.len();
-            trust.devices.retain(|pinned| pinned.name != device && !fingerprint_matches(&pinned.fingerprint(), &device));
+            trust
+                .devices
+                .retain(|pinned| pinned.name != device && !fingerprint_matches(&pinned.fingerprint(), &device));
             if trust.devices.len() == before {
-                return Err(CliError::new(Exit::Input, format!("no pinned device `{device}`")).hint("see `jos-cli trust list`"));
+                return Err(
+                    CliError::new(Exit::Input, format!("no pinned device `{device}`")).hint("see `jos-cli trust list`")
+                );
             }
             home.save_trust(&trust)?;
             let mut settings = home.settings()?;
@@ -116,6 +127,9 @@ pub fn run(args: Args) -> CommandResult {
         None => {
             let targets = targets(&args.address, false, &trust)?;
             let found = discover(&targets, Duration::from_millis(args.timeout), false)?;
+            for refused in &found.refused {
+                eprintln!("warning: ignored a datagram: {refused}");
+            }
             let chosen: Vec<_> = found
                 .adverts
                 .iter()
@@ -133,20 +147,42 @@ pub fn run(args: Args) -> CommandResult {
                 return Err(CliError::new(Exit::Unreachable, what).hint("run `jos-cli discover` to see what answers"));
             }
             if args.fingerprint.is_some() && chosen.len() > 1 {
-                return Err(CliError::new(Exit::Usage, "several devices match this fingerprint prefix").hint("type more digits"));
+                return Err(CliError::new(Exit::Usage, "several devices match this fingerprint prefix")
+                    .hint("type more digits"));
             }
             let session = match &args.session {
                 None => None,
                 Some(_) if chosen.len() > 1 => {
-                    return Err(CliError::new(Exit::Usage, format!("--session names one device, but {} answered", chosen.len()))
-                        .hint("give the device's fingerprint, or one --address"));
+                    return Err(CliError::new(
+                        Exit::Usage,
+                        format!("--session names one device, but {} answered", chosen.len()),
+                    )
+                    .hint("give the device's fingerprint, or one --address"));
                 }
                 Some(text) => Some(
                     text.parse::<std::net::SocketAddr>()
-                        .map_err(|_| CliError::new(Exit::Usage, format!("--session `{text}` is not IP:PORT")).hint("for example 127.0.0.1:4748"))?
+                        .map_err(|_| {
+                            CliError::new(Exit::Usage, format!("--session `{text}` is not IP:PORT"))
+                                .hint("for example 127.0.0.1:4748")
+                        })?
                         .to_string(),
                 ),
             };
+            // Keys no honest device has: a small-order advert key makes its signature worthless
+            // (anyone could sign adverts for it), a low-order Noise key makes the session's
+            // secrets predictable.
+            for advert in &chosen {
+                let weakness = match (check_signer_key(&advert.advert_key), is_strong_x25519_key(&advert.noise_key)) {
+                    (Err(weakness), _) => format!("its advert key is {weakness}"),
+                    (Ok(()), false) => "its Noise key is a low-order or non-canonical X25519 key".to_string(),
+                    (Ok(()), true) => continue,
+                };
+                return Err(CliError::new(
+                    Exit::Untrusted,
+                    format!("not pinning `{}` at {}: {weakness}", advert.name, advert.from),
+                )
+                .hint("this is no jos device provisioned by jos-cli; nothing was pinned"));
+            }
             let mut pinned = Vec::new();
             for advert in &chosen {
                 let mut device = TrustedDevice::new(&advert.name, &advert.advert_key, &advert.noise_key);
@@ -161,7 +197,12 @@ pub fn run(args: Args) -> CommandResult {
                 print_json(&serde_json::json!({ "pinned": list }));
             } else {
                 for device in &pinned {
-                    println!("pinned `{}` at {}, fingerprint {}", device.name, device.discovery.as_deref().unwrap_or("?"), device.fingerprint());
+                    println!(
+                        "pinned `{}` at {}, fingerprint {}",
+                        device.name,
+                        device.discovery.as_deref().unwrap_or("?"),
+                        device.fingerprint()
+                    );
                     if let Some(session) = &device.session {
                         println!("sessions go to {session}");
                     }

@@ -19,6 +19,8 @@ static ENTROPY: OsEntropy = OsEntropy;
 pub struct Device {
     /// Its discovery address (UDP).
     pub discovery: SocketAddr,
+    /// Its session address (TCP).
+    pub session: SocketAddr,
     stop: Arc<AtomicBool>,
     thread: Option<JoinHandle<Counters>>,
 }
@@ -26,11 +28,17 @@ pub struct Device {
 impl Device {
     /// Starts a wasm device from a boot configuration image (adverts list `wasm` only).
     pub fn start(config: &[u8]) -> Device {
+        Device::start_with(config, ServerOptions::default())
+    }
+
+    /// [`Device::start`] with these options (its port is the listener's).
+    pub fn start_with(config: &[u8], options: ServerOptions) -> Device {
         let config = DeviceConfig::from_bytes(config).expect("a valid configuration");
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         let udp = UdpSocket::bind("127.0.0.1:0").unwrap();
         let discovery = udp.local_addr().unwrap();
-        let options = ServerOptions { port: listener.local_addr().unwrap().port(), ..ServerOptions::default() };
+        let session = listener.local_addr().unwrap();
+        let options = ServerOptions { port: session.port(), ..options };
         let mut server = Server::new(config, options, HostPlatform::new(), &ENTROPY);
         let stop = Arc::new(AtomicBool::new(false));
         let flag = stop.clone();
@@ -38,7 +46,7 @@ impl Device {
             jos_offload::host::serve(&mut server, &listener, Some(&udp), &flag);
             server.counters()
         });
-        Device { discovery, stop, thread: Some(thread) }
+        Device { discovery, session, stop, thread: Some(thread) }
     }
 
     /// The discovery address as text (for `--device` and `--address`).

@@ -30,7 +30,7 @@ pub mod colors {
 }
 
 /// Rows of the status panel at the top of the screen; the console scrolls below it.
-pub const STATUS_ROWS: usize = 9;
+pub const STATUS_ROWS: usize = 10;
 /// Status panel row of the banner.
 pub const BANNER_ROW: usize = 0;
 /// Status panel row of the self-test verdict.

@@ -1,5 +1,6 @@
 //! Kernel logic that needs no hardware, so host unit tests reach it: the memory map,
-//! page-table building, allocator accounting, console text layout, the executive's schedule, the network pre-filter and echo fast path.
+//! page-table building, allocator accounting, console text layout, the executive's schedule, the network pre-filter and echo fast path,
+//! board revision decoding, UART divisors and LED blink codes.
 
 #![cfg_attr(not(test), no_std)]
 #![forbid(unsafe_code)]
@@ -17,5 +18,7 @@ pub mod page_table;
 pub mod console;
 pub mod font;
 pub mod board;
+pub mod led;
 pub mod text;
+pub mod uart;
 pub mod usb;

@@ -20,6 +20,11 @@ pub const IPV4_HEADER: usize = 20;
 pub const UDP_HEADER: usize = 8;
 /// Hop limit (TTL) of the fast path's replies: smoltcp's default for a UDP socket's datagrams.
 pub const REPLY_HOP_LIMIT: u8 = 64;
+/// The end of the well-known UDP ports (1..1024), where services that answer any datagram live
+/// (echo 7, daytime 13, qotd 17, chargen 19, time 37, DNS 53, NTP 123...). The echo service does
+/// not answer a request from one of them: a forged request "from" another host's echo or
+/// chargen port would start two services answering each other for ever ([`Verdict::EchoLoop`]).
+pub const WELL_KNOWN_PORTS_END: u16 = 1024;
 
 /// This host on the link: what the pre-filter and the echo fast path compare frames against.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -41,7 +46,8 @@ pub enum Verdict {
         broadcast: bool,
     },
     /// A plain UDP echo request to us that [`echo_reply`] may answer without smoltcp: unicast
-    /// to our MAC and address, from a unicast address and a non-zero port, IPv4 without options
+    /// to our MAC and address, from a unicast address and a port of at least
+    /// [`WELL_KNOWN_PORTS_END`], IPv4 without options
     /// or fragments, header checksum right, UDP length equal to the IP payload, UDP checksum
     /// right (or zero: none sent).
     Echo,
@@ -51,6 +57,9 @@ pub enum Verdict {
     Fragment,
     /// UDP to one of our addresses on a port nothing listens on: dropped silently.
     ClosedPort,
+    /// UDP to the echo port from a well-known port (1..[`WELL_KNOWN_PORTS_END`]): answering
+    /// could start a loop with another service that answers everything; dropped.
+    EchoLoop,
 }
 
 /// Checks the IPv4 and UDP layers of a received frame. `open` says whether something listens
@@ -83,6 +92,7 @@ pub fn classify(frame: &[u8], local: &Local, open: impl Fn(u16) -> bool) -> Verd
     if to_us && port != local.echo_port && !open(port) {
         return Verdict::ClosedPort;
     }
+    let source_port = udp.src_port();
     let plain_echo = port == local.echo_port
         && Some(ip.dst_addr()) == ours
         && ethernet.dst_addr() == local.mac
@@ -90,9 +100,13 @@ pub fn classify(frame: &[u8], local: &Local, open: impl Fn(u16) -> bool) -> Verd
         && ip.version() == 4
         && usize::from(ip.header_len()) == IPV4_HEADER
         && is_unicast(ip.src_addr(), local.address)
-        && udp.src_port() != 0;
+        && source_port >= WELL_KNOWN_PORTS_END;
     if plain_echo {
         Verdict::Echo
+    } else if port == local.echo_port && source_port != 0 && source_port < WELL_KNOWN_PORTS_END {
+        // Checked only off the fast path: a plain request costs the one compare above (which
+        // was `!= 0` before; port 0 is left to smoltcp, which drops it as unanswerable).
+        Verdict::EchoLoop
     } else {
         Verdict::Keep { broadcast }
     }
@@ -333,6 +347,38 @@ mod tests {
         assert_eq!(classify(&frame, &local(), |port| port == 68), keep);
         // A reply buffer too small.
         assert_eq!(echo_reply(&plain, &local(), &mut [0u8; 46]), None);
+    }
+
+    #[test]
+    fn echo_requests_from_well_known_ports_are_dropped() {
+        let plain = request(&header(), true, b"Echo1");
+        for (source, expected) in [
+            (7u16, Verdict::EchoLoop),
+            (19, Verdict::EchoLoop),
+            (1, Verdict::EchoLoop),
+            (1023, Verdict::EchoLoop),
+            (1024, Verdict::Echo),
+            (40_000, Verdict::Echo),
+            (0, Verdict::Keep { broadcast: false }),
+        ] {
+            let mut frame = plain.clone();
+            frame[34..36].copy_from_slice(&source.to_be_bytes());
+            frame[40..42].copy_from_slice(&[0, 0]); // no UDP checksum
+            assert_eq!(classify(&frame, &local(), |_| false), expected, "from port {source}");
+            assert_eq!(echo_reply(&frame, &local(), &mut [0u8; 1536]).is_some(), expected == Verdict::Echo);
+        }
+        // Broadcast requests from port 7 too.
+        let mut frame = plain.clone();
+        frame[..6].copy_from_slice(&[0xff; 6]);
+        frame[34..36].copy_from_slice(&7u16.to_be_bytes());
+        frame[40..42].copy_from_slice(&[0, 0]);
+        assert_eq!(classify(&frame, &local(), |_| false), Verdict::EchoLoop);
+        // Other open ports are not affected (the DHCP client's replies come from port 67).
+        let mut frame = plain.clone();
+        frame[34..36].copy_from_slice(&67u16.to_be_bytes());
+        frame[36..38].copy_from_slice(&68u16.to_be_bytes());
+        frame[40..42].copy_from_slice(&[0, 0]);
+        assert_eq!(classify(&frame, &local(), |port| port == 68), Verdict::Keep { broadcast: false });
     }
 
     #[test]

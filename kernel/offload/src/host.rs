@@ -69,7 +69,8 @@ impl Platform for HostPlatform {
 }
 
 /// Serves `listener` (TCP sessions) and optionally `udp` (discovery) until `stop` is set.
-/// One [`Server::poll`] per loop turn, like one per executive frame on the device.
+/// One [`Server::expire`] and one [`Server::poll`] per loop turn, like once per executive frame
+/// on the device; a session the server aborts is shut down at once.
 pub fn serve<P: Platform>(server: &mut Server<P>, listener: &TcpListener, udp: Option<&UdpSocket>, stop: &AtomicBool) {
     // Setting non-blocking mode on a freshly bound socket does not fail on supported hosts.
     let _ = listener.set_nonblocking(true);
@@ -83,11 +84,11 @@ pub fn serve<P: Platform>(server: &mut Server<P>, listener: &TcpListener, udp: O
     let mut advert = std::vec![0u8; Server::<P>::MAX_ADVERT_LEN];
     while !stop.load(Ordering::Relaxed) {
         let mut busy = false;
-        while let Ok((stream, _)) = listener.accept() {
+        while let Ok((stream, peer)) = listener.accept() {
             busy = true;
             let _ = stream.set_nonblocking(true);
             let _ = stream.set_nodelay(true);
-            match server.connect() {
+            match server.connect_from(peer.ip()) {
                 Some(id) => connections.push((stream, id)),
                 None => drop(stream),
             }
@@ -95,14 +96,15 @@ pub fn serve<P: Platform>(server: &mut Server<P>, listener: &TcpListener, udp: O
         if let Some(udp) = udp {
             while let Ok((len, from)) = udp.recv_from(&mut datagram) {
                 busy = true;
-                if let Some(reply) = server.discovery(&datagram[..len], &mut advert) {
+                if let Some(reply) = server.discovery_from(from.ip(), &datagram[..len], &mut advert) {
                     let _ = udp.send_to(&advert[..reply], from);
                 }
             }
         }
+        server.expire();
         connections.retain_mut(|(stream, id)| {
             let mut open = true;
-            loop {
+            while !server.wants_abort(*id) {
                 match stream.read(&mut buffer) {
                     Ok(0) => {
                         open = false;
@@ -119,6 +121,9 @@ pub fn serve<P: Platform>(server: &mut Server<P>, listener: &TcpListener, udp: O
                         break;
                     }
                 }
+            }
+            if server.wants_abort(*id) {
+                open = false;
             }
             while open && !server.pending(*id).is_empty() {
                 match stream.write(server.pending(*id)) {
@@ -175,13 +180,24 @@ pub fn frame(payload: &[u8]) -> Vec<u8> {
 pub enum ConnectError {
     /// The connection could not be made, or broke.
     Io(std::io::Error),
-    /// The device closed the connection without answering the Hello (an untrusted client key, a
-    /// replayed handshake): `hello` is the frame that was sent.
+    /// The device closed the connection without a handshake answer (a replayed or
+    /// undecryptable handshake, a stalled one): `hello` is the frame that was sent.
     Refused {
         /// The Hello frame this client sent.
         hello: Vec<u8>,
     },
-    /// The device answered with something other than a valid Hello.
+    /// The device answered the Hello with an `Error` in clear and closed the connection:
+    /// `PermissionDenied` for a client key it does not trust, `Busy` when it had no session
+    /// for this connection.
+    Denied {
+        /// The device's error code.
+        code: jos_abi::ErrorCode,
+        /// Its message.
+        message: std::string::String,
+        /// The Hello frame this client sent.
+        hello: Vec<u8>,
+    },
+    /// The device answered with something other than a valid Hello or Error.
     BadAnswer,
 }
 
@@ -222,7 +238,13 @@ impl Client {
         stream.write_all(&hello).map_err(ConnectError::Io)?;
         let mut inbox = Vec::new();
         let Some(answer) = read_frame(&mut stream, &mut inbox) else { return Err(ConnectError::Refused { hello }) };
-        let Ok(Message::Hello { handshake, .. }) = Message::parse(&answer) else { return Err(ConnectError::BadAnswer) };
+        let handshake = match Message::parse(&answer) {
+            Ok(Message::Hello { handshake, .. }) => handshake,
+            Ok(Message::Error { code, message }) => {
+                return Err(ConnectError::Denied { code, message: message.into(), hello });
+            }
+            _ => return Err(ConnectError::BadAnswer),
+        };
         let mut payload = [0u8; 64];
         state.read_message(handshake, &mut payload).map_err(|_| ConnectError::BadAnswer)?;
         let transport = state.into_transport_mode().map_err(|_| ConnectError::BadAnswer)?;

@@ -6,8 +6,11 @@
 //! tells it when a connection closes ([`Server::disconnect`]), answers discovery datagrams
 //! ([`Server::discovery`]), and calls [`Server::poll`] once per executive frame to run one fuel
 //! slice of the current job. Sessions are Noise IK (`snow`, no_std) with the device as responder;
-//! only client keys in the configuration's trusted list complete a handshake. The protocol is in
-//! `docs/protocol.md`, the trust model and error handling in `docs/security.md`.
+//! only client keys in the configuration's trusted list complete a handshake. The server has a
+//! clock ([`Platform::now_us`]): [`Server::expire`] applies the handshake deadline and the idle
+//! timeout, and token buckets ([`ratelimit`]) bound the work probes and failing handshakes cost.
+//! The protocol is in `docs/protocol.md`, the trust model, error handling and resource limits in
+//! `docs/security.md`.
 #![cfg_attr(not(test), no_std)]
 
 extern crate alloc;
@@ -15,6 +18,8 @@ extern crate alloc;
 extern crate std;
 
 pub mod noise;
+pub mod ratelimit;
+mod records;
 mod server;
 mod session;
 pub mod timing;
@@ -28,4 +33,5 @@ pub mod fuzzing;
 pub use noise::{Entropy, NOISE_PATTERN, PROLOGUE};
 #[cfg(feature = "std")]
 pub use noise::OsEntropy;
+pub use ratelimit::{Rate, RateLimits};
 pub use server::{Counters, DeviceConfig, Platform, Server, ServerOptions, SessionId, Slice, Status};

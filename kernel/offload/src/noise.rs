@@ -1,10 +1,13 @@
 //! Noise IK responder set-up: the protocol name, prologue, and a crypto resolver whose randomness
 //! comes from an [`Entropy`] source (the BCM2835 hardware RNG on the device) and whose X25519
-//! reuses the static-static results ([`StaticShared`]) computed when the server starts.
+//! reuses the static-static results ([`StaticShared`]) computed when the server starts. The
+//! responder's resolver is strict: its static key computes one X25519 per handshake (`es`) and
+//! answers `ss` only for trusted clients, so a stranger's Hello costs one X25519, not two.
 
 use alloc::boxed::Box;
 use alloc::sync::Arc;
 use alloc::vec::Vec;
+use core::sync::atomic::{AtomicBool, Ordering};
 
 use snow::params::{CipherChoice, DHChoice, HashChoice, NoiseParams};
 use snow::resolvers::{CryptoResolver, DefaultResolver};
@@ -73,10 +76,14 @@ impl StaticShared {
         StaticShared { owner: [0; KEY_LEN], results: Vec::new() }
     }
 
+    /// The result for `remote` when `owner` is the secret's public key. Snow passes a remote key
+    /// as its whole key buffer (56 bytes, room for X448): only the first [`KEY_LEN`] bytes are
+    /// the X25519 key.
     fn lookup(&self, owner: &[u8], remote: &[u8]) -> Option<&[u8; KEY_LEN]> {
         if owner != self.owner {
             return None;
         }
+        let remote = remote.get(..KEY_LEN)?;
         self.results.iter().find(|(client, _)| client[..] == *remote).map(|(_, shared)| shared)
     }
 }
@@ -84,10 +91,20 @@ impl StaticShared {
 /// Snow's X25519 with the results of [`StaticShared`]: when its key is the static secret those
 /// belong to (set with [`Dh::set`]; never a generated ephemeral key) and the remote key is a
 /// trusted client's, `dh` answers from the table; everything else goes to snow's implementation.
+///
+/// `strict` (the responder's resolver): a static key computes at most one X25519 itself. The IK
+/// responder uses its static key twice while it reads the first message: `es` (with the
+/// client's fresh ephemeral key, computed) and then `ss` (with the client's static key, which a
+/// trusted client's is in the table). A second computation can only be `ss` for a key that is
+/// not trusted: it is refused (`snow::Error::Dh`), so the handshake fails there and a stranger's
+/// Hello costs one X25519 instead of two. The answers for trusted keys are unchanged.
 struct SharedDh {
     inner: Box<dyn Dh>,
     shared: Arc<StaticShared>,
     is_static: bool,
+    strict: bool,
+    /// Whether the static key has computed its one X25519 (with `strict`).
+    computed: AtomicBool,
 }
 
 impl Dh for SharedDh {
@@ -106,6 +123,7 @@ impl Dh for SharedDh {
     fn set(&mut self, privkey: &[u8]) {
         self.inner.set(privkey);
         self.is_static = true;
+        self.computed.store(false, Ordering::Relaxed);
     }
 
     fn generate(&mut self, rng: &mut dyn Random) -> Result<(), snow::Error> {
@@ -128,6 +146,9 @@ impl Dh for SharedDh {
                 return Ok(());
             }
         }
+        if self.is_static && self.strict && self.computed.swap(true, Ordering::Relaxed) {
+            return Err(snow::Error::Dh);
+        }
         self.inner.dh(pubkey, out)
     }
 }
@@ -142,17 +163,25 @@ fn x25519() -> Box<dyn Dh> {
 pub struct Resolver {
     entropy: &'static dyn Entropy,
     shared: Arc<StaticShared>,
+    strict: bool,
 }
 
 impl Resolver {
     /// A resolver drawing random bytes from `entropy`, computing every X25519.
     pub fn new(entropy: &'static dyn Entropy) -> Self {
-        Resolver { entropy, shared: Arc::new(StaticShared::none()) }
+        Resolver { entropy, shared: Arc::new(StaticShared::none()), strict: false }
     }
 
     /// A resolver drawing random bytes from `entropy` that takes `ss` from `shared`.
     pub fn with_shared(entropy: &'static dyn Entropy, shared: Arc<StaticShared>) -> Self {
-        Resolver { entropy, shared }
+        Resolver { entropy, shared, strict: false }
+    }
+
+    /// The device's resolver: takes `ss` from `shared`, and its static key computes one X25519
+    /// per handshake at most (a static-static result for a key outside `shared` is refused), so
+    /// only the clients in `shared` can complete an IK handshake with it.
+    pub fn strict(entropy: &'static dyn Entropy, shared: Arc<StaticShared>) -> Self {
+        Resolver { entropy, shared, strict: true }
     }
 }
 
@@ -163,7 +192,13 @@ impl CryptoResolver for Resolver {
 
     fn resolve_dh(&self, choice: &DHChoice) -> Option<Box<dyn Dh>> {
         let inner = DefaultResolver.resolve_dh(choice)?;
-        Some(Box::new(SharedDh { inner, shared: Arc::clone(&self.shared), is_static: false }))
+        Some(Box::new(SharedDh {
+            inner,
+            shared: Arc::clone(&self.shared),
+            is_static: false,
+            strict: self.strict,
+            computed: AtomicBool::new(false),
+        }))
     }
 
     fn resolve_hash(&self, choice: &HashChoice) -> Option<Box<dyn Hash>> {
@@ -181,14 +216,14 @@ pub fn params() -> NoiseParams {
     NOISE_PATTERN.parse().unwrap_or_else(|_| unreachable!("constant Noise pattern"))
 }
 
-/// A responder handshake for the device's static secret, taking `ss` from `shared` when it holds
-/// the initiator's key.
+/// A responder handshake for the device's static secret, taking `ss` from `shared`: only an
+/// initiator whose static key is in `shared` can complete it ([`Resolver::strict`]).
 pub fn responder(
     secret: &[u8; KEY_LEN],
     entropy: &'static dyn Entropy,
     shared: &Arc<StaticShared>,
 ) -> Result<snow::HandshakeState, snow::Error> {
-    snow::Builder::with_resolver(params(), Box::new(Resolver::with_shared(entropy, Arc::clone(shared))))
+    snow::Builder::with_resolver(params(), Box::new(Resolver::strict(entropy, Arc::clone(shared))))
         .local_private_key(secret)?
         .prologue(PROLOGUE)?
         .build_responder()
@@ -252,6 +287,10 @@ mod tests {
             assert_eq!(shared.lookup(&public_key(&other_device), client), None, "another secret's table");
         }
         assert_eq!(shared.lookup(&public_key(&device), &stranger), None);
+        // Snow hands `dh` its whole remote-key buffer (56 bytes): the table still answers.
+        let mut snow_buffer = [0u8; 56];
+        snow_buffer[..KEY_LEN].copy_from_slice(&clients[0]);
+        assert_eq!(shared.lookup(&public_key(&device), &snow_buffer), Some(&computed(&device, &clients[0])));
 
         let resolver = Resolver::with_shared(&Counting, Arc::clone(&shared));
         let dh_with = |secret: &[u8; KEY_LEN], remote: &[u8; KEY_LEN]| {
@@ -275,6 +314,51 @@ mod tests {
         let mut out = [0u8; KEY_LEN];
         ephemeral.dh(&clients[0], &mut out).unwrap();
         assert_eq!(out, computed(&secret, &clients[0]));
+    }
+
+    /// A Noise IK initiator for `client_secret` against `device_public`.
+    fn initiator(client_secret: &[u8; KEY_LEN], device_public: &[u8; KEY_LEN]) -> snow::HandshakeState {
+        snow::Builder::with_resolver(params(), Box::new(Resolver::new(&Counting)))
+            .local_private_key(client_secret)
+            .and_then(|builder| builder.remote_public_key(device_public))
+            .and_then(|builder| builder.prologue(PROLOGUE))
+            .and_then(|builder| builder.build_initiator())
+            .unwrap()
+    }
+
+    #[test]
+    fn the_strict_responder_computes_one_x25519_for_a_stranger_and_refuses_it() {
+        let device = [9u8; KEY_LEN];
+        let trusted = [10u8; KEY_LEN];
+        let stranger = [11u8; KEY_LEN];
+        let shared = Arc::new(StaticShared::new(&device, &[public_key(&trusted)]));
+        let device_public = public_key(&device);
+        let mut first = [0u8; 256];
+        let mut scratch = [0u8; 256];
+
+        // A stranger: `ss` is refused, so the first message fails after decrypting `s`.
+        let len = initiator(&stranger, &device_public).write_message(&[], &mut first).unwrap();
+        let mut refused = responder(&device, &Counting, &shared).unwrap();
+        assert!(refused.read_message(&first[..len], &mut scratch).is_err());
+        assert_eq!(refused.get_remote_static(), Some(&public_key(&stranger)[..]), "the key is known, not trusted");
+        // The same message against a lenient responder (every X25519 computed) does decrypt:
+        // the refusal is the strict rule, not a broken message.
+        let mut lenient = snow::Builder::with_resolver(params(), Box::new(Resolver::new(&Counting)))
+            .local_private_key(&device)
+            .and_then(|builder| builder.prologue(PROLOGUE))
+            .and_then(|builder| builder.build_responder())
+            .unwrap();
+        assert!(lenient.read_message(&first[..len], &mut scratch).is_ok());
+
+        // A trusted client still completes, twice in a row with fresh responders.
+        for _ in 0..2 {
+            let mut client = initiator(&trusted, &device_public);
+            let len = client.write_message(&[], &mut first).unwrap();
+            let mut accepted = responder(&device, &Counting, &shared).unwrap();
+            accepted.read_message(&first[..len], &mut scratch).expect("trusted client");
+            let answer = accepted.write_message(&[], &mut first).unwrap();
+            client.read_message(&first[..answer], &mut scratch).unwrap();
+        }
     }
 
     #[test]

@@ -5,18 +5,23 @@ use alloc::string::{String, ToString};
 use alloc::vec::Vec;
 use alloc::sync::Arc;
 use core::fmt::Write as _;
+use core::net::{IpAddr, Ipv4Addr};
 
 use jos_abi::blob::{Arch, Blob};
 use jos_abi::config::{Config, ConfigError, ConfigRepr, Policy};
 use jos_abi::signature::{self, TrustedSigner};
 use jos_abi::syscall::LogLevel;
 use jos_abi::wire::call::CallValue;
-use jos_abi::wire::discovery::{AdvertRepr, LoadState, Probe};
+use jos_abi::wire::discovery::{AdvertKey, AdvertRepr, LoadState, Probe, PROBE_LEN};
 use jos_abi::wire::{self, Format, Formats, JobStatus as WireStatus, Limits, Message, MAX_FRAME_LEN};
 use jos_abi::{AbiVersion, ErrorCode};
+use jos_runtime::host::HeapMeter;
+use jos_runtime::wasm::ModuleCache;
 use jos_runtime::{Capabilities, Entry, Host, Job, JobError, JobResult, JobStatus, Sandbox, SandboxConfig, StepOutcome, Value};
 
 use crate::noise::{self, Entropy};
+use crate::ratelimit::{Limiter, Rate, RateLimits};
+use crate::records::Recent;
 use crate::session::{Phase, Push, Scratch, Session};
 use crate::timing::{JobTiming, PushTiming, Timing};
 
@@ -121,6 +126,14 @@ pub trait Platform {
     /// Free heap bytes (reported in adverts).
     fn free_memory(&self) -> u32;
 
+    /// The device's heap for the wasm sandbox (`jos_runtime::host::HeapMeter`): with it, jobs
+    /// cannot grow into what the device keeps for itself, a module is compiled only when its
+    /// worst case fits, and cached modules are charged what they really take. The default has
+    /// none.
+    fn heap_meter(&self) -> Option<&'static dyn HeapMeter> {
+        None
+    }
+
     /// A monotonic clock in microseconds: the server times each slice of a wasm job with it
     /// (their sum is the job's `cpu_us`) and the phases of pushes and jobs ([`Platform::timing`]).
     fn now_us(&self) -> u64;
@@ -131,11 +144,32 @@ pub trait Platform {
     }
 }
 
-/// Tunables that are not in the boot configuration.
+/// Tunables that are not in the boot configuration (`docs/security.md`, "Resource limits:
+/// sessions and unauthenticated traffic", gives each value and what happens at it).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct ServerOptions {
-    /// Most sessions at once (more connections are refused at once).
+    /// Most sessions at once, authenticated or waiting for their handshake. A connection that
+    /// finds them all taken evicts the unauthenticated one that waited longest, or, when every
+    /// one is authenticated, is answered `Error(Busy)` and closed ([`Server::connect_from`]).
     pub max_sessions: usize,
+    /// Microseconds a connection has, from its arrival, to complete its handshake; then it is
+    /// reset ([`Counters::handshake_timeouts`]).
+    pub handshake_timeout_us: u64,
+    /// Microseconds an authenticated session may send nothing while it has no job queued or
+    /// running; then it is closed ([`Counters::idle_timeouts`]).
+    pub idle_timeout_us: u64,
+    /// Unsent bytes a session may hold: past this its client is not reading, and the session is
+    /// reset ([`Counters::outbox_overflows`]).
+    pub max_outbox: usize,
+    /// Microseconds a session the device closed has to send what it has left (an Error, a
+    /// result); then it is reset ([`Counters::flush_timeouts`]).
+    pub flush_timeout_us: u64,
+    /// Discovery probes answered, overall and per source address ([`Counters::probes_rate_limited`]).
+    pub probe_limits: RateLimits,
+    /// Handshakes that reach the X25519 work and fail (untrusted keys, undecryptable Hellos),
+    /// overall and per source address; a trusted client's handshake gives its token back
+    /// ([`Counters::hellos_rate_limited`]).
+    pub hello_limits: RateLimits,
     /// Fuel per slice (one slice per [`Server::poll`]).
     pub slice_fuel: u64,
     /// Microseconds between Progress messages while a job runs.
@@ -152,6 +186,20 @@ impl Default for ServerOptions {
     fn default() -> Self {
         ServerOptions {
             max_sessions: 8,
+            handshake_timeout_us: 5_000_000,
+            idle_timeout_us: 30_000_000,
+            max_outbox: 2 * (MAX_FRAME_LEN + wire::FRAME_HEADER_LEN),
+            flush_timeout_us: 5_000_000,
+            probe_limits: RateLimits {
+                global: Rate { burst: 64, per_second: 64 },
+                per_source: Rate { burst: 32, per_second: 16 },
+                sources: 16,
+            },
+            hello_limits: RateLimits {
+                global: Rate { burst: 16, per_second: 8 },
+                per_source: Rate { burst: 8, per_second: 2 },
+                sources: 16,
+            },
             slice_fuel: 100_000,
             progress_interval_us: 250_000,
             replay_memory: 1024,
@@ -164,7 +212,10 @@ impl Default for ServerOptions {
 /// Event counts (for the status screen, logs and tests).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Counters {
-    /// Unauthenticated connections or datagrams dropped without an answer.
+    /// Unauthenticated connections or datagrams dropped without an answer: a first frame that
+    /// is not a Hello of this version (or is longer than the largest Hello), a handshake that
+    /// does not decrypt, a replay, a datagram that is not a probe, a connection beyond the
+    /// closing ones [`Server::connect_from`] keeps.
     pub dropped_unauthenticated: u64,
     /// Handshakes refused because the first message was seen before.
     pub replays_refused: u64,
@@ -184,6 +235,31 @@ pub struct Counters {
     pub jobs_aborted: u64,
     /// Discovery probes answered.
     pub adverts_sent: u64,
+    /// Connections reset because their handshake was not done within
+    /// [`ServerOptions::handshake_timeout_us`] (stalled or silent).
+    pub handshake_timeouts: u64,
+    /// Authenticated sessions closed after [`ServerOptions::idle_timeout_us`] without a byte
+    /// from their client or a job of theirs.
+    pub idle_timeouts: u64,
+    /// Unauthenticated connections closed (after `Error(Busy)`) to make room for a newer one.
+    pub evicted: u64,
+    /// Connections answered `Error(Busy)` and closed because every session was authenticated
+    /// and in use.
+    pub refused_busy: u64,
+    /// Sessions reset because their client did not read ([`ServerOptions::max_outbox`]).
+    pub outbox_overflows: u64,
+    /// Sessions the device had closed, reset because what they had left to send did not go out
+    /// within [`ServerOptions::flush_timeout_us`].
+    pub flush_timeouts: u64,
+    /// Handshakes answered `Error(PermissionDenied)`: the client's key is not trusted (or the
+    /// client does not hold its secret).
+    pub hellos_refused: u64,
+    /// Hellos answered `Error(Busy)` without the handshake's work ([`ServerOptions::hello_limits`]).
+    pub hellos_rate_limited: u64,
+    /// Valid probes not answered ([`ServerOptions::probe_limits`]).
+    pub probes_rate_limited: u64,
+    /// Datagrams shorter than a probe ([`PROBE_LEN`]), dropped unanswered.
+    pub probes_too_short: u64,
 }
 
 /// What the status screen shows.
@@ -193,8 +269,10 @@ pub struct Status {
     pub current: Option<(Format, [u8; 4], u64)>,
     /// Jobs waiting.
     pub queued: usize,
-    /// Open sessions.
+    /// Sessions (authenticated, waiting for their handshake, or closing).
     pub sessions: usize,
+    /// Connections waiting for their handshake.
+    pub waiting: usize,
     /// Last result: status and exit value.
     pub last: Option<(WireStatus, i32)>,
     /// Counters.
@@ -214,6 +292,21 @@ pub enum Slice {
     Yielded,
     /// A job ended (or was refused before it ran) in this call.
     Ended,
+}
+
+/// How many pushed modules the server remembers (capabilities and SHA-256s), and how many
+/// (client, module) push limits.
+pub const RECORDS: usize = 256;
+
+/// How many SHA-256s of pushes one module record remembers.
+const ALIASES: usize = 4;
+
+/// What the server keeps about a module that was pushed, by its identity (the SHA-256 of its
+/// signed content): its latest pushes, most recent first, each with the SHA-256 of the bytes
+/// pushed (what `PushOk` named, and what a client may invoke it by) and the capabilities of
+/// the signer whose signature verified that push.
+struct ModuleRecord {
+    pushed_as: [Option<([u8; 32], Capabilities)>; ALIASES],
 }
 
 /// Identifies a connection.
@@ -276,10 +369,18 @@ pub struct Server<P: Platform> {
     noise_public: [u8; 32],
     /// The Noise `ss` results for the trusted clients, computed once.
     static_shared: Arc<noise::StaticShared>,
+    /// The advert signing key and its public key, derived once.
+    advert_key: AdvertKey,
+    advert_public: [u8; 32],
+    probe_limiter: Limiter,
+    hello_limiter: Limiter,
     sandbox: Sandbox,
-    natives: BTreeMap<[u8; 32], Vec<u8>>,
-    native_bytes: usize,
-    defaults: BTreeMap<[u8; 32], (Limits, Capabilities)>,
+    /// Verified native blobs by identity, least recently used evicted first.
+    natives: ModuleCache<Arc<Vec<u8>>>,
+    /// What the device knows of each recently pushed module, by identity.
+    records: Recent<[u8; 32], ModuleRecord>,
+    /// Each client's push limits per module: (client key, module identity).
+    defaults: Recent<([u8; 32], [u8; 32]), Limits>,
     sessions: BTreeMap<u32, Session>,
     next_session: u32,
     queue: VecDeque<Request>,
@@ -345,21 +446,28 @@ fn wire_status(status: JobStatus) -> WireStatus {
 impl<P: Platform> Server<P> {
     /// A server for `config`; `entropy` supplies handshake randomness.
     pub fn new(config: DeviceConfig, options: ServerOptions, platform: P, entropy: &'static dyn Entropy) -> Self {
-        let sandbox = Sandbox::new(SandboxConfig {
+        let mut sandbox = Sandbox::new(SandboxConfig {
             max_module_bytes: config.policy.max_module_len as usize,
             ..SandboxConfig::default()
         });
+        sandbox.set_heap_meter(platform.heap_meter());
+        let advert_key = AdvertKey::from_seed(&config.advert_seed);
+        let now_us = platform.now_us();
         Server {
             noise_public: config.noise_public_key(),
             static_shared: Arc::new(noise::StaticShared::new(&config.noise_secret, &config.clients)),
+            advert_public: advert_key.public_key(),
+            advert_key,
+            probe_limiter: Limiter::new(options.probe_limits, now_us),
+            hello_limiter: Limiter::new(options.hello_limits, now_us),
             config,
             options,
             platform,
             entropy,
             sandbox,
-            natives: BTreeMap::new(),
-            native_bytes: 0,
-            defaults: BTreeMap::new(),
+            natives: ModuleCache::new(options.native_cache_bytes),
+            records: Recent::new(RECORDS),
+            defaults: Recent::new(RECORDS),
             sessions: BTreeMap::new(),
             next_session: 0,
             queue: VecDeque::new(),
@@ -411,21 +519,110 @@ impl<P: Platform> Server<P> {
             }),
             queued: self.queue.len(),
             sessions: self.sessions.len(),
+            waiting: self.sessions.values().filter(|session| session.is_unauthenticated()).count(),
             last: self.last,
             counters: self.counters,
         }
     }
 
-    /// A new connection; `None` when all session slots are taken (close it at once).
+    /// A new connection whose peer address is not known ([`Server::connect_from`] with
+    /// 0.0.0.0: such connections share one per-source rate limit).
     pub fn connect(&mut self) -> Option<SessionId> {
-        if self.sessions.len() >= self.options.max_sessions {
+        self.connect_from(IpAddr::V4(Ipv4Addr::UNSPECIFIED))
+    }
+
+    /// A new connection from `peer`. When all [`ServerOptions::max_sessions`] slots are taken,
+    /// the unauthenticated connection that has waited longest is answered `Error(Busy)` in
+    /// clear and closed to make room ([`Counters::evicted`]); when every slot holds an
+    /// authenticated session, this connection gets that answer instead
+    /// ([`Counters::refused_busy`]: send its pending bytes, then close it, as
+    /// [`Server::wants_close`] says). `None` (close it at once, no answer) only when as many
+    /// connections again as there are slots are still closing.
+    pub fn connect_from(&mut self, peer: IpAddr) -> Option<SessionId> {
+        if self.sessions.len() >= 2 * self.options.max_sessions.max(1) {
             self.counters.dropped_unauthenticated += 1;
             return None;
         }
+        let mut session = Session::new(peer, self.platform.now_us());
+        let open = self.sessions.values().filter(|session| !session.is_closed()).count();
+        if open >= self.options.max_sessions {
+            let oldest = self
+                .sessions
+                .iter()
+                .filter(|(_, session)| session.is_unauthenticated())
+                .min_by_key(|(id, session)| (session.opened_us, **id))
+                .map(|(id, _)| *id);
+            match oldest.and_then(|id| self.sessions.remove(&id).map(|session| (id, session))) {
+                Some((id, mut oldest)) => {
+                    self.counters.evicted += 1;
+                    self.refuse(&mut oldest, ErrorCode::Busy, "too many connections wait for a handshake and this one waited longest: retry");
+                    self.sessions.insert(id, oldest);
+                }
+                None => {
+                    self.counters.refused_busy += 1;
+                    let mut text = String::new();
+                    let _ = write!(text, "all {} sessions are in use: retry in a moment", self.options.max_sessions);
+                    self.refuse(&mut session, ErrorCode::Busy, &text);
+                }
+            }
+        }
         let id = self.next_session;
         self.next_session = self.next_session.wrapping_add(1);
-        self.sessions.insert(id, Session::new());
+        self.sessions.insert(id, session);
         Some(SessionId(id))
+    }
+
+    /// Answers an unauthenticated connection with an `Error` in clear (the only thing that can be
+    /// said before a handshake) and closes it.
+    fn refuse(&mut self, session: &mut Session, code: ErrorCode, message: &str) {
+        let mut buffer = [0u8; 8 + wire::MAX_ERROR_MESSAGE_LEN];
+        let message = Message::Error { code, message: clip(message, wire::MAX_ERROR_MESSAGE_LEN) };
+        if let Ok(len) = message.emit(&mut buffer) {
+            session.send_clear(&buffer[..len]);
+            self.counters.errors_sent += 1;
+        }
+        session.close();
+    }
+
+    /// Applies the deadlines; call it often (the kernel calls it every executive frame). A
+    /// connection whose handshake is not done [`ServerOptions::handshake_timeout_us`] after it
+    /// arrived is reset ([`Server::wants_abort`]); an authenticated session that sent nothing
+    /// and had no job queued or running for [`ServerOptions::idle_timeout_us`] is closed
+    /// ([`Server::wants_close`]); a closed session whose transport has not finished sending
+    /// within [`ServerOptions::flush_timeout_us`] is reset.
+    pub fn expire(&mut self) {
+        let now = self.platform.now_us();
+        let (queue, running, counters) = (&self.queue, &self.running, &mut self.counters);
+        for (id, session) in self.sessions.iter_mut() {
+            match session.phase {
+                Phase::AwaitHello => {
+                    if now.saturating_sub(session.opened_us) >= self.options.handshake_timeout_us {
+                        counters.handshake_timeouts += 1;
+                        session.abort();
+                    }
+                }
+                Phase::Open(_) => {
+                    let id = SessionId(*id);
+                    let busy = running.as_ref().is_some_and(|running| running.session == id)
+                        || queue.iter().any(|request| request.session == id);
+                    if busy {
+                        session.active_us = now;
+                    } else if now.saturating_sub(session.active_us) >= self.options.idle_timeout_us {
+                        counters.idle_timeouts += 1;
+                        session.close();
+                    }
+                }
+                Phase::Closed => {
+                    if !session.abort {
+                        let since = *session.closed_us.get_or_insert(now);
+                        if now.saturating_sub(since) >= self.options.flush_timeout_us {
+                            counters.flush_timeouts += 1;
+                            session.abort();
+                        }
+                    }
+                }
+            }
+        }
     }
 
     /// The connection is gone: frees the session and aborts its jobs.
@@ -448,9 +645,16 @@ impl<P: Platform> Server<P> {
     }
 
     /// Whether the device ended this session: send what is pending, then close the connection
-    /// and call [`Server::disconnect`].
+    /// and call [`Server::disconnect`] (or reset it at once if [`Server::wants_abort`]).
     pub fn wants_close(&self, id: SessionId) -> bool {
         self.sessions.get(&id.0).is_none_or(Session::is_closed)
+    }
+
+    /// Whether the device ended this session without anything left to send (a stalled
+    /// handshake, a client that does not read): reset the connection now and call
+    /// [`Server::disconnect`].
+    pub fn wants_abort(&self, id: SessionId) -> bool {
+        self.sessions.get(&id.0).is_some_and(|session| session.abort)
     }
 
     /// Bytes waiting to be sent on this connection.
@@ -465,16 +669,28 @@ impl<P: Platform> Server<P> {
         }
     }
 
-    /// Bytes received on a connection: handles every whole frame.
+    /// Bytes received on a connection: handles every whole frame. Before the handshake, a
+    /// first frame announced longer than the largest Hello ([`wire::MAX_HELLO_LEN`]) ends the
+    /// connection at once, so a stranger never makes a session buffer more than that.
     pub fn receive(&mut self, id: SessionId, bytes: &[u8]) {
         let Some(mut session) = self.sessions.remove(&id.0) else { return };
         if !session.is_closed() {
+            session.active_us = self.platform.now_us();
             session.inbox.extend_from_slice(bytes);
             loop {
+                if session.is_unauthenticated() {
+                    let announced = session.inbox.get(..wire::FRAME_HEADER_LEN).map(|header| u16::from_le_bytes([header[0], header[1]]));
+                    if announced.is_some_and(|len| usize::from(len) > wire::MAX_HELLO_LEN) {
+                        self.kill(&mut session);
+                        session.abort();
+                        break;
+                    }
+                }
                 match session.next_frame() {
                     Ok(Some(len)) => {
                         let frame: Vec<u8> = session.inbox.drain(..len).collect();
                         self.frame(id, &mut session, &frame[wire::FRAME_HEADER_LEN..]);
+                        self.check_outbox(&mut session);
                         if session.is_closed() {
                             break;
                         }
@@ -488,6 +704,15 @@ impl<P: Platform> Server<P> {
             }
         }
         self.sessions.insert(id.0, session);
+    }
+
+    /// Resets a session whose unsent bytes went past [`ServerOptions::max_outbox`]: its client
+    /// is not reading.
+    fn check_outbox(&mut self, session: &mut Session) {
+        if !session.abort && session.pending_len() > self.options.max_outbox {
+            self.counters.outbox_overflows += 1;
+            session.abort();
+        }
     }
 
     fn kill(&mut self, session: &mut Session) {
@@ -535,18 +760,30 @@ impl<P: Platform> Server<P> {
             self.counters.replays_refused += 1;
             return drop(self, session);
         }
+        // Everything above was cheap; what follows costs an X25519. A token per Hello, given back
+        // when the client turns out to be trusted: only failing handshakes spend the budget.
+        if !self.hello_limiter.allow(session.peer, hello_us) {
+            self.counters.hellos_rate_limited += 1;
+            return self.refuse(session, ErrorCode::Busy, "too many handshakes at once: retry in a moment");
+        }
         let Ok(mut state) = noise::responder(&self.config.noise_secret, self.entropy, &self.static_shared) else {
             return drop(self, session);
         };
         let mut client_payload = [0u8; wire::MAX_HANDSHAKE_LEN];
-        if state.read_message(handshake, &mut client_payload).is_err() {
+        let read = state.read_message(handshake, &mut client_payload);
+        let remote: Option<[u8; 32]> = state.get_remote_static().and_then(|key| key.try_into().ok());
+        let Some(remote) = remote else {
+            // Not even the client's static key decrypted: not a handshake with this device's key.
             return drop(self, session);
+        };
+        if read.is_err() || !self.config.clients.contains(&remote) {
+            // The key is not a trusted client's (the strict resolver refused its `ss`), or the
+            // client does not hold its secret: either way the same answer, so that it tells no
+            // one which keys are trusted.
+            self.counters.hellos_refused += 1;
+            return self.refuse(session, ErrorCode::PermissionDenied, "this client's key is not in the device's configuration");
         }
-        let Some(remote) = state.get_remote_static() else { return drop(self, session) };
-        let Ok(remote): Result<[u8; 32], _> = remote.try_into() else { return drop(self, session) };
-        if !self.config.clients.contains(&remote) {
-            return drop(self, session);
-        }
+        self.hello_limiter.refund(session.peer);
         // Only a message that decrypted under a trusted key is remembered, so strangers cannot
         // flush the replay memory.
         self.replay[self.replay_next] = ephemeral;
@@ -662,11 +899,16 @@ impl<P: Platform> Server<P> {
             return self.error(session, ErrorCode::InvalidArgument, "SHA-256 of the module differs from PushBegin's");
         }
         let signers = &self.config.signers;
+        // The module's identity (the SHA-256 of its signed content, `jos_runtime::wasm::module_id`)
+        // and the capabilities of the signer that verified it.
         let verdict = match push.format {
             Format::Wasm => self
                 .sandbox
                 .compile_signed(&push.bytes, signers)
-                .map(|(_, signer)| signers.get(signer).map_or(Capabilities::NONE, |signer| Capabilities::from_rights(signer.rights)))
+                .map(|(module, signer)| {
+                    let rights = signers.get(signer).map_or(Capabilities::NONE, |signer| Capabilities::from_rights(signer.rights));
+                    (*module.hash(), rights)
+                })
                 .map_err(|error| {
                     let mut text = String::new();
                     let _ = write!(text, "{error}");
@@ -676,16 +918,13 @@ impl<P: Platform> Server<P> {
         };
         let (format, bytes, accepted) = (push.format, push.total_len, verdict.is_ok());
         match verdict {
-            Ok(capabilities) => {
+            Ok((identity, capabilities)) => {
                 if push.format == Format::NativeArmv6 {
-                    self.store_native(push.sha256, push.bytes);
+                    self.store_native(identity, push.bytes);
                 }
-                if self.defaults.len() >= 256 && !self.defaults.contains_key(&push.sha256) {
-                    self.defaults.pop_first();
-                }
-                // The job's capabilities: the rights of the signer whose signature verified this
-                // push (docs/security.md).
-                self.defaults.insert(push.sha256, (push.limits, capabilities));
+                self.record_push(identity, capabilities, push.sha256);
+                // This client's limits for this module; other clients keep their own.
+                self.defaults.insert((session.client_key, identity), push.limits);
                 self.counters.pushes_ok += 1;
                 session.send(&Message::PushOk { sha256: push.sha256 }, &mut self.scratch);
             }
@@ -703,8 +942,9 @@ impl<P: Platform> Server<P> {
         }));
     }
 
-    /// Checks a native blob; returns the capabilities of the signer that verified it.
-    fn check_native(&self, bytes: &[u8]) -> Result<Capabilities, (ErrorCode, String)> {
+    /// Checks a native blob; returns its identity (the SHA-256 of its signed part) and the
+    /// capabilities of the signer that verified it.
+    fn check_native(&self, bytes: &[u8]) -> Result<([u8; 32], Capabilities), (ErrorCode, String)> {
         let fail = |code: ErrorCode, what: &dyn core::fmt::Display| {
             let mut text = String::new();
             let _ = write!(text, "{what}");
@@ -720,34 +960,60 @@ impl<P: Platform> Server<P> {
             return Err((ErrorCode::Unsupported, "blob is not for ARMv6".to_string()));
         }
         let verified = signature::verify_blob(&blob, &self.config.signers).map_err(|error| fail(error.code(), &error))?;
-        Ok(Capabilities::from_rights(verified.rights))
+        Ok((verified.content_hash, Capabilities::from_rights(verified.rights)))
     }
 
-    fn store_native(&mut self, hash: [u8; 32], bytes: Vec<u8>) {
-        if let Some(old) = self.natives.remove(&hash) {
-            self.native_bytes -= old.len();
+    /// Keeps a verified blob under its identity (least recently used blobs make room).
+    fn store_native(&mut self, identity: [u8; 32], bytes: Vec<u8>) {
+        let cost = bytes.len();
+        // Moved, not copied: the push buffer becomes the cache entry.
+        self.natives.insert(identity, Arc::new(bytes), cost);
+    }
+
+    /// Remembers that `identity` was pushed as bytes whose SHA-256 is `sha256`, verified by a
+    /// signer granting `capabilities`.
+    fn record_push(&mut self, identity: [u8; 32], capabilities: Capabilities, sha256: [u8; 32]) {
+        let mut pushed_as = [None; ALIASES];
+        pushed_as[0] = Some((sha256, capabilities));
+        if let Some(record) = self.records.get(&identity) {
+            let older = record.pushed_as.iter().flatten().filter(|(hash, _)| *hash != sha256);
+            for (slot, push) in pushed_as[1..].iter_mut().zip(older) {
+                *slot = Some(*push);
+            }
         }
-        while self.native_bytes + bytes.len() > self.options.native_cache_bytes {
-            let Some((_, evicted)) = self.natives.pop_first() else { break };
-            self.native_bytes -= evicted.len();
+        self.records.insert(identity, ModuleRecord { pushed_as });
+    }
+
+    /// The identity of the module `hash` names and the capabilities it runs with: by its
+    /// identity, those of its latest push; by the SHA-256 of the bytes of one of its recent
+    /// pushes, those of that push's signer. `None` if no cached module goes by `hash`. A module
+    /// whose record was evicted runs with no capabilities (push it again).
+    fn resolve(&mut self, hash: &[u8; 32]) -> Option<([u8; 32], Capabilities)> {
+        if self.sandbox.cache().contains(hash) || self.natives.contains(hash) {
+            let latest = self.records.get(hash).and_then(|record| record.pushed_as[0]);
+            return Some((*hash, latest.map_or(Capabilities::NONE, |(_, capabilities)| capabilities)));
         }
-        self.native_bytes += bytes.len();
-        self.natives.insert(hash, bytes);
+        let pushed = |record: &ModuleRecord| record.pushed_as.iter().flatten().any(|(sha256, _)| sha256 == hash);
+        let identity = *self.records.find_key(pushed)?;
+        let record = self.records.get(&identity)?;
+        let (_, capabilities) = record.pushed_as.iter().flatten().find(|(sha256, _)| sha256 == hash)?;
+        Some((identity, *capabilities))
     }
 
     fn invoke(&mut self, id: SessionId, session: &mut Session, hash: [u8; 32], limits: Limits, input: &[u8], entry: Entry) {
-        let format = if self.sandbox.cache().contains(&hash) {
-            Format::Wasm
-        } else if self.natives.contains_key(&hash) {
-            Format::NativeArmv6
-        } else {
-            return self.error(session, ErrorCode::NotFound, "no cached module with this SHA-256: push it first");
+        let resolved = self.resolve(&hash);
+        let format = match resolved {
+            Some((identity, _)) if self.sandbox.cache().contains(&identity) => Format::Wasm,
+            Some((identity, _)) if self.natives.contains(&identity) => Format::NativeArmv6,
+            _ => return self.error(session, ErrorCode::NotFound, "no cached module with this SHA-256: push it first"),
         };
+        let (hash, capabilities) = resolved.unwrap_or((hash, Capabilities::NONE));
         if self.queue.len() >= usize::from(self.config.policy.queue_len) {
             return self.error(session, ErrorCode::Busy, "job queue full");
         }
-        // A module whose push record was evicted runs with no capabilities (push it again).
-        let (defaults, capabilities) = self.defaults.get(&hash).copied().unwrap_or_default();
+        // A client that did not push the module gets no push limits but its own request's and
+        // the policy's.
+        let defaults = self.defaults.get(&(session.client_key, hash)).copied().unwrap_or_default();
         let limits = merge(limits, defaults).capped_by(self.config.policy.limits);
         let received_us = self.platform.now_us();
         self.queue.push_back(Request {
@@ -807,7 +1073,7 @@ impl<P: Platform> Server<P> {
                     let start_us = self.platform.now_us();
                     let started = match self.natives.get(&request.hash) {
                         Some(blob) => self.platform.start_native(
-                            blob,
+                            blob.as_slice(),
                             &request.input,
                             &request.limits,
                             request.capabilities,
@@ -858,9 +1124,11 @@ impl<P: Platform> Server<P> {
                         elapsed_us: now_us.saturating_sub(running.started_us),
                         output_len: 0,
                     };
-                    let session = running.session;
-                    if let Some(session) = self.sessions.get_mut(&session.0) {
+                    let id = running.session;
+                    if let Some(mut session) = self.sessions.remove(&id.0) {
                         session.send(&progress, &mut self.scratch);
+                        self.check_outbox(&mut session);
+                        self.sessions.insert(id.0, session);
                     }
                 }
                 if yielded {
@@ -968,24 +1236,38 @@ impl<P: Platform> Server<P> {
             results: wire::Results::from_slice(&values),
             logs: wire::Logs::from_slice(&lines),
         };
-        if !session.send(&message, &mut self.scratch) {
-            let mut session = self.sessions.remove(&id.0);
-            if let Some(session) = session.as_mut() {
-                self.error(session, ErrorCode::LimitExceeded, "job result does not fit a frame");
-            }
-            if let Some(session) = session {
-                self.sessions.insert(id.0, session);
-            }
+        let sent = session.send(&message, &mut self.scratch);
+        let Some(mut session) = self.sessions.remove(&id.0) else { return };
+        if !sent {
+            self.error(&mut session, ErrorCode::LimitExceeded, "job result does not fit a frame");
         }
+        self.check_outbox(&mut session);
+        self.sessions.insert(id.0, session);
     }
 
-    /// Answers a discovery datagram: `Some(len)` of the advert written into `reply`, `None` if
-    /// the datagram is not a valid probe (dropped and counted).
+    /// Answers a discovery datagram from an unknown address ([`Server::discovery_from`] with
+    /// 0.0.0.0).
     pub fn discovery(&mut self, datagram: &[u8], reply: &mut [u8]) -> Option<usize> {
+        self.discovery_from(IpAddr::V4(Ipv4Addr::UNSPECIFIED), datagram, reply)
+    }
+
+    /// Answers a discovery datagram from `source`: `Some(len)` of the advert written into
+    /// `reply`, `None` if the datagram is shorter than a probe (so the answer could be larger
+    /// than the question), is not a valid probe, or the probe budget is spent
+    /// ([`ServerOptions::probe_limits`]); each is counted.
+    pub fn discovery_from(&mut self, source: IpAddr, datagram: &[u8], reply: &mut [u8]) -> Option<usize> {
+        if datagram.len() < PROBE_LEN {
+            self.counters.probes_too_short += 1;
+            return None;
+        }
         let Ok(probe) = Probe::parse(datagram) else {
             self.counters.dropped_unauthenticated += 1;
             return None;
         };
+        if !self.probe_limiter.allow(source, self.platform.now_us()) {
+            self.counters.probes_rate_limited += 1;
+            return None;
+        }
         let advert = AdvertRepr {
             nonce: probe.nonce,
             abi_version: AbiVersion::CURRENT,
@@ -995,10 +1277,10 @@ impl<P: Platform> Server<P> {
             free_memory: self.platform.free_memory(),
             port: self.options.port,
             noise_key: self.noise_public,
-            signing_key: signature::public_key(&self.config.advert_seed),
+            signing_key: self.advert_public,
             name: &self.config.name,
         };
-        let len = advert.emit(reply, &self.config.advert_seed).ok()?;
+        let len = advert.emit_signed(reply, &self.advert_key).ok()?;
         self.counters.adverts_sent += 1;
         Some(len)
     }

@@ -1,6 +1,8 @@
-//! One TCP connection: its receive buffer, Noise state, push in progress and send buffer.
+//! One TCP connection: its receive buffer, Noise state, push in progress and send buffer, where
+//! it comes from and the times its deadlines run from.
 
 use alloc::vec::Vec;
+use core::net::IpAddr;
 
 use jos_abi::wire::{self, Format, Limits, Message, FRAME_HEADER_LEN, MAX_FRAME_LEN};
 
@@ -10,7 +12,8 @@ pub(crate) enum Phase {
     AwaitHello,
     /// Handshake done: every frame is a Noise transport message.
     Open(snow::TransportState),
-    /// Ended by the device: nothing more is read; the transport flushes and closes.
+    /// Ended by the device: nothing more is read; the transport flushes and closes (or, with
+    /// [`Session::abort`], drops what is unsent and resets the connection).
     Closed,
 }
 
@@ -40,10 +43,22 @@ pub(crate) struct Session {
     pub hello_us: u64,
     /// Time the device spent on the handshake (Hello in to Hello answer queued).
     pub handshake_us: u64,
+    /// The peer's address (rate limits are kept per address).
+    pub peer: IpAddr,
+    /// When the connection arrived (the handshake deadline runs from here).
+    pub opened_us: u64,
+    /// When the client last sent a byte, or last had a job queued or running (the idle timeout
+    /// runs from here).
+    pub active_us: u64,
+    /// Closed without flushing: the transport resets the connection.
+    pub abort: bool,
+    /// When [`crate::Server::expire`] first saw the session closed (its flush deadline runs
+    /// from here).
+    pub closed_us: Option<u64>,
 }
 
 impl Session {
-    pub fn new() -> Self {
+    pub fn new(peer: IpAddr, now_us: u64) -> Self {
         Session {
             phase: Phase::AwaitHello,
             inbox: Vec::new(),
@@ -53,6 +68,11 @@ impl Session {
             client_key: [0; 32],
             hello_us: 0,
             handshake_us: 0,
+            peer,
+            opened_us: now_us,
+            active_us: now_us,
+            abort: false,
+            closed_us: None,
         }
     }
 
@@ -60,11 +80,24 @@ impl Session {
         matches!(self.phase, Phase::Closed)
     }
 
+    /// Whether the session is still waiting for its handshake.
+    pub fn is_unauthenticated(&self) -> bool {
+        matches!(self.phase, Phase::AwaitHello)
+    }
+
     /// Ends the session and frees what it held (the transport still flushes `outbox`).
     pub fn close(&mut self) {
         self.phase = Phase::Closed;
         self.inbox = Vec::new();
         self.push = None;
+    }
+
+    /// Ends the session and drops its unsent bytes too: the transport resets the connection.
+    pub fn abort(&mut self) {
+        self.close();
+        self.outbox = Vec::new();
+        self.sent = 0;
+        self.abort = true;
     }
 
     /// Appends one frame carrying `payload` in clear.
@@ -89,6 +122,11 @@ impl Session {
             }
             Err(_) => false,
         }
+    }
+
+    /// How many bytes wait to be sent.
+    pub fn pending_len(&self) -> usize {
+        self.outbox.len() - self.sent
     }
 
     /// Bytes waiting to be sent.

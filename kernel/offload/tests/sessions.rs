@@ -78,10 +78,15 @@ fn push_and_invoke_wasm_then_invoke_cached_from_another_session() {
 }
 
 #[test]
-fn unknown_client_key_cannot_complete_the_handshake() {
+fn unknown_client_key_cannot_complete_the_handshake_and_is_told_so() {
     let mut server = server(options());
-    assert!(MemoryClient::connect(&mut server, &STRANGER_SECRET).is_none());
-    assert_eq!(server.counters().dropped_unauthenticated, 1);
+    let refusal = MemoryClient::try_connect(&mut server, &STRANGER_SECRET).err();
+    assert!(
+        matches!(&refusal, Some(Refusal::Error(code, text)) if *code == ErrorCode::PermissionDenied as u32 && text.contains("not in the device's configuration")),
+        "{refusal:?}"
+    );
+    assert_eq!(server.counters().hellos_refused, 1);
+    assert_eq!(server.counters().dropped_unauthenticated, 0);
     assert_eq!(server.counters().sessions_opened, 0);
 }
 
@@ -400,7 +405,7 @@ fn limits_come_from_push_defaults_and_request_capped_by_policy() {
 #[test]
 fn discovery_answers_probes_with_a_signed_advert() {
     let mut server = server(options());
-    let mut probe = [0u8; 16];
+    let mut probe = [0u8; jos_abi::wire::discovery::PROBE_LEN];
     Probe { nonce: 0xfeed }.emit(&mut probe).unwrap();
     let mut reply = [0u8; Server::<TestPlatform>::MAX_ADVERT_LEN];
     let len = server.discovery(&probe, &mut reply).expect("answered");
@@ -419,18 +424,29 @@ fn discovery_answers_probes_with_a_signed_advert() {
     probe[0] = b'X';
     assert_eq!(server.discovery(&probe, &mut reply), None);
     assert_eq!(server.discovery(&[], &mut reply), None);
-    assert_eq!(server.counters().dropped_unauthenticated, 2);
+    assert_eq!(server.counters().dropped_unauthenticated, 1);
+    assert_eq!(server.counters().probes_too_short, 1);
     assert_eq!(server.counters().adverts_sent, 1);
 }
 
 #[test]
 fn session_slots_are_bounded() {
+    // Two slots, both authenticated: a third connection is answered Busy and closed; once as
+    // many connections again are closing, further ones are refused outright.
     let mut server = server(ServerOptions { max_sessions: 2, ..options() });
-    let a = server.connect().unwrap();
-    let _b = server.connect().unwrap();
-    assert!(server.connect().is_none());
-    server.disconnect(a);
-    assert!(server.connect().is_some());
+    let a = MemoryClient::connect(&mut server, &CLIENT_SECRET).unwrap();
+    let _b = MemoryClient::connect(&mut server, &CLIENT2_SECRET).unwrap();
+    let refused: Vec<_> = (0..2).map(|_| server.connect().expect("answered")).collect();
+    for id in &refused {
+        assert!(server.wants_close(*id));
+        assert!(!server.pending(*id).is_empty(), "told why");
+    }
+    assert!(server.connect().is_none(), "2 sessions and 2 closing: no more");
+    for id in refused {
+        server.disconnect(id);
+    }
+    server.disconnect(a.id);
+    assert!(MemoryClient::connect(&mut server, &CLIENT_SECRET).is_some(), "a freed slot is usable");
 }
 
 #[test]

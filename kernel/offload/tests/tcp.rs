@@ -2,11 +2,12 @@
 
 mod common;
 
-use std::net::{TcpListener, UdpSocket};
+use std::io::{ErrorKind, Read, Write};
+use std::net::{TcpListener, TcpStream, UdpSocket};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::thread;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use common::*;
 use jos_abi::signature::sha256;
@@ -106,16 +107,91 @@ fn push_invoke_and_cached_invoke_over_tcp() {
 }
 
 #[test]
-fn unknown_key_gets_a_closed_connection_and_nothing_else() {
+fn unknown_key_is_told_permission_denied_and_the_connection_closes() {
     let device = Device::start();
-    assert!(TcpClient::connect(&device, &STRANGER_SECRET).is_none());
+    let device_key = jos_offload::noise::public_key(&DEVICE_SECRET);
+    match Client::connect(device.tcp, &STRANGER_SECRET, &device_key, Duration::from_secs(30)) {
+        Err(jos_offload::host::ConnectError::Denied { code, message, .. }) => {
+            assert_eq!(code, jos_abi::ErrorCode::PermissionDenied, "{message}");
+        }
+        other => panic!("expected PermissionDenied, got {:?}", other.err()),
+    }
     let mut bystander = TcpClient::connect(&device, &CLIENT_SECRET).expect("trusted client still gets in");
     bystander.send(&Message::Ping { nonce: 3 });
     assert_eq!(bystander.next(), Some(Reply::Pong(3)));
     drop(bystander);
     let counters = device.stop();
-    assert_eq!(counters.dropped_unauthenticated, 1);
+    assert_eq!(counters.hellos_refused, 1);
     assert_eq!(counters.sessions_opened, 1);
+}
+
+/// Reads until the device closes `stream` (end of file or reset) or `wait` passes; returns
+/// the bytes read and whether it closed.
+fn read_until_closed(stream: &mut TcpStream, wait: Duration) -> (Vec<u8>, bool) {
+    let deadline = Instant::now() + wait;
+    let mut bytes = Vec::new();
+    let mut buffer = [0u8; 4096];
+    while Instant::now() < deadline {
+        stream.set_read_timeout(Some(Duration::from_millis(100))).unwrap();
+        match stream.read(&mut buffer) {
+            Ok(0) => return (bytes, true),
+            Ok(len) => bytes.extend_from_slice(&buffer[..len]),
+            Err(error) if matches!(error.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {}
+            Err(_) => return (bytes, true),
+        }
+    }
+    (bytes, false)
+}
+
+#[test]
+fn eight_stalled_connections_do_not_lock_out_a_trusted_client() {
+    // Eight connections that each send half a frame header's worth of a Hello and stall.
+    let device = Device::start();
+    let mut stalled: Vec<TcpStream> = (0..8)
+        .map(|_| {
+            let mut stream = TcpStream::connect(device.tcp).unwrap();
+            stream.write_all(&[0x60, 0x00, 0x01]).unwrap();
+            stream
+        })
+        .collect();
+    thread::sleep(Duration::from_millis(200));
+    let started = Instant::now();
+    let mut client = TcpClient::connect(&device, &CLIENT_SECRET).expect("a trusted client gets a session");
+    client.send(&Message::Ping { nonce: 8 });
+    assert_eq!(client.next(), Some(Reply::Pong(8)));
+    assert!(started.elapsed() < Duration::from_secs(2), "promptly: {:?}", started.elapsed());
+    // The oldest stalled connection made room: it was told Busy (in clear) and closed.
+    let (answer, closed) = read_until_closed(&mut stalled[0], Duration::from_secs(2));
+    assert!(closed, "the evicted connection is closed");
+    let mut answer = answer;
+    let frames = take_frames(&mut answer);
+    assert!(
+        matches!(frames.first().map(|frame| Message::parse(frame)), Some(Ok(Message::Error { code: jos_abi::ErrorCode::Busy, .. }))),
+        "{frames:?}"
+    );
+    drop(client);
+    device.stop();
+}
+
+#[test]
+fn a_client_that_sends_pings_and_never_reads_is_disconnected() {
+    let device = Device::start();
+    let mut flooder = TcpClient::connect(&device, &CLIENT_SECRET).expect("handshake");
+    // 40 000 Pings, about 1.3 MB of Pongs if they were all kept: written from a thread, since
+    // the device stops reading them once it has closed the session.
+    let frames: Vec<u8> = (0..40_000u64).flat_map(|nonce| flooder.inner.seal(&Message::Ping { nonce })).collect();
+    let mut writer = flooder.inner.stream().try_clone().unwrap();
+    let sender = thread::spawn(move || writer.write_all(&frames).is_ok());
+    let sent_all = sender.join().unwrap();
+    // The device dropped the session: the stream ends (the Pongs that made it are discarded).
+    let (_, closed) = read_until_closed(flooder.inner.stream(), Duration::from_secs(10));
+    assert!(closed || !sent_all, "the connection of a client that does not read is closed");
+    let mut other = TcpClient::connect(&device, &CLIENT2_SECRET).expect("others are served");
+    other.send(&Message::Ping { nonce: 1 });
+    assert_eq!(other.next(), Some(Reply::Pong(1)));
+    drop((flooder, other));
+    let counters = device.stop();
+    assert_eq!(counters.outbox_overflows, 1, "{counters:?}");
 }
 
 #[test]
@@ -176,7 +252,7 @@ fn long_job_sends_progress_while_discovery_and_other_sessions_answer() {
 
     let udp = UdpSocket::bind("127.0.0.1:0").unwrap();
     udp.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
-    let mut probe = [0u8; 16];
+    let mut probe = [0u8; wire::discovery::PROBE_LEN];
     Probe { nonce: 42 }.emit(&mut probe).unwrap();
     udp.send_to(&probe, device.udp).unwrap();
     let mut datagram = [0u8; 512];

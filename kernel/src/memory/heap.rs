@@ -2,11 +2,17 @@
 //! the end of the ARM's memory as the mailbox reports it, with usage counters. A failed
 //! allocation is counted and logged before Rust's allocation-error path panics with the size,
 //! so it is always reported, never a silent hang.
+//!
+//! Jobs never get the last [`RESERVE`] bytes: [`JOB_HEAP`] is the meter the wasm sandbox and the
+//! native loader check before they let a job's memory grow or compile a module (the
+//! allocations that fail gracefully), so that the kernel's own allocations (which would panic)
+//! always find memory.
 
 use core::alloc::{GlobalAlloc, Layout};
 use core::ptr::NonNull;
 
 use jos_kcore::heap_stats::HeapStats;
+use jos_runtime::host::HeapMeter;
 use linked_list_allocator::Heap;
 
 use crate::sync::IrqLock;
@@ -47,6 +53,27 @@ impl KernelHeap {
     /// A copy of the counters.
     pub fn stats(&self) -> HeapStats {
         self.inner.try_lock(|(_, stats)| *stats).unwrap_or_default()
+    }
+}
+
+/// Heap bytes jobs and the modules they run never take: what the kernel keeps for the network,
+/// sessions and their push buffers, job results and logs (docs/security.md "Resource limits:
+/// jobs").
+pub const RESERVE: usize = 16 << 20;
+
+/// The heap as jobs see it: free bytes minus [`RESERVE`].
+pub struct JobHeap;
+
+/// The meter handed to the wasm sandbox and used by the native loader.
+pub static JOB_HEAP: JobHeap = JobHeap;
+
+impl HeapMeter for JobHeap {
+    fn available(&self) -> usize {
+        HEAP.stats().free().saturating_sub(RESERVE)
+    }
+
+    fn used(&self) -> usize {
+        HEAP.stats().used
     }
 }
 

@@ -1,6 +1,7 @@
 //! Fault and panic reports (the debug manager's last words). A CPU exception prints its kind,
 //! the faulting PC, the fault status/address registers, every register and a stack dump on the
-//! UART and the screen; a panic prints its location and message. Then the kernel halts, or
+//! UART and the screen; a panic prints its location and message. Then the kernel halts (blinking
+//! the fault code on the activity LED, `services::led::fault_blink`), or
 //! reboots through the PM watchdog when the policy says so ([`set_policy`]; the default is
 //! halt; the console command `on-fault reboot` changes it).
 
@@ -8,6 +9,8 @@ use core::fmt::{self, Write};
 use core::sync::atomic::{AtomicBool, AtomicU8, Ordering};
 
 use crate::arch::exceptions::{ExceptionKind, FaultRegisters, TrapFrame};
+use jos_kcore::led::FaultCode;
+
 use crate::board::bcm2835::{CONSOLE, WATCHDOG};
 
 /// What happens after a fault or panic report.
@@ -48,11 +51,11 @@ impl Write for Report {
     }
 }
 
-fn finish() -> ! {
+fn finish(code: FaultCode) -> ! {
     match policy() {
         FaultPolicy::Halt => {
-            let _ = writeln!(Report, "jos: halted");
-            crate::arch::halt()
+            let _ = writeln!(Report, "jos: halted (activity LED: fault code {})", code as u8);
+            crate::services::led::fault_blink(code)
         }
         FaultPolicy::Reboot => {
             let _ = writeln!(Report, "jos: rebooting through the watchdog");
@@ -110,7 +113,12 @@ pub fn report(kind: ExceptionKind, frame: &TrapFrame, registers: &FaultRegisters
             let _ = writeln!(out, "  stack: sp={sp:#010x} is outside the kernel stacks; no dump");
         }
     }
-    finish()
+    finish(match kind {
+        ExceptionKind::UndefinedInstruction => FaultCode::UndefinedInstruction,
+        ExceptionKind::PrefetchAbort => FaultCode::PrefetchAbort,
+        ExceptionKind::DataAbort => FaultCode::DataAbort,
+        _ => FaultCode::Other,
+    })
 }
 
 #[panic_handler]
@@ -129,5 +137,5 @@ fn panic(info: &core::panic::PanicInfo) -> ! {
             let _ = writeln!(out, "\nPANIC: {}", info.message());
         }
     }
-    finish()
+    finish(FaultCode::Panic)
 }

@@ -4,6 +4,7 @@
 pub mod executive;
 pub mod fault;
 pub mod jobio;
+pub mod led;
 pub mod log;
 pub mod native;
 pub mod screen;

@@ -13,7 +13,6 @@
 
 use alloc::format;
 use alloc::string::String;
-use alloc::vec;
 use alloc::vec::Vec;
 use core::cell::UnsafeCell;
 use core::sync::atomic::{AtomicBool, AtomicU32, Ordering};
@@ -615,7 +614,14 @@ pub fn start(
     if limits.memory != 0 && memory_len > limits.memory as usize {
         return Err(JobResult::rejected(LoadError::Limit(jos_runtime::LimitKind::MemoryPages)));
     }
-    let mut region = vec![0u8; memory_len + align];
+    // The region comes from the heap only if the device keeps its reserve (a failed allocation
+    // here would end the kernel, not the job).
+    let region_len = memory_len.saturating_add(align);
+    let mut region = Vec::new();
+    if region_len > jos_runtime::host::HeapMeter::available(&crate::memory::heap::JOB_HEAP) || region.try_reserve_exact(region_len).is_err() {
+        return Err(JobResult::rejected(LoadError::Limit(jos_runtime::LimitKind::DeviceMemory)));
+    }
+    region.resize(region_len, 0);
     let dispatch = dispatch_table();
     let loaded = match jos_runtime::native::load_verified(blob, &mut region, &dispatch, &mut KernelCache) {
         Ok(loaded) => loaded,

@@ -1,4 +1,4 @@
-//! The network manager: a smoltcp interface over the CDC-ECM device, DHCPv4 with a static
+//! The network manager: a smoltcp interface over the USB Ethernet device (CDC-ECM or SMSC LAN95xx), DHCPv4 with a static
 //! fallback, ARP and ICMP echo (answered by smoltcp), and the UDP and TCP echo services.
 //! [`poll`] runs from the executive every minor frame; it never waits.
 //!
@@ -7,6 +7,8 @@
 //! stack sees them, so a flood to a closed port draws no ICMP replies. A plain unicast UDP echo
 //! request is answered by the pre-filter's fast path straight from the received frame
 //! (`jos_kcore::net`, docs/network.md "The echo fast path"); anything unusual goes to smoltcp.
+//! An echo request from a well-known port (1..1024) is dropped and counted (`echo_loops`): its
+//! answer could start a loop with another host's echo or chargen service.
 
 use core::cell::UnsafeCell;
 use core::fmt::Write;
@@ -22,7 +24,7 @@ use smoltcp::wire::{EthernetAddress, HardwareAddress, IpAddress, IpCidr, Ipv4Add
 
 use jos_kcore::net::{classify, echo_reply_unchecked, Local, Verdict};
 
-use crate::board::bcm2835::usb::ecm::{self, EcmDevice};
+use crate::board::bcm2835::usb::ethernet::{self, EthernetDevice};
 use crate::board::bcm2835::usb::{hal, Slot};
 
 /// Socket counts and buffer sizes, in one place.
@@ -35,8 +37,9 @@ pub mod sizes {
     pub const TCP_SOCKETS: usize = 2;
     /// TCP echo: receive and transmit buffer bytes per socket.
     pub const TCP_BUFFER: usize = 16 * 1024;
-    /// Offload sessions: TCP sockets listening on port 4748 (sessions served at once).
-    pub const OFFLOAD_TCP_SOCKETS: usize = crate::services::offload::SESSIONS;
+    /// Offload sessions: TCP sockets listening on port 4748 (the sessions served at once, and
+    /// two more: `services::offload::LISTENERS`).
+    pub const OFFLOAD_TCP_SOCKETS: usize = crate::services::offload::LISTENERS;
     /// Offload sessions: receive and transmit buffer bytes per socket.
     pub const OFFLOAD_TCP_BUFFER: usize = 16 * 1024;
     /// Offload discovery: payload bytes per direction.
@@ -66,6 +69,9 @@ pub mod sizes {
 pub const UDP_ECHO_PORT: u16 = 7;
 /// TCP echo service port.
 pub const TCP_ECHO_PORT: u16 = 7;
+/// A TCP echo connection whose peer sends nothing (not even an ACK) for this long is reset
+/// (smoltcp's socket timeout), so a silent stranger cannot keep the two echo sockets.
+pub const TCP_ECHO_TIMEOUT: smoltcp::time::Duration = smoltcp::time::Duration::from_secs(30);
 /// UDP ports the stack listens on (echo, the DHCP client, offload discovery).
 const OPEN_UDP_PORTS: [u16; 3] = [UDP_ECHO_PORT, 68, jos_abi::wire::discovery::DISCOVERY_PORT];
 /// Without a DHCP lease after this long, the static configuration is applied.
@@ -88,13 +94,15 @@ pub enum AddressState {
     Dhcp,
     /// The static fallback after a DHCP timeout.
     Static,
+    /// The fixed address of the boot configuration (`jos-cli provision --static`): no DHCP.
+    Configured,
 }
 
 /// The network manager's counters.
 #[derive(Clone, Copy, Debug, Default)]
 pub struct Counters {
     /// Link counters from the Ethernet driver.
-    pub link: ecm::Counters,
+    pub link: ethernet::Counters,
     /// Malformed frames dropped (bad IPv4 header or checksum, bad UDP length or checksum).
     pub malformed: u64,
     /// IPv4 fragments dropped (no reassembly: datagrams must fit one frame).
@@ -107,6 +115,9 @@ pub struct Counters {
     pub udp_echoes: u64,
     /// UDP echo replies that did not fit the transmit buffer (dropped).
     pub udp_echo_drops: u64,
+    /// UDP echo requests from a well-known source port (1..1024) dropped: answering could start
+    /// an endless exchange with another host's echo, chargen or other answering service.
+    pub echo_loops: u64,
     /// TCP echo bytes sent back.
     pub tcp_echo_bytes: u64,
     /// TCP connections accepted.
@@ -116,7 +127,7 @@ pub struct Counters {
 }
 
 struct Net {
-    device: EcmDevice,
+    device: EthernetDevice,
     iface: Interface,
     sockets: SocketSet<'static>,
     dhcp: SocketHandle,
@@ -200,7 +211,7 @@ pub enum InitError {
 
 /// Builds the interface and sockets over the enumerated Ethernet device.
 pub fn init(log: fn(core::fmt::Arguments)) -> Result<(), InitError> {
-    if ecm::DEVICE.with(|_| ()).is_none() {
+    if ethernet::DEVICE.with(|_| ()).is_none() {
         return Err(InitError::NoDevice);
     }
     if STORAGE_TAKEN.swap(true, Ordering::AcqRel) {
@@ -209,16 +220,16 @@ pub fn init(log: fn(core::fmt::Arguments)) -> Result<(), InitError> {
     // SAFETY: STORAGE_TAKEN was false, so this is the only reference ever made to the storage.
     let storage: &'static mut Storage = unsafe { &mut *STORAGE.0.get() };
     // Move the device out of the driver's slot: the network manager owns it from now on.
-    let Some(mut ecm_device) = ecm::DEVICE.take() else {
+    let Some(mut ethernet_device) = ethernet::DEVICE.take() else {
         return Err(InitError::NoDevice);
     };
     // The pre-filter (`classify`, in `poll`) drops every frame with a wrong IPv4 header or UDP
     // checksum before smoltcp sees it: smoltcp need not verify them again.
-    ecm_device.rx_checksums_checked();
+    ethernet_device.rx_checksums_checked();
     let started = hal::now_micros();
-    let mut config = Config::new(HardwareAddress::Ethernet(EthernetAddress(ecm_device.mac())));
-    config.random_seed = started ^ u64::from_le_bytes([ecm_device.mac()[0], ecm_device.mac()[1], ecm_device.mac()[2], ecm_device.mac()[3], ecm_device.mac()[4], ecm_device.mac()[5], 0x5a, 0xa5]);
-    let iface = Interface::new(config, &mut ecm_device, now(started));
+    let mut config = Config::new(HardwareAddress::Ethernet(EthernetAddress(ethernet_device.mac())));
+    config.random_seed = started ^ u64::from_le_bytes([ethernet_device.mac()[0], ethernet_device.mac()[1], ethernet_device.mac()[2], ethernet_device.mac()[3], ethernet_device.mac()[4], ethernet_device.mac()[5], 0x5a, 0xa5]);
+    let iface = Interface::new(config, &mut ethernet_device, now(started));
     let mut sockets = SocketSet::new(&mut storage.sockets[..]);
     let dhcp = sockets.add(dhcpv4::Socket::new());
     let mut udp_socket = udp::Socket::new(
@@ -232,7 +243,9 @@ pub fn init(log: fn(core::fmt::Arguments)) -> Result<(), InitError> {
     let mut tcp_tx = storage.tcp_tx.iter_mut();
     let tcp = core::array::from_fn(|_| {
         let (Some(rx), Some(tx)) = (tcp_rx.next(), tcp_tx.next()) else { unreachable!("one buffer pair per socket") };
-        sockets.add(tcp::Socket::new(tcp::SocketBuffer::new(&mut rx[..]), tcp::SocketBuffer::new(&mut tx[..])))
+        let mut socket = tcp::Socket::new(tcp::SocketBuffer::new(&mut rx[..]), tcp::SocketBuffer::new(&mut tx[..]));
+        socket.set_timeout(Some(TCP_ECHO_TIMEOUT));
+        sockets.add(socket)
     });
     if crate::services::offload::enabled() {
         // The offload service's sockets: discovery on UDP 4747, one TCP 4748 listener per session.
@@ -247,12 +260,7 @@ pub fn init(log: fn(core::fmt::Arguments)) -> Result<(), InitError> {
         let sessions = core::array::from_fn(|_| {
             let (Some(rx), Some(tx)) = (rx.next(), tx.next()) else { unreachable!("one buffer pair per socket") };
             let mut socket = tcp::Socket::new(tcp::SocketBuffer::new(&mut rx[..]), tcp::SocketBuffer::new(&mut tx[..]));
-            // A peer that vanished without a FIN or RST (its host crashed or forgot the
-            // connection while the link was down) is found by keep-alives and aborted, which
-            // frees its session (docs/network.md "Fault injection"). Both settings outlive
-            // `listen` and `close`.
-            socket.set_keep_alive(Some(smoltcp::time::Duration::from_millis(crate::services::offload::KEEP_ALIVE_MS)));
-            socket.set_timeout(Some(smoltcp::time::Duration::from_millis(crate::services::offload::PEER_TIMEOUT_MS)));
+            crate::services::offload::configure_socket(&mut socket);
             sockets.add(socket)
         });
         crate::services::offload::attach(discovery, sessions);
@@ -272,7 +280,7 @@ pub fn init(log: fn(core::fmt::Arguments)) -> Result<(), InitError> {
         ))
     });
     let net = Net {
-        device: ecm_device,
+        device: ethernet_device,
         iface,
         sockets,
         dhcp,
@@ -464,6 +472,11 @@ impl Net {
                     self.device.discard();
                     continue;
                 }
+                Verdict::EchoLoop => {
+                    self.counters.echo_loops += 1;
+                    self.device.discard();
+                    continue;
+                }
                 Verdict::Echo => {
                     if self.echo_fast(&local) {
                         continue;
@@ -491,6 +504,25 @@ impl Net {
     }
 
     fn dhcp(&mut self, now_us: u64) {
+        if self.state == AddressState::Configured {
+            return;
+        }
+        if let Some(jos_abi::config::Network::Static { address, prefix_len, gateway }) =
+            crate::services::offload::configured_network()
+        {
+            // The boot configuration fixes the address: no DHCP socket, no fallback.
+            let cidr = Ipv4Cidr::new(Ipv4Address::from_octets(address), prefix_len);
+            let router = (gateway != [0; 4]).then(|| Ipv4Address::from_octets(gateway));
+            self.sockets.remove(self.dhcp);
+            self.configure(cidr, router, AddressState::Configured);
+            let mut line = Line::new();
+            let _ = write!(line, "net: ip {cidr} via static (boot configuration)");
+            if let Some(router) = router {
+                let _ = write!(line, " gateway {router}");
+            }
+            (self.log)(format_args!("{}", line.as_str()));
+            return;
+        }
         let event = self.sockets.get_mut::<dhcpv4::Socket>(self.dhcp).poll();
         match event {
             Some(dhcpv4::Event::Configured(config)) => {
@@ -635,11 +667,17 @@ impl Net {
             Some(address) => write!(line, "{address} {}", match self.state {
                 AddressState::Dhcp => "dhcp",
                 AddressState::Static => "static",
+                AddressState::Configured => "configured",
                 AddressState::Discovering => "-",
             }),
             None => write!(line, "asking DHCP"),
         };
-        let drops = self.counters.malformed + self.counters.fragments + self.counters.closed_port + link.rx.runts + self.counters.udp_echo_drops;
+        let drops = self.counters.malformed
+            + self.counters.fragments
+            + self.counters.closed_port
+            + link.rx.runts
+            + self.counters.udp_echo_drops
+            + self.counters.echo_loops;
         let _ = write!(
             line,
             " rx {} tx {} drop {} err {}",
@@ -659,14 +697,18 @@ impl Net {
         self.write_status(&mut line);
         crate::services::status::set_network_line(format_args!("{}", line.as_str()));
         let link = self.device.counters();
-        let key = (link.rx.frames + link.rx.runts + link.rx.errors, link.tx.frames + link.tx.errors, self.counters.malformed + self.counters.fragments + self.counters.closed_port);
+        let key = (
+            link.rx.frames + link.rx.runts + link.rx.errors,
+            link.tx.frames + link.tx.errors,
+            self.counters.malformed + self.counters.fragments + self.counters.closed_port + self.counters.echo_loops,
+        );
         if key == self.reported {
             return;
         }
         self.reported = key;
         let c = self.counters;
         (self.log)(format_args!(
-            "net: stats rx {} ({} B) tx {} ({} B) runts {} malformed {} fragments {} closed_port {} broadcast {} rx_err {} tx_err {} tx_busy {} udp_echo {} udp_drop {} tcp_conn {} tcp_bytes {} busy_us {} at_us {}",
+            "net: stats rx {} ({} B) tx {} ({} B) runts {} malformed {} fragments {} closed_port {} broadcast {} rx_err {} tx_err {} tx_busy {} udp_echo {} udp_drop {} echo_loop {} tcp_conn {} tcp_bytes {} busy_us {} at_us {}",
             link.rx.frames,
             link.rx.bytes,
             link.tx.frames,
@@ -681,6 +723,7 @@ impl Net {
             link.tx.full,
             c.udp_echoes,
             c.udp_echo_drops,
+            c.echo_loops,
             c.tcp_connections,
             c.tcp_echo_bytes,
             c.busy_us,
@@ -725,4 +768,10 @@ impl Write for Line {
         self.length += take;
         Ok(())
     }
+}
+
+/// Whether the network has an IPv4 address (DHCP lease or static fallback); `None` when the
+/// network manager did not start (no Ethernet device). For the status LED.
+pub fn has_address() -> Option<bool> {
+    NET.with(|net| net.address.is_some())
 }

@@ -3,12 +3,19 @@
 //! and runs the current job in fuel slices for part of every executive frame ([`poll`]).
 //!
 //! A missing or corrupt configuration is reported on the console and the screen; the service then
-//! stays off, so the device accepts nothing (no socket is opened). Native blobs run through
+//! stays off, so the device accepts nothing (no socket is opened).
+//!
+//! Sessions hold no resource a stranger can keep (docs/security.md, "Resource limits: sessions
+//! and unauthenticated traffic"): [`LISTENERS`] sockets listen for [`SESSIONS`] sessions, so a
+//! new connection always finds one and the server can evict a stalled handshake for it; the
+//! server's deadlines run every frame ([`poll`]); a socket left half-open or closing too long is
+//! reset here; smoltcp's keep-alive and timeout find peers that vanished. Native blobs run through
 //! `services::native` (adverts list `wasm` and `native-armv6`), in steps that the executive's
 //! frame tick preempts, so the network task runs in every frame while a blob computes.
 
 use alloc::vec::Vec;
 use core::fmt::Write as _;
+use core::net::{IpAddr, Ipv4Addr};
 
 use jos_abi::config::{PortRange, CONFIG_ADDRESS, CONFIG_MAX_LEN};
 use jos_abi::syscall::Endpoint;
@@ -20,20 +27,31 @@ use jos_offload::{DeviceConfig, Entropy, Platform, Server, ServerOptions, Sessio
 use jos_runtime::Capabilities;
 use smoltcp::iface::{SocketHandle, SocketSet};
 use smoltcp::socket::{tcp, udp};
+use smoltcp::time::Duration;
 
 use crate::board::bcm2835::usb::Slot;
 use crate::services::jobio::JobDevices;
 use crate::{error, info};
 use crate::board::bcm2835::{RNG, TIMER};
 
-/// TCP sessions served at once (one listening socket each).
+/// TCP sessions served at once (`ServerOptions::max_sessions`).
 pub const SESSIONS: usize = 8;
-/// Keep-alive interval of an idle session's TCP connection, in milliseconds: the device sends a
-/// keep-alive when it has heard nothing from the client for this long.
-pub const KEEP_ALIVE_MS: u64 = 10_000;
-/// A session's TCP connection is aborted (and its session freed) when the client sent nothing,
-/// not even the answer to a keep-alive, for this many milliseconds: its host is gone.
-pub const PEER_TIMEOUT_MS: u64 = 30_000;
+/// TCP 4748 sockets listening: one per session and two more, so that a connection that arrives
+/// while every session is taken still finds a listener (smoltcp would reset it unanswered) and
+/// the server can evict the oldest unauthenticated connection for it, or tell it `Busy`.
+pub const LISTENERS: usize = SESSIONS + 2;
+/// smoltcp keep-alive on session sockets: an idle connection is probed this often, so a peer
+/// that vanished (no FIN, no RST) is found by [`TCP_TIMEOUT`] even while its job waits.
+pub const KEEP_ALIVE: Duration = Duration::from_secs(10);
+/// smoltcp timeout on session sockets: a peer that answers nothing (not even keep-alives or a
+/// SYN-ACK) for this long is reset.
+pub const TCP_TIMEOUT: Duration = Duration::from_secs(30);
+/// How long a socket may stay half-open (SYN received, handshake of TCP not finished) before it
+/// is reset and listens again: a SYN flood holds a listener this long at most.
+pub const HALF_OPEN_US: u64 = 3_000_000;
+/// How long a socket the device closed may take to finish closing (the peer reads what was
+/// sent and closes its side) before it is reset and listens again.
+pub const LINGER_US: u64 = 500_000;
 /// Most fuel per slice: the job returns to the loop at least this often (about 0.7 ms of MD5 on
 /// the ARM1176; slices are normally cut to the time left in the frame, see [`poll`]).
 pub const SLICE_FUEL: u64 = 100_000;
@@ -156,6 +174,10 @@ impl Platform for KernelPlatform {
         u32::try_from(heap.size.saturating_sub(heap.used)).unwrap_or(u32::MAX)
     }
 
+    fn heap_meter(&self) -> Option<&'static dyn jos_runtime::host::HeapMeter> {
+        Some(&crate::memory::heap::JOB_HEAP)
+    }
+
     fn now_us(&self) -> u64 {
         TIMER.now_micros()
     }
@@ -188,17 +210,42 @@ impl Platform for KernelPlatform {
     }
 }
 
+/// Why a session socket with no session is not listening, and since when.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Waiting {
+    /// SYN received, TCP handshake not finished.
+    HalfOpen(u64),
+    /// The device closed it; the peer has not finished closing.
+    Closing(u64),
+}
+
 struct Service {
     server: Server<KernelPlatform>,
     udp: Option<SocketHandle>,
-    tcp: [Option<SocketHandle>; SESSIONS],
-    sessions: [Option<SessionId>; SESSIONS],
+    tcp: [Option<SocketHandle>; LISTENERS],
+    sessions: [Option<SessionId>; LISTENERS],
+    waiting: [Option<Waiting>; LISTENERS],
+    /// Sockets reset after [`HALF_OPEN_US`] half-open.
+    half_open_resets: u64,
+    /// Sockets reset after [`LINGER_US`] closing.
+    linger_resets: u64,
     last_status: (u64, u64),
+    /// The figures of the guard line last shown.
+    last_guard: [u64; 12],
     /// Fuel per millisecond the job's slices ran at (see [`poll`]).
     fuel_per_ms: u64,
 }
 
 static SERVICE: Slot<Service> = Slot::new();
+
+/// The network settings of the boot configuration (`None`: no valid configuration).
+static NETWORK: crate::sync::IrqLock<Option<jos_abi::config::Network>> = crate::sync::IrqLock::new(None);
+
+/// How the boot configuration says the device gets its address (`jos-cli provision --dhcp` or
+/// `--static`); `None` without a valid configuration. Read by the network manager.
+pub fn configured_network() -> Option<jos_abi::config::Network> {
+    NETWORK.lock(|network| *network)
+}
 
 /// Reads and checks the boot configuration; starts the service if it is valid. Returns whether
 /// the service runs.
@@ -215,6 +262,12 @@ pub fn init() -> bool {
             return false;
         }
     };
+    if let Some(network) = jos_abi::config::Config::new_checked(window)
+        .ok()
+        .and_then(|checked| jos_abi::config::ConfigRepr::parse(&checked).ok().map(|repr| repr.network))
+    {
+        NETWORK.lock(|slot| *slot = Some(network));
+    }
     info!(
         "offload: device {:?}, {} client key(s), {} signer(s), module cap {} bytes, queue {}",
         config.name,
@@ -224,6 +277,14 @@ pub fn init() -> bool {
         config.policy.queue_len
     );
     let options = ServerOptions { slice_fuel: SLICE_FUEL, max_sessions: SESSIONS, ..ServerOptions::default() };
+    info!(
+        "offload: {} sessions on {} listeners; handshake deadline {} ms, idle timeout {} s, outbox cap {} KiB",
+        SESSIONS,
+        LISTENERS,
+        options.handshake_timeout_us / 1000,
+        options.idle_timeout_us / 1_000_000,
+        options.max_outbox / 1024
+    );
     let platform = KernelPlatform { job_ports: config.policy.job_ports };
     info!("offload: job ports {}..={}", platform.job_ports.first, platform.job_ports.last);
     let server = Server::new(config, options, platform, &ENTROPY);
@@ -233,9 +294,13 @@ pub fn init() -> bool {
     SERVICE.put(Service {
         server,
         udp: None,
-        tcp: [None; SESSIONS],
-        sessions: [None; SESSIONS],
+        tcp: [None; LISTENERS],
+        sessions: [None; LISTENERS],
+        waiting: [None; LISTENERS],
+        half_open_resets: 0,
+        linger_resets: 0,
         last_status: (0, 0),
+        last_guard: [u64::MAX; 12],
         fuel_per_ms: INITIAL_FUEL_PER_MS,
     })
 }
@@ -245,8 +310,15 @@ pub fn enabled() -> bool {
     SERVICE.with(|_| ()).is_some()
 }
 
+/// Sets smoltcp's keep-alive and timeout on a session socket (the network manager calls it for
+/// each of the [`LISTENERS`] when it makes them; they survive `listen` and `abort`).
+pub fn configure_socket(socket: &mut tcp::Socket<'_>) {
+    socket.set_keep_alive(Some(KEEP_ALIVE));
+    socket.set_timeout(Some(TCP_TIMEOUT));
+}
+
 /// Hands the service its sockets (called once by the network manager).
-pub fn attach(udp: SocketHandle, tcp: [SocketHandle; SESSIONS]) {
+pub fn attach(udp: SocketHandle, tcp: [SocketHandle; LISTENERS]) {
     SERVICE.with(|service| {
         service.udp = Some(udp);
         service.tcp = tcp.map(Some);
@@ -260,8 +332,9 @@ pub fn print_counters() {
         let status = service.server.status();
         let c = status.counters;
         crate::kprintln!(
-            "offload: counters sessions={} sessions_opened={} sessions_killed={} replays_refused={} dropped_unauthenticated={} errors_sent={} pushes_ok={} jobs_ok={} jobs_failed={} jobs_aborted={} adverts_sent={}",
+            "offload: counters sessions={} waiting={} sessions_opened={} sessions_killed={} replays_refused={} dropped_unauthenticated={} errors_sent={} pushes_ok={} jobs_ok={} jobs_failed={} jobs_aborted={} adverts_sent={} handshake_timeouts={} idle_timeouts={} evicted={} refused_busy={} outbox_overflows={} flush_timeouts={} hellos_refused={} hellos_rate_limited={} probes_rate_limited={} probes_too_short={} half_open_resets={} linger_resets={}",
             status.sessions,
+            status.waiting,
             c.sessions_opened,
             c.sessions_killed,
             c.replays_refused,
@@ -271,7 +344,19 @@ pub fn print_counters() {
             c.jobs_ok,
             c.jobs_failed,
             c.jobs_aborted,
-            c.adverts_sent
+            c.adverts_sent,
+            c.handshake_timeouts,
+            c.idle_timeouts,
+            c.evicted,
+            c.refused_busy,
+            c.outbox_overflows,
+            c.flush_timeouts,
+            c.hellos_refused,
+            c.hellos_rate_limited,
+            c.probes_rate_limited,
+            c.probes_too_short,
+            service.half_open_resets,
+            service.linger_resets
         );
     });
     if printed.is_none() {
@@ -292,6 +377,9 @@ pub fn serve(sockets: &mut SocketSet<'_>) {
 /// next frame tick preempts it (or it yields or ends).
 pub fn poll() {
     SERVICE.with(|service| {
+        // The deadlines of sessions (here rather than in `serve`, which runs on every network
+        // poll: the echo path does not pay for them).
+        service.server.expire();
         let mut first = true;
         loop {
             let left = crate::services::executive::micros_left_in_frame().saturating_sub(FRAME_RESERVE_MICROS);
@@ -342,27 +430,50 @@ impl Service {
                 let mut datagram = [0u8; 512];
                 let mut advert = [0u8; Server::<KernelPlatform>::MAX_ADVERT_LEN];
                 while let Ok((len, metadata)) = socket.recv_slice(&mut datagram) {
-                    if let Some(reply) = self.server.discovery(&datagram[..len], &mut advert) {
+                    let source = IpAddr::from(metadata.endpoint.addr);
+                    if let Some(reply) = self.server.discovery_from(source, &datagram[..len], &mut advert) {
                         let _ = socket.send_slice(&advert[..reply], metadata.endpoint);
                     }
                 }
             }
         }
-        for index in 0..SESSIONS {
+        for index in 0..LISTENERS {
             let Some(handle) = self.tcp[index] else { continue };
             let socket = sockets.get_mut::<tcp::Socket>(handle);
             if !socket.is_open() {
                 if let Some(id) = self.sessions[index].take() {
                     self.server.disconnect(id);
                 }
+                self.waiting[index] = None;
                 let _ = socket.listen(jos_abi::wire::OFFLOAD_PORT);
                 continue;
             }
             if self.sessions[index].is_none() {
-                if socket.state() != tcp::State::Established {
-                    continue;
+                match socket.state() {
+                    tcp::State::Listen => continue,
+                    tcp::State::Established if !matches!(self.waiting[index], Some(Waiting::Closing(_))) => {}
+                    _ => {
+                        // Half-open, or closing: reset it if it takes too long.
+                        let now = TIMER.now_micros();
+                        let waiting = *self.waiting[index].get_or_insert(Waiting::HalfOpen(now));
+                        let expired = match waiting {
+                            Waiting::HalfOpen(since) => now.saturating_sub(since) > HALF_OPEN_US,
+                            Waiting::Closing(since) => now.saturating_sub(since) > LINGER_US,
+                        };
+                        if expired {
+                            match waiting {
+                                Waiting::HalfOpen(_) => self.half_open_resets += 1,
+                                Waiting::Closing(_) => self.linger_resets += 1,
+                            }
+                            socket.abort();
+                            self.waiting[index] = None;
+                        }
+                        continue;
+                    }
                 }
-                match self.server.connect() {
+                let peer = socket.remote_endpoint().map_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED), |endpoint| endpoint.addr.into());
+                self.waiting[index] = None;
+                match self.server.connect_from(peer) {
                     Some(id) => self.sessions[index] = Some(id),
                     None => {
                         socket.abort();
@@ -371,6 +482,12 @@ impl Service {
                 }
             }
             let Some(id) = self.sessions[index] else { continue };
+            if self.server.wants_abort(id) {
+                self.server.disconnect(id);
+                self.sessions[index] = None;
+                socket.abort();
+                continue;
+            }
             if socket.can_recv() {
                 let mut chunk = [0u8; 2048];
                 while socket.can_recv() {
@@ -378,6 +495,12 @@ impl Service {
                         Ok(0) | Err(_) => break,
                         Ok(got) => self.server.receive(id, &chunk[..got]),
                     }
+                }
+                if self.server.wants_abort(id) {
+                    self.server.disconnect(id);
+                    self.sessions[index] = None;
+                    socket.abort();
+                    continue;
                 }
             }
             while socket.can_send() && !self.server.pending(id).is_empty() {
@@ -392,13 +515,50 @@ impl Service {
                 self.server.disconnect(id);
                 self.sessions[index] = None;
                 socket.close();
+                self.waiting[index] = Some(Waiting::Closing(TIMER.now_micros()));
             }
         }
+    }
+
+    /// The status screen's sessions and limits rows, when their figures changed: sessions in
+    /// use and waiting for a handshake; connections closed for a stalled handshake, idleness,
+    /// eviction, Busy (every session authenticated) or not reading; probes rate-limited and too
+    /// short; Hellos rate-limited and denied; echo requests dropped as loops (the network
+    /// manager's count).
+    fn guard(&mut self, status: &jos_offload::Status) {
+        let c = status.counters;
+        let loops = crate::services::net::counters().map_or(0, |net| net.echo_loops);
+        let figures = [
+            status.sessions as u64,
+            status.waiting as u64,
+            c.handshake_timeouts,
+            c.idle_timeouts,
+            c.evicted,
+            c.refused_busy,
+            c.outbox_overflows,
+            c.probes_rate_limited,
+            c.probes_too_short,
+            c.hellos_rate_limited,
+            c.hellos_refused,
+            loops,
+        ];
+        if figures == self.last_guard {
+            return;
+        }
+        self.last_guard = figures;
+        let [sessions, waiting, stalled, idle, evicted, busy, unread, probes, short, hellos, denied, loops] = figures;
+        crate::services::status::set_sessions_line(format_args!(
+            "{sessions}/{SESSIONS}, {waiting} waiting; closed: stall {stalled} idle {idle} evict {evicted} busy {busy} unread {unread}"
+        ));
+        crate::services::status::set_limits_line(format_args!(
+            "probes {probes} limited {short} short; hellos {hellos} limited {denied} denied; echo loops {loops}"
+        ));
     }
 
     /// The status screen's job line, when the figures changed.
     fn status(&mut self) {
         let status = self.server.status();
+        self.guard(&status);
         let figures = (status.counters.jobs_ok, status.counters.jobs_failed);
         let running = status.current.is_some();
         if figures == self.last_status && !running {

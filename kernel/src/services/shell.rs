@@ -1,7 +1,8 @@
 //! A small command line on the serial console: the UART's receive interrupt fills a ring buffer,
 //! and the executive's "shell" task assembles lines and runs commands (`help`, `status`,
 //! `tasks`, `executive`, `heap`, `stall MS`, `reboot`, and `panic` / `oom` / `overflow` to exercise the panic,
-//! allocation-failure and stack-guard paths). Echoes what it receives.
+//! allocation-failure and stack-guard paths, `vfp ...` to drive the VFP support code with a
+//! synthesised bounce). Echoes what it receives.
 
 extern crate alloc;
 
@@ -98,7 +99,7 @@ fn run(command: &str) {
     match command {
         "" => {}
         "help" => crate::kprintln!(
-            "commands: help, status, tasks, executive, heap, offload, stall MS, reboot, panic, oom, overflow, fault undef|abort, on-fault halt|reboot"
+            "commands: help, status, tasks, executive, heap, offload, board, led, stall MS, reboot, panic, oom, overflow, fault undef|abort, on-fault halt|reboot, vfp [set N X|fpscr X|bounce I [I2]|clear]"
         ),
         "executive" => {
             let stats = crate::services::executive::stats();
@@ -113,6 +114,8 @@ fn run(command: &str) {
             );
         }
         "status" => crate::services::status::print(),
+        "led" => crate::services::led::print(),
+        "board" => crate::print_board(),
         "offload" => crate::services::offload::print_counters(),
         "tasks" => crate::services::executive::for_each_task(|task| {
             crate::kprintln!(
@@ -182,6 +185,15 @@ fn run(command: &str) {
             crate::services::fault::set_policy(crate::services::fault::FaultPolicy::Reboot);
             crate::kprintln!("on-fault: reboot through the watchdog");
         }
+        "vfp" => {
+            let (fpsid, fpscr, fpexc) = crate::arch::vfp::system_registers();
+            crate::kprintln!(
+                "vfp: fpsid={fpsid:#010x} fpscr={fpscr:#010x} fpexc={fpexc:#010x} bounces={} refused={}",
+                crate::arch::vfp::BOUNCES.load(core::sync::atomic::Ordering::Relaxed),
+                crate::arch::vfp::REFUSED.load(core::sync::atomic::Ordering::Relaxed)
+            );
+        }
+        vfp if vfp.starts_with("vfp ") => vfp_command(&vfp[4..]),
         stall if stall.starts_with("stall ") => match stall[6..].parse::<u32>() {
             // Busy for whole frames: the executive must count the overrun and the missed frames.
             Ok(millis) if millis <= 1000 => {
@@ -191,6 +203,87 @@ fn run(command: &str) {
             _ => crate::kprintln!("usage: stall MS (at most 1000)"),
         },
         other => crate::kprintln!("unknown command `{other}`; try help"),
+    }
+}
+
+/// Operands staged by `vfp set` / `vfp fpscr` for the next `vfp bounce`.
+static VFP_STAGED: IrqLock<crate::arch::vfp::SyntheticBounce> =
+    IrqLock::new(crate::arch::vfp::SyntheticBounce { registers: [0; 32], fpscr: 0, fpinst: 0, fpinst2: 0, fpexc: 0 });
+
+/// `vfp bounce` runs so far (numbers the output lines).
+static VFP_RUNS: core::sync::atomic::AtomicU32 = core::sync::atomic::AtomicU32::new(0);
+
+fn hex(text: &str) -> Option<u32> {
+    u32::from_str_radix(text.strip_prefix("0x").unwrap_or(text), 16).ok()
+}
+
+/// `vfp set N X` (s<N> = X), `vfp fpscr X`, `vfp clear`, `vfp bounce FPINST [FPINST2]`: the
+/// QEMU test's way into the VFP support code (QEMU never bounces by itself). `bounce` puts the
+/// staged registers and FPSCR into the VFP, writes FPINST (and FPINST2 with FPEXC.FP2V), sets
+/// FPEXC.EX and takes the undefined-instruction exception as the core would, then prints what
+/// the support code left: `vfp-bounce K: fpscr=... fpexc=...` and `vfp-regs K: s0=... s31=...`
+/// (K counts the runs).
+fn vfp_command(arguments: &str) {
+    use crate::arch::vfp::{synthetic_bounce, BOUNCES};
+    use jos_vfp::fpexc;
+    let words: alloc::vec::Vec<&str> = arguments.split_whitespace().collect();
+    match words.as_slice() {
+        ["set", register, value] => match (register.parse::<usize>(), hex(value)) {
+            (Ok(register), Some(value)) if register < 32 => {
+                VFP_STAGED.lock(|staged| staged.registers[register] = value);
+                crate::kprintln!("vfp: s{register}={value:#010x}");
+            }
+            _ => crate::kprintln!("usage: vfp set N HEX (N from 0 to 31)"),
+        },
+        ["fpscr", value] => match hex(value) {
+            Some(value) => {
+                VFP_STAGED.lock(|staged| staged.fpscr = value);
+                crate::kprintln!("vfp: fpscr={value:#010x}");
+            }
+            None => crate::kprintln!("usage: vfp fpscr HEX"),
+        },
+        ["clear"] => {
+            VFP_STAGED.lock(|staged| {
+                staged.registers = [0; 32];
+                staged.fpscr = 0;
+            });
+            crate::kprintln!("vfp: cleared");
+        }
+        ["bounce", instructions @ ..] if !instructions.is_empty() && instructions.len() <= 2 => {
+            let (Some(first), second) = (hex(instructions[0]), instructions.get(1).map(|word| hex(word))) else {
+                crate::kprintln!("usage: vfp bounce FPINST [FPINST2] (hex)");
+                return;
+            };
+            let mut bounce = VFP_STAGED.lock(|staged| *staged);
+            bounce.fpinst = first;
+            bounce.fpexc = fpexc::EN | fpexc::EX;
+            match second {
+                Some(Some(word)) => {
+                    bounce.fpinst2 = word;
+                    bounce.fpexc |= fpexc::FP2V;
+                }
+                Some(None) => {
+                    crate::kprintln!("usage: vfp bounce FPINST [FPINST2] (hex)");
+                    return;
+                }
+                None => bounce.fpinst2 = 0,
+            }
+            synthetic_bounce(&mut bounce);
+            let number = VFP_RUNS.fetch_add(1, core::sync::atomic::Ordering::Relaxed) + 1;
+            crate::kprintln!(
+                "vfp-bounce {number}: fpscr={:#010x} fpexc={:#010x} bounces={}",
+                bounce.fpscr,
+                bounce.fpexc,
+                BOUNCES.load(core::sync::atomic::Ordering::Relaxed)
+            );
+            let mut line = alloc::format!("vfp-regs {number}:");
+            for (index, value) in bounce.registers.iter().enumerate() {
+                use core::fmt::Write;
+                let _ = write!(line, " s{index}={value:08x}");
+            }
+            crate::kprintln!("{line}");
+        }
+        _ => crate::kprintln!("usage: vfp [set N HEX | fpscr HEX | clear | bounce FPINST [FPINST2]]"),
     }
 }
 

@@ -1,11 +1,14 @@
 //! The status screen: the panel at the top of the screen with the jos version, board, memory,
 //! uptime, the executive's counters, and a network line and a job line that the network and
-//! job services fill in with [`set_network_line`] and [`set_job_line`], and the job area's
-//! printed line (row 7, a job's `screen_print`, [`set_print_line`]). Refreshed by the
-//! executive's "status" task; the same text can be printed on the console with [`print`].
+//! job services fill in with [`set_network_line`] and [`set_job_line`], the job area's
+//! printed line (row 7, a job's `screen_print`, [`set_print_line`]), and the offload service's
+//! guard rows (8 and 9: sessions and what the resource limits refused, [`set_sessions_line`],
+//! [`set_limits_line`]). Refreshed by the executive's "status" task; the same text can be
+//! printed on the console with [`print`].
 
 use core::fmt;
 
+use jos_kcore::console::STATUS_ROWS;
 use jos_kcore::text::Line;
 
 use crate::sync::IrqLock;
@@ -14,6 +17,10 @@ use crate::sync::IrqLock;
 pub const BANNER: &str = concat!("jos ", env!("CARGO_PKG_VERSION"), " serverkernel - BCM2835");
 
 const LINE: usize = 80;
+/// Panel row of the offload sessions line.
+const SESSIONS_ROW: usize = 8;
+/// Panel row of the offload limits line.
+const LIMITS_ROW: usize = 9;
 
 struct Lines {
     board: Line<LINE>,
@@ -21,6 +28,8 @@ struct Lines {
     job: Line<LINE>,
     print: Line<LINE>,
     verdict: Line<LINE>,
+    sessions: Line<LINE>,
+    limits: Line<LINE>,
 }
 
 static LINES: IrqLock<Lines> = IrqLock::new(Lines {
@@ -29,6 +38,8 @@ static LINES: IrqLock<Lines> = IrqLock::new(Lines {
     job: Line::new(),
     print: Line::new(),
     verdict: Line::new(),
+    sessions: Line::new(),
+    limits: Line::new(),
 });
 
 /// Sets the board line (once, at boot).
@@ -51,14 +62,26 @@ pub fn set_print_line(args: fmt::Arguments) {
     LINES.lock(|lines| lines.print.set(args));
 }
 
+/// Sets the sessions row (for the offload service: sessions in use and waiting, connections it
+/// closed and why).
+pub fn set_sessions_line(args: fmt::Arguments) {
+    LINES.lock(|lines| lines.sessions.set(args));
+}
+
+/// Sets the limits row (for the offload service: probes and Hellos refused by the rate limits,
+/// probes too short, echo loops dropped).
+pub fn set_limits_line(args: fmt::Arguments) {
+    LINES.lock(|lines| lines.limits.set(args));
+}
+
 /// Sets the self-test line.
 pub fn set_verdict_line(args: fmt::Arguments) {
     LINES.lock(|lines| lines.verdict.set(args));
 }
 
 /// Builds the panel's rows.
-fn rows() -> [Line<LINE>; 8] {
-    let mut rows = [Line::<LINE>::new(); 8];
+fn rows() -> [Line<LINE>; STATUS_ROWS] {
+    let mut rows = [Line::<LINE>::new(); STATUS_ROWS];
     let heap = crate::memory::heap::HEAP.stats();
     let executive = crate::services::executive::stats();
     let micros = crate::board::bcm2835::TIMER.now_micros();
@@ -67,6 +90,7 @@ fn rows() -> [Line<LINE>; 8] {
     let (board, network, job, print, verdict) = LINES
         .try_lock(|lines| (lines.board, lines.network, lines.job, lines.print, lines.verdict))
         .unwrap_or((Line::new(), Line::new(), Line::new(), Line::new(), Line::new()));
+    let (sessions, limits) = LINES.try_lock(|lines| (lines.sessions, lines.limits)).unwrap_or((Line::new(), Line::new()));
     rows[1].set(format_args!("board    {}", board.as_str()));
     rows[2].set(format_args!(
         "memory   heap {} KiB used, {} KiB free, peak {} KiB, {} failures; dma {} KiB",
@@ -94,6 +118,10 @@ fn rows() -> [Line<LINE>; 8] {
         rows[7].set(format_args!("job says {}", print.as_str()));
     }
     rows[jos_kcore::console::VERDICT_ROW].set(format_args!("{}", verdict.as_str()));
+    if !sessions.as_str().is_empty() {
+        rows[SESSIONS_ROW].set(format_args!("sessions {}", sessions.as_str()));
+        rows[LIMITS_ROW].set(format_args!("limits   {}", limits.as_str()));
+    }
     rows
 }
 

@@ -5,8 +5,9 @@
 //! value) if it has one, else `_start` (no parameters, no results: exit value 0, as WASI
 //! commands). Either may end the job early with the `exit(code)` call. `Entry::Call` instead runs
 //! any exported function with numeric arguments and returns its results (`jos-cli run --call`).
-//! A `start` function, if the module has one, runs at instantiation, within the same fuel budget
-//! but not sliced.
+//! A `start` function, if the module has one, runs first, like the rest of the job: in slices,
+//! within the same fuel budget and deadline (the module is rewritten so that wasmi does not run
+//! it inside instantiation, see [`prepare`]).
 //!
 //! # Slices
 //! [`Job::step`] runs the job for at most `slice_fuel` units of fuel (one unit is about one wasm
@@ -16,9 +17,12 @@
 //! total fuel reaches [`Limits::fuel_budget`] it ends with [`JobStatus::OutOfFuel`].
 
 mod cache;
+pub mod cost;
 mod imports;
+mod prepare;
 
-pub use cache::{module_hash, ModuleCache, ModuleHash};
+pub use cache::{module_hash, module_id, ModuleCache, ModuleHash};
+pub use prepare::{MAX_CONST_EXPR_DEPTH, START_EXPORT};
 
 use alloc::string::{String, ToString};
 use alloc::vec::Vec;
@@ -28,11 +32,11 @@ use jos_abi::signature::{verify_wasm, TrustedSigner};
 use jos_abi::AbiVersion;
 use wasmi_core::LimiterError;
 use wasmi::{
-    CompilationMode, Config, Engine, ExternType, Func, FuncType, Module, ResourceLimiter, ResumableCall,
+    CompilationMode, Config, Engine, ExternType, Func, FuncType, Memory, Module, ResourceLimiter, ResumableCall,
     ResumableCallHostTrap, ResumableCallOutOfFuel, Store, Val, ValType,
 };
 
-use crate::host::{Capabilities, Host};
+use crate::host::{Capabilities, HeapMeter, Host};
 use crate::job::{JobError, JobResult, JobStatus, LimitKind, LoadError, LogLine, Stats, StepOutcome, TrapCode, Value};
 
 /// The name of the custom section in which a module states its ABI version: 4 bytes,
@@ -52,22 +56,36 @@ pub struct SandboxConfig {
     pub max_stack_slots: usize,
     /// Largest module accepted, in bytes.
     pub max_module_bytes: usize,
-    /// Bytes of modules the cache keeps (see [`ModuleCache`]).
+    /// Bytes of compiled modules the cache keeps (see [`ModuleCache`]): with a [`HeapMeter`],
+    /// the heap bytes compiling each retained; without one, [`ESTIMATED_BYTES_PER_MODULE_BYTE`]
+    /// times its length.
     pub cache_budget_bytes: usize,
 }
 
 impl Default for SandboxConfig {
-    /// Sized for a 512 MiB board: 1000 calls deep, 1 MiB of value stack, 4 MiB modules, 16 MiB
-    /// of cache.
+    /// Sized for a 512 MiB board: 1000 calls deep, 1 MiB of value stack, 4 MiB modules, 32 MiB
+    /// of compiled modules in the cache.
     fn default() -> Self {
         Self {
             max_recursion_depth: 1000,
             max_stack_slots: 128 * 1024,
             max_module_bytes: 4 * 1024 * 1024,
-            cache_budget_bytes: 16 * 1024 * 1024,
+            cache_budget_bytes: 32 * 1024 * 1024,
         }
     }
 }
+
+/// The cost a cached module is charged per byte of its length when no [`HeapMeter`] measures
+/// what compiling it took (typical code compiles to 2 to 7 times its size in wasmi 2.0).
+pub const ESTIMATED_BYTES_PER_MODULE_BYTE: usize = 4;
+
+/// The most heap bytes compiling one byte of a module may take, with a margin: what the
+/// [`HeapMeter`] must make available before a module is compiled (compilation cannot fail
+/// gracefully). Measured on the device (QEMU) with wasmi 2.0, bytes kept per module byte:
+/// ordinary code about 2, element segments 13, empty data segments 16, empty functions 23,
+/// `br_table` targets (one byte each) 38, the worst found; while compiling, the peak is about
+/// 1.2 times what is kept (measured on the host). docs/runtime.md "Memory".
+pub const MAX_BYTES_PER_MODULE_BYTE: usize = 64;
 
 /// The limits of one job.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -158,12 +176,26 @@ pub struct CompiledModule {
     module: Module,
     hash: ModuleHash,
     abi: Option<AbiVersion>,
+    has_start: bool,
+    cost: usize,
 }
 
 impl CompiledModule {
-    /// The SHA-256 of the module's bytes.
+    /// The module's identity ([`module_id`]): the SHA-256 of its bytes after the preamble and
+    /// the signature section.
     pub fn hash(&self) -> &ModuleHash {
         &self.hash
+    }
+
+    /// What the module costs in the cache: the heap bytes compiling it retained (measured by the
+    /// sandbox's [`HeapMeter`]), or an estimate from its length.
+    pub fn cost(&self) -> usize {
+        self.cost
+    }
+
+    /// Whether the module has a start function (run as the first part of every job).
+    pub fn has_start(&self) -> bool {
+        self.has_start
     }
 
     /// The ABI version the module states in its `jos.abi` section, if it has one.
@@ -177,7 +209,8 @@ impl CompiledModule {
 /// extended constant expressions, validation and translation eager: wasmi cannot resume a call
 /// that runs out of fuel while lazily translating a callee (it returns a plain out-of-fuel error
 /// and the job would be lost mid-way; wasmi-labs/wasmi#2032), so every function is translated
-/// at load, where it costs no job fuel.
+/// at load, where it costs no job fuel. Custom sections are skipped (the sandbox reads
+/// `jos.abi` itself).
 pub fn engine_config(config: &SandboxConfig) -> Config {
     let mut wasmi = Config::default();
     wasmi
@@ -185,6 +218,9 @@ pub fn engine_config(config: &SandboxConfig) -> Config {
         .set_max_recursion_depth(config.max_recursion_depth)
         .set_max_stack_height(config.max_stack_slots)
         .compilation_mode(CompilationMode::Eager)
+        // Custom sections are read before wasmi sees the module (`prepare`: `jos.abi`); wasmi
+        // would keep a copy of each for the module's life.
+        .ignore_custom_sections(true)
         .wasm_multi_memory(false)
         .wasm_custom_page_sizes(false)
         .wasm_wide_arithmetic(false);
@@ -192,16 +228,32 @@ pub fn engine_config(config: &SandboxConfig) -> Config {
 }
 
 /// Compiles modules (through the cache) and starts jobs.
+///
+/// Each module is compiled into a wasmi engine of its own. wasmi's engine keeps the compiled code
+/// of every module it ever compiled until the engine itself is dropped (its code map only grows),
+/// so with one engine for all, evicted modules would never give their memory back. The engine
+/// of a module is dropped with the module's last user (the cache entry, a running job), and its
+/// memory with it. An engine costs about 600 bytes beside the code.
 pub struct Sandbox {
-    engine: Engine,
+    engine_config: Config,
     config: SandboxConfig,
     cache: ModuleCache<CompiledModule>,
+    meter: Option<&'static dyn HeapMeter>,
 }
 
 impl Sandbox {
     /// A sandbox with these settings.
     pub fn new(config: SandboxConfig) -> Self {
-        Self { engine: Engine::new(&engine_config(&config)), config, cache: ModuleCache::new(config.cache_budget_bytes) }
+        Self { engine_config: engine_config(&config), config, cache: ModuleCache::new(config.cache_budget_bytes), meter: None }
+    }
+
+    /// Makes the sandbox heed the device's heap (see [`HeapMeter`]): jobs it starts cannot grow
+    /// their memory, tables or value stack into what the device keeps, a module is compiled only
+    /// if the worst case of what that takes ([`MAX_BYTES_PER_MODULE_BYTE`]) is available (least
+    /// recently used modules are evicted first to make room), and each cached module costs the
+    /// heap bytes compiling it retained.
+    pub fn set_heap_meter(&mut self, meter: Option<&'static dyn HeapMeter>) {
+        self.meter = meter;
     }
 
     /// The settings.
@@ -214,49 +266,64 @@ impl Sandbox {
         &self.cache
     }
 
-    /// The wasmi engine (for tools that need wasmi directly, such as the spec-suite runner).
-    pub fn engine(&self) -> &Engine {
-        &self.engine
-    }
-
-    /// A module from the cache by the SHA-256 of its bytes.
+    /// A module from the cache by its identity ([`module_id`]).
     pub fn cached(&mut self, hash: &ModuleHash) -> Option<CompiledModule> {
         self.cache.get(hash)
     }
 
-    /// Checks and compiles `bytes` (or finds them in the cache): size, wasm validity, the
+    /// Checks and compiles `bytes` (or finds a module of the same identity, [`module_id`], in
+    /// the cache): size, constant expressions ([`MAX_CONST_EXPR_DEPTH`]), wasm validity, the
     /// `jos.abi` section, and every import against the syscall table.
     pub fn compile(&mut self, bytes: &[u8]) -> Result<CompiledModule, LoadError> {
         if bytes.len() > self.config.max_module_bytes {
             return Err(LoadError::Limit(LimitKind::ModuleSize));
         }
-        let hash = module_hash(bytes);
+        self.compile_as(bytes, module_id(bytes))
+    }
+
+    /// [`Sandbox::compile`] for a module whose identity is known (`hash`).
+    fn compile_as(&mut self, bytes: &[u8], hash: ModuleHash) -> Result<CompiledModule, LoadError> {
         if let Some(module) = self.cache.get(&hash) {
             return Ok(module);
         }
-        let module = Module::new(&self.engine, bytes).map_err(|error| LoadError::Malformed(error.to_string()))?;
-        let mut abi = None;
-        for section in module.custom_sections() {
-            if section.name() == ABI_SECTION {
-                let raw: [u8; 4] = section.data().try_into().map_err(|_| LoadError::AbiMismatch { found: None })?;
-                let version = AbiVersion::from_u32(u32::from_le_bytes(raw));
-                if !AbiVersion::CURRENT.accepts(version) {
-                    return Err(LoadError::AbiMismatch { found: Some(version.to_u32()) });
-                }
-                abi = Some(version);
-            }
-        }
+        self.make_room(bytes.len())?;
+        let prepared = prepare::prepare(bytes)?;
+        let used_before = self.meter.map(|meter| meter.used());
+        let engine = Engine::new(&self.engine_config);
+        let module = Module::new(&engine, prepared.rewritten.as_deref().unwrap_or(bytes))
+            .map_err(|error| LoadError::Malformed(error.to_string()))?;
+        let (has_start, abi) = (prepared.has_start, prepared.abi);
+        drop(prepared);
+        let cost = match (self.meter, used_before) {
+            (Some(meter), Some(before)) => meter.used().saturating_sub(before),
+            _ => bytes.len().saturating_mul(ESTIMATED_BYTES_PER_MODULE_BYTE),
+        };
         for import in module.imports() {
             imports::check_import(import.module(), import.name(), import.ty())?;
         }
-        let compiled = CompiledModule { module, hash, abi };
-        self.cache.insert(hash, compiled.clone(), bytes.len());
+        let compiled = CompiledModule { module, hash, abi, has_start, cost };
+        self.cache.insert(hash, compiled.clone(), cost);
         Ok(compiled)
     }
 
+    /// Evicts least recently used modules until compiling `len` more bytes is safe for the
+    /// device ([`MAX_BYTES_PER_MODULE_BYTE`]); `LimitKind::DeviceMemory` if even an empty cache
+    /// does not leave enough. Without a meter there is nothing to check.
+    fn make_room(&mut self, len: usize) -> Result<(), LoadError> {
+        let Some(meter) = self.meter else { return Ok(()) };
+        let needed = len.saturating_mul(MAX_BYTES_PER_MODULE_BYTE);
+        while meter.available() < needed {
+            if !self.cache.evict_oldest() {
+                return Err(LoadError::Limit(LimitKind::DeviceMemory));
+            }
+        }
+        Ok(())
+    }
+
     /// Verifies the module's `signature` section (WebAssembly tool-conventions format; the
-    /// signer needs the `wasm` right) and then compiles it like [`Sandbox::compile`]. Returns the
-    /// module and the index in `signers` of the key that signed it.
+    /// signer needs the `wasm` right) and then compiles it like [`Sandbox::compile`] (a module
+    /// of the same identity in the cache is not compiled again). Returns the module and the
+    /// index in `signers` of the key that signed it.
     pub fn compile_signed(
         &mut self,
         bytes: &[u8],
@@ -266,12 +333,13 @@ impl Sandbox {
             return Err(LoadError::Limit(LimitKind::ModuleSize));
         }
         let verified = verify_wasm(bytes, signers).map_err(LoadError::Signature)?;
-        Ok((self.compile(bytes)?, verified.signer))
+        // The signed content's SHA-256 is the module's identity (`module_id`).
+        Ok((self.compile_as(bytes, verified.content_hash)?, verified.signer))
     }
 
-    /// Creates a job that runs `entry` of `module` on `host`. Instantiation (and the start
-    /// function) happens here; a job that cannot start is returned already finished, so the
-    /// first [`Job::step`] reports why.
+    /// Creates a job that runs `entry` of `module` on `host`. Instantiation happens here (the
+    /// start function runs in the job's first slices); a job that cannot start is returned
+    /// already finished, so the first [`Job::step`] reports why.
     pub fn start<H: Host + 'static>(
         &self,
         module: &CompiledModule,
@@ -280,7 +348,7 @@ impl Sandbox {
         capabilities: Capabilities,
         entry: Entry,
     ) -> Job<H> {
-        Job::new(&self.engine, module, host, limits, capabilities, entry)
+        Job::new(module, host, limits, capabilities, entry, self.meter)
     }
 
     /// Compiles and runs a job to its end in slices of `slice_fuel`; returns the result and the
@@ -307,8 +375,8 @@ impl Sandbox {
     }
 }
 
-/// Tracks linear memory and enforces the job's limits on memories and tables.
-#[derive(Debug)]
+/// Tracks linear memory and enforces the job's limits on memories and tables, and the device's
+/// free heap when the sandbox has a [`HeapMeter`].
 struct JobLimiter {
     max_memory_bytes: usize,
     max_table_elements: usize,
@@ -316,8 +384,37 @@ struct JobLimiter {
     tables: usize,
     memories: usize,
     memory_bytes: usize,
+    /// The capacity of the buffer wasmi holds the linear memory in (see [`JobLimiter::fresh_bytes`]).
+    memory_capacity: usize,
+    /// `memory_bytes` and `memory_capacity` before the growth now being tried (restored if it fails).
+    before_growth: (usize, usize),
     peak_memory_bytes: usize,
     refused: Option<LimitKind>,
+    meter: Option<&'static dyn HeapMeter>,
+}
+
+/// Bytes per table element wasmi allocates (a reference), rounded up.
+const TABLE_ELEMENT_BYTES: usize = 16;
+
+impl JobLimiter {
+    /// The heap bytes wasmi 2.0 asks for, as one new block while the old one is still held, when
+    /// a linear memory of `current` bytes grows to `desired`: its buffer is a `Vec<u8>` created
+    /// with exactly the initial size and grown with `try_reserve`, which at least doubles the
+    /// capacity (`wasmi_core::memory::ByteBuffer`).
+    fn fresh_bytes(&self, current: usize, desired: usize) -> usize {
+        if current == 0 {
+            desired
+        } else if desired <= self.memory_capacity {
+            0
+        } else {
+            desired.max(self.memory_capacity.saturating_mul(2))
+        }
+    }
+
+    /// Whether the device can give `bytes` more bytes to the job.
+    fn device_allows(&self, bytes: usize) -> bool {
+        bytes == 0 || self.meter.is_none_or(|meter| bytes <= meter.available())
+    }
 }
 
 impl ResourceLimiter for JobLimiter {
@@ -327,17 +424,44 @@ impl ResourceLimiter for JobLimiter {
             self.refused = Some(LimitKind::MemoryPages);
             return Ok(false);
         }
+        let fresh = self.fresh_bytes(current, desired);
+        if !self.device_allows(fresh) {
+            self.refused = Some(LimitKind::DeviceMemory);
+            return Ok(false);
+        }
+        self.before_growth = (self.memory_bytes, self.memory_capacity);
+        if fresh != 0 {
+            self.memory_capacity = fresh;
+        }
         self.memory_bytes = total;
         self.peak_memory_bytes = self.peak_memory_bytes.max(total);
         Ok(true)
     }
 
-    fn table_growing(&mut self, _current: usize, desired: usize, maximum: Option<usize>) -> Result<bool, LimiterError> {
+    fn memory_grow_failed(&mut self, _error: &wasmi::errors::MemoryError) -> Result<(), LimiterError> {
+        // The allocation failed after all (the heap's free bytes were not in one piece).
+        (self.memory_bytes, self.memory_capacity) = self.before_growth;
+        self.refused = Some(LimitKind::DeviceMemory);
+        Ok(())
+    }
+
+    fn table_growing(&mut self, current: usize, desired: usize, maximum: Option<usize>) -> Result<bool, LimiterError> {
         if desired > self.max_table_elements || maximum.is_some_and(|maximum| desired > maximum) {
             self.refused = Some(LimitKind::TableElements);
             return Ok(false);
         }
+        // Like linear memory, a table is a vector grown with `try_reserve`: count it doubling.
+        let fresh = desired.max(current.saturating_mul(2)).saturating_mul(TABLE_ELEMENT_BYTES);
+        if !self.device_allows(fresh) {
+            self.refused = Some(LimitKind::DeviceMemory);
+            return Ok(false);
+        }
         Ok(true)
+    }
+
+    fn table_grow_failed(&mut self, _error: &wasmi::errors::TableError) -> Result<(), LimiterError> {
+        self.refused = Some(LimitKind::DeviceMemory);
+        Ok(())
     }
 
     fn instances(&self) -> usize {
@@ -363,6 +487,10 @@ pub(crate) struct JobState<H> {
     pub(crate) logs: Vec<LogLine>,
     pub(crate) log_bytes: usize,
     pub(crate) logs_dropped: u32,
+    /// The job's fuel as host calls see it in the current slice.
+    pub(crate) meter: imports::Meter,
+    /// Work a host call left for the next slices.
+    pub(crate) pending: Option<imports::Pending>,
     limiter: JobLimiter,
 }
 
@@ -378,9 +506,12 @@ enum ResultShape {
 }
 
 enum Phase {
+    /// The start function, then the entry, are still to be called.
     NotStarted(Func),
     OutOfFuel(ResumableCallOutOfFuel),
     Yielded(ResumableCallHostTrap),
+    /// A host call has work left ([`JobState::pending`]) before it returns.
+    HostWork(ResumableCallHostTrap),
     Done(JobResult),
     /// Only while a step is in progress.
     Stepping,
@@ -390,6 +521,10 @@ enum Phase {
 pub struct Job<H: 'static> {
     store: Store<JobState<H>>,
     phase: Phase,
+    /// The entry function and its name, while the start function runs first.
+    entry: Option<(Func, String)>,
+    /// The job's exported memory (for host work done between slices).
+    memory: Option<Memory>,
     function: String,
     shape: ResultShape,
     params: Vec<Val>,
@@ -457,7 +592,7 @@ fn trap_code(code: wasmi::TrapCode) -> TrapCode {
 }
 
 /// Finds the function `entry` names and checks its type.
-fn resolve_entry(module: &Module, entry: &Entry) -> Result<(String, ResultShape, Vec<Val>), LoadError> {
+fn resolve_entry(module: &Module, has_start: bool, entry: &Entry) -> Result<(String, ResultShape, Vec<Val>), LoadError> {
     let func_type = |name: &str| -> Option<FuncType> {
         match module.get_export(name) {
             Some(ExternType::Func(ty)) => Some(ty),
@@ -481,6 +616,10 @@ fn resolve_entry(module: &Module, entry: &Entry) -> Result<(String, ResultShape,
             }
         }
         Entry::Call { name, args } => {
+            // The start function is not an entry (when the module has one, it already runs first).
+            if name == START_EXPORT && has_start {
+                return Err(LoadError::MissingEntry(name.clone()));
+            }
             let ty = func_type(name).ok_or_else(|| LoadError::MissingEntry(name.clone()))?;
             if !ty.params().iter().chain(ty.results()).all(is_numeric) {
                 return Err(LoadError::EntrySignature(alloc::format!("{name} has non-numeric parameters or results")));
@@ -510,12 +649,12 @@ fn resolve_entry(module: &Module, entry: &Entry) -> Result<(String, ResultShape,
 
 impl<H: Host + 'static> Job<H> {
     fn new(
-        engine: &Engine,
         module: &CompiledModule,
         host: H,
         limits: Limits,
         capabilities: Capabilities,
         entry: Entry,
+        meter: Option<&'static dyn HeapMeter>,
     ) -> Self {
         let started_us = host.time_us();
         let limiter = JobLimiter {
@@ -525,8 +664,11 @@ impl<H: Host + 'static> Job<H> {
             tables: limits.max_tables as usize,
             memories: limits.max_memories as usize,
             memory_bytes: 0,
+            memory_capacity: 0,
+            before_growth: (0, 0),
             peak_memory_bytes: 0,
             refused: None,
+            meter,
         };
         let state = JobState {
             host,
@@ -537,13 +679,18 @@ impl<H: Host + 'static> Job<H> {
             logs: Vec::new(),
             log_bytes: 0,
             logs_dropped: 0,
+            meter: imports::Meter::default(),
+            pending: None,
             limiter,
         };
-        let mut store = Store::new(engine, state);
+        // The store uses the module's own engine (see `Sandbox`).
+        let mut store = Store::new(module.module.engine(), state);
         store.limiter(|state| &mut state.limiter);
         let mut job = Job {
             store,
             phase: Phase::Stepping,
+            entry: None,
+            memory: None,
             function: String::new(),
             shape: ResultShape::Run,
             params: Vec::new(),
@@ -554,29 +701,35 @@ impl<H: Host + 'static> Job<H> {
             slices: 0,
             started_us,
         };
-        job.phase = match job.instantiate(engine, &module.module, &entry) {
+        // Instantiating allocates the instance's functions, globals, segments and tables, which
+        // cannot fail gracefully: at most twice what compiling the module kept (measured as
+        // its cost when the sandbox has a meter), so that much must be available.
+        if meter.is_some_and(|meter| meter.available() < module.cost.saturating_mul(2)) {
+            job.phase = Phase::Done(job.reject(LoadError::Limit(LimitKind::DeviceMemory)));
+            return job;
+        }
+        job.phase = match job.instantiate(module, &entry) {
             Ok(func) => Phase::NotStarted(func),
             Err(result) => Phase::Done(result),
         };
         job
     }
 
+    /// Instantiates the module (its start function does not run here: [`prepare`] made it an
+    /// export) and returns the first function to call: the start function if there is one,
+    /// else the entry.
     #[allow(clippy::result_large_err, reason = "called once per job; the error is the job's final result")]
-    fn instantiate(&mut self, engine: &Engine, module: &Module, entry: &Entry) -> Result<Func, JobResult> {
-        let (function, shape, params) = resolve_entry(module, entry).map_err(|error| self.reject(error))?;
-        let linker = imports::link::<H>(engine, module).map_err(|error| self.reject(error))?;
-        self.store.set_fuel(self.budget).map_err(|error| self.reject(LoadError::Instantiation(error.to_string())))?;
+    fn instantiate(&mut self, compiled: &CompiledModule, entry: &Entry) -> Result<Func, JobResult> {
+        let module = &compiled.module;
+        let (function, shape, params) =
+            resolve_entry(module, compiled.has_start, entry).map_err(|error| self.reject(error))?;
+        let linker = imports::link::<H>(module.engine(), module).map_err(|error| self.reject(error))?;
         let instantiated = linker.instantiate_and_start(&mut self.store, module);
-        self.fuel_used = self.budget - self.store.get_fuel().unwrap_or(0);
         let instance = match instantiated {
             Ok(instance) => instance,
             Err(error) => {
                 if let Some(kind) = self.store.data().limiter.refused {
                     return Err(self.reject(LoadError::Limit(kind)));
-                }
-                if error.as_trap_code().is_some() || error.i32_exit_status().is_some() {
-                    self.function = "start".into();
-                    return Err(self.finish_with_error(error));
                 }
                 return Err(self.reject(LoadError::Instantiation(error.to_string())));
             }
@@ -585,9 +738,19 @@ impl<H: Host + 'static> Job<H> {
             .get_func(&self.store, &function)
             .ok_or_else(|| self.reject(LoadError::MissingEntry(function.clone())))?;
         self.results = func.ty(&self.store).results().iter().copied().map(zero).collect();
-        self.function = function;
+        self.memory = instance.get_memory(&self.store, "memory");
         self.shape = shape;
         self.params = params;
+        if compiled.has_start {
+            let start = instance
+                .get_func(&self.store, START_EXPORT)
+                .ok_or_else(|| self.reject(LoadError::Instantiation("start function not found".into())))?;
+            // Traps name `start` until the start function returns (then the entry's name).
+            self.function = "start".into();
+            self.entry = Some((func, function));
+            return Ok(start);
+        }
+        self.function = function;
         Ok(func)
     }
 
@@ -654,6 +817,10 @@ impl<H: Host + 'static> Job<H> {
             return self.finish(JobStatus::Ok, None, Some(code));
         }
         match error.as_trap_code() {
+            // The value stack could not grow: the device's heap, not a bug of the job.
+            Some(wasmi::TrapCode::OutOfSystemMemory) => {
+                self.finish(JobStatus::LimitExceeded, Some(JobError::Limit(LimitKind::DeviceMemory)), None)
+            }
             Some(wasmi::TrapCode::OutOfFuel) => {
                 self.fuel_used = self.budget;
                 self.finish(JobStatus::OutOfFuel, Some(JobError::OutOfFuel { budget: self.budget }), None)
@@ -709,16 +876,37 @@ impl<H: Host + 'static> Job<H> {
         if let Err(error) = self.store.set_fuel(given) {
             return Some(self.finish(JobStatus::Trap, Some(JobError::Host(error.to_string())), None));
         }
+        self.store.data_mut().meter = imports::Meter { left_at_slice: left, given, extra: 0 };
         self.slices += 1;
+        // The start function takes and returns nothing.
+        let in_start = self.entry.is_some();
+        let (params, results): (&[Val], &mut [Val]) =
+            if in_start { (&[], &mut []) } else { (&self.params, &mut self.results) };
         let outcome = match phase {
-            Phase::NotStarted(func) => func.call_resumable(&mut self.store, &self.params, &mut self.results),
-            Phase::OutOfFuel(call) => call.resume(&mut self.store, &mut self.results),
-            Phase::Yielded(call) => call.resume(&mut self.store, &[Val::I32(0)], &mut self.results),
+            Phase::NotStarted(func) => func.call_resumable(&mut self.store, params, results),
+            Phase::OutOfFuel(call) => call.resume(&mut self.store, results),
+            Phase::Yielded(call) => call.resume(&mut self.store, &[Val::I32(0)], results),
+            Phase::HostWork(call) => match Self::host_work(&mut self.store, self.memory) {
+                Some(value) => call.resume(&mut self.store, &[Val::I32(value)], results),
+                None => {
+                    self.account(given);
+                    self.required_fuel = 0;
+                    self.phase = Phase::HostWork(call);
+                    return None;
+                }
+            },
             Phase::Done(_) | Phase::Stepping => unreachable!("step handles these"),
         };
-        let remaining = self.store.get_fuel().unwrap_or(0);
-        self.fuel_used = self.fuel_used.saturating_add(given.saturating_sub(remaining)).min(self.budget);
+        self.account(given);
         match outcome {
+            Ok(ResumableCall::Finished) if in_start => {
+                // The start function returned: the entry runs from the next slice on.
+                let (func, name) = self.entry.take().expect("in_start");
+                self.function = name;
+                self.required_fuel = 0;
+                self.phase = Phase::NotStarted(func);
+                None
+            }
             Ok(ResumableCall::Finished) => Some(self.finish_ok()),
             Ok(ResumableCall::OutOfFuel(call)) => {
                 self.required_fuel = call.required_fuel();
@@ -730,10 +918,14 @@ impl<H: Host + 'static> Job<H> {
                 None
             }
             Ok(ResumableCall::HostTrap(call)) => {
-                let yielded = call.host_error().downcast_ref::<imports::YieldSignal>().is_some();
-                if yielded {
+                let error = call.host_error();
+                if error.downcast_ref::<imports::YieldSignal>().is_some() {
                     self.required_fuel = 0;
                     self.phase = Phase::Yielded(call);
+                    None
+                } else if error.downcast_ref::<imports::HostWork>().is_some() {
+                    self.required_fuel = 0;
+                    self.phase = Phase::HostWork(call);
                     None
                 } else {
                     Some(self.finish_with_error(call.into_host_error()))
@@ -741,6 +933,41 @@ impl<H: Host + 'static> Job<H> {
             }
             Err(error) => Some(self.finish_with_error(error)),
         }
+    }
+
+    /// Adds what the slice used (the store's fuel and what host calls charged beyond it) to
+    /// the job's fuel.
+    fn account(&mut self, given: u64) {
+        let remaining = self.store.get_fuel().unwrap_or(0);
+        let extra = mem::take(&mut self.store.data_mut().meter.extra);
+        self.fuel_used = self.fuel_used.saturating_add(given.saturating_sub(remaining)).saturating_add(extra).min(self.budget);
+    }
+
+    /// Does the part of the pending host work ([`JobState::pending`]) the slice's fuel pays for
+    /// (at least one byte, so that it always moves on); returns the call's result once it is
+    /// done. Its whole cost was found affordable when the call was made.
+    fn host_work(store: &mut Store<JobState<H>>, memory: Option<Memory>) -> Option<i32> {
+        let fuel = store.get_fuel().unwrap_or(0);
+        let Some(memory) = memory else { return Some(jos_abi::ErrorCode::BadAddress.to_return()) };
+        let (bytes, state) = memory.data_and_store_mut(&mut *store);
+        let Some(imports::Pending::Random { at, end }) = state.pending.take() else { return Some(0) };
+        let end = end.min(bytes.len());
+        let count = usize::try_from(fuel / cost::RANDOM_PER_BYTE).unwrap_or(usize::MAX).max(1).min(end.saturating_sub(at));
+        let charged = count as u64 * cost::RANDOM_PER_BYTE;
+        let from_store = charged.min(fuel);
+        state.meter.extra += charged - from_store;
+        let filled = state.host.random(&mut bytes[at..at + count]);
+        let done = match filled {
+            Err(code) => Some(code.to_return()),
+            Ok(()) if at + count >= end => Some(0),
+            Ok(()) => {
+                state.pending = Some(imports::Pending::Random { at: at + count, end });
+                None
+            }
+        };
+        // Cannot fail: fuel metering is on for every job.
+        let _ = store.set_fuel(fuel - from_store);
+        done
     }
 
     /// Whether the job has ended.

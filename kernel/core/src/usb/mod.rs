@@ -1,5 +1,5 @@
 //! USB logic that needs no hardware: standard requests, descriptor parsing, the hub class's
-//! port status, and CDC-ECM helpers. The kernel's DWC2 driver moves the bytes; this module reads
+//! port status, CDC-ECM helpers and the SMSC LAN95xx framing and registers. The kernel's DWC2 driver moves the bytes; this module reads
 //! and writes them, and host unit tests cover it.
 //!
 //! Every parser takes untrusted bytes from a device and returns [`Error`] on a short or
@@ -9,6 +9,7 @@ pub mod descriptor;
 pub mod ecm;
 pub mod hub;
 pub mod setup;
+pub mod smsc95xx;
 
 /// Why a USB descriptor or reply could not be used.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -7,8 +7,8 @@ use jos_abi::signature::{public_key, sign_blob, sign_wasm, SignerRights, Trusted
 use jos_abi::wire::call::CallValue;
 use jos_abi::wire::{self, Format, Limits, Message};
 use jos_abi::AbiVersion;
-use jos_offload::noise::{self, Resolver};
 use jos_offload::host::HostPlatform;
+use jos_offload::noise::{self, Resolver};
 use jos_offload::{DeviceConfig, OsEntropy, Platform, Server, ServerOptions, SessionId};
 use jos_runtime::StdHost;
 
@@ -72,11 +72,29 @@ pub struct TestPlatform {
     pub started: u32,
     pub steps: u32,
     pub aborted: u32,
+    /// Microseconds added to the host clock ([`TestPlatform::advance`]): deadlines without
+    /// waiting.
+    pub skip_us: u64,
+}
+
+impl TestPlatform {
+    /// Moves the platform clock `us` microseconds ahead.
+    pub fn advance(&mut self, us: u64) {
+        self.skip_us += us;
+    }
 }
 
 /// A [`TestPlatform`] value.
 pub fn platform() -> TestPlatform {
-    TestPlatform { host: HostPlatform::accepting_native(), native_steps: 0, native: None, started: 0, steps: 0, aborted: 0 }
+    TestPlatform {
+        host: HostPlatform::accepting_native(),
+        native_steps: 0,
+        native: None,
+        started: 0,
+        steps: 0,
+        aborted: 0,
+        skip_us: 0,
+    }
 }
 
 impl Platform for TestPlatform {
@@ -98,7 +116,8 @@ impl Platform for TestPlatform {
         capabilities: jos_runtime::Capabilities,
     ) -> Result<(), jos_runtime::JobResult> {
         assert!(self.native.is_none(), "a second native job started before the first ended");
-        let bits = i32::from(capabilities.network) | i32::from(capabilities.screen) << 1 | i32::from(capabilities.gpio) << 2;
+        let bits =
+            i32::from(capabilities.network) | i32::from(capabilities.screen) << 1 | i32::from(capabilities.gpio) << 2;
         self.native = Some((bits, self.native_steps));
         self.started += 1;
         Ok(())
@@ -137,7 +156,7 @@ impl Platform for TestPlatform {
     }
 
     fn now_us(&self) -> u64 {
-        self.host.now_us()
+        self.host.now_us() + self.skip_us
     }
 }
 
@@ -164,7 +183,8 @@ pub const ECHO: &str = r#"
 "#;
 
 /// Never ends.
-pub const SPIN: &str = r#"(module (memory (export "memory") 1) (func (export "run") (result i32) (loop $l (br $l)) (i32.const 0)))"#;
+pub const SPIN: &str =
+    r#"(module (memory (export "memory") 1) (func (export "run") (result i32) (loop $l (br $l)) (i32.const 0)))"#;
 
 /// `module` with a custom section appended.
 pub fn with_custom(mut module: Vec<u8>, name: &str, data: &[u8]) -> Vec<u8> {
@@ -316,22 +336,66 @@ pub struct MemoryClient {
     pub inbox: Vec<u8>,
 }
 
+/// How a handshake in memory ended without a session.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Refusal {
+    /// The device closed the connection without an answer.
+    Silent,
+    /// The device answered an `Error` in clear (code, message) and closed the connection.
+    Error(u32, String),
+    /// `connect` itself returned `None`.
+    NoConnection,
+}
+
 impl MemoryClient {
     pub fn connect<P: Platform>(server: &mut Server<P>, secret: &[u8; 32]) -> Option<MemoryClient> {
-        let id = server.connect()?;
+        Self::try_connect(server, secret).ok()
+    }
+
+    /// [`MemoryClient::connect`], from `peer`.
+    pub fn connect_from<P: Platform>(
+        server: &mut Server<P>,
+        secret: &[u8; 32],
+        peer: std::net::IpAddr,
+    ) -> Result<MemoryClient, Refusal> {
+        let id = server.connect_from(peer).ok_or(Refusal::NoConnection)?;
+        Self::handshake(server, id, secret)
+    }
+
+    /// Connects and runs the handshake; says how the device refused it.
+    pub fn try_connect<P: Platform>(server: &mut Server<P>, secret: &[u8; 32]) -> Result<MemoryClient, Refusal> {
+        let id = server.connect().ok_or(Refusal::NoConnection)?;
+        Self::handshake(server, id, secret)
+    }
+
+    fn handshake<P: Platform>(
+        server: &mut Server<P>,
+        id: SessionId,
+        secret: &[u8; 32],
+    ) -> Result<MemoryClient, Refusal> {
         let mut state = initiator(secret);
         server.receive(id, &hello_frame(&mut state));
         let mut inbox = server.pending(id).to_vec();
         server.consume(id, inbox.len());
         let frames = take_frames(&mut inbox);
         let [hello] = frames.as_slice() else {
+            assert!(frames.is_empty(), "at most one frame answers a Hello");
+            assert!(server.wants_close(id), "a Hello without an answer ends the connection");
             server.disconnect(id);
-            return None;
+            return Err(Refusal::Silent);
         };
-        let Ok(Message::Hello { handshake, .. }) = Message::parse(hello) else { panic!("device answers a Hello") };
+        let handshake = match Message::parse(hello) {
+            Ok(Message::Hello { handshake, .. }) => handshake,
+            Ok(Message::Error { code, message }) => {
+                assert!(server.wants_close(id), "an Error before the handshake ends the connection");
+                server.disconnect(id);
+                return Err(Refusal::Error(code as u32, message.to_string()));
+            }
+            other => panic!("device answers a Hello or an Error, not {other:?}"),
+        };
         let mut payload = [0u8; 64];
         state.read_message(handshake, &mut payload).expect("device's handshake message reads");
-        Some(MemoryClient { id, transport: state.into_transport_mode().unwrap(), inbox })
+        Ok(MemoryClient { id, transport: state.into_transport_mode().unwrap(), inbox })
     }
 
     pub fn send<P: Platform>(&mut self, server: &mut Server<P>, message: &Message<'_>) {

@@ -4,7 +4,9 @@
 //! vector loads its handler's address from a literal table right behind the vectors, so the
 //! table works wherever it is placed. Faults (undefined instruction, prefetch abort, data abort, FIQ,
 //! unexpected reset/unused) save every register into a [`TrapFrame`] and call
-//! `crate::services::fault::report`, which never returns (unless it ends a native job). SWI and
+//! `crate::services::fault::report`, which never returns (unless it ends a native job). An
+//! undefined instruction taken while the VFP11 has a pending bounce (FPEXC.EX) goes to the VFP
+//! support code first (`super::vfp`), which emulates the exceptional instruction and retries. SWI and
 //! IRQ save the caller-saved integer and VFP registers, call Rust, and return to the interrupted
 //! code; the IRQ exit may instead end or preempt the running native blob.
 
@@ -148,8 +150,9 @@ jos_vectors_end:
     .section .text.exceptions, "ax"
 
 @ Fault entry: r0-r12 and the faulting PC go on this mode's stack, then SPSR, the interrupted
-@ mode's SP and LR, and the vector slot; r1 = frame; never returns.
-.macro FAULT_ENTRY slot, adjust
+@ mode's SP and LR, and the vector slot (a TrapFrame at sp). No VFP instruction: one could be
+@ the trigger of a pending VFP bounce.
+.macro FAULT_SAVE slot, adjust
     sub     lr, lr, #\adjust
     stmfd   sp!, {{r0-r12, lr}}
     mrs     r0, spsr
@@ -164,17 +167,65 @@ jos_vectors_end:
     msr     cpsr_c, r3
     mov     r6, #\slot
     stmfd   sp!, {{r0, r4, r5, r6}}
-    mov     r0, #\slot
-    mov     r1, sp
-    bl      jos_fault               @ returns only to end a native job (frame rewritten)
+.endm
+
+@ Returns to the frame's PC with its registers and SPSR.
+.macro FAULT_EXIT
     ldr     r0, [sp]
     msr     spsr_cxsf, r0
     add     sp, sp, #16
     ldmfd   sp!, {{r0-r12, pc}}^
 .endm
 
+.macro FAULT_ENTRY slot, adjust
+    FAULT_SAVE \slot, \adjust
+    mov     r0, #\slot
+    mov     r1, sp
+    bl      jos_fault               @ returns only to end a native job (frame rewritten)
+    FAULT_EXIT
+.endm
+
 jos_reset_entry:    FAULT_ENTRY 0, 0
-jos_undef_entry:    FAULT_ENTRY 1, 4
+
+@ Undefined instruction. With FPEXC.EX set the VFP11 is in its exceptional state: the
+@ instruction here may be the trigger of a bounce (ARM1176 TRM 22.3). FPEXC, FPINST and FPINST2
+@ reads never trigger; EX is cleared before any other VFP instruction (else that one bounces
+@ again), then the whole VFP state (d0-d15, FPSCR) is saved below the frame as a VfpState
+@ (arch::vfp) and jos_vfp_bounce emulates the exceptional instruction(s) into it. On the way
+@ out the state is reloaded (with the results) and the trigger instruction is retried.
+    .global jos_undef_entry
+jos_undef_entry:
+    FAULT_SAVE 1, 4
+    vmrs    r0, fpexc
+    ldr     r1, =JOS_VFP_INJECTED_FPEXC
+    ldr     r2, [r1]                @ 0, except for a synthesised bounce (arch::vfp): QEMU
+    cmp     r2, #0                  @ keeps only FPEXC.EN, so the QEMU test's EX and FP2V
+    movne   r3, #0                  @ come through this one-shot word
+    strne   r3, [r1]
+    orr     r0, r0, r2
+    tst     r0, #0x80000000         @ FPEXC.EX
+    beq     1f
+    vmrs    r1, fpinst
+    vmrs    r2, fpinst2
+    bic     r3, r0, #0x90000000     @ EX, FP2V
+    bic     r3, r3, #0xff           @ INV, UFC, OFC, IOC (potential-exception flags)
+    vmsr    fpexc, r3
+    vmrs    r3, fpscr
+    sub     sp, sp, #128
+    vstmia  sp, {{d0-d15}}
+    stmfd   sp!, {{r0-r3}}          @ VfpState: FPEXC, FPINST, FPINST2, FPSCR, s0-s31
+    mov     r1, sp
+    add     r0, sp, #144            @ the TrapFrame
+    bl      jos_vfp_bounce          @ returns after emulating, or after ending a native job
+    ldmfd   sp!, {{r0-r3}}
+    vmsr    fpscr, r3
+    vldmia  sp, {{d0-d15}}
+    add     sp, sp, #128
+    FAULT_EXIT
+1:  mov     r0, #1
+    mov     r1, sp
+    bl      jos_fault
+    FAULT_EXIT
 jos_pabt_entry:     FAULT_ENTRY 3, 4
 jos_dabt_entry:     FAULT_ENTRY 4, 8
 jos_unused_entry:   FAULT_ENTRY 5, 0
@@ -313,7 +364,12 @@ pub fn install_vectors() -> VectorPlacement {
 /// Fault entry from the assembly stubs.
 #[no_mangle]
 extern "C" fn jos_fault(slot: u32, saved: &mut TrapFrame) {
-    let kind = ExceptionKind::from_slot(slot);
+    handle_fault(ExceptionKind::from_slot(slot), saved)
+}
+
+/// Ends the native job that faulted (the frame is rewritten to its recovery routine and this
+/// returns) or reports the fault and halts or reboots (never returns).
+pub(super) fn handle_fault(kind: ExceptionKind, saved: &mut TrapFrame) {
     let registers = FaultRegisters::read();
     if matches!(kind, ExceptionKind::UndefinedInstruction | ExceptionKind::PrefetchAbort | ExceptionKind::DataAbort)
         && crate::services::native::recover_from_fault(kind, saved, &registers)

@@ -1,7 +1,8 @@
 //! The BCM2835 GPIO block at 0x2020_0000 (BCM2835 ARM Peripherals, chapter 6): pin functions
 //! (GPFSELn, section 6.1), output set and clear (GPSETn, GPCLRn) and pin levels (GPLEVn). Jobs
 //! holding the `gpio` capability drive and read pins through it; the pins the kernel uses are
-//! refused.
+//! refused (the console UART, the SD card, and the board's activity LED once the kernel drives
+//! it). The kernel's own pins go through [`Gpio::set_function`] and [`Gpio::drive`].
 
 use tock_registers::fields::Field;
 use tock_registers::interfaces::{Readable, ReadWriteable, Writeable};
@@ -63,6 +64,47 @@ pub const PINS: u32 = 54;
 /// SD card (48..=53; QEMU also routes its SD controller by their function).
 pub const KERNEL_PINS: [u32; 8] = [14, 15, 48, 49, 50, 51, 52, 53];
 
+/// A pin's function (GPFSELn, section 6.1, table 6-2): input, output or one of the six
+/// alternate functions (ALT0 000 -> 0b100 ... ALT5 0b010).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[repr(u32)]
+pub enum Function {
+    /// 000: input.
+    Input = 0b000,
+    /// 001: output.
+    Output = 0b001,
+    /// 100: alternate function 0 (GPIO 14/15: PL011 TXD0/RXD0).
+    Alt0 = 0b100,
+    /// 101: alternate function 1.
+    Alt1 = 0b101,
+    /// 110: alternate function 2.
+    Alt2 = 0b110,
+    /// 111: alternate function 3 (GPIO 32/33 on the Zero W: PL011 to the Bluetooth chip).
+    Alt3 = 0b111,
+    /// 011: alternate function 4.
+    Alt4 = 0b011,
+    /// 010: alternate function 5 (GPIO 14/15: mini UART TXD1/RXD1).
+    Alt5 = 0b010,
+}
+
+impl Function {
+    fn from_bits(bits: u32) -> Function {
+        match bits & 0b111 {
+            0b000 => Function::Input,
+            0b001 => Function::Output,
+            0b100 => Function::Alt0,
+            0b101 => Function::Alt1,
+            0b110 => Function::Alt2,
+            0b111 => Function::Alt3,
+            0b011 => Function::Alt4,
+            _ => Function::Alt5,
+        }
+    }
+}
+
+/// The pin the kernel drives as the activity LED (refused to jobs); `PINS` while none.
+static LED_PIN: core::sync::atomic::AtomicU32 = core::sync::atomic::AtomicU32::new(PINS);
+
 /// The FSEL fields of one GPFSEL register, by pin modulo 10.
 const FSEL: [Field<u32, GPFSEL::Register>; 10] = [
     GPFSEL::FSEL0,
@@ -97,10 +139,53 @@ impl Gpio {
         if pin >= PINS {
             return Err(ErrorCode::NotFound);
         }
-        if KERNEL_PINS.contains(&pin) {
+        if KERNEL_PINS.contains(&pin) || pin == LED_PIN.load(core::sync::atomic::Ordering::Relaxed) {
             return Err(ErrorCode::InUse);
         }
         Ok(pin as usize)
+    }
+
+    /// Marks `pin` as the activity LED: the kernel drives it and jobs get `InUse` for it.
+    pub fn reserve_led(pin: u32) {
+        LED_PIN.store(pin, core::sync::atomic::Ordering::Relaxed);
+    }
+
+    /// Sets the function of a kernel pin (`pin` < 54; others are ignored).
+    pub fn set_function(&self, pin: u32, function: Function) {
+        if pin >= PINS {
+            return;
+        }
+        let pin = pin as usize;
+        self.registers.GPFSEL[pin / 10].modify(FSEL[pin % 10].val(function as u32));
+    }
+
+    /// The current function of `pin` (`Input` for pins past 53).
+    pub fn function(&self, pin: u32) -> Function {
+        if pin >= PINS {
+            return Function::Input;
+        }
+        let pin = pin as usize;
+        Function::from_bits(self.registers.GPFSEL[pin / 10].read(FSEL[pin % 10]))
+    }
+
+    /// Drives a kernel pin (already an output) high or low: one register write, no lock, no
+    /// heap, so the fault path can use it.
+    pub fn drive(&self, pin: u32, high: bool) {
+        if pin >= PINS {
+            return;
+        }
+        let bit = 1 << (pin % 32);
+        let bank = (pin / 32) as usize;
+        if high {
+            self.registers.GPSET[bank].set(bit);
+        } else {
+            self.registers.GPCLR[bank].set(bit);
+        }
+    }
+
+    /// The level of any pin (GPLEVn).
+    pub fn level(&self, pin: u32) -> bool {
+        pin < PINS && self.registers.GPLEV[(pin / 32) as usize].get() & (1 << (pin % 32)) != 0
     }
 
     /// Makes a job's `pin` an output and drives it high or low.

@@ -74,6 +74,8 @@ pub mod tag {
     pub const CLOCK_RATE: u32 = 0x0003_0002;
     /// Allocate framebuffer.
     pub const ALLOCATE_BUFFER: u32 = 0x0004_0001;
+    /// Get physical (display) width/height: the size the firmware chose for the display.
+    pub const GET_PHYSICAL_SIZE: u32 = 0x0004_0003;
     /// Get pitch.
     pub const PITCH: u32 = 0x0004_0008;
     /// Set physical display width/height.
@@ -299,6 +301,13 @@ impl Mailbox {
             return Err(MailboxError::PowerStateNotReached);
         }
         Ok(())
+    }
+
+    /// The display size the firmware chose (from the HDMI monitor's preferred mode, or the
+    /// composite default), before any framebuffer is allocated. `(0, 0)` when it has none.
+    pub fn physical_size(&self) -> Result<(u32, u32), MailboxError> {
+        let [width, height] = self.single(tag::GET_PHYSICAL_SIZE, [0, 0])?;
+        Ok((width, height))
     }
 
     /// Asks the firmware for a `width` x `height` framebuffer of `depth` bits per pixel and

@@ -1,6 +1,7 @@
 //! BCM2835 board support: the peripheral memory map and one driver per peripheral, each with a
 //! static instance. Addresses: BCM2835 ARM Peripherals (ARM physical addresses, 1.2.3).
 
+pub mod firmware;
 pub mod framebuffer;
 pub mod gpio;
 pub mod irq;

@@ -1,7 +1,9 @@
-//! PL011 UART (UART0): the console, 115200 8N1.
+//! PL011 UART (UART0): the console, 115200 8N1, on GPIO 14 (TXD0) and 15 (RXD0) in ALT0.
 //!
 //! Registers from the BCM2835 ARM Peripherals datasheet, chapter 13 ("UART"), which follows the
-//! ARM PrimeCell UART (PL011) Technical Reference Manual.
+//! ARM PrimeCell UART (PL011) Technical Reference Manual. The baud-rate divisors come from the
+//! UART clock the firmware set (`init_uart_clock`, read through the mailbox):
+//! `jos_kcore::uart::divisors`.
 
 use tock_registers::interfaces::{ReadWriteable, Readable, Writeable};
 use tock_registers::register_bitfields;
@@ -84,6 +86,13 @@ register_structs! {
 /// The interrupt controller's number for the PL011 (GPU IRQ 57, BCM2835 ARM Peripherals 7.5).
 pub const IRQ_NUMBER: u32 = 57;
 
+pub use jos_kcore::uart::{divisors, Divisors, CONSOLE_BAUD};
+
+/// The UART clock current firmware sets unless `config.txt` says otherwise (`init_uart_clock`).
+pub const DEFAULT_CLOCK_HZ: u32 = 48_000_000;
+/// The divisors for [`CONSOLE_BAUD`] at [`DEFAULT_CLOCK_HZ`]: 26 + 3/64.
+pub const DEFAULT_DIVISORS: Divisors = Divisors { integer: 26, fraction: 3 };
+
 /// The PL011 driver. Methods take `&self`: the registers are the only state.
 pub struct Pl011 {
     registers: Mmio<Registers>,
@@ -100,16 +109,26 @@ impl Pl011 {
         Self { registers: unsafe { Mmio::new(base) } }
     }
 
-    /// Programs 115200 baud 8N1 with FIFOs, for the 48 MHz UART clock the firmware (and QEMU) set.
-    pub fn init(&self) {
+    /// Programs [`CONSOLE_BAUD`] 8N1 with FIFOs for a `clock_hz` UART clock and returns the
+    /// divisors used. A clock the divisors cannot serve falls back to the firmware's default 48
+    /// MHz (the caller logs it). Waits for the transmitter to drain first (bounded), so a line
+    /// sent with the firmware's settings leaves intact.
+    pub fn init(&self, clock_hz: u32) -> Result<Divisors, Divisors> {
         let r = &self.registers;
+        let mut spins = 0u32;
+        while r.FR.is_set(FR::BUSY) && spins < 1_000_000 {
+            spins += 1;
+            core::hint::spin_loop();
+        }
+        let chosen = divisors(clock_hz, CONSOLE_BAUD);
+        let used = chosen.unwrap_or(DEFAULT_DIVISORS);
         r.CR.set(0);
         r.ICR.write(ICR::ALL::SET);
-        // Divisor = 48 MHz / (16 * 115200) = 26.0417: integer 26, fraction round(0.0417 * 64) = 3.
-        r.IBRD.write(IBRD::BAUD_DIVINT.val(26));
-        r.FBRD.write(FBRD::BAUD_DIVFRAC.val(3));
+        r.IBRD.write(IBRD::BAUD_DIVINT.val(used.integer));
+        r.FBRD.write(FBRD::BAUD_DIVFRAC.val(used.fraction));
         r.LCRH.write(LCRH::WLEN::EightBit + LCRH::FEN::SET);
         r.CR.write(CR::UARTEN::SET + CR::TXE::SET + CR::RXE::SET);
+        chosen.ok_or(used)
     }
 
     /// Writes one byte, waiting while the transmit FIFO is full.

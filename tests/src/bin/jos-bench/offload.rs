@@ -121,7 +121,7 @@ impl Device {
     pub fn advert(&self) -> Result<(u32, LoadState), String> {
         let socket = UdpSocket::bind("127.0.0.1:0").map_err(|e| e.to_string())?;
         socket.set_read_timeout(Some(Duration::from_secs(2))).map_err(|e| e.to_string())?;
-        let mut probe = [0u8; 16];
+        let mut probe = [0u8; jos_abi::wire::discovery::PROBE_LEN];
         Probe { nonce: 0xbe4c }.emit(&mut probe).map_err(|e| e.to_string())?;
         let mut datagram = [0u8; 512];
         for _ in 0..5 {

@@ -21,11 +21,33 @@ register_bitfields! {
     GAHBCFG [
         /// Global interrupt mask: 1 lets the core raise its interrupt line.
         GlblIntrMsk OFFSET(0) NUMBITS(1) [],
+        /// Maximum AXI burst length (BCM2835's AXI bridge, not in the Synopsys databook):
+        /// 0 lets the bridge choose; Circle and USPi clear it.
+        MaxAxiBurst OFFSET(1) NUMBITS(2) [],
+        /// Wait for AXI writes to complete before the core reports a DMA done (BCM2835's AXI
+        /// bridge): without it a completion may be seen before the data is in memory.
+        WaitAxiWrites OFFSET(4) NUMBITS(1) [],
         /// DMA enable: the core masters the AHB to move data (internal DMA mode).
         DMAEn OFFSET(5) NUMBITS(1) []
     ],
     /// Core USB configuration (GUSBCFG, offset 0x00C).
     GUSBCFG [
+        /// PHY interface width: 0 = 8 bits (the BCM2835's UTMI+ PHY).
+        PHYIf OFFSET(3) NUMBITS(1) [],
+        /// ULPI or UTMI+ select: 0 = UTMI+.
+        ULPIUTMISel OFFSET(4) NUMBITS(1) [],
+        /// SRP capable (session request protocol; jos is a host only).
+        SRPCap OFFSET(8) NUMBITS(1) [],
+        /// HNP capable (host negotiation protocol; jos is a host only).
+        HNPCap OFFSET(9) NUMBITS(1) [],
+        /// ULPI FS/LS select (only with a ULPI high-speed PHY and a dedicated FS PHY).
+        ULPIFsLs OFFSET(17) NUMBITS(1) [],
+        /// ULPI clock suspend mode (same condition).
+        ULPIClkSusM OFFSET(19) NUMBITS(1) [],
+        /// ULPI external VBUS drive: 0 = the PHY drives VBUS internally.
+        ULPIExtVbusDrv OFFSET(20) NUMBITS(1) [],
+        /// TermSel DLine pulsing: 0 = data-line pulsing uses utmi_txvalid.
+        TermSelDLPulse OFFSET(22) NUMBITS(1) [],
         /// Force host mode regardless of the ID pin.
         ForceHstMode OFFSET(29) NUMBITS(1) [],
         /// Force device mode.
@@ -62,6 +84,10 @@ register_bitfields! {
     ],
     /// User hardware configuration 2 (GHWCFG2, offset 0x048).
     GHWCFG2 [
+        /// High-speed PHY interface: 0 none, 1 UTMI+, 2 ULPI, 3 both.
+        HsPhyType OFFSET(6) NUMBITS(2) [],
+        /// Full-speed PHY interface: 1 = dedicated.
+        FsPhyType OFFSET(8) NUMBITS(2) [],
         /// Number of host channels minus one.
         NumHstChnl OFFSET(14) NUMBITS(4) []
     ],
@@ -223,6 +249,14 @@ pub const DWC2_BASE: usize = crate::board::bcm2835::PERIPHERAL_BASE + 0x0098_000
 pub const CHANNELS: usize = 8;
 /// The largest transfer one channel takes (QEMU's limit; the core allows 512 KiB).
 pub const MAX_TRANSFER: usize = 65_536;
+/// How long a channel may take to halt after ChDis (a few frames at most on silicon).
+pub const HALT_TIMEOUT_US: u64 = 10_000;
+/// The PHY's settling time after a core soft reset (dwc_otg, Circle and USPi: 100 ms).
+pub const RESET_SETTLE_US: u32 = 100_000;
+/// How long the root port may take to see a device after port power (Circle's default).
+pub const CONNECT_WAIT_US: u64 = 510_000;
+/// Reset recovery after the root port reset (USB 2.0 TRSTRCY is 10 ms; Circle's 20 ms).
+pub const RESET_RECOVERY_US: u32 = 20_000;
 
 /// Why a USB operation failed. Transfer errors carry the channel's HCINT bits.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -326,6 +360,12 @@ pub struct Dwc2 {
     registers: Mmio<Registers>,
     claimed: core::sync::atomic::AtomicU8,
     requested: [core::sync::atomic::AtomicU32; CHANNELS],
+    /// The channel's last transfer was a high-speed OUT the device answered NYET or NAK: the
+    /// next OUT on it starts with the PING protocol (HCTSIZ.DoPng).
+    ping: [core::sync::atomic::AtomicBool; CHANNELS],
+    /// 1 when the transfer last started on the channel is a high-speed bulk or control OUT data
+    /// transfer (one that may use PING), for the decision in [`Dwc2::poll`].
+    started: [core::sync::atomic::AtomicU8; CHANNELS],
 }
 
 impl Dwc2 {
@@ -340,6 +380,8 @@ impl Dwc2 {
             registers: unsafe { Mmio::new(base) },
             claimed: core::sync::atomic::AtomicU8::new(0),
             requested: [const { core::sync::atomic::AtomicU32::new(0) }; CHANNELS],
+            ping: [const { core::sync::atomic::AtomicBool::new(false) }; CHANNELS],
+            started: [const { core::sync::atomic::AtomicU8::new(0) }; CHANNELS],
         }
     }
 
@@ -359,6 +401,23 @@ impl Dwc2 {
 
     /// Powers the core, resets it, forces host mode with DMA, sizes the FIFOs, powers and resets
     /// the root port. Returns the speed of the device on the root port.
+    ///
+    /// The sequence and its waits follow what runs on the silicon: the Raspberry Pi's Linux
+    /// `dwc_otg` driver (`dwc_otg_core_init`, `dwc_otg_core_host_init`, `dwc_otg_hcd`'s root
+    /// port reset), Circle (`dwhcidevice.cpp`: `InitCore`, `InitHost`, `EnableRootPort`) and USPi,
+    /// which agree on them:
+    /// - GUSBCFG before the reset: the PHY drives VBUS itself (ULPIExtVbusDrv 0), no DLine
+    ///   pulsing select (TermSelDLPulse 0);
+    /// - core soft reset: AHB master idle first, CSftRst until it clears, then 100 ms for the
+    ///   PHY (dwc_otg, Circle, USPi all wait 100 ms; QEMU needs none);
+    /// - GUSBCFG after it: UTMI+ (ULPIUTMISel 0), 8-bit interface (PHYIf 0), no HNP/SRP;
+    ///   ULPIFsLs / ULPIClkSusM and HCFG's 48 MHz FS/LS clock only with a ULPI high-speed PHY and
+    ///   a dedicated FS PHY (GHWCFG2), otherwise the 30/60 MHz clock (the BCM2835's case);
+    /// - GAHBCFG: DMA on, the BCM2835 AXI bridge's "wait for AXI writes" on, its burst field 0;
+    /// - FIFO flushes followed by a microsecond (3 PHY clocks);
+    /// - the root port: power, wait up to 510 ms for a connection (Circle's default USB power
+    ///   delay), 100 ms debounce (USB 2.0 7.1.7.3), reset held 50 ms (TDRSTR), then 20 ms of
+    ///   reset recovery (USB 2.0 asks 10 ms; Circle found some devices need 20).
     pub fn init(&self) -> Result<Speed, UsbError> {
         let r = &*self.registers;
         // A refused power request is not fatal: QEMU's controller is powered from reset, and
@@ -368,6 +427,8 @@ impl Dwc2 {
         if id >> 16 != 0x4f54 {
             return Err(UsbError::NotDwc2(id));
         }
+        r.GAHBCFG.modify(GAHBCFG::GlblIntrMsk::CLEAR);
+        r.GUSBCFG.modify(GUSBCFG::ULPIExtVbusDrv::CLEAR + GUSBCFG::TermSelDLPulse::CLEAR);
         // Core soft reset: wait for the AHB master to idle, reset, wait for the bit to clear.
         if !Self::wait(100_000, || r.GRSTCTL.is_set(GRSTCTL::AHBIdle)) {
             return Err(UsbError::ResetTimeout);
@@ -376,8 +437,19 @@ impl Dwc2 {
         if !Self::wait(100_000, || !r.GRSTCTL.is_set(GRSTCTL::CSftRst)) {
             return Err(UsbError::ResetTimeout);
         }
+        hal::delay_micros(RESET_SETTLE_US);
         if !Self::wait(100_000, || r.GRSTCTL.is_set(GRSTCTL::AHBIdle)) {
             return Err(UsbError::ResetTimeout);
+        }
+        // The PHY: UTMI+, 8 bits wide; FS/LS through ULPI only where the core has that pair.
+        r.GUSBCFG.modify(
+            GUSBCFG::ULPIUTMISel::CLEAR + GUSBCFG::PHYIf::CLEAR + GUSBCFG::HNPCap::CLEAR + GUSBCFG::SRPCap::CLEAR,
+        );
+        let ulpi_fsls = r.GHWCFG2.read(GHWCFG2::HsPhyType) == 2 && r.GHWCFG2.read(GHWCFG2::FsPhyType) == 1;
+        if ulpi_fsls {
+            r.GUSBCFG.modify(GUSBCFG::ULPIFsLs::SET + GUSBCFG::ULPIClkSusM::SET);
+        } else {
+            r.GUSBCFG.modify(GUSBCFG::ULPIFsLs::CLEAR + GUSBCFG::ULPIClkSusM::CLEAR);
         }
         r.PCGCCTL.set(0);
         // Host mode takes up to 25 ms to switch (databook: GUSBCFG.ForceHstMode).
@@ -385,19 +457,22 @@ impl Dwc2 {
         hal::delay_micros(25_000);
         // Internal DMA, interrupts stay masked: the executive polls.
         r.GINTMSK.set(0);
-        r.GAHBCFG.write(GAHBCFG::DMAEn::SET);
+        r.GINTSTS.set(u32::MAX);
+        r.GAHBCFG.write(GAHBCFG::DMAEn::SET + GAHBCFG::WaitAxiWrites::SET + GAHBCFG::MaxAxiBurst.val(0));
         // FIFOs, in 32-bit words: RX 1024, non-periodic TX 1024 at 1024, periodic TX 1024 at 2048.
         r.GRXFSIZ.set(1024);
         r.GNPTXFSIZ.write(FIFOSIZE::StartAddr.val(1024) + FIFOSIZE::Depth.val(1024));
         r.HPTXFSIZ.write(FIFOSIZE::StartAddr.val(2048) + FIFOSIZE::Depth.val(1024));
         r.GRSTCTL.write(GRSTCTL::TxFFlsh::SET + GRSTCTL::TxFNum.val(0x10));
         let tx_flushed = Self::wait(100_000, || !r.GRSTCTL.is_set(GRSTCTL::TxFFlsh));
+        hal::delay_micros(1);
         r.GRSTCTL.write(GRSTCTL::RxFFlsh::SET);
         let rx_flushed = Self::wait(100_000, || !r.GRSTCTL.is_set(GRSTCTL::RxFFlsh));
+        hal::delay_micros(1);
         if !(tx_flushed && rx_flushed) {
             return Err(UsbError::ResetTimeout);
         }
-        r.HCFG.write(HCFG::FSLSPclkSel.val(0));
+        r.HCFG.write(HCFG::FSLSPclkSel.val(u32::from(ulpi_fsls)));
         for channel in r.HC.iter() {
             channel.HCINTMSK.set(0);
             channel.HCINT.set(u32::MAX);
@@ -405,7 +480,7 @@ impl Dwc2 {
         r.HAINTMSK.set(0);
         // Port power, then wait for a connection.
         self.write_port(HPRT::PrtPwr::SET.value);
-        if !Self::wait(500_000, || r.HPRT.is_set(HPRT::PrtConnSts)) {
+        if !Self::wait(CONNECT_WAIT_US, || r.HPRT.is_set(HPRT::PrtConnSts)) {
             return Err(UsbError::NoDevice);
         }
         hal::delay_micros(100_000); // USB 2.0 7.1.7.3: debounce after connect
@@ -415,7 +490,7 @@ impl Dwc2 {
         if !Self::wait(100_000, || r.HPRT.is_set(HPRT::PrtEna)) {
             return Err(UsbError::PortNotEnabled);
         }
-        hal::delay_micros(10_000); // TRSTRCY: reset recovery
+        hal::delay_micros(RESET_RECOVERY_US); // TRSTRCY: reset recovery
         // Acknowledge the connect and enable changes (write-1-to-clear; PrtEna is kept at 0).
         self.write_port(HPRT::PrtPwr::SET.value | HPRT::PrtConnDet::SET.value | HPRT::PrtEnChng::SET.value);
         Ok(match r.HPRT.read_as_enum(HPRT::PrtSpd) {
@@ -472,18 +547,37 @@ impl Dwc2 {
     /// Arms `channel` for one transfer of `length` bytes at bus address `bus` to or from `pipe`,
     /// starting with `pid`. The buffer must stay untouched by the CPU until [`Self::poll`]
     /// reports completion.
+    ///
+    /// A channel still enabled (its last transfer never halted) is halted first, as Circle's
+    /// `StartTransaction` and dwc_otg do: reprogramming an enabled channel is undefined in the
+    /// databook. If it does not halt, the transfer is refused with `Timeout` rather than
+    /// started on a busy channel.
     pub fn start(&self, channel: Channel, pipe: &Pipe, bus: u32, length: usize, pid: Pid) -> Result<(), UsbError> {
         if length > MAX_TRANSFER || pipe.max_packet == 0 {
             return Err(UsbError::BadLength);
         }
-        let hc = &self.registers.HC[usize::from(channel.0)];
+        use core::sync::atomic::Ordering;
+        let index = usize::from(channel.0);
+        let hc = &self.registers.HC[index];
+        if hc.HCCHAR.is_set(HCCHAR::ChEna) && !self.halt(channel) {
+            return Err(UsbError::Timeout(hc.HCINT.get()));
+        }
         let packets = length.div_ceil(usize::from(pipe.max_packet)).max(1);
-        self.requested[usize::from(channel.0)].store(length as u32, core::sync::atomic::Ordering::Relaxed);
+        self.requested[index].store(length as u32, Ordering::Relaxed);
+        // High-speed bulk and control OUT use the PING protocol (USB 2.0, section 8.5.1) after
+        // the device said NYET or NAK: ask before sending data again (databook: HCTSIZ.DoPng,
+        // OUT only; in DMA mode the core runs the PING exchange itself).
+        let ping_capable = !pipe.is_in && pipe.speed == Speed::High && matches!(pipe.kind, EndpointType::Bulk | EndpointType::Control);
+        let do_ping = ping_capable && pid != Pid::Setup && self.ping[index].swap(false, Ordering::Relaxed);
+        self.started[index].store(u8::from(ping_capable && pid != Pid::Setup), Ordering::Relaxed);
         hc.HCINT.set(u32::MAX);
         hc.HCINTMSK.set(0x7ff); // every cause in bits 10..0
         hc.HCSPLT.set(0);
         hc.HCTSIZ.write(
-            HCTSIZ::XferSize.val(length as u32) + HCTSIZ::PktCnt.val(packets as u32) + HCTSIZ::Pid.val(pid as u32),
+            HCTSIZ::XferSize.val(length as u32)
+                + HCTSIZ::PktCnt.val(packets as u32)
+                + HCTSIZ::Pid.val(pid as u32)
+                + HCTSIZ::DoPng.val(u32::from(do_ping)),
         );
         hc.HCDMA.set(bus);
         hal::data_sync_barrier();
@@ -503,13 +597,27 @@ impl Dwc2 {
     }
 
     /// Reports a started transfer's outcome: `None` while it runs.
+    ///
+    /// In DMA mode the core halts the channel at the end of every transfer, whatever ended it,
+    /// and the other HCINT bits give the reason (dwc_otg's `handle_hc_chhltd_intr_dma`, Circle's
+    /// channel handler): a transfer is over when ChHltd is set, not at XferCompl, which the
+    /// core may raise before the channel has let go of its DMA. Then XferCompl is success,
+    /// STALL a stall, NAK without an error a NAK (interrupt endpoints: no data this interval;
+    /// non-periodic NAKs are retried by the core itself and never end a transfer), anything else
+    /// an error.
     pub fn poll(&self, channel: Channel) -> Option<Result<Completion, UsbError>> {
         let hc = &self.registers.HC[usize::from(channel.0)];
         let status = hc.HCINT.extract();
-        if !status.is_set(HCINT::ChHltd) && !status.is_set(HCINT::XferCompl) {
+        if !status.is_set(HCINT::ChHltd) {
             return None;
         }
         let bits = status.get();
+        let index = usize::from(channel.0);
+        if self.started[index].load(core::sync::atomic::Ordering::Relaxed) != 0
+            && status.matches_any(&[HCINT::NYET::SET, HCINT::NAK::SET])
+        {
+            self.ping[index].store(true, core::sync::atomic::Ordering::Relaxed);
+        }
         hc.HCINT.set(u32::MAX);
         hal::data_sync_barrier();
         let size = hc.HCTSIZ.extract();
@@ -533,12 +641,22 @@ impl Dwc2 {
 
     /// Stops a running transfer (on timeout) and waits briefly for the halt.
     pub fn abort(&self, channel: Channel) {
+        let _ = self.halt(channel);
+    }
+
+    /// Halts `channel` if it is enabled: ChDis and ChEna written together, then ChHltd awaited
+    /// (databook "Halting a Channel"; dwc_otg `dw_otg_hc_halt` in DMA mode, Circle). In DMA mode
+    /// no request-queue check is needed: the core queues the disable itself. Returns whether the
+    /// channel is idle now; HCINT is cleared either way.
+    fn halt(&self, channel: Channel) -> bool {
         let hc = &self.registers.HC[usize::from(channel.0)];
+        let mut halted = true;
         if hc.HCCHAR.is_set(HCCHAR::ChEna) {
             hc.HCCHAR.modify(HCCHAR::ChDis::SET + HCCHAR::ChEna::SET);
-            Self::wait(10_000, || hc.HCINT.is_set(HCINT::ChHltd));
+            halted = Self::wait(HALT_TIMEOUT_US, || hc.HCINT.is_set(HCINT::ChHltd) || !hc.HCCHAR.is_set(HCCHAR::ChEna));
         }
         hc.HCINT.set(u32::MAX);
+        halted
     }
 
     /// The HCINT bits of `channel` right now (for error reports).

@@ -34,6 +34,11 @@ pub fn power_on_usb() -> bool {
     MAILBOX.set_power(mailbox::device::USB_HCD, true).is_ok()
 }
 
+/// The board serial number from the mailbox (0 when the firmware does not answer; QEMU answers 0).
+pub fn board_serial() -> u64 {
+    MAILBOX.board_serial().unwrap_or(0)
+}
+
 /// Allocates `len` bytes of DMA memory aligned to `align`, from the non-cacheable region, for
 /// the life of the kernel.
 pub fn dma_alloc(len: usize, align: usize) -> Option<&'static mut [u8]> {

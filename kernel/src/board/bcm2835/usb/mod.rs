@@ -1,5 +1,6 @@
 //! USB host stack: the DWC2 controller driver, the USB core (control transfers, enumeration, a
-//! small registry of class drivers) and the hub and CDC-ECM class drivers.
+//! small registry of class drivers), the hub, CDC-ECM and SMSC LAN95xx drivers, and the
+//! Ethernet data path the last two share.
 //!
 //! Enumeration runs once at boot with blocking, deadline-bounded control transfers; the
 //! Ethernet data path afterwards is split-phase and polled from the executive. The pure parts
@@ -7,8 +8,10 @@
 
 pub mod dwc2;
 pub mod ecm;
+pub mod ethernet;
 pub mod hal;
 pub mod hub;
+pub mod smsc95xx;
 
 use core::cell::UnsafeCell;
 use core::sync::atomic::{AtomicBool, Ordering};
@@ -105,48 +108,47 @@ pub struct ClassDriver {
     pub attach: fn(&mut Bus, &Device, &[u8]) -> Result<(), UsbError>,
 }
 
-/// The class drivers, tried in order on each configuration of each device.
+/// The class drivers, tried in order on each configuration of each device: a vendor driver
+/// that knows the device by VID:PID (smsc95xx) comes before the class drivers, so an adapter
+/// with both a vendor and an ECM configuration goes to the driver that knows it best.
 static DRIVERS: &[ClassDriver] = &[
     ClassDriver { name: "hub", probe: hub::probe, attach: hub::attach },
+    ClassDriver { name: "smsc95xx", probe: smsc95xx::probe, attach: smsc95xx::attach },
     ClassDriver { name: "cdc-ecm", probe: ecm::probe, attach: ecm::attach },
 ];
 
-/// The USB core during enumeration: the control channel and its DMA buffers.
-pub struct Bus {
+/// A control channel with its DMA buffers: blocking, deadline-bounded control transfers to any
+/// device. The enumerator has one; a class driver that needs control transfers after boot (the
+/// SMSC95xx's register and PHY access) claims its own.
+pub struct ControlPipe {
     host: &'static Dwc2,
     channel: Channel,
     setup: &'static mut [u8],
     data: &'static mut [u8],
-    next_address: u8,
-    console: fn(core::fmt::Arguments),
 }
 
-impl Bus {
-    /// Takes a channel and DMA buffers for control transfers.
-    pub fn new(host: &'static Dwc2, console: fn(core::fmt::Arguments)) -> Result<Self, UsbError> {
-        let channel = host.claim_channel()?;
+impl ControlPipe {
+    /// Claims a channel and DMA buffers for control transfers of up to `data_len` bytes.
+    pub fn new(host: &'static Dwc2, data_len: usize) -> Result<Self, UsbError> {
         let setup = hal::dma_alloc(64, 64).ok_or(UsbError::NoMemory)?;
-        let data = hal::dma_alloc(CONTROL_BUFFER, 64).ok_or(UsbError::NoMemory)?;
-        Ok(Self { host, channel, setup, data, next_address: 1, console })
-    }
-
-    /// The host controller.
-    pub fn host(&self) -> &'static Dwc2 {
-        self.host
-    }
-
-    /// Writes a line to the console.
-    pub fn log(&self, args: core::fmt::Arguments) {
-        (self.console)(args);
+        let data = hal::dma_alloc(data_len.max(64), 64).ok_or(UsbError::NoMemory)?;
+        let channel = host.claim_channel()?;
+        Ok(Self { host, channel, setup, data })
     }
 
     /// One control transfer to endpoint 0 of `device` (address, max packet, speed). For IN
     /// requests the reply lands in `data`; for OUT, `data` is sent. Returns the data-stage length.
+    /// A transaction error or timeout is retried from the SETUP stage, [`CONTROL_RETRIES`]
+    /// attempts in all, in a later frame each (1 ms apart, as a URB resubmitted by Linux lands in
+    /// a later frame; an immediate retry would hit a device in the same state).
     pub fn control(&mut self, device: (u8, u8, Speed), setup: Setup, data: &mut [u8]) -> Result<usize, UsbError> {
         let mut attempt = 0;
         loop {
             match self.control_once(device, setup, data) {
-                Err(UsbError::Transfer(_)) | Err(UsbError::Timeout(_)) if attempt + 1 < CONTROL_RETRIES => attempt += 1,
+                Err(UsbError::Transfer(_)) | Err(UsbError::Timeout(_)) if attempt + 1 < CONTROL_RETRIES => {
+                    attempt += 1;
+                    hal::delay_micros(1_000);
+                }
                 other => return other,
             }
         }
@@ -187,6 +189,42 @@ impl Bus {
         pipe.is_in = !(length > 0 && setup.is_in());
         self.host.transfer(self.channel, &pipe, data_bus, 0, Pid::Data1, CONTROL_TIMEOUT_US)?;
         Ok(moved)
+    }
+}
+
+/// The USB core during enumeration: a control pipe and the next free address.
+pub struct Bus {
+    host: &'static Dwc2,
+    pipe: ControlPipe,
+    next_address: u8,
+    console: fn(core::fmt::Arguments),
+}
+
+impl Bus {
+    /// Takes a channel and DMA buffers for control transfers.
+    pub fn new(host: &'static Dwc2, console: fn(core::fmt::Arguments)) -> Result<Self, UsbError> {
+        let pipe = ControlPipe::new(host, CONTROL_BUFFER)?;
+        Ok(Self { host, pipe, next_address: 1, console })
+    }
+
+    /// The host controller.
+    pub fn host(&self) -> &'static Dwc2 {
+        self.host
+    }
+
+    /// The console sink the USB stack logs to.
+    pub fn console(&self) -> fn(core::fmt::Arguments) {
+        self.console
+    }
+
+    /// Writes a line to the console.
+    pub fn log(&self, args: core::fmt::Arguments) {
+        (self.console)(args);
+    }
+
+    /// One control transfer to endpoint 0 of `device` ([`ControlPipe::control`]).
+    pub fn control(&mut self, device: (u8, u8, Speed), setup: Setup, data: &mut [u8]) -> Result<usize, UsbError> {
+        self.pipe.control(device, setup, data)
     }
 
     /// Reads string descriptor `index` as ASCII into `out`; returns its length (0 for index 0).
@@ -258,7 +296,7 @@ impl Bus {
 }
 
 /// Brings up the controller and enumerates everything behind the root port. Afterwards
-/// [`ecm::DEVICE`] holds the Ethernet device if one was found.
+/// [`ethernet::DEVICE`] holds the Ethernet device if one was found.
 pub fn start(console: fn(core::fmt::Arguments)) -> Result<(), UsbError> {
     let started = hal::now_micros();
     let speed = HOST.init()?;
