@@ -162,7 +162,7 @@ fn signed(text: &str) -> Vec<u8> {
 fn advert_within(device: &Device, within: Duration) -> Option<u32> {
     let udp = UdpSocket::bind("127.0.0.1:0").unwrap();
     udp.set_read_timeout(Some(Duration::from_millis(100))).unwrap();
-    let mut probe = [0u8; 16];
+    let mut probe = [0u8; jos_abi::wire::discovery::PROBE_LEN];
     Probe { nonce: 0x4242 }.emit(&mut probe).unwrap();
     let mut datagram = [0u8; 512];
     let deadline = Instant::now() + within;

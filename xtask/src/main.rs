@@ -247,11 +247,13 @@ fn demo_picture() -> Vec<u8> {
 fn test() -> Result<(), String> {
     // One kernel build serves every QEMU test: deliberate faults are console commands.
     build_kernel("")?;
-    // Host unit tests and the QEMU tests (crate jos-tests) in one cargo invocation.
+    // Host unit tests and the QEMU tests (crate jos-tests) in one cargo invocation; every test
+    // binary runs even after one fails, so a run reports all its failures at once.
     run(Command::new(env!("CARGO")).current_dir(root()).env("JOS_BUILD_DIR", root().join("build")).args([
         "test",
         "--workspace",
         "--release",
+        "--no-fail-fast",
     ]))
 }
 
