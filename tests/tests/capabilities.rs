@@ -405,7 +405,7 @@ fn every_job(device: &mut Device, client: &mut Client, modules: &Modules) {
         bind_then,
     } = modules;
     // wasm echo, signer with `net`: several datagrams, then quit -> bye, "echoed K".
-    client.invoke(&echo_wasm, &format!("{JOB_PORT}"), Limits::default());
+    client.invoke(echo_wasm, &format!("{JOB_PORT}"), Limits::default());
     let received = talk_to_echo(device, 5, true, true);
     let (exit, output, logs) = expect_ok(client.next());
     assert_eq!(exit, 0, "{logs:?}");
@@ -413,7 +413,7 @@ fn every_job(device: &mut Device, client: &mut Client, modules: &Modules) {
     assert!(received >= 5);
 
     // The same port again (the socket was freed), native this time, stopping after 3 datagrams.
-    client.invoke(&echo_native, &format!("{JOB_PORT} 3"), Limits::default());
+    client.invoke(echo_native, &format!("{JOB_PORT} 3"), Limits::default());
     let received = talk_to_echo(device, 3, false, false);
     let (exit, output, logs) = expect_ok(client.next());
     assert_eq!(exit, 0, "{logs:?}");
@@ -438,31 +438,31 @@ fn every_job(device: &mut Device, client: &mut Client, modules: &Modules) {
     // A port outside the policy's range (forwarded, so a bound socket would answer), and one
     // of the device's own ports.
     for port in [7500u16, 4747, 7] {
-        let (exit, _, logs) = expect_ok(client.run(&echo_wasm, &format!("{port} 1"), Limits::default()));
+        let (exit, _, logs) = expect_ok(client.run(echo_wasm, &format!("{port} 1"), Limits::default()));
         assert_eq!(exit, PERMISSION_DENIED, "port {port}: {logs:?}");
     }
-    let (exit, _, _) = expect_ok(client.run(&echo_native, "7500 1", Limits::default()));
+    let (exit, _, _) = expect_ok(client.run(echo_native, "7500 1", Limits::default()));
     assert_eq!(exit, PERMISSION_DENIED, "native, port outside the range");
     let probe = host_socket();
     assert!(exchange(&probe, device.outside, b"anyone?", Duration::from_secs(2)).is_none(), "nothing bound 7500");
 
     // Sockets are freed however a job ends: trap, out of fuel, abort on disconnect.
     let port = format!("{JOB_PORT}");
-    match client.run(&bind_then, &format!("{port} trap"), Limits::default()) {
+    match client.run(bind_then, &format!("{port} trap"), Limits::default()) {
         Reply::Result { status: JobStatus::Trap, .. } => {}
         other => panic!("bind then trap: {other:?}"),
     }
     let limits = Limits { fuel: 2_000_000, ..Limits::default() };
-    match client.run(&bind_then, &format!("{port} spin"), limits) {
+    match client.run(bind_then, &format!("{port} spin"), limits) {
         Reply::Result { status: JobStatus::OutOfFuel, .. } => {}
         other => panic!("bind then spin: {other:?}"),
     }
     let mut leaving = Client::connect(device.tcp);
-    leaving.invoke(&bind_then, &format!("{port} spin"), Limits::default());
+    leaving.invoke(bind_then, &format!("{port} spin"), Limits::default());
     std::thread::sleep(Duration::from_millis(500));
     drop(leaving);
     // The aborted job's socket is freed: the next echo job binds the same port.
-    client.invoke(&echo_wasm, &format!("{JOB_PORT} 2"), Limits::default());
+    client.invoke(echo_wasm, &format!("{JOB_PORT} 2"), Limits::default());
     let received = talk_to_echo(device, 2, false, true);
     let (exit, output, _) = expect_ok(client.next());
     assert_eq!((exit, received), (0, 2));
