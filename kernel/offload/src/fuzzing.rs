@@ -790,10 +790,19 @@ impl Harness {
             script.take(len).to_vec()
         };
         let mut reply = std::vec![0u8; Server::<FuzzPlatform>::MAX_ADVERT_LEN];
+        let limited = self.server.counters().probes_rate_limited;
         let answer = self.server.discovery(&datagram, &mut reply);
         match Probe::parse(&datagram) {
             Ok(probe) => {
-                let len = answer.expect("a valid probe is answered");
+                // A valid probe is answered unless the probe budget is spent, which is counted.
+                let Some(len) = answer else {
+                    assert_eq!(
+                        self.server.counters().probes_rate_limited,
+                        limited + 1,
+                        "a valid probe went unanswered without the rate limit"
+                    );
+                    return;
+                };
                 let advert = Advert::new_checked(&reply[..len]).expect("the device's advert checks");
                 assert!(advert.verify_signature(), "the advert's signature verifies");
                 let repr = AdvertRepr::parse(&advert).expect("a checked advert parses");
