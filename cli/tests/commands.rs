@@ -281,7 +281,7 @@ fn provision_writes_a_config_that_parses_and_pins_the_device() {
 
 /// X25519 public key of a secret, computed with snow (as the device does).
 fn snow_public(secret: &[u8; 32]) -> [u8; 32] {
-    jos_cli::store::x25519_public(secret)
+    jos_client::store::x25519_public(secret)
 }
 
 fn wasmsign2_keys(seed: &[u8; 32]) -> (wasmsign2::SecretKey, wasmsign2::PublicKey) {

@@ -4,7 +4,7 @@
 //!
 //! jos boots with a configuration (QEMU loader device, as `tests/tests/offload.rs` does) that
 //! trusts this harness's client and signing keys; the harness speaks the protocol through
-//! `jos_cli::client::Session` (Noise IK over TCP 4748) and reads the device's own figures: a
+//! `jos_client::Session` (Noise IK over TCP 4748) and reads the device's own figures: a
 //! JobResult's `Stats` (guest time from the job's start to its result) and the kernel's
 //! `offload: timing` console lines (docs/protocol.md, "Timing reports").
 
@@ -17,8 +17,8 @@ use jos_abi::codec::List;
 use jos_abi::signature::{public_key, sign_wasm, SignerRights, TrustedSigner};
 use jos_abi::wire::discovery::{Advert, AdvertRepr, LoadState, Probe};
 use jos_abi::wire::{Format, JobStatus, Limits, Message};
-use jos_cli::client::{JobOutcome, Session};
-use jos_cli::store::x25519_public;
+use jos_client::{JobOutcome, Session};
+use jos_client::store::x25519_public;
 use jos_tests::{BootOptions, Qemu};
 use serde_json::{json, Value};
 
@@ -167,7 +167,7 @@ fn invoke(session: &mut Session, hash: [u8; 32], input: &[u8]) -> Result<JobOutc
     Ok(job)
 }
 
-/// `guest-examples/c/NAME.c` built by jos-cli's builder in `format`, signed.
+/// `guest-examples/c/NAME.c` built by jos-build (the builder `jos-cli build` uses) in `format`, signed.
 fn guest_example(name: &str, format: Format) -> Result<Vec<u8>, String> {
     let source = crate::repo_root().join("guest-examples/c").join(format!("{name}.c"));
     jos_tests::build_signed(&source, format, &SIGNER)
@@ -213,7 +213,7 @@ fn md5_variant(device: &Device, mode: Mode, format: Format) -> Result<Value, Str
         "status": "ok",
         "runs": runs,
         "module_bytes": module.len(),
-        "source": "guest-examples/c/md5.c built by jos-cli's builder, signed; pushed once, invoked with \"N\"",
+        "source": "guest-examples/c/md5.c built by jos-build (the builder `jos-cli build` uses), signed; pushed once, invoked with \"N\"",
         "exec_source": "JobResult stats.time_us: guest time from the job's start to its result",
         "cpu_source": "JobResult stats.cpu_us: guest time the job held the CPU (wasm: its start and fuel slices; native: its run)",
         "points": points,
