@@ -79,7 +79,7 @@ fn fib(n: u32) -> u64 {
 }
 
 fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|byte| format!("{byte:02x}")).collect()
+    hex::encode(bytes)
 }
 
 /// A 24 x 20 picture with varied colours, and its grayscale as the filter computes it.

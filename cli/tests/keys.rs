@@ -73,7 +73,7 @@ fn mode(path: &std::path::Path) -> u32 {
 }
 
 fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|byte| format!("{byte:02x}")).collect()
+    hex::encode(bytes)
 }
 
 fn stderr(output: &Output) -> String {

@@ -174,7 +174,7 @@ fn check_job(output: &Output, input: &[u8], module: &TestModule) -> Result<Strin
         return Err(text(output));
     }
     let report = json(output);
-    let hex: String = input.iter().map(|byte| format!("{byte:02x}")).collect();
+    let hex = hex::encode(input);
     if report["status"] != "ok" || report["output_hex"] != hex.as_str() || report["exit_value"] != module.checksum {
         return Err(format!(
             "wrong result for a {}-byte module, {}-byte input: status {}, exit value {} (want {}), output {} bytes",

@@ -333,7 +333,7 @@ fn native_blob(source: &std::path::Path, seed: &[u8; 32]) -> Vec<u8> {
 
 /// Lower-case hex digits and a newline, as the md5 example prints a digest.
 fn hex_line(bytes: &[u8]) -> String {
-    bytes.iter().map(|byte| format!("{byte:02x}")).collect::<String>() + "\n"
+    hex::encode(bytes) + "\n"
 }
 
 fn last_logs() -> Vec<String> {
