@@ -1,5 +1,6 @@
 //! jos-cli: the user's tool. Argument parsing and output only; the work is in the `jos_cli`
-//! library's commands, over the `jos-client` and `jos-build` crates. Exit codes: see `jos_cli::exit::Exit` and `docs/cli.md`.
+//! library's commands, over the `jos-client` and `jos-build` crates. Exit codes: see
+//! `jos_cli::exit::Exit` and `docs/cli.md`.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
