@@ -796,9 +796,7 @@ fn read_harness(mut qemu: std::process::Child, path: &Path) -> (i32, Vec<u8>, Ve
     let mut exit = None;
     let mut seen = Vec::new();
     let mut sent = Vec::new();
-    let decode = |hex: &str| -> Vec<u8> {
-        hex::decode(hex).unwrap()
-    };
+    let decode = |digits: &str| -> Vec<u8> { hex::decode(digits).unwrap() };
     while let Ok(line) = lines.recv_timeout(deadline.saturating_duration_since(std::time::Instant::now())) {
         if let Some(hex) = line.strip_prefix("OUT ") {
             output.extend(decode(hex));

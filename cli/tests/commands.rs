@@ -352,10 +352,7 @@ fn sign_and_verify_interoperate_with_wasmsign2_both_ways() {
     sandbox.write("other.pub", format!("{}\n", "11".repeat(32)).as_bytes());
     // 0x11.. is not a valid key for every curve check, so use a real other key.
     let other_public = signature::public_key(&[5; 32]);
-    sandbox.write(
-        "other.pub",
-        format!("{}\n", hex::encode(other_public)).as_bytes(),
-    );
+    sandbox.write("other.pub", format!("{}\n", hex::encode(other_public)).as_bytes());
     assert_exit(&sandbox.run(&["verify", "signed.wasm", "--key", "other.pub"]), 23);
     assert_exit(&sandbox.run(&["verify", "README.md"]), 3);
 }

@@ -17,7 +17,6 @@ use std::time::{Duration, Instant};
 use device::Device;
 use output::{assert_exit, assert_success, json, text};
 
-
 struct User {
     dir: tempfile::TempDir,
     name: &'static str,

@@ -14,7 +14,6 @@ use std::process::{Command, Output};
 use device::Device;
 use output::{assert_exit, assert_success, json};
 
-
 struct User {
     dir: tempfile::TempDir,
 }

@@ -24,7 +24,6 @@ use jos_offload::host::HostPlatform;
 use jos_offload::{DeviceConfig, OsEntropy, Server, ServerOptions};
 use output::{assert_exit, assert_success, json, text};
 
-
 const MODULE: &str = r#"(module (memory (export "memory") 1) (func (export "run") (result i32) (i32.const 7)))"#;
 
 struct User {
