@@ -1,11 +1,12 @@
 //! jos-cli: the user's tool. Argument parsing and output only; the work is in the `jos_cli`
-//! library. Exit codes: see `jos_cli::exit::Exit` and `docs/cli.md`.
+//! library's commands, over the `jos-client` and `jos-build` crates. Exit codes: see
+//! `jos_cli::exit::Exit` and `docs/cli.md`.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand, ValueEnum};
-use jos_cli::build::{self, BuildRequest, Format};
+use jos_build::{self as build, BuildOutput, BuildRequest, Format};
 use jos_cli::commands;
 use jos_cli::exit::Exit;
 
@@ -183,7 +184,7 @@ fn build_command(args: BuildArgs) -> Exit {
     };
     match build::build(&request) {
         Ok(output) if args.json => {
-            println!("{}", output.to_json(format));
+            println!("{}", build_json(&output, format));
             Exit::Success
         }
         Ok(output) => {
@@ -193,11 +194,29 @@ fn build_command(args: BuildArgs) -> Exit {
         }
         Err(error) => {
             eprintln!("error: {error}");
-            let exit = error.exit();
+            let exit = Exit::from_build(&error);
             if args.json {
                 commands::print_json(&commands::error_json(exit, &error.to_string(), None));
             }
             exit
         }
     }
+}
+
+/// The result as the JSON object `jos-cli build --json` prints (docs/cli.md).
+fn build_json(output: &BuildOutput, format: Format) -> serde_json::Value {
+    let report = &output.report;
+    serde_json::json!({
+        "output": output.path.display().to_string(),
+        "format": match format { Format::Wasm => "wasm", Format::Native => "native" },
+        "compiled_bytes": report.compiled,
+        "total_bytes": report.total,
+        "code_bytes": report.code,
+        "data_bytes": report.data,
+        "bss_bytes": report.bss,
+        "custom_bytes": report.custom,
+        "imports": report.imports,
+        "relocations": report.relocations,
+        "memory_max_pages": report.memory_max_pages,
+    })
 }

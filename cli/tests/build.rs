@@ -248,7 +248,7 @@ fn run_wasm(path: &Path, input: &[u8], inbox: &[&[u8]]) -> (i32, Ran) {
 }
 
 fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|byte| format!("{byte:02x}")).collect()
+    hex::encode(bytes)
 }
 
 fn md5_hex(message: &[u8]) -> String {
@@ -796,9 +796,7 @@ fn read_harness(mut qemu: std::process::Child, path: &Path) -> (i32, Vec<u8>, Ve
     let mut exit = None;
     let mut seen = Vec::new();
     let mut sent = Vec::new();
-    let decode = |hex: &str| -> Vec<u8> {
-        (0..hex.len() / 2).map(|i| u8::from_str_radix(&hex[2 * i..2 * i + 2], 16).unwrap()).collect()
-    };
+    let decode = |digits: &str| -> Vec<u8> { hex::decode(digits).unwrap() };
     while let Ok(line) = lines.recv_timeout(deadline.saturating_duration_since(std::time::Instant::now())) {
         if let Some(hex) = line.strip_prefix("OUT ") {
             output.extend(decode(hex));

@@ -79,7 +79,7 @@ fn fib(n: u32) -> u64 {
 }
 
 fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|byte| format!("{byte:02x}")).collect()
+    hex::encode(bytes)
 }
 
 /// A 24 x 20 picture with varied colours, and its grayscale as the filter computes it.
@@ -331,7 +331,7 @@ fn device_exit_codes(emu: &Emu, discovery: &str) {
     // 8 Unreachable (no session): a session address that accepts the connection and never
     // answers the handshake. Waits the client's 10 s handshake wait, so it runs in the
     // background while the other cases go on. (20 Timeout, a session silent after its
-    // handshake, is cli/tests/sessions.rs.)
+    // handshake, is tests/tests/cli_sessions.rs.)
     home_with_session(emu, "home-silent", &silent_listener());
     let silent = emu
         .command("home-silent", &["push", "fib-c.wasm", "--json"])

@@ -4,6 +4,7 @@
 //! Every wait has a timeout, and [`Qemu`]'s `Drop` kills the process even when a test panics, so
 //! no test can hang CI or leave QEMU running.
 
+pub mod cli;
 pub mod ecm_model;
 pub mod lan9512;
 pub mod netns;
@@ -41,7 +42,7 @@ pub fn write_config(repr: &jos_abi::config::ConfigRepr<'_>, tag: &str) -> PathBu
     path
 }
 
-/// `source` (C files' first file, or a Rust guest crate folder) built by jos-cli's builder as
+/// `source` (C files' first file, or a Rust guest crate folder) built by jos-build (the builder `jos-cli build` uses) as
 /// `format` in a folder of its own (removed afterwards), signed with `seed`.
 pub fn build_signed(source: &Path, format: jos_abi::wire::Format, seed: &[u8; 32]) -> Result<Vec<u8>, String> {
     use jos_abi::wire::Format;
@@ -51,18 +52,18 @@ pub fn build_signed(source: &Path, format: jos_abi::wire::Format, seed: &[u8; 32
     std::fs::create_dir_all(&folder).map_err(|e| format!("create {}: {e}", folder.display()))?;
     let name = source.file_stem().and_then(|stem| stem.to_str()).unwrap_or("guest");
     let (builder_format, extension) = match format {
-        Format::Wasm => (jos_cli::build::Format::Wasm, "wasm"),
-        Format::NativeArmv6 => (jos_cli::build::Format::Native, "blob"),
+        Format::Wasm => (jos_build::Format::Wasm, "wasm"),
+        Format::NativeArmv6 => (jos_build::Format::Native, "blob"),
     };
-    let request = jos_cli::build::BuildRequest {
+    let request = jos_build::BuildRequest {
         sources: vec![source.to_path_buf()],
         format: builder_format,
         output: Some(folder.join(format!("{name}.{extension}"))),
-        max_memory_pages: jos_cli::build::DEFAULT_MAX_MEMORY_PAGES,
+        max_memory_pages: jos_build::DEFAULT_MAX_MEMORY_PAGES,
         keep_names: false,
         verbose: false,
     };
-    let built = jos_cli::build::build(&request).map_err(|e| format!("building {}: {e}", source.display()));
+    let built = jos_build::build(&request).map_err(|e| format!("building {}: {e}", source.display()));
     let bytes = built.and_then(|built| std::fs::read(&built.path).map_err(|e| format!("read {}: {e}", built.path.display())));
     let _ = std::fs::remove_dir_all(&folder);
     let bytes = bytes?;

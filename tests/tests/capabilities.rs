@@ -1,5 +1,5 @@
 //! Capabilities under QEMU: a job gets the rights of the signer that verified it. The `echo`
-//! guest (C as wasm and native, Rust as wasm, built by jos-cli's builder) serves UDP on a job port the
+//! guest (C as wasm and native, Rust as wasm, built by jos-build (the builder `jos-cli build` uses)) serves UDP on a job port the
 //! policy grants, reached from the host through a QEMU port forward; a signer without `net`, a
 //! port outside the policy range, sockets freed after every way a job ends (a second job binds
 //! the same port, the heap returns to where it was), `screen_print` and a GPIO write/read round
@@ -218,7 +218,7 @@ impl Client {
 }
 
 
-/// Builds `source` with jos-cli's builder; signs it with `seed`.
+/// Builds `source` with jos-build (the builder `jos-cli build` uses); signs it with `seed`.
 fn build(source: &Path, format: Format, seed: &[u8; 32]) -> Vec<u8> {
     jos_tests::build_signed(source, format, seed).unwrap_or_else(|e| panic!("{e}"))
 }

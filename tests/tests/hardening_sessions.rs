@@ -18,7 +18,7 @@ use jos_abi::codec::List;
 use jos_abi::signature::{public_key, sha256, sign_wasm, SignerRights, TrustedSigner};
 use jos_abi::wire::discovery::{Advert, AdvertRepr, Probe, HEADER_LEN, PROBE_LEN};
 use jos_abi::wire::{Format, JobStatus, Limits, Message};
-use jos_cli::client::{discover, Session, Target};
+use jos_client::{discover, Session, Target};
 use jos_offload::{host, noise};
 use jos_tests::{free_port, kernel_elf, offload_counters, BootOptions, Qemu};
 
@@ -243,7 +243,7 @@ fn stalled_silent_and_unread_sessions_are_closed_and_a_push_gets_through() {
     let pushed = Instant::now();
     let device_key = noise::public_key(&DEVICE_SECRET);
     let mut session = Session::connect(session_address(&device), &CLIENT_SECRET, &device_key, Duration::from_secs(30))
-        .unwrap_or_else(|error| panic!("a trusted client next to 8 stalled connections: {error} ({:?})\n{}", error.exit(), device.qemu.output()));
+        .unwrap_or_else(|error| panic!("a trusted client next to 8 stalled connections: {error} ({error:?})\n{}", device.qemu.output()));
     let hash = session.push(Format::Wasm, &module, Limits::default(), &mut |_| {}).expect("push");
     assert_eq!(hash, sha256(&module));
     let outcome = session.invoke(hash, Limits::default(), b"through", None, &mut |_| {}).expect("invoke");

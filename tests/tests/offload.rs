@@ -326,14 +326,14 @@ fn offload_end_to_end_on_one_boot() {
     let _ = std::fs::remove_file(config);
 }
 
-/// Builds a native blob with jos-cli's builder and signs it with `seed`.
+/// Builds a native blob with jos-build (the builder `jos-cli build` uses) and signs it with `seed`.
 fn native_blob(source: &std::path::Path, seed: &[u8; 32]) -> Vec<u8> {
     jos_tests::build_signed(source, Format::NativeArmv6, seed).unwrap_or_else(|e| panic!("{e}"))
 }
 
 /// Lower-case hex digits and a newline, as the md5 example prints a digest.
 fn hex_line(bytes: &[u8]) -> String {
-    bytes.iter().map(|byte| format!("{byte:02x}")).collect::<String>() + "\n"
+    hex::encode(bytes) + "\n"
 }
 
 fn last_logs() -> Vec<String> {

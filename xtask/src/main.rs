@@ -14,24 +14,45 @@
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode};
 
+use clap::Parser;
+
+/// Developer workflows of the jos repository.
+#[derive(Debug, Parser)]
+#[command(name = "cargo xtask", bin_name = "cargo xtask")]
+enum Task {
+    /// Build the kernel ELF (release) and print its path; the normal kernel also gives
+    /// build/kernel.img (raw, 0x8000).
+    Kernel {
+        /// Kernel cargo features.
+        #[arg(long, default_value = "")]
+        features: String,
+    },
+    /// Build and boot the kernel in QEMU, console on stdio.
+    Qemu {
+        /// The emulated board.
+        #[arg(long, default_value = "raspi0", value_parser = ["raspi0", "raspi1ap"])]
+        machine: String,
+    },
+    /// README command 1: emu start, push md5 and a filter, emu stop.
+    Demo,
+    /// README command 2: every host and QEMU test.
+    Test,
+    /// jos next to Linux on QEMU (docs/benchmarks.md); the arguments go to jos-bench
+    /// (--quick, --full, --replot, ...).
+    Bench {
+        /// jos-bench's arguments.
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        args: Vec<String>,
+    },
+}
+
 fn main() -> ExitCode {
-    let args: Vec<String> = std::env::args().skip(1).collect();
-    let result = match args.first().map(String::as_str) {
-        Some("kernel") => {
-            let features = option_value(&args, "--features").unwrap_or_default();
-            build_kernel(&features).map(|path| println!("{}", path.display()))
-        }
-        Some("qemu") => {
-            let machine = option_value(&args, "--machine").unwrap_or_else(|| "raspi0".into());
-            build_kernel("").and_then(|elf| qemu_interactive(&elf, &machine))
-        }
-        Some("demo") => demo(),
-        Some("test") => test(),
-        Some("bench") => bench(&args[1..]),
-        _ => {
-            eprintln!("usage: cargo xtask <kernel [--features F] | qemu [--machine raspi0|raspi1ap] | demo | test | bench [--quick|--full]>");
-            return ExitCode::from(2);
-        }
+    let result = match Task::parse() {
+        Task::Kernel { features } => build_kernel(&features).map(|path| println!("{}", path.display())),
+        Task::Qemu { machine } => build_kernel("").and_then(|elf| qemu_interactive(&elf, &machine)),
+        Task::Demo => demo(),
+        Task::Test => test(),
+        Task::Bench { args } => bench(&args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -40,10 +61,6 @@ fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
-}
-
-fn option_value(args: &[String], name: &str) -> Option<String> {
-    args.iter().position(|a| a == name).and_then(|i| args.get(i + 1)).cloned()
 }
 
 fn root() -> PathBuf {

@@ -3,10 +3,10 @@
 use std::time::Duration;
 
 use jos_abi::wire::discovery::DISCOVERY_PORT;
+use jos_client::store::{Home, TrustStore};
+use jos_client::{discover, parse_address, DeviceAdvert, Target};
 
-use crate::client::{discover, parse_address, DeviceAdvert, Target};
 use crate::exit::Exit;
-use crate::store::{Home, TrustStore};
 
 use super::{error_json, home, print_json, CliError, CommandResult};
 

@@ -12,11 +12,11 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+use jos_client::store::{Home, Settings};
+use jos_client::{discover, Target};
 use serde::{Deserialize, Serialize};
 
-use crate::client::{discover, Target};
 use crate::exit::Exit;
-use crate::store::{Home, Settings};
 
 use super::{home, print_json, CliError, CommandResult};
 
@@ -213,7 +213,7 @@ fn qmp_path(home: &Home) -> PathBuf {
         return path;
     }
     let digest = jos_abi::signature::sha256(path.as_os_str().as_encoded_bytes());
-    std::env::temp_dir().join(format!("jos-qmp-{}.sock", crate::store::to_hex(&digest[..8])))
+    std::env::temp_dir().join(format!("jos-qmp-{}.sock", hex::encode(&digest[..8])))
 }
 
 fn wait_for_discovery(state: &EmuState, advert_key: Option<[u8; 32]>, wait: Duration) -> bool {
@@ -293,7 +293,7 @@ fn start(home: &Home, args: &StartArgs) -> CommandResult {
             no_default: false,
         };
         let made = super::provision::provision(home, &provision_args)?;
-        crate::store::write_file(&config_path, &made.config, true)?;
+        jos_client::store::write_file(&config_path, &made.config, true)?;
         eprintln!("provisioned the emulated device `{EMU_NAME}` ({})", made.device.fingerprint());
     }
     let discovery_port = free_port(true)?;
@@ -345,7 +345,7 @@ fn start(home: &Home, args: &StartArgs) -> CommandResult {
         serial: serial.clone(),
     };
     let text = serde_json::to_string_pretty(&state).unwrap_or_default();
-    crate::store::write_file(&state_path(home), text.as_bytes(), false)?;
+    jos_client::store::write_file(&state_path(home), text.as_bytes(), false)?;
 
     let mut trust = home.trust()?;
     let mut record = trust.by_name(EMU_NAME).cloned().ok_or_else(|| emu_error("the emulated device is not pinned"))?;

@@ -1,7 +1,6 @@
 //! `jos-cli keygen`: the developer signing key (Ed25519) and the client key (X25519).
 
 use crate::exit::Exit;
-use crate::store::to_hex;
 
 use super::{home, print_json, CliError, CommandResult};
 
@@ -37,14 +36,14 @@ pub fn run(args: Args) -> CommandResult {
     if args.json {
         print_json(&serde_json::json!({
             "home": home.root().display().to_string(),
-            "signing_public_key": to_hex(&signing.public),
-            "client_public_key": to_hex(&client.public),
-            "key_id": to_hex(&jos_abi::signature::key_id(&signing.public)),
+            "signing_public_key": hex::encode(signing.public),
+            "client_public_key": hex::encode(client.public),
+            "key_id": hex::encode(jos_abi::signature::key_id(&signing.public)),
         }));
     } else {
         println!("wrote keys to {}", home.root().display());
-        println!("  signing key (Ed25519): {}", to_hex(&signing.public));
-        println!("  client key  (X25519):  {}", to_hex(&client.public));
+        println!("  signing key (Ed25519): {}", hex::encode(signing.public));
+        println!("  client key  (X25519):  {}", hex::encode(client.public));
     }
     Ok(Exit::Success)
 }

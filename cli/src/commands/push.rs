@@ -8,12 +8,12 @@ use indicatif::{ProgressBar, ProgressStyle};
 use jos_abi::blob::Blob;
 use jos_abi::wire::{Format, Limits};
 use jos_abi::AbiVersion;
+use jos_client::call::parse_args_untyped;
+use jos_client::store::{from_hex, Home};
+use jos_client::{Client, ClientError, DeviceSpec, Progress, PushRequest, ResolvedDevice, RunOutcome};
 use jos_runtime::{Sandbox, SandboxConfig};
 
-use crate::client::call::parse_args_untyped;
-use crate::client::{Client, ClientError, DeviceSpec, Progress, PushRequest, ResolvedDevice, RunOutcome};
 use crate::exit::Exit;
-use crate::store::{from_hex, to_hex, Home};
 
 use super::run::{parse_call, JobReport};
 use super::sign::{default_signing_key, is_signed, sign_bytes};
@@ -237,8 +237,8 @@ pub fn run(args: Args) -> CommandResult {
     display.finish();
     let outcome = outcome?;
     if format == Format::Wasm {
-        let path = cache_dir(&home).join(format!("{}.wasm", to_hex(&outcome.hash)));
-        crate::store::write_file(&path, &module, false).ok();
+        let path = cache_dir(&home).join(format!("{}.wasm", hex::encode(outcome.hash)));
+        jos_client::store::write_file(&path, &module, false).ok();
     }
     report(&device, outcome, args.job.call.is_some())?.print(args.job.json)
 }

@@ -6,12 +6,11 @@ use std::path::PathBuf;
 
 use jos_abi::wire::call::CallValue;
 use jos_abi::wire::{JobStatus, Stats};
+use jos_client::call::{export_signature, format_value, parse_args};
+use jos_client::{status_name, JobLog};
 use jos_runtime::{Capabilities, Entry, Sandbox, SandboxConfig, StdHost, Value};
 
-use crate::client::call::{export_signature, format_value, parse_args, value_json};
-use crate::client::{status_exit, status_name, JobLog};
 use crate::exit::Exit;
-use crate::store::to_hex;
 
 use super::{is_wasm, print_json, read_input, read_job_input, write_stdout, CliError, CommandResult};
 
@@ -101,7 +100,7 @@ impl JobReport {
     /// Prints the report (output on stdout, logs and summary on stderr, or JSON on stdout) and
     /// returns the exit code for its status.
     pub fn print(&self, json: bool) -> CommandResult {
-        let exit = status_exit(self.status);
+        let exit = Exit::from_status(self.status);
         if json {
             let logs: Vec<_> = self.logs.iter().map(|line| serde_json::json!({"level": line.level, "text": line.text})).collect();
             let mut value = serde_json::json!({
@@ -110,7 +109,7 @@ impl JobReport {
                 "exit_code": exit.code(),
                 "exit_value": self.exit_value,
                 "output": String::from_utf8_lossy(&self.output),
-                "output_hex": to_hex(&self.output),
+                "output_hex": hex::encode(&self.output),
                 "logs": logs,
                 "stats": {
                     "fuel_used": self.stats.fuel_used,
@@ -121,7 +120,7 @@ impl JobReport {
                 },
             });
             if let Some(hash) = self.hash {
-                value["hash"] = serde_json::json!(to_hex(&hash));
+                value["hash"] = serde_json::json!(hex::encode(hash));
             }
             if let Some(detail) = &self.detail {
                 value["error"] = serde_json::json!(detail);
@@ -161,7 +160,7 @@ impl JobReport {
             summary += &format!(", fuel {}", self.stats.fuel_used);
         }
         if let Some(hash) = self.hash {
-            summary += &format!(", module {}", to_hex(&hash));
+            summary += &format!(", module {}", hex::encode(hash));
         }
         eprintln!("{summary}");
         if let Some(detail) = &self.detail {
@@ -249,7 +248,7 @@ pub fn run(args: Args) -> CommandResult {
         logs: result
             .logs
             .iter()
-            .map(|line| JobLog { level: crate::client::session::level_name(line.level as u32), text: line.text.clone() })
+            .map(|line| JobLog { level: jos_client::session::level_name(line.level as u32), text: line.text.clone() })
             .collect(),
         stats: Stats {
             fuel_used: result.stats.fuel_used,
@@ -262,4 +261,18 @@ pub fn run(args: Args) -> CommandResult {
         traffic: None,
     };
     report.print(args.json)
+}
+
+/// The JSON form of a result: `{"type": "i32", "value": 3}` (floats as numbers, or strings for
+/// `inf`/`nan`).
+pub fn value_json(value: CallValue) -> serde_json::Value {
+    let (ty, number) = match value {
+        CallValue::I32(value) => ("i32", serde_json::json!(value)),
+        CallValue::I64(value) => ("i64", serde_json::json!(value)),
+        CallValue::F32(value) if value.is_finite() => ("f32", serde_json::json!(value)),
+        CallValue::F64(value) if value.is_finite() => ("f64", serde_json::json!(value)),
+        CallValue::F32(value) => ("f32", serde_json::json!(value.to_string())),
+        CallValue::F64(value) => ("f64", serde_json::json!(value.to_string())),
+    };
+    serde_json::json!({ "type": ty, "value": number })
 }

@@ -8,21 +8,32 @@
 //! ```
 
 use std::net::UdpSocket;
+use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
+use clap::Parser;
 use jos_tests::{net_stats as stats, BootOptions, Qemu};
 
+/// Network benchmark: UDP echo round trips against a kernel booted with usb-net under `-icount`.
+#[derive(Debug, Parser)]
+#[command(name = "jos-net-bench")]
+struct Args {
+    /// The kernel ELF to boot.
+    #[arg(value_name = "KERNEL.elf")]
+    kernel: PathBuf,
+    /// Echo requests to send, one at a time.
+    #[arg(default_value_t = 2000)]
+    requests: u64,
+    /// Bytes of payload per request.
+    #[arg(default_value_t = 5, value_name = "PAYLOAD_BYTES")]
+    size: usize,
+}
+
 fn main() -> ExitCode {
-    let args: Vec<String> = std::env::args().skip(1).collect();
-    let Some(kernel) = args.first() else {
-        eprintln!("usage: jos-net-bench KERNEL.elf [REQUESTS] [PAYLOAD_BYTES]");
-        return ExitCode::from(2);
-    };
-    let requests: u64 = args.get(1).and_then(|v| v.parse().ok()).unwrap_or(2000);
-    let size: usize = args.get(2).and_then(|v| v.parse().ok()).unwrap_or(5);
+    let Args { kernel, requests, size } = Args::parse();
     let port = UdpSocket::bind("127.0.0.1:0").and_then(|s| s.local_addr()).map(|a| a.port()).unwrap_or(17_777);
-    let mut options = BootOptions::new("raspi0", kernel.into());
+    let mut options = BootOptions::new("raspi0", kernel);
     options.icount_shift = Some(0);
     options.extra_args = vec![
         "-netdev".into(),

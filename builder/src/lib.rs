@@ -1,4 +1,8 @@
-//! `jos-cli build`: C sources or a Rust guest crate to a wasm module or a native jos blob.
+//! The jos build pipeline: C sources or a Rust guest crate to a checked wasm module or a native
+//! jos blob, ready to sign and push. `jos-cli build` is a thin layer over [`build`]; programs
+//! that make guests on the fly (tests, benchmarks, a service that compiles what its users send)
+//! call it directly. No terminal or command-line dependencies: the compilers' own messages go to
+//! this process's stderr, and every failure is a [`BuildError`].
 //!
 //! - wasm: clang (`--target=wasm32`) or `cargo build --target wasm32-unknown-unknown`, then
 //!   [`wasm::finish`]: every import checked against the syscall table, custom sections dropped,
@@ -6,16 +10,45 @@
 //! - native: arm-none-eabi-gcc (C) or `cargo rustc --crate-type staticlib` for
 //!   `armv6-none-eabihf` (Rust, built PIE with `-Zbuild-std`), linked with the SDK's `crt0.S` and
 //!   `jos-native.ld`, then [`elf::convert`] into a blob.
+//! - [`sdk`]: the C guest SDK (`jos.h` and friends), built into the crate so that a build works
+//!   from any folder.
+//!
+//! The tools come from `scripts/setup.sh` (clang and lld, gcc-arm-none-eabi, the Rust targets).
+//!
+//! # Example
+//! The md5 example guest as a wasm module (the output is unsigned: sign it with
+//! [`jos_abi::signature::sign_wasm`] or `jos-cli sign`):
+//!
+//! ```
+//! use jos_build::{build, BuildRequest, Format, DEFAULT_MAX_MEMORY_PAGES};
+//! # let folder = tempfile::tempdir()?;
+//! # let md5_c = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../guest-examples/c/md5.c");
+//! let request = BuildRequest {
+//!     sources: vec![md5_c],
+//!     format: Format::Wasm,
+//!     output: Some(folder.path().join("md5.wasm")),
+//!     max_memory_pages: DEFAULT_MAX_MEMORY_PAGES,
+//!     keep_names: false,
+//!     verbose: false,
+//! };
+//! let built = build(&request)?;
+//! let module = std::fs::read(&built.path)?;
+//! assert!(module.starts_with(b"\0asm"));
+//! assert!(built.report.imports.contains(&"input_read"));
+//! println!("{}", built.report); // sizes: code, data, imports
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+//!
+//! `examples/build.rs` is the same as a program: `cargo run -p jos-build --example build -- FILE.c`.
 
 pub mod elf;
+pub mod sdk;
 pub mod wasm;
 
 use std::ffi::OsString;
 use std::fmt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
-
-use crate::exit::Exit;
 
 /// The format to build.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -88,26 +121,6 @@ pub struct SizeReport {
     pub memory_max_pages: Option<u64>,
 }
 
-impl BuildOutput {
-    /// The result as the JSON object `jos-cli build --json` prints.
-    pub fn to_json(&self, format: Format) -> serde_json::Value {
-        let report = &self.report;
-        serde_json::json!({
-            "output": self.path.display().to_string(),
-            "format": match format { Format::Wasm => "wasm", Format::Native => "native" },
-            "compiled_bytes": report.compiled,
-            "total_bytes": report.total,
-            "code_bytes": report.code,
-            "data_bytes": report.data,
-            "bss_bytes": report.bss,
-            "custom_bytes": report.custom,
-            "imports": report.imports,
-            "relocations": report.relocations,
-            "memory_max_pages": report.memory_max_pages,
-        })
-    }
-}
-
 impl fmt::Display for SizeReport {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         writeln!(f, "  compiled   {:>8} bytes", self.compiled)?;
@@ -130,7 +143,7 @@ impl fmt::Display for SizeReport {
     }
 }
 
-/// Why a build failed; [`BuildError::exit`] maps each kind to its exit code.
+/// Why a build failed, one variant per kind (`jos-cli` gives each its own exit code).
 #[derive(Debug)]
 pub enum BuildError {
     /// The arguments do not describe a build.
@@ -172,19 +185,6 @@ pub enum BuildError {
 }
 
 impl BuildError {
-    /// The process exit code for this error.
-    pub fn exit(&self) -> Exit {
-        match self {
-            BuildError::Usage(_) => Exit::Usage,
-            BuildError::Input { .. } => Exit::Input,
-            BuildError::ToolMissing { .. } => Exit::ToolMissing,
-            BuildError::CompileFailed { .. } => Exit::CompileFailed,
-            BuildError::Abi(_) => Exit::AbiViolation,
-            BuildError::Native(_) => Exit::NativeUnsupported,
-            BuildError::Io { .. } => Exit::Failure,
-        }
-    }
-
     fn io(action: impl Into<String>) -> impl FnOnce(std::io::Error) -> BuildError {
         let action = action.into();
         move |error| BuildError::Io { action, error }
@@ -277,7 +277,7 @@ pub fn build(request: &BuildRequest) -> Result<BuildOutput, BuildError> {
         .prefix("jos-build-")
         .tempdir()
         .map_err(BuildError::io("create a temporary folder"))?;
-    crate::sdk::write_to(scratch.path()).map_err(BuildError::io("write the SDK files"))?;
+    sdk::write_to(scratch.path()).map_err(BuildError::io("write the SDK files"))?;
     let context = Context { scratch: scratch.path(), verbose: request.verbose };
     let (name, bytes, report) = match (request.format, &source) {
         (Format::Wasm, Source::C(files)) => {

@@ -17,8 +17,6 @@ use std::time::{Duration, Instant};
 use device::Device;
 use output::{assert_exit, assert_success, json, text};
 
-const JOS_CLI: &str = env!("CARGO_BIN_EXE_jos-cli");
-
 struct User {
     dir: tempfile::TempDir,
     name: &'static str,
@@ -37,7 +35,7 @@ impl User {
     }
 
     fn command(&self, args: &[&str]) -> Command {
-        let mut command = Command::new(JOS_CLI);
+        let mut command = Command::new(jos_tests::cli::jos_cli());
         command.args(args).current_dir(self.dir.path()).env("JOS_HOME", self.path("home")).env_remove("XDG_CONFIG_HOME");
         command
     }

@@ -144,20 +144,6 @@ pub fn format_value(value: CallValue) -> String {
     }
 }
 
-/// The JSON form of a result: `{"type": "i32", "value": 3}` (floats as numbers, or strings for
-/// `inf`/`nan`).
-pub fn value_json(value: CallValue) -> serde_json::Value {
-    let (ty, number) = match value {
-        CallValue::I32(value) => ("i32", serde_json::json!(value)),
-        CallValue::I64(value) => ("i64", serde_json::json!(value)),
-        CallValue::F32(value) if value.is_finite() => ("f32", serde_json::json!(value)),
-        CallValue::F64(value) if value.is_finite() => ("f64", serde_json::json!(value)),
-        CallValue::F32(value) => ("f32", serde_json::json!(value.to_string())),
-        CallValue::F64(value) => ("f64", serde_json::json!(value.to_string())),
-    };
-    serde_json::json!({ "type": ty, "value": number })
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -24,8 +24,6 @@ use jos_offload::host::HostPlatform;
 use jos_offload::{DeviceConfig, OsEntropy, Server, ServerOptions};
 use output::{assert_exit, assert_success, json, text};
 
-const JOS_CLI: &str = env!("CARGO_BIN_EXE_jos-cli");
-
 const MODULE: &str = r#"(module (memory (export "memory") 1) (func (export "run") (result i32) (i32.const 7)))"#;
 
 struct User {
@@ -53,7 +51,7 @@ impl User {
     }
 
     fn run(&self, args: &[&str]) -> Output {
-        Command::new(JOS_CLI)
+        Command::new(jos_tests::cli::jos_cli())
             .args(args)
             .current_dir(self.dir.path())
             .env("JOS_HOME", self.path("home"))
@@ -116,9 +114,9 @@ fn every_session_in_use_is_busy_not_unauthorised() {
     let user = User::new();
     let device = Device::start_with(&user.config(), ServerOptions { max_sessions: 1, ..ServerOptions::default() });
     // One trusted session holds the only slot.
-    let key = jos_cli::store::Home::at(user.path("home")).client_key().unwrap();
+    let key = jos_client::store::Home::at(user.path("home")).client_key().unwrap();
     let device_key = DeviceConfig::from_bytes(&user.config()).unwrap().noise_public_key();
-    let mut holder = jos_cli::client::Session::connect(device.session, &key.secret, &device_key, Duration::from_secs(10))
+    let mut holder = jos_client::Session::connect(device.session, &key.secret, &device_key, Duration::from_secs(10))
         .expect("the first session");
     holder.ping(1).unwrap();
     let output = user.push(&device);

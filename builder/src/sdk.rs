@@ -1,5 +1,5 @@
-//! The C guest SDK (`abi/include`), built into the binary so that `jos-cli build` works from any
-//! folder: `jos.h`, `crt0.S`, `jos-rt.c` and `jos-native.ld`.
+//! The C guest SDK (`abi/include`), built into the crate so that a build works from any folder:
+//! `jos.h`, `crt0.S`, `jos-rt.c` and `jos-native.ld`.
 
 use std::path::Path;
 
