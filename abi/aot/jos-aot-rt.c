@@ -25,6 +25,9 @@
 #ifndef JOS_AOT_TABLE_ELEMENTS
 #define JOS_AOT_TABLE_ELEMENTS 0
 #endif
+#ifndef JOS_AOT_TABLE_LIMIT
+#define JOS_AOT_TABLE_LIMIT 10000u /* jos_runtime::wasm::Limits::default().max_table_elements */
+#endif
 
 #define JOS_AOT_PAGE 65536u
 
@@ -192,6 +195,9 @@ static uint32_t jos_aot_funcrefs_used, jos_aot_externrefs_used;
 static uint32_t jos_aot_table_reserve(uint32_t *used, uint32_t elements, uint32_t *max_elements) {
     uint32_t room = (uint32_t)(sizeof jos_aot_funcrefs / sizeof jos_aot_funcrefs[0]) - *used;
     if (elements > room) wasm_rt_trap(WASM_RT_TRAP_OOB);
+    /* A table grows at most to the interpreter's table limit (no maximum: 0xffffffff). */
+    if (*max_elements > JOS_AOT_TABLE_LIMIT) *max_elements = JOS_AOT_TABLE_LIMIT;
+    if (*max_elements < elements) *max_elements = elements;
     if (*max_elements > room) *max_elements = room;
     uint32_t start = *used;
     *used += *max_elements;
@@ -214,8 +220,17 @@ void wasm_rt_allocate_externref_table(wasm_rt_externref_table_t *table, uint32_t
     for (uint32_t i = 0; i < max_elements; i++) table->data[i] = wasm_rt_externref_null_value;
 }
 
-void wasm_rt_free_funcref_table(wasm_rt_funcref_table_t *table) { (void)table; }
-void wasm_rt_free_externref_table(wasm_rt_externref_table_t *table) { (void)table; }
+/* Freeing the most recently reserved table gives its room back (a module frees its own). */
+void wasm_rt_free_funcref_table(wasm_rt_funcref_table_t *table) {
+    if (table->data + table->max_size == &jos_aot_funcrefs[jos_aot_funcrefs_used]) {
+        jos_aot_funcrefs_used -= table->max_size;
+    }
+}
+void wasm_rt_free_externref_table(wasm_rt_externref_table_t *table) {
+    if (table->data + table->max_size == &jos_aot_externrefs[jos_aot_externrefs_used]) {
+        jos_aot_externrefs_used -= table->max_size;
+    }
+}
 
 uint32_t wasm_rt_grow_funcref_table(wasm_rt_funcref_table_t *table, uint32_t delta, wasm_rt_funcref_t init) {
     uint32_t old_size = table->size;

@@ -46,8 +46,8 @@ pub fn max_call_depth() -> usize {
 pub struct Shape {
     /// The memory maximum in 64 KiB pages (0 without a memory).
     pub memory_pages: u64,
-    /// Table elements over all tables (each at its maximum, or its initial size without one),
-    /// capped at the interpreter's table limit.
+    /// Table elements over all tables (each at its maximum, or at the interpreter's table limit
+    /// without one), capped at that limit.
     pub table_elements: u64,
     /// Whether the module exports its memory as `memory` (the system calls' buffers live there).
     pub exports_memory: bool,
@@ -83,7 +83,9 @@ impl Shape {
                 Payload::TableSection(reader) => {
                     for table in reader {
                         let table = table.map_err(invalid)?;
-                        shape.table_elements += table.ty.maximum.unwrap_or(table.ty.initial);
+                        // Room to grow to the maximum, or to the interpreter's limit without one.
+                        shape.table_elements +=
+                            table.ty.maximum.unwrap_or(table_limit).min(table_limit).max(table.ty.initial);
                     }
                 }
                 Payload::ExportSection(reader) => {
@@ -161,7 +163,8 @@ pub fn glue(shape: &Shape) -> Result<String, BuildError> {
 pub struct Translation {
     /// The C files: wasm2c's output, the glue, the runtime.
     pub sources: Vec<PathBuf>,
-    /// `-D` flags (memory and table arenas, call depth, explicit bounds checks).
+    /// `-D` and float flags (memory and table arenas, call depth, explicit bounds checks, strict
+    /// floats).
     pub defines: Vec<String>,
     /// The module's shape.
     pub shape: Shape,
@@ -188,9 +191,14 @@ pub fn translate(scratch: &Path, module: &[u8], verbose: bool) -> Result<Transla
     let defines = vec![
         format!("-DJOS_AOT_MEMORY_PAGES={}", shape.memory_pages),
         format!("-DJOS_AOT_TABLE_ELEMENTS={}", shape.table_elements),
+        format!("-DJOS_AOT_TABLE_LIMIT={}u", jos_runtime::wasm::Limits::default().max_table_elements),
         format!("-DWASM_RT_MAX_CALL_STACK_DEPTH={}", max_call_depth()),
         "-DWASM_RT_MEMCHECK_SIGNAL_HANDLER=0".into(),
         "-DWASM_RT_USE_STACK_DEPTH_COUNT=1".into(),
+        // Keep wasm's float semantics: no folding that drops a NaN's quieting (x * 1.0 -> x),
+        // no contraction into fused multiply-adds.
+        "-fsignaling-nans".into(),
+        "-ffp-contract=off".into(),
     ];
     let sources = ["guest.c", "glue.c", "jos-aot-rt.c"].iter().map(|name| scratch.join(name)).collect();
     Ok(Translation { sources, defines, shape })
