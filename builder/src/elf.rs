@@ -317,6 +317,7 @@ pub fn convert(data: &[u8]) -> Result<(Vec<u8>, SizeReport), ConvertError> {
         align,
         imports: Table::from_slice(&imports),
         relocations: Table::from_slice(&relocations),
+        wasm_source: None,
     };
     let mut blob = vec![0u8; repr.buffer_len()];
     repr.emit(&mut blob).map_err(ConvertError::Blob)?;

@@ -10,6 +10,8 @@
 //! - native: arm-none-eabi-gcc (C) or `cargo rustc --crate-type staticlib` for
 //!   `armv6-none-eabihf` (Rust, built PIE with `-Zbuild-std`), linked with the SDK's `crt0.S` and
 //!   `jos-native.ld`, then [`elf::convert`] into a blob.
+//! - aot: the wasm module (given, or built as above) translated by wabt's wasm2c and compiled as
+//!   a native blob marked AOT ([`aot`]).
 //! - [`sdk`]: the C guest SDK (`jos.h` and friends), built into the crate so that a build works
 //!   from any folder.
 //!
@@ -41,6 +43,7 @@
 //!
 //! `examples/build.rs` is the same as a program: `cargo run -p jos-build --example build -- FILE.c`.
 
+pub mod aot;
 pub mod elf;
 pub mod sdk;
 pub mod wasm;
@@ -57,6 +60,8 @@ pub enum Format {
     Wasm,
     /// A native ARMv6 jos blob (unsigned; `jos-cli sign` adds the trailer).
     Native,
+    /// A wasm module compiled ahead of time into a native blob marked AOT (unsigned).
+    Aot,
 }
 
 impl Format {
@@ -64,7 +69,7 @@ impl Format {
     pub const fn extension(self) -> &'static str {
         match self {
             Format::Wasm => "wasm",
-            Format::Native => "blob",
+            Format::Native | Format::Aot => "blob",
         }
     }
 }
@@ -272,6 +277,9 @@ impl Source {
 
 /// Builds what `request` asks for and writes the output file.
 pub fn build(request: &BuildRequest) -> Result<BuildOutput, BuildError> {
+    if request.format == Format::Aot {
+        return aot::build(request);
+    }
     let source = Source::detect(&request.sources)?;
     let scratch = tempfile::Builder::new()
         .prefix("jos-build-")
@@ -302,6 +310,7 @@ pub fn build(request: &BuildRequest) -> Result<BuildOutput, BuildError> {
             let (bytes, report) = elf::convert(&elf)?;
             (name, bytes, report)
         }
+        (Format::Aot, _) => return aot::build(request),
     };
     let path = request.output.clone().unwrap_or_else(|| PathBuf::from(format!("{name}.{}", request.format.extension())));
     std::fs::write(&path, &bytes).map_err(BuildError::io(format!("write {}", path.display())))?;
@@ -415,7 +424,7 @@ impl Context<'_> {
             cargo.env_remove(variable);
         }
         let wanted_extension = match format {
-            Format::Wasm => {
+            Format::Wasm | Format::Aot => {
                 cargo.args(["build", "--release", "--target", "wasm32-unknown-unknown"]);
                 "wasm"
             }
@@ -430,7 +439,7 @@ impl Context<'_> {
         };
         cargo.arg("--manifest-path").arg(&manifest).arg("--message-format=json-render-diagnostics");
         let compile_hint = match format {
-            Format::Wasm => "If cargo cannot find `core`, add the target: `rustup target add wasm32-unknown-unknown`",
+            Format::Wasm | Format::Aot => "If cargo cannot find `core`, add the target: `rustup target add wasm32-unknown-unknown`",
             Format::Native => {
                 "Native Rust guests build `core` from source: `rustup component add rust-src`; the crate must be \
                  no_std with a [lib] target"
@@ -462,7 +471,7 @@ impl Context<'_> {
             }
         }
         let kind = match format {
-            Format::Wasm => "a .wasm file: is the crate's lib crate-type \"cdylib\"?",
+            Format::Wasm | Format::Aot => "a .wasm file: is the crate's lib crate-type \"cdylib\"?",
             Format::Native => "a static library (.a): does the crate have a [lib] target?",
         };
         Err(BuildError::Input { path: manifest, reason: format!("cargo built no {kind}") })

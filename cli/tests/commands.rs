@@ -121,6 +121,7 @@ fn blob() -> Vec<u8> {
         align: 8,
         imports: Table::from_slice(&[]),
         relocations: Table::from_slice(&[]),
+        wasm_source: None,
     };
     let mut bytes = vec![0u8; repr.buffer_len()];
     repr.emit(&mut bytes).unwrap();

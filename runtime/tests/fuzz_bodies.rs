@@ -75,6 +75,7 @@ fn native_seeds() -> Vec<(&'static str, Vec<u8>)> {
         align: 16,
         imports: Table::from_slice(&imports),
         relocations: Table::from_slice(&relocations),
+        wasm_source: None,
     };
     let mut unsigned = vec![0; repr.buffer_len()];
     repr.emit(&mut unsigned).expect("emits");

@@ -62,6 +62,7 @@ fn repr() -> BlobRepr<'static> {
         align: 16,
         imports: Table::from_slice(&IMPORTS),
         relocations: Table::from_slice(&RELOCATIONS),
+        wasm_source: None,
     }
 }
 

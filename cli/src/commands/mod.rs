@@ -8,6 +8,7 @@ pub mod keygen;
 pub mod provision;
 pub mod push;
 pub mod run;
+pub mod run_aot;
 pub mod sign;
 pub mod trust;
 

@@ -28,6 +28,7 @@ Examples:
   jos-cli run --local fib.wasm --fuel 1000000 --json
   jos-cli run --local fib.wasm --call fib 20           # --call NAME ARGS... comes last
   echo -n '7007 3' | jos-cli run --local echo.wasm --input - --grant net
+  jos-cli run --local --aot md5.wasm --input message.txt  # compiled ahead of time (wasm2c + cc)
 
 The module runs in the device's sandbox (jos_runtime) with its limits: 16 MiB of memory, 32 KiB
 of output, 10^10 fuel unless --fuel says less. Output goes to stdout, logs to stderr.
@@ -57,6 +58,11 @@ pub struct Args {
     /// repeatable or comma-separated.
     #[arg(long, value_enum, value_delimiter = ',', value_name = "RIGHT")]
     pub grant: Vec<Right>,
+    /// Compile the module ahead of time (wabt's wasm2c + this machine's cc, the runtime of
+    /// `build --format aot`) and run the native program instead of interpreting it. No fuel:
+    /// an endless loop ends at --timeout (default 60 s). Not with --call or --fuel.
+    #[arg(long)]
+    pub aot: bool,
     /// Call an exported function with numeric arguments instead of the entry point.
     #[arg(long, num_args = 1.., value_name = "NAME ARGS", allow_hyphen_values = true)]
     pub call: Option<Vec<String>>,
@@ -204,6 +210,9 @@ pub fn run(args: Args) -> CommandResult {
             .hint("native blobs run only on a device: `jos-cli push FILE --native`"));
     }
     let input = read_job_input(args.input.as_deref())?;
+    if args.aot {
+        return super::run_aot::run(&args, &module, &input);
+    }
     let entry = match &args.call {
         Some(call) => {
             let (name, values) = parse_call(&module, call)?;

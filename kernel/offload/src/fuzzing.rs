@@ -108,6 +108,7 @@ fn native_blob() -> Vec<u8> {
         align: 8,
         imports: Table::from_slice(&[]),
         relocations: Table::from_slice(&[]),
+        wasm_source: None,
     };
     let mut bytes = std::vec![0u8; repr.buffer_len()];
     repr.emit(&mut bytes).expect("a fixed blob emits");

@@ -228,6 +228,7 @@ pub fn signed_blob(seed: &[u8; 32], abi: AbiVersion) -> Vec<u8> {
         align: 8,
         imports: Table::from_slice(&[]),
         relocations: Table::from_slice(&[]),
+        wasm_source: None,
     };
     let mut bytes = vec![0; repr.buffer_len()];
     repr.emit(&mut bytes).expect("emits");
