@@ -28,6 +28,20 @@ use jos_kcore::memory_map::{self, DMA_BASE, DMA_SIZE, PERIPHERAL_BASE, PERIPHERA
 use jos_kcore::page_table::{MemoryKind, Region};
 use services::{executive, screen, status};
 
+/// What the exception entries (arch) call: the native job service takes faults and IRQ exits of
+/// its job, the fault service reports the rest, the board's interrupt controller dispatches IRQs.
+static EXCEPTION_HOOKS: arch::exceptions::Hooks = arch::exceptions::Hooks {
+    recover: services::native::recover_from_fault,
+    report: services::fault::report,
+    irq: irq_hook,
+};
+
+/// Every IRQ: the board dispatches it, then the native job service says how to leave.
+fn irq_hook(pc: u32, spsr: u32) -> arch::exceptions::IrqExit {
+    board::bcm2835::irq::dispatch();
+    services::native::irq_redirect(pc, spsr)
+}
+
 /// The kernel's entry from `_start`, in SVC mode with interrupts masked, with the boot loader's
 /// r0, r1 (machine type) and r2 (ATAG list or device tree address): the Pi firmware passes 0,
 /// 0xC42 and 0x100; QEMU's ELF boot passes zeros.
@@ -39,6 +53,7 @@ pub extern "C" fn kernel_main(r0: u32, machine: u32, tags: u32) -> ! {
     // The console on GPIO 14/15 (ALT0) at the clock the firmware set, asked before the first line.
     let uart_clock = MAILBOX.clock_rate(mailbox::clock::UART);
     let console = start_console(uart_clock, &boot);
+    arch::exceptions::set_hooks(&EXCEPTION_HOOKS);
     let vectors = arch::exceptions::install_vectors();
     IRQ.init();
     RNG.init();

@@ -29,7 +29,7 @@ use jos_runtime::{Capabilities, JobError, JobResult, JobStatus, LimitKind, LoadE
 use crate::services::jobio::JobDevices;
 
 use crate::arch::cache;
-use crate::arch::exceptions::{ExceptionKind, FaultRegisters, TrapFrame};
+use crate::arch::exceptions::{ExceptionKind, FaultRegisters, IrqExit, TrapFrame};
 use crate::board::bcm2835::timer::Channel;
 use crate::board::bcm2835::{IRQ, RNG, TIMER};
 
@@ -512,19 +512,6 @@ fn in_blob(pc: u32) -> bool {
 
 const MODE_MASK: u32 = 0x1f;
 const MODE_SVC: u32 = 0x13;
-
-/// What the IRQ exit does (the values `jos_irq_entry` tests).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-#[repr(u32)]
-pub enum IrqExit {
-    /// Return to the interrupted code.
-    Return = 0,
-    /// End the running blob: return into `jos_native_recover` (its deadline passed).
-    End = 1,
-    /// Suspend the running blob: save its whole frame in `jos_native_frame`, then enter
-    /// `jos_native_recover` (the frame tick came: the executive's next frame is due).
-    Preempt = 2,
-}
 
 /// Called at the end of every IRQ with the interrupted PC and CPSR. Only when the interrupted
 /// code is the running blob's own code (SVC mode, ARM state, PC in its region: never a system

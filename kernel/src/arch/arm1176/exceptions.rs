@@ -3,8 +3,9 @@
 //! [`install_vectors`] points VBAR at the table (falling back to a copy at address 0); each
 //! vector loads its handler's address from a literal table right behind the vectors, so the
 //! table works wherever it is placed. Faults (undefined instruction, prefetch abort, data abort, FIQ,
-//! unexpected reset/unused) save every register into a [`TrapFrame`] and call
-//! `crate::services::fault::report`, which never returns (unless it ends a native job). An
+//! unexpected reset/unused) save every register into a [`TrapFrame`] and call the [`Hooks`] the
+//! kernel registered at boot ([`set_hooks`]): `recover` (which may end a native job), else
+//! `report`, which never returns. Arch names no service: the hooks are the only way up. An
 //! undefined instruction taken while the VFP11 has a pending bounce (FPEXC.EX) goes to the VFP
 //! support code first (`super::vfp`), which emulates the exceptional instruction and retries. SWI and
 //! IRQ save the caller-saved integer and VFP registers, call Rust, and return to the interrupted
@@ -113,6 +114,45 @@ impl FaultRegisters {
         }
         Self { dfsr, ifsr, far, ifar }
     }
+}
+
+/// What the IRQ exit does (the values `jos_irq_entry` tests).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[repr(u32)]
+pub enum IrqExit {
+    /// Return to the interrupted code.
+    Return = 0,
+    /// End the running native job: return into its recovery routine (its deadline passed).
+    End = 1,
+    /// Suspend the running native job: save its whole frame, then enter its recovery routine
+    /// (the executive's next frame is due).
+    Preempt = 2,
+}
+
+/// The kernel's handlers for what the exception entries cannot decide alone, registered once at
+/// boot by [`set_hooks`] (the services above arch provide them; arch never names a service).
+pub struct Hooks {
+    /// First call for an undefined instruction, prefetch abort or data abort: returns true when
+    /// it took the fault (ended the running native job by rewriting the frame).
+    pub recover: fn(ExceptionKind, &mut TrapFrame, &FaultRegisters) -> bool,
+    /// Reports a fault nobody took and halts or reboots.
+    pub report: fn(ExceptionKind, &TrapFrame, &FaultRegisters) -> !,
+    /// Every IRQ, with the interrupted PC and CPSR: services the interrupt and says how to leave.
+    pub irq: fn(u32, u32) -> IrqExit,
+}
+
+/// The registered hooks (null until [`set_hooks`]).
+static HOOKS: core::sync::atomic::AtomicPtr<Hooks> = core::sync::atomic::AtomicPtr::new(core::ptr::null_mut());
+
+/// Registers the exception hooks (once, at boot, before interrupts are enabled).
+pub fn set_hooks(hooks: &'static Hooks) {
+    HOOKS.store(core::ptr::from_ref(hooks).cast_mut(), Ordering::Release);
+}
+
+fn hooks() -> Option<&'static Hooks> {
+    // SAFETY: HOOKS is null or was set by `set_hooks` from a `&'static Hooks`, never freed and
+    // only read through shared references.
+    unsafe { HOOKS.load(Ordering::Acquire).as_ref() }
 }
 
 /// Software interrupts taken so far.
@@ -250,7 +290,7 @@ jos_swi_entry:
     ldmfd   sp!, {{r0-r3, r12, pc}}^
 
 @ IRQ: save what the AAPCS lets Rust clobber (integer and VFP), dispatch, return. jos_irq's
-@ answer (services::native::IrqExit) may instead end the running native blob (1) or preempt it
+@ answer (IrqExit) may instead end the running native blob (1) or preempt it
 @ (2); both only when the IRQ interrupted the blob's own code in SVC mode.
 jos_irq_entry:
     sub     lr, lr, #4
@@ -371,8 +411,9 @@ extern "C" fn jos_fault(slot: u32, saved: &mut TrapFrame) {
 /// returns) or reports the fault and halts or reboots (never returns).
 pub(super) fn handle_fault(kind: ExceptionKind, saved: &mut TrapFrame) {
     let registers = FaultRegisters::read();
+    let Some(hooks) = hooks() else { super::halt() };
     if matches!(kind, ExceptionKind::UndefinedInstruction | ExceptionKind::PrefetchAbort | ExceptionKind::DataAbort)
-        && crate::services::native::recover_from_fault(kind, saved, &registers)
+        && (hooks.recover)(kind, saved, &registers)
     {
         return;
     }
@@ -381,7 +422,7 @@ pub(super) fn handle_fault(kind: ExceptionKind, saved: &mut TrapFrame) {
     if kind == ExceptionKind::UndefinedInstruction && frame.spsr & (1 << 5) != 0 {
         frame.pc += 2;
     }
-    crate::services::fault::report(kind, &frame, &registers)
+    (hooks.report)(kind, &frame, &registers)
 }
 
 /// SWI entry: jos binds system calls at load time, so a SWI is not a system call; it answers
@@ -397,8 +438,7 @@ extern "C" fn jos_swi(number: u32, _args: &mut [u32; 4]) -> u32 {
 #[no_mangle]
 extern "C" fn jos_irq(pc: u32, spsr: u32) -> u32 {
     IRQ_COUNT.fetch_add(1, Ordering::Relaxed);
-    crate::board::bcm2835::irq::dispatch();
-    crate::services::native::irq_redirect(pc, spsr) as u32
+    hooks().map_or(IrqExit::Return, |hooks| (hooks.irq)(pc, spsr)) as u32
 }
 
 /// Issues `swi #0x42` with `argument` in r0 and returns r0 afterwards (for the self-test).
