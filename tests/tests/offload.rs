@@ -593,9 +593,13 @@ fn native_blob_does_not_stop_the_device() {
         let fault = logs.iter().find(|line| line.starts_with("fault: ") && line.contains(kind)).unwrap_or_else(|| panic!("{logs:?}"));
         eprintln!("preempt: {} -> {fault}", String::from_utf8_lossy(input));
         if input.ends_with(b"deep") {
-            // A page translation fault (DFSR status 0b0111, ARM1176 TRM 3.2.23) below the stack.
+            // Below the job stack: a page translation fault in its unmapped guard page (DFSR
+            // status 0b0111, ARM1176 TRM 3.2.23), or, when a frame larger than the guard skips
+            // it (gcc inlines `deep` into 9 KiB frames), a page permission fault (0b1111) on the
+            // kernel stack below, which user mode may not write.
             let dfsr = fault.split("dfsr=0x").nth(1).and_then(|rest| u32::from_str_radix(&rest[..8], 16).ok()).expect("dfsr");
-            assert_eq!(dfsr & 0x40f, 0x7, "the overflow hits the job stack's unmapped guard page: {fault}");
+            assert!(matches!(dfsr & 0x40f, 0x7 | 0xf), "the overflow stops below the job stack: {fault}");
+            assert!(fault.contains("(translation)") || fault.contains("(permission)"), "{fault}");
         }
     }
     client.send(&Message::Invoke { hash: bind_hash, limits: Limits::default(), input: b"7001 exit", call: None });

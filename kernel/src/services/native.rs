@@ -1,15 +1,19 @@
-//! Native ARMv6 blobs on the device: the loader (`jos_runtime::native::load`) binds the blob's
-//! imports to the `extern "C"` system calls below; the blob runs in SVC mode with IRQs enabled,
-//! on its own job stack (`__job_stack_bottom..__job_stack_top`, above an unmapped guard page),
-//! in steps: [`start`] loads it, each [`step`] enters or resumes it until the executive's next
-//! frame tick preempts it, it yields, or it ends; [`abort`] drops it. A step saves a recovery
-//! context (r4-r11, SP, LR, d8-d15, FPSCR, CPSR) in `jos_native_enter` / `jos_native_resume`;
-//! every way off the CPU goes through `jos_native_recover`, which restores it: a normal return,
-//! `exit`, the deadline (timer compare 3 interrupt that rewrites the IRQ return address when it
-//! interrupted the blob's own code), faults (the abort / undefined-instruction entries rewrite
-//! their exception return), preemption (the IRQ exit saves the blob's whole frame in
-//! `jos_native_frame` first) and `yield` (`jos_native_suspend` saves the caller's frame). The
-//! kernel is mono-task, so one static context, frame and job describe the current job.
+//! Native ARMv6 blobs on the device, in user mode behind the MMU.
+//!
+//! [`start`] loads a blob (`jos_runtime::native::load_verified`) into a page-aligned region of
+//! the heap whose import slots get the addresses of the system-call stubs in the user page
+//! (`arch::user::stub_address`), maps that region for user mode (`arch::mmu::map_user`: code
+//! read-only and executable, data read/write and never executable) and arms its deadline.
+//! Each [`step`] enters or resumes it in user mode on the job stack (`arch::user`) until the
+//! executive's next frame tick preempts it, it yields, or it ends; [`abort`] drops it. The job
+//! reaches the kernel only by `svc`: [`system_call`] (the SVC hook) dispatches by the number
+//! into `HANDLERS`, one array index, after checking the deadline and the frame tick, and every
+//! pointer and length a call receives is checked against the job's own memory (region and job
+//! stack, overflow included) before the kernel touches it: a bad one answers
+//! `-JOS_EFAULT` (`ErrorCode::BadAddress`). Faults in user mode (and an unknown SVC number) end
+//! the job with Trap and a `fault:` line ([`recover_from_fault`]); the deadline and preemption
+//! come from the IRQ exit ([`irq_redirect`]), which user code cannot mask. The kernel is
+//! mono-task, so one static job describes the current job.
 
 use alloc::format;
 use alloc::string::String;
@@ -17,8 +21,11 @@ use alloc::vec::Vec;
 use core::cell::UnsafeCell;
 use core::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 
+use core::alloc::Layout;
+
 use jos_abi::blob::Blob;
 use jos_abi::syscall::{LogLevel, SyscallId, SYSCALL_TABLE_LEN};
+use jos_kcore::page_table::{UserRegion, PAGE_SIZE};
 use jos_abi::wire::Limits;
 use jos_abi::ErrorCode;
 use jos_runtime::native::{CacheMaintenance, DispatchTable};
@@ -28,8 +35,8 @@ use jos_runtime::{Capabilities, JobError, JobResult, JobStatus, LimitKind, LoadE
 
 use crate::services::jobio::JobDevices;
 
-use crate::arch::cache;
-use crate::arch::exceptions::{ExceptionKind, FaultRegisters, IrqExit, TrapFrame};
+use crate::arch::exceptions::{fault_status_name, ExceptionKind, FaultRegisters, IrqExit, SvcExit, TrapFrame};
+use crate::arch::{cache, mmu, user};
 use crate::board::bcm2835::timer::Channel;
 use crate::board::bcm2835::{IRQ, RNG, TIMER};
 
@@ -43,12 +50,6 @@ pub const DEFAULT_OUTPUT: u32 = 1 << 20;
 pub const MAX_LOG_LINES: usize = 64;
 /// Longest log line kept (bytes).
 pub const MAX_LOG_LINE: usize = 256;
-/// Largest single buffer a system call accepts (bytes): larger lengths are refused cheaply.
-const MAX_BUFFER: usize = 64 << 20;
-/// Lowest address a buffer may start at (the first page holds nothing a job may touch).
-const MIN_ADDRESS: usize = 0x1000;
-/// End of RAM that a buffer may reach (the peripherals start at 0x2000_0000).
-const RAM_END: usize = 0x2000_0000;
 
 /// How the blob left the CPU (set before `jos_native_recover` runs).
 const OUTCOME_RETURNED: u32 = 0;
@@ -60,134 +61,6 @@ const OUTCOME_TRAP: u32 = 3;
 const OUTCOME_PREEMPTED: u32 = 4;
 /// Suspended by `yield`: it gives the rest of the frame back.
 const OUTCOME_YIELDED: u32 = 5;
-
-/// Words of the recovery context (see `jos_native_enter`).
-const CONTEXT_WORDS: usize = 28;
-/// Words of a suspended blob's frame (`jos_native_frame`): r0-r12 (0-12), PC (13), SP (14),
-/// LR (15), SPSR (16), FPSCR (17), d0-d15 (18-49). The IRQ exit in
-/// kernel/src/arch/arm1176/exceptions.rs writes the same offsets.
-const FRAME_WORDS: usize = 50;
-
-core::arch::global_asm!(
-    r#"
-    .arch armv6k
-    .fpu vfpv2
-    .section .text.native, "ax"
-    .arm
-
-@ jos_native_enter(entry, context) -> i32: saves the kernel's r4-r11, SP, LR, d8-d15, FPSCR and
-@ CPSR in `context`, publishes it, switches SP to the job stack (the blob and its system calls
-@ run there, so its frames survive while it is suspended and the kernel runs on the SVC
-@ stack), calls `entry()` and leaves through jos_native_recover.
-    .global jos_native_enter
-jos_native_enter:
-    mov     r12, r1                 @ r12: write cursor in the context
-    stmia   r12!, {{r4-r11}}        @ words 0-7: callee-saved integer registers
-    str     sp, [r12], #4           @ word 8: the kernel's SVC stack pointer
-    str     lr, [r12], #4           @ word 9: where jos_native_enter returns
-    vstmia  r12!, {{d8-d15}}        @ words 10-25: callee-saved VFP registers
-    vmrs    r2, fpscr
-    mrs     r3, cpsr
-    stmia   r12, {{r2, r3}}         @ words 26-27: FPSCR and CPSR (interrupt mask)
-    ldr     r2, =jos_native_context
-    str     r1, [r2]                @ published: every way out restores it
-    ldr     sp, =__job_stack_top    @ the blob runs on the job stack
-    blx     r0
-    @ fall through with the blob's r0
-
-@ jos_native_recover(value): in SVC mode; restores the saved context (stack, callee-saved
-@ registers, VFP state, CPSR with its interrupt mask) and returns `value` from the
-@ jos_native_enter or jos_native_resume that saved it.
-    .global jos_native_recover
-jos_native_recover:
-    ldr     r2, =jos_native_context
-    ldr     r12, [r2]
-    mov     r3, #0
-    str     r3, [r2]
-    ldmia   r12!, {{r4-r11}}
-    ldr     sp, [r12], #4
-    ldr     lr, [r12], #4
-    vldmia  r12!, {{d8-d15}}
-    ldmia   r12, {{r2, r3}}
-    vmsr    fpscr, r2
-    msr     cpsr_c, r3
-    bx      lr
-
-@ jos_native_resume(frame, context) -> i32: saves the kernel context in `context` as
-@ jos_native_enter does, then restores the suspended blob's whole frame (layout: FRAME_WORDS)
-@ and returns into it as an exception return does; the blob leaves again through
-@ jos_native_recover, whose value this call returns.
-    .global jos_native_resume
-jos_native_resume:
-    mov     r12, r1
-    stmia   r12!, {{r4-r11}}
-    str     sp, [r12], #4
-    str     lr, [r12], #4
-    vstmia  r12!, {{d8-d15}}
-    vmrs    r2, fpscr
-    mrs     r3, cpsr
-    stmia   r12, {{r2, r3}}
-    ldr     r2, =jos_native_context
-    str     r1, [r2]
-    cpsid   if                      @ no IRQ while SP, LR and SPSR hold the blob's values
-    add     r1, r0, #72
-    vldmia  r1, {{d0-d15}}          @ words 18-49: every VFP register
-    ldr     r1, [r0, #68]
-    vmsr    fpscr, r1               @ word 17: FPSCR
-    ldr     sp, [r0, #56]           @ word 14: the blob's SP (on the job stack)
-    ldr     lr, [r0, #60]           @ word 15: the blob's LR
-    ldr     r1, [r0, #64]
-    msr     spsr_cxsf, r1           @ word 16: its CPSR (SVC, IRQs enabled, its T bit)
-    ldmia   r0, {{r0-r12, pc}}^     @ words 0-13: r0-r12 and PC; CPSR = SPSR (no write-back,
-                                    @ so loading the base register r0 is defined)
-
-@ jos_native_suspend() -> i32: called (IRQs masked, OUTCOME and RUNNING already set) from a
-@ system call the blob made, on the job stack: saves the callee-saved state with PC = the
-@ return address and r0 = 0 in the frame, then leaves through jos_native_recover. Resuming
-@ the frame returns 0 from this call, with the job stack untouched meanwhile.
-    .global jos_native_suspend
-jos_native_suspend:
-    ldr     r12, =jos_native_frame
-    add     r1, r12, #16
-    stmia   r1, {{r4-r11}}          @ words 4-11
-    mov     r1, #0
-    str     r1, [r12]               @ word 0: r0 = 0, the call's result
-    str     sp, [r12, #56]          @ word 14: SP as the caller left it
-    str     lr, [r12, #60]          @ word 15
-    mrs     r1, cpsr
-    bic     r1, r1, #0x80           @ resumed with IRQs enabled
-    tst     lr, #1                  @ a Thumb caller resumes in Thumb state
-    orrne   r1, r1, #0x20
-    bic     r2, lr, #1
-    str     r2, [r12, #52]          @ word 13: PC = the return address
-    str     r1, [r12, #64]          @ word 16: SPSR
-    vmrs    r1, fpscr
-    str     r1, [r12, #68]          @ word 17
-    add     r1, r12, #72
-    vstmia  r1, {{d0-d15}}          @ words 18-49
-    mov     r0, #0
-    b       jos_native_recover
-    .ltorg
-"#
-);
-
-extern "C" {
-    fn jos_native_enter(entry: usize, context: *mut u32) -> i32;
-    fn jos_native_resume(frame: *const u32, context: *mut u32) -> i32;
-    fn jos_native_suspend() -> i32;
-    fn jos_native_recover(value: i32) -> !;
-}
-
-/// The published recovery context (null when no blob runs); read by the assembly.
-#[no_mangle]
-#[allow(non_upper_case_globals)]
-static mut jos_native_context: *mut u32 = core::ptr::null_mut();
-
-/// The suspended blob's frame (layout: [`FRAME_WORDS`]); written by the IRQ exit's preemption
-/// path and by `jos_native_suspend`, read by `jos_native_resume`.
-#[no_mangle]
-#[allow(non_upper_case_globals)]
-static mut jos_native_frame: [u32; FRAME_WORDS] = [0; FRAME_WORDS];
 
 /// The current job's state.
 struct Job {
@@ -204,9 +77,9 @@ struct Job {
     logs_dropped: u32,
     fault: Option<String>,
     /// The blob's memory (code, data, its heap): held (the blob uses it through raw addresses,
-    /// never through this field) and freed when the job is dropped.
+    /// never through this field) and freed when the job is dropped, after it was unmapped.
     #[allow(dead_code)]
-    region: Vec<u8>,
+    memory: UserMemory,
     /// The blob's entry point (for the first step).
     entry: usize,
     /// Whether the blob was entered (later steps resume its frame).
@@ -219,6 +92,36 @@ struct Job {
     started_ticks: u32,
     /// Steps taken (the result's `slices`).
     steps: u32,
+}
+
+/// A page-aligned heap block for a job's region (freed on drop).
+struct UserMemory {
+    start: core::ptr::NonNull<u8>,
+    layout: Layout,
+}
+
+impl UserMemory {
+    /// `len` bytes (rounded up to whole pages) aligned to `align` (at least a page), zeroed;
+    /// `None` if the heap cannot give them.
+    fn allocate(len: usize, align: usize) -> Option<Self> {
+        let len = len.max(1).checked_next_multiple_of(PAGE_SIZE)?;
+        let layout = Layout::from_size_align(len, align.max(PAGE_SIZE)).ok()?;
+        // SAFETY: the layout has a non-zero size.
+        let start = core::ptr::NonNull::new(unsafe { alloc::alloc::alloc_zeroed(layout) })?;
+        Some(Self { start, layout })
+    }
+
+    fn as_mut_slice(&mut self) -> &mut [u8] {
+        // SAFETY: the block is `layout.size()` bytes, owned by this value, zeroed at allocation.
+        unsafe { core::slice::from_raw_parts_mut(self.start.as_ptr(), self.layout.size()) }
+    }
+}
+
+impl Drop for UserMemory {
+    fn drop(&mut self) {
+        // SAFETY: allocated by `allocate` with this layout, freed once.
+        unsafe { alloc::alloc::dealloc(self.start.as_ptr(), self.layout) }
+    }
 }
 
 struct JobCell(UnsafeCell<Option<Job>>);
@@ -239,42 +142,56 @@ static STEP_TICKS: AtomicU32 = AtomicU32::new(0);
 static EXPIRED: AtomicBool = AtomicBool::new(false);
 /// How the blob ended.
 static OUTCOME: AtomicU32 = AtomicU32::new(OUTCOME_RETURNED);
-/// The blob's memory: [start, end).
+/// The blob's memory: [start, end), writable from REGION_DATA (a page boundary).
 static REGION_START: AtomicU32 = AtomicU32::new(0);
+static REGION_DATA: AtomicU32 = AtomicU32::new(0);
 static REGION_END: AtomicU32 = AtomicU32::new(0);
+/// A system call is being served (a fault now is the kernel's, on the job's behalf).
+static IN_SYSCALL: AtomicBool = AtomicBool::new(false);
 
 fn with_job<R>(f: impl FnOnce(&mut Job) -> R) -> Option<R> {
     // SAFETY: see `JobCell`: only one context touches the job at a time.
     unsafe { (*JOB.0.get()).as_mut().map(f) }
 }
 
-/// A buffer passed by the blob, if its range is plausible RAM (cheap checks only: native code
-/// is trusted, but a bad length must not take the kernel down).
-fn buffer(address: usize, length: usize) -> Option<(usize, usize)> {
+/// A buffer the job passed: `Some` only if `[address, address + length)` lies in the job's own
+/// memory (its region, or for `write` its writable part, or its stack), with no overflow.
+/// An empty buffer is always fine (nothing is touched).
+fn user_buffer(address: usize, length: usize, write: bool) -> Option<(usize, usize)> {
     if length == 0 {
-        return Some((MIN_ADDRESS, 0));
+        return Some((PAGE_SIZE, 0));
     }
     let end = address.checked_add(length)?;
-    (length <= MAX_BUFFER && address >= MIN_ADDRESS && end <= RAM_END).then_some((address, length))
+    let inside = |(start, stop): (usize, usize)| address >= start && end <= stop;
+    let region_start = if write { REGION_DATA.load(Ordering::Relaxed) } else { REGION_START.load(Ordering::Relaxed) } as usize;
+    let region = (region_start, REGION_END.load(Ordering::Relaxed) as usize);
+    (region.1 > region.0 && inside(region) || inside(crate::memory::layout::job_stack())).then_some((address, length))
 }
 
-/// At a system call's entry: ends the job if its deadline passed; suspends it if the frame
-/// tick came while the blob was in an earlier call (the IRQ exit preempts only the blob's own
-/// code), so a blob that lives in system calls still leaves the CPU in time.
-fn check_deadline() {
-    check_expired();
-    if tick_came() {
-        switch_out(OUTCOME_PREEMPTED);
-    }
+/// The job's bytes at `[address, address + length)` (checked by [`user_buffer`]).
+fn user_bytes<'a>(address: u32, length: u32) -> Result<&'a [u8], ErrorCode> {
+    let (address, length) = user_buffer(address as usize, length as usize, false).ok_or(ErrorCode::BadAddress)?;
+    // SAFETY: `user_buffer` proved the range lies in the job's mapped memory, which stays
+    // mapped and allocated until the job ends (never during a system call).
+    Ok(unsafe { core::slice::from_raw_parts(address as *const u8, length) })
+}
+
+/// The job's writable bytes at `[address, address + length)` (checked by [`user_buffer`]).
+fn user_bytes_mut<'a>(address: u32, length: u32) -> Result<&'a mut [u8], ErrorCode> {
+    let (address, length) = user_buffer(address as usize, length as usize, true).ok_or(ErrorCode::BadAddress)?;
+    // SAFETY: as in `user_bytes`, in the writable part; the kernel holds no other reference
+    // into the job's memory.
+    Ok(unsafe { core::slice::from_raw_parts_mut(address as *mut u8, length) })
 }
 
 /// Ends the job at a system call's entry if its deadline passed.
 fn check_expired() {
     if EXPIRED.load(Ordering::Relaxed) {
         OUTCOME.store(OUTCOME_DEADLINE, Ordering::Relaxed);
-        // SAFETY: called from a system call the blob made, in SVC mode, with no lock held: the
+        RUNNING.store(false, Ordering::Relaxed);
+        // SAFETY: called from the SVC hook in SVC mode, with no lock or borrow held: the
         // recovery context is live while RUNNING.
-        unsafe { jos_native_recover(0) }
+        unsafe { user::leave(0) }
     }
 }
 
@@ -283,63 +200,140 @@ fn tick_came() -> bool {
     crate::services::executive::ticks() != STEP_TICKS.load(Ordering::Relaxed)
 }
 
-/// Suspends the blob from inside a system call (no borrow of the job held): it leaves the CPU
-/// with `outcome`, and this returns once a later step resumes it.
-fn switch_out(outcome: u32) {
+/// Ends the job from the SVC hook with Trap and `report` as its fault line.
+fn trap(report: String) -> ! {
     crate::arch::disable_interrupts();
-    OUTCOME.store(outcome, Ordering::Relaxed);
+    IN_SYSCALL.store(false, Ordering::Relaxed);
+    with_job(|job| job.fault = Some(report));
+    OUTCOME.store(OUTCOME_TRAP, Ordering::Relaxed);
     RUNNING.store(false, Ordering::Relaxed);
-    // SAFETY: called from a system call the blob made, in SVC mode on the job stack, with IRQs
-    // masked and no lock or borrow held: the recovery context is live (saved by the step), and
-    // the frame written here is resumed only by `step`, with the job stack untouched meanwhile
-    // (the kernel runs on the SVC stack). The call follows the AAPCS and returns 0.
-    let _ = unsafe { jos_native_suspend() };
+    // SAFETY: as in `check_expired`.
+    unsafe { user::leave(0) }
 }
 
-extern "C" fn sys_input_len() -> i32 {
-    check_deadline();
-    with_job(|job| i32::try_from(job.input.len()).unwrap_or(i32::MAX)).unwrap_or(0)
+/// The SVC number of the instruction before `frame.pc` (ARM: 24 bits, Thumb: 8 bits).
+fn svc_number(frame: &TrapFrame) -> (u32, u32) {
+    if frame.spsr & (1 << 5) != 0 {
+        // SAFETY: the job just executed this halfword from memory mapped for it, which the
+        // kernel may read too.
+        (u32::from(unsafe { core::ptr::read_volatile((frame.pc - 2) as *const u16) }) & 0xFF, 2)
+    } else {
+        // SAFETY: as above, a word-aligned ARM instruction.
+        (unsafe { core::ptr::read_volatile((frame.pc - 4) as *const u32) } & 0x00FF_FFFF, 4)
+    }
 }
 
-extern "C" fn sys_input_read(address: usize, length: usize, offset: usize) -> i32 {
-    check_deadline();
-    let Some((address, length)) = buffer(address, length) else { return ErrorCode::BadAddress.to_return() };
-    with_job(|job| {
-        let Some(rest) = job.input.get(offset..) else { return 0 };
-        let count = rest.len().min(length);
-        // SAFETY: `buffer` checked the range lies in RAM; the blob owns what it points at.
-        let target = unsafe { core::slice::from_raw_parts_mut(address as *mut u8, count) };
-        target.copy_from_slice(&rest[..count]);
-        i32::try_from(count).unwrap_or(i32::MAX)
-    })
-    .unwrap_or(0)
+/// A system call's handler: reads its arguments from the frame's r0-r3 and writes its result
+/// into r0 (and r1 for 64-bit results).
+type Handler = fn(&mut TrapFrame) -> SvcExit;
+
+/// The system calls by number (the SyscallId): one array index per call, no lookup by name.
+static HANDLERS: [Option<Handler>; SYSCALL_TABLE_LEN] = {
+    let mut table: [Option<Handler>; SYSCALL_TABLE_LEN] = [None; SYSCALL_TABLE_LEN];
+    table[SyscallId::InputLen as usize] = Some(sys_input_len);
+    table[SyscallId::InputRead as usize] = Some(sys_input_read);
+    table[SyscallId::OutputWrite as usize] = Some(sys_output_write);
+    table[SyscallId::Log as usize] = Some(sys_log);
+    table[SyscallId::TimeMicros as usize] = Some(sys_time_us);
+    table[SyscallId::Random as usize] = Some(sys_random);
+    table[SyscallId::Yield as usize] = Some(sys_yield);
+    table[SyscallId::Exit as usize] = Some(sys_exit);
+    table[SyscallId::UdpBind as usize] = Some(sys_udp_bind);
+    table[SyscallId::UdpSend as usize] = Some(sys_udp_send);
+    table[SyscallId::UdpRecv as usize] = Some(sys_udp_recv);
+    table[SyscallId::UdpClose as usize] = Some(sys_udp_close);
+    table[SyscallId::ScreenPrint as usize] = Some(sys_screen_print);
+    table[SyscallId::GpioWrite as usize] = Some(sys_gpio_write);
+    table[SyscallId::GpioRead as usize] = Some(sys_gpio_read);
+    table
+};
+
+/// The SVC hook (registered with `arch::exceptions::set_hooks`): the job's system call. Ends the
+/// job if its deadline passed; if the frame tick came while the job ran (it may live in system
+/// calls), rewinds the PC to the `svc` and suspends the job, so the call runs when it is resumed;
+/// otherwise runs the handler with IRQs enabled. An unknown number ends the job with Trap.
+pub fn system_call(frame: &mut TrapFrame) -> SvcExit {
+    let (number, length) = svc_number(frame);
+    if !RUNNING.load(Ordering::Relaxed) {
+        frame.r[0] = ErrorCode::Unsupported.to_return() as u32;
+        return SvcExit::Return;
+    }
+    check_expired();
+    if tick_came() {
+        frame.pc -= length;
+        OUTCOME.store(OUTCOME_PREEMPTED, Ordering::Relaxed);
+        RUNNING.store(false, Ordering::Relaxed);
+        return SvcExit::Suspend;
+    }
+    let Some(handler) = HANDLERS.get(number as usize).copied().flatten() else {
+        let base = REGION_START.load(Ordering::Relaxed);
+        trap(format!(
+            "fault: unknown system call (svc #{number}) at pc={:#010x} (blob+{:#x})",
+            frame.pc - length,
+            (frame.pc - length).wrapping_sub(base)
+        ))
+    };
+    IN_SYSCALL.store(true, Ordering::Relaxed);
+    crate::arch::enable_interrupts();
+    let exit = handler(frame);
+    crate::arch::disable_interrupts();
+    IN_SYSCALL.store(false, Ordering::Relaxed);
+    exit
 }
 
-extern "C" fn sys_output_write(address: usize, length: usize) -> i32 {
-    check_deadline();
-    let Some((address, length)) = buffer(address, length) else { return ErrorCode::BadAddress.to_return() };
-    with_job(|job| {
-        if job.output.len() + length > job.output_cap {
-            job.output_overflow = true;
-            return ErrorCode::LimitExceeded.to_return();
-        }
-        // SAFETY: `buffer` checked the range lies in RAM.
-        let bytes = unsafe { core::slice::from_raw_parts(address as *const u8, length) };
-        job.output.extend_from_slice(bytes);
-        0
-    })
-    .unwrap_or(0)
+/// Sets the call's 32-bit result.
+fn answer(frame: &mut TrapFrame, value: i32) -> SvcExit {
+    frame.r[0] = value as u32;
+    SvcExit::Return
 }
 
-extern "C" fn sys_log(level: u32, address: usize, length: usize) -> i32 {
-    check_deadline();
-    let Ok(level) = LogLevel::try_from(level) else { return ErrorCode::InvalidArgument.to_return() };
-    let Some((address, length)) = buffer(address, length) else { return ErrorCode::BadAddress.to_return() };
-    // SAFETY: `buffer` checked the range lies in RAM.
-    let bytes = unsafe { core::slice::from_raw_parts(address as *const u8, length.min(MAX_LOG_LINE)) };
-    let text = String::from_utf8_lossy(bytes).into_owned();
-    with_job(|job| push_log(job, level, text));
-    0
+/// The result of a call that answers a value or an error.
+fn answer_result(frame: &mut TrapFrame, result: Result<i32, ErrorCode>) -> SvcExit {
+    answer(frame, result.unwrap_or_else(ErrorCode::to_return))
+}
+
+fn sys_input_len(frame: &mut TrapFrame) -> SvcExit {
+    let len = with_job(|job| i32::try_from(job.input.len()).unwrap_or(i32::MAX)).unwrap_or(0);
+    answer(frame, len)
+}
+
+fn sys_input_read(frame: &mut TrapFrame) -> SvcExit {
+    let [address, length, offset, _] = [frame.r[0], frame.r[1], frame.r[2], frame.r[3]];
+    let result = user_bytes_mut(address, length).map(|target| {
+        with_job(|job| {
+            let Some(rest) = job.input.get(offset as usize..) else { return 0 };
+            let count = rest.len().min(target.len());
+            target[..count].copy_from_slice(&rest[..count]);
+            i32::try_from(count).unwrap_or(i32::MAX)
+        })
+        .unwrap_or(0)
+    });
+    answer_result(frame, result)
+}
+
+fn sys_output_write(frame: &mut TrapFrame) -> SvcExit {
+    let result = user_bytes(frame.r[0], frame.r[1]).and_then(|bytes| {
+        with_job(|job| {
+            if job.output.len() + bytes.len() > job.output_cap {
+                job.output_overflow = true;
+                return Err(ErrorCode::LimitExceeded);
+            }
+            job.output.extend_from_slice(bytes);
+            Ok(0)
+        })
+        .unwrap_or(Ok(0))
+    });
+    answer_result(frame, result)
+}
+
+fn sys_log(frame: &mut TrapFrame) -> SvcExit {
+    let result = LogLevel::try_from(frame.r[0]).map_err(|_| ErrorCode::InvalidArgument).and_then(|level| {
+        let bytes = user_bytes(frame.r[1], frame.r[2])?;
+        let text = String::from_utf8_lossy(&bytes[..bytes.len().min(MAX_LOG_LINE)]).into_owned();
+        with_job(|job| push_log(job, level, text));
+        Ok(0)
+    });
+    answer_result(frame, result)
 }
 
 fn push_log(job: &mut Job, level: LogLevel, text: String) {
@@ -350,137 +344,128 @@ fn push_log(job: &mut Job, level: LogLevel, text: String) {
     }
 }
 
-extern "C" fn sys_time_us() -> u64 {
-    check_deadline();
-    TIMER.now_micros()
+fn sys_time_us(frame: &mut TrapFrame) -> SvcExit {
+    let now = TIMER.now_micros();
+    frame.r[0] = now as u32;
+    frame.r[1] = (now >> 32) as u32;
+    SvcExit::Return
 }
 
-extern "C" fn sys_random(address: usize, length: usize) -> i32 {
-    check_deadline();
-    let Some((address, length)) = buffer(address, length) else { return ErrorCode::BadAddress.to_return() };
-    if length == 0 {
-        return 0;
-    }
-    // SAFETY: `buffer` checked the range lies in RAM.
-    let target = unsafe { core::slice::from_raw_parts_mut(address as *mut u8, length) };
-    match RNG.fill(target) {
-        Ok(()) => 0,
-        Err(_) => ErrorCode::Io.to_return(),
-    }
+fn sys_random(frame: &mut TrapFrame) -> SvcExit {
+    let result = user_bytes_mut(frame.r[0], frame.r[1]).and_then(|target| {
+        if target.is_empty() {
+            return Ok(0);
+        }
+        RNG.fill(target).map(|()| 0).map_err(|_| ErrorCode::Io)
+    });
+    answer_result(frame, result)
 }
 
 /// `yield`: the blob has nothing to do now (see `docs/kernel.md`, "Native yield"). It gives
-/// the rest of this frame back: the blob is suspended here, the offload task returns to the
-/// executive, and the blob is resumed in the next frame (after the network task ran); the call
-/// then returns 0. The time suspended is not the job's CPU time.
-extern "C" fn sys_yield() -> i32 {
-    check_expired();
-    switch_out(OUTCOME_YIELDED);
-    0
+/// the rest of this frame back: the job is suspended with the call answering 0, the offload
+/// task returns to the executive, and the job is resumed in the next frame (after the network
+/// task ran). The time suspended is not the job's CPU time.
+fn sys_yield(frame: &mut TrapFrame) -> SvcExit {
+    frame.r[0] = 0;
+    crate::arch::disable_interrupts();
+    OUTCOME.store(OUTCOME_YIELDED, Ordering::Relaxed);
+    RUNNING.store(false, Ordering::Relaxed);
+    SvcExit::Suspend
+}
+
+/// `exit(code)`: the job ends with `code` (also reached when its entry function returns: its
+/// LR is the Exit stub).
+fn sys_exit(frame: &mut TrapFrame) -> SvcExit {
+    let code = frame.r[0] as i32;
+    crate::arch::disable_interrupts();
+    IN_SYSCALL.store(false, Ordering::Relaxed);
+    OUTCOME.store(OUTCOME_EXIT, Ordering::Relaxed);
+    RUNNING.store(false, Ordering::Relaxed);
+    // SAFETY: called from the SVC hook in SVC mode; nothing here holds a lock or owns memory.
+    unsafe { user::leave(code) }
 }
 
 /// Runs a capability call: `PermissionDenied` unless the blob's signer granted `capability`.
-fn gated(capability: Capability, call: impl FnOnce(&mut Job) -> Result<i32, ErrorCode>) -> i32 {
-    check_deadline();
-    with_job(|job| {
+fn gated(frame: &mut TrapFrame, capability: Capability, call: impl FnOnce(&mut Job, [u32; 4]) -> Result<i32, ErrorCode>) -> SvcExit {
+    let arguments = [frame.r[0], frame.r[1], frame.r[2], frame.r[3]];
+    let result = with_job(|job| {
         if !job.capabilities.allows(capability) {
-            return ErrorCode::PermissionDenied.to_return();
+            return Err(ErrorCode::PermissionDenied);
         }
-        call(job).unwrap_or_else(ErrorCode::to_return)
+        call(job, arguments)
     })
-    .unwrap_or(ErrorCode::Io.to_return())
+    .unwrap_or(Err(ErrorCode::Io));
+    answer_result(frame, result)
 }
 
 /// Reads an 8-byte endpoint the blob passed.
-fn read_endpoint(address: usize) -> Result<Endpoint, ErrorCode> {
-    let (address, _) = buffer(address, Endpoint::LEN).ok_or(ErrorCode::BadAddress)?;
+fn read_endpoint(address: u32) -> Result<Endpoint, ErrorCode> {
+    let bytes = user_bytes(address, Endpoint::LEN as u32)?;
     let mut raw = [0u8; Endpoint::LEN];
-    // SAFETY: `buffer` checked the 8 bytes lie in RAM.
-    raw.copy_from_slice(unsafe { core::slice::from_raw_parts(address as *const u8, Endpoint::LEN) });
+    raw.copy_from_slice(bytes);
     Endpoint::from_bytes(raw).ok_or(ErrorCode::InvalidArgument)
 }
 
-extern "C" fn sys_udp_bind(port: u32) -> i32 {
-    gated(Capability::Network, |job| {
+fn sys_udp_bind(frame: &mut TrapFrame) -> SvcExit {
+    gated(frame, Capability::Network, |job, [port, ..]| {
         let port = u16::try_from(port).map_err(|_| ErrorCode::InvalidArgument)?;
         job.devices.udp_bind(port).map(|handle| handle as i32)
     })
 }
 
-extern "C" fn sys_udp_send(handle: u32, endpoint: usize, address: usize, length: usize) -> i32 {
-    gated(Capability::Network, |job| {
+fn sys_udp_send(frame: &mut TrapFrame) -> SvcExit {
+    gated(frame, Capability::Network, |job, [handle, endpoint, address, length]| {
         let to = read_endpoint(endpoint)?;
-        let (address, length) = buffer(address, length).ok_or(ErrorCode::BadAddress)?;
-        // SAFETY: `buffer` checked the range lies in RAM.
-        let data = unsafe { core::slice::from_raw_parts(address as *const u8, length) };
+        let data = user_bytes(address, length)?;
         job.devices.udp_send(handle, to, data).map(|()| 0)
     })
 }
 
-extern "C" fn sys_udp_recv(handle: u32, address: usize, length: usize, endpoint: usize) -> i32 {
-    gated(Capability::Network, |job| {
-        let (endpoint, _) = buffer(endpoint, Endpoint::LEN).ok_or(ErrorCode::BadAddress)?;
-        let (address, length) = buffer(address, length).ok_or(ErrorCode::BadAddress)?;
-        // SAFETY: `buffer` checked the range lies in RAM; the blob owns it.
-        let target = unsafe { core::slice::from_raw_parts_mut(address as *mut u8, length) };
+fn sys_udp_recv(frame: &mut TrapFrame) -> SvcExit {
+    gated(frame, Capability::Network, |job, [handle, address, length, endpoint]| {
+        let from_slot = user_bytes_mut(endpoint, Endpoint::LEN as u32)?;
+        let target = user_bytes_mut(address, length)?;
         let (received, from) = job.devices.udp_recv(handle, target)?;
-        // SAFETY: `buffer` checked the 8 endpoint bytes lie in RAM.
-        unsafe { core::slice::from_raw_parts_mut(endpoint as *mut u8, Endpoint::LEN) }.copy_from_slice(&from.to_bytes());
+        from_slot.copy_from_slice(&from.to_bytes());
         Ok(i32::try_from(received).unwrap_or(i32::MAX))
     })
 }
 
-extern "C" fn sys_udp_close(handle: u32) -> i32 {
-    gated(Capability::Network, |job| job.devices.udp_close(handle).map(|()| 0))
+fn sys_udp_close(frame: &mut TrapFrame) -> SvcExit {
+    gated(frame, Capability::Network, |job, [handle, ..]| job.devices.udp_close(handle).map(|()| 0))
 }
 
-extern "C" fn sys_screen_print(address: usize, length: usize) -> i32 {
-    gated(Capability::Screen, |job| {
-        let (address, length) = buffer(address, length).ok_or(ErrorCode::BadAddress)?;
-        // SAFETY: `buffer` checked the range lies in RAM.
-        let bytes = unsafe { core::slice::from_raw_parts(address as *const u8, length) };
+fn sys_screen_print(frame: &mut TrapFrame) -> SvcExit {
+    gated(frame, Capability::Screen, |job, [address, length, ..]| {
+        let bytes = user_bytes(address, length)?;
         let line = core::str::from_utf8(bytes).map_err(|_| ErrorCode::InvalidArgument)?;
         job.devices.screen_print(line).map(|()| 0)
     })
 }
 
-extern "C" fn sys_gpio_write(pin: u32, level: u32) -> i32 {
-    gated(Capability::Gpio, |job| match level {
+fn sys_gpio_write(frame: &mut TrapFrame) -> SvcExit {
+    gated(frame, Capability::Gpio, |job, [pin, level, ..]| match level {
         0 | 1 => job.devices.gpio_write(pin, level == 1).map(|()| 0),
         _ => Err(ErrorCode::InvalidArgument),
     })
 }
 
-extern "C" fn sys_gpio_read(pin: u32) -> i32 {
-    gated(Capability::Gpio, |job| job.devices.gpio_read(pin).map(i32::from))
+fn sys_gpio_read(frame: &mut TrapFrame) -> SvcExit {
+    gated(frame, Capability::Gpio, |job, [pin, ..]| job.devices.gpio_read(pin).map(i32::from))
 }
 
-extern "C" fn sys_exit(code: i32) -> ! {
-    OUTCOME.store(OUTCOME_EXIT, Ordering::Relaxed);
-    // SAFETY: called by the running blob in SVC mode; nothing here holds a lock or owns memory.
-    unsafe { jos_native_recover(code) }
-}
-
-/// The dispatch table: every call of ABI 1.0. The capability calls are bound for every blob
-/// (binding stays one lookup per import) and answer `PermissionDenied` at call time when the
-/// blob's signer did not grant the capability, as in the wasm sandbox.
+/// The loader's dispatch table: for every call the kernel serves, the address of its stub in
+/// the user page (`svc #id; bx lr`); 0 for the rest (the loader refuses blobs importing them).
+/// The capability calls are bound for every blob (binding stays one lookup per import) and
+/// answer `PermissionDenied` at call time when the blob's signer did not grant the capability,
+/// as in the wasm sandbox.
 fn dispatch_table() -> DispatchTable {
     let mut table = [0usize; SYSCALL_TABLE_LEN];
-    table[SyscallId::InputLen as usize] = sys_input_len as *const () as usize;
-    table[SyscallId::InputRead as usize] = sys_input_read as *const () as usize;
-    table[SyscallId::OutputWrite as usize] = sys_output_write as *const () as usize;
-    table[SyscallId::Log as usize] = sys_log as *const () as usize;
-    table[SyscallId::TimeMicros as usize] = sys_time_us as *const () as usize;
-    table[SyscallId::Random as usize] = sys_random as *const () as usize;
-    table[SyscallId::Yield as usize] = sys_yield as *const () as usize;
-    table[SyscallId::Exit as usize] = sys_exit as *const () as usize;
-    table[SyscallId::UdpBind as usize] = sys_udp_bind as *const () as usize;
-    table[SyscallId::UdpSend as usize] = sys_udp_send as *const () as usize;
-    table[SyscallId::UdpRecv as usize] = sys_udp_recv as *const () as usize;
-    table[SyscallId::UdpClose as usize] = sys_udp_close as *const () as usize;
-    table[SyscallId::ScreenPrint as usize] = sys_screen_print as *const () as usize;
-    table[SyscallId::GpioWrite as usize] = sys_gpio_write as *const () as usize;
-    table[SyscallId::GpioRead as usize] = sys_gpio_read as *const () as usize;
+    for (id, slot) in table.iter_mut().enumerate() {
+        if HANDLERS[id].is_some() {
+            *slot = user::stub_address(id);
+        }
+    }
     table
 }
 
@@ -511,22 +496,23 @@ fn in_blob(pc: u32) -> bool {
 }
 
 const MODE_MASK: u32 = 0x1f;
+const MODE_USER: u32 = 0x10;
 const MODE_SVC: u32 = 0x13;
 
 /// Called at the end of every IRQ with the interrupted PC and CPSR. Only when the interrupted
-/// code is the running blob's own code (SVC mode, ARM state, PC in its region: never a system
-/// call holding kernel state): [`IrqExit::End`] if its deadline passed, [`IrqExit::Preempt`] if
-/// the executive's frame tick came since the step began. If the deadline passed while the blob
-/// was in a system call, the call ends the job at its next entry and the timer retries in 1 ms;
-/// a tick that finds it in a system call suspends it at its next call's entry, or at the next
-/// IRQ that finds it in its own code.
-pub fn irq_redirect(pc: u32, spsr: u32) -> IrqExit {
+/// code is the running job (user mode: never a system call holding kernel state):
+/// [`IrqExit::End`] if its deadline passed, [`IrqExit::Preempt`] if the executive's frame tick
+/// came since the step began. User code cannot mask IRQs, so both always come. If the deadline
+/// passed while the job was in a system call, the call returns first and the timer retries in
+/// 1 ms; a tick that finds it in a system call suspends it at its next call's entry, or at the
+/// next IRQ that finds it in user mode.
+pub fn irq_redirect(_pc: u32, spsr: u32) -> IrqExit {
     if !RUNNING.load(Ordering::Relaxed) {
         return IrqExit::Return;
     }
-    let own_code = spsr & MODE_MASK == MODE_SVC && spsr & (1 << 5) == 0 && in_blob(pc);
+    let user_mode = spsr & MODE_MASK == MODE_USER;
     if EXPIRED.load(Ordering::Relaxed) {
-        if own_code {
+        if user_mode {
             OUTCOME.store(OUTCOME_DEADLINE, Ordering::Relaxed);
             RUNNING.store(false, Ordering::Relaxed);
             return IrqExit::End;
@@ -534,7 +520,7 @@ pub fn irq_redirect(pc: u32, spsr: u32) -> IrqExit {
         TIMER.arm_in(Channel::Three, 1000);
         return IrqExit::Return;
     }
-    if own_code && tick_came() {
+    if user_mode && tick_came() {
         OUTCOME.store(OUTCOME_PREEMPTED, Ordering::Relaxed);
         RUNNING.store(false, Ordering::Relaxed);
         return IrqExit::Preempt;
@@ -542,33 +528,45 @@ pub fn irq_redirect(pc: u32, spsr: u32) -> IrqExit {
     IrqExit::Return
 }
 
-/// The address the IRQ and fault exits return to when they end a blob.
-pub fn recovery_address() -> u32 {
-    jos_native_recover as *const () as usize as u32
-}
-
-/// Called by the fault entry: if a blob is running and the fault came from SVC mode (the blob or
-/// a system call it made), records a report line in the job's logs, rewrites `frame` so the
-/// exception return enters `jos_native_recover` in SVC mode with IRQs masked, and returns true.
+/// The fault hook (registered with `arch::exceptions::set_hooks`): if a job is running and the
+/// fault came from it in user mode (or from the kernel while serving its system call, which the
+/// pointer checks should make impossible), records a `fault:` line naming the kind, its status
+/// and the addresses, rewrites `frame` so the exception return enters the recovery routine in
+/// SVC mode with IRQs masked, and returns true.
 pub fn recover_from_fault(kind: ExceptionKind, frame: &mut TrapFrame, registers: &FaultRegisters) -> bool {
-    if !RUNNING.load(Ordering::Relaxed) || frame.spsr & MODE_MASK != MODE_SVC {
+    let mode = frame.spsr & MODE_MASK;
+    let in_call = mode == MODE_SVC && IN_SYSCALL.load(Ordering::Relaxed);
+    if !RUNNING.load(Ordering::Relaxed) || !(mode == MODE_USER || in_call) {
         return false;
     }
     RUNNING.store(false, Ordering::Relaxed);
+    IN_SYSCALL.store(false, Ordering::Relaxed);
     let base = REGION_START.load(Ordering::Relaxed);
-    let place = if in_blob(frame.pc) { format!("blob+{:#x}", frame.pc - base) } else { String::from("outside the blob") };
+    let place = if in_blob(frame.pc) {
+        format!("blob+{:#x}", frame.pc - base)
+    } else if in_call {
+        String::from("in the kernel, serving a system call")
+    } else {
+        String::from("outside the blob")
+    };
+    let status = match kind {
+        ExceptionKind::DataAbort => format!(" ({})", fault_status_name(registers.dfsr)),
+        ExceptionKind::PrefetchAbort => format!(" ({})", fault_status_name(registers.ifsr)),
+        _ => String::new(),
+    };
     let report = format!(
-        "fault: {} at pc={:#010x} ({place}) lr={:#010x} far={:#010x} dfsr={:#010x} ifsr={:#010x}",
+        "fault: {}{status} at pc={:#010x} ({place}) lr={:#010x} far={:#010x} dfsr={:#010x} ifsr={:#010x} ifar={:#010x}",
         kind.name(),
         frame.pc,
         frame.lr,
         registers.far,
         registers.dfsr,
-        registers.ifsr
+        registers.ifsr,
+        registers.ifar
     );
     with_job(|job| job.fault = Some(report));
     OUTCOME.store(OUTCOME_TRAP, Ordering::Relaxed);
-    frame.pc = recovery_address();
+    frame.pc = user::recovery_address();
     frame.r[0] = 0;
     frame.spsr = MODE_SVC | 0xc0;
     true
@@ -594,26 +592,45 @@ pub fn start(
     if ACTIVE.load(Ordering::Relaxed) {
         return Err(rejected(String::from("a native job is already running")));
     }
-    let (align, memory_len) = match Blob::new_checked(blob) {
-        Ok(view) => (view.align() as usize, view.memory_len() as usize),
+    let (align, memory_len, text_len) = match Blob::new_checked(blob) {
+        Ok(view) => (view.align() as usize, view.memory_len() as usize, view.text_len() as usize),
         Err(error) => return Err(rejected(format!("native blob: {error:?}"))),
     };
     if limits.memory != 0 && memory_len > limits.memory as usize {
         return Err(JobResult::rejected(LoadError::Limit(jos_runtime::LimitKind::MemoryPages)));
     }
     // The region comes from the heap only if the device keeps its reserve (a failed allocation
-    // here would end the kernel, not the job).
-    let region_len = memory_len.saturating_add(align);
-    let mut region = Vec::new();
-    if region_len > jos_runtime::host::HeapMeter::available(&crate::memory::heap::JOB_HEAP) || region.try_reserve_exact(region_len).is_err() {
+    // here would end the kernel, not the job). It is page-aligned and whole pages, so the pages
+    // mapped for user mode hold nothing of the kernel's.
+    let region_len = memory_len.max(1).next_multiple_of(PAGE_SIZE);
+    let memory = if region_len.saturating_add(align) > jos_runtime::host::HeapMeter::available(&crate::memory::heap::JOB_HEAP) {
+        None
+    } else {
+        UserMemory::allocate(region_len, align)
+    };
+    let Some(mut memory) = memory else {
         return Err(JobResult::rejected(LoadError::Limit(jos_runtime::LimitKind::DeviceMemory)));
-    }
-    region.resize(region_len, 0);
+    };
     let dispatch = dispatch_table();
-    let loaded = match jos_runtime::native::load_verified(blob, &mut region, &dispatch, &mut KernelCache) {
+    let loaded = match jos_runtime::native::load_verified(blob, memory.as_mut_slice(), &dispatch, &mut KernelCache) {
         Ok(loaded) => loaded,
         Err(error) => return Err(rejected(format!("native blob: {error:?}"))),
     };
+    let base = loaded.base as usize;
+    let code_end = base + text_len;
+    let region = UserRegion {
+        start: base,
+        code_end,
+        data_start: code_end,
+        end: memory.start.as_ptr() as usize + memory.layout.size(),
+    };
+    if let Err(error) = mmu::map_user(&region) {
+        return Err(rejected(format!("native blob: cannot map its memory: {error:?}")));
+    }
+    // The job stack may hold the previous job's values: it starts zeroed.
+    let (stack_bottom, stack_top) = crate::memory::layout::job_stack();
+    // SAFETY: the job stack is kernel-owned memory used only by native jobs, and none runs.
+    unsafe { core::ptr::write_bytes(stack_bottom as *mut u8, 0, stack_top - stack_bottom) };
     let deadline_ms = match limits.deadline_ms {
         0 => DEFAULT_DEADLINE_MS,
         ms => ms.min(MAX_DEADLINE_MS),
@@ -622,8 +639,9 @@ pub fn start(
         0 => DEFAULT_OUTPUT,
         cap => cap,
     } as usize;
-    REGION_START.store(loaded.base, Ordering::Relaxed);
-    REGION_END.store(loaded.base + loaded.memory_len as u32, Ordering::Relaxed);
+    REGION_START.store(region.start as u32, Ordering::Relaxed);
+    REGION_DATA.store((region.data_start & !(PAGE_SIZE - 1)) as u32, Ordering::Relaxed);
+    REGION_END.store(region.end as u32, Ordering::Relaxed);
     let started_us = TIMER.now_micros();
     // SAFETY: no blob is active (checked above), so nothing else touches the job.
     unsafe {
@@ -637,7 +655,7 @@ pub fn start(
             logs: Vec::new(),
             logs_dropped: 0,
             fault: None,
-            region,
+            memory,
             entry: loaded.entry as usize,
             entered: false,
             deadline_ms,
@@ -678,21 +696,22 @@ pub fn step() -> StepOutcome {
     }) else {
         return StepOutcome::Finished(rejected(String::from("native job state lost")));
     };
-    let mut context = [0u32; CONTEXT_WORDS];
+    let mut context: user::Context = [0; user::CONTEXT_WORDS];
     let masked = crate::arch::disable_interrupts();
     STEP_TICKS.store(crate::services::executive::ticks(), Ordering::Relaxed);
     OUTCOME.store(OUTCOME_RETURNED, Ordering::Relaxed);
     RUNNING.store(true, Ordering::Relaxed);
     crate::arch::enable_interrupts();
     let value = if entered {
-        // SAFETY: the job's frame was saved by the IRQ exit or `jos_native_suspend` when it left
-        // the CPU (OUTCOME_PREEMPTED / OUTCOME_YIELDED, the only outcomes that keep the job); its
-        // region and job stack are untouched since. Every way out restores the context saved here.
-        unsafe { jos_native_resume(core::ptr::addr_of!(jos_native_frame).cast::<u32>(), context.as_mut_ptr()) }
+        // SAFETY: the job's frame was saved by the IRQ or SVC exit when it left the CPU
+        // (OUTCOME_PREEMPTED / OUTCOME_YIELDED, the only outcomes that keep the job); its region
+        // is still mapped for user mode. Every way out restores the context saved here.
+        unsafe { user::resume(&mut context) }
     } else {
-        // SAFETY: the blob is loaded, relocated, bound and synced to the I-cache; it follows the
-        // AAPCS and runs in SVC mode on the job stack. Every way out restores the context saved here.
-        unsafe { jos_native_enter(entry, context.as_mut_ptr()) }
+        // SAFETY: the blob is loaded, relocated, bound to the stubs, synced to the I-cache and
+        // mapped for user mode with the job stack; it returns through the Exit stub. Every way
+        // out restores the context saved here.
+        unsafe { user::enter(entry, crate::memory::layout::job_stack().1, user::stub_address(SyscallId::Exit as usize), &mut context) }
     };
     crate::arch::disable_interrupts();
     RUNNING.store(false, Ordering::Relaxed);
@@ -720,7 +739,9 @@ fn end_job() -> Option<Job> {
     let _ = IRQ.unregister(Channel::Three.irq());
     TIMER.acknowledge(Channel::Three);
     crate::arch::restore_interrupts(masked);
+    mmu::unmap_user();
     REGION_START.store(0, Ordering::Relaxed);
+    REGION_DATA.store(0, Ordering::Relaxed);
     REGION_END.store(0, Ordering::Relaxed);
     // SAFETY: the blob is not on the CPU (between steps), so nothing else touches the job.
     unsafe { (*JOB.0.get()).take() }

@@ -1,11 +1,12 @@
 //! ARM1176JZF-S (ARMv6K) architecture support: start-up, exception vectors, VFP support code,
-//! MMU, caches and CPU primitives (interrupt masking, wait for interrupt).
+//! MMU, user mode, caches and CPU primitives (interrupt masking, wait for interrupt).
 
 mod boot;
 pub mod cache;
 pub mod cycles;
 pub mod exceptions;
 pub mod mmu;
+pub mod user;
 pub mod vfp;
 
 /// Waits for an event; used by idle loops that do not expect interrupts.
