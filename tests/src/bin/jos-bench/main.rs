@@ -6,9 +6,12 @@
 //!
 //! ```text
 //! jos-bench [--quick | --full] [--kernel ELF] [--linux DIR] [--json PATH] [--img DIR]
+//! jos-bench --syscalls [--quick | --full] [--kernel ELF]
 //! jos-bench --replot [--json PATH] [--img DIR]
 //! ```
 //! `--replot` measures nothing: it redraws the plots and reprints the tables from the JSON.
+//! `--syscalls` measures only the native system-call costs and native MD5 at N = 10^5 on the
+//! given kernel and prints one table row (for before/after comparisons of two kernels).
 //! `--quick` (the test command's mode) stops MD5 at N = 100 and sends 200 echoes; the default
 //! goes to N = 10^5 with 3 runs and 10^4 echoes; `--full` to N = 10^6 with 10 runs and 10^5
 //! echoes. The Linux guest comes from `bench/linux/mkinitrd.sh` (kernel, device tree and
@@ -87,6 +90,8 @@ struct Settings {
     json: PathBuf,
     img: PathBuf,
     replot: bool,
+    /// Only the native system-call costs and native MD5 at N = 10^5 (before/after comparisons).
+    syscalls: bool,
 }
 
 fn repo_root() -> PathBuf {
@@ -101,6 +106,7 @@ fn parse_args() -> Result<Settings, String> {
         json: repo_root().join("bench-results.json"),
         img: repo_root().join("docs/img"),
         replot: false,
+        syscalls: false,
     };
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
@@ -109,6 +115,7 @@ fn parse_args() -> Result<Settings, String> {
             "--quick" => settings.mode = Mode::Quick,
             "--full" => settings.mode = Mode::Full,
             "--replot" => settings.replot = true,
+            "--syscalls" => settings.syscalls = true,
             "--kernel" => settings.kernel = value("--kernel")?.into(),
             "--linux" => settings.linux = value("--linux")?.into(),
             "--json" => settings.json = value("--json")?.into(),
@@ -708,7 +715,7 @@ fn main() -> ExitCode {
     let settings = match parse_args() {
         Ok(s) => s,
         Err(e) => {
-            eprintln!("jos-bench: {e}\nusage: jos-bench [--quick | --full] [--kernel ELF] [--linux DIR] [--json PATH] [--img DIR]\n       jos-bench --replot [--json PATH] [--img DIR]");
+            eprintln!("jos-bench: {e}\nusage: jos-bench [--quick | --full] [--kernel ELF] [--linux DIR] [--json PATH] [--img DIR]\n       jos-bench --syscalls [--quick | --full] [--kernel ELF]\n       jos-bench --replot [--json PATH] [--img DIR]");
             return ExitCode::from(2);
         }
     };
@@ -737,6 +744,24 @@ fn bench(settings: &Settings) -> Result<(), String> {
         .map(|o| String::from_utf8_lossy(&o.stdout).lines().next().unwrap_or("").to_string())
         .map_err(|e| format!("qemu-system-arm: {e}"))?;
 
+    if settings.syscalls {
+        let device = offload::Device::boot(&settings.kernel)?;
+        let syscalls = offload::syscalls(&device, mode.runs())?;
+        let md5 = offload::native_md5_cpu(&device, mode.runs())?;
+        println!("| kernel | input_len (null) | output_write 64 B | udp_recv, nothing waiting | native MD5 N=10^5 CPU |");
+        println!("|---|---|---|---|---|");
+        let calls = &syscalls["calls"];
+        let per_call = |name: &str| calls[name]["per_call_instructions"].as_f64().unwrap_or(f64::NAN);
+        println!(
+            "| {} | {:.0} | {:.0} | {:.0} | {:.2} ms |",
+            settings.kernel.display(),
+            per_call("input_len"),
+            per_call("output_write_64"),
+            per_call("udp_recv_empty"),
+            md5 / 1000.0
+        );
+        return Ok(());
+    }
     eprintln!("bench: jos (platform figures, echo x{})", mode.echoes());
     let (mut platform, jos_echo) = jos(&settings.kernel, mode.echoes())?;
 
@@ -745,6 +770,7 @@ fn bench(settings: &Settings) -> Result<(), String> {
     let (jos_native, jos_wasm) = offload::md5(&device, mode)?;
     let (first_push, invoke_cached) = offload::costs(&device, mode.runs())?;
     let heap_job = offload::heap_per_wasm_job(&device)?;
+    let syscalls = offload::syscalls(&device, mode.runs())?;
     eprintln!("bench: jos offloaded echo job x{}", mode.echoes());
     let echo_job = offload::echo_job(&device, mode.echoes())?;
     platform["heap_per_wasm_job_bytes"] = heap_job["bytes"].clone();
@@ -780,7 +806,7 @@ fn bench(settings: &Settings) -> Result<(), String> {
             "requests": mode.echoes(),
             "variants": {"jos_service": jos_echo, "linux_c": linux_echo, "jos_offloaded": echo_job},
         },
-        "offload": {"first_push_10k": first_push, "invoke_cached": invoke_cached},
+        "offload": {"first_push_10k": first_push, "invoke_cached": invoke_cached, "native_syscalls": syscalls},
         "platform": {"jos": platform, "linux": linux_platform},
         "seed_real_hardware": seed_reference(),
     });
