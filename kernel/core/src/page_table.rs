@@ -272,7 +272,12 @@ mod tests {
         let mut table = vec![0xFFFF_FFFFu32; FIRST_LEVEL_ENTRIES];
         let regions = [
             Region { base: 0, size: 0x0100_0000, kind: MemoryKind::NormalWriteBack, access: Access::KernelData },
-            Region { base: 0x0100_0000, size: 0x0020_0000, kind: MemoryKind::NormalNonCacheable, access: Access::KernelData },
+            Region {
+                base: 0x0100_0000,
+                size: 0x0020_0000,
+                kind: MemoryKind::NormalNonCacheable,
+                access: Access::KernelData,
+            },
             Region { base: 0x2000_0000, size: 0x0100_0000, kind: MemoryKind::Device, access: Access::KernelData },
         ];
         build_sections(&mut table, &regions).unwrap();
@@ -294,10 +299,7 @@ mod tests {
         assert_eq!(build_sections(&mut table, &misaligned), Err(PageTableError::Misaligned));
         let too_far = [region(0xFFF0_0000, 2 * SECTION_SIZE)];
         assert_eq!(build_sections(&mut table, &too_far), Err(PageTableError::OutOfRange));
-        let overlap = [
-            region(0, 2 * SECTION_SIZE),
-            region(SECTION_SIZE, SECTION_SIZE),
-        ];
+        let overlap = [region(0, 2 * SECTION_SIZE), region(SECTION_SIZE, SECTION_SIZE)];
         assert_eq!(build_sections(&mut table, &overlap), Err(PageTableError::Overlap));
         assert_eq!(build_sections(&mut table[..10], &[]), Err(PageTableError::BadTable));
     }

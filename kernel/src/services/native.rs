@@ -24,14 +24,16 @@ use core::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use core::alloc::Layout;
 
 use jos_abi::blob::Blob;
-use jos_abi::syscall::{LogLevel, SyscallId, SYSCALL_TABLE_LEN};
-use jos_kcore::page_table::{UserRegion, PAGE_SIZE};
-use jos_abi::wire::Limits;
-use jos_abi::ErrorCode;
-use jos_runtime::native::{CacheMaintenance, DispatchTable};
 use jos_abi::config::PortRange;
 use jos_abi::syscall::{Capability, Endpoint};
-use jos_runtime::{Capabilities, JobError, JobResult, JobStatus, LimitKind, LoadError, LogLine, Stats, StepOutcome, TrapCode};
+use jos_abi::syscall::{LogLevel, SyscallId, SYSCALL_TABLE_LEN};
+use jos_abi::wire::Limits;
+use jos_abi::ErrorCode;
+use jos_kcore::page_table::{UserRegion, PAGE_SIZE};
+use jos_runtime::native::{CacheMaintenance, DispatchTable};
+use jos_runtime::{
+    Capabilities, JobError, JobResult, JobStatus, LimitKind, LoadError, LogLine, Stats, StepOutcome, TrapCode,
+};
 
 use crate::services::jobio::JobDevices;
 
@@ -163,7 +165,8 @@ fn user_buffer(address: usize, length: usize, write: bool) -> Option<(usize, usi
     }
     let end = address.checked_add(length)?;
     let inside = |(start, stop): (usize, usize)| address >= start && end <= stop;
-    let region_start = if write { REGION_DATA.load(Ordering::Relaxed) } else { REGION_START.load(Ordering::Relaxed) } as usize;
+    let region_start =
+        if write { REGION_DATA.load(Ordering::Relaxed) } else { REGION_START.load(Ordering::Relaxed) } as usize;
     let region = (region_start, REGION_END.load(Ordering::Relaxed) as usize);
     (region.1 > region.0 && inside(region) || inside(crate::memory::layout::job_stack())).then_some((address, length))
 }
@@ -386,7 +389,11 @@ fn sys_exit(frame: &mut TrapFrame) -> SvcExit {
 }
 
 /// Runs a capability call: `PermissionDenied` unless the blob's signer granted `capability`.
-fn gated(frame: &mut TrapFrame, capability: Capability, call: impl FnOnce(&mut Job, [u32; 4]) -> Result<i32, ErrorCode>) -> SvcExit {
+fn gated(
+    frame: &mut TrapFrame,
+    capability: Capability,
+    call: impl FnOnce(&mut Job, [u32; 4]) -> Result<i32, ErrorCode>,
+) -> SvcExit {
     let arguments = [frame.r[0], frame.r[1], frame.r[2], frame.r[3]];
     let result = with_job(|job| {
         if !job.capabilities.allows(capability) {
@@ -603,11 +610,12 @@ pub fn start(
     // here would end the kernel, not the job). It is page-aligned and whole pages, so the pages
     // mapped for user mode hold nothing of the kernel's.
     let region_len = memory_len.max(1).next_multiple_of(PAGE_SIZE);
-    let memory = if region_len.saturating_add(align) > jos_runtime::host::HeapMeter::available(&crate::memory::heap::JOB_HEAP) {
-        None
-    } else {
-        UserMemory::allocate(region_len, align)
-    };
+    let memory =
+        if region_len.saturating_add(align) > jos_runtime::host::HeapMeter::available(&crate::memory::heap::JOB_HEAP) {
+            None
+        } else {
+            UserMemory::allocate(region_len, align)
+        };
     let Some(mut memory) = memory else {
         return Err(JobResult::rejected(LoadError::Limit(jos_runtime::LimitKind::DeviceMemory)));
     };
@@ -711,7 +719,14 @@ pub fn step() -> StepOutcome {
         // SAFETY: the blob is loaded, relocated, bound to the stubs, synced to the I-cache and
         // mapped for user mode with the job stack; it returns through the Exit stub. Every way
         // out restores the context saved here.
-        unsafe { user::enter(entry, crate::memory::layout::job_stack().1, user::stub_address(SyscallId::Exit as usize), &mut context) }
+        unsafe {
+            user::enter(
+                entry,
+                crate::memory::layout::job_stack().1,
+                user::stub_address(SyscallId::Exit as usize),
+                &mut context,
+            )
+        }
     };
     crate::arch::disable_interrupts();
     RUNNING.store(false, Ordering::Relaxed);
@@ -756,7 +771,9 @@ fn finish(value: i32) -> JobResult {
     let cycles = crate::arch::cycles::cycles_between(job.started_ticks, crate::arch::cycles::read());
     let deadline_ms = job.deadline_ms;
     let (status, error, exit_value) = match outcome {
-        OUTCOME_DEADLINE => (JobStatus::Deadline, Some(JobError::Deadline { limit_us: u64::from(deadline_ms) * 1000 }), None),
+        OUTCOME_DEADLINE => {
+            (JobStatus::Deadline, Some(JobError::Deadline { limit_us: u64::from(deadline_ms) * 1000 }), None)
+        }
         OUTCOME_TRAP => {
             let report = job.fault.take().unwrap_or_default();
             push_log(&mut job, LogLevel::Error, report.clone());

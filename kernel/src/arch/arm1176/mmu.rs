@@ -17,7 +17,9 @@
 
 use core::cell::UnsafeCell;
 
-use jos_kcore::page_table::{self, Access, MemoryKind, PageTableError, Region, UserRegion, COARSE_ENTRIES, FIRST_LEVEL_ENTRIES, SECTION_SIZE};
+use jos_kcore::page_table::{
+    self, Access, MemoryKind, PageTableError, Region, UserRegion, COARSE_ENTRIES, FIRST_LEVEL_ENTRIES, SECTION_SIZE,
+};
 
 /// The first-level table: 16 KiB aligned as TTBR0 requires.
 #[repr(C, align(16384))]
@@ -75,7 +77,11 @@ pub enum MmuError {
 /// Must be called once, from the boot path with interrupts masked. `regions` and `page` must map
 /// every address the kernel touches afterwards (image, stacks, heap, DMA, peripherals,
 /// framebuffer) with the same address (identity), the running code executable.
-pub unsafe fn enable(regions: &[Region], paged_end: usize, page: impl Fn(usize) -> Option<(MemoryKind, Access)>) -> Result<(), MmuError> {
+pub unsafe fn enable(
+    regions: &[Region],
+    paged_end: usize,
+    page: impl Fn(usize) -> Option<(MemoryKind, Access)>,
+) -> Result<(), MmuError> {
     // SAFETY: the caller guarantees this runs once, before the MMU uses the tables, so nothing
     // else holds a reference to them.
     let (first, kernel) = unsafe { (&mut (*TABLES.first.get()).0, &mut *TABLES.kernel.get()) };
@@ -159,17 +165,21 @@ pub fn map_user(region: &UserRegion) -> Result<(), MmuError> {
         return Err(MmuError::UserRegionTooLarge);
     }
     // SAFETY: see `Tables`: no native code runs and no other reference to the tables is live.
-    let (first, user, mapped) = unsafe { (&mut (*TABLES.first.get()).0, &mut *TABLES.user.get(), &mut *TABLES.mapped.get()) };
+    let (first, user, mapped) =
+        unsafe { (&mut (*TABLES.first.get()).0, &mut *TABLES.user.get(), &mut *TABLES.mapped.get()) };
     if mapped.1 != 0 {
         return Err(MmuError::UserRegionNotHeap);
     }
-    let heap = |section: usize| page_table::section_descriptor(section * SECTION_SIZE, MemoryKind::NormalWriteBack, Access::KernelData);
+    let heap = |section: usize| {
+        page_table::section_descriptor(section * SECTION_SIZE, MemoryKind::NormalWriteBack, Access::KernelData)
+    };
     if (first_section..first_section + count).any(|section| first[section] != heap(section)) {
         return Err(MmuError::UserRegionNotHeap);
     }
     for (offset, table) in user.iter_mut().enumerate().take(count) {
         let base = (first_section + offset) * SECTION_SIZE;
-        let page = |address: usize| Some((MemoryKind::NormalWriteBack, region.access(address).unwrap_or(Access::KernelData)));
+        let page =
+            |address: usize| Some((MemoryKind::NormalWriteBack, region.access(address).unwrap_or(Access::KernelData)));
         page_table::build_pages(&mut table.0, base, page).map_err(MmuError::Table)?;
         first[first_section + offset] = page_table::coarse_descriptor(table.0.as_ptr() as usize);
     }
@@ -191,7 +201,8 @@ pub fn unmap_user() {
         return;
     }
     for section in first_section..first_section + count {
-        first[section] = page_table::section_descriptor(section * SECTION_SIZE, MemoryKind::NormalWriteBack, Access::KernelData);
+        first[section] =
+            page_table::section_descriptor(section * SECTION_SIZE, MemoryKind::NormalWriteBack, Access::KernelData);
     }
     *mapped = (0, 0);
     publish(&[(first[first_section..].as_ptr() as usize, count * 4)]);
@@ -225,9 +236,15 @@ fn translate_with(address: usize, operation: u32) -> Option<usize> {
     // SAFETY: the translation operations only write the PA register; they never fault.
     unsafe {
         match operation {
-            0 => core::arch::asm!("mcr p15, 0, {va}, c7, c8, 0", va = in(reg) address as u32, options(nostack, preserves_flags)),
-            1 => core::arch::asm!("mcr p15, 0, {va}, c7, c8, 1", va = in(reg) address as u32, options(nostack, preserves_flags)),
-            _ => core::arch::asm!("mcr p15, 0, {va}, c7, c8, 3", va = in(reg) address as u32, options(nostack, preserves_flags)),
+            0 => {
+                core::arch::asm!("mcr p15, 0, {va}, c7, c8, 0", va = in(reg) address as u32, options(nostack, preserves_flags))
+            }
+            1 => {
+                core::arch::asm!("mcr p15, 0, {va}, c7, c8, 1", va = in(reg) address as u32, options(nostack, preserves_flags))
+            }
+            _ => {
+                core::arch::asm!("mcr p15, 0, {va}, c7, c8, 3", va = in(reg) address as u32, options(nostack, preserves_flags))
+            }
         }
         core::arch::asm!(
             "mcr p15, 0, {z}, c7, c5, 4",

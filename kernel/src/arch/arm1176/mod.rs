@@ -50,14 +50,6 @@ pub fn enable_interrupts() {
     unsafe { core::arch::asm!("cpsie i", options(nostack, preserves_flags)) }
 }
 
-/// True when IRQs are masked in CPSR.
-pub fn interrupts_masked() -> bool {
-    let cpsr: u32;
-    // SAFETY: reading CPSR has no side effect.
-    unsafe { core::arch::asm!("mrs {0}, cpsr", out(reg) cpsr, options(nomem, nostack, preserves_flags)) }
-    cpsr & 0x80 != 0
-}
-
 /// Reads the System Control Register (CP15 c1, ARM1176 TRM 3.2.7).
 pub fn control_register() -> u32 {
     let value: u32;
