@@ -4,6 +4,7 @@
  * ends) or return -JOS_EFAULT from a system call; returning anything else is a failure of the
  * kernel's isolation. Modes:
  *   write ADDR, read ADDR, jump ADDR: store to, load from, branch to ADDR;
+ *   selfwrite: store into its own code (read-only for it);
  *   cpsid, msr: mask interrupts / switch to SVC mode (both ignored in user mode), then spin;
  *   mmuoff, ttbr, dacr, dcache, icache, tlb: CP15 writes and cache/TLB maintenance;
  *   svc200, svc9: SVC numbers out of range / without a call;
@@ -59,6 +60,8 @@ int run(void) {
     jos_u32 address = address_of(text, length);
     if (same(text, length, "write")) {
         *(volatile jos_u32 *)address = 0xdeadbeef;
+    } else if (same(text, length, "selfwrite")) {
+        *(volatile jos_u32 *)(jos_size)&run = 0xe12fff1e;
     } else if (same(text, length, "read")) {
         sink = *(volatile jos_u32 *)address;
     } else if (same(text, length, "jump")) {

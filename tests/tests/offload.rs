@@ -869,6 +869,7 @@ fn hostile_native_blobs_cannot_harm_the_device() {
         (format!("write {dma:x}"), Trap("data abort (permission)")),
         (format!("write {stubs:x}"), Trap("data abort (permission)")),
         ("write 0".to_string(), Trap("data abort (translation)")),
+        ("selfwrite".to_string(), Trap("data abort (permission)")),
         (format!("read {config_base:x}"), Trap("data abort (permission)")),
         (format!("read {kernel_data:x}"), Trap("data abort (permission)")),
         (format!("jump {kernel_code:x}"), Trap("prefetch abort (permission)")),

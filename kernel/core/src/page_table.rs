@@ -196,7 +196,8 @@ pub fn build_pages(
 
 /// The pages a job may use, `[start, end)` page-aligned: its code pages `[start, code_end)`
 /// (readable and executable from user mode) and data pages `[data_start, end)` (readable and
-/// writable, never executable); a page in both is both. [`UserRegion::access`] gives each page's
+/// writable, never executable); a page in both is both, a page in neither (read-only data) is a
+/// data page. [`UserRegion::access`] gives each page's
 /// permission, `None` outside the region.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct UserRegion {
@@ -221,7 +222,8 @@ impl UserRegion {
         Some(match (code, data) {
             (true, true) => Access::UserCodeData,
             (true, false) => Access::UserCode,
-            // A page of neither (impossible when code_end >= data_start) is data.
+            // A page of neither (read-only data between the code and the data) is mapped as
+            // data: never executable.
             (false, _) => Access::UserData,
         })
     }
@@ -336,9 +338,11 @@ mod tests {
         assert_eq!(region.access(0x4000), Some(Access::UserData));
         assert_eq!(region.access(0x5000), Some(Access::UserData));
         assert_eq!(region.access(0x6000), None);
-        // Page-aligned split: no page is both.
-        let aligned = UserRegion { start: 0x1000, code_end: 0x2000, data_start: 0x2000, end: 0x3000 };
+        // Page-aligned data: no page is both; read-only data in a page of its own is data.
+        let aligned = UserRegion { start: 0x1000, code_end: 0x2800, data_start: 0x4000, end: 0x5000 };
         assert_eq!(aligned.access(0x1000), Some(Access::UserCode));
-        assert_eq!(aligned.access(0x2000), Some(Access::UserData));
+        assert_eq!(aligned.access(0x2000), Some(Access::UserCode));
+        assert_eq!(aligned.access(0x3000), Some(Access::UserData));
+        assert_eq!(aligned.access(0x4000), Some(Access::UserData));
     }
 }

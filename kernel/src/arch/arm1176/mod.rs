@@ -5,6 +5,7 @@ mod boot;
 pub mod cache;
 pub mod cycles;
 pub mod exceptions;
+pub mod fault_test;
 pub mod mmu;
 pub mod user;
 pub mod vfp;
