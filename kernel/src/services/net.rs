@@ -27,6 +27,37 @@ use jos_kcore::net::{classify, echo_reply_unchecked, Local, Verdict};
 use crate::board::bcm2835::usb::ethernet::{self, EthernetDevice};
 use crate::board::bcm2835::usb::{hal, Slot};
 
+/// What the service that owns the discovery and session sockets (the offload service, which
+/// sits above this module) gives the network manager. It registers it with [`host`] before
+/// [`init`]; the manager calls it and never names that service (the arrows run one way:
+/// `offload` -> `jobio` -> `net`).
+pub struct HostedService {
+    /// Whether the service runs (the manager then opens its sockets).
+    pub enabled: fn() -> bool,
+    /// Sets the service's options on each session socket as the manager makes it.
+    pub configure_socket: fn(&mut tcp::Socket<'_>),
+    /// Hands the service its discovery socket and session listeners (once).
+    pub attach: fn(SocketHandle, [SocketHandle; sizes::OFFLOAD_TCP_SOCKETS]),
+    /// The boot configuration's network settings, if any.
+    pub configured_network: fn() -> Option<jos_abi::config::Network>,
+    /// Moves bytes between the service's sockets and the service (every poll).
+    pub serve: fn(&mut SocketSet<'_>),
+}
+
+/// The registered service (null: none).
+static HOSTED: core::sync::atomic::AtomicPtr<HostedService> = core::sync::atomic::AtomicPtr::new(core::ptr::null_mut());
+
+/// Registers the service that owns the offload sockets (call before [`init`]).
+pub fn host(service: &'static HostedService) {
+    HOSTED.store(core::ptr::from_ref(service).cast_mut(), Ordering::Release);
+}
+
+fn hosted() -> Option<&'static HostedService> {
+    // SAFETY: HOSTED is null or was set by `host` from a `&'static HostedService`, never freed
+    // and only read through shared references.
+    unsafe { HOSTED.load(Ordering::Acquire).as_ref() }
+}
+
 /// Socket counts and buffer sizes, in one place.
 pub mod sizes {
     /// UDP echo: receive and transmit payload bytes.
@@ -38,8 +69,8 @@ pub mod sizes {
     /// TCP echo: receive and transmit buffer bytes per socket.
     pub const TCP_BUFFER: usize = 16 * 1024;
     /// Offload sessions: TCP sockets listening on port 4748 (the sessions served at once, and
-    /// two more: `services::offload::LISTENERS`).
-    pub const OFFLOAD_TCP_SOCKETS: usize = crate::services::offload::LISTENERS;
+    /// two more: the offload service checks that its `LISTENERS` equals this when compiling).
+    pub const OFFLOAD_TCP_SOCKETS: usize = 10;
     /// Offload sessions: receive and transmit buffer bytes per socket.
     pub const OFFLOAD_TCP_BUFFER: usize = 16 * 1024;
     /// Offload discovery: payload bytes per direction.
@@ -247,7 +278,7 @@ pub fn init(log: fn(core::fmt::Arguments)) -> Result<(), InitError> {
         socket.set_timeout(Some(TCP_ECHO_TIMEOUT));
         sockets.add(socket)
     });
-    if crate::services::offload::enabled() {
+    if let Some(service) = hosted().filter(|service| (service.enabled)()) {
         // The offload service's sockets: discovery on UDP 4747, one TCP 4748 listener per session.
         let mut discovery = udp::Socket::new(
             udp::PacketBuffer::new(&mut storage.discovery_rx_meta[..], &mut storage.discovery_rx[..]),
@@ -260,10 +291,10 @@ pub fn init(log: fn(core::fmt::Arguments)) -> Result<(), InitError> {
         let sessions = core::array::from_fn(|_| {
             let (Some(rx), Some(tx)) = (rx.next(), tx.next()) else { unreachable!("one buffer pair per socket") };
             let mut socket = tcp::Socket::new(tcp::SocketBuffer::new(&mut rx[..]), tcp::SocketBuffer::new(&mut tx[..]));
-            crate::services::offload::configure_socket(&mut socket);
+            (service.configure_socket)(&mut socket);
             sockets.add(socket)
         });
-        crate::services::offload::attach(discovery, sessions);
+        (service.attach)(discovery, sessions);
     }
     // The job sockets: added once, unbound until a job binds one (`job_bind`).
     let mut rx_meta = storage.job_rx_meta.iter_mut();
@@ -508,7 +539,7 @@ impl Net {
             return;
         }
         if let Some(jos_abi::config::Network::Static { address, prefix_len, gateway }) =
-            crate::services::offload::configured_network()
+            hosted().and_then(|service| (service.configured_network)())
         {
             // The boot configuration fixes the address: no DHCP socket, no fallback.
             let cidr = Ipv4Cidr::new(Ipv4Address::from_octets(address), prefix_len);
@@ -657,7 +688,9 @@ impl Net {
                 socket.close();
             }
         }
-        crate::services::offload::serve(&mut self.sockets);
+        if let Some(service) = hosted() {
+            (service.serve)(&mut self.sockets);
+        }
     }
 
     fn write_status(&mut self, line: &mut Line) {

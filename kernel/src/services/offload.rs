@@ -247,9 +247,18 @@ pub fn configured_network() -> Option<jos_abi::config::Network> {
     NETWORK.lock(|network| *network)
 }
 
-/// Reads and checks the boot configuration; starts the service if it is valid. Returns whether
-/// the service runs.
+/// The network manager's hooks into this service (registered by [`init`]).
+static HOSTED: crate::services::net::HostedService =
+    crate::services::net::HostedService { enabled, configure_socket, attach, configured_network, serve };
+
+// The network manager sizes its socket storage for the listeners.
+const _: () = assert!(LISTENERS == crate::services::net::sizes::OFFLOAD_TCP_SOCKETS);
+
+/// Reads and checks the boot configuration; starts the service if it is valid, and registers
+/// its sockets with the network manager (`services::net::host`). Returns whether the service
+/// runs.
 pub fn init() -> bool {
+    crate::services::net::host(&HOSTED);
     // SAFETY: the configuration window 0x01F0_0000..0x0200_0000 is mapped normal memory that
     // nothing else uses (docs/memory.md); it is only read.
     let window = unsafe { core::slice::from_raw_parts(CONFIG_ADDRESS as *const u8, CONFIG_MAX_LEN) };

@@ -6,6 +6,7 @@
 //!
 //! ```text
 //! jos-bench [--quick | --full] [--kernel ELF] [--linux DIR] [--json PATH] [--img DIR]
+//! jos-bench --syscalls [--quick | --full] [--kernel ELF]
 //! jos-bench --replot [--json PATH] [--img DIR]
 //! ```
 //! One file per concern: `echo.rs` (the host side of the network: echo runs, queries, the guest
@@ -13,6 +14,8 @@
 //! `offload.rs` (the variants through the offload service), `results.rs` (the JSON file's serde
 //! types), `plots.rs` and `tables.rs` (what is drawn and printed from the results).
 //! `--replot` measures nothing: it redraws the plots and reprints the tables from the JSON.
+//! `--syscalls` measures only the native system-call costs and native MD5 at N = 10^5 on the
+//! given kernel and prints one table row (for before/after comparisons of two kernels).
 //! `--quick` (the test command's mode) stops MD5 at N = 100 and sends 200 echoes; the default
 //! goes to N = 10^5 with 3 runs and 10^4 echoes; `--full` to N = 10^6 with 10 runs and 10^5
 //! echoes. The Linux guest comes from `bench/linux/mkinitrd.sh` (kernel, device tree and
@@ -117,6 +120,10 @@ struct Settings {
     /// Where the plots go [default: docs/img in the repository].
     #[arg(long, value_name = "DIR")]
     img: Option<PathBuf>,
+    /// Only the native system-call costs and native MD5 at N = 10^5 (before/after comparisons
+    /// of two kernels): one table row, no results file.
+    #[arg(long, conflicts_with = "replot")]
+    syscalls: bool,
 }
 
 impl Settings {
@@ -192,6 +199,24 @@ fn bench(settings: &Settings) -> Result<(), String> {
         .map(|o| String::from_utf8_lossy(&o.stdout).lines().next().unwrap_or("").to_string())
         .map_err(|e| format!("qemu-system-arm: {e}"))?;
 
+    if settings.syscalls {
+        let device = offload::Device::boot(&kernel)?;
+        let syscalls = offload::syscalls(&device, mode.runs())?;
+        let md5 = offload::native_md5_cpu(&device, mode.runs())?;
+        println!("| kernel | input_len (null) | output_write 64 B | udp_recv, nothing waiting | native MD5 N=10^5 CPU |");
+        println!("|---|---|---|---|---|");
+        let calls = &syscalls["calls"];
+        let per_call = |name: &str| calls[name]["per_call_instructions"].as_f64().unwrap_or(f64::NAN);
+        println!(
+            "| {} | {:.0} | {:.0} | {:.0} | {:.2} ms |",
+            kernel.display(),
+            per_call("input_len"),
+            per_call("output_write_64"),
+            per_call("udp_recv_empty"),
+            md5 / 1000.0
+        );
+        return Ok(());
+    }
     eprintln!("bench: jos (platform figures, echo x{})", mode.echoes());
     let (mut platform, jos_echo) = jos::jos(&kernel, mode.echoes())?;
 
@@ -200,6 +225,7 @@ fn bench(settings: &Settings) -> Result<(), String> {
     let (jos_native, jos_wasm) = offload::md5(&device, mode)?;
     let (first_push, invoke_cached) = offload::costs(&device, mode.runs())?;
     let heap_job = offload::heap_per_wasm_job(&device)?;
+    let native_syscalls = offload::syscalls(&device, mode.runs())?;
     eprintln!("bench: jos offloaded echo job x{}", mode.echoes());
     let echo_job = offload::echo_job(&device, mode.echoes())?;
     platform.insert("heap_per_wasm_job_bytes".into(), heap_job["bytes"].clone());
@@ -235,7 +261,7 @@ fn bench(settings: &Settings) -> Result<(), String> {
             requests: mode.echoes(),
             variants: EchoVariants { jos_service: jos_echo, linux_c: linux_echo, jos_offloaded: echo_job },
         },
-        offload: Offload { first_push_10k: first_push, invoke_cached },
+        offload: Offload { first_push_10k: first_push, invoke_cached, native_syscalls: Some(native_syscalls) },
         platform: Platforms { jos: platform, linux: linux_platform },
         seed_real_hardware: seed_reference(),
     };

@@ -219,6 +219,65 @@ fn md5_variant(device: &Device, mode: Mode, format: Format) -> Result<Md5Series,
     Ok(Md5Series { status: "ok".into(), runs, points, about })
 }
 
+/// The system-call figures: the two values of N (times the call is made per run); `output_write`
+/// uses [`WRITE_COUNTS`] (64 bytes each must fit the policy's 32 KiB output cap).
+const SYSCALL_COUNTS: [u64; 2] = [1_000, 10_000];
+/// N for `output_write` of 64 bytes.
+const WRITE_COUNTS: [u64; 2] = [50, 500];
+
+/// The cost of one native system call in guest instructions (`-icount shift=0`: 1 ns of guest
+/// time per instruction), for `input_len` (a null call), `output_write` of 64 bytes and
+/// `udp_recv` with nothing waiting: tests/native/syscall_bench.c makes the call N times; the
+/// cost is the slope of the job's CPU time (`stats.cpu_us`) between the two N of
+/// [`SYSCALL_COUNTS`] or [`WRITE_COUNTS`] (the job's fixed costs cancel), mean of `runs` runs each.
+pub fn syscalls(device: &Device, runs: u64) -> Result<Value, String> {
+    let source = crate::repo_root().join("tests/native/syscall_bench.c");
+    let module = jos_tests::build_signed(&source, Format::NativeArmv6, &SIGNER)?;
+    let mut session = device.session()?;
+    let hash = push(&mut session, Format::NativeArmv6, &module)?;
+    let mut calls = serde_json::Map::new();
+    for (mode, name) in [("null", "input_len"), ("write", "output_write_64"), ("recv", "udp_recv_empty")] {
+        let counts = if mode == "write" { WRITE_COUNTS } else { SYSCALL_COUNTS };
+        let mut cpu = Vec::new();
+        for n in counts {
+            let mut samples = Vec::new();
+            for _ in 0..runs {
+                let job = invoke(&mut session, hash, format!("{mode} {n}").as_bytes())?;
+                if job.exit_value != 0 {
+                    return Err(format!("syscall_bench {mode} {n}: returned {}", job.exit_value));
+                }
+                samples.push(job.stats.cpu_us as f64);
+            }
+            cpu.push(mean(&samples));
+        }
+        let per_call_ns = (cpu[1] - cpu[0]) * 1000.0 / (counts[1] - counts[0]) as f64;
+        eprintln!("bench: jos native {name}: {per_call_ns:.0} instructions per call");
+        calls.insert(name.into(), json!({"counts": counts, "cpu_us": cpu, "per_call_instructions": per_call_ns}));
+    }
+    Ok(json!({
+        "status": "ok",
+        "runs": runs,
+        "source": "tests/native/syscall_bench.c: the call N times; slope of JobResult stats.cpu_us over N (-icount shift=0: 1 ns = 1 instruction)",
+        "calls": Value::Object(calls),
+    }))
+}
+
+/// MD5 of "jon" 10^5 times as a native blob: the mean CPU time of `runs` runs (for `--syscalls`).
+pub fn native_md5_cpu(device: &Device, runs: u64) -> Result<f64, String> {
+    let module = guest_example("md5", Format::NativeArmv6)?;
+    let mut session = device.session()?;
+    let hash = push(&mut session, Format::NativeArmv6, &module)?;
+    let mut cpu = Vec::new();
+    for _ in 0..runs {
+        let job = invoke(&mut session, hash, b"100000")?;
+        if String::from_utf8_lossy(&job.output).trim_end() != JON_MD5 {
+            return Err("md5 10^5: wrong digest".into());
+        }
+        cpu.push(job.stats.cpu_us as f64);
+    }
+    Ok(mean(&cpu))
+}
+
 /// The native and wasm MD5 variants.
 pub fn md5(device: &Device, mode: Mode) -> Result<(Md5Series, Md5Series), String> {
     Ok((md5_variant(device, mode, Format::NativeArmv6)?, md5_variant(device, mode, Format::Wasm)?))

@@ -180,6 +180,10 @@ pub struct Offload {
     pub first_push_10k: PhaseRuns,
     /// Invoke of the cached module.
     pub invoke_cached: PhaseRuns,
+    /// Guest instructions per native system call (`offload::syscalls`); absent in files from
+    /// before native jobs ran in user mode.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub native_syscalls: Option<Value>,
 }
 
 /// Phase times (guest microseconds) of several runs.
