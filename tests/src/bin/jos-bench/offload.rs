@@ -138,10 +138,16 @@ impl Device {
         Err("no advert from the device".into())
     }
 
-    /// The `offload: timing KIND` lines printed so far (the text after the prefix).
+    /// The whole `offload: timing KIND` lines so far (a line the UART is still sending is not
+    /// one yet: read half-way, it would lack its last fields).
     fn timings(&self, kind: &str) -> Vec<String> {
         let prefix = format!("offload: timing {kind} ");
-        self.qemu.output().lines().filter_map(|l| Some(l.split_once(&prefix)?.1.to_string())).collect()
+        self.qemu
+            .output()
+            .split_inclusive('\n')
+            .filter(|raw| raw.ends_with('\n'))
+            .filter_map(|line| Some(line.trim_end().split_once(&prefix)?.1.to_string()))
+            .collect()
     }
 
     /// Waits for the timing line number `index` (0-based) of `kind`.
