@@ -429,7 +429,14 @@ pub fn seeds() -> Vec<(&'static str, &'static str, Vec<u8>)> {
         serial: None,
         revision: None,
     };
-    let short = AtagsRepr { core: None, memory: None, cmdline: None, initrd: None, serial: Some(0x1234_5678), revision: Some(0xe) };
+    let short = AtagsRepr {
+        core: None,
+        memory: None,
+        cmdline: None,
+        initrd: None,
+        serial: Some(0x1234_5678),
+        revision: Some(0xe),
+    };
     for (name, repr) in [("firmware", firmware), ("short", short)] {
         let mut bytes = vec![0u8; repr.buffer_len()];
         repr.emit(&mut bytes).expect("seed tag list emits");

@@ -144,7 +144,11 @@ impl fmt::Display for SizeReport {
         if self.relocations > 0 {
             writeln!(f, "  relocations {:>7}", self.relocations)?;
         }
-        write!(f, "  imports    {}", if self.imports.is_empty() { "(none)".to_string() } else { self.imports.join(", ") })
+        write!(
+            f,
+            "  imports    {}",
+            if self.imports.is_empty() { "(none)".to_string() } else { self.imports.join(", ") }
+        )
     }
 }
 
@@ -281,10 +285,8 @@ pub fn build(request: &BuildRequest) -> Result<BuildOutput, BuildError> {
         return aot::build(request);
     }
     let source = Source::detect(&request.sources)?;
-    let scratch = tempfile::Builder::new()
-        .prefix("jos-build-")
-        .tempdir()
-        .map_err(BuildError::io("create a temporary folder"))?;
+    let scratch =
+        tempfile::Builder::new().prefix("jos-build-").tempdir().map_err(BuildError::io("create a temporary folder"))?;
     sdk::write_to(scratch.path()).map_err(BuildError::io("write the SDK files"))?;
     let context = Context { scratch: scratch.path(), verbose: request.verbose };
     let (name, bytes, report) = match (request.format, &source) {
@@ -312,7 +314,8 @@ pub fn build(request: &BuildRequest) -> Result<BuildOutput, BuildError> {
         }
         (Format::Aot, _) => return aot::build(request),
     };
-    let path = request.output.clone().unwrap_or_else(|| PathBuf::from(format!("{name}.{}", request.format.extension())));
+    let path =
+        request.output.clone().unwrap_or_else(|| PathBuf::from(format!("{name}.{}", request.format.extension())));
     std::fs::write(&path, &bytes).map_err(BuildError::io(format!("write {}", path.display())))?;
     Ok(BuildOutput { path, report })
 }
@@ -376,7 +379,11 @@ impl Context<'_> {
             }
         })?;
         if !output.status.success() {
-            return Err(BuildError::CompileFailed { command: tool.into(), status: output.status.to_string(), hint: "" });
+            return Err(BuildError::CompileFailed {
+                command: tool.into(),
+                status: output.status.to_string(),
+                hint: "",
+            });
         }
         Ok(output.stdout)
     }
@@ -384,7 +391,14 @@ impl Context<'_> {
     fn clang_wasm(&self, files: &[PathBuf]) -> Result<Vec<u8>, BuildError> {
         let out = self.scratch.join("guest.wasm");
         let mut clang = Command::new("clang");
-        clang.args(WASM_CFLAGS).arg("-I").arg(self.scratch).arg("-o").arg(&out).args(files).arg(self.scratch.join("jos-rt.c"));
+        clang
+            .args(WASM_CFLAGS)
+            .arg("-I")
+            .arg(self.scratch)
+            .arg("-o")
+            .arg(&out)
+            .args(files)
+            .arg(self.scratch.join("jos-rt.c"));
         self.run(&mut clang, "clang", "run scripts/setup.sh, or install Debian's clang and lld")?;
         std::fs::read(&out).map_err(BuildError::io("read clang's output"))
     }
@@ -418,7 +432,8 @@ impl Context<'_> {
         // Run where the crate is, so its rust-toolchain.toml and .cargo/config.toml apply.
         let folder = manifest.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
         cargo.current_dir(folder);
-        let manifest = manifest.canonicalize().map_err(|e| BuildError::Input { path: manifest.into(), reason: e.to_string() })?;
+        let manifest =
+            manifest.canonicalize().map_err(|e| BuildError::Input { path: manifest.into(), reason: e.to_string() })?;
         // An outer cargo (`cargo test`, `cargo run`) must not leak its settings into the guest build.
         for variable in ["RUSTFLAGS", "CARGO_ENCODED_RUSTFLAGS", "CARGO_BUILD_TARGET", "RUSTC_WORKSPACE_WRAPPER"] {
             cargo.env_remove(variable);
@@ -439,16 +454,22 @@ impl Context<'_> {
         };
         cargo.arg("--manifest-path").arg(&manifest).arg("--message-format=json-render-diagnostics");
         let compile_hint = match format {
-            Format::Wasm | Format::Aot => "If cargo cannot find `core`, add the target: `rustup target add wasm32-unknown-unknown`",
+            Format::Wasm | Format::Aot => {
+                "If cargo cannot find `core`, add the target: `rustup target add wasm32-unknown-unknown`"
+            }
             Format::Native => {
                 "Native Rust guests build `core` from source: `rustup component add rust-src`; the crate must be \
                  no_std with a [lib] target"
             }
         };
-        let stdout = self.run(&mut cargo, "cargo", "install Rust with rustup (https://rustup.rs)").map_err(|error| match error {
-            BuildError::CompileFailed { command, status, .. } => BuildError::CompileFailed { command, status, hint: compile_hint },
-            other => other,
-        })?;
+        let stdout = self.run(&mut cargo, "cargo", "install Rust with rustup (https://rustup.rs)").map_err(
+            |error| match error {
+                BuildError::CompileFailed { command, status, .. } => {
+                    BuildError::CompileFailed { command, status, hint: compile_hint }
+                }
+                other => other,
+            },
+        )?;
         for line in stdout.split(|byte| *byte == b'\n') {
             let Ok(message) = serde_json::from_slice::<serde_json::Value>(line) else { continue };
             if message["reason"] != "compiler-artifact" {

@@ -529,7 +529,8 @@ fn json_commands_print_a_json_error_when_they_fail_early() {
     // Nothing answers at that address: unreachable.
     let silent = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
     let address = silent.local_addr().unwrap().to_string();
-    let value = assert_json_error(&sandbox.run(&["push", "echo.wasm", "--device", &address, "--json"]), 8, "Unreachable");
+    let value =
+        assert_json_error(&sandbox.run(&["push", "echo.wasm", "--device", &address, "--json"]), 8, "Unreachable");
     assert!(value["error"]["hint"].as_str().unwrap().contains("discover"), "{value}");
     // A name that is neither pinned nor an address.
     let output = sandbox.run(&["push", "echo.wasm", "--device", "no-such-device", "--json"]);

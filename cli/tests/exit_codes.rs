@@ -102,10 +102,12 @@ fn unwritable_outputs_and_missing_tools() {
     std::fs::write(dir.join("main.c"), "#include \"jos.h\"\nint run(void) { return 0; }\n").unwrap();
 
     // 4: no compiler on the PATH (jos-cli itself is started by its full path).
-    let output = jos_cli(dir, &["build", "main.c", "--format", "wasm"]).env("PATH", dir.join("empty")).output().unwrap();
+    let output =
+        jos_cli(dir, &["build", "main.c", "--format", "wasm"]).env("PATH", dir.join("empty")).output().unwrap();
     assert_exit(&output, 4);
     assert!(String::from_utf8_lossy(&output.stderr).contains("clang"), "{}", text(&output));
-    let output = jos_cli(dir, &["build", "main.c", "--format", "native"]).env("PATH", dir.join("empty")).output().unwrap();
+    let output =
+        jos_cli(dir, &["build", "main.c", "--format", "native"]).env("PATH", dir.join("empty")).output().unwrap();
     assert_exit(&output, 4);
     assert!(String::from_utf8_lossy(&output.stderr).contains("arm-none-eabi-gcc"), "{}", text(&output));
 

@@ -47,7 +47,8 @@ pub fn export_signature(module: &[u8], name: &str) -> Result<Signature, String> 
             Payload::TypeSection(reader) => {
                 for ty in reader.into_iter_err_on_gc_types() {
                     let ty = ty.map_err(|error| error.to_string())?;
-                    let convert = |list: &[ValType]| list.iter().map(|value| type_byte(*value)).collect::<Option<Vec<u8>>>();
+                    let convert =
+                        |list: &[ValType]| list.iter().map(|value| type_byte(*value)).collect::<Option<Vec<u8>>>();
                     types.push(match (convert(ty.params()), convert(ty.results())) {
                         (Some(params), Some(results)) => Some(Signature { params, results }),
                         _ => None,
@@ -82,7 +83,8 @@ pub fn export_signature(module: &[u8], name: &str) -> Result<Signature, String> 
         }
     }
     let index = exported.ok_or_else(|| format!("the module exports no function `{name}`"))?;
-    let type_index = functions.get(index as usize).ok_or_else(|| format!("export `{name}` names a missing function"))?;
+    let type_index =
+        functions.get(index as usize).ok_or_else(|| format!("export `{name}` names a missing function"))?;
     types
         .get(*type_index as usize)
         .cloned()

@@ -274,12 +274,19 @@ impl Client {
             },
         };
         // A known address is probed alone first; a broadcast follows only if it did not answer.
-        let last = pinned.as_ref().and_then(|device| device.discovery.as_deref()).and_then(|text| parse_address(text, DISCOVERY_PORT));
+        let last = pinned
+            .as_ref()
+            .and_then(|device| device.discovery.as_deref())
+            .and_then(|text| parse_address(text, DISCOVERY_PORT));
         let found = match (address, last) {
             (Some(address), _) => discover(&[Target::Unicast(address)], self.discovery_timeout, true)?,
             (None, Some(last)) => {
                 let found = discover(&[Target::Unicast(last)], self.discovery_timeout, true)?;
-                if found.adverts.iter().any(|advert| Some(advert.advert_key) == pinned.as_ref().and_then(TrustedDevice::advert_key)) {
+                if found
+                    .adverts
+                    .iter()
+                    .any(|advert| Some(advert.advert_key) == pinned.as_ref().and_then(TrustedDevice::advert_key))
+                {
                     found
                 } else {
                     discover(&[Target::Broadcast], self.discovery_timeout, false)?
@@ -288,25 +295,21 @@ impl Client {
             (None, None) => discover(&[Target::Broadcast], self.discovery_timeout, false)?,
         };
         let advert = match &pinned {
-            Some(device) => found
-                .adverts
-                .iter()
-                .find(|advert| Some(advert.advert_key) == device.advert_key())
-                .cloned()
-                .ok_or_else(|| {
-                    ClientError::Unreachable(format!(
-                        "device `{}` did not answer discovery ({} other device(s) did)",
-                        device.name,
-                        found.adverts.len()
-                    ))
-                })?,
+            Some(device) => {
+                found.adverts.iter().find(|advert| Some(advert.advert_key) == device.advert_key()).cloned().ok_or_else(
+                    || {
+                        ClientError::Unreachable(format!(
+                            "device `{}` did not answer discovery ({} other device(s) did)",
+                            device.name,
+                            found.adverts.len()
+                        ))
+                    },
+                )?
+            }
             None => {
                 let address = address.expect("an address when nothing is pinned");
-                let advert = found
-                    .adverts
-                    .into_iter()
-                    .next()
-                    .ok_or_else(|| match found.refused.into_iter().next() {
+                let advert =
+                    found.adverts.into_iter().next().ok_or_else(|| match found.refused.into_iter().next() {
                         Some(error) => error,
                         None => ClientError::Unreachable(format!("no jos device answered at {address}")),
                     })?;
@@ -322,7 +325,11 @@ impl Client {
             }
         };
         let mut record = trust.by_advert_key(&advert.advert_key).cloned().ok_or_else(|| {
-            ClientError::Untrusted(format!("`{}` is not in the trust store (fingerprint {})", advert.name, advert.fingerprint()))
+            ClientError::Untrusted(format!(
+                "`{}` is not in the trust store (fingerprint {})",
+                advert.name,
+                advert.fingerprint()
+            ))
         })?;
         if record.noise_key() != Some(advert.noise_key) {
             return Err(ClientError::Untrusted(format!(
@@ -360,7 +367,11 @@ impl Client {
         if !device.advert.formats.contains(request.format) {
             return Err(ClientError::Rejected(
                 ErrorCode::Unsupported,
-                format!("`{}` does not accept this format (it accepts {})", device.advert.name, device.advert.format_names().join(", ")),
+                format!(
+                    "`{}` does not accept this format (it accepts {})",
+                    device.advert.name,
+                    device.advert.format_names().join(", ")
+                ),
             ));
         }
         let mut session = self.connect(device)?;

@@ -68,11 +68,17 @@ pub extern "C" fn kernel_main(r0: u32, machine: u32, tags: u32) -> ! {
             divisors.fraction,
             divisors.baud(clock)
         ),
-        (clock, source, Err(_)) => error!("uart: a {clock} Hz clock ({source}) cannot give {} baud; using the 48 MHz divisors", pl011::CONSOLE_BAUD),
+        (clock, source, Err(_)) => error!(
+            "uart: a {clock} Hz clock ({source}) cannot give {} baud; using the 48 MHz divisors",
+            pl011::CONSOLE_BAUD
+        ),
     }
 
     let revision = MAILBOX.board_revision().unwrap_or_else(|e| {
-        error!("mailbox: board revision: {e:?}; {}", if boot.revision.is_some() { "using the firmware's tags" } else { "unknown board" });
+        error!(
+            "mailbox: board revision: {e:?}; {}",
+            if boot.revision.is_some() { "using the firmware's tags" } else { "unknown board" }
+        );
         boot.revision.unwrap_or(0)
     });
     let board_info = jos_kcore::board::decode(revision);
@@ -97,7 +103,14 @@ pub extern "C" fn kernel_main(r0: u32, machine: u32, tags: u32) -> ! {
     if let Some(info) = framebuffer {
         // SAFETY: the firmware gave us this 32-bit framebuffer; `enable_mmu` mapped it.
         unsafe { screen::init(info) };
-        kprintln!("screen: {}x{}x{} at {:#x}, banner \"{}\"", info.width, info.height, info.depth, info.base, status::BANNER);
+        kprintln!(
+            "screen: {}x{}x{} at {:#x}, banner \"{}\"",
+            info.width,
+            info.height,
+            info.depth,
+            info.base,
+            status::BANNER
+        );
     }
 
     let mac = MAILBOX.mac_address().unwrap_or_default();
@@ -114,8 +127,12 @@ pub extern "C" fn kernel_main(r0: u32, machine: u32, tags: u32) -> ! {
     ));
     status::refresh();
     match vectors {
-        arch::exceptions::VectorPlacement::Vbar(table) => info!("vectors: VBAR = {table:#x}; the null page is unmapped"),
-        arch::exceptions::VectorPlacement::CopiedToZero => warn!("vectors: copied to 0 (VBAR did not read back); the null page stays mapped"),
+        arch::exceptions::VectorPlacement::Vbar(table) => {
+            info!("vectors: VBAR = {table:#x}; the null page is unmapped")
+        }
+        arch::exceptions::VectorPlacement::CopiedToZero => {
+            warn!("vectors: copied to 0 (VBAR did not read back); the null page stays mapped")
+        }
     }
     print_board();
     info!("memory: ARM {arm_base:#x}+{} MiB ({memory_source:?})", arm_size >> 20);
@@ -137,7 +154,10 @@ pub extern "C" fn kernel_main(r0: u32, machine: u32, tags: u32) -> ! {
         debug!("stack {name}: {bottom:#x}..{top:#x}, guard {:#x}..{bottom:#x}", bottom - memory::layout::GUARD_SIZE);
     }
     let (_, svc_bottom, svc_top) = memory::layout::stacks()[4];
-    info!("stacks: svc {svc_bottom:#x}..{svc_top:#x}, each above an unmapped {} KiB guard page", memory::layout::GUARD_SIZE >> 10);
+    info!(
+        "stacks: svc {svc_bottom:#x}..{svc_top:#x}, each above an unmapped {} KiB guard page",
+        memory::layout::GUARD_SIZE >> 10
+    );
     let passed = services::selftest::run();
     services::led::self_test(passed);
     let verdict_micros = TIMER.now_micros();
@@ -157,7 +177,6 @@ pub extern "C" fn kernel_main(r0: u32, machine: u32, tags: u32) -> ! {
     if !passed {
         error!("self-test failed; carrying on so the failure can be inspected");
     }
-
 
     services::shell::init();
     let _ = executive::register("shell", 10, services::shell::poll);
@@ -289,8 +308,13 @@ fn allocate_framebuffer() -> Option<board::bcm2835::framebuffer::FramebufferInfo
     use jos_abi::atags::param;
     let sane = |(width, height): (u32, u32)| (64..=4096).contains(&width) && (64..=4096).contains(&height);
     let from_mailbox = MAILBOX.physical_size().ok().filter(|size| sane(*size));
-    let from_tags = match (board::bcm2835::firmware::cmdline_number(param::FB_WIDTH), board::bcm2835::firmware::cmdline_number(param::FB_HEIGHT)) {
-        (Some(width), Some(height)) => u32::try_from(width).ok().zip(u32::try_from(height).ok()).filter(|size| sane(*size)),
+    let from_tags = match (
+        board::bcm2835::firmware::cmdline_number(param::FB_WIDTH),
+        board::bcm2835::firmware::cmdline_number(param::FB_HEIGHT),
+    ) {
+        (Some(width), Some(height)) => {
+            u32::try_from(width).ok().zip(u32::try_from(height).ok()).filter(|size| sane(*size))
+        }
         _ => None,
     };
     let fallback = (screen::WIDTH, screen::HEIGHT);
@@ -340,7 +364,9 @@ pub fn print_board() {
         );
     }
     match info.activity_led {
-        Some(led) => info!("board: activity LED on GPIO {} (active {})", led.pin, if led.active_high { "high" } else { "low" }),
+        Some(led) => {
+            info!("board: activity LED on GPIO {} (active {})", led.pin, if led.active_high { "high" } else { "low" })
+        }
         None => info!("board: no activity LED driven"),
     }
 }
@@ -369,24 +395,26 @@ fn enable_mmu(ram_end: usize, framebuffer: Option<&board::bcm2835::framebuffer::
         }
     }
     let guards = memory::layout::guard_pages();
-    let (kernel_start, text_end, rw_start) = (memory::layout::kernel_start(), memory::layout::text_end(), memory::layout::rw_start());
+    let (kernel_start, text_end, rw_start) =
+        (memory::layout::kernel_start(), memory::layout::text_end(), memory::layout::rw_start());
     let stubs = memory::layout::user_stubs();
     let job_stack = memory::layout::job_stack();
     let page = |address: usize| {
         let within = |(start, end): (usize, usize)| address >= start && address < end;
-        let access = if (null_guard && address < memory::layout::GUARD_SIZE) || guards.iter().any(|&range| within(range)) {
-            return None;
-        } else if within(stubs) {
-            Access::UserCode
-        } else if within((kernel_start, text_end)) {
-            Access::KernelCode
-        } else if within((text_end, rw_start)) {
-            Access::KernelReadOnly
-        } else if within(job_stack) {
-            Access::UserData
-        } else {
-            Access::KernelData
-        };
+        let access =
+            if (null_guard && address < memory::layout::GUARD_SIZE) || guards.iter().any(|&range| within(range)) {
+                return None;
+            } else if within(stubs) {
+                Access::UserCode
+            } else if within((kernel_start, text_end)) {
+                Access::KernelCode
+            } else if within((text_end, rw_start)) {
+                Access::KernelReadOnly
+            } else if within(job_stack) {
+                Access::UserData
+            } else {
+                Access::KernelData
+            };
         Some((MemoryKind::NormalWriteBack, access))
     };
     // SAFETY: boot path, once, IRQs masked; the regions cover the image, stacks, DMA region,
@@ -426,5 +454,3 @@ fn heartbeat() {
 
 /// How often the heartbeat logs, in seconds.
 const HEARTBEAT_LOG_SECONDS: u32 = 60;
-
-

@@ -54,7 +54,9 @@ fn wasm_seeds() -> Vec<(&'static str, Vec<u8>)> {
         ),
         (
             "seed-start-trap",
-            module(r#"(module (func $s (i32.div_u (i32.const 1) (i32.const 0)) drop) (start $s) (func (export "run") (result i32) (i32.const 0)))"#),
+            module(
+                r#"(module (func $s (i32.div_u (i32.const 1) (i32.const 0)) drop) (start $s) (func (export "run") (result i32) (i32.const 0)))"#,
+            ),
         ),
     ]
 }

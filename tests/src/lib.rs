@@ -64,7 +64,8 @@ pub fn build_signed(source: &Path, format: jos_abi::wire::Format, seed: &[u8; 32
         verbose: false,
     };
     let built = jos_build::build(&request).map_err(|e| format!("building {}: {e}", source.display()));
-    let bytes = built.and_then(|built| std::fs::read(&built.path).map_err(|e| format!("read {}: {e}", built.path.display())));
+    let bytes =
+        built.and_then(|built| std::fs::read(&built.path).map_err(|e| format!("read {}: {e}", built.path.display())));
     let _ = std::fs::remove_dir_all(&folder);
     let bytes = bytes?;
     let signing = |e: &dyn std::fmt::Display| format!("signing {}: {e}", source.display());
@@ -217,13 +218,13 @@ impl Qemu {
                 std::fs::write(&stub, firmware_stub(*machine))?;
                 std::fs::write(&tags_file, tags)?;
                 for (file, address) in [(&options.kernel, KERNEL_IMG_ADDRESS), (&tags_file, TAGS_ADDRESS), (&stub, 0)] {
-                    command.arg("-device").arg(format!("loader,file={},addr={address:#x},force-raw=on", file.display()));
+                    command
+                        .arg("-device")
+                        .arg(format!("loader,file={},addr={address:#x},force-raw=on", file.display()));
                 }
             }
         }
-        command
-            .arg("-qmp")
-            .arg(format!("unix:{},server=on,wait=off", qmp_path.display()));
+        command.arg("-qmp").arg(format!("unix:{},server=on,wait=off", qmp_path.display()));
         if let Some(shift) = options.icount_shift {
             command.args(["-icount", &format!("shift={shift}")]);
         }
@@ -320,7 +321,9 @@ impl Qemu {
             }
             let now = Instant::now();
             if now >= deadline {
-                return Err(format!("timed out after {timeout:?} waiting for a line with {needle:?}; console so far:\n{text}"));
+                return Err(format!(
+                    "timed out after {timeout:?} waiting for a line with {needle:?}; console so far:\n{text}"
+                ));
             }
             if let Ok(Some(status)) = self.child.try_wait() {
                 return Err(format!("QEMU exited ({status}) before a line with {needle:?}; console:\n{text}"));
@@ -395,9 +398,8 @@ pub fn net_stats(qemu: &mut Qemu, min_echoes: u64) -> Option<(u64, u64, u64)> {
     while Instant::now() < deadline {
         let output = qemu.output();
         if let Some(line) = output.lines().rev().find(|l| l.starts_with("net: stats ")) {
-            let value = |name: &str| -> Option<u64> {
-                line.split_whitespace().skip_while(|w| *w != name).nth(1)?.parse().ok()
-            };
+            let value =
+                |name: &str| -> Option<u64> { line.split_whitespace().skip_while(|w| *w != name).nth(1)?.parse().ok() };
             if let (Some(echoes), Some(busy), Some(at)) = (value("udp_echo"), value("busy_us"), value("at_us")) {
                 if echoes >= min_echoes {
                     return Some((echoes, busy, at));
@@ -487,8 +489,7 @@ impl Picture {
         for (column, byte) in text.bytes().enumerate() {
             for y in 0..jos_kcore::font::HEIGHT {
                 for x in 0..jos_kcore::font::WIDTH {
-                    let expected =
-                        if jos_kcore::font::pixel(byte, x, y) { foreground } else { background };
+                    let expected = if jos_kcore::font::pixel(byte, x, y) { foreground } else { background };
                     if self.pixel(column * jos_kcore::font::WIDTH + x, row * jos_kcore::font::HEIGHT + y) != expected {
                         wrong += 1;
                     }

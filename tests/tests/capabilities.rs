@@ -198,7 +198,12 @@ impl Client {
 
     fn push(&mut self, format: Format, module: &[u8]) {
         let sha = sha256(module);
-        self.send(&Message::PushBegin { format, total_len: module.len() as u32, sha256: sha, limits: Limits::default() });
+        self.send(&Message::PushBegin {
+            format,
+            total_len: module.len() as u32,
+            sha256: sha,
+            limits: Limits::default(),
+        });
         for (index, chunk) in module.chunks(wire::MAX_CHUNK_LEN).enumerate() {
             self.send(&Message::PushChunk { offset: (index * wire::MAX_CHUNK_LEN) as u32, bytes: chunk });
         }
@@ -216,7 +221,6 @@ impl Client {
         self.next()
     }
 }
-
 
 /// Builds `source` with jos-build (the builder `jos-cli build` uses); signs it with `seed`.
 fn build(source: &Path, format: Format, seed: &[u8; 32]) -> Vec<u8> {
@@ -583,13 +587,20 @@ fn yield_gives_the_rest_of_the_frame_back() {
         let (exit, plain, logs, stats) = expect_ok_stats(client.run(module, &format!("{work} 0"), Limits::default()));
         assert_eq!(exit, 0, "{name}: {logs:?}");
         let share = cpu_share(&stats);
-        eprintln!("yield: compute ({name}, {work} iterations, no yield): time_us {} cpu_us {} ({share:.3})", stats.time_us, stats.cpu_us);
+        eprintln!(
+            "yield: compute ({name}, {work} iterations, no yield): time_us {} cpu_us {} ({share:.3})",
+            stats.time_us, stats.cpu_us
+        );
         assert!(stats.time_us >= 20_000, "{name}: the compute job is long enough to span frames: {stats:?}");
         assert!(share > 0.9, "{name}: a job that never yields holds the CPU {share:.3} of its time: {stats:?}");
-        let (exit, yielding, logs, slow) = expect_ok_stats(client.run(module, &format!("{work} 100"), Limits::default()));
+        let (exit, yielding, logs, slow) =
+            expect_ok_stats(client.run(module, &format!("{work} 100"), Limits::default()));
         assert_eq!(exit, 0, "{name}: {logs:?}");
         assert_eq!(yielding, plain, "{name}: the same result with yields");
-        assert!(slow.time_us >= 95_000 && slow.time_us > stats.time_us, "{name}: 100 yields: {slow:?} against {stats:?}");
+        assert!(
+            slow.time_us >= 95_000 && slow.time_us > stats.time_us,
+            "{name}: 100 yields: {slow:?} against {stats:?}"
+        );
     }
     assert!(udp_echo_answers(&device), "UDP echo answers after the yielding jobs");
     drop(client);

@@ -126,7 +126,9 @@ fn firmware_boot_of_kernel_img_serves_an_offload_job_on_every_machine() {
         options.load = KernelLoad::Firmware { tags, machine: MACHINE_BCM2708 };
         options.extra_args = vec![
             "-netdev".into(),
-            format!("user,id=n0,hostfwd=tcp:127.0.0.1:{tcp}-{guest}:4748,hostfwd=udp:127.0.0.1:{discovery}-{guest}:4747"),
+            format!(
+                "user,id=n0,hostfwd=tcp:127.0.0.1:{tcp}-{guest}:4748,hostfwd=udp:127.0.0.1:{discovery}-{guest}:4747"
+            ),
             "-device".into(),
             "usb-net,netdev=n0,port=1".into(),
             "-device".into(),
@@ -156,7 +158,11 @@ fn firmware_boot_of_kernel_img_serves_an_offload_job_on_every_machine() {
         assert_eq!(verdict.trim(), "PASS", "{machine}:\n{}", qemu.output());
         qemu.wait_for_line_containing("offload: ready", Duration::from_secs(30)).unwrap_or_else(|e| fail(e));
         let address = qemu.wait_for_line("net: ip ", Duration::from_secs(60)).unwrap_or_else(|e| fail(e));
-        let expected = if *machine == "raspi0" { "10.0.2.15/24 via dhcp" } else { "10.0.2.16/24 via static (boot configuration) gateway 10.0.2.2" };
+        let expected = if *machine == "raspi0" {
+            "10.0.2.15/24 via dhcp"
+        } else {
+            "10.0.2.16/24 via static (boot configuration) gateway 10.0.2.2"
+        };
         assert!(address.starts_with(expected), "{machine}: net: ip {address}");
 
         // An offload job: push the echo module, invoke it, read its output.
@@ -256,7 +262,8 @@ fn the_firmware_command_line_mac_reaches_the_lan9512() {
         .unwrap_or_else(|e| panic!("{e}"));
     let revision = 0x000e; // a Pi 1 B rev 2.0, 512 MiB: LAN9512 on board
     let mut options = BootOptions::new("raspi0", kernel_img());
-    options.load = KernelLoad::Firmware { tags: atags(448 << 20, 0, &firmware_cmdline(revision)), machine: MACHINE_BCM2708 };
+    options.load =
+        KernelLoad::Firmware { tags: atags(448 << 20, 0, &firmware_cmdline(revision)), machine: MACHINE_BCM2708 };
     options.extra_args = model.qemu_args();
     let mut qemu = Qemu::boot(&options).expect("start QEMU");
     let address = qemu

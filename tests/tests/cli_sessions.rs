@@ -76,7 +76,12 @@ impl User {
     fn set_session(&self, session: SocketAddr) {
         let path = self.path("home").join("trust.json");
         let mut trust: serde_json::Value = serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
-        let device = trust["devices"].as_array_mut().unwrap().iter_mut().find(|device| device["name"] == "offload").expect("pinned");
+        let device = trust["devices"]
+            .as_array_mut()
+            .unwrap()
+            .iter_mut()
+            .find(|device| device["name"] == "offload")
+            .expect("pinned");
         device["session"] = serde_json::json!(session.to_string());
         std::fs::write(path, serde_json::to_vec_pretty(&trust).unwrap()).unwrap();
     }
@@ -170,7 +175,11 @@ fn a_connection_closed_or_unanswered_before_the_handshake_is_unreachable() {
     let output = user.push(&device);
     assert_exit(&output, 8);
     let error = &json(&output)["error"];
-    assert!(error["message"].as_str().unwrap().contains("closed the connection without answering the handshake"), "{}", text(&output));
+    assert!(
+        error["message"].as_str().unwrap().contains("closed the connection without answering the handshake"),
+        "{}",
+        text(&output)
+    );
     assert!(error["hint"].as_str().unwrap().contains("retry"), "{}", text(&output));
     assert!(!stderr(&output).contains("client's key"), "not about the key: {}", text(&output));
 
@@ -178,7 +187,11 @@ fn a_connection_closed_or_unanswered_before_the_handshake_is_unreachable() {
     let started = Instant::now();
     let output = user.push(&device);
     assert_exit(&output, 8);
-    assert!(json(&output)["error"]["message"].as_str().unwrap().contains("did not answer the handshake within 10 s"), "{}", text(&output));
+    assert!(
+        json(&output)["error"]["message"].as_str().unwrap().contains("did not answer the handshake within 10 s"),
+        "{}",
+        text(&output)
+    );
     assert!(started.elapsed() < Duration::from_secs(25), "the handshake wait is short: {:?}", started.elapsed());
     drop(device);
 }
@@ -205,7 +218,8 @@ fn mute_device(config: &[u8], stop: Arc<AtomicBool>) -> SocketAddr {
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let address = listener.local_addr().unwrap();
     listener.set_nonblocking(true).unwrap();
-    let mut server = Server::new(DeviceConfig::from_bytes(config).unwrap(), ServerOptions::default(), HostPlatform::new(), &ENTROPY);
+    let mut server =
+        Server::new(DeviceConfig::from_bytes(config).unwrap(), ServerOptions::default(), HostPlatform::new(), &ENTROPY);
     std::thread::spawn(move || {
         let mut connections = Vec::new();
         let mut buffer = vec![0u8; 65536];
@@ -245,6 +259,10 @@ fn a_session_silent_after_its_handshake_times_out() {
     let output = user.push(&device);
     stop.store(true, Ordering::Relaxed);
     assert_exit(&output, 20);
-    assert!(json(&output)["error"]["message"].as_str().unwrap().contains("did not answer in time"), "{}", text(&output));
+    assert!(
+        json(&output)["error"]["message"].as_str().unwrap().contains("did not answer in time"),
+        "{}",
+        text(&output)
+    );
     drop(device);
 }

@@ -26,11 +26,13 @@ pub struct Args {
 /// Runs `keygen`.
 pub fn run(args: Args) -> CommandResult {
     let home = home()?;
-    let existing: Vec<_> = [home.signing_key_path(), home.client_key_path()].into_iter().filter(|path| path.exists()).collect();
+    let existing: Vec<_> =
+        [home.signing_key_path(), home.client_key_path()].into_iter().filter(|path| path.exists()).collect();
     if !existing.is_empty() && !args.force {
         let names: Vec<String> = existing.iter().map(|path| path.display().to_string()).collect();
-        return Err(CliError::new(Exit::Exists, format!("keys exist already: {}", names.join(", ")))
-            .hint("keep them, or pass --force to replace them (devices trusting the old keys must be re-provisioned)"));
+        return Err(CliError::new(Exit::Exists, format!("keys exist already: {}", names.join(", "))).hint(
+            "keep them, or pass --force to replace them (devices trusting the old keys must be re-provisioned)",
+        ));
     }
     let (signing, client) = home.write_new_keys()?;
     if args.json {

@@ -108,7 +108,8 @@ impl JobReport {
     pub fn print(&self, json: bool) -> CommandResult {
         let exit = Exit::from_status(self.status);
         if json {
-            let logs: Vec<_> = self.logs.iter().map(|line| serde_json::json!({"level": line.level, "text": line.text})).collect();
+            let logs: Vec<_> =
+                self.logs.iter().map(|line| serde_json::json!({"level": line.level, "text": line.text})).collect();
             let mut value = serde_json::json!({
                 "place": self.place,
                 "status": status_name(self.status),
@@ -132,7 +133,8 @@ impl JobReport {
                 value["error"] = serde_json::json!(detail);
             }
             if let Some(results) = &self.results {
-                value["results"] = serde_json::json!(results.iter().map(|value| value_json(*value)).collect::<Vec<_>>());
+                value["results"] =
+                    serde_json::json!(results.iter().map(|value| value_json(*value)).collect::<Vec<_>>());
             }
             if let Some((sent, received)) = self.traffic {
                 value["bytes_sent"] = serde_json::json!(sent);

@@ -16,9 +16,9 @@ use std::time::{Duration, Instant};
 use jos_abi::wire::{JobStatus, Stats};
 use jos_runtime::{JobError, LimitKind, TrapCode};
 
+use crate::exit::Exit;
 use jos_build::{aot, wasm, DEFAULT_MAX_MEMORY_PAGES};
 use jos_client::JobLog;
-use crate::exit::Exit;
 
 use super::run::{Args, JobReport, Right};
 use super::{CliError, CommandResult};

@@ -484,7 +484,8 @@ impl Harness {
                     assert!(
                         matches!(
                             Message::parse(payload),
-                            Ok(Message::Hello { .. } | Message::Error { code: ErrorCode::Busy | ErrorCode::PermissionDenied, .. })
+                            Ok(Message::Hello { .. }
+                                | Message::Error { code: ErrorCode::Busy | ErrorCode::PermissionDenied, .. })
                         ),
                         "an unauthenticated connection was sent something else than a Hello or a refusal"
                     );
@@ -601,7 +602,9 @@ impl Harness {
                             pushed: Vec::new(),
                         });
                     }
-                    None => assert!(crowded, "a connection was refused without an answer below twice the session limit"),
+                    None => {
+                        assert!(crowded, "a connection was refused without an answer below twice the session limit")
+                    }
                 }
             }
             1 => {

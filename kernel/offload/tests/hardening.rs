@@ -355,7 +355,8 @@ fn probes_shorter_than_an_advert_get_no_answer() {
 fn a_burst_of_probes_is_rate_limited_and_discovery_works_again_afterwards() {
     let mut server = frozen_server(options());
     let mut reply = [0u8; 512];
-    let answered = (0..100).filter(|nonce| server.discovery_from(address(9), &probe(*nonce), &mut reply).is_some()).count();
+    let answered =
+        (0..100).filter(|nonce| server.discovery_from(address(9), &probe(*nonce), &mut reply).is_some()).count();
     assert_eq!(answered, 32, "one source: its burst of 32");
     assert_eq!(server.counters().probes_rate_limited, 68);
     assert!(server.discovery_from(address(10), &probe(1), &mut reply).is_some(), "another source still gets answers");

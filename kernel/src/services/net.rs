@@ -259,7 +259,17 @@ pub fn init(log: fn(core::fmt::Arguments)) -> Result<(), InitError> {
     ethernet_device.rx_checksums_checked();
     let started = hal::now_micros();
     let mut config = Config::new(HardwareAddress::Ethernet(EthernetAddress(ethernet_device.mac())));
-    config.random_seed = started ^ u64::from_le_bytes([ethernet_device.mac()[0], ethernet_device.mac()[1], ethernet_device.mac()[2], ethernet_device.mac()[3], ethernet_device.mac()[4], ethernet_device.mac()[5], 0x5a, 0xa5]);
+    config.random_seed = started
+        ^ u64::from_le_bytes([
+            ethernet_device.mac()[0],
+            ethernet_device.mac()[1],
+            ethernet_device.mac()[2],
+            ethernet_device.mac()[3],
+            ethernet_device.mac()[4],
+            ethernet_device.mac()[5],
+            0x5a,
+            0xa5,
+        ]);
     let iface = Interface::new(config, &mut ethernet_device, now(started));
     let mut sockets = SocketSet::new(&mut storage.sockets[..]);
     let dhcp = sockets.add(dhcpv4::Socket::new());
@@ -302,7 +312,8 @@ pub fn init(log: fn(core::fmt::Arguments)) -> Result<(), InitError> {
     let mut tx_meta = storage.job_tx_meta.iter_mut();
     let mut tx = storage.job_tx.iter_mut();
     let jobs = core::array::from_fn(|_| {
-        let (Some(rx_meta), Some(rx), Some(tx_meta), Some(tx)) = (rx_meta.next(), rx.next(), tx_meta.next(), tx.next()) else {
+        let (Some(rx_meta), Some(rx), Some(tx_meta), Some(tx)) = (rx_meta.next(), rx.next(), tx_meta.next(), tx.next())
+        else {
             unreachable!("one buffer set per socket")
         };
         sockets.add(udp::Socket::new(
@@ -388,7 +399,8 @@ pub fn job_bind(port: u16) -> Result<usize, ErrorCode> {
         if OPEN_UDP_PORTS.contains(&port) || job_port_bound(port) {
             return Err(ErrorCode::InUse);
         }
-        let index = JOB_PORTS.iter().position(|bound| bound.load(Ordering::Relaxed) == 0).ok_or(ErrorCode::LimitExceeded)?;
+        let index =
+            JOB_PORTS.iter().position(|bound| bound.load(Ordering::Relaxed) == 0).ok_or(ErrorCode::LimitExceeded)?;
         let socket = net.sockets.get_mut::<udp::Socket>(net.jobs[index]);
         socket.bind(port).map_err(|_| ErrorCode::InUse)?;
         JOB_PORTS[index].store(port, Ordering::Relaxed);
@@ -460,10 +472,10 @@ impl Net {
     /// Frees the job sockets marked in `JOB_RELEASE`.
     fn release_jobs(&mut self) {
         let marked = JOB_RELEASE.swap(0, Ordering::AcqRel);
-        for index in 0..sizes::JOB_SOCKETS {
+        for (index, (handle, port)) in self.jobs.iter().zip(JOB_PORTS.iter()).enumerate() {
             if marked & (1 << index) != 0 {
-                self.sockets.get_mut::<udp::Socket>(self.jobs[index]).close();
-                JOB_PORTS[index].store(0, Ordering::Relaxed);
+                self.sockets.get_mut::<udp::Socket>(*handle).close();
+                port.store(0, Ordering::Relaxed);
             }
         }
     }
@@ -697,12 +709,16 @@ impl Net {
         let link = self.device.counters();
         self.counters.link = link;
         let _ = match self.address {
-            Some(address) => write!(line, "{address} {}", match self.state {
-                AddressState::Dhcp => "dhcp",
-                AddressState::Static => "static",
-                AddressState::Configured => "configured",
-                AddressState::Discovering => "-",
-            }),
+            Some(address) => write!(
+                line,
+                "{address} {}",
+                match self.state {
+                    AddressState::Dhcp => "dhcp",
+                    AddressState::Static => "static",
+                    AddressState::Configured => "configured",
+                    AddressState::Discovering => "-",
+                }
+            ),
             None => write!(line, "asking DHCP"),
         };
         let drops = self.counters.malformed

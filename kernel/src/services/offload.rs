@@ -19,9 +19,9 @@ use core::net::{IpAddr, Ipv4Addr};
 
 use jos_abi::config::{PortRange, CONFIG_ADDRESS, CONFIG_MAX_LEN};
 use jos_abi::syscall::Endpoint;
+use jos_abi::wire::Format;
 use jos_abi::ErrorCode;
 use jos_kcore::text::Line;
-use jos_abi::wire::Format;
 use jos_offload::timing::Timing;
 use jos_offload::{DeviceConfig, Entropy, Platform, Server, ServerOptions, SessionId, Slice};
 use jos_runtime::Capabilities;
@@ -30,9 +30,9 @@ use smoltcp::socket::{tcp, udp};
 use smoltcp::time::Duration;
 
 use crate::board::bcm2835::usb::Slot;
+use crate::board::bcm2835::{RNG, TIMER};
 use crate::services::jobio::JobDevices;
 use crate::{error, info};
-use crate::board::bcm2835::{RNG, TIMER};
 
 /// TCP sessions served at once (`ServerOptions::max_sessions`).
 pub const SESSIONS: usize = 8;
@@ -480,7 +480,8 @@ impl Service {
                         continue;
                     }
                 }
-                let peer = socket.remote_endpoint().map_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED), |endpoint| endpoint.addr.into());
+                let peer =
+                    socket.remote_endpoint().map_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED), |endpoint| endpoint.addr.into());
                 self.waiting[index] = None;
                 match self.server.connect_from(peer) {
                     Some(id) => self.sessions[index] = Some(id),

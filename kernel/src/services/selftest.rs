@@ -54,7 +54,10 @@ fn timer_interrupt() -> bool {
             false
         }
         None => {
-            crate::error!("self-test: no timer interrupt within {DEADLINE} us (match pending: {})", TIMER.matched(Channel::Three));
+            crate::error!(
+                "self-test: no timer interrupt within {DEADLINE} us (match pending: {})",
+                TIMER.matched(Channel::Three)
+            );
             false
         }
     }
@@ -129,7 +132,9 @@ fn mmu() -> bool {
         && identity(crate::memory::layout::kernel_start())
         && identity(jos_kcore::memory_map::DMA_BASE + 0x123)
         && identity(crate::board::bcm2835::PL011_BASE)
-        && crate::memory::layout::guard_pages().iter().all(|&(start, end)| translate(start).is_none() && translate(end - 4).is_none())
+        && crate::memory::layout::guard_pages()
+            .iter()
+            .all(|&(start, end)| translate(start).is_none() && translate(end - 4).is_none())
         && translate(0xF000_0000).is_none()
         && permissions()
 }

@@ -211,7 +211,7 @@ fn hex(text: &str) -> Option<u32> {
     u32::from_str_radix(text.strip_prefix("0x").unwrap_or(text), 16).ok()
 }
 
-/// `vfp set N X` (s<N> = X), `vfp fpscr X`, `vfp clear`, `vfp bounce FPINST [FPINST2]`: the
+/// `vfp set N X` (`s<N>` = X), `vfp fpscr X`, `vfp clear`, `vfp bounce FPINST [FPINST2]`: the
 /// QEMU test's way into the VFP support code (QEMU never bounces by itself). `bounce` puts the
 /// staged registers and FPSCR into the VFP, writes FPINST (and FPINST2 with FPEXC.FP2V), sets
 /// FPEXC.EX and takes the undefined-instruction exception as the core would, then prints what

@@ -84,9 +84,22 @@ fn main() -> ExitCode {
     let guest_seconds = (at1 - at0) as f64 / 1e6;
     println!("jos-net-bench: {requests} UDP echo requests of {size} bytes, one at a time, raspi0, -icount shift=0");
     println!("  lost:                       {lost}");
-    println!("  host wall clock:            {:.2} s, {:.0} round trips/s, {:.0} us per round trip", wall.as_secs_f64(), requests as f64 / wall.as_secs_f64(), wall.as_secs_f64() * 1e6 / requests as f64);
-    println!("  guest clock (stats window): {:.2} s for {served} echoes, {:.0} round trips/s", guest_seconds, served as f64 / guest_seconds);
-    println!("  guest time in the kernel:   {:.1} us per request (busy_us {} over {served} echoes)", (busy1 - busy0) as f64 / served.max(1) as f64, busy1 - busy0);
+    println!(
+        "  host wall clock:            {:.2} s, {:.0} round trips/s, {:.0} us per round trip",
+        wall.as_secs_f64(),
+        requests as f64 / wall.as_secs_f64(),
+        wall.as_secs_f64() * 1e6 / requests as f64
+    );
+    println!(
+        "  guest clock (stats window): {:.2} s for {served} echoes, {:.0} round trips/s",
+        guest_seconds,
+        served as f64 / guest_seconds
+    );
+    println!(
+        "  guest time in the kernel:   {:.1} us per request (busy_us {} over {served} echoes)",
+        (busy1 - busy0) as f64 / served.max(1) as f64,
+        busy1 - busy0
+    );
     qemu.kill();
     if lost == 0 {
         ExitCode::SUCCESS

@@ -189,15 +189,7 @@ fn speed(settings: &Settings) -> Result<(), String> {
     };
 
     eprintln!("jos-wasm-speed: booting {} on {} with -icount shift=0", kernel.display(), settings.machine);
-    emu.run(&[
-        "emu",
-        "start",
-        "--machine",
-        &settings.machine,
-        "--icount",
-        "--kernel",
-        &kernel.to_string_lossy(),
-    ])?;
+    emu.run(&["emu", "start", "--machine", &settings.machine, "--icount", "--kernel", &kernel.to_string_lossy()])?;
 
     println!("MD5 of \"jon\" N times; guest microseconds, median of {} run(s)", settings.runs);
     println!(

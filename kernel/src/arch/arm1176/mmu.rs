@@ -200,8 +200,8 @@ pub fn unmap_user() {
     if count == 0 {
         return;
     }
-    for section in first_section..first_section + count {
-        first[section] =
+    for (section, entry) in first.iter_mut().enumerate().skip(first_section).take(count) {
+        *entry =
             page_table::section_descriptor(section * SECTION_SIZE, MemoryKind::NormalWriteBack, Access::KernelData);
     }
     *mapped = (0, 0);

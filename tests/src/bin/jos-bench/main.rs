@@ -203,7 +203,9 @@ fn bench(settings: &Settings) -> Result<(), String> {
         let device = offload::Device::boot(&kernel)?;
         let syscalls = offload::syscalls(&device, mode.runs())?;
         let md5 = offload::native_md5_cpu(&device, mode.runs())?;
-        println!("| kernel | input_len (null) | output_write 64 B | udp_recv, nothing waiting | native MD5 N=10^5 CPU |");
+        println!(
+            "| kernel | input_len (null) | output_write 64 B | udp_recv, nothing waiting | native MD5 N=10^5 CPU |"
+        );
         println!("|---|---|---|---|---|");
         let calls = &syscalls["calls"];
         let per_call = |name: &str| calls[name]["per_call_instructions"].as_f64().unwrap_or(f64::NAN);

@@ -9,8 +9,8 @@
 //! each has a timeout from the system timer.
 
 use tock_registers::interfaces::{ReadWriteable, Readable, Writeable};
-use tock_registers::{register_bitfields, register_structs};
 use tock_registers::registers::{ReadOnly, ReadWrite};
+use tock_registers::{register_bitfields, register_structs};
 
 use super::hal;
 use crate::board::bcm2835::mmio::Mmio;
@@ -375,8 +375,8 @@ impl Dwc2 {
     /// `base` must be the DWC2 register block, mapped as device memory, and no other driver may
     /// program it.
     pub const unsafe fn new(base: usize) -> Self {
-        // SAFETY: the caller promises `base` is the DWC2 block for the kernel's lifetime.
         Self {
+            // SAFETY: the caller promises `base` is the DWC2 block for the kernel's lifetime.
             registers: unsafe { Mmio::new(base) },
             claimed: core::sync::atomic::AtomicU8::new(0),
             requested: [const { core::sync::atomic::AtomicU32::new(0) }; CHANNELS],
@@ -491,7 +491,7 @@ impl Dwc2 {
             return Err(UsbError::PortNotEnabled);
         }
         hal::delay_micros(RESET_RECOVERY_US); // TRSTRCY: reset recovery
-        // Acknowledge the connect and enable changes (write-1-to-clear; PrtEna is kept at 0).
+                                              // Acknowledge the connect and enable changes (write-1-to-clear; PrtEna is kept at 0).
         self.write_port(HPRT::PrtPwr::SET.value | HPRT::PrtConnDet::SET.value | HPRT::PrtEnChng::SET.value);
         Ok(match r.HPRT.read_as_enum(HPRT::PrtSpd) {
             Some(HPRT::PrtSpd::Value::High) => Speed::High,
@@ -567,7 +567,8 @@ impl Dwc2 {
         // High-speed bulk and control OUT use the PING protocol (USB 2.0, section 8.5.1) after
         // the device said NYET or NAK: ask before sending data again (databook: HCTSIZ.DoPng,
         // OUT only; in DMA mode the core runs the PING exchange itself).
-        let ping_capable = !pipe.is_in && pipe.speed == Speed::High && matches!(pipe.kind, EndpointType::Bulk | EndpointType::Control);
+        let ping_capable =
+            !pipe.is_in && pipe.speed == Speed::High && matches!(pipe.kind, EndpointType::Bulk | EndpointType::Control);
         let do_ping = ping_capable && pid != Pid::Setup && self.ping[index].swap(false, Ordering::Relaxed);
         self.started[index].store(u8::from(ping_capable && pid != Pid::Setup), Ordering::Relaxed);
         hc.HCINT.set(u32::MAX);
@@ -632,7 +633,9 @@ impl Dwc2 {
         }
         Some(Err(if status.is_set(HCINT::STALL) {
             UsbError::Stall(bits)
-        } else if status.is_set(HCINT::NAK) && !status.matches_any(&[HCINT::XactErr::SET, HCINT::BblErr::SET, HCINT::AHBErr::SET]) {
+        } else if status.is_set(HCINT::NAK)
+            && !status.matches_any(&[HCINT::XactErr::SET, HCINT::BblErr::SET, HCINT::AHBErr::SET])
+        {
             UsbError::Nak(bits)
         } else {
             UsbError::Transfer(bits)

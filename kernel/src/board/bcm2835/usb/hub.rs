@@ -7,7 +7,7 @@
 //! needed there; the Pi 1 B's LAN9512 is a high-speed hub with a high-speed Ethernet function,
 //! which also needs none.
 
-use jos_kcore::usb::descriptor::{self, Descriptor, DeviceDescriptor, Descriptors, TransferType};
+use jos_kcore::usb::descriptor::{self, Descriptor, Descriptors, DeviceDescriptor, TransferType};
 use jos_kcore::usb::hub::{self as class, HubDescriptor, PortStatus};
 
 use super::dwc2::{EndpointType, Pid, Pipe, Speed, UsbError};
@@ -126,9 +126,15 @@ fn poll_status_change(bus: &mut Bus, hub: &Device, configuration: &[u8]) {
     match host.transfer(channel, &pipe, bus_address, length, Pid::Data0, 50_000) {
         Ok(done) => {
             hal::invalidate_for_cpu(&buffer[..done.length]);
-            bus.log(format_args!("usb: hub {}: status change bitmap {:02x?}", hub.address, &buffer[..done.length.min(4)]));
+            bus.log(format_args!(
+                "usb: hub {}: status change bitmap {:02x?}",
+                hub.address,
+                &buffer[..done.length.min(4)]
+            ));
         }
-        Err(UsbError::Nak(_)) => bus.log(format_args!("usb: hub {}: status change endpoint: no change (NAK)", hub.address)),
+        Err(UsbError::Nak(_)) => {
+            bus.log(format_args!("usb: hub {}: status change endpoint: no change (NAK)", hub.address))
+        }
         Err(error) => bus.log(format_args!("usb: hub {}: status change endpoint: {error:?}", hub.address)),
     }
     host.release_channel(channel);

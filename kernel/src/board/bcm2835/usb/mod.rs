@@ -154,7 +154,12 @@ impl ControlPipe {
         }
     }
 
-    fn control_once(&mut self, (address, max_packet0, speed): (u8, u8, Speed), setup: Setup, data: &mut [u8]) -> Result<usize, UsbError> {
+    fn control_once(
+        &mut self,
+        (address, max_packet0, speed): (u8, u8, Speed),
+        setup: Setup,
+        data: &mut [u8],
+    ) -> Result<usize, UsbError> {
         let length = usize::from(setup.length);
         if length > data.len() || length > self.data.len() {
             return Err(UsbError::BadLength);
@@ -271,7 +276,8 @@ impl Bus {
             core::str::from_utf8(&product[..product_len]).unwrap_or("?"),
         ));
         for index in 0..descriptor.configurations {
-            let got = self.control(handle, Setup::get_descriptor(descriptor::CONFIGURATION, index, 0, 9), &mut buffer)?;
+            let got =
+                self.control(handle, Setup::get_descriptor(descriptor::CONFIGURATION, index, 0, 9), &mut buffer)?;
             let header = ConfigurationHeader::parse(&buffer[..got]).map_err(UsbError::Descriptor)?;
             let total = usize::from(header.total_length).min(CONTROL_BUFFER);
             let got = self.control(
