@@ -935,6 +935,12 @@ pub fn server(data: &[u8]) {
 /// Runs `data` as a script (at most 256 operations) and returns the device's counters at the
 /// end, for tests that check where a script reached.
 pub fn run(data: &[u8]) -> Counters {
+    // The entropy source is one static stream: two runs at once (parallel host tests) would
+    // interleave their draws, and a script would no longer replay (the same ephemeral key drawn
+    // twice reads as a replayed handshake). One run at a time; a run that panicked leaves the
+    // lock usable.
+    static ONE_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    let _turn = ONE_AT_A_TIME.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
     ENTROPY.reset(0x6a6f_735f_7365_7276);
     let mut harness = Harness::new();
     let mut script = Script { bytes: data };
