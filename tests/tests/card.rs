@@ -18,7 +18,7 @@ use jos_abi::config::{ConfigRepr, Network, Policy};
 use jos_abi::signature::{public_key, sha256, sign_wasm, SignerRights, TrustedSigner};
 use jos_abi::wire::{Format, JobStatus, Limits, Message};
 use jos_offload::{host, noise};
-use jos_tests::netns::{Model, Namespace};
+use jos_tests::netns::{last_write, Model, Namespace};
 use jos_tests::{free_port, kernel_elf, kernel_img, BootOptions, KernelLoad, Qemu, MACHINES};
 
 const DEVICE_SECRET: [u8; 32] = [0x61; 32];
@@ -283,11 +283,6 @@ fn the_firmware_command_line_mac_reaches_the_lan9512() {
     assert!(neighbour.contains("lladdr b8:27:eb:34:ab:cd"), "the wire saw another MAC: {neighbour:?}");
     qemu.kill();
     let trace = model.finish(Duration::from_secs(5));
-    let last = |name: &str| {
-        let prefix = format!("W {name} ");
-        trace.lines().rev().find_map(|line| line.strip_prefix(&prefix).map(str::to_string))
-    };
-    let parse = |value: Option<String>| value.and_then(|v| u32::from_str_radix(v.trim_start_matches("0x"), 16).ok());
-    assert_eq!(parse(last("ADDRL")), Some(0x34eb_27b8), "ADDRL holds b8:27:eb:34 (little-endian)");
-    assert_eq!(parse(last("ADDRH")), Some(0xcdab), "ADDRH holds ab:cd");
+    assert_eq!(last_write(&trace, "ADDRL"), Some(0x34eb_27b8), "ADDRL holds b8:27:eb:34 (little-endian)");
+    assert_eq!(last_write(&trace, "ADDRH"), Some(0xcdab), "ADDRH holds ab:cd");
 }
