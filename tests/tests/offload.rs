@@ -752,7 +752,10 @@ fn boot_configuration_is_wiped_after_boot() {
     let mut client = Client::connect(device.tcp, &CLIENT_SECRET).expect("handshake");
     assert_eq!(client.push(Format::Wasm, &echo), Reply::PushOk(hash));
     client.send(&Message::Invoke { hash, limits: Limits::default(), input: b"keys kept", call: None });
-    assert_eq!(client.result().1, Reply::Result { status: JobStatus::Ok, exit_value: 9, output: b"keys kept".to_vec() });
+    assert_eq!(
+        client.result().1,
+        Reply::Result { status: JobStatus::Ok, exit_value: 9, output: b"keys kept".to_vec() }
+    );
     drop(client);
 
     let base = jos_kcore::memory_map::BOOT_CONFIG_BASE;
