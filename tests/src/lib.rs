@@ -358,6 +358,32 @@ impl Qemu {
         }
     }
 
+    /// The guest's physical memory `[address, address + len)` as QEMU holds it, read from
+    /// outside through QMP `pmemsave` into a scratch file (what a probe on the bus would see;
+    /// QEMU models no caches). At most [`Qemu::MAX_PHYSICAL_READ`] bytes.
+    pub fn read_physical(&self, address: u64, len: usize) -> std::io::Result<Vec<u8>> {
+        if len > Self::MAX_PHYSICAL_READ {
+            return Err(std::io::Error::other(format!("read_physical: {len} bytes is more than the helper reads")));
+        }
+        let path = self._scratch.0.join("physical.bin");
+        let reply = self.qmp(&format!(
+            "{{\"execute\":\"pmemsave\",\"arguments\":{{\"val\":{address},\"size\":{len},\"filename\":\"{}\"}}}}",
+            path.display()
+        ))?;
+        if reply.contains("\"error\"") {
+            return Err(std::io::Error::other(reply));
+        }
+        let bytes = std::fs::read(&path)?;
+        let _ = std::fs::remove_file(&path);
+        if bytes.len() != len {
+            return Err(std::io::Error::other(format!("pmemsave wrote {} bytes, not {len}", bytes.len())));
+        }
+        Ok(bytes)
+    }
+
+    /// The most bytes [`Qemu::read_physical`] reads at once (16 MiB).
+    pub const MAX_PHYSICAL_READ: usize = 16 << 20;
+
     /// Saves the emulated HDMI screen as a PPM file through QMP `screendump`.
     pub fn screendump(&self, path: &Path) -> std::io::Result<()> {
         let reply =

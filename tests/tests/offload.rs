@@ -735,6 +735,66 @@ fn missing_configuration_is_reported_and_nothing_is_accepted() {
     device.qemu.kill();
 }
 
+/// Issue 13: the boot configuration (the device's secret keys) is gone from RAM once the kernel
+/// has read it. After boot and a job, the whole 1 MiB window QEMU's loader filled
+/// (`BOOT_CONFIG_BASE`), read from outside through QMP `pmemsave`, is zero, and the device still
+/// uses its keys: a signed advert with its Noise key, a new session's handshake and a job.
+#[test]
+fn boot_configuration_is_wiped_after_boot() {
+    let _serial = ONE_BOOT_AT_A_TIME.lock().unwrap_or_else(|poison| poison.into_inner());
+    let config = config_file_named("-wipe");
+    let loaded = std::fs::read(&config).unwrap();
+    assert!(loaded.len() > 256 && loaded.iter().any(|&byte| byte != 0), "a configuration to wipe");
+    let mut device = boot(Some(&config));
+    device.qemu.wait_for_line_containing("offload: ready", Duration::from_secs(5)).unwrap_or_else(|e| panic!("{e}"));
+    let echo = signed(ECHO, &DEVELOPER);
+    let hash = sha256(&echo);
+    let mut client = Client::connect(device.tcp, &CLIENT_SECRET).expect("handshake");
+    assert_eq!(client.push(Format::Wasm, &echo), Reply::PushOk(hash));
+    client.send(&Message::Invoke { hash, limits: Limits::default(), input: b"keys kept", call: None });
+    assert_eq!(
+        client.result().1,
+        Reply::Result { status: JobStatus::Ok, exit_value: 9, output: b"keys kept".to_vec() }
+    );
+    drop(client);
+
+    let base = jos_kcore::memory_map::BOOT_CONFIG_BASE;
+    let window = device.qemu.read_physical(base as u64, jos_kcore::memory_map::BOOT_CONFIG_SIZE).expect("pmemsave");
+    let left: Vec<usize> = window.iter().enumerate().filter(|(_, &byte)| byte != 0).map(|(at, _)| at).collect();
+    assert!(
+        left.is_empty(),
+        "{} non-zero bytes left in the boot configuration window, the first at {:#010x}; the configuration's first 16 bytes there: {:02x?}",
+        left.len(),
+        base + left[0],
+        &window[..16]
+    );
+
+    // The keys were kept: a signed advert with the device's Noise key, a new handshake, a job.
+    let udp = UdpSocket::bind("127.0.0.1:0").unwrap();
+    udp.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    let mut probe = [0u8; jos_abi::wire::discovery::PROBE_LEN];
+    Probe { nonce: 0x5150 }.emit(&mut probe).unwrap();
+    let mut datagram = [0u8; 512];
+    let mut answered = None;
+    for _ in 0..5 {
+        udp.send_to(&probe, ("127.0.0.1", device.discovery)).unwrap();
+        if let Ok((len, _)) = udp.recv_from(&mut datagram) {
+            answered = Some(len);
+            break;
+        }
+    }
+    let advert = Advert::new_checked(&datagram[..answered.expect("advert")]).unwrap();
+    assert!(advert.verify_signature());
+    let repr = AdvertRepr::parse(&advert).unwrap();
+    assert_eq!(repr.noise_key, noise::public_key(&DEVICE_SECRET));
+    still_answers(&device);
+    let mut again = Client::connect(device.tcp, &CLIENT_SECRET).expect("handshake after the wipe");
+    again.send(&Message::Invoke { hash, limits: Limits::default(), input: b"again", call: None });
+    assert_eq!(again.result().1, Reply::Result { status: JobStatus::Ok, exit_value: 5, output: b"again".to_vec() });
+    device.qemu.kill();
+    let _ = std::fs::remove_file(config);
+}
+
 /// [`ECHO`] after 40 million loop turns first (a job of many slices: seconds on QEMU).
 fn slow_echo() -> String {
     let spin = "(local $i i32) (local.set $i (i32.const 40000000)) \
@@ -873,6 +933,8 @@ fn kernel_symbol(name: &str) -> u32 {
 /// naming the kind), Deadline, or a -JOS_EFAULT return, and after each the device still answers UDP
 /// echo, discovery and a session, runs a normal job with the right result, and has its heap where
 /// it was. On a kernel that runs native code privileged most of these writes succeed silently.
+/// Then a job finds nothing of the previous job in its stack, bss or page padding
+/// (tests/native/leftovers.c).
 #[test]
 fn hostile_native_blobs_cannot_harm_the_device() {
     let _serial = ONE_BOOT_AT_A_TIME.lock().unwrap_or_else(|poison| poison.into_inner());
@@ -1010,6 +1072,25 @@ fn hostile_native_blobs_cannot_harm_the_device() {
         assert_eq!(free, heap, "the heap after {input}");
     }
     assert!(failures.is_empty(), "attacks that did not end in Trap, Deadline or -JOS_EFAULT:\n{}", failures.join("\n"));
+    // One job sees nothing of the previous one: a job fills its stack, its bss and the rest of
+    // its last page with a marker; the next job of the same blob (same region size, the same
+    // heap block) finds only zeros there. `both` shows the probe sees a marker when one is there.
+    let leftovers = native_blob(&root.join("native/leftovers.c"), &DEVELOPER);
+    let leftovers_hash = sha256(&leftovers);
+    let mut session = Client::connect(device.tcp, &CLIENT_SECRET).expect("handshake");
+    assert_eq!(session.push(Format::NativeArmv6, &leftovers), Reply::PushOk(leftovers_hash));
+    let mut leftover_job = |input: &[u8]| {
+        session.send(&Message::Invoke { hash: leftovers_hash, limits: Limits::default(), input, call: None });
+        match session.result().1 {
+            Reply::Result { status: JobStatus::Ok, exit_value, .. } => exit_value,
+            other => panic!("leftovers {}: {other:?} {:?}", String::from_utf8_lossy(input), last_logs()),
+        }
+    };
+    let seen_in_one_job = leftover_job(b"both");
+    assert!(seen_in_one_job > 49_000, "the probe sees its own marker: {seen_in_one_job} non-zero words");
+    assert_eq!(leftover_job(b"dirty"), 0);
+    assert_eq!(leftover_job(b"peek"), 0, "non-zero words the previous job left in the stack, bss or page");
+    drop(session);
     // The offloaded md5 still gives the right digest at the end.
     use md5::Digest;
     let md5 = native_blob(&root.join("../guest-examples/c/md5.c"), &DEVELOPER);

@@ -254,15 +254,40 @@ static HOSTED: crate::services::net::HostedService =
 // The network manager sizes its socket storage for the listeners.
 const _: () = assert!(LISTENERS == crate::services::net::sizes::OFFLOAD_TCP_SOCKETS);
 
+/// Parses the boot configuration window into owned values (the device's keys go into the heap,
+/// kernel data), then zeroes the whole window, 1 MiB from `CONFIG_ADDRESS`, whatever the file's
+/// length and whether it parsed, and cleans it from the D-cache so that the zeros, not the keys,
+/// are in RAM: after boot the secrets exist only in the kernel's own data (docs/security.md
+/// "Keys").
+fn read_and_wipe_configuration(
+) -> (Result<DeviceConfig, jos_abi::config::ConfigError>, Option<jos_abi::config::Network>) {
+    const _: () = assert!(CONFIG_ADDRESS == jos_kcore::memory_map::BOOT_CONFIG_BASE);
+    const _: () = assert!(CONFIG_MAX_LEN <= jos_kcore::memory_map::BOOT_CONFIG_SIZE);
+    let (config, network) = {
+        // SAFETY: the configuration window 0x01F0_0000..0x0200_0000 is mapped normal memory that
+        // nothing else uses (docs/memory.md); it is only read while this borrow lives.
+        let window = unsafe { core::slice::from_raw_parts(CONFIG_ADDRESS as *const u8, CONFIG_MAX_LEN) };
+        let config = DeviceConfig::from_bytes(window);
+        let network = jos_abi::config::Config::new_checked(window)
+            .ok()
+            .and_then(|checked| jos_abi::config::ConfigRepr::parse(&checked).ok().map(|repr| repr.network));
+        (config, network)
+    };
+    let window_len = jos_kcore::memory_map::BOOT_CONFIG_SIZE;
+    // SAFETY: the window is kernel data nothing else uses, and no reference into it is alive
+    // (the parsed configuration owns copies).
+    unsafe { crate::arch::zero::zero(CONFIG_ADDRESS, window_len) };
+    crate::arch::cache::clean_dcache_range(CONFIG_ADDRESS, window_len);
+    (config, network)
+}
+
 /// Reads and checks the boot configuration; starts the service if it is valid, and registers
 /// its sockets with the network manager (`services::net::host`). Returns whether the service
 /// runs.
 pub fn init() -> bool {
     crate::services::net::host(&HOSTED);
-    // SAFETY: the configuration window 0x01F0_0000..0x0200_0000 is mapped normal memory that
-    // nothing else uses (docs/memory.md); it is only read.
-    let window = unsafe { core::slice::from_raw_parts(CONFIG_ADDRESS as *const u8, CONFIG_MAX_LEN) };
-    let config = match DeviceConfig::from_bytes(window) {
+    let (config, network) = read_and_wipe_configuration();
+    let config = match config {
         Ok(config) => config,
         Err(error) => {
             // `error!` reports on the console and the screen.
@@ -271,10 +296,7 @@ pub fn init() -> bool {
             return false;
         }
     };
-    if let Some(network) = jos_abi::config::Config::new_checked(window)
-        .ok()
-        .and_then(|checked| jos_abi::config::ConfigRepr::parse(&checked).ok().map(|repr| repr.network))
-    {
+    if let Some(network) = network {
         NETWORK.lock(|slot| *slot = Some(network));
     }
     info!(

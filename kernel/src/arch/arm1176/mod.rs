@@ -9,6 +9,7 @@ pub mod fault_test;
 pub mod mmu;
 pub mod user;
 pub mod vfp;
+pub mod zero;
 
 /// Waits for an event; used by idle loops that do not expect interrupts.
 #[inline(always)]

@@ -106,19 +106,38 @@ struct UserMemory {
 }
 
 impl UserMemory {
-    /// `len` bytes (rounded up to whole pages) aligned to `align` (at least a page), zeroed;
-    /// `None` if the heap cannot give them.
+    /// `len` bytes (rounded up to whole pages) aligned to `align` (at least a page), **not
+    /// zeroed** (it may hold the kernel's or an earlier job's freed data): the loader writes the
+    /// blob's memory (image, then zeros) and [`UserMemory::zero_outside`] the rest before the
+    /// block is mapped for user mode; `None` if the heap cannot give them.
     fn allocate(len: usize, align: usize) -> Option<Self> {
         let len = len.max(1).checked_next_multiple_of(PAGE_SIZE)?;
         let layout = Layout::from_size_align(len, align.max(PAGE_SIZE)).ok()?;
         // SAFETY: the layout has a non-zero size.
-        let start = core::ptr::NonNull::new(unsafe { alloc::alloc::alloc_zeroed(layout) })?;
+        let start = core::ptr::NonNull::new(unsafe { alloc::alloc::alloc(layout) })?;
         Some(Self { start, layout })
     }
 
     fn as_mut_slice(&mut self) -> &mut [u8] {
-        // SAFETY: the block is `layout.size()` bytes, owned by this value, zeroed at allocation.
+        // SAFETY: the block is `layout.size()` bytes, owned by this value; `u8` has no invalid
+        // values, so uninitialised heap bytes are only stale data, which the loader overwrites.
         unsafe { core::slice::from_raw_parts_mut(self.start.as_ptr(), self.layout.size()) }
+    }
+
+    /// Zeroes the block outside `[offset, offset + len)` (what the loader wrote): the page
+    /// padding after the blob's memory (and any alignment gap before it), so that nothing
+    /// stale is mapped for user mode.
+    fn zero_outside(&mut self, offset: usize, len: usize) {
+        let start = self.start.as_ptr() as usize;
+        let size = self.layout.size();
+        let head = offset.min(size);
+        let tail = offset.saturating_add(len).min(size);
+        // SAFETY: both ranges lie inside this block, which this value owns; no reference into
+        // it is alive.
+        unsafe {
+            crate::arch::zero::zero(start, head);
+            crate::arch::zero::zero(start + tail, size - tail);
+        }
     }
 }
 
@@ -312,6 +331,7 @@ pub fn start(
         Ok(loaded) => loaded,
         Err(error) => return Err(rejected(format!("native blob: {error:?}"))),
     };
+    memory.zero_outside(loaded.offset, loaded.memory_len);
     let base = loaded.base as usize;
     // Code pages: up to the end of .text (read-only, executable). Data pages: from the page
     // holding the start of .data on (read/write, never executable). Read-only data in pages of
@@ -327,10 +347,11 @@ pub fn start(
     if let Err(error) = mmu::map_user(&region) {
         return Err(rejected(format!("native blob: cannot map its memory: {error:?}")));
     }
-    // The job stack may hold the previous job's values: it starts zeroed.
+    // The job stack may hold the previous job's values: it starts zeroed, 32 bytes per store
+    // (`arch::zero`; docs/memory.md "What a job can see of the previous one").
     let (stack_bottom, stack_top) = crate::memory::layout::job_stack();
     // SAFETY: the job stack is kernel-owned memory used only by native jobs, and none runs.
-    unsafe { core::ptr::write_bytes(stack_bottom as *mut u8, 0, stack_top - stack_bottom) };
+    unsafe { crate::arch::zero::zero(stack_bottom, stack_top - stack_bottom) };
     let deadline_ms = match limits.deadline_ms {
         0 => DEFAULT_DEADLINE_MS,
         ms => ms.min(MAX_DEADLINE_MS),

@@ -150,3 +150,17 @@ pub fn guest_clock_us(qemu: &Qemu) -> Result<u64, String> {
 pub fn mean(values: &[f64]) -> f64 {
     values.iter().sum::<f64>() / values.len().max(1) as f64
 }
+
+/// The request counts of the two runs a marginal cost per request is measured over: a fifth of
+/// the mode's echoes, then all of them (the latency run).
+pub fn slope_counts(requests: u64) -> [u64; 2] {
+    [(requests / 5).max(20), requests]
+}
+
+/// The marginal cost per request between two runs `(requests, CPU µs)`: what the longer run
+/// cost more per request more, so fixed costs (session, job start, reports) cancel. `None` if
+/// the runs have the same length.
+pub fn slope(short: (f64, f64), long: (f64, f64)) -> Option<f64> {
+    let requests = long.0 - short.0;
+    (requests > 0.0).then(|| (long.1 - short.1) / requests)
+}

@@ -7,9 +7,26 @@ use std::time::Duration;
 use jos_tests::{net_stats, BootOptions, Qemu};
 use serde_json::{json, Map, Value};
 
-use crate::echo::{after, echo_run, free_port, guest_clock_us, net_args};
+use crate::echo::{after, echo_run, free_port, guest_clock_us, net_args, slope_counts};
 use crate::json_object;
 use crate::results::EchoResult;
+
+/// The `(udp_echo, busy_us)` counters of the last `net: stats` line once they stopped moving
+/// (the kernel prints the line at most once a second of guest time, when counters moved): two
+/// readings 1.5 s apart that agree.
+fn settled_stats(qemu: &mut Qemu) -> Result<(f64, f64), String> {
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    let mut last = None;
+    while std::time::Instant::now() < deadline {
+        let now = net_stats(qemu, 0).map(|(echoes, busy, _)| (echoes as f64, busy as f64));
+        if now.is_some() && now == last {
+            return now.ok_or_else(|| "no net: stats line".into());
+        }
+        last = now;
+        std::thread::sleep(Duration::from_millis(1500));
+    }
+    Err("the net: stats counters did not settle".into())
+}
 
 /// Boots jos with the network and measures the platform figures and the echo service.
 pub fn jos(kernel: &Path, requests: u64) -> Result<(Map<String, Value>, EchoResult), String> {
@@ -22,12 +39,20 @@ pub fn jos(kernel: &Path, requests: u64) -> Result<(Map<String, Value>, EchoResu
     qemu.wait_for_line("net: ip ", Duration::from_secs(120))?;
     // Read as soon as the line is seen: an upper bound for the network-ready time.
     let ready_clock_us = guest_clock_us(&qemu)?;
+    // The marginal cost: busy_us over a short run and over the latency run, each between two
+    // settled `net: stats` lines.
+    let [short_requests, _] = slope_counts(requests);
+    let before_short = settled_stats(&mut qemu)?;
+    echo_run(port, short_requests)?;
+    let after_short = settled_stats(&mut qemu)?;
     let clock0 = guest_clock_us(&qemu)?;
     let run = echo_run(port, requests)?;
     let clock1 = guest_clock_us(&qemu)?;
     let answered = run.latencies_us.len() as u64;
     // The warm-up echoes count too: the stats must show at least the answered ones.
-    let (echoes, busy, _) = net_stats(&mut qemu, answered).ok_or("no net: stats line after the echo run")?;
+    let (echoes, busy, _) =
+        net_stats(&mut qemu, after_short.0 as u64 + answered).ok_or("no net: stats line after the echo run")?;
+    let after_long = settled_stats(&mut qemu)?;
     // Platform figures: the boot line, the network-ready bounds and the heap with the network up.
     let output = qemu.output();
     let stamp = |line: &str| -> Option<f64> {
@@ -67,6 +92,18 @@ pub fn jos(kernel: &Path, requests: u64) -> Result<(Map<String, Value>, EchoResu
     echo.guest_us_per_request = Some(busy as f64 / echoes.max(1) as f64);
     echo.guest_us_per_request_source = Some("kernel busy_us (network polls that moved frames) over all echoes".into());
     echo.guest_clock_us_per_round_trip = Some((clock1 - clock0) as f64 / answered.max(1) as f64);
+    let short = (after_short.0 - before_short.0, after_short.1 - before_short.1);
+    let long = (after_long.0 - after_short.0, after_long.1 - after_short.1);
+    echo.set_marginal(
+        short,
+        long,
+        "the kernel's busy_us (network polls that moved frames) over the echoes of each run",
+    );
+    eprintln!(
+        "bench: jos echo service: {:.2} us busy per echo over the whole boot, marginal {:.2} us",
+        busy as f64 / echoes.max(1) as f64,
+        echo.marginal_us_per_request.unwrap_or(f64::NAN)
+    );
     eprintln!("bench: jos echo: mean {:.0} us p99 {:.0} us, lost {}", run.mean(), run.percentile(99.0), run.lost);
     qemu.kill();
     Ok((platform, echo))

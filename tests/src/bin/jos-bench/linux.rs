@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use jos_tests::{BootOptions, Qemu};
 
-use crate::echo::{echo_run, field, free_port, guest_clock_us, mean, net_args, udp_query};
+use crate::echo::{echo_run, field, free_port, guest_clock_us, mean, net_args, slope_counts, udp_query};
 use crate::results::{EchoResult, Md5Point, Md5Series};
 use crate::{Mode, JON_MD5, LINUX_APPEND};
 
@@ -147,14 +147,35 @@ pub fn linux_echo(linux: &mut Linux, requests: u64) -> Result<EchoResult, String
     let load1 = udp_query(linux.port, b"stats?")?;
     let delta = |a: &str, b: &str, name: &str| field(b, name).unwrap_or(0.0) - field(a, name).unwrap_or(0.0);
     let rate = delta(&idle0, &idle1, "spin") / delta(&idle0, &idle1, "mono_us").max(1.0);
-    let window_us = delta(&idle1, &load1, "mono_us");
-    let meter_us = delta(&idle1, &load1, "spin") / rate.max(f64::MIN_POSITIVE);
-    let metered_served = delta(&idle1, &load1, "served");
-    value.guest_us_per_request = Some((window_us - meter_us) / metered_served.max(1.0));
+    // The CPU the echoes took between two `stats?` answers: the window less the meter's share.
+    let busy_between = |from: &str, to: &str| {
+        let window_us = delta(from, to, "mono_us");
+        let meter_us = delta(from, to, "spin") / rate.max(f64::MIN_POSITIVE);
+        (delta(from, to, "served"), window_us - meter_us)
+    };
+    let (metered_served, metered_cpu) = busy_between(&idle1, &load1);
+    value.guest_us_per_request = Some(metered_cpu / metered_served.max(1.0));
     value.guest_us_per_request_source = Some(format!(
         "whole-system CPU: idle-priority meter, {metered} requests after the latency run ({rate:.3} counts/us idle)"
     ));
+    // The marginal cost: the same meter over a short and a long run (the slope_counts).
+    let [short_requests, long_requests] = slope_counts(requests);
+    let mut runs = Vec::new();
+    for count in [short_requests, long_requests] {
+        let from = udp_query(linux.port, b"stats?")?;
+        let _ = echo_run(linux.port, count)?;
+        let to = udp_query(linux.port, b"stats?")?;
+        runs.push(busy_between(&from, &to));
+    }
+    value.set_marginal(runs[0], runs[1], "whole-system CPU (idle-priority meter) over the echoes of each run");
     value.note("proc_stat_us_per_request", (busy1 - busy0) * 1e6 / answered.max(1.0));
-    eprintln!("bench: linux echo: mean {:.0} us p99 {:.0} us, lost {}", run.mean(), run.percentile(99.0), run.lost);
+    eprintln!(
+        "bench: linux echo: mean {:.0} us p99 {:.0} us, lost {}; whole system {:.1} us per request, marginal {:.1} us",
+        run.mean(),
+        run.percentile(99.0),
+        run.lost,
+        value.guest_us_per_request.unwrap_or(f64::NAN),
+        value.marginal_us_per_request.unwrap_or(f64::NAN)
+    );
     Ok(value)
 }

@@ -7,6 +7,7 @@
 //! ```text
 //! jos-bench [--quick | --full] [--kernel ELF] [--linux DIR] [--json PATH] [--img DIR]
 //! jos-bench --syscalls [--quick | --full] [--kernel ELF]
+//! jos-bench --echo [--quick | --full] [--kernel ELF] [--linux DIR]
 //! jos-bench --replot [--json PATH] [--img DIR]
 //! ```
 //! One file per concern: `echo.rs` (the host side of the network: echo runs, queries, the guest
@@ -14,8 +15,10 @@
 //! `offload.rs` (the variants through the offload service), `results.rs` (the JSON file's serde
 //! types), `plots.rs` and `tables.rs` (what is drawn and printed from the results).
 //! `--replot` measures nothing: it redraws the plots and reprints the tables from the JSON.
-//! `--syscalls` measures only the native system-call costs and native MD5 at N = 10^5 on the
-//! given kernel and prints one table row (for before/after comparisons of two kernels).
+//! `--syscalls` measures only the native system-call costs and native MD5 at N = 10^5 and N = 1
+//! (a job's fixed start cost) on the given kernel and prints one table row (for before/after
+//! comparisons of two kernels); `--echo` only the three echo variants, with their marginal CPU
+//! per request (the slope over a run of a fifth of the echoes and one of all of them).
 //! `--quick` (the test command's mode) stops MD5 at N = 100 and sends 200 echoes; the default
 //! goes to N = 10^5 with 3 runs and 10^4 echoes; `--full` to N = 10^6 with 10 runs and 10^5
 //! echoes. The Linux guest comes from `bench/linux/mkinitrd.sh` (kernel, device tree and
@@ -120,6 +123,10 @@ struct Settings {
     /// Where the plots go [default: docs/img in the repository].
     #[arg(long, value_name = "DIR")]
     img: Option<PathBuf>,
+    /// Only the three echo variants (the kernel's service, the offloaded job, the Linux server):
+    /// their figures and marginal costs printed, no results file.
+    #[arg(long, conflicts_with_all = ["replot", "syscalls"])]
+    echo: bool,
     /// Only the native system-call costs and native MD5 at N = 10^5 (before/after comparisons
     /// of two kernels): one table row, no results file.
     #[arg(long, conflicts_with = "replot")]
@@ -202,21 +209,44 @@ fn bench(settings: &Settings) -> Result<(), String> {
     if settings.syscalls {
         let device = offload::Device::boot(&kernel)?;
         let syscalls = offload::syscalls(&device, mode.runs())?;
-        let md5 = offload::native_md5_cpu(&device, mode.runs())?;
+        let md5 = offload::native_md5_cpu(&device, mode.runs(), 100_000)?;
+        let md5_one = offload::native_md5_cpu(&device, mode.runs(), 1)?;
+        for line in device.qemu.output().lines().filter(|l| l.contains("(TEMP)")) {
+            eprintln!("{line}");
+        }
         println!(
-            "| kernel | input_len (null) | output_write 64 B | udp_recv, nothing waiting | native MD5 N=10^5 CPU |"
+            "| kernel | input_len (null) | output_write 64 B | udp_recv, nothing waiting | native MD5 N=10^5 CPU | native MD5 N=1 CPU |"
         );
-        println!("|---|---|---|---|---|");
+        println!("|---|---|---|---|---|---|");
         let calls = &syscalls["calls"];
         let per_call = |name: &str| calls[name]["per_call_instructions"].as_f64().unwrap_or(f64::NAN);
         println!(
-            "| {} | {:.0} | {:.0} | {:.0} | {:.2} ms |",
+            "| {} | {:.0} | {:.0} | {:.0} | {:.2} ms | {:.1} µs |",
             kernel.display(),
             per_call("input_len"),
             per_call("output_write_64"),
             per_call("udp_recv_empty"),
-            md5 / 1000.0
+            md5 / 1000.0,
+            md5_one
         );
+        return Ok(());
+    }
+    if settings.echo {
+        let (_, jos_service) = jos::jos(&kernel, mode.echoes())?;
+        let device = offload::Device::boot(&kernel)?;
+        let jos_offloaded = offload::echo_job(&device, mode.echoes())?;
+        drop(device);
+        let mut linux = linux::Linux::boot(&linux_dir)?;
+        let linux_c = linux::linux_echo(&mut linux, mode.echoes())?;
+        linux.qemu.kill();
+        let echo = Echo {
+            payload: "Echo1".into(),
+            requests: mode.echoes(),
+            variants: EchoVariants { jos_service, linux_c, jos_offloaded },
+        };
+        let view = json!({ "echo": serde_json::to_value(&echo).map_err(|e| e.to_string())? });
+        println!("kernel {}", kernel.display());
+        tables::print_marginal(&view);
         return Ok(());
     }
     eprintln!("bench: jos (platform figures, echo x{})", mode.echoes());

@@ -22,7 +22,7 @@ use jos_client::{JobOutcome, Session};
 use jos_tests::{BootOptions, Qemu};
 use serde_json::{json, Map, Value};
 
-use crate::echo::{after, echo_run, field, free_port, guest_clock_us, mean};
+use crate::echo::{after, echo_run, field, free_port, guest_clock_us, mean, slope_counts};
 use crate::results::{EchoResult, Md5Point, Md5Series, PhaseRuns};
 use crate::{json_object, Mode, JON_MD5};
 
@@ -268,16 +268,17 @@ pub fn syscalls(device: &Device, runs: u64) -> Result<Value, String> {
     }))
 }
 
-/// MD5 of "jon" 10^5 times as a native blob: the mean CPU time of `runs` runs (for `--syscalls`).
-pub fn native_md5_cpu(device: &Device, runs: u64) -> Result<f64, String> {
+/// MD5 of "jon" `n` times as a native blob: the mean CPU time of `runs` runs (for `--syscalls`:
+/// N = 10^5 for the compute figure, N = 1 for a job's fixed start cost).
+pub fn native_md5_cpu(device: &Device, runs: u64, n: u64) -> Result<f64, String> {
     let module = guest_example("md5", Format::NativeArmv6)?;
     let mut session = device.session()?;
     let hash = push(&mut session, Format::NativeArmv6, &module)?;
     let mut cpu = Vec::new();
     for _ in 0..runs {
-        let job = invoke(&mut session, hash, b"100000")?;
+        let job = invoke(&mut session, hash, n.to_string().as_bytes())?;
         if String::from_utf8_lossy(&job.output).trim_end() != JON_MD5 {
-            return Err("md5 10^5: wrong digest".into());
+            return Err(format!("md5 {n}: wrong digest"));
         }
         cpu.push(job.stats.cpu_us as f64);
     }
@@ -548,16 +549,27 @@ pub fn echo_job(device: &Device, requests: u64) -> Result<EchoResult, String> {
             .send(&Message::Invoke { hash, limits: Limits::default(), input: input.as_bytes(), call: None })
             .map_err(|e| format!("invoke echo: {e}"))
     };
-    invoke_echo(&mut session)?;
-    let busy0 = first_net_busy(device);
-    let clock0 = guest_clock_us(&device.qemu)?;
-    let run = echo_run(device.job, requests)?;
-    let clock1 = guest_clock_us(&device.qemu)?;
-    quit_echo_job(device)?;
-    let (job, echoed) = echo_result(&mut session)?;
-    // The stats line comes once a second while counters move.
-    std::thread::sleep(Duration::from_millis(2500));
-    let busy1 = net_busy(device);
+    // One job run of `count` requests: the run, the job's result and datagrams echoed, and the
+    // network manager's busy_us over it (the stats line comes once a second while counters move).
+    let mut job_run = |count: u64| -> Result<_, String> {
+        invoke_echo(&mut session)?;
+        let busy0 = first_net_busy(device);
+        let clock0 = guest_clock_us(&device.qemu)?;
+        let run = echo_run(device.job, count)?;
+        let clock1 = guest_clock_us(&device.qemu)?;
+        quit_echo_job(device)?;
+        let (job, echoed) = echo_result(&mut session)?;
+        std::thread::sleep(Duration::from_millis(2500));
+        let busy1 = net_busy(device);
+        let network_us = match (busy0, busy1) {
+            (Some((b0, _)), Some((b1, _))) => b1 - b0,
+            _ => return Err("no net: stats lines around the echo job's run".into()),
+        };
+        Ok((run, clock1 - clock0, job, echoed, network_us))
+    };
+    let [short_requests, _] = slope_counts(requests);
+    let (_, _, short_job, short_echoed, short_network_us) = job_run(short_requests)?;
+    let (run, clock_us, job, echoed, network_us) = job_run(requests)?;
 
     // The idle run: the same job, bound (it answers a first datagram), then left alone.
     invoke_echo(&mut session)?;
@@ -594,13 +606,24 @@ pub fn echo_job(device: &Device, requests: u64) -> Result<EchoResult, String> {
     value.note("job_idle_cpu_us", idle_job.stats.cpu_us);
     value.note("job_idle_time_us", idle_job.stats.time_us);
     value.note("job_idle_cpu_rate", idle_rate);
-    value.guest_clock_us_per_round_trip = Some((clock1 - clock0) as f64 / answered.max(1.0));
-    let network_us = match (busy0, busy1) {
-        (Some((b0, _)), Some((b1, _))) => b1 - b0,
-        _ => return Err("no net: stats lines around the echo job's run".into()),
-    };
+    value.guest_clock_us_per_round_trip = Some(clock_us as f64 / answered.max(1.0));
     let network_per_request = network_us / echoed.max(1.0);
-    let job_per_request = (job.stats.cpu_us as f64 - idle_rate * job.stats.time_us as f64) / echoed.max(1.0);
+    let above_idle = |job: &JobOutcome| job.stats.cpu_us as f64 - idle_rate * job.stats.time_us as f64;
+    let job_per_request = above_idle(&job) / echoed.max(1.0);
+    // The marginal cost: job CPU above its idle rate plus the network manager's busy_us, over a
+    // short and a long run; also split into the job's and the network's slopes.
+    value.set_marginal(
+        (short_echoed, above_idle(&short_job) + short_network_us),
+        (echoed, above_idle(&job) + network_us),
+        "(job cpu_us - idle rate x time_us) + network busy_us over the datagrams the job echoed in each run",
+    );
+    if let (Some(job_slope), Some(network_slope)) = (
+        crate::echo::slope((short_echoed, above_idle(&short_job)), (echoed, above_idle(&job))),
+        crate::echo::slope((short_echoed, short_network_us), (echoed, network_us)),
+    ) {
+        value.note("marginal_job_us_per_request", job_slope);
+        value.note("marginal_network_us_per_request", network_slope);
+    }
     value.note("network_busy_us_per_request", network_per_request);
     value.note("job_cpu_us_per_request", job_per_request);
     value.guest_us_per_request = Some(job_per_request + network_per_request);
@@ -609,10 +632,11 @@ pub fn echo_job(device: &Device, requests: u64) -> Result<EchoResult, String> {
         ECHO_IDLE_GUEST_US / 1_000_000
     ));
     eprintln!(
-        "bench: jos echo job: mean {:.0} us p99 {:.0} us, lost {}; job {job_per_request:.1} us + network {network_per_request:.1} us per request (idle rate {idle_rate:.4})",
+        "bench: jos echo job: mean {:.0} us p99 {:.0} us, lost {}; job {job_per_request:.1} us + network {network_per_request:.1} us per request (idle rate {idle_rate:.4}), marginal {:.1} us",
         run.mean(),
         run.percentile(99.0),
-        run.lost
+        run.lost,
+        value.marginal_us_per_request.unwrap_or(f64::NAN)
     );
     Ok(value)
 }

@@ -148,6 +148,14 @@ pub struct EchoResult {
     /// Guest clock per round trip.
     #[serde(default)]
     pub guest_clock_us_per_round_trip: Option<f64>,
+    /// Guest CPU per request as a marginal cost that does not depend on the run's length: the
+    /// slope of the same CPU figure between a short and a long run (`marginal_source`), so the
+    /// run's fixed costs cancel.
+    #[serde(default)]
+    pub marginal_us_per_request: Option<f64>,
+    /// How `marginal_us_per_request` is measured (the two runs' requests and CPU totals).
+    #[serde(default)]
+    pub marginal_source: Option<String>,
     /// The server's own counters (served, job CPU, network time, ...).
     #[serde(flatten)]
     pub about: Map<String, Value>,
@@ -162,8 +170,20 @@ impl EchoResult {
             guest_us_per_request: None,
             guest_us_per_request_source: None,
             guest_clock_us_per_round_trip: None,
+            marginal_us_per_request: None,
+            marginal_source: None,
             about: Map::new(),
         }
+    }
+
+    /// Records the marginal cost from two runs `(requests, CPU µs)`, short then long; `what`
+    /// names the CPU figure.
+    pub fn set_marginal(&mut self, short: (f64, f64), long: (f64, f64), what: &str) {
+        self.marginal_us_per_request = crate::echo::slope(short, long);
+        self.marginal_source = Some(format!(
+            "slope of {what} between two runs: {:.0} requests, {:.0} us; {:.0} requests, {:.0} us",
+            short.0, short.1, long.0, long.1
+        ));
     }
 
     /// Adds a counter or note.

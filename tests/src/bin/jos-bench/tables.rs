@@ -84,6 +84,7 @@ pub fn print_tables(results: &Value) {
             f(&v["guest_us_per_request"])
         );
     }
+    print_marginal(results);
     println!(
         "linux echo server process CPU per request: {} us",
         f(&results["echo"]["variants"]["linux_c"]["server_cpu_us_per_request"])
@@ -98,4 +99,37 @@ pub fn print_tables(results: &Value) {
     );
     println!();
     println!("platform: {}", results["platform"]);
+}
+
+/// The echo variants' marginal guest CPU per request (the slope over two runs) and their ratios.
+pub fn print_marginal(results: &Value) {
+    let f = |v: &Value| v.as_f64().map(|x| format!("{x:.2}")).unwrap_or_else(|| "n/a".into());
+    println!();
+    println!("| variant | marginal guest CPU per request (us) | how |");
+    println!("|---|---|---|");
+    let variants = &results["echo"]["variants"];
+    for name in ["jos_service", "linux_c", "jos_offloaded"] {
+        let v = &variants[name];
+        println!(
+            "| {name} | {} | {} |",
+            f(&v["marginal_us_per_request"]),
+            v["marginal_source"].as_str().unwrap_or("n/a")
+        );
+    }
+    let job = &variants["jos_offloaded"];
+    println!(
+        "jos echo job marginal: job {} us + network manager {} us",
+        f(&job["marginal_job_us_per_request"]),
+        f(&job["marginal_network_us_per_request"])
+    );
+    let marginal = |name: &str| variants[name]["marginal_us_per_request"].as_f64();
+    if let (Some(linux), Some(service), Some(job)) =
+        (marginal("linux_c"), marginal("jos_service"), marginal("jos_offloaded"))
+    {
+        println!(
+            "marginal ratios: Linux / jos echo service {:.1}x, Linux / jos echo job {:.1}x",
+            linux / service,
+            linux / job
+        );
+    }
 }
