@@ -1,6 +1,7 @@
 //! Kernel logic that needs no hardware, so host unit tests reach it: the memory map,
 //! page-table building, allocator accounting, console text layout, the executive's schedule, the network pre-filter and echo fast path,
-//! board revision decoding, UART divisors and LED blink codes.
+//! board revision decoding, UART divisors, LED blink codes, the traits the drivers implement
+//! ([`drivers`]) and the USB host stack above the host controller ([`usb`]).
 
 #![cfg_attr(not(test), no_std)]
 #![forbid(unsafe_code)]
@@ -8,6 +9,7 @@
 #[cfg(feature = "fuzzing")]
 extern crate std;
 
+pub mod drivers;
 pub mod executive;
 #[cfg(feature = "fuzzing")]
 pub mod fuzzing;

@@ -1,8 +1,84 @@
-//! What the USB drivers need from the rest of the kernel, in one place: time, DMA memory, cache
-//! maintenance and power, each forwarded to the kernel platform's API.
+//! The board side of the USB stack: [`Platform`] implements `jos_kcore`'s [`UsbPlatform`]
+//! (the DWC2 host controller, the system timer, DMA memory and cache maintenance, the MAC
+//! sources) by forwarding to the kernel's drivers, plus the timing helpers the DWC2 driver
+//! itself uses.
 
+use jos_kcore::drivers::{Clock, DmaMemory};
+use jos_kcore::usb::host::{Channel, Completion, HostController, Pid, Pipe, UsbError, UsbPlatform};
+
+use super::HOST;
 use crate::arch::cache;
 use crate::board::bcm2835::{mailbox, MAILBOX, TIMER};
+
+/// The BCM2835 as the USB stack sees it.
+pub struct Platform;
+
+/// The one platform instance the stack's objects refer to.
+pub static PLATFORM: Platform = Platform;
+
+impl Clock for Platform {
+    fn now_micros(&self) -> u64 {
+        now_micros()
+    }
+
+    fn relax(&self) {
+        relax();
+    }
+
+    fn delay_micros(&self, micros: u32) {
+        delay_micros(micros);
+    }
+}
+
+impl DmaMemory for Platform {
+    fn dma_alloc(&self, len: usize, align: usize) -> Option<&'static mut [u8]> {
+        crate::dma::alloc(len, align)
+    }
+}
+
+impl HostController for Platform {
+    fn claim_channel(&self) -> Result<Channel, UsbError> {
+        HOST.claim_channel()
+    }
+
+    fn release_channel(&self, channel: Channel) {
+        HOST.release_channel(channel);
+    }
+
+    fn start(&self, channel: Channel, pipe: &Pipe, buffer: &mut [u8], length: usize, pid: Pid) -> Result<(), UsbError> {
+        let Some(memory) = buffer.get(..length) else {
+            return Err(UsbError::BadLength);
+        };
+        clean_for_device(memory);
+        HOST.start(channel, pipe, crate::dma::bus_address(buffer.as_ptr() as usize), length, pid)
+    }
+
+    fn poll(&self, channel: Channel, buffer: &mut [u8]) -> Option<Result<Completion, UsbError>> {
+        let result = HOST.poll(channel)?;
+        if let Ok(done) = result {
+            invalidate_for_cpu(&buffer[..done.length.min(buffer.len())]);
+        }
+        Some(result)
+    }
+
+    fn abort(&self, channel: Channel) {
+        HOST.abort(channel);
+    }
+
+    fn status(&self, channel: Channel) -> u32 {
+        HOST.status(channel)
+    }
+}
+
+impl UsbPlatform for Platform {
+    fn board_serial(&self) -> u64 {
+        MAILBOX.board_serial().unwrap_or(0)
+    }
+
+    fn configured_mac(&self) -> Option<[u8; 6]> {
+        crate::board::cmdline_mac()
+    }
+}
 
 /// Microseconds since power-on, from the 1 MHz system timer.
 pub fn now_micros() -> u64 {
@@ -34,26 +110,10 @@ pub fn power_on_usb() -> bool {
     MAILBOX.set_power(mailbox::device::USB_HCD, true).is_ok()
 }
 
-/// The board serial number from the mailbox (0 when the firmware does not answer; QEMU answers 0).
-pub fn board_serial() -> u64 {
-    MAILBOX.board_serial().unwrap_or(0)
-}
-
-/// Allocates `len` bytes of DMA memory aligned to `align`, from the non-cacheable region, for
-/// the life of the kernel.
-pub fn dma_alloc(len: usize, align: usize) -> Option<&'static mut [u8]> {
-    crate::dma::alloc(len, align)
-}
-
-/// The address the DWC2's DMA engine uses for the ARM physical address `address`.
-pub fn bus_address(address: usize) -> u32 {
-    crate::dma::bus_address(address)
-}
-
 /// Makes CPU writes to `buffer` visible to DMA. A buffer from the non-cacheable DMA region
-/// (all of the USB drivers' buffers) needs only a barrier; one placed elsewhere is cleaned line
+/// (all of the USB stack's buffers) needs only a barrier; one placed elsewhere is cleaned line
 /// by line first (64 lines for a 2 KiB receive buffer, which every re-arm used to pay).
-pub fn clean_for_device(buffer: &[u8]) {
+fn clean_for_device(buffer: &[u8]) {
     if !crate::dma::contains(buffer.as_ptr() as usize, buffer.len()) {
         cache::clean_dcache_range(buffer.as_ptr() as usize, buffer.len());
     }
@@ -62,7 +122,7 @@ pub fn clean_for_device(buffer: &[u8]) {
 
 /// Drops stale cached copies of `buffer` after the device wrote it (a barrier only for a buffer
 /// from the non-cacheable DMA region).
-pub fn invalidate_for_cpu(buffer: &[u8]) {
+fn invalidate_for_cpu(buffer: &[u8]) {
     if !crate::dma::contains(buffer.as_ptr() as usize, buffer.len()) {
         cache::invalidate_dcache_range(buffer.as_ptr() as usize, buffer.len());
     }
