@@ -4,7 +4,8 @@
  *  - wasm32 (clang --target=wasm32): imports from module "jos" named NAME;
  *  - native ARM blobs (arm-none-eabi-gcc): an AAPCS call through an import slot, a pointer in
  *    section .jos_imports whose initial value is the syscall id; `jos-cli build` lists every slot
- *    in the blob's import table and the loader stores the kernel's function address in it.
+ *    in the blob's import table and the loader stores the kernel's function address in it;
+ *  - JOS_AOT_HOST (only for AOT-compiled wasm run on the host): plain external functions.
  * A negative int result is -(error code), see the JOS_E* constants.
  *
  * A job defines `int run(void)` (the entry convention): read the input with jos_input_*, write
@@ -85,6 +86,14 @@ typedef struct jos_endpoint {
 #define JOS__CALL4(id, name, ret, t1, t2, t3, t4) \
     static inline ret jos_##name(t1 a, t2 b, t3 c, t4 d) { \
         typedef ret (*jos__fn)(t1, t2, t3, t4); JOS__SLOT(id, jos__fn); return jos__slot(a, b, c, d); }
+#elif defined(JOS_AOT_HOST)
+/* The host build of an AOT-compiled module (jos-cli run --local --aot): plain functions that
+ * abi/aot/jos-aot-host.c defines. */
+#define JOS__CALL0(id, name, ret) ret jos_##name(void);
+#define JOS__CALL1(id, name, ret, t1) ret jos_##name(t1);
+#define JOS__CALL2(id, name, ret, t1, t2) ret jos_##name(t1, t2);
+#define JOS__CALL3(id, name, ret, t1, t2, t3) ret jos_##name(t1, t2, t3);
+#define JOS__CALL4(id, name, ret, t1, t2, t3, t4) ret jos_##name(t1, t2, t3, t4);
 #else
 #error "jos.h: build for wasm32 (clang --target=wasm32) or ARM (arm-none-eabi-gcc); use jos-cli build"
 #endif
@@ -126,6 +135,8 @@ static inline __attribute__((noreturn)) void jos_exit(int code) {
     jos__import_exit(code);
     __builtin_unreachable();
 }
+#elif defined(JOS_AOT_HOST)
+__attribute__((noreturn)) void jos_exit(int code);
 #else
 static inline __attribute__((noreturn)) void jos_exit(int code) {
     typedef void (*jos__fn)(int);

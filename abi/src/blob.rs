@@ -4,6 +4,12 @@
 //! data, back to back), an import table of `(slot offset, syscall id)` pairs, a relocation list,
 //! and a signature trailer (see [`crate::signature`]). The layout table is in `docs/formats.md`.
 //!
+//! A blob compiled ahead of time from a wasm module (`jos-cli build --format aot`) sets
+//! [`BlobFlags::AOT`] and carries the SHA-256 of that module in the [`AOT_NOTE_LEN`] bytes right
+//! after the header ([`Blob::wasm_source`]); nothing else of the image, tables or loading changes,
+//! so the device runs it as any native blob (it needs the `native` right: the device cannot check
+//! how native code was made).
+//!
 //! Loading (done by the runtime): reserve `memory_len()` bytes aligned to `align()`, copy the
 //! image to the start, zero the `bss_len()` bytes after it, add the load base to each relocated
 //! word, then for each import store the kernel's function address for the call id into the
@@ -34,6 +40,8 @@ pub const RELOCATION_LEN: usize = 4;
 pub const MIN_ALIGN: u32 = 4;
 /// The largest accepted alignment of the loaded image (one 64 KiB MMU large page).
 pub const MAX_ALIGN: u32 = 65536;
+/// Length of the AOT note (the source module's SHA-256) after the header of an AOT blob.
+pub const AOT_NOTE_LEN: usize = 32;
 /// The largest accepted loaded size (image plus bss): 64 MiB, well past any board's free memory,
 /// small enough that `memory_len + align` cannot overflow a `u32` or `usize`.
 pub const MAX_MEMORY_LEN: u32 = 64 << 20;
@@ -132,6 +140,8 @@ pub enum BlobError {
     MemoryTooLarge = 24,
     /// (emit only) the buffer is shorter than [`BlobRepr::buffer_len`] or a size overflows `u32`.
     BufferTooSmall = 25,
+    /// An AOT blob's signed part ends inside its AOT note.
+    AotNoteOutOfBounds = 26,
 }
 
 impl BlobError {
@@ -174,6 +184,7 @@ impl BlobError {
             BlobError::RelocatedImportSlot => "a word is both import slot and relocation",
             BlobError::MemoryTooLarge => "image plus bss too large",
             BlobError::BufferTooSmall => "buffer too small to emit the blob",
+            BlobError::AotNoteOutOfBounds => "AOT note (source module hash) outside the signed part",
         }
     }
 }
@@ -203,15 +214,23 @@ impl TryFrom<u32> for Arch {
     }
 }
 
-/// Header flags. Version 1 defines none: every bit must be zero.
+/// Header flags; every bit this version does not define must be zero.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Default)]
 pub struct BlobFlags(u32);
 
 impl BlobFlags {
+    /// Bit 0: compiled ahead of time from a wasm module; the [`AOT_NOTE_LEN`]-byte SHA-256 of
+    /// that module follows the header.
+    pub const AOT: BlobFlags = BlobFlags(1);
     /// The bits this version defines.
-    pub const KNOWN: u32 = 0;
+    pub const KNOWN: u32 = Self::AOT.0;
     /// No flags.
     pub const NONE: BlobFlags = BlobFlags(0);
+
+    /// Whether every bit of `other` is set.
+    pub const fn contains(self, other: BlobFlags) -> bool {
+        self.0 & other.0 == other.0
+    }
 
     /// The flags from their bits, or `None` if an unknown bit is set.
     pub const fn from_bits(bits: u32) -> Option<Self> {
@@ -371,7 +390,13 @@ impl<T: AsRef<[u8]>> Blob<T> {
         if signed_len < HEADER_LEN || signed_len > bytes.len() {
             return Err(BlobError::SignedLenOutOfBounds);
         }
-        let body = Span { start: HEADER_LEN, end: signed_len };
+        let body_start = self.body_start();
+        if signed_len < body_start {
+            return Err(BlobError::AotNoteOutOfBounds);
+        }
+        // The AOT note, when present, sits between the header and the body: an image or a table
+        // that starts inside it is outside the body.
+        let body = Span { start: body_start, end: signed_len };
         let image = Span::new(self.field(field::IMAGE_OFFSET), image_len as usize)
             .filter(|span| span.within(body))
             .ok_or(BlobError::ImageOutOfBounds)?;
@@ -437,6 +462,23 @@ impl<T: AsRef<[u8]>> Blob<T> {
             }
         }
         Ok(())
+    }
+
+    /// Where image and tables may start: after the header, and after the AOT note if any.
+    fn body_start(&self) -> usize {
+        if self.flags().contains(BlobFlags::AOT) {
+            HEADER_LEN + AOT_NOTE_LEN
+        } else {
+            HEADER_LEN
+        }
+    }
+
+    /// The SHA-256 of the wasm module an AOT blob was compiled from; `None` for other blobs.
+    pub fn wasm_source(&self) -> Option<[u8; 32]> {
+        if !self.flags().contains(BlobFlags::AOT) {
+            return None;
+        }
+        self.slice(HEADER_LEN, AOT_NOTE_LEN).try_into().ok()
     }
 
     fn table_span(&self, offset_field: usize, count_field: usize, entry_len: usize) -> Option<Span> {
@@ -611,6 +653,9 @@ pub struct BlobRepr<'a> {
     pub imports: Table<'a, Import>,
     /// The relocation list (strictly ascending offsets).
     pub relocations: Table<'a, u32>,
+    /// For an AOT blob, the SHA-256 of its source wasm module ([`BlobFlags::AOT`] is set on
+    /// emit exactly when this is `Some`).
+    pub wasm_source: Option<[u8; 32]>,
 }
 
 impl<'a> BlobRepr<'a> {
@@ -629,6 +674,7 @@ impl<'a> BlobRepr<'a> {
             align: blob.align(),
             imports: blob.imports(),
             relocations: blob.relocations(),
+            wasm_source: blob.wasm_source(),
         })
     }
 
@@ -644,11 +690,28 @@ impl<'a> BlobRepr<'a> {
 
     fn layout(&self) -> Option<Layout> {
         let image_len = self.image_len()?;
-        let import_offset = HEADER_LEN.checked_add(image_len)?.checked_add(3)? & !3;
+        let import_offset = self.image_offset().checked_add(image_len)?.checked_add(3)? & !3;
         let relocation_offset = import_offset.checked_add(self.imports.len().checked_mul(IMPORT_LEN)?)?;
         let signed_len = relocation_offset.checked_add(self.relocations.len().checked_mul(RELOCATION_LEN)?)?;
         u32::try_from(signed_len).ok()?;
         Some(Layout { image_len, import_offset, relocation_offset, signed_len })
+    }
+
+    fn image_offset(&self) -> usize {
+        if self.wasm_source.is_some() {
+            HEADER_LEN + AOT_NOTE_LEN
+        } else {
+            HEADER_LEN
+        }
+    }
+
+    fn flag_bits(&self) -> u32 {
+        let bits = self.flags.bits() & !BlobFlags::AOT.bits();
+        if self.wasm_source.is_some() {
+            bits | BlobFlags::AOT.bits()
+        } else {
+            bits
+        }
     }
 
     /// Writes the signed part in canonical layout into `buffer[..buffer_len()]`. Emitting does
@@ -662,14 +725,14 @@ impl<'a> BlobRepr<'a> {
             (field::FORMAT_VERSION, FORMAT_VERSION),
             (field::ABI_VERSION, self.abi_version.to_u32()),
             (field::ARCH, self.arch as u32),
-            (field::FLAGS, self.flags.bits()),
+            (field::FLAGS, self.flag_bits()),
             (field::ENTRY, self.entry),
             (field::TEXT_LEN, self.text.len() as u32),
             (field::RODATA_LEN, self.rodata.len() as u32),
             (field::DATA_LEN, self.data.len() as u32),
             (field::BSS_LEN, self.bss_len),
             (field::ALIGN, self.align),
-            (field::IMAGE_OFFSET, HEADER_LEN as u32),
+            (field::IMAGE_OFFSET, self.image_offset() as u32),
             (field::IMAGE_LEN, layout.image_len as u32),
             (field::IMPORT_OFFSET, layout.import_offset as u32),
             (field::IMPORT_COUNT, self.imports.len() as u32),
@@ -680,7 +743,10 @@ impl<'a> BlobRepr<'a> {
         for (offset, value) in header {
             write_u32(buffer, offset, value);
         }
-        let mut at = HEADER_LEN;
+        if let Some(hash) = &self.wasm_source {
+            buffer[HEADER_LEN..HEADER_LEN + AOT_NOTE_LEN].copy_from_slice(hash);
+        }
+        let mut at = self.image_offset();
         for section in [self.text, self.rodata, self.data] {
             buffer[at..at + section.len()].copy_from_slice(section);
             at += section.len();
@@ -754,6 +820,7 @@ mod tests {
             align: 8,
             imports: Table::from_slice(&IMPORTS),
             relocations: Table::from_slice(&RELOCATIONS),
+            wasm_source: None,
         }
     }
 
@@ -829,7 +896,7 @@ mod tests {
             (field::FORMAT_VERSION, 2, BlobError::UnsupportedVersion),
             (field::ARCH, 0, BlobError::UnknownArch),
             (field::ARCH, 2, BlobError::UnknownArch),
-            (field::FLAGS, 1, BlobError::UnknownFlags),
+            (field::FLAGS, 2, BlobError::UnknownFlags),
             (field::FLAGS, 0x8000_0000, BlobError::UnknownFlags),
             (field::ALIGN, 0, BlobError::BadAlignment),
             (field::ALIGN, 2, BlobError::BadAlignment),
@@ -931,6 +998,37 @@ mod tests {
         }
         let blob = Blob::new_checked(&bytes[..]).unwrap();
         assert_eq!(BlobRepr::parse(&blob).unwrap(), super::tests::repr());
+    }
+
+    #[test]
+    fn aot_blob_carries_its_source_hash() {
+        let hash = [0x5a; 32];
+        let repr = BlobRepr { wasm_source: Some(hash), ..self::repr() };
+        let mut buffer = vec![0; repr.buffer_len()];
+        assert_eq!(buffer.len(), GOLDEN.len() + AOT_NOTE_LEN);
+        repr.emit(&mut buffer).unwrap();
+        assert_eq!(read_u32(&buffer, field::FLAGS), Some(BlobFlags::AOT.bits()));
+        assert_eq!(&buffer[HEADER_LEN..HEADER_LEN + AOT_NOTE_LEN], &hash);
+        assert_eq!(read_u32(&buffer, field::IMAGE_OFFSET), Some((HEADER_LEN + AOT_NOTE_LEN) as u32));
+        let blob = Blob::new_checked(&buffer[..]).unwrap();
+        assert_eq!(blob.wasm_source(), Some(hash));
+        assert_eq!(blob.image(), &GOLDEN[72..93]);
+        assert_eq!(BlobRepr::parse(&blob).unwrap(), BlobRepr { flags: BlobFlags::AOT, ..repr });
+        assert_eq!(Blob::new_checked(&GOLDEN[..]).unwrap().wasm_source(), None);
+
+        // The flag on a blob without room for the note, or whose image starts inside it.
+        let mut short = GOLDEN;
+        write_u32(&mut short, field::FLAGS, 1);
+        write_u32(&mut short, field::SIGNED_LEN, 100);
+        assert_eq!(Blob::new_checked(&short[..]), Err(BlobError::AotNoteOutOfBounds));
+        assert_eq!(Blob::new_checked(&with_field(field::FLAGS, 1)[..]), Err(BlobError::ImageOutOfBounds));
+        let mut inside = buffer.clone();
+        write_u32(&mut inside, field::IMAGE_OFFSET, (HEADER_LEN + 4) as u32);
+        assert_eq!(Blob::new_checked(&inside[..]), Err(BlobError::ImageOutOfBounds));
+        // Every truncation of the AOT blob is refused.
+        for len in 0..buffer.len() {
+            assert!(Blob::new_checked(&buffer[..len]).is_err(), "length {len}");
+        }
     }
 
     #[test]

@@ -280,12 +280,18 @@ pub fn seeds() -> Vec<(&'static str, &'static str, Vec<u8>)> {
         align: 8,
         imports: Table::from_slice(&imports),
         relocations: Table::from_slice(&relocations),
+        wasm_source: None,
     };
     let mut unsigned = vec![0u8; repr.buffer_len()];
     repr.emit(&mut unsigned).expect("seed blob emits");
     let signed = sign_blob(&unsigned, &FUZZ_SIGNER_SEED, true).expect("seed blob signs");
     seeds.push(("blob", "unsigned", unsigned));
     seeds.push(("blob", "signed", signed));
+    // An AOT blob: the flag and the source module's hash after the header.
+    let aot = BlobRepr { wasm_source: Some([0xa5; 32]), ..repr };
+    let mut aot_bytes = vec![0u8; aot.buffer_len()];
+    aot.emit(&mut aot_bytes).expect("seed AOT blob emits");
+    seeds.push(("blob", "aot", aot_bytes));
 
     // Signatures: a signed module, and a bare payload.
     #[rustfmt::skip]
@@ -423,7 +429,14 @@ pub fn seeds() -> Vec<(&'static str, &'static str, Vec<u8>)> {
         serial: None,
         revision: None,
     };
-    let short = AtagsRepr { core: None, memory: None, cmdline: None, initrd: None, serial: Some(0x1234_5678), revision: Some(0xe) };
+    let short = AtagsRepr {
+        core: None,
+        memory: None,
+        cmdline: None,
+        initrd: None,
+        serial: Some(0x1234_5678),
+        revision: Some(0xe),
+    };
     for (name, repr) in [("firmware", firmware), ("short", short)] {
         let mut bytes = vec![0u8; repr.buffer_len()];
         repr.emit(&mut bytes).expect("seed tag list emits");

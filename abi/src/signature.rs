@@ -1128,6 +1128,7 @@ mod tests {
             align: 4,
             imports: Table::from_slice(&imports),
             relocations: Table::from_slice(&[]),
+            wasm_source: None,
         };
         let mut bytes = vec![0; repr.buffer_len()];
         repr.emit(&mut bytes).unwrap();

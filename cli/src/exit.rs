@@ -1,4 +1,9 @@
-//! Process exit codes of `jos-cli`, one per kind of failure; `docs/cli.md` lists them.
+//! Process exit codes of `jos-cli`, one per kind of failure; `docs/cli.md` lists them. The
+//! libraries' errors ([`ClientError`], [`BuildError`]) and job statuses map onto them here.
+
+use jos_abi::wire::JobStatus;
+use jos_build::BuildError;
+use jos_client::ClientError;
 
 /// What a `jos-cli` run ended with.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -99,6 +104,51 @@ impl Exit {
     /// The numeric process exit code.
     pub const fn code(self) -> u8 {
         self as u8
+    }
+}
+
+impl Exit {
+    /// The exit code for a client failure.
+    pub fn from_client(error: &ClientError) -> Exit {
+        match error {
+            ClientError::Unreachable(_) | ClientError::NoSession(_) => Exit::Unreachable,
+            ClientError::Untrusted(_) => Exit::Untrusted,
+            ClientError::NotAuthorized(_) => Exit::NotAuthorized,
+            ClientError::Rejected(..) => Exit::Rejected,
+            ClientError::Limit(_) => Exit::LimitExceeded,
+            ClientError::Busy(_) => Exit::Busy,
+            ClientError::NotCached(_) => Exit::NotCached,
+            ClientError::Protocol(_) => Exit::Protocol,
+            ClientError::Timeout(_) => Exit::Timeout,
+            ClientError::Setup(_) => Exit::NotSetUp,
+            ClientError::Io(_) => Exit::Failure,
+        }
+    }
+
+    /// The exit code for a build failure.
+    pub fn from_build(error: &BuildError) -> Exit {
+        match error {
+            BuildError::Usage(_) => Exit::Usage,
+            BuildError::Input { .. } => Exit::Input,
+            BuildError::ToolMissing { .. } => Exit::ToolMissing,
+            BuildError::CompileFailed { .. } => Exit::CompileFailed,
+            BuildError::Abi(_) => Exit::AbiViolation,
+            BuildError::Native(_) => Exit::NativeUnsupported,
+            BuildError::Io { .. } => Exit::Failure,
+        }
+    }
+
+    /// The exit code for a finished job's status.
+    pub fn from_status(status: JobStatus) -> Exit {
+        match status {
+            JobStatus::Ok => Exit::Success,
+            JobStatus::Trap => Exit::Trap,
+            JobStatus::OutOfFuel => Exit::OutOfFuel,
+            JobStatus::LimitExceeded => Exit::LimitExceeded,
+            JobStatus::Rejected => Exit::Rejected,
+            JobStatus::Deadline => Exit::Deadline,
+            JobStatus::Aborted => Exit::Aborted,
+        }
     }
 }
 

@@ -1,17 +1,19 @@
-//! jos-cli as a library: what the `jos-cli` binary does, callable from other programs.
+//! jos-cli as a library: the `jos-cli` commands, callable from other programs. The work is in two
+//! libraries without any terminal or command-line dependency, which applications should use
+//! directly instead of this crate:
 //!
-//! - [`build`]: C sources or a Rust guest crate to a checked wasm module or a native jos blob.
-//! - [`exit`]: the process exit codes, one per failure kind (documented in `docs/cli.md`).
-//! - [`client`]: the embeddable client: discover, trust check, Noise session, push, invoke.
-//! - [`store`]: `$JOS_HOME`: keys, trust store, default device.
-//! - [`commands`]: the other subcommands (keygen, provision, discover, trust, sign, verify, push,
-//!   invoke, run --local, emu).
+//! - `jos-build` (`jos_build`): C sources or a Rust guest crate to a checked wasm module or a
+//!   native jos blob.
+//! - `jos-client` (`jos_client`): discover, trust check, Noise session, push, invoke, and
+//!   `$JOS_HOME` (keys, trust store, default device).
+//!
+//! This crate adds:
+//! - [`exit`]: the process exit codes, one per failure kind (documented in `docs/cli.md`), and
+//!   the mapping of the libraries' errors onto them.
+//! - [`commands`]: the subcommands other than `build` (keygen, provision, image, discover, trust,
+//!   sign, verify, push, invoke, run --local, emu): arguments, progress bars and printing.
 //!
 //! The binary (`src/main.rs`) only parses arguments and prints.
 
-pub mod build;
-pub mod client;
 pub mod commands;
 pub mod exit;
-pub mod sdk;
-pub mod store;

@@ -1,11 +1,12 @@
 //! jos-cli: the user's tool. Argument parsing and output only; the work is in the `jos_cli`
-//! library. Exit codes: see `jos_cli::exit::Exit` and `docs/cli.md`.
+//! library's commands, over the `jos-client` and `jos-build` crates. Exit codes: see
+//! `jos_cli::exit::Exit` and `docs/cli.md`.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand, ValueEnum};
-use jos_cli::build::{self, BuildRequest, Format};
+use jos_build::{self as build, BuildOutput, BuildRequest, Format};
 use jos_cli::commands;
 use jos_cli::exit::Exit;
 
@@ -64,13 +65,14 @@ Examples:
   jos-cli build guest-examples/c/md5.c --format native -o md5.blob
   jos-cli build guest-examples/rust/sha256 --format wasm -o sha256.wasm
   jos-cli build main.c util.c --format native --verbose
+  jos-cli build md5.wasm --format aot -o md5.blob      # wasm compiled ahead of time
 
 C guests include \"jos.h\" (provided by jos-cli) and define `int run(void)`. Rust guests are
 cdylib crates using the jos-guest crate and its `entry!` macro. See docs/guests.md.";
 
 #[derive(Debug, clap::Args)]
 struct BuildArgs {
-    /// C files (.c, and .S for native), or one Rust crate folder.
+    /// C files (.c, and .S for native), or one Rust crate folder (or, for aot, one .wasm file).
     #[arg(required = true, value_name = "SRC")]
     sources: Vec<PathBuf>,
     /// The output format.
@@ -79,7 +81,7 @@ struct BuildArgs {
     /// The output file [default: NAME.wasm or NAME.blob in the current folder].
     #[arg(long, short)]
     output: Option<PathBuf>,
-    /// Cap on the wasm memory maximum, in 64 KiB pages.
+    /// Cap on the wasm memory maximum, in 64 KiB pages (an AOT blob reserves it as bss).
     #[arg(long, default_value_t = build::DEFAULT_MAX_MEMORY_PAGES, value_name = "PAGES")]
     max_memory_pages: u64,
     /// Keep the wasm `name` section (function names in trap messages).
@@ -99,6 +101,9 @@ enum FormatArg {
     Wasm,
     /// A native ARMv6 jos blob.
     Native,
+    /// A wasm module compiled ahead of time (wabt's wasm2c + arm-none-eabi-gcc) into a native
+    /// blob marked AOT; from a .wasm file, C files or a Rust crate. Needs the `native` right.
+    Aot,
 }
 
 impl Command {
@@ -172,6 +177,7 @@ fn build_command(args: BuildArgs) -> Exit {
     let format = match args.format {
         FormatArg::Wasm => Format::Wasm,
         FormatArg::Native => Format::Native,
+        FormatArg::Aot => Format::Aot,
     };
     let request = BuildRequest {
         sources: args.sources,
@@ -183,7 +189,7 @@ fn build_command(args: BuildArgs) -> Exit {
     };
     match build::build(&request) {
         Ok(output) if args.json => {
-            println!("{}", output.to_json(format));
+            println!("{}", build_json(&output, format));
             Exit::Success
         }
         Ok(output) => {
@@ -193,11 +199,29 @@ fn build_command(args: BuildArgs) -> Exit {
         }
         Err(error) => {
             eprintln!("error: {error}");
-            let exit = error.exit();
+            let exit = Exit::from_build(&error);
             if args.json {
                 commands::print_json(&commands::error_json(exit, &error.to_string(), None));
             }
             exit
         }
     }
+}
+
+/// The result as the JSON object `jos-cli build --json` prints (docs/cli.md).
+fn build_json(output: &BuildOutput, format: Format) -> serde_json::Value {
+    let report = &output.report;
+    serde_json::json!({
+        "output": output.path.display().to_string(),
+        "format": match format { Format::Wasm => "wasm", Format::Native => "native", Format::Aot => "aot" },
+        "compiled_bytes": report.compiled,
+        "total_bytes": report.total,
+        "code_bytes": report.code,
+        "data_bytes": report.data,
+        "bss_bytes": report.bss,
+        "custom_bytes": report.custom,
+        "imports": report.imports,
+        "relocations": report.relocations,
+        "memory_max_pages": report.memory_max_pages,
+    })
 }

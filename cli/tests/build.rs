@@ -14,8 +14,8 @@ use std::sync::{Mutex, OnceLock};
 use jos_abi::blob::{Blob, BlobRepr};
 use jos_abi::syscall::{self, AbiVersion, Endpoint, ValueType};
 use jos_abi::ErrorCode;
-use jos_runtime::{Capabilities, Entry, Host, JobStatus, Limits, Sandbox, SandboxConfig};
 use jos_guest_examples::{Example, Language, EXAMPLES, LANGUAGES};
+use jos_runtime::{Capabilities, Entry, Host, JobStatus, Limits, Sandbox, SandboxConfig};
 
 const JOS_CLI: &str = env!("CARGO_BIN_EXE_jos-cli");
 
@@ -96,7 +96,12 @@ fn check_wasm(path: &Path) {
                     let ty = &types[index as usize];
                     let params: Vec<_> = call.signature.params.iter().copied().map(value_type).collect();
                     let results: Vec<_> = call.signature.results.iter().copied().map(value_type).collect();
-                    assert_eq!((ty.params(), ty.results()), (&params[..], &results[..]), "signature of {}", import.name);
+                    assert_eq!(
+                        (ty.params(), ty.results()),
+                        (&params[..], &results[..]),
+                        "signature of {}",
+                        import.name
+                    );
                     imported_functions += 1;
                 }
             }
@@ -220,7 +225,11 @@ impl Host for TestHost {
     }
 
     fn udp_close(&mut self, handle: u32) -> Result<(), ErrorCode> {
-        if handle == 3 { Ok(()) } else { Err(ErrorCode::NotFound) }
+        if handle == 3 {
+            Ok(())
+        } else {
+            Err(ErrorCode::NotFound)
+        }
     }
 }
 
@@ -236,7 +245,11 @@ struct Ran {
 /// limits, network granted) with `input`; datagrams in `inbox` arrive in order. Returns the exit
 /// value and what the job left.
 fn run_wasm(path: &Path, input: &[u8], inbox: &[&[u8]]) -> (i32, Ran) {
-    let host = TestHost { input: input.to_vec(), inbox: inbox.iter().rev().map(|d| d.to_vec()).collect(), ..TestHost::default() };
+    let host = TestHost {
+        input: input.to_vec(),
+        inbox: inbox.iter().rev().map(|d| d.to_vec()).collect(),
+        ..TestHost::default()
+    };
     let capabilities = Capabilities { network: true, screen: false, gpio: false };
     let bytes = std::fs::read(path).unwrap();
     let mut sandbox = Sandbox::new(SandboxConfig::default());
@@ -248,7 +261,7 @@ fn run_wasm(path: &Path, input: &[u8], inbox: &[&[u8]]) -> (i32, Ran) {
 }
 
 fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|byte| format!("{byte:02x}")).collect()
+    hex::encode(bytes)
 }
 
 fn md5_hex(message: &[u8]) -> String {
@@ -274,7 +287,11 @@ fn md5_examples_compute_the_digest_n_times() {
         for (input, message) in cases {
             let (status, job) = run_wasm(&module, input, &[]);
             assert_eq!(status, 0, "{language:?} md5 of {input:?}: logs {:?}", job.logs);
-            assert_eq!(String::from_utf8(job.output).unwrap(), format!("{}\n", md5_hex(message)), "{language:?} {input:?}");
+            assert_eq!(
+                String::from_utf8(job.output).unwrap(),
+                format!("{}\n", md5_hex(message)),
+                "{language:?} {input:?}"
+            );
         }
         let (status, job) = run_wasm(&module, b"12x", &[]);
         assert_eq!(status, -1, "{language:?}: malformed input is an invalid argument");
@@ -347,7 +364,11 @@ fn fib_examples() {
         let module = built(Example::named("fib").unwrap(), language, "wasm");
         for (input, n) in [(&b""[..], 50), (b"0", 0), (b"1", 1), (b"10\n", 10), (b"93", 93)] {
             let (status, job) = run_wasm(&module, input, &[]);
-            assert_eq!((status, String::from_utf8(job.output).unwrap()), (0, format!("{}\n", fib(n))), "{language:?} {n}");
+            assert_eq!(
+                (status, String::from_utf8(job.output).unwrap()),
+                (0, format!("{}\n", fib(n))),
+                "{language:?} {n}"
+            );
         }
         for bad in [&b"94"[..], b"-1", b"abc", b"123456"] {
             let (status, job) = run_wasm(&module, bad, &[]);
@@ -516,7 +537,11 @@ fn native_constructors_are_refused_naming_the_section() {
 #[test]
 fn native_thread_locals_and_stray_sections_are_refused_naming_the_section() {
     let cases = [
-        ("tls.c", "__thread int counter = 5;\nint run(void) { return counter++; }\n", "`.tdata.counter` holds thread-local storage"),
+        (
+            "tls.c",
+            "__thread int counter = 5;\nint run(void) { return counter++; }\n",
+            "`.tdata.counter` holds thread-local storage",
+        ),
         ("noinit.c", "__attribute__((section(\".noinit\"))) int kept;\nint run(void) { return kept; }\n", "`.noinit`"),
     ];
     for (name, text, expected) in cases {
@@ -612,7 +637,12 @@ fn native_example_blobs_load_through_the_runtime_loader() {
             let original = |at: u32| u32::from_le_bytes(image[at as usize..at as usize + 4].try_into().unwrap());
             assert_eq!(loaded.entry as u64, u64::from(REGION_ADDRESS) + offset as u64 + u64::from(repr.entry));
             for import in repr.imports.iter() {
-                assert_eq!(word(&region, import.slot) as usize, dispatch[import.syscall as usize], "{}", path.display());
+                assert_eq!(
+                    word(&region, import.slot) as usize,
+                    dispatch[import.syscall as usize],
+                    "{}",
+                    path.display()
+                );
             }
             for relocation in repr.relocations.iter() {
                 let base = REGION_ADDRESS + offset as u32;
@@ -653,7 +683,8 @@ fn hello_worlds_in_the_guest_docs_build_and_run() {
     let c = fenced_blocks(&document, "c");
     let source = write_guest("hello.c", &c[0]);
     for format in ["wasm", "native"] {
-        let output = jos_cli(&["build", source.to_str().unwrap(), "--format", format, "-o", &format!("hello-c.{format}")]);
+        let output =
+            jos_cli(&["build", source.to_str().unwrap(), "--format", format, "-o", &format!("hello-c.{format}")]);
         assert!(output.status.success(), "C hello ({format}): {}", String::from_utf8_lossy(&output.stderr));
     }
     let (status, ran) = run_wasm(&scratch().join("hello-c.wasm"), b"jos", &[]);
@@ -723,7 +754,11 @@ fn run_native(path: &Path, input: &[u8]) -> (i32, Vec<u8>, Vec<String>) {
 }
 
 /// [`run_native`] with scripted datagrams for `udp_recv`; also returns the sent datagrams.
-fn run_native_with_datagrams(path: &Path, input: &[u8], datagrams: &[&[u8]]) -> (i32, Vec<u8>, Vec<String>, Vec<Vec<u8>>) {
+fn run_native_with_datagrams(
+    path: &Path,
+    input: &[u8],
+    datagrams: &[&[u8]],
+) -> (i32, Vec<u8>, Vec<String>, Vec<Vec<u8>>) {
     use jos_abi::signature::{public_key, sign_blob, SignerRights, TrustedSigner};
     use jos_runtime::native::{self, CacheMaintenance, DispatchTable};
 
@@ -796,9 +831,7 @@ fn read_harness(mut qemu: std::process::Child, path: &Path) -> (i32, Vec<u8>, Ve
     let mut exit = None;
     let mut seen = Vec::new();
     let mut sent = Vec::new();
-    let decode = |hex: &str| -> Vec<u8> {
-        (0..hex.len() / 2).map(|i| u8::from_str_radix(&hex[2 * i..2 * i + 2], 16).unwrap()).collect()
-    };
+    let decode = |digits: &str| -> Vec<u8> { hex::decode(digits).unwrap() };
     while let Ok(line) = lines.recv_timeout(deadline.saturating_duration_since(std::time::Instant::now())) {
         if let Some(hex) = line.strip_prefix("OUT ") {
             output.extend(decode(hex));

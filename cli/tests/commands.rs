@@ -77,7 +77,7 @@ impl Sandbox {
 fn read_key(path: &Path) -> [u8; 32] {
     let text = std::fs::read_to_string(path).unwrap();
     let line = text.lines().find(|line| !line.starts_with('#')).unwrap();
-    let bytes: Vec<u8> = (0..32).map(|i| u8::from_str_radix(&line[2 * i..2 * i + 2], 16).unwrap()).collect();
+    let bytes: Vec<u8> = hex::decode(line).unwrap();
     bytes.try_into().unwrap()
 }
 
@@ -121,6 +121,7 @@ fn blob() -> Vec<u8> {
         align: 8,
         imports: Table::from_slice(&[]),
         relocations: Table::from_slice(&[]),
+        wasm_source: None,
     };
     let mut bytes = vec![0u8; repr.buffer_len()];
     repr.emit(&mut bytes).unwrap();
@@ -137,7 +138,7 @@ fn keygen_writes_keys_and_never_overwrites_without_force() {
     let signing_pub = read_key(&home.join("signing.pub"));
     let seed = read_key(&home.join("signing.key"));
     assert_eq!(signature::public_key(&seed), signing_pub);
-    assert_eq!(report["signing_public_key"], signing_pub.iter().map(|b| format!("{b:02x}")).collect::<String>());
+    assert_eq!(report["signing_public_key"], hex::encode(signing_pub));
     assert!(home.join("client.key").exists() && home.join("client.pub").exists());
     #[cfg(unix)]
     {
@@ -197,7 +198,7 @@ fn provision_writes_a_config_that_parses_and_pins_the_device() {
     // The trust store pins the keys the configuration holds.
     let trust: serde_json::Value = serde_json::from_slice(&std::fs::read(home.join("trust.json")).unwrap()).unwrap();
     let device = &trust["devices"][0];
-    let hex = |key: &[u8]| key.iter().map(|b| format!("{b:02x}")).collect::<String>();
+    let hex = |key: &[u8]| hex::encode(key);
     assert_eq!(device["name"], "lab-pi");
     assert_eq!(device["advert_key"], hex(&signature::public_key(&repr.advert_seed)));
     assert_eq!(report["advert_key"], device["advert_key"]);
@@ -281,7 +282,7 @@ fn provision_writes_a_config_that_parses_and_pins_the_device() {
 
 /// X25519 public key of a secret, computed with snow (as the device does).
 fn snow_public(secret: &[u8; 32]) -> [u8; 32] {
-    jos_cli::store::x25519_public(secret)
+    jos_client::store::x25519_public(secret)
 }
 
 fn wasmsign2_keys(seed: &[u8; 32]) -> (wasmsign2::SecretKey, wasmsign2::PublicKey) {
@@ -352,10 +353,7 @@ fn sign_and_verify_interoperate_with_wasmsign2_both_ways() {
     sandbox.write("other.pub", format!("{}\n", "11".repeat(32)).as_bytes());
     // 0x11.. is not a valid key for every curve check, so use a real other key.
     let other_public = signature::public_key(&[5; 32]);
-    sandbox.write(
-        "other.pub",
-        format!("{}\n", other_public.iter().map(|b| format!("{b:02x}")).collect::<String>()).as_bytes(),
-    );
+    sandbox.write("other.pub", format!("{}\n", hex::encode(other_public)).as_bytes());
     assert_exit(&sandbox.run(&["verify", "signed.wasm", "--key", "other.pub"]), 23);
     assert_exit(&sandbox.run(&["verify", "README.md"]), 3);
 }
@@ -531,7 +529,8 @@ fn json_commands_print_a_json_error_when_they_fail_early() {
     // Nothing answers at that address: unreachable.
     let silent = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
     let address = silent.local_addr().unwrap().to_string();
-    let value = assert_json_error(&sandbox.run(&["push", "echo.wasm", "--device", &address, "--json"]), 8, "Unreachable");
+    let value =
+        assert_json_error(&sandbox.run(&["push", "echo.wasm", "--device", &address, "--json"]), 8, "Unreachable");
     assert!(value["error"]["hint"].as_str().unwrap().contains("discover"), "{value}");
     // A name that is neither pinned nor an address.
     let output = sandbox.run(&["push", "echo.wasm", "--device", "no-such-device", "--json"]);

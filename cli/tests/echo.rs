@@ -27,7 +27,11 @@ impl User {
 
     fn command(&self, args: &[&str]) -> Command {
         let mut command = Command::new(JOS_CLI);
-        command.args(args).current_dir(self.dir.path()).env("JOS_HOME", self.path("home")).env_remove("XDG_CONFIG_HOME");
+        command
+            .args(args)
+            .current_dir(self.dir.path())
+            .env("JOS_HOME", self.path("home"))
+            .env_remove("XDG_CONFIG_HOME");
         command
     }
 
@@ -67,7 +71,8 @@ fn exchange(port: u16) {
 
 #[test]
 fn run_local_echo_answers_datagrams_with_grant_net() {
-    let user = User { dir: tempfile::Builder::new().prefix("jos-cli-echo").tempdir_in(env!("CARGO_TARGET_TMPDIR")).unwrap() };
+    let user =
+        User { dir: tempfile::Builder::new().prefix("jos-cli-echo").tempdir_in(env!("CARGO_TARGET_TMPDIR")).unwrap() };
     let echo = jos_guest_examples::Example::named("echo").unwrap();
     for language in jos_guest_examples::LANGUAGES {
         let file = format!("echo-{}.wasm", if language == Language::C { "c" } else { "rust" });

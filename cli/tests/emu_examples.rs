@@ -79,7 +79,7 @@ fn fib(n: u32) -> u64 {
 }
 
 fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|byte| format!("{byte:02x}")).collect()
+    hex::encode(bytes)
 }
 
 /// A 24 x 20 picture with varied colours, and its grayscale as the filter computes it.
@@ -100,7 +100,10 @@ fn picture() -> (Vec<u8>, Vec<u8>) {
 fn case(example: &Example) -> (Vec<u8>, Vec<u8>) {
     use md5::Digest as _;
     match example.name {
-        "md5" => (b"25 hello from the tests".to_vec(), format!("{}\n", hex(&md5::Md5::digest(b"hello from the tests"))).into_bytes()),
+        "md5" => (
+            b"25 hello from the tests".to_vec(),
+            format!("{}\n", hex(&md5::Md5::digest(b"hello from the tests"))).into_bytes(),
+        ),
         "sha256" => {
             let input: Vec<u8> = (0..3000u32).map(|index| (index * 31 % 256) as u8).collect();
             let digest = format!("{}\n", hex(&sha2::Sha256::digest(&input))).into_bytes();
@@ -119,7 +122,9 @@ fn output_hex(report: &serde_json::Value, what: &str) -> String {
 
 #[test]
 fn examples_and_device_exit_codes_on_one_emulated_device() {
-    let emu = Emu { dir: tempfile::Builder::new().prefix("jos-emu-examples").tempdir_in(env!("CARGO_TARGET_TMPDIR")).unwrap() };
+    let emu = Emu {
+        dir: tempfile::Builder::new().prefix("jos-emu-examples").tempdir_in(env!("CARGO_TARGET_TMPDIR")).unwrap(),
+    };
     // Build everything before the emulator runs.
     let mut built = Vec::new();
     for example in jos_guest_examples::EXAMPLES {
@@ -224,7 +229,16 @@ fn echo(emu: &Emu, job_port: &str, device_port: u64) {
     for stem in ["echo-c", "echo-rust"] {
         let local_port = UdpSocket::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
         emu.write("echo-local.input", format!("{local_port} 3").as_bytes());
-        let job = emu.spawn(&["run", "--local", &format!("{stem}.wasm"), "--input", "echo-local.input", "--grant", "net", "--json"]);
+        let job = emu.spawn(&[
+            "run",
+            "--local",
+            &format!("{stem}.wasm"),
+            "--input",
+            "echo-local.input",
+            "--grant",
+            "net",
+            "--json",
+        ]);
         exchange(&format!("127.0.0.1:{local_port}"));
         let output = job.wait_with_output().unwrap();
         assert_success(&output);
@@ -260,7 +274,14 @@ fn build_failing_guests(emu: &Emu) {
     for (name, body) in guests {
         emu.write(&format!("{name}.c"), format!("#include \"jos.h\"\n{body}").as_bytes());
         for (format, extension) in [("wasm", "wasm"), ("native", "blob")] {
-            assert_success(&emu.run(&["build", &format!("{name}.c"), "--format", format, "-o", &format!("{name}.{extension}")]));
+            assert_success(&emu.run(&[
+                "build",
+                &format!("{name}.c"),
+                "--format",
+                format,
+                "-o",
+                &format!("{name}.{extension}"),
+            ]));
         }
     }
 }
@@ -282,7 +303,8 @@ fn home_with_session(emu: &Emu, name: &str, session: &str) {
 
 /// The session address pinned for `emu` in a home's trust store.
 fn session_of(emu: &Emu, home: &str) -> Option<String> {
-    let trust: serde_json::Value = serde_json::from_slice(&std::fs::read(emu.path(home).join("trust.json")).unwrap()).unwrap();
+    let trust: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(emu.path(home).join("trust.json")).unwrap()).unwrap();
     let device = trust["devices"].as_array()?.iter().find(|device| device["name"] == "emu")?;
     device["session"].as_str().map(str::to_string)
 }
@@ -292,7 +314,8 @@ fn session_of(emu: &Emu, home: &str) -> Option<String> {
 fn set_session(emu: &Emu, home: &str, session: &str) {
     let path = emu.path(home).join("trust.json");
     let mut trust: serde_json::Value = serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
-    let device = trust["devices"].as_array_mut().unwrap().iter_mut().find(|device| device["name"] == "emu").expect("emu pinned");
+    let device =
+        trust["devices"].as_array_mut().unwrap().iter_mut().find(|device| device["name"] == "emu").expect("emu pinned");
     device["session"] = serde_json::json!(session);
     std::fs::write(path, serde_json::to_vec_pretty(&trust).unwrap()).unwrap();
 }
@@ -331,7 +354,7 @@ fn device_exit_codes(emu: &Emu, discovery: &str) {
     // 8 Unreachable (no session): a session address that accepts the connection and never
     // answers the handshake. Waits the client's 10 s handshake wait, so it runs in the
     // background while the other cases go on. (20 Timeout, a session silent after its
-    // handshake, is cli/tests/sessions.rs.)
+    // handshake, is tests/tests/cli_sessions.rs.)
     home_with_session(emu, "home-silent", &silent_listener());
     let silent = emu
         .command("home-silent", &["push", "fib-c.wasm", "--json"])

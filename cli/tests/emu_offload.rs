@@ -57,7 +57,7 @@ fn build_emu_start_push_invoke_stop() {
     let output = emu.run(&["push", "md5.wasm", "--input", "md5-input.txt", "--json"]);
     assert_success(&output);
     let report = json(&output);
-    let expected: String = md5::Md5::digest(b"jon").iter().map(|byte| format!("{byte:02x}")).collect::<String>() + "\n";
+    let expected: String = hex::encode(md5::Md5::digest(b"jon")) + "\n";
     assert_eq!(report["output"], expected.as_str());
     assert_eq!(report["place"], "emu");
     let hash = report["hash"].as_str().unwrap().to_string();

@@ -18,32 +18,32 @@ use output::{assert_exit, text};
 
 const JOS_CLI: &str = env!("CARGO_BIN_EXE_jos-cli");
 
-/// Code, test file (in `cli/tests/`), function that produces it.
+/// Code, test file (from the repository root), function that produces it.
 const PRODUCED_BY: &[(Exit, &str, &str)] = &[
-    (Exit::Success, "emu_examples.rs", "examples_and_device_exit_codes_on_one_emulated_device"),
-    (Exit::Failure, "exit_codes.rs", "unwritable_outputs_and_missing_tools"),
-    (Exit::Usage, "build.rs", "usage_and_input_errors_have_their_exit_codes"),
-    (Exit::Input, "build.rs", "usage_and_input_errors_have_their_exit_codes"),
-    (Exit::ToolMissing, "exit_codes.rs", "unwritable_outputs_and_missing_tools"),
-    (Exit::CompileFailed, "build.rs", "rust_compile_errors_exit_with_code_5_and_a_hint"),
-    (Exit::AbiViolation, "build.rs", "unknown_import_is_refused_with_its_name_and_exit_code_6"),
-    (Exit::NativeUnsupported, "build.rs", "native_constructors_are_refused_naming_the_section"),
-    (Exit::Unreachable, "commands.rs", "device_commands_fail_with_their_codes_without_a_device"),
-    (Exit::Untrusted, "emu_examples.rs", "device_exit_codes"),
-    (Exit::NotAuthorized, "emu_examples.rs", "device_exit_codes"),
-    (Exit::Rejected, "emu_examples.rs", "device_exit_codes"),
-    (Exit::Trap, "emu_examples.rs", "device_exit_codes"),
-    (Exit::OutOfFuel, "emu_examples.rs", "device_exit_codes"),
-    (Exit::LimitExceeded, "emu_examples.rs", "device_exit_codes"),
-    (Exit::Deadline, "emu_examples.rs", "device_exit_codes"),
-    (Exit::Busy, "emu_examples.rs", "device_exit_codes"),
-    (Exit::NotCached, "emu_examples.rs", "device_exit_codes"),
-    (Exit::Protocol, "emu_examples.rs", "device_exit_codes"),
-    (Exit::Timeout, "sessions.rs", "a_session_silent_after_its_handshake_times_out"),
-    (Exit::NotSetUp, "commands.rs", "device_commands_fail_with_their_codes_without_a_device"),
-    (Exit::Exists, "commands.rs", "keygen_writes_keys_and_never_overwrites_without_force"),
-    (Exit::BadSignature, "commands.rs", "sign_and_verify_interoperate_with_wasmsign2_both_ways"),
-    (Exit::Emulator, "commands.rs", "device_commands_fail_with_their_codes_without_a_device"),
+    (Exit::Success, "cli/tests/emu_examples.rs", "examples_and_device_exit_codes_on_one_emulated_device"),
+    (Exit::Failure, "cli/tests/exit_codes.rs", "unwritable_outputs_and_missing_tools"),
+    (Exit::Usage, "cli/tests/build.rs", "usage_and_input_errors_have_their_exit_codes"),
+    (Exit::Input, "cli/tests/build.rs", "usage_and_input_errors_have_their_exit_codes"),
+    (Exit::ToolMissing, "cli/tests/exit_codes.rs", "unwritable_outputs_and_missing_tools"),
+    (Exit::CompileFailed, "cli/tests/build.rs", "rust_compile_errors_exit_with_code_5_and_a_hint"),
+    (Exit::AbiViolation, "cli/tests/build.rs", "unknown_import_is_refused_with_its_name_and_exit_code_6"),
+    (Exit::NativeUnsupported, "cli/tests/build.rs", "native_constructors_are_refused_naming_the_section"),
+    (Exit::Unreachable, "cli/tests/commands.rs", "device_commands_fail_with_their_codes_without_a_device"),
+    (Exit::Untrusted, "cli/tests/emu_examples.rs", "device_exit_codes"),
+    (Exit::NotAuthorized, "cli/tests/emu_examples.rs", "device_exit_codes"),
+    (Exit::Rejected, "cli/tests/emu_examples.rs", "device_exit_codes"),
+    (Exit::Trap, "cli/tests/emu_examples.rs", "device_exit_codes"),
+    (Exit::OutOfFuel, "cli/tests/emu_examples.rs", "device_exit_codes"),
+    (Exit::LimitExceeded, "cli/tests/emu_examples.rs", "device_exit_codes"),
+    (Exit::Deadline, "cli/tests/emu_examples.rs", "device_exit_codes"),
+    (Exit::Busy, "cli/tests/emu_examples.rs", "device_exit_codes"),
+    (Exit::NotCached, "cli/tests/emu_examples.rs", "device_exit_codes"),
+    (Exit::Protocol, "cli/tests/emu_examples.rs", "device_exit_codes"),
+    (Exit::Timeout, "tests/tests/cli_sessions.rs", "a_session_silent_after_its_handshake_times_out"),
+    (Exit::NotSetUp, "cli/tests/commands.rs", "device_commands_fail_with_their_codes_without_a_device"),
+    (Exit::Exists, "cli/tests/commands.rs", "keygen_writes_keys_and_never_overwrites_without_force"),
+    (Exit::BadSignature, "cli/tests/commands.rs", "sign_and_verify_interoperate_with_wasmsign2_both_ways"),
+    (Exit::Emulator, "cli/tests/commands.rs", "device_commands_fail_with_their_codes_without_a_device"),
 ];
 
 /// Codes no reachable path produces, with the reason (also in docs/cli.md).
@@ -60,12 +60,12 @@ fn function_body<'a>(source: &'a str, name: &str) -> Option<&'a str> {
 
 #[test]
 fn every_exit_code_is_produced_by_a_named_process_test() {
-    let tests = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests");
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
     for exit in Exit::ALL {
         let code = exit.code();
         if let Some((_, why)) = NOT_PRODUCED.iter().find(|(unproduced, _)| *unproduced == exit) {
             assert!(PRODUCED_BY.iter().all(|(produced, ..)| *produced != exit), "{exit:?} is in both tables");
-            let docs = std::fs::read_to_string(tests.join("../../docs/cli.md")).unwrap();
+            let docs = std::fs::read_to_string(root.join("docs/cli.md")).unwrap();
             let row = docs.lines().find(|line| line.starts_with(&format!("| {code} | `{exit:?}` |"))).unwrap();
             assert!(row.contains("no command exits"), "docs/cli.md must say {exit:?} is not produced ({why}): {row}");
             continue;
@@ -74,7 +74,7 @@ fn every_exit_code_is_produced_by_a_named_process_test() {
             .iter()
             .find(|(produced, ..)| *produced == exit)
             .unwrap_or_else(|| panic!("exit code {code} ({exit:?}) has no process-level test in the table"));
-        let source = std::fs::read_to_string(tests.join(file)).unwrap_or_else(|error| panic!("{file}: {error}"));
+        let source = std::fs::read_to_string(root.join(file)).unwrap_or_else(|error| panic!("{file}: {error}"));
         let body = function_body(&source, function).unwrap_or_else(|| panic!("{file} has no fn {function}"));
         let asserted = if exit == Exit::Success {
             body.contains("assert_success(")
@@ -102,10 +102,12 @@ fn unwritable_outputs_and_missing_tools() {
     std::fs::write(dir.join("main.c"), "#include \"jos.h\"\nint run(void) { return 0; }\n").unwrap();
 
     // 4: no compiler on the PATH (jos-cli itself is started by its full path).
-    let output = jos_cli(dir, &["build", "main.c", "--format", "wasm"]).env("PATH", dir.join("empty")).output().unwrap();
+    let output =
+        jos_cli(dir, &["build", "main.c", "--format", "wasm"]).env("PATH", dir.join("empty")).output().unwrap();
     assert_exit(&output, 4);
     assert!(String::from_utf8_lossy(&output.stderr).contains("clang"), "{}", text(&output));
-    let output = jos_cli(dir, &["build", "main.c", "--format", "native"]).env("PATH", dir.join("empty")).output().unwrap();
+    let output =
+        jos_cli(dir, &["build", "main.c", "--format", "native"]).env("PATH", dir.join("empty")).output().unwrap();
     assert_exit(&output, 4);
     assert!(String::from_utf8_lossy(&output.stderr).contains("arm-none-eabi-gcc"), "{}", text(&output));
 

@@ -218,8 +218,7 @@ fn the_image_reads_back_through_independent_tools() {
     assert_eq!(repr.signers.len(), 1);
     assert!(repr.signers.get(0).unwrap().rights.contains(jos_abi::signature::SignerRights::NETWORK));
     let trust = std::fs::read_to_string(sandbox.path("home/trust.json")).unwrap();
-    let advert_key: String =
-        jos_abi::signature::public_key(&repr.advert_seed).iter().map(|b| format!("{b:02x}")).collect();
+    let advert_key = hex::encode(jos_abi::signature::public_key(&repr.advert_seed));
     assert!(trust.contains(&advert_key), "the card's device is not the pinned one:\n{trust}");
     assert_eq!(report["provisioned"]["name"], "lab-pi");
 

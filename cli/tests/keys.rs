@@ -73,7 +73,7 @@ fn mode(path: &std::path::Path) -> u32 {
 }
 
 fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|byte| format!("{byte:02x}")).collect()
+    hex::encode(bytes)
 }
 
 fn stderr(output: &Output) -> String {
@@ -327,7 +327,7 @@ fn advert(nonce: u64, seed: &[u8; 32], signing_key: [u8; 32], noise_key: [u8; 32
 #[test]
 fn trust_never_pins_a_device_with_a_weak_key() {
     let sandbox = Sandbox::new();
-    let real_noise_key = jos_cli::store::x25519_public(&[0x21; 32]);
+    let real_noise_key = jos_client::store::x25519_public(&[0x21; 32]);
 
     // An advert "signed" under the identity key: R = identity, s = 0 verifies for any message
     // without strict checks.

@@ -28,6 +28,21 @@ use jos_kcore::memory_map::{self, DMA_BASE, DMA_SIZE, PERIPHERAL_BASE, PERIPHERA
 use jos_kcore::page_table::{MemoryKind, Region};
 use services::{executive, screen, status};
 
+/// What the exception entries (arch) call: the native job service takes faults and IRQ exits of
+/// its job, the fault service reports the rest, the board's interrupt controller dispatches IRQs.
+static EXCEPTION_HOOKS: arch::exceptions::Hooks = arch::exceptions::Hooks {
+    recover: services::native::recover_from_fault,
+    report: services::fault::report,
+    irq: irq_hook,
+    svc: services::native::system_call,
+};
+
+/// Every IRQ: the board dispatches it, then the native job service says how to leave.
+fn irq_hook(pc: u32, spsr: u32) -> arch::exceptions::IrqExit {
+    board::bcm2835::irq::dispatch();
+    services::native::irq_redirect(pc, spsr)
+}
+
 /// The kernel's entry from `_start`, in SVC mode with interrupts masked, with the boot loader's
 /// r0, r1 (machine type) and r2 (ATAG list or device tree address): the Pi firmware passes 0,
 /// 0xC42 and 0x100; QEMU's ELF boot passes zeros.
@@ -39,6 +54,7 @@ pub extern "C" fn kernel_main(r0: u32, machine: u32, tags: u32) -> ! {
     // The console on GPIO 14/15 (ALT0) at the clock the firmware set, asked before the first line.
     let uart_clock = MAILBOX.clock_rate(mailbox::clock::UART);
     let console = start_console(uart_clock, &boot);
+    arch::exceptions::set_hooks(&EXCEPTION_HOOKS);
     let vectors = arch::exceptions::install_vectors();
     IRQ.init();
     RNG.init();
@@ -52,11 +68,17 @@ pub extern "C" fn kernel_main(r0: u32, machine: u32, tags: u32) -> ! {
             divisors.fraction,
             divisors.baud(clock)
         ),
-        (clock, source, Err(_)) => error!("uart: a {clock} Hz clock ({source}) cannot give {} baud; using the 48 MHz divisors", pl011::CONSOLE_BAUD),
+        (clock, source, Err(_)) => error!(
+            "uart: a {clock} Hz clock ({source}) cannot give {} baud; using the 48 MHz divisors",
+            pl011::CONSOLE_BAUD
+        ),
     }
 
     let revision = MAILBOX.board_revision().unwrap_or_else(|e| {
-        error!("mailbox: board revision: {e:?}; {}", if boot.revision.is_some() { "using the firmware's tags" } else { "unknown board" });
+        error!(
+            "mailbox: board revision: {e:?}; {}",
+            if boot.revision.is_some() { "using the firmware's tags" } else { "unknown board" }
+        );
         boot.revision.unwrap_or(0)
     });
     let board_info = jos_kcore::board::decode(revision);
@@ -81,7 +103,14 @@ pub extern "C" fn kernel_main(r0: u32, machine: u32, tags: u32) -> ! {
     if let Some(info) = framebuffer {
         // SAFETY: the firmware gave us this 32-bit framebuffer; `enable_mmu` mapped it.
         unsafe { screen::init(info) };
-        kprintln!("screen: {}x{}x{} at {:#x}, banner \"{}\"", info.width, info.height, info.depth, info.base, status::BANNER);
+        kprintln!(
+            "screen: {}x{}x{} at {:#x}, banner \"{}\"",
+            info.width,
+            info.height,
+            info.depth,
+            info.base,
+            status::BANNER
+        );
     }
 
     let mac = MAILBOX.mac_address().unwrap_or_default();
@@ -98,8 +127,12 @@ pub extern "C" fn kernel_main(r0: u32, machine: u32, tags: u32) -> ! {
     ));
     status::refresh();
     match vectors {
-        arch::exceptions::VectorPlacement::Vbar(table) => info!("vectors: VBAR = {table:#x}; the null page is unmapped"),
-        arch::exceptions::VectorPlacement::CopiedToZero => warn!("vectors: copied to 0 (VBAR did not read back); the null page stays mapped"),
+        arch::exceptions::VectorPlacement::Vbar(table) => {
+            info!("vectors: VBAR = {table:#x}; the null page is unmapped")
+        }
+        arch::exceptions::VectorPlacement::CopiedToZero => {
+            warn!("vectors: copied to 0 (VBAR did not read back); the null page stays mapped")
+        }
     }
     print_board();
     info!("memory: ARM {arm_base:#x}+{} MiB ({memory_source:?})", arm_size >> 20);
@@ -121,7 +154,10 @@ pub extern "C" fn kernel_main(r0: u32, machine: u32, tags: u32) -> ! {
         debug!("stack {name}: {bottom:#x}..{top:#x}, guard {:#x}..{bottom:#x}", bottom - memory::layout::GUARD_SIZE);
     }
     let (_, svc_bottom, svc_top) = memory::layout::stacks()[4];
-    info!("stacks: svc {svc_bottom:#x}..{svc_top:#x}, each above an unmapped {} KiB guard page", memory::layout::GUARD_SIZE >> 10);
+    info!(
+        "stacks: svc {svc_bottom:#x}..{svc_top:#x}, each above an unmapped {} KiB guard page",
+        memory::layout::GUARD_SIZE >> 10
+    );
     let passed = services::selftest::run();
     services::led::self_test(passed);
     let verdict_micros = TIMER.now_micros();
@@ -141,7 +177,6 @@ pub extern "C" fn kernel_main(r0: u32, machine: u32, tags: u32) -> ! {
     if !passed {
         error!("self-test failed; carrying on so the failure can be inspected");
     }
-
 
     services::shell::init();
     let _ = executive::register("shell", 10, services::shell::poll);
@@ -273,8 +308,13 @@ fn allocate_framebuffer() -> Option<board::bcm2835::framebuffer::FramebufferInfo
     use jos_abi::atags::param;
     let sane = |(width, height): (u32, u32)| (64..=4096).contains(&width) && (64..=4096).contains(&height);
     let from_mailbox = MAILBOX.physical_size().ok().filter(|size| sane(*size));
-    let from_tags = match (board::bcm2835::firmware::cmdline_number(param::FB_WIDTH), board::bcm2835::firmware::cmdline_number(param::FB_HEIGHT)) {
-        (Some(width), Some(height)) => u32::try_from(width).ok().zip(u32::try_from(height).ok()).filter(|size| sane(*size)),
+    let from_tags = match (
+        board::bcm2835::firmware::cmdline_number(param::FB_WIDTH),
+        board::bcm2835::firmware::cmdline_number(param::FB_HEIGHT),
+    ) {
+        (Some(width), Some(height)) => {
+            u32::try_from(width).ok().zip(u32::try_from(height).ok()).filter(|size| sane(*size))
+        }
         _ => None,
     };
     let fallback = (screen::WIDTH, screen::HEIGHT);
@@ -324,43 +364,62 @@ pub fn print_board() {
         );
     }
     match info.activity_led {
-        Some(led) => info!("board: activity LED on GPIO {} (active {})", led.pin, if led.active_high { "high" } else { "low" }),
+        Some(led) => {
+            info!("board: activity LED on GPIO {} (active {})", led.pin, if led.active_high { "high" } else { "low" })
+        }
         None => info!("board: no activity LED driven"),
     }
 }
 
-/// Builds the identity map and turns on the MMU and caches.
+/// Builds the identity map and turns on the MMU and caches: everything privileged-only, the
+/// kernel image page by page (code read-only, data never executable, guard pages unmapped),
+/// the stub page and the job stack the only pages user mode may touch before a job's region
+/// is mapped (docs/memory.md).
 fn enable_mmu(ram_end: usize, framebuffer: Option<&board::bcm2835::framebuffer::FramebufferInfo>, null_guard: bool) {
-    let mut regions = [Region { base: 0, size: 0, kind: MemoryKind::Device }; 5];
-    regions[0] = Region { base: 0, size: DMA_BASE, kind: MemoryKind::NormalWriteBack };
-    regions[1] = Region { base: DMA_BASE, size: DMA_SIZE, kind: MemoryKind::NormalNonCacheable };
-    regions[2] = Region { base: DMA_BASE + DMA_SIZE, size: ram_end - (DMA_BASE + DMA_SIZE), kind: MemoryKind::NormalWriteBack };
-    regions[3] = Region { base: PERIPHERAL_BASE, size: PERIPHERAL_SIZE, kind: MemoryKind::Device };
+    use jos_kcore::page_table::Access;
+    let region = |base, size, kind| Region { base, size, kind, access: Access::KernelData };
+    let mut regions = [region(0, 0, MemoryKind::Device); 5];
+    regions[0] = region(0, DMA_BASE, MemoryKind::NormalWriteBack);
+    regions[1] = region(DMA_BASE, DMA_SIZE, MemoryKind::NormalNonCacheable);
+    regions[2] = region(DMA_BASE + DMA_SIZE, ram_end - (DMA_BASE + DMA_SIZE), MemoryKind::NormalWriteBack);
+    regions[3] = region(PERIPHERAL_BASE, PERIPHERAL_SIZE, MemoryKind::Device);
     let mut count = 4;
     if let Some(fb) = framebuffer {
         let start = memory_map::align_down(fb.base, SECTION_SIZE);
         let end = memory_map::align_up(fb.base + fb.size, SECTION_SIZE).unwrap_or(start);
         if start >= ram_end && end <= PERIPHERAL_BASE {
-            regions[4] = Region { base: start, size: end - start, kind: MemoryKind::NormalNonCacheable };
+            regions[4] = region(start, end - start, MemoryKind::NormalNonCacheable);
             count = 5;
         } else {
             error!("framebuffer at {:#x} overlaps RAM or peripherals: not mapped", fb.base);
         }
     }
-    let stack_guards = memory::layout::guard_pages();
-    let stacks = stack_guards.len();
-    let mut guards = [(0usize, 0usize); 7];
-    guards[..stacks].copy_from_slice(&stack_guards);
-    let count_guards = if null_guard {
-        guards[stacks] = (0, memory::layout::GUARD_SIZE);
-        stacks + 1
-    } else {
-        stacks
+    let guards = memory::layout::guard_pages();
+    let (kernel_start, text_end, rw_start) =
+        (memory::layout::kernel_start(), memory::layout::text_end(), memory::layout::rw_start());
+    let stubs = memory::layout::user_stubs();
+    let job_stack = memory::layout::job_stack();
+    let page = |address: usize| {
+        let within = |(start, end): (usize, usize)| address >= start && address < end;
+        let access =
+            if (null_guard && address < memory::layout::GUARD_SIZE) || guards.iter().any(|&range| within(range)) {
+                return None;
+            } else if within(stubs) {
+                Access::UserCode
+            } else if within((kernel_start, text_end)) {
+                Access::KernelCode
+            } else if within((text_end, rw_start)) {
+                Access::KernelReadOnly
+            } else if within(job_stack) {
+                Access::UserData
+            } else {
+                Access::KernelData
+            };
+        Some((MemoryKind::NormalWriteBack, access))
     };
-    let guards = &guards[..count_guards];
     // SAFETY: boot path, once, IRQs masked; the regions cover the image, stacks, DMA region,
-    // heap, peripherals and framebuffer at their own addresses.
-    if let Err(e) = unsafe { arch::mmu::enable(&regions[..count], guards) } {
+    // heap, peripherals and framebuffer at their own addresses, the code executable.
+    if let Err(e) = unsafe { arch::mmu::enable(&regions[..count], memory::layout::kernel_end(), page) } {
         error!("mmu: not enabled: {e:?}");
     }
 }
@@ -395,5 +454,3 @@ fn heartbeat() {
 
 /// How often the heartbeat logs, in seconds.
 const HEARTBEAT_LOG_SECONDS: u32 = 60;
-
-

@@ -50,9 +50,14 @@ fn md5_native(message: &[u8], k: &[u32; 64]) -> [u8; 16] {
         b = b.wrapping_add(f.rotate_left(SHIFTS[i]));
     }
     let mut digest = [0u8; 16];
-    for (i, word) in [a.wrapping_add(0x6745_2301), b.wrapping_add(0xefcd_ab89), c.wrapping_add(0x98ba_dcfe), d.wrapping_add(0x1032_5476)]
-        .iter()
-        .enumerate()
+    for (i, word) in [
+        a.wrapping_add(0x6745_2301),
+        b.wrapping_add(0xefcd_ab89),
+        c.wrapping_add(0x98ba_dcfe),
+        d.wrapping_add(0x1032_5476),
+    ]
+    .iter()
+    .enumerate()
     {
         digest[i * 4..i * 4 + 4].copy_from_slice(&word.to_le_bytes());
     }
@@ -194,7 +199,14 @@ fn main() {
         input.extend_from_slice(b"jon");
         let (wasm_time, result) = best_of(3, || {
             sandbox
-                .run(&md5, StdHost::new(input.clone()), Limits::default(), Capabilities::NONE, Entry::Default, 10_000_000)
+                .run(
+                    &md5,
+                    StdHost::new(input.clone()),
+                    Limits::default(),
+                    Capabilities::NONE,
+                    Entry::Default,
+                    10_000_000,
+                )
                 .0
         });
         assert_eq!(result.status, JobStatus::Ok, "{:?}", result.error);
@@ -226,14 +238,16 @@ fn main() {
         let (cold, _) = best_of(10, || {
             let mut sandbox = Sandbox::new(SandboxConfig::default());
             let compiled = sandbox.compile(&module).expect("valid");
-            let mut job = sandbox.start(&compiled, StdHost::new(""), Limits::default(), Capabilities::NONE, Entry::Default);
+            let mut job =
+                sandbox.start(&compiled, StdHost::new(""), Limits::default(), Capabilities::NONE, Entry::Default);
             assert!(matches!(job.step(1000), StepOutcome::Finished(_)));
         });
         let mut sandbox = Sandbox::new(SandboxConfig::default());
         sandbox.compile(&module).expect("valid");
         let (warm, _) = best_of(10, || {
             let compiled = sandbox.compile(&module).expect("cached");
-            let mut job = sandbox.start(&compiled, StdHost::new(""), Limits::default(), Capabilities::NONE, Entry::Default);
+            let mut job =
+                sandbox.start(&compiled, StdHost::new(""), Limits::default(), Capabilities::NONE, Entry::Default);
             assert!(matches!(job.step(1000), StepOutcome::Finished(_)));
         });
         println!(
@@ -262,7 +276,8 @@ fn main() {
     let time_loop = |module: &[u8], sandbox: &mut Sandbox| {
         best_of(5, || {
             let entry = Entry::Call { name: "loop".into(), args: vec![Value::I32(count as i32)] };
-            let (result, _) = sandbox.run(module, StdHost::new(""), Limits::default(), Capabilities::NONE, entry, u64::MAX);
+            let (result, _) =
+                sandbox.run(module, StdHost::new(""), Limits::default(), Capabilities::NONE, entry, u64::MAX);
             assert_eq!(result.status, JobStatus::Ok);
         })
         .0

@@ -235,9 +235,7 @@ mod std_host {
         }
 
         fn random(&mut self, buffer: &mut [u8]) -> Result<(), ErrorCode> {
-            std::fs::File::open("/dev/urandom")
-                .and_then(|mut file| file.read_exact(buffer))
-                .map_err(|_| ErrorCode::Io)
+            std::fs::File::open("/dev/urandom").and_then(|mut file| file.read_exact(buffer)).map_err(|_| ErrorCode::Io)
         }
 
         fn on_yield(&mut self) {
@@ -306,7 +304,11 @@ mod tests {
         assert_eq!(Capabilities::from_rights(SignerRights::FORMATS), Capabilities::NONE);
         assert_eq!(Capabilities::from_rights(SignerRights::ALL), Capabilities::ALL);
         let network = Capabilities::from_rights(SignerRights::WASM | SignerRights::NETWORK);
-        assert!(network.allows(Capability::Network) && !network.allows(Capability::Screen) && !network.allows(Capability::Gpio));
+        assert!(
+            network.allows(Capability::Network)
+                && !network.allows(Capability::Screen)
+                && !network.allows(Capability::Gpio)
+        );
         let screen = Capabilities::from_rights(SignerRights::NATIVE | SignerRights::SCREEN);
         assert!(screen.allows(Capability::Screen) && !screen.allows(Capability::Network));
         let gpio = Capabilities::from_rights(SignerRights::WASM | SignerRights::GPIO);

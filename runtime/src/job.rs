@@ -379,6 +379,9 @@ impl JobResult {
 }
 
 /// What one [`Job::step`](crate::wasm::Job::step) did.
+// `Finished` carries the job's whole result once per job; boxing it would add an allocation to
+// every job's end for no gain (the value is moved, not copied, on the way out).
+#[allow(clippy::large_enum_variant)]
 #[derive(Clone, Debug, PartialEq)]
 pub enum StepOutcome {
     /// The slice's fuel ran out; call `step` again.

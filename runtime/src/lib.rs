@@ -18,9 +18,9 @@ pub mod job;
 pub mod native;
 pub mod wasm;
 
-pub use host::{Capabilities, Host};
 #[cfg(any(feature = "std", test))]
 pub use host::StdHost;
+pub use host::{Capabilities, Host};
 pub use job::{JobError, JobResult, JobStatus, LimitKind, LoadError, LogLine, Stats, StepOutcome, TrapCode, Value};
 pub use wasm::{CompiledModule, Entry, Job, Limits, Sandbox, SandboxConfig};
 /// The wasmi version this runtime is built on, re-exported for tools (such as the spec-suite

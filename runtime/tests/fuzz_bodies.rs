@@ -54,7 +54,9 @@ fn wasm_seeds() -> Vec<(&'static str, Vec<u8>)> {
         ),
         (
             "seed-start-trap",
-            module(r#"(module (func $s (i32.div_u (i32.const 1) (i32.const 0)) drop) (start $s) (func (export "run") (result i32) (i32.const 0)))"#),
+            module(
+                r#"(module (func $s (i32.div_u (i32.const 1) (i32.const 0)) drop) (start $s) (func (export "run") (result i32) (i32.const 0)))"#,
+            ),
         ),
     ]
 }
@@ -75,6 +77,7 @@ fn native_seeds() -> Vec<(&'static str, Vec<u8>)> {
         align: 16,
         imports: Table::from_slice(&imports),
         relocations: Table::from_slice(&relocations),
+        wasm_source: None,
     };
     let mut unsigned = vec![0; repr.buffer_len()];
     repr.emit(&mut unsigned).expect("emits");

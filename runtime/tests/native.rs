@@ -37,16 +37,12 @@ impl CacheMaintenance for RecordingCache {
 }
 
 // text: mov r0, #0 | import slot (output_write) | bx lr | relocated pointer to rodata (16)
-const TEXT: [u8; 16] = [
-    0x00, 0x00, 0xa0, 0xe3, 0, 0, 0, 0, 0x1e, 0xff, 0x2f, 0xe1, 16, 0, 0, 0,
-];
+const TEXT: [u8; 16] = [0x00, 0x00, 0xa0, 0xe3, 0, 0, 0, 0, 0x1e, 0xff, 0x2f, 0xe1, 16, 0, 0, 0];
 const RODATA: &[u8] = b"jos!";
 // data: a relocated pointer to itself (20), then an import slot (log)
 const DATA: [u8; 8] = [20, 0, 0, 0, 0, 0, 0, 0];
-const IMPORTS: [Import; 2] = [
-    Import { slot: 4, syscall: SyscallId::OutputWrite },
-    Import { slot: 24, syscall: SyscallId::Log },
-];
+const IMPORTS: [Import; 2] =
+    [Import { slot: 4, syscall: SyscallId::OutputWrite }, Import { slot: 24, syscall: SyscallId::Log }];
 const RELOCATIONS: [u32; 2] = [12, 20];
 
 fn repr() -> BlobRepr<'static> {
@@ -62,6 +58,7 @@ fn repr() -> BlobRepr<'static> {
         align: 16,
         imports: Table::from_slice(&IMPORTS),
         relocations: Table::from_slice(&RELOCATIONS),
+        wasm_source: None,
     }
 }
 
@@ -283,8 +280,7 @@ fn small_region_and_missing_calls_are_refused() {
     let result = load_at(&blob, &signers(), &mut [0; 256], REGION_ADDRESS, &table, &mut RecordingCache::default());
     assert_eq!(result, Err(NativeError::SyscallNotOffered(SyscallId::Log)));
 
-    let result =
-        load_at(&blob, &signers(), &mut [0; 256], 0xffff_fff0, &dispatch(), &mut RecordingCache::default());
+    let result = load_at(&blob, &signers(), &mut [0; 256], 0xffff_fff0, &dispatch(), &mut RecordingCache::default());
     assert_eq!(result, Err(NativeError::AddressOverflow));
 }
 

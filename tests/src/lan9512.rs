@@ -25,7 +25,7 @@
 //! pause frames, VLAN tags, wake-up frames and suspend modes, GPIOs and LEDs, the EEPROM, the
 //! statistics request (0xA2), TX data FIFO sizes, link changes (the cable stays plugged).
 //!
-//! Every register write and every unusual event goes to the trace ([`Lan9512::trace`]).
+//! Every register write and every unusual event goes to the trace (`Lan9512::trace`).
 
 use std::collections::VecDeque;
 use std::io::Write;

@@ -4,6 +4,7 @@
 //! Every wait has a timeout, and [`Qemu`]'s `Drop` kills the process even when a test panics, so
 //! no test can hang CI or leave QEMU running.
 
+pub mod cli;
 pub mod ecm_model;
 pub mod lan9512;
 pub mod netns;
@@ -41,7 +42,7 @@ pub fn write_config(repr: &jos_abi::config::ConfigRepr<'_>, tag: &str) -> PathBu
     path
 }
 
-/// `source` (C files' first file, or a Rust guest crate folder) built by jos-cli's builder as
+/// `source` (C files' first file, or a Rust guest crate folder) built by jos-build (the builder `jos-cli build` uses) as
 /// `format` in a folder of its own (removed afterwards), signed with `seed`.
 pub fn build_signed(source: &Path, format: jos_abi::wire::Format, seed: &[u8; 32]) -> Result<Vec<u8>, String> {
     use jos_abi::wire::Format;
@@ -51,19 +52,20 @@ pub fn build_signed(source: &Path, format: jos_abi::wire::Format, seed: &[u8; 32
     std::fs::create_dir_all(&folder).map_err(|e| format!("create {}: {e}", folder.display()))?;
     let name = source.file_stem().and_then(|stem| stem.to_str()).unwrap_or("guest");
     let (builder_format, extension) = match format {
-        Format::Wasm => (jos_cli::build::Format::Wasm, "wasm"),
-        Format::NativeArmv6 => (jos_cli::build::Format::Native, "blob"),
+        Format::Wasm => (jos_build::Format::Wasm, "wasm"),
+        Format::NativeArmv6 => (jos_build::Format::Native, "blob"),
     };
-    let request = jos_cli::build::BuildRequest {
+    let request = jos_build::BuildRequest {
         sources: vec![source.to_path_buf()],
         format: builder_format,
         output: Some(folder.join(format!("{name}.{extension}"))),
-        max_memory_pages: jos_cli::build::DEFAULT_MAX_MEMORY_PAGES,
+        max_memory_pages: jos_build::DEFAULT_MAX_MEMORY_PAGES,
         keep_names: false,
         verbose: false,
     };
-    let built = jos_cli::build::build(&request).map_err(|e| format!("building {}: {e}", source.display()));
-    let bytes = built.and_then(|built| std::fs::read(&built.path).map_err(|e| format!("read {}: {e}", built.path.display())));
+    let built = jos_build::build(&request).map_err(|e| format!("building {}: {e}", source.display()));
+    let bytes =
+        built.and_then(|built| std::fs::read(&built.path).map_err(|e| format!("read {}: {e}", built.path.display())));
     let _ = std::fs::remove_dir_all(&folder);
     let bytes = bytes?;
     let signing = |e: &dyn std::fmt::Display| format!("signing {}: {e}", source.display());
@@ -216,13 +218,13 @@ impl Qemu {
                 std::fs::write(&stub, firmware_stub(*machine))?;
                 std::fs::write(&tags_file, tags)?;
                 for (file, address) in [(&options.kernel, KERNEL_IMG_ADDRESS), (&tags_file, TAGS_ADDRESS), (&stub, 0)] {
-                    command.arg("-device").arg(format!("loader,file={},addr={address:#x},force-raw=on", file.display()));
+                    command
+                        .arg("-device")
+                        .arg(format!("loader,file={},addr={address:#x},force-raw=on", file.display()));
                 }
             }
         }
-        command
-            .arg("-qmp")
-            .arg(format!("unix:{},server=on,wait=off", qmp_path.display()));
+        command.arg("-qmp").arg(format!("unix:{},server=on,wait=off", qmp_path.display()));
         if let Some(shift) = options.icount_shift {
             command.args(["-icount", &format!("shift={shift}")]);
         }
@@ -319,7 +321,9 @@ impl Qemu {
             }
             let now = Instant::now();
             if now >= deadline {
-                return Err(format!("timed out after {timeout:?} waiting for a line with {needle:?}; console so far:\n{text}"));
+                return Err(format!(
+                    "timed out after {timeout:?} waiting for a line with {needle:?}; console so far:\n{text}"
+                ));
             }
             if let Ok(Some(status)) = self.child.try_wait() {
                 return Err(format!("QEMU exited ({status}) before a line with {needle:?}; console:\n{text}"));
@@ -394,9 +398,8 @@ pub fn net_stats(qemu: &mut Qemu, min_echoes: u64) -> Option<(u64, u64, u64)> {
     while Instant::now() < deadline {
         let output = qemu.output();
         if let Some(line) = output.lines().rev().find(|l| l.starts_with("net: stats ")) {
-            let value = |name: &str| -> Option<u64> {
-                line.split_whitespace().skip_while(|w| *w != name).nth(1)?.parse().ok()
-            };
+            let value =
+                |name: &str| -> Option<u64> { line.split_whitespace().skip_while(|w| *w != name).nth(1)?.parse().ok() };
             if let (Some(echoes), Some(busy), Some(at)) = (value("udp_echo"), value("busy_us"), value("at_us")) {
                 if echoes >= min_echoes {
                     return Some((echoes, busy, at));
@@ -486,8 +489,7 @@ impl Picture {
         for (column, byte) in text.bytes().enumerate() {
             for y in 0..jos_kcore::font::HEIGHT {
                 for x in 0..jos_kcore::font::WIDTH {
-                    let expected =
-                        if jos_kcore::font::pixel(byte, x, y) { foreground } else { background };
+                    let expected = if jos_kcore::font::pixel(byte, x, y) { foreground } else { background };
                     if self.pixel(column * jos_kcore::font::WIDTH + x, row * jos_kcore::font::HEIGHT + y) != expected {
                         wrong += 1;
                     }

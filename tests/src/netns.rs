@@ -231,3 +231,13 @@ impl Drop for Model {
         let _ = std::fs::remove_file(&self.trace);
     }
 }
+
+/// The value of the last write to register `name` in a model's trace (`W NAME 0x...` lines).
+pub fn last_write(trace: &str, name: &str) -> Option<u32> {
+    let prefix = format!("W {name} ");
+    trace
+        .lines()
+        .rev()
+        .find_map(|line| line.strip_prefix(&prefix))
+        .and_then(|value| u32::from_str_radix(value.trim_start_matches("0x"), 16).ok())
+}

@@ -130,11 +130,17 @@ fn quick_bench_runs_every_variant() {
     let first = &results["offload"]["first_push_10k"];
     assert_eq!(first["status"], "ok", "{first}");
     assert_eq!(first["module_bytes"], 10 * 1024);
-    for phase in ["handshake_us", "transfer_us", "verify_us", "session_us", "job_instantiate_us", "job_run_us", "job_total_us"] {
+    for phase in
+        ["handshake_us", "transfer_us", "verify_us", "session_us", "job_instantiate_us", "job_run_us", "job_total_us"]
+    {
         assert!(number(&first["mean"][phase], phase) > 0.0, "first push {phase}: {first}");
     }
     let mean = &first["mean"];
-    assert!(number(&mean["session_us"], "session") >= number(&mean["handshake_us"], "handshake") + number(&mean["verify_us"], "verify"), "{first}");
+    assert!(
+        number(&mean["session_us"], "session")
+            >= number(&mean["handshake_us"], "handshake") + number(&mean["verify_us"], "verify"),
+        "{first}"
+    );
     let invoke = &results["offload"]["invoke_cached"];
     assert_eq!(invoke["status"], "ok", "{invoke}");
     for phase in ["instantiate_us", "run_us", "total_us"] {

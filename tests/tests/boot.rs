@@ -24,7 +24,8 @@ fn boots_and_passes_self_test_on_every_machine() {
         assert!(output.contains(expected_board), "{machine}: board not recognised:\n{output}");
 
         // The boot figures: time to the verdict, image size, idle heap.
-        let figures = qemu.wait_for_line("boot: ", Duration::from_secs(10)).unwrap_or_else(|e| panic!("{machine}: {e}"));
+        let figures =
+            qemu.wait_for_line("boot: ", Duration::from_secs(10)).unwrap_or_else(|e| panic!("{machine}: {e}"));
         let verdict_micros = number_after(&figures, "verdict ").expect("verdict time");
         let image = number_after(&figures, "image ").expect("image size");
         let heap_total = number_after(&figures, " used of ").expect("heap size");

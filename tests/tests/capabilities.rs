@@ -1,5 +1,5 @@
 //! Capabilities under QEMU: a job gets the rights of the signer that verified it. The `echo`
-//! guest (C as wasm and native, Rust as wasm, built by jos-cli's builder) serves UDP on a job port the
+//! guest (C as wasm and native, Rust as wasm, built by jos-build (the builder `jos-cli build` uses)) serves UDP on a job port the
 //! policy grants, reached from the host through a QEMU port forward; a signer without `net`, a
 //! port outside the policy range, sockets freed after every way a job ends (a second job binds
 //! the same port, the heap returns to where it was), `screen_print` and a GPIO write/read round
@@ -198,7 +198,12 @@ impl Client {
 
     fn push(&mut self, format: Format, module: &[u8]) {
         let sha = sha256(module);
-        self.send(&Message::PushBegin { format, total_len: module.len() as u32, sha256: sha, limits: Limits::default() });
+        self.send(&Message::PushBegin {
+            format,
+            total_len: module.len() as u32,
+            sha256: sha,
+            limits: Limits::default(),
+        });
         for (index, chunk) in module.chunks(wire::MAX_CHUNK_LEN).enumerate() {
             self.send(&Message::PushChunk { offset: (index * wire::MAX_CHUNK_LEN) as u32, bytes: chunk });
         }
@@ -217,8 +222,7 @@ impl Client {
     }
 }
 
-
-/// Builds `source` with jos-cli's builder; signs it with `seed`.
+/// Builds `source` with jos-build (the builder `jos-cli build` uses); signs it with `seed`.
 fn build(source: &Path, format: Format, seed: &[u8; 32]) -> Vec<u8> {
     jos_tests::build_signed(source, format, seed).unwrap_or_else(|e| panic!("{e}"))
 }
@@ -405,7 +409,7 @@ fn every_job(device: &mut Device, client: &mut Client, modules: &Modules) {
         bind_then,
     } = modules;
     // wasm echo, signer with `net`: several datagrams, then quit -> bye, "echoed K".
-    client.invoke(&echo_wasm, &format!("{JOB_PORT}"), Limits::default());
+    client.invoke(echo_wasm, &format!("{JOB_PORT}"), Limits::default());
     let received = talk_to_echo(device, 5, true, true);
     let (exit, output, logs) = expect_ok(client.next());
     assert_eq!(exit, 0, "{logs:?}");
@@ -413,7 +417,7 @@ fn every_job(device: &mut Device, client: &mut Client, modules: &Modules) {
     assert!(received >= 5);
 
     // The same port again (the socket was freed), native this time, stopping after 3 datagrams.
-    client.invoke(&echo_native, &format!("{JOB_PORT} 3"), Limits::default());
+    client.invoke(echo_native, &format!("{JOB_PORT} 3"), Limits::default());
     let received = talk_to_echo(device, 3, false, false);
     let (exit, output, logs) = expect_ok(client.next());
     assert_eq!(exit, 0, "{logs:?}");
@@ -438,31 +442,31 @@ fn every_job(device: &mut Device, client: &mut Client, modules: &Modules) {
     // A port outside the policy's range (forwarded, so a bound socket would answer), and one
     // of the device's own ports.
     for port in [7500u16, 4747, 7] {
-        let (exit, _, logs) = expect_ok(client.run(&echo_wasm, &format!("{port} 1"), Limits::default()));
+        let (exit, _, logs) = expect_ok(client.run(echo_wasm, &format!("{port} 1"), Limits::default()));
         assert_eq!(exit, PERMISSION_DENIED, "port {port}: {logs:?}");
     }
-    let (exit, _, _) = expect_ok(client.run(&echo_native, "7500 1", Limits::default()));
+    let (exit, _, _) = expect_ok(client.run(echo_native, "7500 1", Limits::default()));
     assert_eq!(exit, PERMISSION_DENIED, "native, port outside the range");
     let probe = host_socket();
     assert!(exchange(&probe, device.outside, b"anyone?", Duration::from_secs(2)).is_none(), "nothing bound 7500");
 
     // Sockets are freed however a job ends: trap, out of fuel, abort on disconnect.
     let port = format!("{JOB_PORT}");
-    match client.run(&bind_then, &format!("{port} trap"), Limits::default()) {
+    match client.run(bind_then, &format!("{port} trap"), Limits::default()) {
         Reply::Result { status: JobStatus::Trap, .. } => {}
         other => panic!("bind then trap: {other:?}"),
     }
     let limits = Limits { fuel: 2_000_000, ..Limits::default() };
-    match client.run(&bind_then, &format!("{port} spin"), limits) {
+    match client.run(bind_then, &format!("{port} spin"), limits) {
         Reply::Result { status: JobStatus::OutOfFuel, .. } => {}
         other => panic!("bind then spin: {other:?}"),
     }
     let mut leaving = Client::connect(device.tcp);
-    leaving.invoke(&bind_then, &format!("{port} spin"), Limits::default());
+    leaving.invoke(bind_then, &format!("{port} spin"), Limits::default());
     std::thread::sleep(Duration::from_millis(500));
     drop(leaving);
     // The aborted job's socket is freed: the next echo job binds the same port.
-    client.invoke(&echo_wasm, &format!("{JOB_PORT} 2"), Limits::default());
+    client.invoke(echo_wasm, &format!("{JOB_PORT} 2"), Limits::default());
     let received = talk_to_echo(device, 2, false, true);
     let (exit, output, _) = expect_ok(client.next());
     assert_eq!((exit, received), (0, 2));
@@ -583,13 +587,20 @@ fn yield_gives_the_rest_of_the_frame_back() {
         let (exit, plain, logs, stats) = expect_ok_stats(client.run(module, &format!("{work} 0"), Limits::default()));
         assert_eq!(exit, 0, "{name}: {logs:?}");
         let share = cpu_share(&stats);
-        eprintln!("yield: compute ({name}, {work} iterations, no yield): time_us {} cpu_us {} ({share:.3})", stats.time_us, stats.cpu_us);
+        eprintln!(
+            "yield: compute ({name}, {work} iterations, no yield): time_us {} cpu_us {} ({share:.3})",
+            stats.time_us, stats.cpu_us
+        );
         assert!(stats.time_us >= 20_000, "{name}: the compute job is long enough to span frames: {stats:?}");
         assert!(share > 0.9, "{name}: a job that never yields holds the CPU {share:.3} of its time: {stats:?}");
-        let (exit, yielding, logs, slow) = expect_ok_stats(client.run(module, &format!("{work} 100"), Limits::default()));
+        let (exit, yielding, logs, slow) =
+            expect_ok_stats(client.run(module, &format!("{work} 100"), Limits::default()));
         assert_eq!(exit, 0, "{name}: {logs:?}");
         assert_eq!(yielding, plain, "{name}: the same result with yields");
-        assert!(slow.time_us >= 95_000 && slow.time_us > stats.time_us, "{name}: 100 yields: {slow:?} against {stats:?}");
+        assert!(
+            slow.time_us >= 95_000 && slow.time_us > stats.time_us,
+            "{name}: 100 yields: {slow:?} against {stats:?}"
+        );
     }
     assert!(udp_echo_answers(&device), "UDP echo answers after the yielding jobs");
     drop(client);

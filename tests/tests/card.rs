@@ -6,6 +6,8 @@
 //! read the tags, and serve an offload job, on raspi0 (DHCP) and raspi1ap (the configuration's
 //! static address, as `jos-cli provision --static` writes it). A device tree in r2 is
 //! recognised and said so. And `kernel.img` is byte for byte what objcopy makes of the ELF.
+//! Booted that way in front of the LAN9512 model (`jos-lan9512`, as on a Pi 1 B), the MAC the
+//! firmware put on the command line is the one the SMSC driver programs and the network sees.
 
 use std::path::PathBuf;
 use std::process::Command;
@@ -16,6 +18,7 @@ use jos_abi::config::{ConfigRepr, Network, Policy};
 use jos_abi::signature::{public_key, sha256, sign_wasm, SignerRights, TrustedSigner};
 use jos_abi::wire::{Format, JobStatus, Limits, Message};
 use jos_offload::{host, noise};
+use jos_tests::netns::{last_write, Model, Namespace};
 use jos_tests::{free_port, kernel_elf, kernel_img, BootOptions, KernelLoad, Qemu, MACHINES};
 
 const DEVICE_SECRET: [u8; 32] = [0x61; 32];
@@ -123,7 +126,9 @@ fn firmware_boot_of_kernel_img_serves_an_offload_job_on_every_machine() {
         options.load = KernelLoad::Firmware { tags, machine: MACHINE_BCM2708 };
         options.extra_args = vec![
             "-netdev".into(),
-            format!("user,id=n0,hostfwd=tcp:127.0.0.1:{tcp}-{guest}:4748,hostfwd=udp:127.0.0.1:{discovery}-{guest}:4747"),
+            format!(
+                "user,id=n0,hostfwd=tcp:127.0.0.1:{tcp}-{guest}:4748,hostfwd=udp:127.0.0.1:{discovery}-{guest}:4747"
+            ),
             "-device".into(),
             "usb-net,netdev=n0,port=1".into(),
             "-device".into(),
@@ -153,7 +158,11 @@ fn firmware_boot_of_kernel_img_serves_an_offload_job_on_every_machine() {
         assert_eq!(verdict.trim(), "PASS", "{machine}:\n{}", qemu.output());
         qemu.wait_for_line_containing("offload: ready", Duration::from_secs(30)).unwrap_or_else(|e| fail(e));
         let address = qemu.wait_for_line("net: ip ", Duration::from_secs(60)).unwrap_or_else(|e| fail(e));
-        let expected = if *machine == "raspi0" { "10.0.2.15/24 via dhcp" } else { "10.0.2.16/24 via static (boot configuration) gateway 10.0.2.2" };
+        let expected = if *machine == "raspi0" {
+            "10.0.2.15/24 via dhcp"
+        } else {
+            "10.0.2.16/24 via static (boot configuration) gateway 10.0.2.2"
+        };
         assert!(address.starts_with(expected), "{machine}: net: ip {address}");
 
         // An offload job: push the echo module, invoke it, read its output.
@@ -234,4 +243,46 @@ fn kernel_img_is_what_objcopy_makes_of_the_elf() {
     assert!(ours == objcopy, "kernel.img differs from `objcopy -O binary`");
     // The first word is _start's first instruction (cpsid if), not an ELF header.
     assert_eq!(&ours[..4], &0xf10c_00c0u32.to_le_bytes(), "kernel.img does not start with _start");
+}
+
+/// The firmware's `smsc95xx.macaddr=` reaches the chip: `kernel.img` booted the firmware's way
+/// (ATAG command line as on a Pi 1 B) with the LAN9512 model on the root port. The driver must
+/// name the command line as the MAC's source, program ADDRL/ADDRH with it (the model's trace),
+/// and the wire must see frames from it (dnsmasq's lease for that MAC). The other LAN9512 tests
+/// boot the ELF, with no command line, and see the serial-derived address.
+#[test]
+fn the_firmware_command_line_mac_reaches_the_lan9512() {
+    // SAFETY: geteuid has no preconditions.
+    if unsafe { libc::geteuid() } != 0 {
+        println!("skipped: making a network namespace needs root");
+        return;
+    }
+    let namespace = Namespace::create("cardmac", true).unwrap_or_else(|e| panic!("namespace: {e}"));
+    let mut model = Model::start(std::path::Path::new(env!("CARGO_BIN_EXE_jos-lan9512")), &namespace, "lan9512")
+        .unwrap_or_else(|e| panic!("{e}"));
+    let revision = 0x000e; // a Pi 1 B rev 2.0, 512 MiB: LAN9512 on board
+    let mut options = BootOptions::new("raspi0", kernel_img());
+    options.load =
+        KernelLoad::Firmware { tags: atags(448 << 20, 0, &firmware_cmdline(revision)), machine: MACHINE_BCM2708 };
+    options.extra_args = model.qemu_args();
+    let mut qemu = Qemu::boot(&options).expect("start QEMU");
+    let address = qemu
+        .wait_for_line("net: ip ", Duration::from_secs(90))
+        .unwrap_or_else(|e| panic!("{e}\nmodel trace:\n{}", model.trace_text()));
+    assert!(address.starts_with("10.0.2.15/24 via dhcp"), "net: ip {address}");
+    let output = qemu.output();
+    let attach = output
+        .lines()
+        .find(|line| line.starts_with("usb: smsc95xx: chip 0xec00"))
+        .unwrap_or_else(|| panic!("no attach line:\n{output}"));
+    assert!(attach.contains("MAC b8:27:eb:34:ab:cd (firmware command line)"), "{attach}");
+    // The wire learnt the guest's MAC from its frames (ARP, the ping's replies).
+    let _ = namespace.exec("ping", &["-c", "3", "-W", "3", jos_tests::netns::GUEST_ADDRESS]);
+    let neighbour = namespace.exec("ip", &["neigh", "show", jos_tests::netns::GUEST_ADDRESS]);
+    let neighbour = String::from_utf8_lossy(&neighbour.stdout).to_lowercase();
+    assert!(neighbour.contains("lladdr b8:27:eb:34:ab:cd"), "the wire saw another MAC: {neighbour:?}");
+    qemu.kill();
+    let trace = model.finish(Duration::from_secs(5));
+    assert_eq!(last_write(&trace, "ADDRL"), Some(0x34eb_27b8), "ADDRL holds b8:27:eb:34 (little-endian)");
+    assert_eq!(last_write(&trace, "ADDRH"), Some(0xcdab), "ADDRH holds ab:cd");
 }

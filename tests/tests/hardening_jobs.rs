@@ -326,7 +326,7 @@ fn bulky_module(index: u32) -> Vec<u8> {
 fn re_signed(module: &[u8], variant: u32) -> Vec<u8> {
     let split = jos_abi::signature::split_wasm(module).unwrap();
     let content = split.content;
-    let repr = SignatureRepr::sign(ContentType::WasmModule, content, &DEVELOPER, variant % 2 == 0);
+    let repr = SignatureRepr::sign(ContentType::WasmModule, content, &DEVELOPER, variant.is_multiple_of(2));
     let mut first = vec![1u8];
     first.extend_from_slice(&repr.hash);
     let mut entry = Vec::new();

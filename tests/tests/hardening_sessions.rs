@@ -13,12 +13,12 @@ use std::net::{SocketAddr, TcpStream, UdpSocket};
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use jos_abi::config::{ConfigRepr, Network, Policy};
 use jos_abi::codec::List;
+use jos_abi::config::{ConfigRepr, Network, Policy};
 use jos_abi::signature::{public_key, sha256, sign_wasm, SignerRights, TrustedSigner};
 use jos_abi::wire::discovery::{Advert, AdvertRepr, Probe, HEADER_LEN, PROBE_LEN};
 use jos_abi::wire::{Format, JobStatus, Limits, Message};
-use jos_cli::client::{discover, Session, Target};
+use jos_client::{discover, Session, Target};
 use jos_offload::{host, noise};
 use jos_tests::{free_port, kernel_elf, offload_counters, BootOptions, Qemu};
 
@@ -157,8 +157,14 @@ fn free_memory(device: &Device) -> u32 {
 }
 
 /// `counter` now minus at `start`.
-fn grew(now: &std::collections::HashMap<String, u64>, start: &std::collections::HashMap<String, u64>, counter: &str) -> u64 {
-    let value = |map: &std::collections::HashMap<String, u64>| *map.get(counter).unwrap_or_else(|| panic!("no counter {counter}: {map:?}"));
+fn grew(
+    now: &std::collections::HashMap<String, u64>,
+    start: &std::collections::HashMap<String, u64>,
+    counter: &str,
+) -> u64 {
+    let value = |map: &std::collections::HashMap<String, u64>| {
+        *map.get(counter).unwrap_or_else(|| panic!("no counter {counter}: {map:?}"))
+    };
     value(now) - value(start)
 }
 
@@ -176,7 +182,14 @@ fn stalled_silent_and_unread_sessions_are_closed_and_a_push_gets_through() {
     let module = sign_wasm(&wat::parse_str(FLOOD).unwrap(), &DEVELOPER, true).unwrap();
     let hash = sha256(&module);
     let mut setup = client(&device);
-    setup.send(&Message::PushBegin { format: Format::Wasm, total_len: module.len() as u32, sha256: hash, limits: Limits::default() }).unwrap();
+    setup
+        .send(&Message::PushBegin {
+            format: Format::Wasm,
+            total_len: module.len() as u32,
+            sha256: hash,
+            limits: Limits::default(),
+        })
+        .unwrap();
     setup.send(&Message::PushChunk { offset: 0, bytes: &module }).unwrap();
     setup.send(&Message::PushEnd).unwrap();
     assert!(matches!(Message::parse(&setup.next_plain().expect("an answer")), Ok(Message::PushOk { .. })));
@@ -192,7 +205,8 @@ fn stalled_silent_and_unread_sessions_are_closed_and_a_push_gets_through() {
     std::thread::sleep(Duration::from_millis(500));
     let free_before = free_memory(&device);
     let mut flooder = client(&device);
-    let invokes = (0..300).flat_map(|_| flooder.seal(&Message::Invoke { hash, limits: Limits::default(), input: b"", call: None }));
+    let invokes = (0..300)
+        .flat_map(|_| flooder.seal(&Message::Invoke { hash, limits: Limits::default(), input: b"", call: None }));
     let mut frames: Vec<u8> = invokes.collect();
     frames.extend((0..20_000u64).flat_map(|nonce| flooder.seal(&Message::Ping { nonce })));
     let mut writer = flooder.stream().try_clone().unwrap();
@@ -202,7 +216,8 @@ fn stalled_silent_and_unread_sessions_are_closed_and_a_push_gets_through() {
     // It reads only after the device has given up on it (what it then reads was queued in the
     // host's and QEMU's buffers before).
     std::thread::sleep(Duration::from_secs(3));
-    closed_within(flooder.stream(), Duration::from_secs(60)).unwrap_or_else(|e| panic!("the flooder: {e}\n{}", device.qemu.output()));
+    closed_within(flooder.stream(), Duration::from_secs(60))
+        .unwrap_or_else(|e| panic!("the flooder: {e}\n{}", device.qemu.output()));
     sender.join().unwrap();
     let after_flood = offload_counters(&mut device.qemu);
     assert_eq!(grew(&after_flood, &start, "outbox_overflows"), 1, "{after_flood:?}");
@@ -243,7 +258,9 @@ fn stalled_silent_and_unread_sessions_are_closed_and_a_push_gets_through() {
     let pushed = Instant::now();
     let device_key = noise::public_key(&DEVICE_SECRET);
     let mut session = Session::connect(session_address(&device), &CLIENT_SECRET, &device_key, Duration::from_secs(30))
-        .unwrap_or_else(|error| panic!("a trusted client next to 8 stalled connections: {error} ({:?})\n{}", error.exit(), device.qemu.output()));
+        .unwrap_or_else(|error| {
+            panic!("a trusted client next to 8 stalled connections: {error} ({error:?})\n{}", device.qemu.output())
+        });
     let hash = session.push(Format::Wasm, &module, Limits::default(), &mut |_| {}).expect("push");
     assert_eq!(hash, sha256(&module));
     let outcome = session.invoke(hash, Limits::default(), b"through", None, &mut |_| {}).expect("invoke");
@@ -255,7 +272,8 @@ fn stalled_silent_and_unread_sessions_are_closed_and_a_push_gets_through() {
     }
     assert!(stalled_at.elapsed() >= Duration::from_secs(5), "the ones not evicted waited for the deadline");
     let after_stall = offload_counters(&mut device.qemu);
-    let (timeouts, evicted) = (grew(&after_stall, &before_stall, "handshake_timeouts"), grew(&after_stall, &before_stall, "evicted"));
+    let (timeouts, evicted) =
+        (grew(&after_stall, &before_stall, "handshake_timeouts"), grew(&after_stall, &before_stall, "evicted"));
     assert_eq!(timeouts + evicted, 8, "each stalled connection closed once: {after_stall:?}");
     assert!(evicted >= 1 && timeouts >= 1, "evicted {evicted}, timed out {timeouts}");
     assert_eq!(grew(&after_stall, &before_stall, "sessions_opened"), 1);
@@ -273,8 +291,16 @@ fn stalled_silent_and_unread_sessions_are_closed_and_a_push_gets_through() {
     // The status screen's sessions and limits rows (the shell's `status` prints the panel).
     device.qemu.send("status\r").unwrap();
     let row = device.qemu.wait_for_line("status: sessions ", Duration::from_secs(20)).unwrap_or_else(|e| panic!("{e}"));
-    for (label, counter) in [("stall", "handshake_timeouts"), ("idle", "idle_timeouts"), ("evict", "evicted"), ("unread", "outbox_overflows")] {
-        assert!(row.contains(&format!("{label} {} ", end[counter])) || row.ends_with(&format!("{label} {}", end[counter])), "{label} in {row:?}: {end:?}");
+    for (label, counter) in [
+        ("stall", "handshake_timeouts"),
+        ("idle", "idle_timeouts"),
+        ("evict", "evicted"),
+        ("unread", "outbox_overflows"),
+    ] {
+        assert!(
+            row.contains(&format!("{label} {} ", end[counter])) || row.ends_with(&format!("{label} {}", end[counter])),
+            "{label} in {row:?}: {end:?}"
+        );
     }
     let row = device.qemu.wait_for_line("status: limits ", Duration::from_secs(20)).unwrap_or_else(|e| panic!("{e}"));
     assert!(row.contains("probes 0 limited") && row.contains("echo loops 0"), "{row:?}");
@@ -329,8 +355,12 @@ fn short_probes_get_nothing_and_a_burst_is_rate_limited() {
 
     // A normal discovery, a moment later, finds the device.
     std::thread::sleep(Duration::from_secs(2));
-    let found = discover(&[Target::Unicast(SocketAddr::from(([127, 0, 0, 1], device.discovery)))], Duration::from_secs(3), true)
-        .expect("discovery runs");
+    let found = discover(
+        &[Target::Unicast(SocketAddr::from(([127, 0, 0, 1], device.discovery)))],
+        Duration::from_secs(3),
+        true,
+    )
+    .expect("discovery runs");
     assert_eq!(found.adverts.len(), 1, "{:?}", found.refused);
     assert_eq!(found.adverts[0].name, "qemu-hardening");
     assert!(!device.qemu.output().contains("PANIC"));

@@ -21,7 +21,9 @@ fn sample(qemu: &Qemu, span: Duration) -> Vec<(Duration, bool)> {
     let mut samples = Vec::new();
     while start.elapsed() < span {
         let reply = qemu
-            .qmp(&format!(r#"{{"execute":"human-monitor-command","arguments":{{"command-line":"xp /1wx {GPLEV1:#x}"}}}}"#))
+            .qmp(&format!(
+                r#"{{"execute":"human-monitor-command","arguments":{{"command-line":"xp /1wx {GPLEV1:#x}"}}}}"#
+            ))
             .expect("QMP answers");
         let word = reply
             .split("0x")
@@ -69,7 +71,8 @@ fn led_shows_the_stage_then_the_fault_code() {
 
     // A panic: the fault path blinks code 4 forever.
     qemu.send("panic\r").unwrap();
-    let halted = qemu.wait_for_line_containing("jos: halted", Duration::from_secs(10)).unwrap_or_else(|e| panic!("{e}"));
+    let halted =
+        qemu.wait_for_line_containing("jos: halted", Duration::from_secs(10)).unwrap_or_else(|e| panic!("{e}"));
     assert!(halted.contains("fault code 4"), "{halted}");
     let fault = flashes(&sample(&qemu, Duration::from_millis(14_000)));
     let long: Vec<_> = fault.iter().filter(|(_, length)| *length >= Duration::from_millis(400)).collect();

@@ -69,7 +69,9 @@ fn udp_echo(port: u16, count: usize, sizes: impl Fn(usize) -> usize) -> (usize, 
         socket.send(&request).expect("send");
         match socket.recv(&mut reply) {
             Ok(length) if reply[..length] == request[..] => good += 1,
-            Ok(length) => problems.push(format!("request {index} ({} bytes): reply of {length} bytes differs", request.len())),
+            Ok(length) => {
+                problems.push(format!("request {index} ({} bytes): reply of {length} bytes differs", request.len()))
+            }
             Err(e) => problems.push(format!("request {index} ({} bytes): {e}", request.len())),
         }
     }

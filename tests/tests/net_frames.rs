@@ -112,7 +112,8 @@ fn tcp_from(frame: &[u8], from_port: u16) -> Option<(u8, u16)> {
     let is_tcp = frame.len() >= 54 && frame[12..14] == [0x08, 0x00] && frame[23] == 6 && frame[26..30] == KERNEL_IP;
     let header = 14 + usize::from(frame.get(14)? & 0x0f) * 4;
     let segment = frame.get(header..header + 20)?;
-    (is_tcp && segment[..2] == from_port.to_be_bytes()).then(|| (segment[13], u16::from_be_bytes([segment[2], segment[3]])))
+    (is_tcp && segment[..2] == from_port.to_be_bytes())
+        .then(|| (segment[13], u16::from_be_bytes([segment[2], segment[3]])))
 }
 
 /// The test's side of the link.
@@ -134,7 +135,8 @@ impl Peer {
         while Instant::now() < deadline {
             let Ok(length) = self.socket.recv(&mut buffer) else { continue };
             let frame = &buffer[..length];
-            if frame.len() >= 42 && frame[12..14] == [0x08, 0x06] && frame[20..22] == [0, 1] && frame[38..42] == PEER_IP {
+            if frame.len() >= 42 && frame[12..14] == [0x08, 0x06] && frame[20..22] == [0, 1] && frame[38..42] == PEER_IP
+            {
                 let mut kernel_mac = [0u8; 6];
                 kernel_mac.copy_from_slice(&frame[22..28]);
                 self.kernel_mac = Some(kernel_mac);
@@ -322,9 +324,19 @@ fn echo_replies_are_well_formed_on_every_path() {
     let big: Vec<u8> = (0..1400).map(|i| (i * 13) as u8).collect();
     let cases: Vec<(&str, Vec<u8>, u16, Vec<u8>)> = vec![
         ("plain", ethernet(kernel, 0x0800, &ipv4(17, 0x4000, &udp(40_000, 7, b"Echo1"))), 40_000, b"Echo1".to_vec()),
-        ("no UDP checksum", ethernet(kernel, 0x0800, &ipv4(17, 0x4000, &udp_from(PEER_IP, 40_002, 7, b"zero", false))), 40_002, b"zero".to_vec()),
+        (
+            "no UDP checksum",
+            ethernet(kernel, 0x0800, &ipv4(17, 0x4000, &udp_from(PEER_IP, 40_002, 7, b"zero", false))),
+            40_002,
+            b"zero".to_vec(),
+        ),
         ("padded", padded, 40_001, b"pad".to_vec()),
-        ("IPv4 options", ethernet(kernel, 0x0800, &ipv4_from(PEER_IP, &[1, 1, 1, 0], 17, 0x4000, &udp(40_003, 7, b"options"))), 40_003, b"options".to_vec()),
+        (
+            "IPv4 options",
+            ethernet(kernel, 0x0800, &ipv4_from(PEER_IP, &[1, 1, 1, 0], 17, 0x4000, &udp(40_003, 7, b"options"))),
+            40_003,
+            b"options".to_vec(),
+        ),
         ("1400 bytes", ethernet(kernel, 0x0800, &ipv4(17, 0x4000, &udp(40_004, 7, &big))), 40_004, big.clone()),
         ("empty", ethernet(kernel, 0x0800, &ipv4(17, 0x4000, &udp(40_005, 7, b""))), 40_005, Vec::new()),
     ];
@@ -334,7 +346,8 @@ fn echo_replies_are_well_formed_on_every_path() {
             peer.send(frame);
             sent += 1;
             reply = peer.receive(Duration::from_secs(3), |frame| {
-                (frame.len() >= 38 && frame[12..14] == [0x08, 0x00] && frame[36..38] == port.to_be_bytes()).then(|| frame.to_vec())
+                (frame.len() >= 38 && frame[12..14] == [0x08, 0x00] && frame[36..38] == port.to_be_bytes())
+                    .then(|| frame.to_vec())
             });
             if reply.is_some() {
                 break;
@@ -347,11 +360,18 @@ fn echo_replies_are_well_formed_on_every_path() {
     }
     // No port or no address to answer: dropped (counted), and the service goes on.
     let from_port_zero = ethernet(kernel, 0x0800, &ipv4(17, 0x4000, &udp_from(PEER_IP, 0, 7, b"port0", false)));
-    let from_nowhere = ethernet(kernel, 0x0800, &ipv4_from([0, 0, 0, 0], &[], 17, 0x4000, &udp_from([0, 0, 0, 0], 40_006, 7, b"nowhere", true)));
+    let from_nowhere = ethernet(
+        kernel,
+        0x0800,
+        &ipv4_from([0, 0, 0, 0], &[], 17, 0x4000, &udp_from([0, 0, 0, 0], 40_006, 7, b"nowhere", true)),
+    );
     peer.send(&from_port_zero);
     peer.send(&from_nowhere);
     let unexpected = peer.receive(Duration::from_millis(500), |frame| {
-        (frame.len() >= 38 && frame[12..14] == [0x08, 0x00] && (frame[36..38] == [0, 0] || frame[36..38] == 40_006u16.to_be_bytes())).then_some(())
+        (frame.len() >= 38
+            && frame[12..14] == [0x08, 0x00]
+            && (frame[36..38] == [0, 0] || frame[36..38] == 40_006u16.to_be_bytes()))
+        .then_some(())
     });
     assert!(unexpected.is_none(), "answered a request with no address or port to answer");
     for attempt in 0..20 {
@@ -367,7 +387,10 @@ fn echo_replies_are_well_formed_on_every_path() {
     let output = qemu.output();
     println!("{}", output.lines().rev().find(|l| l.starts_with("net: stats ")).unwrap_or("no stats line"));
     let counted = stat(&output, "udp_echo");
-    assert!((answered..=sent).contains(&counted), "{answered} echoes answered of {sent} requests, {counted} counted:\n{output}");
+    assert!(
+        (answered..=sent).contains(&counted),
+        "{answered} echoes answered of {sent} requests, {counted} counted:\n{output}"
+    );
     assert_eq!(stat(&output, "udp_drop"), 2, "the two unanswerable requests counted:\n{output}");
     assert!(!output.contains("PANIC"), "{output}");
 }
@@ -384,7 +407,10 @@ fn echo_requests_from_well_known_ports_are_not_answered() {
         peer.send(&ethernet(kernel, 0x0800, &ipv4(17, 0x4000, &udp(source, 7, b"loop?"))));
     }
     let answered = peer.receive(Duration::from_millis(1500), |frame| {
-        let to_low_port = frame.len() >= 38 && frame[12..14] == [0x08, 0x00] && frame[23] == 17 && u16::from_be_bytes([frame[36], frame[37]]) < 1024;
+        let to_low_port = frame.len() >= 38
+            && frame[12..14] == [0x08, 0x00]
+            && frame[23] == 17
+            && u16::from_be_bytes([frame[36], frame[37]]) < 1024;
         to_low_port.then(|| u16::from_be_bytes([frame[36], frame[37]]))
     });
     assert_eq!(answered, None, "an echo request from a well-known port was answered");

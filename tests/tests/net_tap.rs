@@ -75,12 +75,22 @@ fn tap_in_namespace_ping_and_broadcast() {
 
     let ping = namespace.exec("ping", &["-c", "3", "-W", "3", "10.0.2.15"]);
     let ping_text = String::from_utf8_lossy(&ping.stdout);
-    assert!(ping.status.success(), "ping failed:\n{ping_text}{}\n{}", String::from_utf8_lossy(&ping.stderr), qemu.output());
+    assert!(
+        ping.status.success(),
+        "ping failed:\n{ping_text}{}\n{}",
+        String::from_utf8_lossy(&ping.stderr),
+        qemu.output()
+    );
     assert!(ping_text.contains("3 received"), "ping: {ping_text}");
 
     let probe = env!("CARGO_BIN_EXE_jos-net-probe");
     let unicast = namespace.exec(probe, &["echo", "10.0.2.15:7", "5"]);
-    assert!(unicast.status.success(), "unicast echo: {}{}", String::from_utf8_lossy(&unicast.stdout), String::from_utf8_lossy(&unicast.stderr));
+    assert!(
+        unicast.status.success(),
+        "unicast echo: {}{}",
+        String::from_utf8_lossy(&unicast.stdout),
+        String::from_utf8_lossy(&unicast.stderr)
+    );
     let broadcast = namespace.exec(probe, &["echo", "10.0.2.255:7", "3", "--broadcast"]);
     let text = String::from_utf8_lossy(&broadcast.stdout).to_string();
     assert!(

@@ -18,9 +18,11 @@ fn status_screen_shows_banner_and_verdict() {
     let picture = qemu.screen_picture().expect("screendump");
     assert_eq!((picture.width, picture.height), (640, 480));
 
-    let banner_wrong = picture.text_mismatches(BANNER_ROW, &banner, colors::BANNER_FOREGROUND, colors::STATUS_BACKGROUND);
+    let banner_wrong =
+        picture.text_mismatches(BANNER_ROW, &banner, colors::BANNER_FOREGROUND, colors::STATUS_BACKGROUND);
     assert_eq!(banner_wrong, 0, "{banner_wrong} banner pixels differ from {banner:?} in the kernel font");
-    let verdict_wrong = picture.text_mismatches(VERDICT_ROW, "self-test PASS", colors::STATUS_FOREGROUND, colors::STATUS_BACKGROUND);
+    let verdict_wrong =
+        picture.text_mismatches(VERDICT_ROW, "self-test PASS", colors::STATUS_FOREGROUND, colors::STATUS_BACKGROUND);
     assert_eq!(verdict_wrong, 0, "{verdict_wrong} pixels of the verdict row differ");
     // And the check can tell text apart: a different string does not match.
     assert!(picture.text_mismatches(BANNER_ROW, "jos 9.9.9", colors::BANNER_FOREGROUND, colors::STATUS_BACKGROUND) > 0);

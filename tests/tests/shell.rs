@@ -32,9 +32,8 @@ fn panic_is_reported_on_console_and_screen_then_halts() {
     let picture = qemu.screen_picture().expect("screendump");
     let line = format!("PANIC at {report}");
     let rows = picture.height / jos_kcore::font::HEIGHT;
-    let on_screen = (jos_kcore::console::STATUS_ROWS..rows).any(|row| {
-        picture.text_mismatches(row, &line, jos_kcore::console::colors::ERROR_FOREGROUND, 0) == 0
-    });
+    let on_screen = (jos_kcore::console::STATUS_ROWS..rows)
+        .any(|row| picture.text_mismatches(row, &line, jos_kcore::console::colors::ERROR_FOREGROUND, 0) == 0);
     assert!(on_screen, "{line:?} is not on the screen in red");
     // Halted: the console no longer answers.
     qemu.send("heap\r").expect("type a command");
@@ -47,7 +46,9 @@ fn allocation_failure_is_reported_not_a_hang() {
     let mut qemu = Qemu::boot(&BootOptions::new("raspi0", kernel_elf(""))).expect("start QEMU");
     qemu.wait_for_line("boot: ", Duration::from_secs(60)).unwrap_or_else(|e| panic!("{e}"));
     qemu.send("oom\r").expect("type a command");
-    let error = qemu.wait_for_line_containing("ERROR heap: cannot allocate", Duration::from_secs(20)).unwrap_or_else(|e| panic!("{e}"));
+    let error = qemu
+        .wait_for_line_containing("ERROR heap: cannot allocate", Duration::from_secs(20))
+        .unwrap_or_else(|e| panic!("{e}"));
     assert!(error.contains("failures 2"), "the failure is counted (after the self-test's one): {error}");
     let panic = qemu.wait_for_line("PANIC at ", Duration::from_secs(20)).unwrap_or_else(|e| panic!("{e}"));
     assert!(panic.contains("memory allocation of"), "allocation-error panic: {panic}");
@@ -64,7 +65,8 @@ fn hex_after(text: &str, key: &str) -> Option<usize> {
 #[test]
 fn stack_overflow_hits_the_guard_page() {
     let mut qemu = Qemu::boot(&BootOptions::new("raspi0", kernel_elf(""))).expect("start QEMU");
-    let stacks = qemu.wait_for_line_containing("stacks: svc ", Duration::from_secs(60)).unwrap_or_else(|e| panic!("{e}"));
+    let stacks =
+        qemu.wait_for_line_containing("stacks: svc ", Duration::from_secs(60)).unwrap_or_else(|e| panic!("{e}"));
     let svc_bottom = hex_after(&stacks, "svc ").expect("svc stack bottom");
     qemu.wait_for_line("boot: ", Duration::from_secs(60)).unwrap_or_else(|e| panic!("{e}"));
     qemu.send("overflow\r").expect("type a command");

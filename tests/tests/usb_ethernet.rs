@@ -28,7 +28,7 @@ use jos_abi::config::{ConfigRepr, Network, Policy};
 use jos_abi::signature::{public_key, sha256, sign_wasm, SignerRights, TrustedSigner};
 use jos_abi::wire::{self, Format, JobStatus, Limits, Message};
 use jos_offload::{host, noise};
-use jos_tests::netns::{Model, Namespace, GUEST_ADDRESS};
+use jos_tests::netns::{last_write, Model, Namespace, GUEST_ADDRESS};
 use jos_tests::{kernel_elf, BootOptions, Qemu};
 
 const DEVICE_SECRET: [u8; 32] = [0x61; 32];
@@ -130,16 +130,6 @@ fn tcp_echo(data: &[u8]) -> Vec<u8> {
 fn stat(output: &str, name: &str) -> Option<u64> {
     let line = output.lines().rev().find(|l| l.starts_with("net: stats "))?;
     line.split_whitespace().skip_while(|w| *w != name).nth(1)?.parse().ok()
-}
-
-/// The value of the last write to register `name` in the model's trace.
-fn last_write(trace: &str, name: &str) -> Option<u32> {
-    let prefix = format!("W {name} ");
-    trace
-        .lines()
-        .rev()
-        .find_map(|l| l.strip_prefix(&prefix))
-        .and_then(|v| u32::from_str_radix(v.trim_start_matches("0x"), 16).ok())
 }
 
 /// A counter of the model's closing summary line.

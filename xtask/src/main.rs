@@ -14,24 +14,49 @@
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode};
 
+use clap::Parser;
+
+/// Developer workflows of the jos repository.
+#[derive(Debug, Parser)]
+#[command(name = "cargo xtask", bin_name = "cargo xtask")]
+enum Task {
+    /// Build the kernel ELF (release) and print its path; the normal kernel also gives
+    /// build/kernel.img (raw, 0x8000).
+    Kernel {
+        /// Kernel cargo features.
+        #[arg(long, default_value = "")]
+        features: String,
+    },
+    /// Build and boot the kernel in QEMU, console on stdio.
+    Qemu {
+        /// The emulated board.
+        #[arg(long, default_value = "raspi0", value_parser = ["raspi0", "raspi1ap"])]
+        machine: String,
+    },
+    /// README command 1: emu start, push md5 and a filter, emu stop.
+    Demo,
+    /// README command 2: every host and QEMU test, then `lint`.
+    Test,
+    /// rustfmt, clippy and rustdoc with warnings as errors, for every cargo workspace (host,
+    /// kernel, fuzz).
+    Lint,
+    /// jos next to Linux on QEMU (docs/benchmarks.md); the arguments go to jos-bench
+    /// (--quick, --full, --replot, ...).
+    Bench {
+        /// jos-bench's arguments.
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        args: Vec<String>,
+    },
+}
+
 fn main() -> ExitCode {
-    let args: Vec<String> = std::env::args().skip(1).collect();
-    let result = match args.first().map(String::as_str) {
-        Some("kernel") => {
-            let features = option_value(&args, "--features").unwrap_or_default();
-            build_kernel(&features).map(|path| println!("{}", path.display()))
-        }
-        Some("qemu") => {
-            let machine = option_value(&args, "--machine").unwrap_or_else(|| "raspi0".into());
-            build_kernel("").and_then(|elf| qemu_interactive(&elf, &machine))
-        }
-        Some("demo") => demo(),
-        Some("test") => test(),
-        Some("bench") => bench(&args[1..]),
-        _ => {
-            eprintln!("usage: cargo xtask <kernel [--features F] | qemu [--machine raspi0|raspi1ap] | demo | test | bench [--quick|--full]>");
-            return ExitCode::from(2);
-        }
+    let result = match Task::parse() {
+        Task::Kernel { features } => build_kernel(&features).map(|path| println!("{}", path.display())),
+        Task::Qemu { machine } => build_kernel("").and_then(|elf| qemu_interactive(&elf, &machine)),
+        Task::Demo => demo(),
+        Task::Test => test(),
+        Task::Lint => lint(),
+        Task::Bench { args } => bench(&args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -40,10 +65,6 @@ fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
-}
-
-fn option_value(args: &[String], name: &str) -> Option<String> {
-    args.iter().position(|a| a == name).and_then(|i| args.get(i + 1)).cloned()
 }
 
 fn root() -> PathBuf {
@@ -249,12 +270,54 @@ fn test() -> Result<(), String> {
     build_kernel("")?;
     // Host unit tests and the QEMU tests (crate jos-tests) in one cargo invocation; every test
     // binary runs even after one fails, so a run reports all its failures at once.
-    run(Command::new(env!("CARGO")).current_dir(root()).env("JOS_BUILD_DIR", root().join("build")).args([
+    let tests = run(Command::new(env!("CARGO")).current_dir(root()).env("JOS_BUILD_DIR", root().join("build")).args([
         "test",
         "--workspace",
         "--release",
         "--no-fail-fast",
-    ]))
+    ]));
+    // The tidiness checks run even after a failing test, so one run reports both.
+    let lints = lint();
+    tests.and(lints)
+}
+
+/// The checks that keep the code tidy, for each cargo workspace: the host workspace, the kernel
+/// (its own workspace, built for the ARM target with build-std) and the fuzz targets.
+fn lint() -> Result<(), String> {
+    let cargo = |folder: &str| {
+        let mut command = Command::new(env!("CARGO"));
+        command.current_dir(root().join(folder)).env("RUSTDOCFLAGS", "-D warnings");
+        if folder != "." {
+            // The kernel's build-std and the fuzz workspace's sanitizer flags need this on the
+            // pinned stable toolchain (as `build_kernel` and `cargo fuzz` do).
+            command.env("RUSTC_BOOTSTRAP", "1");
+        }
+        command
+    };
+    let mut failed = Vec::new();
+    for folder in [".", "kernel", "fuzz"] {
+        let checks: [&[&str]; 3] = [
+            &["fmt", "--all", "--check"],
+            &["clippy", "--workspace", "--all-targets", "--release", "--", "-D", "warnings"],
+            &["doc", "--workspace", "--no-deps", "--release"],
+        ];
+        for args in checks {
+            // The kernel is one binary crate for a target without a test harness.
+            let args: Vec<&str> = if folder == "kernel" {
+                args.iter().copied().filter(|a| *a != "--all-targets").collect()
+            } else {
+                args.to_vec()
+            };
+            if let Err(message) = run(cargo(folder).args(&args)) {
+                failed.push(message);
+            }
+        }
+    }
+    if failed.is_empty() {
+        Ok(())
+    } else {
+        Err(failed.join("\n"))
+    }
 }
 
 /// Builds the kernel and the Linux baseline (`bench/linux/mkinitrd.sh`), then runs `jos-bench`,

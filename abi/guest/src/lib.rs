@@ -41,9 +41,9 @@ pub use io::input;
 pub use io::{input_len, read_input, read_input_all, write_output, Output};
 pub use jos_abi::syscall::{Endpoint, LogLevel};
 pub use jos_abi::{AbiVersion, ErrorCode};
-pub use log::{log, LineBuffer};
 #[doc(hidden)]
 pub use log::log_fmt as __log_fmt;
+pub use log::{log, LineBuffer};
 
 /// The ABI version this SDK was written against.
 pub const ABI_VERSION: AbiVersion = AbiVersion::CURRENT;

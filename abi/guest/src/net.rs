@@ -22,8 +22,7 @@ impl UdpSocket {
     pub fn send_to(&self, bytes: &[u8], to: Endpoint) -> Result<()> {
         let endpoint = to.to_bytes();
         // SAFETY: both pointers and the length describe live buffers the call only reads.
-        Error::check(unsafe { raw::udp_send(self.handle, endpoint.as_ptr(), bytes.as_ptr(), bytes.len()) })
-            .map(drop)
+        Error::check(unsafe { raw::udp_send(self.handle, endpoint.as_ptr(), bytes.as_ptr(), bytes.len()) }).map(drop)
     }
 
     /// Receives the next datagram into `buffer` (truncated to its size): the datagram's length and

@@ -483,7 +483,9 @@ impl<'a> Results<'a> {
     pub fn iter(&self) -> ResultIter<'a> {
         match self.storage {
             ResultStorage::Encoded(bytes) => ResultIter { encoded: bytes.chunks_exact(RESULT_LEN), decoded: [].iter() },
-            ResultStorage::Decoded(values) => ResultIter { encoded: [].chunks_exact(RESULT_LEN), decoded: values.iter() },
+            ResultStorage::Decoded(values) => {
+                ResultIter { encoded: [].chunks_exact(RESULT_LEN), decoded: values.iter() }
+            }
         }
     }
 }
@@ -1072,7 +1074,8 @@ mod tests {
         // A call's results travel beside the output, typed.
         let values = [CallValue::I32(-2), CallValue::F64(1.5)];
         let mut with_results = result[..results_at].to_vec();
-        with_results.extend_from_slice(&[2, 0x7F, 0xFE, 0xFF, 0xFF, 0xFF, 0, 0, 0, 0, 0x7C, 0, 0, 0, 0, 0, 0, 0xF8, 0x3F]);
+        with_results
+            .extend_from_slice(&[2, 0x7F, 0xFE, 0xFF, 0xFF, 0xFF, 0, 0, 0, 0, 0x7C, 0, 0, 0, 0, 0, 0, 0xF8, 0x3F]);
         with_results.extend_from_slice(&result[results_at + 1..]);
         round_trip(
             Message::JobResult {

@@ -3,10 +3,10 @@
 use std::time::Duration;
 
 use jos_abi::wire::discovery::DISCOVERY_PORT;
+use jos_client::store::{Home, TrustStore};
+use jos_client::{discover, parse_address, DeviceAdvert, Target};
 
-use crate::client::{discover, parse_address, DeviceAdvert, Target};
 use crate::exit::Exit;
-use crate::store::{Home, TrustStore};
 
 use super::{error_json, home, print_json, CliError, CommandResult};
 
@@ -42,7 +42,8 @@ pub fn targets(addresses: &[String], broadcast: bool, trust: &TrustStore) -> Res
     let mut targets = Vec::new();
     for text in addresses {
         let address = parse_address(text, DISCOVERY_PORT).ok_or_else(|| {
-            CliError::new(Exit::Usage, format!("`{text}` is not an address")).hint("write IP or IP:PORT, e.g. 127.0.0.1:4747")
+            CliError::new(Exit::Usage, format!("`{text}` is not an address"))
+                .hint("write IP or IP:PORT, e.g. 127.0.0.1:4747")
         })?;
         targets.push(Target::Unicast(address));
     }
@@ -101,7 +102,10 @@ pub fn run(args: Args) -> CommandResult {
         }
         print_json(&value);
     } else if !found.adverts.is_empty() {
-        println!("{:<16} {:<22} {:<5} {:<19} {:<10} {:>9}  {:<9} fingerprint", "name", "address", "abi", "formats", "load", "free KiB", "trust");
+        println!(
+            "{:<16} {:<22} {:<5} {:<19} {:<10} {:>9}  {:<9} fingerprint",
+            "name", "address", "abi", "formats", "load", "free KiB", "trust"
+        );
         for advert in &found.adverts {
             let json = advert_json(advert, &trust);
             let load = if advert.busy { format!("busy+{}", advert.queued) } else { "idle".into() };

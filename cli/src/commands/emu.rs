@@ -12,11 +12,11 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+use jos_client::store::{Home, Settings};
+use jos_client::{discover, Target};
 use serde::{Deserialize, Serialize};
 
-use crate::client::{discover, Target};
 use crate::exit::Exit;
-use crate::store::{Home, Settings};
 
 use super::{home, print_json, CliError, CommandResult};
 
@@ -154,7 +154,8 @@ fn find_kernel(given: Option<&Path>) -> Result<PathBuf, CliError> {
         return if path.exists() {
             Ok(path)
         } else {
-            Err(emu_error(format!("kernel {} does not exist", path.display())).hint("build it with `cargo xtask kernel`"))
+            Err(emu_error(format!("kernel {} does not exist", path.display()))
+                .hint("build it with `cargo xtask kernel`"))
         };
     }
     let mut roots: Vec<PathBuf> = Vec::new();
@@ -164,14 +165,10 @@ fn find_kernel(given: Option<&Path>) -> Result<PathBuf, CliError> {
     if let Ok(exe) = std::env::current_exe() {
         roots.extend(exe.ancestors().map(Path::to_path_buf));
     }
-    roots
-        .iter()
-        .map(|root| root.join("build/jos-kernel.elf"))
-        .find(|path| path.exists())
-        .ok_or_else(|| {
-            emu_error("no kernel found (build/jos-kernel.elf)")
-                .hint("build it with `cargo xtask kernel` in the jos repository, or pass --kernel ELF")
-        })
+    roots.iter().map(|root| root.join("build/jos-kernel.elf")).find(|path| path.exists()).ok_or_else(|| {
+        emu_error("no kernel found (build/jos-kernel.elf)")
+            .hint("build it with `cargo xtask kernel` in the jos repository, or pass --kernel ELF")
+    })
 }
 
 /// Sends one QMP command; returns the reply line.
@@ -213,7 +210,7 @@ fn qmp_path(home: &Home) -> PathBuf {
         return path;
     }
     let digest = jos_abi::signature::sha256(path.as_os_str().as_encoded_bytes());
-    std::env::temp_dir().join(format!("jos-qmp-{}.sock", crate::store::to_hex(&digest[..8])))
+    std::env::temp_dir().join(format!("jos-qmp-{}.sock", hex::encode(&digest[..8])))
 }
 
 fn wait_for_discovery(state: &EmuState, advert_key: Option<[u8; 32]>, wait: Duration) -> bool {
@@ -274,7 +271,8 @@ fn start(home: &Home, args: &StartArgs) -> CommandResult {
     let trust = home.trust()?;
     // A configuration this kernel cannot read (missing, or written by an older jos-cli) is
     // provisioned again.
-    let readable = std::fs::read(&config_path).is_ok_and(|bytes| jos_abi::config::Config::new_checked(&bytes[..]).is_ok());
+    let readable =
+        std::fs::read(&config_path).is_ok_and(|bytes| jos_abi::config::Config::new_checked(&bytes[..]).is_ok());
     if !readable || trust.by_name(EMU_NAME).is_none() {
         let provision_args = super::provision::Options {
             name: Some(EMU_NAME.into()),
@@ -293,7 +291,7 @@ fn start(home: &Home, args: &StartArgs) -> CommandResult {
             no_default: false,
         };
         let made = super::provision::provision(home, &provision_args)?;
-        crate::store::write_file(&config_path, &made.config, true)?;
+        jos_client::store::write_file(&config_path, &made.config, true)?;
         eprintln!("provisioned the emulated device `{EMU_NAME}` ({})", made.device.fingerprint());
     }
     let discovery_port = free_port(true)?;
@@ -324,9 +322,10 @@ fn start(home: &Home, args: &StartArgs) -> CommandResult {
     if args.icount {
         command.args(["-icount", "shift=0"]);
     }
-    let output = command.stdin(Stdio::null()).stdout(Stdio::null()).stderr(Stdio::piped()).output().map_err(|error| {
-        emu_error(format!("cannot run qemu-system-arm: {error}")).hint("install QEMU (`scripts/setup.sh` does)")
-    })?;
+    let output =
+        command.stdin(Stdio::null()).stdout(Stdio::null()).stderr(Stdio::piped()).output().map_err(|error| {
+            emu_error(format!("cannot run qemu-system-arm: {error}")).hint("install QEMU (`scripts/setup.sh` does)")
+        })?;
     if !output.status.success() {
         return Err(emu_error(format!("QEMU failed: {}", String::from_utf8_lossy(&output.stderr).trim())));
     }
@@ -345,7 +344,7 @@ fn start(home: &Home, args: &StartArgs) -> CommandResult {
         serial: serial.clone(),
     };
     let text = serde_json::to_string_pretty(&state).unwrap_or_default();
-    crate::store::write_file(&state_path(home), text.as_bytes(), false)?;
+    jos_client::store::write_file(&state_path(home), text.as_bytes(), false)?;
 
     let mut trust = home.trust()?;
     let mut record = trust.by_name(EMU_NAME).cloned().ok_or_else(|| emu_error("the emulated device is not pinned"))?;
@@ -414,7 +413,10 @@ fn decode_ppm(bytes: &[u8]) -> Option<(u32, u32, &[u8])> {
 fn screenshot(home: &Home, file: &Path) -> CommandResult {
     let state = running_state(home)?;
     let ppm = home.emu_dir().join("screen.ppm");
-    let reply = qmp(&state.qmp, &format!("{{\"execute\":\"screendump\",\"arguments\":{{\"filename\":\"{}\"}}}}", ppm.display()))?;
+    let reply = qmp(
+        &state.qmp,
+        &format!("{{\"execute\":\"screendump\",\"arguments\":{{\"filename\":\"{}\"}}}}", ppm.display()),
+    )?;
     if reply.contains("\"error\"") {
         return Err(emu_error(format!("QEMU refused the screendump: {}", reply.trim())));
     }
@@ -472,7 +474,8 @@ pub fn run(args: Args) -> CommandResult {
         Action::Status { json } => {
             let state = load_state(&home).filter(|state| alive(state.pid));
             let answers = state.as_ref().is_some_and(|state| {
-                let key = home.trust().ok().and_then(|trust| trust.by_name(EMU_NAME).and_then(|device| device.advert_key()));
+                let key =
+                    home.trust().ok().and_then(|trust| trust.by_name(EMU_NAME).and_then(|device| device.advert_key()));
                 wait_for_discovery(state, key, Duration::from_millis(600))
             });
             if json {
@@ -493,7 +496,10 @@ pub fn run(args: Args) -> CommandResult {
                         state.pid,
                         state.discovery_port,
                         state.session_port,
-                        state.job_port.map(|port| format!(", job port {JOB_PORT} at 127.0.0.1:{port}")).unwrap_or_default(),
+                        state
+                            .job_port
+                            .map(|port| format!(", job port {JOB_PORT} at 127.0.0.1:{port}"))
+                            .unwrap_or_default(),
                         if answers { "answers discovery" } else { "does not answer discovery" }
                     ),
                     None => println!("not running"),

@@ -1,7 +1,6 @@
 //! `jos-cli keygen`: the developer signing key (Ed25519) and the client key (X25519).
 
 use crate::exit::Exit;
-use crate::store::to_hex;
 
 use super::{home, print_json, CliError, CommandResult};
 
@@ -27,24 +26,26 @@ pub struct Args {
 /// Runs `keygen`.
 pub fn run(args: Args) -> CommandResult {
     let home = home()?;
-    let existing: Vec<_> = [home.signing_key_path(), home.client_key_path()].into_iter().filter(|path| path.exists()).collect();
+    let existing: Vec<_> =
+        [home.signing_key_path(), home.client_key_path()].into_iter().filter(|path| path.exists()).collect();
     if !existing.is_empty() && !args.force {
         let names: Vec<String> = existing.iter().map(|path| path.display().to_string()).collect();
-        return Err(CliError::new(Exit::Exists, format!("keys exist already: {}", names.join(", ")))
-            .hint("keep them, or pass --force to replace them (devices trusting the old keys must be re-provisioned)"));
+        return Err(CliError::new(Exit::Exists, format!("keys exist already: {}", names.join(", "))).hint(
+            "keep them, or pass --force to replace them (devices trusting the old keys must be re-provisioned)",
+        ));
     }
     let (signing, client) = home.write_new_keys()?;
     if args.json {
         print_json(&serde_json::json!({
             "home": home.root().display().to_string(),
-            "signing_public_key": to_hex(&signing.public),
-            "client_public_key": to_hex(&client.public),
-            "key_id": to_hex(&jos_abi::signature::key_id(&signing.public)),
+            "signing_public_key": hex::encode(signing.public),
+            "client_public_key": hex::encode(client.public),
+            "key_id": hex::encode(jos_abi::signature::key_id(&signing.public)),
         }));
     } else {
         println!("wrote keys to {}", home.root().display());
-        println!("  signing key (Ed25519): {}", to_hex(&signing.public));
-        println!("  client key  (X25519):  {}", to_hex(&client.public));
+        println!("  signing key (Ed25519): {}", hex::encode(signing.public));
+        println!("  client key  (X25519):  {}", hex::encode(client.public));
     }
     Ok(Exit::Success)
 }

@@ -1,5 +1,5 @@
 //! The `jos-cli` subcommands other than `build`, one file each: argument structs (clap derive)
-//! and what they print. The work is in [`crate::client`] and [`crate::store`].
+//! and what they print. The work is in the `jos-client` crate (`jos_client`, with its `store`) and `jos-build`.
 
 pub mod discover;
 pub mod emu;
@@ -8,15 +8,17 @@ pub mod keygen;
 pub mod provision;
 pub mod push;
 pub mod run;
+pub mod run_aot;
 pub mod sign;
 pub mod trust;
 
 use std::fmt;
 use std::path::Path;
 
-use crate::client::ClientError;
+use jos_client::store::{Home, StoreError};
+use jos_client::ClientError;
+
 use crate::exit::Exit;
-use crate::store::{Home, StoreError};
 
 /// A failed command: the exit code, the message, and what to do next.
 #[derive(Debug)]
@@ -75,7 +77,7 @@ impl fmt::Display for CliError {
 
 impl From<ClientError> for CliError {
     fn from(error: ClientError) -> Self {
-        CliError { exit: error.exit(), message: error.to_string(), hint: error.hint().map(Into::into) }
+        CliError { exit: Exit::from_client(&error), message: error.to_string(), hint: error.hint().map(Into::into) }
     }
 }
 

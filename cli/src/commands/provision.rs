@@ -7,11 +7,9 @@ use std::path::{Path, PathBuf};
 use jos_abi::config::{is_strong_x25519_key, ConfigRepr, Network, Policy, PortRange, DEVICE_PORTS};
 use jos_abi::signature::{check_signer_key, SignerRights, TrustedSigner};
 use jos_abi::wire::Limits;
+use jos_client::store::{key_from_hex, random_key, read_key_file, write_file, x25519_public, Home, Key, TrustedDevice};
 
 use crate::exit::Exit;
-use crate::store::{
-    key_from_hex, random_key, read_key_file, to_hex, write_file, x25519_public, Home, Key, TrustedDevice,
-};
 
 use super::{home, print_json, CliError, CommandResult};
 
@@ -135,7 +133,7 @@ fn client_argument(home: &Home, text: &str) -> Result<Key, CliError> {
     if !is_strong_x25519_key(&key) {
         return Err(CliError::new(
             Exit::Input,
-            format!("client key `{text}` ({}) is a low-order or non-canonical X25519 key", to_hex(&key)),
+            format!("client key `{text}` ({}) is a low-order or non-canonical X25519 key", hex::encode(key)),
         )
         .hint("anyone could open this client's sessions: give the client.pub that `jos-cli keygen` wrote"));
     }
@@ -146,7 +144,7 @@ fn client_argument(home: &Home, text: &str) -> Result<Key, CliError> {
 fn signer_argument(home: &Home, text: &str) -> Result<Key, CliError> {
     let key = key_argument(home, text, own_signer)?;
     check_signer_key(&key).map_err(|weakness| {
-        CliError::new(Exit::Input, format!("signer key `{text}` ({}) is refused: {weakness}", to_hex(&key)))
+        CliError::new(Exit::Input, format!("signer key `{text}` ({}) is refused: {weakness}", hex::encode(key)))
             .hint("give the signing.pub that `jos-cli keygen` wrote (a key no secret made could sign any code)")
     })?;
     Ok(key)

@@ -8,12 +8,12 @@ use indicatif::{ProgressBar, ProgressStyle};
 use jos_abi::blob::Blob;
 use jos_abi::wire::{Format, Limits};
 use jos_abi::AbiVersion;
+use jos_client::call::parse_args_untyped;
+use jos_client::store::{from_hex, Home};
+use jos_client::{Client, ClientError, DeviceSpec, Progress, PushRequest, ResolvedDevice, RunOutcome};
 use jos_runtime::{Sandbox, SandboxConfig};
 
-use crate::client::call::parse_args_untyped;
-use crate::client::{Client, ClientError, DeviceSpec, Progress, PushRequest, ResolvedDevice, RunOutcome};
 use crate::exit::Exit;
-use crate::store::{from_hex, to_hex, Home};
 
 use super::run::{parse_call, JobReport};
 use super::sign::{default_signing_key, is_signed, sign_bytes};
@@ -22,7 +22,7 @@ use super::{home, is_blob, is_wasm, read_input, read_job_input, CliError, Comman
 /// Options shared by `push` and `invoke`.
 #[derive(Debug, clap::Args)]
 pub struct JobArgs {
-    /// The device: a pinned device's name, or IP[:PORT] [default: the default device].
+    /// The device: a pinned device's name, or an address IP or IP:PORT (default: the default device).
     #[arg(long, value_name = "NAME|ADDR")]
     pub device: Option<String>,
     /// The job's input: a file, or `-` for standard input.
@@ -191,7 +191,8 @@ fn check_module(bytes: &[u8], format: Format) -> Result<(), CliError> {
         }
         Format::NativeArmv6 => {
             let blob = Blob::new_checked(bytes).map_err(|error| {
-                CliError::new(Exit::Rejected, format!("not a valid jos blob: {error}")).hint("rebuild it with `jos-cli build --format native`")
+                CliError::new(Exit::Rejected, format!("not a valid jos blob: {error}"))
+                    .hint("rebuild it with `jos-cli build --format native`")
             })?;
             if !AbiVersion::CURRENT.accepts(blob.abi_version()) {
                 return Err(CliError::new(Exit::Rejected, format!("the blob needs ABI {:?}", blob.abi_version())));
@@ -209,11 +210,16 @@ pub fn run(args: Args) -> CommandResult {
     if !args.raw {
         match format {
             Format::NativeArmv6 if is_wasm(&module) => {
-                return Err(CliError::new(Exit::Input, "--native given, but the file is a wasm module").hint("drop --native"))
+                return Err(
+                    CliError::new(Exit::Input, "--native given, but the file is a wasm module").hint("drop --native")
+                )
             }
             Format::Wasm if !is_wasm(&module) => {
-                return Err(CliError::new(Exit::Input, format!("{} is neither a wasm module nor a jos blob", args.file.display()))
-                    .hint("build it with `jos-cli build SRC --format wasm|native`"))
+                return Err(CliError::new(
+                    Exit::Input,
+                    format!("{} is neither a wasm module nor a jos blob", args.file.display()),
+                )
+                .hint("build it with `jos-cli build SRC --format wasm|native`"))
             }
             _ => check_module(&module, format)?,
         }
@@ -237,8 +243,8 @@ pub fn run(args: Args) -> CommandResult {
     display.finish();
     let outcome = outcome?;
     if format == Format::Wasm {
-        let path = cache_dir(&home).join(format!("{}.wasm", to_hex(&outcome.hash)));
-        crate::store::write_file(&path, &module, false).ok();
+        let path = cache_dir(&home).join(format!("{}.wasm", hex::encode(outcome.hash)));
+        jos_client::store::write_file(&path, &module, false).ok();
     }
     report(&device, outcome, args.job.call.is_some())?.print(args.job.json)
 }
@@ -253,22 +259,30 @@ pub fn run_invoke(args: InvokeArgs) -> CommandResult {
         .flatten()
         .filter_map(|entry| entry.ok())
         .map(|entry| entry.path())
-        .find(|path| path.file_name().and_then(|name| name.to_str()).is_some_and(|name| typed.len() >= 8 && name.starts_with(&typed)));
+        .find(|path| {
+            path.file_name()
+                .and_then(|name| name.to_str())
+                .is_some_and(|name| typed.len() >= 8 && name.starts_with(&typed))
+        });
     let hash: [u8; 32] = match from_hex(&typed).and_then(|bytes| <[u8; 32]>::try_from(bytes).ok()) {
         Some(hash) => hash,
         None => local
             .as_ref()
             .and_then(|path| path.file_stem()?.to_str().and_then(from_hex)?.try_into().ok())
             .ok_or_else(|| {
-                CliError::new(Exit::Usage, format!("`{}` is not a SHA-256 (64 hex digits) of a module pushed from here", args.hash))
-                    .hint("use the hash `jos-cli push` printed")
+                CliError::new(
+                    Exit::Usage,
+                    format!("`{}` is not a SHA-256 (64 hex digits) of a module pushed from here", args.hash),
+                )
+                .hint("use the hash `jos-cli push` printed")
             })?,
     };
     let module = local.and_then(|path| std::fs::read(path).ok());
     let call = match (&args.job.call, &module) {
         (Some(call), Some(module)) => Some(parse_call(module, call)?),
         (Some(call), None) => {
-            let (name, rest) = call.split_first().ok_or_else(|| CliError::new(Exit::Usage, "--call needs a function name"))?;
+            let (name, rest) =
+                call.split_first().ok_or_else(|| CliError::new(Exit::Usage, "--call needs a function name"))?;
             eprintln!("warning: module not in the local cache: integers sent as i64, other numbers as f64");
             Some((name.clone(), parse_args_untyped(rest).map_err(|error| CliError::new(Exit::Usage, error))?))
         }

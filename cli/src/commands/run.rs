@@ -6,12 +6,11 @@ use std::path::PathBuf;
 
 use jos_abi::wire::call::CallValue;
 use jos_abi::wire::{JobStatus, Stats};
+use jos_client::call::{export_signature, format_value, parse_args};
+use jos_client::{status_name, JobLog};
 use jos_runtime::{Capabilities, Entry, Sandbox, SandboxConfig, StdHost, Value};
 
-use crate::client::call::{export_signature, format_value, parse_args, value_json};
-use crate::client::{status_exit, status_name, JobLog};
 use crate::exit::Exit;
-use crate::store::to_hex;
 
 use super::{is_wasm, print_json, read_input, read_job_input, write_stdout, CliError, CommandResult};
 
@@ -29,6 +28,7 @@ Examples:
   jos-cli run --local fib.wasm --fuel 1000000 --json
   jos-cli run --local fib.wasm --call fib 20           # --call NAME ARGS... comes last
   echo -n '7007 3' | jos-cli run --local echo.wasm --input - --grant net
+  jos-cli run --local --aot md5.wasm --input message.txt  # compiled ahead of time (wasm2c + cc)
 
 The module runs in the device's sandbox (jos_runtime) with its limits: 16 MiB of memory, 32 KiB
 of output, 10^10 fuel unless --fuel says less. Output goes to stdout, logs to stderr.
@@ -58,6 +58,11 @@ pub struct Args {
     /// repeatable or comma-separated.
     #[arg(long, value_enum, value_delimiter = ',', value_name = "RIGHT")]
     pub grant: Vec<Right>,
+    /// Compile the module ahead of time (wabt's wasm2c + this machine's cc, the runtime of
+    /// `build --format aot`) and run the native program instead of interpreting it. No fuel:
+    /// an endless loop ends at --timeout (default 60 s). Not with --call or --fuel.
+    #[arg(long)]
+    pub aot: bool,
     /// Call an exported function with numeric arguments instead of the entry point.
     #[arg(long, num_args = 1.., value_name = "NAME ARGS", allow_hyphen_values = true)]
     pub call: Option<Vec<String>>,
@@ -101,16 +106,17 @@ impl JobReport {
     /// Prints the report (output on stdout, logs and summary on stderr, or JSON on stdout) and
     /// returns the exit code for its status.
     pub fn print(&self, json: bool) -> CommandResult {
-        let exit = status_exit(self.status);
+        let exit = Exit::from_status(self.status);
         if json {
-            let logs: Vec<_> = self.logs.iter().map(|line| serde_json::json!({"level": line.level, "text": line.text})).collect();
+            let logs: Vec<_> =
+                self.logs.iter().map(|line| serde_json::json!({"level": line.level, "text": line.text})).collect();
             let mut value = serde_json::json!({
                 "place": self.place,
                 "status": status_name(self.status),
                 "exit_code": exit.code(),
                 "exit_value": self.exit_value,
                 "output": String::from_utf8_lossy(&self.output),
-                "output_hex": to_hex(&self.output),
+                "output_hex": hex::encode(&self.output),
                 "logs": logs,
                 "stats": {
                     "fuel_used": self.stats.fuel_used,
@@ -121,13 +127,14 @@ impl JobReport {
                 },
             });
             if let Some(hash) = self.hash {
-                value["hash"] = serde_json::json!(to_hex(&hash));
+                value["hash"] = serde_json::json!(hex::encode(hash));
             }
             if let Some(detail) = &self.detail {
                 value["error"] = serde_json::json!(detail);
             }
             if let Some(results) = &self.results {
-                value["results"] = serde_json::json!(results.iter().map(|value| value_json(*value)).collect::<Vec<_>>());
+                value["results"] =
+                    serde_json::json!(results.iter().map(|value| value_json(*value)).collect::<Vec<_>>());
             }
             if let Some((sent, received)) = self.traffic {
                 value["bytes_sent"] = serde_json::json!(sent);
@@ -161,7 +168,7 @@ impl JobReport {
             summary += &format!(", fuel {}", self.stats.fuel_used);
         }
         if let Some(hash) = self.hash {
-            summary += &format!(", module {}", to_hex(&hash));
+            summary += &format!(", module {}", hex::encode(hash));
         }
         eprintln!("{summary}");
         if let Some(detail) = &self.detail {
@@ -205,6 +212,9 @@ pub fn run(args: Args) -> CommandResult {
             .hint("native blobs run only on a device: `jos-cli push FILE --native`"));
     }
     let input = read_job_input(args.input.as_deref())?;
+    if args.aot {
+        return super::run_aot::run(&args, &module, &input);
+    }
     let entry = match &args.call {
         Some(call) => {
             let (name, values) = parse_call(&module, call)?;
@@ -249,7 +259,7 @@ pub fn run(args: Args) -> CommandResult {
         logs: result
             .logs
             .iter()
-            .map(|line| JobLog { level: crate::client::session::level_name(line.level as u32), text: line.text.clone() })
+            .map(|line| JobLog { level: jos_client::session::level_name(line.level as u32), text: line.text.clone() })
             .collect(),
         stats: Stats {
             fuel_used: result.stats.fuel_used,
@@ -262,4 +272,18 @@ pub fn run(args: Args) -> CommandResult {
         traffic: None,
     };
     report.print(args.json)
+}
+
+/// The JSON form of a result: `{"type": "i32", "value": 3}` (floats as numbers, or strings for
+/// `inf`/`nan`).
+pub fn value_json(value: CallValue) -> serde_json::Value {
+    let (ty, number) = match value {
+        CallValue::I32(value) => ("i32", serde_json::json!(value)),
+        CallValue::I64(value) => ("i64", serde_json::json!(value)),
+        CallValue::F32(value) if value.is_finite() => ("f32", serde_json::json!(value)),
+        CallValue::F64(value) if value.is_finite() => ("f64", serde_json::json!(value)),
+        CallValue::F32(value) => ("f32", serde_json::json!(value.to_string())),
+        CallValue::F64(value) => ("f64", serde_json::json!(value.to_string())),
+    };
+    serde_json::json!({ "type": ty, "value": number })
 }

@@ -5,9 +5,9 @@ use std::path::{Path, PathBuf};
 
 use jos_abi::blob::Blob;
 use jos_abi::signature::{self, SignerRights, TrustedSigner};
+use jos_client::store::{read_key_file, warn_if_exposed, Home, Key, SigningKey};
 
 use crate::exit::Exit;
-use crate::store::{read_key_file, to_hex, warn_if_exposed, Home, Key, SigningKey};
 
 use super::{home, is_blob, is_wasm, print_json, read_input, CliError, CommandResult};
 
@@ -149,11 +149,11 @@ pub fn run(args: Args) -> CommandResult {
             "output": output.display().to_string(),
             "format": kind,
             "bytes": signed.len(),
-            "signer": to_hex(&key.public),
-            "key_id": to_hex(&signature::key_id(&key.public)),
+            "signer": hex::encode(key.public),
+            "key_id": hex::encode(signature::key_id(&key.public)),
         }));
     } else {
-        println!("signed {} ({kind}, {} bytes) with {}", output.display(), signed.len(), to_hex(&key.public));
+        println!("signed {} ({kind}, {} bytes) with {}", output.display(), signed.len(), hex::encode(key.public));
     }
     Ok(Exit::Success)
 }
@@ -171,11 +171,11 @@ pub fn run_verify(args: VerifyArgs) -> CommandResult {
             if args.json {
                 print_json(&serde_json::json!({
                     "valid": true,
-                    "signer": to_hex(&verified.public_key),
-                    "content_sha256": to_hex(&verified.content_hash),
+                    "signer": hex::encode(verified.public_key),
+                    "content_sha256": hex::encode(verified.content_hash),
                 }));
             } else {
-                println!("{}: signature valid, signer {}", args.file.display(), to_hex(&verified.public_key));
+                println!("{}: signature valid, signer {}", args.file.display(), hex::encode(verified.public_key));
             }
             Ok(Exit::Success)
         }

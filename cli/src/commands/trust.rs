@@ -5,10 +5,10 @@ use std::time::Duration;
 
 use jos_abi::config::is_strong_x25519_key;
 use jos_abi::signature::check_signer_key;
+use jos_client::discover;
+use jos_client::store::{fingerprint_matches, TrustedDevice};
 
-use crate::client::discover;
 use crate::exit::Exit;
-use crate::store::{fingerprint_matches, TrustedDevice};
 
 use super::discover::targets;
 use super::{home, print_json, CliError, CommandResult};

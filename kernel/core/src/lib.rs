@@ -9,18 +9,18 @@
 #[cfg(feature = "fuzzing")]
 extern crate std;
 
+pub mod board;
+pub mod console;
 pub mod drivers;
 pub mod executive;
+pub mod font;
 #[cfg(feature = "fuzzing")]
 pub mod fuzzing;
 pub mod heap_stats;
+pub mod led;
 pub mod memory_map;
 pub mod net;
 pub mod page_table;
-pub mod console;
-pub mod font;
-pub mod board;
-pub mod led;
 pub mod text;
 pub mod uart;
 pub mod usb;

@@ -3,6 +3,11 @@
 //! subpages off). Bit layouts: ARM1176JZF-S TRM 6.11.2 (first level) and 6.12 (second level).
 //!
 //! Only the descriptor arithmetic lives here; the kernel places the tables and writes TTBR0.
+//!
+//! Permissions ([`Access`]) use the ARMv6 APX/AP encoding (TRM table 6-1) and the XN bit: the
+//! kernel's code is read-only and executable, its read-only data and data never executable,
+//! and only the pages given [`Access::UserCode`] / [`Access::UserData`] /
+//! [`Access::UserCodeData`] are reachable from user mode at all.
 
 /// Entries in a first-level table (4096 sections of 1 MiB cover the 4 GiB space).
 pub const FIRST_LEVEL_ENTRIES: usize = 4096;
@@ -43,6 +48,44 @@ impl MemoryKind {
     }
 }
 
+/// Who may do what with a page or section (APX, AP and XN, ARM1176 TRM 6.5.1 and table 6-1).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Access {
+    /// Privileged read-only, executable; no user access (APX=1 AP=01): the kernel's code.
+    KernelCode,
+    /// Privileged read-only, never executable; no user access (APX=1 AP=01 XN): read-only data.
+    KernelReadOnly,
+    /// Privileged read/write, never executable; no user access (APX=0 AP=01 XN): everything else
+    /// of the kernel (data, stacks, heap, DMA region, MMIO).
+    KernelData,
+    /// Read-only for both, executable (APX=1 AP=10): a job's code and the system-call stubs.
+    UserCode,
+    /// Read/write for both, never executable (APX=0 AP=11 XN): a job's data, bss and stack.
+    UserData,
+    /// Read/write for both and executable (APX=0 AP=11): a job page that holds both the end of
+    /// its code and the start of its data (blobs are not page-aligned inside).
+    UserCodeData,
+}
+
+impl Access {
+    /// (APX, AP, XN) for this access.
+    const fn bits(self) -> (u32, u32, u32) {
+        match self {
+            Access::KernelCode => (1, 0b01, 0),
+            Access::KernelReadOnly => (1, 0b01, 1),
+            Access::KernelData => (0, 0b01, 1),
+            Access::UserCode => (1, 0b10, 0),
+            Access::UserData => (0, 0b11, 1),
+            Access::UserCodeData => (0, 0b11, 0),
+        }
+    }
+
+    /// Whether user mode may touch the page at all.
+    pub const fn user(self) -> bool {
+        matches!(self, Access::UserCode | Access::UserData | Access::UserCodeData)
+    }
+}
+
 /// One region of the identity map.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Region {
@@ -52,6 +95,8 @@ pub struct Region {
     pub size: usize,
     /// How it is mapped.
     pub kind: MemoryKind,
+    /// Who may access it.
+    pub access: Access,
 }
 
 /// Why a table could not be built.
@@ -67,14 +112,13 @@ pub enum PageTableError {
     BadTable,
 }
 
-/// Access permissions: AP = 0b11, APX = 0: privileged and user read/write (TRM table 6-1).
-const AP_FULL: u32 = 0b11;
-
-/// A first-level section descriptor mapping the section at `base` (ARMv6 format, domain 0).
-pub const fn section_descriptor(base: usize, kind: MemoryKind) -> u32 {
+/// A first-level section descriptor mapping the section at `base` (ARMv6 format, domain 0):
+/// APX at bit 15, TEX 14:12, AP 11:10, XN bit 4, C bit 3, B bit 2.
+pub const fn section_descriptor(base: usize, kind: MemoryKind, access: Access) -> u32 {
     let (tex, c, b) = kind.tex_c_b();
-    let xn = if kind.execute_never() { 1 } else { 0 };
-    (base as u32 & 0xFFF0_0000) | (tex << 12) | (AP_FULL << 10) | (xn << 4) | (c << 3) | (b << 2) | 0b10
+    let (apx, ap, xn) = access.bits();
+    let xn = if kind.execute_never() { 1 } else { xn };
+    (base as u32 & 0xFFF0_0000) | (apx << 15) | (tex << 12) | (ap << 10) | (xn << 4) | (c << 3) | (b << 2) | 0b10
 }
 
 /// A first-level descriptor pointing at a coarse second-level table at physical `table`
@@ -83,11 +127,13 @@ pub const fn coarse_descriptor(table: usize) -> u32 {
     (table as u32 & 0xFFFF_FC00) | 0b01
 }
 
-/// A second-level extended small-page descriptor for the page at `base` (ARMv6 format).
-pub const fn small_page_descriptor(base: usize, kind: MemoryKind) -> u32 {
+/// A second-level extended small-page descriptor for the page at `base` (ARMv6 format): APX at
+/// bit 9, TEX 8:6, AP 5:4, C bit 3, B bit 2, type bit 1, XN bit 0.
+pub const fn small_page_descriptor(base: usize, kind: MemoryKind, access: Access) -> u32 {
     let (tex, c, b) = kind.tex_c_b();
-    let xn = if kind.execute_never() { 1 } else { 0 };
-    (base as u32 & 0xFFFF_F000) | (tex << 6) | (AP_FULL << 4) | (c << 3) | (b << 2) | 0b10 | xn
+    let (apx, ap, xn) = access.bits();
+    let xn = if kind.execute_never() { 1 } else { xn };
+    (base as u32 & 0xFFFF_F000) | (apx << 9) | (tex << 6) | (ap << 4) | (c << 3) | (b << 2) | 0b10 | xn
 }
 
 /// Fills a first-level `table` (4096 entries) with an identity map of `regions`; everything
@@ -114,20 +160,19 @@ pub fn build_sections(table: &mut [u32], regions: &[Region]) -> Result<(), PageT
             if *entry != 0 {
                 return Err(PageTableError::Overlap);
             }
-            *entry = section_descriptor((first + offset) * SECTION_SIZE, region.kind);
+            *entry = section_descriptor((first + offset) * SECTION_SIZE, region.kind, region.access);
         }
     }
     Ok(())
 }
 
-/// Fills a coarse `table` (256 entries) that maps the section at `section_base` page by page as
-/// `kind`, except the pages that overlap any `[start, end)` in `holes` (guard pages), which stay
-/// unmapped. Returns the number of unmapped pages.
-pub fn build_coarse(
+/// Fills a coarse `table` (256 entries) that maps the section at `section_base` page by page:
+/// `page(address)` gives each page's kind and access, or `None` to leave it unmapped (guard
+/// pages, the null page). Returns the number of unmapped pages.
+pub fn build_pages(
     table: &mut [u32],
     section_base: usize,
-    kind: MemoryKind,
-    holes: &[(usize, usize)],
+    page: impl Fn(usize) -> Option<(MemoryKind, Access)>,
 ) -> Result<usize, PageTableError> {
     if table.len() != COARSE_ENTRIES {
         return Err(PageTableError::BadTable);
@@ -137,16 +182,51 @@ pub fn build_coarse(
     }
     let mut unmapped = 0;
     for (index, entry) in table.iter_mut().enumerate() {
-        let page = section_base + index * PAGE_SIZE;
-        let in_hole = holes.iter().any(|&(start, end)| page < end && start < page + PAGE_SIZE);
-        if in_hole {
-            *entry = 0;
-            unmapped += 1;
-        } else {
-            *entry = small_page_descriptor(page, kind);
-        }
+        let address = section_base + index * PAGE_SIZE;
+        *entry = match page(address) {
+            Some((kind, access)) => small_page_descriptor(address, kind, access),
+            None => {
+                unmapped += 1;
+                0
+            }
+        };
     }
     Ok(unmapped)
+}
+
+/// The pages a job may use, `[start, end)` page-aligned: its code pages `[start, code_end)`
+/// (readable and executable from user mode) and data pages `[data_start, end)` (readable and
+/// writable, never executable); a page in both is both, a page in neither (read-only data) is a
+/// data page. [`UserRegion::access`] gives each page's
+/// permission, `None` outside the region.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct UserRegion {
+    /// First byte (page-aligned).
+    pub start: usize,
+    /// End of the code (exclusive; rounded up to a page by [`UserRegion::access`]).
+    pub code_end: usize,
+    /// Start of the writable data (rounded down to a page by [`UserRegion::access`]).
+    pub data_start: usize,
+    /// End (exclusive, page-aligned).
+    pub end: usize,
+}
+
+impl UserRegion {
+    /// The permission of the page at `page` (page-aligned), `None` outside the region.
+    pub fn access(&self, page: usize) -> Option<Access> {
+        if page < self.start || page >= self.end {
+            return None;
+        }
+        let code = page < self.code_end;
+        let data = page + PAGE_SIZE > self.data_start;
+        Some(match (code, data) {
+            (true, true) => Access::UserCodeData,
+            (true, false) => Access::UserCode,
+            // A page of neither (read-only data between the code and the data) is mapped as
+            // data: never executable.
+            (false, _) => Access::UserData,
+        })
+    }
 }
 
 /// The first-level index (section number) of `address`.
@@ -160,36 +240,54 @@ mod tests {
 
     #[test]
     fn section_descriptor_bits() {
-        // Normal WB: TEX=001 (bit 12), AP=11 (bits 11:10), C (bit 3), B (bit 2), type 0b10.
-        assert_eq!(section_descriptor(0x0000_0000, MemoryKind::NormalWriteBack), 0x0000_1C0E);
-        // Device: TEX=000, AP=11, XN (bit 4), B.
-        assert_eq!(section_descriptor(0x2000_0000, MemoryKind::Device), 0x2000_0C16);
-        assert_eq!(section_descriptor(0x0100_0000, MemoryKind::NormalNonCacheable), 0x0100_1C02);
-        assert_eq!(section_descriptor(0x0123_4567, MemoryKind::StronglyOrdered), 0x0120_0C12);
+        use Access::*;
+        // Normal WB kernel data: TEX=001 (bit 12), AP=01 (bit 10), XN (bit 4), C (bit 3), B (bit 2),
+        // type 0b10.
+        assert_eq!(section_descriptor(0x0000_0000, MemoryKind::NormalWriteBack, KernelData), 0x0000_141E);
+        // Device: TEX=000, AP=01, XN, B.
+        assert_eq!(section_descriptor(0x2000_0000, MemoryKind::Device, KernelData), 0x2000_0416);
+        // Device stays XN whatever the access says.
+        assert_eq!(section_descriptor(0x2000_0000, MemoryKind::Device, KernelCode) & (1 << 4), 1 << 4);
+        assert_eq!(section_descriptor(0x0100_0000, MemoryKind::NormalNonCacheable, KernelData), 0x0100_1412);
+        assert_eq!(section_descriptor(0x0123_4567, MemoryKind::StronglyOrdered, KernelData), 0x0120_0412);
+        // Kernel code: APX (bit 15), AP=01, executable.
+        assert_eq!(section_descriptor(0, MemoryKind::NormalWriteBack, KernelCode), 0x0000_940E);
     }
 
     #[test]
     fn page_descriptor_bits() {
-        // TEX=001 at bits 8:6, AP=11 at 5:4, C, B, type bit 1.
-        assert_eq!(small_page_descriptor(0x0000_8000, MemoryKind::NormalWriteBack), 0x0000_807E);
-        assert_eq!(small_page_descriptor(0x2020_1000, MemoryKind::Device), 0x2020_1037);
+        use Access::*;
+        // TEX=001 at bits 8:6, AP at 5:4, APX bit 9, C, B, type bit 1, XN bit 0.
+        assert_eq!(small_page_descriptor(0x0000_8000, MemoryKind::NormalWriteBack, KernelCode), 0x0000_825E);
+        assert_eq!(small_page_descriptor(0x0000_8000, MemoryKind::NormalWriteBack, KernelReadOnly), 0x0000_825F);
+        assert_eq!(small_page_descriptor(0x0000_8000, MemoryKind::NormalWriteBack, KernelData), 0x0000_805F);
+        assert_eq!(small_page_descriptor(0x0000_8000, MemoryKind::NormalWriteBack, UserCode), 0x0000_826E);
+        assert_eq!(small_page_descriptor(0x0000_8000, MemoryKind::NormalWriteBack, UserData), 0x0000_807F);
+        assert_eq!(small_page_descriptor(0x0000_8000, MemoryKind::NormalWriteBack, UserCodeData), 0x0000_807E);
+        assert_eq!(small_page_descriptor(0x2020_1000, MemoryKind::Device, KernelData), 0x2020_1017);
         assert_eq!(coarse_descriptor(0x0004_0400), 0x0004_0401);
+        assert!(UserData.user() && UserCode.user() && !KernelData.user() && !KernelCode.user());
     }
 
     #[test]
     fn identity_map() {
         let mut table = vec![0xFFFF_FFFFu32; FIRST_LEVEL_ENTRIES];
         let regions = [
-            Region { base: 0, size: 0x0100_0000, kind: MemoryKind::NormalWriteBack },
-            Region { base: 0x0100_0000, size: 0x0020_0000, kind: MemoryKind::NormalNonCacheable },
-            Region { base: 0x2000_0000, size: 0x0100_0000, kind: MemoryKind::Device },
+            Region { base: 0, size: 0x0100_0000, kind: MemoryKind::NormalWriteBack, access: Access::KernelData },
+            Region {
+                base: 0x0100_0000,
+                size: 0x0020_0000,
+                kind: MemoryKind::NormalNonCacheable,
+                access: Access::KernelData,
+            },
+            Region { base: 0x2000_0000, size: 0x0100_0000, kind: MemoryKind::Device, access: Access::KernelData },
         ];
         build_sections(&mut table, &regions).unwrap();
         assert_eq!(table[0] & 0xFFF0_0000, 0);
-        assert_eq!(table[0xF], section_descriptor(0x00F0_0000, MemoryKind::NormalWriteBack));
-        assert_eq!(table[0x10], section_descriptor(0x0100_0000, MemoryKind::NormalNonCacheable));
+        assert_eq!(table[0xF], section_descriptor(0x00F0_0000, MemoryKind::NormalWriteBack, Access::KernelData));
+        assert_eq!(table[0x10], section_descriptor(0x0100_0000, MemoryKind::NormalNonCacheable, Access::KernelData));
         assert_eq!(table[0x12], 0, "past the DMA region nothing is mapped");
-        assert_eq!(table[0x200], section_descriptor(0x2000_0000, MemoryKind::Device));
+        assert_eq!(table[0x200], section_descriptor(0x2000_0000, MemoryKind::Device, Access::KernelData));
         assert_eq!(table[0x20F] & 0xFFF0_0000, 0x20F0_0000);
         assert_eq!(table[0x210], 0);
         assert_eq!(table.iter().filter(|&&d| d != 0).count(), 16 + 2 + 16);
@@ -198,14 +296,12 @@ mod tests {
     #[test]
     fn refuses_bad_regions() {
         let mut table = vec![0u32; FIRST_LEVEL_ENTRIES];
-        let misaligned = [Region { base: 0x1000, size: SECTION_SIZE, kind: MemoryKind::Device }];
+        let region = |base, size| Region { base, size, kind: MemoryKind::Device, access: Access::KernelData };
+        let misaligned = [region(0x1000, SECTION_SIZE)];
         assert_eq!(build_sections(&mut table, &misaligned), Err(PageTableError::Misaligned));
-        let too_far = [Region { base: 0xFFF0_0000, size: 2 * SECTION_SIZE, kind: MemoryKind::Device }];
+        let too_far = [region(0xFFF0_0000, 2 * SECTION_SIZE)];
         assert_eq!(build_sections(&mut table, &too_far), Err(PageTableError::OutOfRange));
-        let overlap = [
-            Region { base: 0, size: 2 * SECTION_SIZE, kind: MemoryKind::Device },
-            Region { base: SECTION_SIZE, size: SECTION_SIZE, kind: MemoryKind::Device },
-        ];
+        let overlap = [region(0, 2 * SECTION_SIZE), region(SECTION_SIZE, SECTION_SIZE)];
         assert_eq!(build_sections(&mut table, &overlap), Err(PageTableError::Overlap));
         assert_eq!(build_sections(&mut table[..10], &[]), Err(PageTableError::BadTable));
     }
@@ -215,14 +311,38 @@ mod tests {
         let mut table = vec![0u32; COARSE_ENTRIES];
         // Two guard pages: one exact page, one range that straddles two pages.
         let holes = [(0x0010_2000, 0x0010_3000), (0x0010_4800, 0x0010_5800)];
-        let unmapped = build_coarse(&mut table, 0x0010_0000, MemoryKind::NormalWriteBack, &holes).unwrap();
+        let page = |address: usize| {
+            let hole = holes.iter().any(|&(start, end)| address < end && start < address + PAGE_SIZE);
+            (!hole).then_some((MemoryKind::NormalWriteBack, Access::KernelData))
+        };
+        let unmapped = build_pages(&mut table, 0x0010_0000, page).unwrap();
         assert_eq!(unmapped, 3);
-        assert_eq!(table[1], small_page_descriptor(0x0010_1000, MemoryKind::NormalWriteBack));
+        assert_eq!(table[1], small_page_descriptor(0x0010_1000, MemoryKind::NormalWriteBack, Access::KernelData));
         assert_eq!(table[2], 0);
         assert_eq!(table[3] & 0xFFFF_F000, 0x0010_3000);
         assert_eq!(table[4], 0);
         assert_eq!(table[5], 0);
         assert_eq!(table[6] & 0xFFFF_F000, 0x0010_6000);
-        assert_eq!(build_coarse(&mut table, 0x1000, MemoryKind::Device, &[]), Err(PageTableError::Misaligned));
+        assert_eq!(build_pages(&mut table, 0x1000, page), Err(PageTableError::Misaligned));
+    }
+
+    #[test]
+    fn user_region_pages() {
+        // Code ends mid-page 0x3000, data starts in that page: that page is both; pages before
+        // are code only, after are data only; outside the region nothing.
+        let region = UserRegion { start: 0x1000, code_end: 0x3800, data_start: 0x3900, end: 0x6000 };
+        assert_eq!(region.access(0x0000), None);
+        assert_eq!(region.access(0x1000), Some(Access::UserCode));
+        assert_eq!(region.access(0x2000), Some(Access::UserCode));
+        assert_eq!(region.access(0x3000), Some(Access::UserCodeData));
+        assert_eq!(region.access(0x4000), Some(Access::UserData));
+        assert_eq!(region.access(0x5000), Some(Access::UserData));
+        assert_eq!(region.access(0x6000), None);
+        // Page-aligned data: no page is both; read-only data in a page of its own is data.
+        let aligned = UserRegion { start: 0x1000, code_end: 0x2800, data_start: 0x4000, end: 0x5000 };
+        assert_eq!(aligned.access(0x1000), Some(Access::UserCode));
+        assert_eq!(aligned.access(0x2000), Some(Access::UserCode));
+        assert_eq!(aligned.access(0x3000), Some(Access::UserData));
+        assert_eq!(aligned.access(0x4000), Some(Access::UserData));
     }
 }

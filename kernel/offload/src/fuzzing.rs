@@ -108,6 +108,7 @@ fn native_blob() -> Vec<u8> {
         align: 8,
         imports: Table::from_slice(&[]),
         relocations: Table::from_slice(&[]),
+        wasm_source: None,
     };
     let mut bytes = std::vec![0u8; repr.buffer_len()];
     repr.emit(&mut bytes).expect("a fixed blob emits");
@@ -479,10 +480,14 @@ impl Harness {
             let payload = &frame[FRAME_HEADER_LEN..];
             match &mut connection.client {
                 Client::Clear => {
-                    // Only a handshake answer may come before a session.
+                    // Only a handshake answer, or the refusal of one, may come before a session.
                     assert!(
-                        matches!(Message::parse(payload), Ok(Message::Hello { .. })),
-                        "an unauthenticated connection was sent something else than a Hello"
+                        matches!(
+                            Message::parse(payload),
+                            Ok(Message::Hello { .. }
+                                | Message::Error { code: ErrorCode::Busy | ErrorCode::PermissionDenied, .. })
+                        ),
+                        "an unauthenticated connection was sent something else than a Hello or a refusal"
                     );
                     connection.client = Client::Opaque;
                 }
@@ -534,13 +539,30 @@ impl Harness {
         if !was_clear || self.connections[index].inbox.len() == before {
             return;
         }
-        // An answer: it must be the handshake's second message, for a trusted key only.
+        // An answer: the handshake's second message for a trusted key only; an untrusted key is
+        // told `PermissionDenied`; any key may be told `Busy` (evicted for a newer connection,
+        // or the Hello rate limit).
         let connection = &mut self.connections[index];
         let len = wire::frame_len(&connection.inbox).ok().flatten().expect("a whole answer frame");
         let answer: Vec<u8> = connection.inbox.drain(..len).collect();
-        assert!(key % 4 < 2, "the device answered the handshake of an untrusted key");
-        let Ok(Message::Hello { handshake, .. }) = Message::parse(&answer[FRAME_HEADER_LEN..]) else {
-            panic!("the handshake answer is not a Hello")
+        let trusted = key % 4 < 2;
+        let handshake = match Message::parse(&answer[FRAME_HEADER_LEN..]) {
+            Ok(Message::Hello { handshake, .. }) => {
+                assert!(trusted, "the device answered the handshake of an untrusted key");
+                handshake
+            }
+            Ok(Message::Error { code: ErrorCode::PermissionDenied, .. }) => {
+                assert!(!trusted, "a trusted key was told PermissionDenied");
+                connection.client = Client::Opaque;
+                assert!(connection.inbox.is_empty(), "the device sent more than its refusal");
+                return;
+            }
+            Ok(Message::Error { code: ErrorCode::Busy, .. }) => {
+                connection.client = Client::Opaque;
+                assert!(connection.inbox.is_empty(), "the device sent more than its refusal");
+                return;
+            }
+            other => panic!("the handshake answer is neither a Hello nor a refusal: {other:?}"),
         };
         let mut payload = [0u8; 64];
         state.read_message(handshake, &mut payload).expect("the device's handshake answer verifies");
@@ -566,10 +588,10 @@ impl Harness {
     fn step(&mut self, op: u8, script: &mut Script<'_>) {
         match op % OPS {
             0 => {
-                let full = self.server.status().sessions >= options().max_sessions;
+                let crowded = self.server.status().sessions >= 2 * options().max_sessions;
                 match self.server.connect() {
                     Some(id) => {
-                        assert!(!full, "a connection past the session limit was taken");
+                        assert!(!crowded, "a connection was taken while twice the session limit is closing");
                         self.connections.push(Connection {
                             id,
                             client: Client::Clear,
@@ -580,7 +602,9 @@ impl Harness {
                             pushed: Vec::new(),
                         });
                     }
-                    None => assert!(full, "a connection was refused below the session limit"),
+                    None => {
+                        assert!(crowded, "a connection was refused without an answer below twice the session limit")
+                    }
                 }
             }
             1 => {
@@ -646,6 +670,7 @@ impl Harness {
                 let (count, fuel, step) = (script.byte() % 8 + 1, script.u16(), script.u16());
                 for _ in 0..count {
                     self.clock.fetch_add(u64::from(step), Ordering::Relaxed);
+                    self.server.expire();
                     self.server.poll_slice(self.now(), u64::from(fuel).max(1));
                     self.polls += 1;
                 }
@@ -662,9 +687,33 @@ impl Harness {
             }
             _ => {
                 self.clock.fetch_add(u64::from(script.u16()) * 1000, Ordering::Relaxed);
+                self.server.expire();
             }
         }
+        self.reap();
         self.check();
+    }
+
+    /// What the kernel does with connections the device ended: one it wants reset is dropped at
+    /// once; one it wants closed gets its last bytes read by the client, then goes.
+    fn reap(&mut self) {
+        let mut index = 0;
+        while index < self.connections.len() {
+            let id = self.connections[index].id;
+            if self.server.wants_abort(id) {
+                self.server.disconnect(id);
+                self.connections.swap_remove(index);
+            } else if self.server.wants_close(id) {
+                self.collect(index);
+                self.read(index, usize::MAX);
+                self.server.disconnect(id);
+                self.connections.swap_remove(index);
+            } else {
+                index += 1;
+            }
+        }
+        let open = self.connections.len();
+        assert!(open <= options().max_sessions, "{open} connections open past the session limit");
     }
 
     fn push(&mut self, script: &mut Script<'_>) {
@@ -745,10 +794,19 @@ impl Harness {
             script.take(len).to_vec()
         };
         let mut reply = std::vec![0u8; Server::<FuzzPlatform>::MAX_ADVERT_LEN];
+        let limited = self.server.counters().probes_rate_limited;
         let answer = self.server.discovery(&datagram, &mut reply);
         match Probe::parse(&datagram) {
             Ok(probe) => {
-                let len = answer.expect("a valid probe is answered");
+                // A valid probe is answered unless the probe budget is spent, which is counted.
+                let Some(len) = answer else {
+                    assert_eq!(
+                        self.server.counters().probes_rate_limited,
+                        limited + 1,
+                        "a valid probe went unanswered without the rate limit"
+                    );
+                    return;
+                };
                 let advert = Advert::new_checked(&reply[..len]).expect("the device's advert checks");
                 assert!(advert.verify_signature(), "the advert's signature verifies");
                 let repr = AdvertRepr::parse(&advert).expect("a checked advert parses");
@@ -877,6 +935,12 @@ pub fn server(data: &[u8]) {
 /// Runs `data` as a script (at most 256 operations) and returns the device's counters at the
 /// end, for tests that check where a script reached.
 pub fn run(data: &[u8]) -> Counters {
+    // The entropy source is one static stream: two runs at once (parallel host tests) would
+    // interleave their draws, and a script would no longer replay (the same ephemeral key drawn
+    // twice reads as a replayed handshake). One run at a time; a run that panicked leaves the
+    // lock usable.
+    static ONE_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    let _turn = ONE_AT_A_TIME.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
     ENTROPY.reset(0x6a6f_735f_7365_7276);
     let mut harness = Harness::new();
     let mut script = Script { bytes: data };
@@ -1045,6 +1109,7 @@ pub fn seeds() -> Vec<(&'static str, Vec<u8>)> {
             "full",
             ScriptBuilder::new().connect().connect().connect().connect().connect().disconnect(2).connect().build()
         ),
+        ("deadlines", ScriptBuilder::new().connect().clock(6_000).connect().handshake(0, 0, &[]).clock(31_000).build()),
         ("discovery", ScriptBuilder::new().probe(42).datagram(b"JOSD\x01\x01\0\0").datagram(&[]).build()),
         (
             "queue",

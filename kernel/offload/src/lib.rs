@@ -1,7 +1,7 @@
 //! The device side of the jos offload protocol, independent of the board.
 //!
 //! [`Server`] is a state machine over abstract byte streams: the kernel (or the host adapter in
-//! [`host`], feature `std`) feeds it the bytes each TCP connection received
+//! `host`, feature `std`) feeds it the bytes each TCP connection received
 //! ([`Server::receive`]), sends what it has to send ([`Server::pending`] / [`Server::consume`]),
 //! tells it when a connection closes ([`Server::disconnect`]), answers discovery datagrams
 //! ([`Server::discovery`]), and calls [`Server::poll`] once per executive frame to run one fuel
@@ -30,8 +30,8 @@ pub mod host;
 #[cfg(feature = "fuzzing")]
 pub mod fuzzing;
 
-pub use noise::{Entropy, NOISE_PATTERN, PROLOGUE};
 #[cfg(feature = "std")]
 pub use noise::OsEntropy;
+pub use noise::{Entropy, NOISE_PATTERN, PROLOGUE};
 pub use ratelimit::{Rate, RateLimits};
 pub use server::{Counters, DeviceConfig, Platform, Server, ServerOptions, SessionId, Slice, Status};

@@ -2,8 +2,8 @@
 
 use alloc::collections::{BTreeMap, VecDeque};
 use alloc::string::{String, ToString};
-use alloc::vec::Vec;
 use alloc::sync::Arc;
+use alloc::vec::Vec;
 use core::fmt::Write as _;
 use core::net::{IpAddr, Ipv4Addr};
 
@@ -17,7 +17,9 @@ use jos_abi::wire::{self, Format, Formats, JobStatus as WireStatus, Limits, Mess
 use jos_abi::{AbiVersion, ErrorCode};
 use jos_runtime::host::HeapMeter;
 use jos_runtime::wasm::ModuleCache;
-use jos_runtime::{Capabilities, Entry, Host, Job, JobError, JobResult, JobStatus, Sandbox, SandboxConfig, StepOutcome, Value};
+use jos_runtime::{
+    Capabilities, Entry, Host, Job, JobError, JobResult, JobStatus, Sandbox, SandboxConfig, StepOutcome, Value,
+};
 
 use crate::noise::{self, Entropy};
 use crate::ratelimit::{Limiter, Rate, RateLimits};
@@ -99,6 +101,8 @@ pub trait Platform {
     /// beyond them answer `PermissionDenied`. `Err` holds the result of a job that could not
     /// start (`Rejected`). The server runs one job at a time: it never starts a second native
     /// job before the first finished or was aborted.
+    // The refusal is the job's whole result, once per job start.
+    #[allow(clippy::result_large_err)]
     fn start_native(
         &mut self,
         blob: &[u8],
@@ -107,7 +111,9 @@ pub trait Platform {
         capabilities: Capabilities,
     ) -> Result<(), JobResult> {
         let _ = (blob, input, limits, capabilities);
-        Err(JobResult::rejected(jos_runtime::LoadError::Malformed("native blobs do not run on this device".to_string())))
+        Err(JobResult::rejected(jos_runtime::LoadError::Malformed(
+            "native blobs do not run on this device".to_string(),
+        )))
     }
 
     /// Runs the current native job until the platform preempts it (`Running`: call again in a
@@ -327,6 +333,8 @@ struct Request {
 }
 
 /// What runs: a wasm job the server steps, or the platform's native job.
+// One value, held by the server while a job runs: its size costs nothing worth a box.
+#[allow(clippy::large_enum_variant)]
 enum RunningJob<H: 'static> {
     Wasm(Job<H>),
     Native,
@@ -555,7 +563,11 @@ impl<P: Platform> Server<P> {
             match oldest.and_then(|id| self.sessions.remove(&id).map(|session| (id, session))) {
                 Some((id, mut oldest)) => {
                     self.counters.evicted += 1;
-                    self.refuse(&mut oldest, ErrorCode::Busy, "too many connections wait for a handshake and this one waited longest: retry");
+                    self.refuse(
+                        &mut oldest,
+                        ErrorCode::Busy,
+                        "too many connections wait for a handshake and this one waited longest: retry",
+                    );
                     self.sessions.insert(id, oldest);
                 }
                 None => {
@@ -679,7 +691,10 @@ impl<P: Platform> Server<P> {
             session.inbox.extend_from_slice(bytes);
             loop {
                 if session.is_unauthenticated() {
-                    let announced = session.inbox.get(..wire::FRAME_HEADER_LEN).map(|header| u16::from_le_bytes([header[0], header[1]]));
+                    let announced = session
+                        .inbox
+                        .get(..wire::FRAME_HEADER_LEN)
+                        .map(|header| u16::from_le_bytes([header[0], header[1]]));
                     if announced.is_some_and(|len| usize::from(len) > wire::MAX_HELLO_LEN) {
                         self.kill(&mut session);
                         session.abort();
@@ -781,7 +796,11 @@ impl<P: Platform> Server<P> {
             // client does not hold its secret: either way the same answer, so that it tells no
             // one which keys are trusted.
             self.counters.hellos_refused += 1;
-            return self.refuse(session, ErrorCode::PermissionDenied, "this client's key is not in the device's configuration");
+            return self.refuse(
+                session,
+                ErrorCode::PermissionDenied,
+                "this client's key is not in the device's configuration",
+            );
         }
         self.hello_limiter.refund(session.peer);
         // Only a message that decrypted under a trusted key is remembered, so strangers cannot
@@ -854,7 +873,11 @@ impl<P: Platform> Server<P> {
         }
         if total_len > self.config.policy.max_module_len {
             let mut text = String::new();
-            let _ = write!(text, "module of {total_len} bytes: the device takes at most {}", self.config.policy.max_module_len);
+            let _ = write!(
+                text,
+                "module of {total_len} bytes: the device takes at most {}",
+                self.config.policy.max_module_len
+            );
             return self.error(session, ErrorCode::LimitExceeded, &text);
         }
         if total_len == 0 {
@@ -906,7 +929,9 @@ impl<P: Platform> Server<P> {
                 .sandbox
                 .compile_signed(&push.bytes, signers)
                 .map(|(module, signer)| {
-                    let rights = signers.get(signer).map_or(Capabilities::NONE, |signer| Capabilities::from_rights(signer.rights));
+                    let rights = signers
+                        .get(signer)
+                        .map_or(Capabilities::NONE, |signer| Capabilities::from_rights(signer.rights));
                     (*module.hash(), rights)
                 })
                 .map_err(|error| {
@@ -959,7 +984,8 @@ impl<P: Platform> Server<P> {
         if blob.arch() != Some(Arch::Armv6) {
             return Err((ErrorCode::Unsupported, "blob is not for ARMv6".to_string()));
         }
-        let verified = signature::verify_blob(&blob, &self.config.signers).map_err(|error| fail(error.code(), &error))?;
+        let verified =
+            signature::verify_blob(&blob, &self.config.signers).map_err(|error| fail(error.code(), &error))?;
         Ok((verified.content_hash, Capabilities::from_rights(verified.rights)))
     }
 
@@ -1000,7 +1026,15 @@ impl<P: Platform> Server<P> {
         Some((identity, *capabilities))
     }
 
-    fn invoke(&mut self, id: SessionId, session: &mut Session, hash: [u8; 32], limits: Limits, input: &[u8], entry: Entry) {
+    fn invoke(
+        &mut self,
+        id: SessionId,
+        session: &mut Session,
+        hash: [u8; 32],
+        limits: Limits,
+        input: &[u8],
+        entry: Entry,
+    ) {
         let resolved = self.resolve(&hash);
         let format = match resolved {
             Some((identity, _)) if self.sandbox.cache().contains(&identity) => Format::Wasm,
@@ -1052,8 +1086,13 @@ impl<P: Platform> Server<P> {
                     };
                     let host = self.platform.host(request.input);
                     let start_began = self.platform.now_us();
-                    let job =
-                        self.sandbox.start(&module, host, runtime_limits(&request.limits), request.capabilities, request.entry);
+                    let job = self.sandbox.start(
+                        &module,
+                        host,
+                        runtime_limits(&request.limits),
+                        request.capabilities,
+                        request.entry,
+                    );
                     let instantiated_us = self.platform.now_us();
                     let start_cpu_us = instantiated_us.saturating_sub(start_began);
                     self.running = Some(Running {
@@ -1150,7 +1189,14 @@ impl<P: Platform> Server<P> {
 
     /// [`Server::finish`], then the job's [`JobTiming`] to the platform. `phases` are when the
     /// Invoke arrived, the job started and it was instantiated; `times` its `time_us` and `cpu_us`.
-    fn finish_timed(&mut self, id: SessionId, format: Format, phases: (u64, u64, u64), result: &JobResult, times: (u64, u64)) {
+    fn finish_timed(
+        &mut self,
+        id: SessionId,
+        format: Format,
+        phases: (u64, u64, u64),
+        result: &JobResult,
+        times: (u64, u64),
+    ) {
         let (received_us, start_us, instantiated_us) = phases;
         let finished_us = self.platform.now_us();
         self.finish(id, result, times.0, times.1);

@@ -59,9 +59,11 @@ fn native_blobs_get_their_signers_capabilities() {
     let mut server = server(ServerOptions::default());
     let mut client = MemoryClient::connect(&mut server, &CLIENT_SECRET).expect("trusted client");
     // TestPlatform's native job reports the capabilities it got as bits (network 1, screen 2, gpio 4).
-    let all = run(&mut server, &mut client, Format::NativeArmv6, &signed_blob(&DEVELOPER, jos_abi::AbiVersion::CURRENT));
+    let all =
+        run(&mut server, &mut client, Format::NativeArmv6, &signed_blob(&DEVELOPER, jos_abi::AbiVersion::CURRENT));
     assert_eq!(exit_value(&all), 0b111);
-    let network = run(&mut server, &mut client, Format::NativeArmv6, &signed_blob(&NATIVE_NET, jos_abi::AbiVersion::CURRENT));
+    let network =
+        run(&mut server, &mut client, Format::NativeArmv6, &signed_blob(&NATIVE_NET, jos_abi::AbiVersion::CURRENT));
     assert_eq!(exit_value(&network), 0b001);
 }
 
@@ -79,9 +81,11 @@ fn native_jobs_run_in_steps_with_progress_and_a_queue() {
     let frames = push_frames(&mut first.transport, Format::NativeArmv6, &blob, 1000);
     server.receive(first.id, &frames);
     assert_eq!(first.replies(&mut server), vec![Reply::PushOk(sha256(&blob))]);
-    first.send(&mut server, &Message::Invoke { hash: sha256(&blob), limits: Limits::default(), input: b"", call: None });
+    first
+        .send(&mut server, &Message::Invoke { hash: sha256(&blob), limits: Limits::default(), input: b"", call: None });
     assert_eq!(server.poll(1000), jos_offload::Slice::Ran, "the first step is preempted");
-    second.send(&mut server, &Message::Invoke { hash: sha256(&blob), limits: Limits::default(), input: b"", call: None });
+    second
+        .send(&mut server, &Message::Invoke { hash: sha256(&blob), limits: Limits::default(), input: b"", call: None });
     assert_eq!(server.status().queued, 1, "the second Invoke waits");
     let mut first_replies = Vec::new();
     let mut second_replies = Vec::new();
@@ -92,7 +96,11 @@ fn native_jobs_run_in_steps_with_progress_and_a_queue() {
     }
     let progress = first_replies.iter().filter(|reply| matches!(reply, Reply::Progress { .. })).count();
     assert!(progress >= 4, "Progress while the native job runs: {first_replies:?}");
-    assert_eq!(first_replies.iter().filter(|reply| matches!(reply, Reply::Result { .. })).count(), 1, "{first_replies:?}");
+    assert_eq!(
+        first_replies.iter().filter(|reply| matches!(reply, Reply::Result { .. })).count(),
+        1,
+        "{first_replies:?}"
+    );
     let results: Vec<_> = second_replies.iter().filter(|reply| matches!(reply, Reply::Result { .. })).collect();
     assert_eq!(results.len(), 1, "the queued job ran after the first: {second_replies:?}");
     assert_eq!(exit_value(results[0]), 0b111);
@@ -111,7 +119,8 @@ fn native_job_aborted_when_its_client_leaves() {
     let frames = push_frames(&mut client.transport, Format::NativeArmv6, &blob, 1000);
     server.receive(client.id, &frames);
     assert_eq!(client.replies(&mut server), vec![Reply::PushOk(sha256(&blob))]);
-    client.send(&mut server, &Message::Invoke { hash: sha256(&blob), limits: Limits::default(), input: b"", call: None });
+    client
+        .send(&mut server, &Message::Invoke { hash: sha256(&blob), limits: Limits::default(), input: b"", call: None });
     for now in 0..10 {
         assert_eq!(server.poll(now * 1000), jos_offload::Slice::Ran);
     }

@@ -51,7 +51,7 @@ fn seeds_reach_deep() {
     let c = counters("bad-push");
     assert_eq!((c.pushes_ok, c.errors_sent), (0, 5), "{c:?}");
     let c = counters("split-handshakes");
-    assert_eq!((c.sessions_opened, c.dropped_unauthenticated), (1, 1), "{c:?}");
+    assert_eq!((c.sessions_opened, c.hellos_refused), (1, 1), "the stranger is told PermissionDenied: {c:?}");
     let c = counters("garbage-message");
     assert!(c.errors_sent >= 2 && c.sessions_killed == 0, "{c:?}");
     let c = counters("raw-after-open");
@@ -59,9 +59,19 @@ fn seeds_reach_deep() {
     let c = counters("clear-garbage");
     assert_eq!((c.sessions_opened, c.dropped_unauthenticated), (0, 2), "{c:?}");
     let c = counters("full");
-    assert_eq!(c.dropped_unauthenticated, 1, "the fifth connection is refused: {c:?}");
+    assert_eq!(
+        (c.evicted, c.refused_busy, c.errors_sent),
+        (1, 0, 1),
+        "the fifth connection evicts the oldest waiting one, which is told Busy: {c:?}"
+    );
+    let c = counters("deadlines");
+    assert_eq!(
+        (c.handshake_timeouts, c.sessions_opened, c.idle_timeouts),
+        (1, 1, 1),
+        "a stalled handshake is reset, an idle session closed: {c:?}"
+    );
     let c = counters("discovery");
-    assert_eq!((c.adverts_sent, c.dropped_unauthenticated), (1, 2), "{c:?}");
+    assert_eq!((c.adverts_sent, c.probes_too_short), (1, 2), "{c:?}");
     let c = counters("queue");
     assert!(c.errors_sent >= 1 && c.jobs_failed == 4, "a full queue answers Busy, the rest run out of fuel: {c:?}");
 }

@@ -283,7 +283,7 @@ fn untrusted_and_stolen_keys_get_the_same_answer() {
 
 #[test]
 fn failing_handshakes_are_rate_limited_per_source_and_trusted_ones_are_not() {
-    let mut server = server(options());
+    let mut server = frozen_server(options());
     // A stranger at one address: 8 refusals, then Busy without the handshake's work.
     let answers: Vec<Refusal> = (0..12)
         .map(|_| MemoryClient::connect_from(&mut server, &STRANGER_SECRET, address(66)).err().unwrap())
@@ -353,9 +353,10 @@ fn probes_shorter_than_an_advert_get_no_answer() {
 
 #[test]
 fn a_burst_of_probes_is_rate_limited_and_discovery_works_again_afterwards() {
-    let mut server = server(options());
+    let mut server = frozen_server(options());
     let mut reply = [0u8; 512];
-    let answered = (0..100).filter(|nonce| server.discovery_from(address(9), &probe(*nonce), &mut reply).is_some()).count();
+    let answered =
+        (0..100).filter(|nonce| server.discovery_from(address(9), &probe(*nonce), &mut reply).is_some()).count();
     assert_eq!(answered, 32, "one source: its burst of 32");
     assert_eq!(server.counters().probes_rate_limited, 68);
     assert!(server.discovery_from(address(10), &probe(1), &mut reply).is_some(), "another source still gets answers");
@@ -363,7 +364,7 @@ fn a_burst_of_probes_is_rate_limited_and_discovery_works_again_afterwards() {
     assert!(server.discovery_from(address(9), &probe(2), &mut reply).is_some(), "16 per second: one after 62.5 ms");
     assert_eq!(server.counters().adverts_sent, 34);
     // Many sources (spoofed, say) together get the global burst of 64.
-    let mut server = self::server(options());
+    let mut server = frozen_server(options());
     let answered =
         (0..200u8).filter(|source| server.discovery_from(address(*source), &probe(3), &mut reply).is_some()).count();
     assert_eq!(answered, 64);

@@ -63,7 +63,13 @@ fn push_and_invoke_wasm_then_invoke_cached_from_another_session() {
     let replies = run_until_result(&mut server, &mut client, 100);
     assert_eq!(
         replies.last().unwrap(),
-        &Reply::Result { status: JobStatus::Ok, exit_value: 9, output: b"hello jos".to_vec(), results: vec![], logs: vec![] }
+        &Reply::Result {
+            status: JobStatus::Ok,
+            exit_value: 9,
+            output: b"hello jos".to_vec(),
+            results: vec![],
+            logs: vec![]
+        }
     );
 
     let mut other = MemoryClient::connect(&mut server, &CLIENT2_SECRET).expect("second trusted client");
@@ -71,7 +77,13 @@ fn push_and_invoke_wasm_then_invoke_cached_from_another_session() {
     let replies = run_until_result(&mut server, &mut other, 100);
     assert_eq!(
         replies.last().unwrap(),
-        &Reply::Result { status: JobStatus::Ok, exit_value: 5, output: b"again".to_vec(), results: vec![], logs: vec![] }
+        &Reply::Result {
+            status: JobStatus::Ok,
+            exit_value: 5,
+            output: b"again".to_vec(),
+            results: vec![],
+            logs: vec![]
+        }
     );
     let counters = server.counters();
     assert_eq!((counters.pushes_ok, counters.jobs_ok, counters.sessions_opened), (1, 2, 2));
@@ -195,7 +207,12 @@ fn oversized_module_is_refused_and_the_session_goes_on() {
     let mut client = MemoryClient::connect(&mut server, &CLIENT_SECRET).unwrap();
     client.send(
         &mut server,
-        &Message::PushBegin { format: Format::Wasm, total_len: MAX_MODULE + 1, sha256: [0; 32], limits: Limits::default() },
+        &Message::PushBegin {
+            format: Format::Wasm,
+            total_len: MAX_MODULE + 1,
+            sha256: [0; 32],
+            limits: Limits::default(),
+        },
     );
     let replies = client.replies(&mut server);
     assert!(error(ErrorCode::LimitExceeded)(&replies[0]), "{replies:?}");
@@ -230,7 +247,12 @@ fn corrupt_and_out_of_order_chunks_are_refused() {
     // PushBegin announces the real hash; the bytes differ.
     let mut frames = seal(
         &mut client.transport,
-        &Message::PushBegin { format: Format::Wasm, total_len: module.len() as u32, sha256: sha, limits: Limits::default() },
+        &Message::PushBegin {
+            format: Format::Wasm,
+            total_len: module.len() as u32,
+            sha256: sha,
+            limits: Limits::default(),
+        },
     );
     frames.extend(seal(&mut client.transport, &Message::PushChunk { offset: 0, bytes: &corrupt }));
     frames.extend(seal(&mut client.transport, &Message::PushEnd));
@@ -241,7 +263,12 @@ fn corrupt_and_out_of_order_chunks_are_refused() {
 
     let mut frames = seal(
         &mut client.transport,
-        &Message::PushBegin { format: Format::Wasm, total_len: module.len() as u32, sha256: sha, limits: Limits::default() },
+        &Message::PushBegin {
+            format: Format::Wasm,
+            total_len: module.len() as u32,
+            sha256: sha,
+            limits: Limits::default(),
+        },
     );
     frames.extend(seal(&mut client.transport, &Message::PushChunk { offset: 10, bytes: &module[10..20] }));
     frames.extend(seal(&mut client.transport, &Message::PushEnd));
@@ -397,7 +424,8 @@ fn limits_come_from_push_defaults_and_request_capped_by_policy() {
     assert!(replies.len() <= 6, "the push's 300k fuel default ends it after a few 100k slices: {}", replies.len());
     invoke(&mut client, &mut server, hash, Limits { fuel: u64::MAX, ..Limits::default() }, b"");
     let replies = run_until_result(&mut server, &mut client, 1000);
-    let fuel: Vec<u64> = replies.iter().filter_map(|r| if let Reply::Progress(f) = r { Some(*f) } else { None }).collect();
+    let fuel: Vec<u64> =
+        replies.iter().filter_map(|r| if let Reply::Progress(f) = r { Some(*f) } else { None }).collect();
     assert!((25..=31).contains(&fuel.len()), "policy cap of 3M fuel: about 30 slices, got {}", fuel.len());
     assert!(matches!(replies.last(), Some(Reply::Result { status: JobStatus::OutOfFuel, .. })));
 }
@@ -483,5 +511,10 @@ fn cpu_time_is_the_sum_of_the_slices_and_excludes_the_time_between_them() {
     assert!(stats.fuel_used >= 1_000_000, "{stats:?}");
     // The gaps lie between the job's start and its end, outside every slice.
     let gap_us = gaps * gap.as_micros() as u64;
-    assert!(stats.time_us >= stats.cpu_us + gap_us, "time {} cpu {} gaps {gap_us}: {stats:?}", stats.time_us, stats.cpu_us);
+    assert!(
+        stats.time_us >= stats.cpu_us + gap_us,
+        "time {} cpu {} gaps {gap_us}: {stats:?}",
+        stats.time_us,
+        stats.cpu_us
+    );
 }

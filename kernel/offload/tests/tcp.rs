@@ -93,13 +93,31 @@ fn push_invoke_and_cached_invoke_over_tcp() {
     assert_eq!(client.next(), Some(Reply::PushOk(hash)));
     client.send(&Message::Invoke { hash, limits: Limits::default(), input: b"over tcp", call: None });
     let (_, result) = client.result();
-    assert_eq!(result, Reply::Result { status: JobStatus::Ok, exit_value: 8, output: b"over tcp".to_vec(), results: vec![], logs: vec![] });
+    assert_eq!(
+        result,
+        Reply::Result {
+            status: JobStatus::Ok,
+            exit_value: 8,
+            output: b"over tcp".to_vec(),
+            results: vec![],
+            logs: vec![]
+        }
+    );
     drop(client);
 
     let mut again = TcpClient::connect(&device, &CLIENT2_SECRET).expect("handshake");
     again.send(&Message::Invoke { hash, limits: Limits::default(), input: b"cached", call: None });
     let (_, result) = again.result();
-    assert_eq!(result, Reply::Result { status: JobStatus::Ok, exit_value: 6, output: b"cached".to_vec(), results: vec![], logs: vec![] });
+    assert_eq!(
+        result,
+        Reply::Result {
+            status: JobStatus::Ok,
+            exit_value: 6,
+            output: b"cached".to_vec(),
+            results: vec![],
+            logs: vec![]
+        }
+    );
     assert!(again.inner.sent < 200, "invoke by hash sends no module: {} bytes", again.inner.sent);
     drop(again);
     let counters = device.stop();
@@ -166,7 +184,10 @@ fn eight_stalled_connections_do_not_lock_out_a_trusted_client() {
     let mut answer = answer;
     let frames = take_frames(&mut answer);
     assert!(
-        matches!(frames.first().map(|frame| Message::parse(frame)), Some(Ok(Message::Error { code: jos_abi::ErrorCode::Busy, .. }))),
+        matches!(
+            frames.first().map(|frame| Message::parse(frame)),
+            Some(Ok(Message::Error { code: jos_abi::ErrorCode::Busy, .. }))
+        ),
         "{frames:?}"
     );
     drop(client);
@@ -230,7 +251,13 @@ fn eight_clients_at_once_each_get_their_own_result() {
         let expected = format!("client number {index}").into_bytes();
         assert_eq!(
             result,
-            Reply::Result { status: JobStatus::Ok, exit_value: expected.len() as i32, output: expected, results: vec![], logs: vec![] }
+            Reply::Result {
+                status: JobStatus::Ok,
+                exit_value: expected.len() as i32,
+                output: expected,
+                results: vec![],
+                logs: vec![]
+            }
         );
     }
     let counters = device.stop();

@@ -60,7 +60,10 @@ fn push_and_job_phases_are_reported() {
     assert!(push.handshake_us > 0 && push.transfer_us > 0 && push.verify_us > 0, "{push:?}");
     assert!(push.session_us >= push.handshake_us + push.transfer_us + push.verify_us, "{push:?}");
 
-    client.send(&mut server, &Message::Invoke { hash: sha256(&module), limits: Limits::default(), input: b"hi", call: None });
+    client.send(
+        &mut server,
+        &Message::Invoke { hash: sha256(&module), limits: Limits::default(), input: b"hi", call: None },
+    );
     let mut done = false;
     for now in 0..100 {
         server.poll(now * 1000);

@@ -3,6 +3,10 @@
 
 extern "C" {
     static __kernel_start: u8;
+    static __text_end: u8;
+    static __user_stubs_start: u8;
+    static __user_stubs_end: u8;
+    static __rw_start: u8;
     static __data_end: u8;
     static __bss_start: u8;
     static __bss_end: u8;
@@ -34,6 +38,26 @@ pub const GUARD_SIZE: usize = 4096;
 /// First byte of the image (the load address).
 pub fn kernel_start() -> usize {
     symbol!(__kernel_start)
+}
+
+/// End of the code (page-aligned): `[kernel_start, text_end)` is code, the stub page included.
+pub fn text_end() -> usize {
+    symbol!(__text_end)
+}
+
+/// The page of system-call stubs `[start, end)` (the only kernel page user mode may touch).
+pub fn user_stubs() -> (usize, usize) {
+    (symbol!(__user_stubs_start), symbol!(__user_stubs_end))
+}
+
+/// Start of the writable data (page-aligned): `[text_end, rw_start)` is read-only data.
+pub fn rw_start() -> usize {
+    symbol!(__rw_start)
+}
+
+/// The native job's stack `[bottom, top)` (user read/write; its guard page is below `bottom`).
+pub fn job_stack() -> (usize, usize) {
+    (symbol!(__job_stack_bottom), symbol!(__job_stack_top))
 }
 
 /// End of the loaded image (code, read-only data, data): what the loader copies.

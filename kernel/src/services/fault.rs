@@ -87,7 +87,8 @@ pub fn report(kind: ExceptionKind, frame: &TrapFrame, registers: &FaultRegisters
         }
         let _ = writeln!(out);
     }
-    let _ = writeln!(out, "  sp={:#010x} lr={:#010x} pc={:#010x} cpsr={:#010x}", frame.sp, frame.lr, frame.pc, frame.spsr);
+    let _ =
+        writeln!(out, "  sp={:#010x} lr={:#010x} pc={:#010x} cpsr={:#010x}", frame.sp, frame.lr, frame.pc, frame.spsr);
     let sp = frame.sp as usize;
     match crate::memory::layout::stack_containing(sp) {
         Some((name, _, top)) => {
@@ -131,7 +132,14 @@ fn panic(info: &core::panic::PanicInfo) -> ! {
     let mut out = Report;
     match info.location() {
         Some(location) => {
-            let _ = writeln!(out, "\nPANIC at {}:{}:{}: {}", location.file(), location.line(), location.column(), info.message());
+            let _ = writeln!(
+                out,
+                "\nPANIC at {}:{}:{}: {}",
+                location.file(),
+                location.line(),
+                location.column(),
+                info.message()
+            );
         }
         None => {
             let _ = writeln!(out, "\nPANIC: {}", info.message());

@@ -45,14 +45,7 @@ pub fn log(level: Level, args: fmt::Arguments) {
         return;
     }
     let micros = TIMER.now_micros();
-    let _ = writeln!(
-        &CONSOLE,
-        "[{:>5}.{:06}] {} {}",
-        micros / 1_000_000,
-        micros % 1_000_000,
-        level.tag(),
-        args
-    );
+    let _ = writeln!(&CONSOLE, "[{:>5}.{:06}] {} {}", micros / 1_000_000, micros % 1_000_000, level.tag(), args);
     if level == Level::Error {
         crate::services::screen::write_fmt(format_args!("{} {}\n", level.tag(), args), true);
     }

@@ -27,6 +27,37 @@ use jos_kcore::net::{classify, echo_reply_unchecked, Local, Verdict};
 use crate::board::bcm2835::usb::ethernet::{self, EthernetDevice};
 use crate::board::bcm2835::usb::{hal, Slot};
 
+/// What the service that owns the discovery and session sockets (the offload service, which
+/// sits above this module) gives the network manager. It registers it with [`host`] before
+/// [`init`]; the manager calls it and never names that service (the arrows run one way:
+/// `offload` -> `jobio` -> `net`).
+pub struct HostedService {
+    /// Whether the service runs (the manager then opens its sockets).
+    pub enabled: fn() -> bool,
+    /// Sets the service's options on each session socket as the manager makes it.
+    pub configure_socket: fn(&mut tcp::Socket<'_>),
+    /// Hands the service its discovery socket and session listeners (once).
+    pub attach: fn(SocketHandle, [SocketHandle; sizes::OFFLOAD_TCP_SOCKETS]),
+    /// The boot configuration's network settings, if any.
+    pub configured_network: fn() -> Option<jos_abi::config::Network>,
+    /// Moves bytes between the service's sockets and the service (every poll).
+    pub serve: fn(&mut SocketSet<'_>),
+}
+
+/// The registered service (null: none).
+static HOSTED: core::sync::atomic::AtomicPtr<HostedService> = core::sync::atomic::AtomicPtr::new(core::ptr::null_mut());
+
+/// Registers the service that owns the offload sockets (call before [`init`]).
+pub fn host(service: &'static HostedService) {
+    HOSTED.store(core::ptr::from_ref(service).cast_mut(), Ordering::Release);
+}
+
+fn hosted() -> Option<&'static HostedService> {
+    // SAFETY: HOSTED is null or was set by `host` from a `&'static HostedService`, never freed
+    // and only read through shared references.
+    unsafe { HOSTED.load(Ordering::Acquire).as_ref() }
+}
+
 /// Socket counts and buffer sizes, in one place.
 pub mod sizes {
     /// UDP echo: receive and transmit payload bytes.
@@ -38,8 +69,8 @@ pub mod sizes {
     /// TCP echo: receive and transmit buffer bytes per socket.
     pub const TCP_BUFFER: usize = 16 * 1024;
     /// Offload sessions: TCP sockets listening on port 4748 (the sessions served at once, and
-    /// two more: `services::offload::LISTENERS`).
-    pub const OFFLOAD_TCP_SOCKETS: usize = crate::services::offload::LISTENERS;
+    /// two more: the offload service checks that its `LISTENERS` equals this when compiling).
+    pub const OFFLOAD_TCP_SOCKETS: usize = 10;
     /// Offload sessions: receive and transmit buffer bytes per socket.
     pub const OFFLOAD_TCP_BUFFER: usize = 16 * 1024;
     /// Offload discovery: payload bytes per direction.
@@ -228,7 +259,17 @@ pub fn init(log: fn(core::fmt::Arguments)) -> Result<(), InitError> {
     ethernet_device.rx_checksums_checked();
     let started = hal::now_micros();
     let mut config = Config::new(HardwareAddress::Ethernet(EthernetAddress(ethernet_device.mac())));
-    config.random_seed = started ^ u64::from_le_bytes([ethernet_device.mac()[0], ethernet_device.mac()[1], ethernet_device.mac()[2], ethernet_device.mac()[3], ethernet_device.mac()[4], ethernet_device.mac()[5], 0x5a, 0xa5]);
+    config.random_seed = started
+        ^ u64::from_le_bytes([
+            ethernet_device.mac()[0],
+            ethernet_device.mac()[1],
+            ethernet_device.mac()[2],
+            ethernet_device.mac()[3],
+            ethernet_device.mac()[4],
+            ethernet_device.mac()[5],
+            0x5a,
+            0xa5,
+        ]);
     let iface = Interface::new(config, &mut ethernet_device, now(started));
     let mut sockets = SocketSet::new(&mut storage.sockets[..]);
     let dhcp = sockets.add(dhcpv4::Socket::new());
@@ -247,7 +288,7 @@ pub fn init(log: fn(core::fmt::Arguments)) -> Result<(), InitError> {
         socket.set_timeout(Some(TCP_ECHO_TIMEOUT));
         sockets.add(socket)
     });
-    if crate::services::offload::enabled() {
+    if let Some(service) = hosted().filter(|service| (service.enabled)()) {
         // The offload service's sockets: discovery on UDP 4747, one TCP 4748 listener per session.
         let mut discovery = udp::Socket::new(
             udp::PacketBuffer::new(&mut storage.discovery_rx_meta[..], &mut storage.discovery_rx[..]),
@@ -260,10 +301,10 @@ pub fn init(log: fn(core::fmt::Arguments)) -> Result<(), InitError> {
         let sessions = core::array::from_fn(|_| {
             let (Some(rx), Some(tx)) = (rx.next(), tx.next()) else { unreachable!("one buffer pair per socket") };
             let mut socket = tcp::Socket::new(tcp::SocketBuffer::new(&mut rx[..]), tcp::SocketBuffer::new(&mut tx[..]));
-            crate::services::offload::configure_socket(&mut socket);
+            (service.configure_socket)(&mut socket);
             sockets.add(socket)
         });
-        crate::services::offload::attach(discovery, sessions);
+        (service.attach)(discovery, sessions);
     }
     // The job sockets: added once, unbound until a job binds one (`job_bind`).
     let mut rx_meta = storage.job_rx_meta.iter_mut();
@@ -271,7 +312,8 @@ pub fn init(log: fn(core::fmt::Arguments)) -> Result<(), InitError> {
     let mut tx_meta = storage.job_tx_meta.iter_mut();
     let mut tx = storage.job_tx.iter_mut();
     let jobs = core::array::from_fn(|_| {
-        let (Some(rx_meta), Some(rx), Some(tx_meta), Some(tx)) = (rx_meta.next(), rx.next(), tx_meta.next(), tx.next()) else {
+        let (Some(rx_meta), Some(rx), Some(tx_meta), Some(tx)) = (rx_meta.next(), rx.next(), tx_meta.next(), tx.next())
+        else {
             unreachable!("one buffer set per socket")
         };
         sockets.add(udp::Socket::new(
@@ -357,7 +399,8 @@ pub fn job_bind(port: u16) -> Result<usize, ErrorCode> {
         if OPEN_UDP_PORTS.contains(&port) || job_port_bound(port) {
             return Err(ErrorCode::InUse);
         }
-        let index = JOB_PORTS.iter().position(|bound| bound.load(Ordering::Relaxed) == 0).ok_or(ErrorCode::LimitExceeded)?;
+        let index =
+            JOB_PORTS.iter().position(|bound| bound.load(Ordering::Relaxed) == 0).ok_or(ErrorCode::LimitExceeded)?;
         let socket = net.sockets.get_mut::<udp::Socket>(net.jobs[index]);
         socket.bind(port).map_err(|_| ErrorCode::InUse)?;
         JOB_PORTS[index].store(port, Ordering::Relaxed);
@@ -429,10 +472,10 @@ impl Net {
     /// Frees the job sockets marked in `JOB_RELEASE`.
     fn release_jobs(&mut self) {
         let marked = JOB_RELEASE.swap(0, Ordering::AcqRel);
-        for index in 0..sizes::JOB_SOCKETS {
+        for (index, (handle, port)) in self.jobs.iter().zip(JOB_PORTS.iter()).enumerate() {
             if marked & (1 << index) != 0 {
-                self.sockets.get_mut::<udp::Socket>(self.jobs[index]).close();
-                JOB_PORTS[index].store(0, Ordering::Relaxed);
+                self.sockets.get_mut::<udp::Socket>(*handle).close();
+                port.store(0, Ordering::Relaxed);
             }
         }
     }
@@ -508,7 +551,7 @@ impl Net {
             return;
         }
         if let Some(jos_abi::config::Network::Static { address, prefix_len, gateway }) =
-            crate::services::offload::configured_network()
+            hosted().and_then(|service| (service.configured_network)())
         {
             // The boot configuration fixes the address: no DHCP socket, no fallback.
             let cidr = Ipv4Cidr::new(Ipv4Address::from_octets(address), prefix_len);
@@ -657,19 +700,25 @@ impl Net {
                 socket.close();
             }
         }
-        crate::services::offload::serve(&mut self.sockets);
+        if let Some(service) = hosted() {
+            (service.serve)(&mut self.sockets);
+        }
     }
 
     fn write_status(&mut self, line: &mut Line) {
         let link = self.device.counters();
         self.counters.link = link;
         let _ = match self.address {
-            Some(address) => write!(line, "{address} {}", match self.state {
-                AddressState::Dhcp => "dhcp",
-                AddressState::Static => "static",
-                AddressState::Configured => "configured",
-                AddressState::Discovering => "-",
-            }),
+            Some(address) => write!(
+                line,
+                "{address} {}",
+                match self.state {
+                    AddressState::Dhcp => "dhcp",
+                    AddressState::Static => "static",
+                    AddressState::Configured => "configured",
+                    AddressState::Discovering => "-",
+                }
+            ),
             None => write!(line, "asking DHCP"),
         };
         let drops = self.counters.malformed

@@ -19,9 +19,9 @@ use core::net::{IpAddr, Ipv4Addr};
 
 use jos_abi::config::{PortRange, CONFIG_ADDRESS, CONFIG_MAX_LEN};
 use jos_abi::syscall::Endpoint;
+use jos_abi::wire::Format;
 use jos_abi::ErrorCode;
 use jos_kcore::text::Line;
-use jos_abi::wire::Format;
 use jos_offload::timing::Timing;
 use jos_offload::{DeviceConfig, Entropy, Platform, Server, ServerOptions, SessionId, Slice};
 use jos_runtime::Capabilities;
@@ -30,9 +30,9 @@ use smoltcp::socket::{tcp, udp};
 use smoltcp::time::Duration;
 
 use crate::board::bcm2835::usb::Slot;
+use crate::board::bcm2835::{RNG, TIMER};
 use crate::services::jobio::JobDevices;
 use crate::{error, info};
-use crate::board::bcm2835::{RNG, TIMER};
 
 /// TCP sessions served at once (`ServerOptions::max_sessions`).
 pub const SESSIONS: usize = 8;
@@ -247,9 +247,18 @@ pub fn configured_network() -> Option<jos_abi::config::Network> {
     NETWORK.lock(|network| *network)
 }
 
-/// Reads and checks the boot configuration; starts the service if it is valid. Returns whether
-/// the service runs.
+/// The network manager's hooks into this service (registered by [`init`]).
+static HOSTED: crate::services::net::HostedService =
+    crate::services::net::HostedService { enabled, configure_socket, attach, configured_network, serve };
+
+// The network manager sizes its socket storage for the listeners.
+const _: () = assert!(LISTENERS == crate::services::net::sizes::OFFLOAD_TCP_SOCKETS);
+
+/// Reads and checks the boot configuration; starts the service if it is valid, and registers
+/// its sockets with the network manager (`services::net::host`). Returns whether the service
+/// runs.
 pub fn init() -> bool {
+    crate::services::net::host(&HOSTED);
     // SAFETY: the configuration window 0x01F0_0000..0x0200_0000 is mapped normal memory that
     // nothing else uses (docs/memory.md); it is only read.
     let window = unsafe { core::slice::from_raw_parts(CONFIG_ADDRESS as *const u8, CONFIG_MAX_LEN) };
@@ -471,7 +480,8 @@ impl Service {
                         continue;
                     }
                 }
-                let peer = socket.remote_endpoint().map_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED), |endpoint| endpoint.addr.into());
+                let peer =
+                    socket.remote_endpoint().map_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED), |endpoint| endpoint.addr.into());
                 self.waiting[index] = None;
                 match self.server.connect_from(peer) {
                     Some(id) => self.sessions[index] = Some(id),

@@ -36,7 +36,13 @@ struct ConsoleSurface<'a> {
 
 impl Surface for ConsoleSurface<'_> {
     fn draw(&mut self, column: usize, row: usize, byte: u8) {
-        self.framebuffer.draw_glyph(column * font::WIDTH, row * font::HEIGHT, byte, self.foreground, CONSOLE_BACKGROUND);
+        self.framebuffer.draw_glyph(
+            column * font::WIDTH,
+            row * font::HEIGHT,
+            byte,
+            self.foreground,
+            CONSOLE_BACKGROUND,
+        );
     }
 
     fn scroll_up(&mut self, first: usize, end: usize) {
@@ -65,7 +71,8 @@ pub unsafe fn init(info: FramebufferInfo) {
     framebuffer.fill_rect(0, 0, info.width as usize, STATUS_ROWS * font::HEIGHT, STATUS_BACKGROUND);
     let layout = TextLayout::new(columns, rows, STATUS_ROWS + 1);
     SCREEN.lock(|screen| {
-        *screen = Some(Screen { framebuffer, layout, foreground: CONSOLE_FOREGROUND, shown: [[0; MAX_COLUMNS]; STATUS_ROWS] })
+        *screen =
+            Some(Screen { framebuffer, layout, foreground: CONSOLE_FOREGROUND, shown: [[0; MAX_COLUMNS]; STATUS_ROWS] })
     });
 }
 
@@ -108,7 +115,13 @@ pub fn draw_status_row(row: usize, text: &str) {
             let byte = bytes.get(column).copied().unwrap_or(b' ');
             if screen.shown[row][column] != byte {
                 screen.shown[row][column] = byte;
-                screen.framebuffer.draw_glyph(column * font::WIDTH, row * font::HEIGHT, byte, foreground, STATUS_BACKGROUND);
+                screen.framebuffer.draw_glyph(
+                    column * font::WIDTH,
+                    row * font::HEIGHT,
+                    byte,
+                    foreground,
+                    STATUS_BACKGROUND,
+                );
             }
         }
     });

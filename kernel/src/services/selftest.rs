@@ -54,7 +54,10 @@ fn timer_interrupt() -> bool {
             false
         }
         None => {
-            crate::error!("self-test: no timer interrupt within {DEADLINE} us (match pending: {})", TIMER.matched(Channel::Three));
+            crate::error!(
+                "self-test: no timer interrupt within {DEADLINE} us (match pending: {})",
+                TIMER.matched(Channel::Three)
+            );
             false
         }
     }
@@ -129,8 +132,34 @@ fn mmu() -> bool {
         && identity(crate::memory::layout::kernel_start())
         && identity(jos_kcore::memory_map::DMA_BASE + 0x123)
         && identity(crate::board::bcm2835::PL011_BASE)
-        && crate::memory::layout::guard_pages().iter().all(|&(start, end)| translate(start).is_none() && translate(end - 4).is_none())
+        && crate::memory::layout::guard_pages()
+            .iter()
+            .all(|&(start, end)| translate(start).is_none() && translate(end - 4).is_none())
         && translate(0xF000_0000).is_none()
+        && permissions()
+}
+
+/// The page permissions (W^X): the kernel's code and read-only data are not writable, even for
+/// the kernel; its data is; user mode may write only the job stack (its job region is mapped
+/// only while a job runs), nothing of the kernel's image, stacks, DMA region or peripherals.
+fn permissions() -> bool {
+    use crate::arch::mmu::{kernel_writable, user_writable};
+    use crate::memory::layout;
+    let (stubs, _) = layout::user_stubs();
+    let (job_bottom, job_top) = layout::job_stack();
+    let (_, svc_bottom, _) = layout::stacks()[4];
+    let kernel_only = [layout::kernel_start(), stubs, layout::text_end(), layout::rw_start(), svc_bottom];
+    !kernel_writable(layout::kernel_start())
+        && !kernel_writable(stubs)
+        && !kernel_writable(layout::text_end())
+        && kernel_writable(layout::rw_start())
+        && kernel_writable(svc_bottom)
+        && kernel_only.iter().all(|&address| !user_writable(address))
+        && !user_writable(jos_kcore::memory_map::DMA_BASE)
+        && !user_writable(jos_kcore::memory_map::HEAP_BASE)
+        && !user_writable(crate::board::bcm2835::PL011_BASE)
+        && user_writable(job_bottom)
+        && user_writable(job_top - 4)
 }
 
 /// A named check.

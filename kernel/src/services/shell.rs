@@ -157,25 +157,19 @@ fn run(command: &str) {
             crate::kprintln!("overflow: returned from depth {depth}?");
         }
         "fault undef" => {
-            extern "C" {
-                fn jos_fault_undefined();
-            }
-            let pc = jos_fault_undefined as *const () as usize;
+            let pc = crate::arch::fault_test::undefined_instruction_pc();
             crate::kprintln!("fault-test: undefined instruction at pc={pc:#010x}");
             // SAFETY: deliberately executes an undefined instruction; the fault handler reports it
             // and halts or reboots, so control never comes back here.
-            unsafe { jos_fault_undefined() };
+            unsafe { crate::arch::fault_test::undefined_instruction() };
         }
         "fault abort" => {
-            extern "C" {
-                fn jos_fault_data_abort(address: usize);
-            }
             let address = 0xF000_0000usize;
-            let pc = jos_fault_data_abort as *const () as usize;
+            let pc = crate::arch::fault_test::data_abort_pc();
             crate::kprintln!("fault-test: data abort at pc={pc:#010x} address={address:#010x}");
             // SAFETY: deliberately loads from an unmapped address; the fault handler reports it and
             // halts or reboots, so control never comes back here.
-            unsafe { jos_fault_data_abort(address) };
+            unsafe { crate::arch::fault_test::data_abort(address) };
         }
         "on-fault halt" => {
             crate::services::fault::set_policy(crate::services::fault::FaultPolicy::Halt);
@@ -217,7 +211,7 @@ fn hex(text: &str) -> Option<u32> {
     u32::from_str_radix(text.strip_prefix("0x").unwrap_or(text), 16).ok()
 }
 
-/// `vfp set N X` (s<N> = X), `vfp fpscr X`, `vfp clear`, `vfp bounce FPINST [FPINST2]`: the
+/// `vfp set N X` (`s<N>` = X), `vfp fpscr X`, `vfp clear`, `vfp bounce FPINST [FPINST2]`: the
 /// QEMU test's way into the VFP support code (QEMU never bounces by itself). `bounce` puts the
 /// staged registers and FPSCR into the VFP, writes FPINST (and FPINST2 with FPEXC.FP2V), sets
 /// FPEXC.EX and takes the undefined-instruction exception as the core would, then prints what
@@ -298,19 +292,3 @@ fn recurse(depth: u32) -> u32 {
     }
     recurse(depth + 1) + u32::from(frame[0])
 }
-
-// Deliberate faults for `fault undef` and `fault abort` (the QEMU fault tests use them).
-core::arch::global_asm!(
-    r#"
-    .arch armv6k
-    .section .text.fault_test, "ax"
-    .global jos_fault_undefined
-jos_fault_undefined:
-    .word 0xe7f000f0            @ permanently undefined (UDF #0)
-    bx lr
-    .global jos_fault_data_abort
-jos_fault_data_abort:
-    ldr r0, [r0]
-    bx lr
-"#
-);

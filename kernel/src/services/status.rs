@@ -90,7 +90,8 @@ fn rows() -> [Line<LINE>; STATUS_ROWS] {
     let (board, network, job, print, verdict) = LINES
         .try_lock(|lines| (lines.board, lines.network, lines.job, lines.print, lines.verdict))
         .unwrap_or((Line::new(), Line::new(), Line::new(), Line::new(), Line::new()));
-    let (sessions, limits) = LINES.try_lock(|lines| (lines.sessions, lines.limits)).unwrap_or((Line::new(), Line::new()));
+    let (sessions, limits) =
+        LINES.try_lock(|lines| (lines.sessions, lines.limits)).unwrap_or((Line::new(), Line::new()));
     rows[1].set(format_args!("board    {}", board.as_str()));
     rows[2].set(format_args!(
         "memory   heap {} KiB used, {} KiB free, peak {} KiB, {} failures; dma {} KiB",

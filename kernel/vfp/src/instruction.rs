@@ -10,7 +10,7 @@
 //! extension instructions, whose opcode is Fn:N. A single-precision register number is Fx:X
 //! (Fd:D, Fn:N, Fm:M); a double-precision one is Fx, and VFPv2 has no D16-D31, so X must be 0.
 
-/// The exceptional VFP11 instructions are always AL: FPINST[31:28] and FPINST2[31:28] are forced
+/// The exceptional VFP11 instructions are always AL: FPINST bits 31:28 and FPINST2 bits 31:28 are forced
 /// to 0b1110 (ARM1176 TRM 20.4.4).
 pub const CONDITION_ALWAYS: u32 = 0b1110;
 

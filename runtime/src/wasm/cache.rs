@@ -129,10 +129,7 @@ mod tests {
     #[test]
     fn hash_is_sha256() {
         // SHA-256("abc"), FIPS 180-2 appendix B.1.
-        assert_eq!(
-            module_hash(b"abc")[..8],
-            [0xba, 0x78, 0x16, 0xbf, 0x8f, 0x01, 0xcf, 0xea]
-        );
+        assert_eq!(module_hash(b"abc")[..8], [0xba, 0x78, 0x16, 0xbf, 0x8f, 0x01, 0xcf, 0xea]);
     }
 
     #[test]

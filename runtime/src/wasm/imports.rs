@@ -135,7 +135,10 @@ pub(crate) fn check_import(module: &str, name: &str, ty: &ExternType) -> Result<
     };
     let matches = |want: &[ValueType], have: &[ValType]| {
         want.len() == have.len()
-            && want.iter().zip(have).all(|(w, h)| matches!((w, h), (ValueType::I32, ValType::I32) | (ValueType::I64, ValType::I64)))
+            && want
+                .iter()
+                .zip(have)
+                .all(|(w, h)| matches!((w, h), (ValueType::I32, ValType::I32) | (ValueType::I64, ValType::I64)))
     };
     if !matches(call.signature.params, func_type.params()) || !matches(call.signature.results, func_type.results()) {
         return Err(LoadError::ImportSignature {
@@ -219,83 +222,94 @@ fn define<H: Host + 'static>(linker: &mut Linker<JobState<H>>, call: &Syscall) -
             Ok(i32::try_from(caller.data().host.input_len()).unwrap_or(i32::MAX))
         }),
         SyscallId::InputRead => {
-            linker.func_wrap(m, name, |mut caller: Ctx<'_, H>, buffer: i32, length: i32, offset: i32| -> Result<i32, Error> {
-                // Charged for what can be copied: the requested length, cut at the input's end.
-                let available = caller.data().host.input_len().saturating_sub(offset as u32 as usize);
-                let copied = (length as u32 as usize).min(available) as u64;
+            linker.func_wrap(
+                m,
+                name,
+                |mut caller: Ctx<'_, H>, buffer: i32, length: i32, offset: i32| -> Result<i32, Error> {
+                    // Charged for what can be copied: the requested length, cut at the input's end.
+                    let available = caller.data().host.input_len().saturating_sub(offset as u32 as usize);
+                    let copied = (length as u32 as usize).min(available) as u64;
+                    charge(&mut caller, cost::CALL + cost::copy(copied))?;
+                    Ok(with_memory(&mut caller, |memory, state| {
+                        let range = guest_range(buffer, length, memory.len())?;
+                        let copied = state.host.input_read(offset as u32 as usize, &mut memory[range]);
+                        Ok(i32::try_from(copied).unwrap_or(i32::MAX))
+                    }))
+                },
+            )
+        }
+        SyscallId::OutputWrite => {
+            linker.func_wrap(m, name, |mut caller: Ctx<'_, H>, buffer: i32, length: i32| -> Result<i32, Error> {
+                let state = caller.data();
+                let room = state.limits.max_output_bytes.saturating_sub(state.output.len());
+                let copied = (length as u32 as usize).min(room) as u64;
                 charge(&mut caller, cost::CALL + cost::copy(copied))?;
                 Ok(with_memory(&mut caller, |memory, state| {
                     let range = guest_range(buffer, length, memory.len())?;
-                    let copied = state.host.input_read(offset as u32 as usize, &mut memory[range]);
-                    Ok(i32::try_from(copied).unwrap_or(i32::MAX))
+                    if state.output.len() + range.len() > state.limits.max_output_bytes {
+                        state.output_overflow = true;
+                        return Err(ErrorCode::LimitExceeded);
+                    }
+                    state.output.extend_from_slice(&memory[range]);
+                    Ok(0)
                 }))
             })
         }
-        SyscallId::OutputWrite => linker.func_wrap(m, name, |mut caller: Ctx<'_, H>, buffer: i32, length: i32| -> Result<i32, Error> {
-            let state = caller.data();
-            let room = state.limits.max_output_bytes.saturating_sub(state.output.len());
-            let copied = (length as u32 as usize).min(room) as u64;
-            charge(&mut caller, cost::CALL + cost::copy(copied))?;
-            Ok(with_memory(&mut caller, |memory, state| {
-                let range = guest_range(buffer, length, memory.len())?;
-                if state.output.len() + range.len() > state.limits.max_output_bytes {
-                    state.output_overflow = true;
-                    return Err(ErrorCode::LimitExceeded);
-                }
-                state.output.extend_from_slice(&memory[range]);
-                Ok(0)
-            }))
-        }),
-        SyscallId::Log => linker.func_wrap(m, name, |mut caller: Ctx<'_, H>, level: i32, buffer: i32, length: i32| -> Result<i32, Error> {
-            let kept = (length as u32 as usize).min(caller.data().limits.max_log_line_bytes) as u64;
-            charge(&mut caller, cost::CALL + kept * cost::LOG_PER_BYTE)?;
-            Ok(with_memory(&mut caller, |memory, state| {
-                let level = LogLevel::try_from(level as u32).map_err(|_| ErrorCode::InvalidArgument)?;
-                let range = guest_range(buffer, length, memory.len())?;
-                let bytes = &memory[range];
-                let bytes = &bytes[..bytes.len().min(state.limits.max_log_line_bytes)];
-                if state.log_bytes + bytes.len() > state.limits.max_log_bytes {
-                    state.logs_dropped = state.logs_dropped.saturating_add(1);
-                    return Err(ErrorCode::LimitExceeded);
-                }
-                state.log_bytes += bytes.len();
-                let text = String::from_utf8_lossy(bytes).into_owned();
-                state.host.on_log(level, &text);
-                state.logs.push(LogLine { level, text });
-                Ok(0)
-            }))
-        }),
+        SyscallId::Log => linker.func_wrap(
+            m,
+            name,
+            |mut caller: Ctx<'_, H>, level: i32, buffer: i32, length: i32| -> Result<i32, Error> {
+                let kept = (length as u32 as usize).min(caller.data().limits.max_log_line_bytes) as u64;
+                charge(&mut caller, cost::CALL + kept * cost::LOG_PER_BYTE)?;
+                Ok(with_memory(&mut caller, |memory, state| {
+                    let level = LogLevel::try_from(level as u32).map_err(|_| ErrorCode::InvalidArgument)?;
+                    let range = guest_range(buffer, length, memory.len())?;
+                    let bytes = &memory[range];
+                    let bytes = &bytes[..bytes.len().min(state.limits.max_log_line_bytes)];
+                    if state.log_bytes + bytes.len() > state.limits.max_log_bytes {
+                        state.logs_dropped = state.logs_dropped.saturating_add(1);
+                        return Err(ErrorCode::LimitExceeded);
+                    }
+                    state.log_bytes += bytes.len();
+                    let text = String::from_utf8_lossy(bytes).into_owned();
+                    state.host.on_log(level, &text);
+                    state.logs.push(LogLine { level, text });
+                    Ok(0)
+                }))
+            },
+        ),
         SyscallId::TimeMicros => linker.func_wrap(m, name, |mut caller: Ctx<'_, H>| -> Result<i64, Error> {
             charge(&mut caller, cost::CALL)?;
             Ok(i64::try_from(caller.data().host.time_us()).unwrap_or(i64::MAX))
         }),
-        SyscallId::Random => linker.func_wrap(m, name, |mut caller: Ctx<'_, H>, buffer: i32, length: i32| -> Result<i32, Error> {
-            charge(&mut caller, cost::CALL)?;
-            let Some(size) = memory_size(&caller) else { return Ok(ErrorCode::BadAddress.to_return()) };
-            let range = match guest_range(buffer, length, size) {
-                Ok(range) => range,
-                Err(code) => return Ok(code.to_return()),
-            };
-            // The whole call must be affordable before any of it is done; then the part this
-            // slice's fuel pays for is done now and the rest in the next slices.
-            affordable(&caller, range.len() as u64 * cost::RANDOM_PER_BYTE)?;
-            let now = (caller.get_fuel().unwrap_or(0) / cost::RANDOM_PER_BYTE).min(range.len() as u64) as usize;
-            charge(&mut caller, now as u64 * cost::RANDOM_PER_BYTE)?;
-            let filled = with_memory(&mut caller, |memory, state| {
-                state.host.random(&mut memory[range.start..range.start + now]).map(|()| 0)
-            });
-            if filled != 0 || now == range.len() {
-                return Ok(filled);
-            }
-            caller.data_mut().pending = Some(Pending::Random { at: range.start + now, end: range.end });
-            Err(Error::host(HostWork))
-        }),
-        SyscallId::Yield => linker.func_wrap(m, name, |_caller: Ctx<'_, H>| -> Result<i32, Error> {
-            Err(Error::host(YieldSignal))
-        }),
-        SyscallId::Exit => linker.func_wrap(m, name, |_caller: Ctx<'_, H>, code: i32| -> Result<(), Error> {
-            Err(Error::i32_exit(code))
-        }),
+        SyscallId::Random => {
+            linker.func_wrap(m, name, |mut caller: Ctx<'_, H>, buffer: i32, length: i32| -> Result<i32, Error> {
+                charge(&mut caller, cost::CALL)?;
+                let Some(size) = memory_size(&caller) else { return Ok(ErrorCode::BadAddress.to_return()) };
+                let range = match guest_range(buffer, length, size) {
+                    Ok(range) => range,
+                    Err(code) => return Ok(code.to_return()),
+                };
+                // The whole call must be affordable before any of it is done; then the part this
+                // slice's fuel pays for is done now and the rest in the next slices.
+                affordable(&caller, range.len() as u64 * cost::RANDOM_PER_BYTE)?;
+                let now = (caller.get_fuel().unwrap_or(0) / cost::RANDOM_PER_BYTE).min(range.len() as u64) as usize;
+                charge(&mut caller, now as u64 * cost::RANDOM_PER_BYTE)?;
+                let filled = with_memory(&mut caller, |memory, state| {
+                    state.host.random(&mut memory[range.start..range.start + now]).map(|()| 0)
+                });
+                if filled != 0 || now == range.len() {
+                    return Ok(filled);
+                }
+                caller.data_mut().pending = Some(Pending::Random { at: range.start + now, end: range.end });
+                Err(Error::host(HostWork))
+            })
+        }
+        SyscallId::Yield => {
+            linker.func_wrap(m, name, |_caller: Ctx<'_, H>| -> Result<i32, Error> { Err(Error::host(YieldSignal)) })
+        }
+        SyscallId::Exit => linker
+            .func_wrap(m, name, |_caller: Ctx<'_, H>, code: i32| -> Result<(), Error> { Err(Error::i32_exit(code)) }),
         SyscallId::UdpBind => linker.func_wrap(m, name, |mut caller: Ctx<'_, H>, port: i32| -> Result<i32, Error> {
             charge(&mut caller, cost::CALL + cost::UDP_SOCKET)?;
             let state = caller.data_mut();
@@ -347,33 +361,38 @@ fn define<H: Host + 'static>(linker: &mut Linker<JobState<H>>, call: &Syscall) -
             let state = caller.data_mut();
             Ok(status(gate(state, SyscallId::UdpClose).and_then(|()| state.host.udp_close(handle as u32))))
         }),
-        SyscallId::ScreenPrint => linker.func_wrap(m, name, |mut caller: Ctx<'_, H>, buffer: i32, length: i32| -> Result<i32, Error> {
-            charge(&mut caller, cost::CALL + cost::SCREEN_LINE)?;
-            Ok(with_memory(&mut caller, |memory, state| {
-                gate(state, SyscallId::ScreenPrint)?;
-                let range = guest_range(buffer, length, memory.len())?;
-                // Only the first SCREEN_LINE_BYTES bytes are looked at (a multi-byte character
-                // cut at that end is dropped): the device shows less than that anyway.
-                let bytes = &memory[range.start..range.end.min(range.start + cost::SCREEN_LINE_BYTES)];
-                let line = match core::str::from_utf8(bytes) {
-                    Ok(line) => line,
-                    Err(error) if error.error_len().is_none() && range.len() > bytes.len() => {
-                        core::str::from_utf8(&bytes[..error.valid_up_to()]).map_err(|_| ErrorCode::InvalidArgument)?
-                    }
-                    Err(_) => return Err(ErrorCode::InvalidArgument),
-                };
-                state.host.screen_print(line).map(|()| 0)
-            }))
-        }),
-        SyscallId::GpioWrite => linker.func_wrap(m, name, |mut caller: Ctx<'_, H>, pin: i32, level: i32| -> Result<i32, Error> {
-            charge(&mut caller, cost::CALL)?;
-            let state = caller.data_mut();
-            let result = gate(state, SyscallId::GpioWrite).and_then(|()| match level {
-                0 | 1 => state.host.gpio_write(pin as u32, level == 1),
-                _ => Err(ErrorCode::InvalidArgument),
-            });
-            Ok(status(result))
-        }),
+        SyscallId::ScreenPrint => {
+            linker.func_wrap(m, name, |mut caller: Ctx<'_, H>, buffer: i32, length: i32| -> Result<i32, Error> {
+                charge(&mut caller, cost::CALL + cost::SCREEN_LINE)?;
+                Ok(with_memory(&mut caller, |memory, state| {
+                    gate(state, SyscallId::ScreenPrint)?;
+                    let range = guest_range(buffer, length, memory.len())?;
+                    // Only the first SCREEN_LINE_BYTES bytes are looked at (a multi-byte character
+                    // cut at that end is dropped): the device shows less than that anyway.
+                    let bytes = &memory[range.start..range.end.min(range.start + cost::SCREEN_LINE_BYTES)];
+                    let line = match core::str::from_utf8(bytes) {
+                        Ok(line) => line,
+                        Err(error) if error.error_len().is_none() && range.len() > bytes.len() => {
+                            core::str::from_utf8(&bytes[..error.valid_up_to()])
+                                .map_err(|_| ErrorCode::InvalidArgument)?
+                        }
+                        Err(_) => return Err(ErrorCode::InvalidArgument),
+                    };
+                    state.host.screen_print(line).map(|()| 0)
+                }))
+            })
+        }
+        SyscallId::GpioWrite => {
+            linker.func_wrap(m, name, |mut caller: Ctx<'_, H>, pin: i32, level: i32| -> Result<i32, Error> {
+                charge(&mut caller, cost::CALL)?;
+                let state = caller.data_mut();
+                let result = gate(state, SyscallId::GpioWrite).and_then(|()| match level {
+                    0 | 1 => state.host.gpio_write(pin as u32, level == 1),
+                    _ => Err(ErrorCode::InvalidArgument),
+                });
+                Ok(status(result))
+            })
+        }
         SyscallId::GpioRead => linker.func_wrap(m, name, |mut caller: Ctx<'_, H>, pin: i32| -> Result<i32, Error> {
             charge(&mut caller, cost::CALL)?;
             let state = caller.data_mut();

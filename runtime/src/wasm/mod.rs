@@ -7,7 +7,7 @@
 //! any exported function with numeric arguments and returns its results (`jos-cli run --call`).
 //! A `start` function, if the module has one, runs first, like the rest of the job: in slices,
 //! within the same fuel budget and deadline (the module is rewritten so that wasmi does not run
-//! it inside instantiation, see [`prepare`]).
+//! it inside instantiation, see `prepare.rs`).
 //!
 //! # Slices
 //! [`Job::step`] runs the job for at most `slice_fuel` units of fuel (one unit is about one wasm
@@ -30,11 +30,11 @@ use core::mem;
 
 use jos_abi::signature::{verify_wasm, TrustedSigner};
 use jos_abi::AbiVersion;
-use wasmi_core::LimiterError;
 use wasmi::{
     CompilationMode, Config, Engine, ExternType, Func, FuncType, Memory, Module, ResourceLimiter, ResumableCall,
     ResumableCallHostTrap, ResumableCallOutOfFuel, Store, Val, ValType,
 };
+use wasmi_core::LimiterError;
 
 use crate::host::{Capabilities, HeapMeter, Host};
 use crate::job::{JobError, JobResult, JobStatus, LimitKind, LoadError, LogLine, Stats, StepOutcome, TrapCode, Value};
@@ -244,7 +244,12 @@ pub struct Sandbox {
 impl Sandbox {
     /// A sandbox with these settings.
     pub fn new(config: SandboxConfig) -> Self {
-        Self { engine_config: engine_config(&config), config, cache: ModuleCache::new(config.cache_budget_bytes), meter: None }
+        Self {
+            engine_config: engine_config(&config),
+            config,
+            cache: ModuleCache::new(config.cache_budget_bytes),
+            meter: None,
+        }
     }
 
     /// Makes the sandbox heed the device's heap (see [`HeapMeter`]): jobs it starts cannot grow
@@ -592,7 +597,11 @@ fn trap_code(code: wasmi::TrapCode) -> TrapCode {
 }
 
 /// Finds the function `entry` names and checks its type.
-fn resolve_entry(module: &Module, has_start: bool, entry: &Entry) -> Result<(String, ResultShape, Vec<Val>), LoadError> {
+fn resolve_entry(
+    module: &Module,
+    has_start: bool,
+    entry: &Entry,
+) -> Result<(String, ResultShape, Vec<Val>), LoadError> {
     let func_type = |name: &str| -> Option<FuncType> {
         match module.get_export(name) {
             Some(ExternType::Func(ty)) => Some(ty),
@@ -634,7 +643,8 @@ fn resolve_entry(module: &Module, has_start: bool, entry: &Entry) -> Result<(Str
                     _ => to_val(*value),
                 })
                 .collect();
-            let types_match = params.len() == ty.params().len() && params.iter().zip(ty.params()).all(|(v, t)| v.ty() == *t);
+            let types_match =
+                params.len() == ty.params().len() && params.iter().zip(ty.params()).all(|(v, t)| v.ty() == *t);
             if !types_match {
                 return Err(LoadError::BadArguments(alloc::format!(
                     "{name} takes {} argument(s) of types {:?}",
@@ -912,7 +922,11 @@ impl<H: Host + 'static> Job<H> {
                 self.required_fuel = call.required_fuel();
                 if self.fuel_used >= self.budget || self.budget - self.fuel_used < self.required_fuel {
                     self.fuel_used = self.budget;
-                    return Some(self.finish(JobStatus::OutOfFuel, Some(JobError::OutOfFuel { budget: self.budget }), None));
+                    return Some(self.finish(
+                        JobStatus::OutOfFuel,
+                        Some(JobError::OutOfFuel { budget: self.budget }),
+                        None,
+                    ));
                 }
                 self.phase = Phase::OutOfFuel(call);
                 None
@@ -940,7 +954,8 @@ impl<H: Host + 'static> Job<H> {
     fn account(&mut self, given: u64) {
         let remaining = self.store.get_fuel().unwrap_or(0);
         let extra = mem::take(&mut self.store.data_mut().meter.extra);
-        self.fuel_used = self.fuel_used.saturating_add(given.saturating_sub(remaining)).saturating_add(extra).min(self.budget);
+        self.fuel_used =
+            self.fuel_used.saturating_add(given.saturating_sub(remaining)).saturating_add(extra).min(self.budget);
     }
 
     /// Does the part of the pending host work ([`JobState::pending`]) the slice's fuel pays for
@@ -952,7 +967,8 @@ impl<H: Host + 'static> Job<H> {
         let (bytes, state) = memory.data_and_store_mut(&mut *store);
         let Some(imports::Pending::Random { at, end }) = state.pending.take() else { return Some(0) };
         let end = end.min(bytes.len());
-        let count = usize::try_from(fuel / cost::RANDOM_PER_BYTE).unwrap_or(usize::MAX).max(1).min(end.saturating_sub(at));
+        let count =
+            usize::try_from(fuel / cost::RANDOM_PER_BYTE).unwrap_or(usize::MAX).max(1).min(end.saturating_sub(at));
         let charged = count as u64 * cost::RANDOM_PER_BYTE;
         let from_store = charged.min(fuel);
         state.meter.extra += charged - from_store;
@@ -1020,7 +1036,14 @@ mod tests {
     #[test]
     fn statuses_match_the_wire() {
         use crate::job::JobStatus;
-        for status in [JobStatus::Ok, JobStatus::Trap, JobStatus::OutOfFuel, JobStatus::LimitExceeded, JobStatus::Rejected, JobStatus::Deadline] {
+        for status in [
+            JobStatus::Ok,
+            JobStatus::Trap,
+            JobStatus::OutOfFuel,
+            JobStatus::LimitExceeded,
+            JobStatus::Rejected,
+            JobStatus::Deadline,
+        ] {
             assert_eq!(status.to_wire() as u8 as u32, status as u32);
         }
     }

@@ -31,7 +31,7 @@ use crate::job::LoadError;
 /// is far beyond anything a compiler emits.
 pub const MAX_CONST_EXPR_DEPTH: u32 = 128;
 
-/// The export name under which a module's start function is reached after [`prepare`] removed
+/// The export name under which a module's start function is reached after `prepare` removed
 /// its start section. An entry of this name is refused ([`crate::wasm::Entry::Call`]), and a
 /// module that has a start function and already exports this name is refused.
 pub const START_EXPORT: &str = "jos.start";

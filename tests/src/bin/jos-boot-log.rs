@@ -3,14 +3,20 @@
 
 use std::time::Duration;
 
+use clap::Parser;
 use jos_tests::{BootOptions, Qemu};
 
+/// Boots a kernel ELF on QEMU raspi0 and prints its console until the self-test verdict.
+#[derive(Debug, Parser)]
+#[command(name = "jos-boot-log")]
+struct Args {
+    /// The kernel ELF to boot.
+    #[arg(value_name = "KERNEL.elf")]
+    elf: std::path::PathBuf,
+}
+
 fn main() -> std::process::ExitCode {
-    let Some(elf) = std::env::args_os().nth(1) else {
-        eprintln!("usage: jos-boot-log KERNEL.elf");
-        return std::process::ExitCode::from(2);
-    };
-    let options = BootOptions::new("raspi0", elf.into());
+    let options = BootOptions::new("raspi0", Args::parse().elf);
     let mut qemu = match Qemu::boot(&options) {
         Ok(qemu) => qemu,
         Err(error) => {

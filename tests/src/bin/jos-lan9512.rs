@@ -16,44 +16,36 @@ use std::io::{Read, Write};
 use std::os::unix::net::UnixListener;
 use std::sync::mpsc;
 
+use clap::Parser;
+
 use jos_tests::ecm_model::EcmAdapter;
 use jos_tests::lan9512::Lan9512;
 use jos_tests::netns::open_tap;
 use jos_tests::usbredir::{self, Event};
 
+/// Serves an emulated USB Ethernet device to QEMU's usb-redir over a Unix socket, with a TAP
+/// device as its Ethernet wire.
+#[derive(Debug, Parser)]
+#[command(name = "jos-lan9512")]
 struct Settings {
+    /// The Unix socket to listen on (QEMU's `-chardev socket,path=PATH`).
+    #[arg(long, value_name = "PATH")]
     socket: String,
+    /// The TAP device that is the Ethernet wire.
+    #[arg(long, value_name = "NAME")]
     tap: String,
+    /// The device to emulate.
+    #[arg(long, default_value = "lan9512", value_parser = ["lan9512", "ecm"])]
     device: String,
+    /// Where to write the trace [default: stderr].
+    #[arg(long, value_name = "PATH")]
     trace: Option<String>,
+    /// Mark every N-th frame the LAN9512 receives from the wire as damaged (0: none).
+    #[arg(long, default_value_t = 0, value_name = "N")]
     rx_crc_errors: u64,
 }
 
-fn settings() -> Result<Settings, String> {
-    let mut args = std::env::args().skip(1);
-    let (mut socket, mut tap, mut device, mut trace, mut rx_crc_errors) = (None, None, "lan9512".to_string(), None, 0);
-    while let Some(arg) = args.next() {
-        let mut value = || args.next().ok_or(format!("{arg} needs a value"));
-        match arg.as_str() {
-            "--socket" => socket = Some(value()?),
-            "--tap" => tap = Some(value()?),
-            "--device" => device = value()?,
-            "--trace" => trace = Some(value()?),
-            "--rx-crc-errors" => rx_crc_errors = value()?.parse().map_err(|e| format!("--rx-crc-errors: {e}"))?,
-            other => return Err(format!("unknown argument {other}")),
-        }
-    }
-    Ok(Settings {
-        socket: socket.ok_or("--socket is required")?,
-        tap: tap.ok_or("--tap is required")?,
-        device,
-        trace,
-        rx_crc_errors,
-    })
-}
-
-fn run() -> Result<(), String> {
-    let settings = settings()?;
+fn run(settings: Settings) -> Result<(), String> {
     let trace: Box<dyn Write + Send> = match &settings.trace {
         Some(path) => Box::new(std::fs::File::create(path).map_err(|e| format!("{path}: {e}"))?),
         None => Box::new(std::io::stderr()),
@@ -105,7 +97,7 @@ fn run() -> Result<(), String> {
 }
 
 fn main() {
-    if let Err(e) = run() {
+    if let Err(e) = run(Settings::parse()) {
         eprintln!("jos-lan9512: {e}");
         std::process::exit(1);
     }

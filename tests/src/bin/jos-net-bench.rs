@@ -8,21 +8,32 @@
 //! ```
 
 use std::net::UdpSocket;
+use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
+use clap::Parser;
 use jos_tests::{net_stats as stats, BootOptions, Qemu};
 
+/// Network benchmark: UDP echo round trips against a kernel booted with usb-net under `-icount`.
+#[derive(Debug, Parser)]
+#[command(name = "jos-net-bench")]
+struct Args {
+    /// The kernel ELF to boot.
+    #[arg(value_name = "KERNEL.elf")]
+    kernel: PathBuf,
+    /// Echo requests to send, one at a time.
+    #[arg(default_value_t = 2000)]
+    requests: u64,
+    /// Bytes of payload per request.
+    #[arg(default_value_t = 5, value_name = "PAYLOAD_BYTES")]
+    size: usize,
+}
+
 fn main() -> ExitCode {
-    let args: Vec<String> = std::env::args().skip(1).collect();
-    let Some(kernel) = args.first() else {
-        eprintln!("usage: jos-net-bench KERNEL.elf [REQUESTS] [PAYLOAD_BYTES]");
-        return ExitCode::from(2);
-    };
-    let requests: u64 = args.get(1).and_then(|v| v.parse().ok()).unwrap_or(2000);
-    let size: usize = args.get(2).and_then(|v| v.parse().ok()).unwrap_or(5);
+    let Args { kernel, requests, size } = Args::parse();
     let port = UdpSocket::bind("127.0.0.1:0").and_then(|s| s.local_addr()).map(|a| a.port()).unwrap_or(17_777);
-    let mut options = BootOptions::new("raspi0", kernel.into());
+    let mut options = BootOptions::new("raspi0", kernel);
     options.icount_shift = Some(0);
     options.extra_args = vec![
         "-netdev".into(),
@@ -73,9 +84,22 @@ fn main() -> ExitCode {
     let guest_seconds = (at1 - at0) as f64 / 1e6;
     println!("jos-net-bench: {requests} UDP echo requests of {size} bytes, one at a time, raspi0, -icount shift=0");
     println!("  lost:                       {lost}");
-    println!("  host wall clock:            {:.2} s, {:.0} round trips/s, {:.0} us per round trip", wall.as_secs_f64(), requests as f64 / wall.as_secs_f64(), wall.as_secs_f64() * 1e6 / requests as f64);
-    println!("  guest clock (stats window): {:.2} s for {served} echoes, {:.0} round trips/s", guest_seconds, served as f64 / guest_seconds);
-    println!("  guest time in the kernel:   {:.1} us per request (busy_us {} over {served} echoes)", (busy1 - busy0) as f64 / served.max(1) as f64, busy1 - busy0);
+    println!(
+        "  host wall clock:            {:.2} s, {:.0} round trips/s, {:.0} us per round trip",
+        wall.as_secs_f64(),
+        requests as f64 / wall.as_secs_f64(),
+        wall.as_secs_f64() * 1e6 / requests as f64
+    );
+    println!(
+        "  guest clock (stats window): {:.2} s for {served} echoes, {:.0} round trips/s",
+        guest_seconds,
+        served as f64 / guest_seconds
+    );
+    println!(
+        "  guest time in the kernel:   {:.1} us per request (busy_us {} over {served} echoes)",
+        (busy1 - busy0) as f64 / served.max(1) as f64,
+        busy1 - busy0
+    );
     qemu.kill();
     if lost == 0 {
         ExitCode::SUCCESS

@@ -11,17 +11,27 @@ use std::net::{SocketAddr, UdpSocket};
 use std::process::ExitCode;
 use std::time::Duration;
 
+use clap::Parser;
+
+/// Sends UDP datagrams to a jos kernel and checks the echoes.
+#[derive(Debug, Parser)]
+#[command(name = "jos-net-probe")]
+enum Probe {
+    /// Send COUNT datagrams one at a time to ADDRESS:PORT; exit 0 only when all came back.
+    Echo {
+        /// Where to send them.
+        #[arg(value_name = "ADDRESS:PORT")]
+        target: SocketAddr,
+        /// How many.
+        count: usize,
+        /// Set SO_BROADCAST (for a broadcast address).
+        #[arg(long)]
+        broadcast: bool,
+    },
+}
+
 fn main() -> ExitCode {
-    let args: Vec<String> = std::env::args().skip(1).collect();
-    let (Some("echo"), Some(target), Some(count)) = (args.first().map(String::as_str), args.get(1), args.get(2)) else {
-        eprintln!("usage: jos-net-probe echo ADDRESS:PORT COUNT [--broadcast]");
-        return ExitCode::from(2);
-    };
-    let (Ok(target), Ok(count)) = (target.parse::<SocketAddr>(), count.parse::<usize>()) else {
-        eprintln!("jos-net-probe: bad address or count");
-        return ExitCode::from(2);
-    };
-    let broadcast = args.iter().any(|a| a == "--broadcast");
+    let Probe::Echo { target, count, broadcast } = Probe::parse();
     let socket = match UdpSocket::bind("0.0.0.0:0") {
         Ok(socket) => socket,
         Err(e) => {

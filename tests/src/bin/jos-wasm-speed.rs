@@ -17,60 +17,49 @@
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode};
 
+use clap::Parser;
 use jos_tests::build_dir;
 use serde_json::Value;
 
-/// Command-line settings.
+/// wasm against the native blob on the emulated board, in guest time: MD5 of "jon" N times,
+/// pushed as both through `jos-cli emu start --icount`.
+#[derive(Debug, Parser)]
+#[command(name = "jos-wasm-speed")]
 struct Settings {
+    /// The MD5 repetition counts N, comma-separated.
+    #[arg(long = "n", value_name = "N,N..", value_delimiter = ',', default_values_t = [10_000u64, 100_000])]
     counts: Vec<u64>,
-    runs: usize,
-    kernel: PathBuf,
-    cli: PathBuf,
+    /// Runs per N (the median is reported).
+    #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(u32).range(1..))]
+    runs: u32,
+    /// The kernel ELF [default: build/jos-kernel.elf].
+    #[arg(long, value_name = "ELF")]
+    kernel: Option<PathBuf>,
+    /// The jos-cli binary [default: jos-cli next to this program].
+    #[arg(long, value_name = "PATH")]
+    cli: Option<PathBuf>,
+    /// A prebuilt md5 wasm module instead of building guest-examples/c/md5.c.
+    #[arg(long, value_name = "FILE")]
     wasm: Option<PathBuf>,
+    /// A prebuilt md5 native blob instead of building guest-examples/c/md5.c.
+    #[arg(long, value_name = "FILE")]
     native: Option<PathBuf>,
+    /// The emulated board.
+    #[arg(long, default_value = "raspi1ap", value_parser = ["raspi1ap", "raspi0"])]
     machine: String,
 }
 
-const USAGE: &str = "usage: jos-wasm-speed [--n N,N..] [--runs R] [--kernel ELF] [--cli PATH] [--wasm FILE] [--native FILE] [--machine raspi1ap|raspi0]";
+impl Settings {
+    fn kernel(&self) -> PathBuf {
+        self.kernel.clone().unwrap_or_else(|| build_dir().join("jos-kernel.elf"))
+    }
 
-fn parse_args() -> Result<Settings, String> {
-    let sibling = std::env::current_exe().map_err(|e| e.to_string())?.with_file_name("jos-cli");
-    let mut settings = Settings {
-        counts: vec![10_000, 100_000],
-        runs: 2,
-        kernel: build_dir().join("jos-kernel.elf"),
-        cli: sibling,
-        wasm: None,
-        native: None,
-        machine: "raspi1ap".into(),
-    };
-    let mut args = std::env::args().skip(1);
-    while let Some(arg) = args.next() {
-        let mut value = |name: &str| args.next().ok_or_else(|| format!("{name} needs a value\n{USAGE}"));
-        match arg.as_str() {
-            "--n" => {
-                let text = value("--n")?;
-                settings.counts = text
-                    .split(',')
-                    .map(|n| n.trim().parse::<u64>().map_err(|_| format!("--n: {n:?} is not a count")))
-                    .collect::<Result<_, _>>()?;
-            }
-            "--runs" => {
-                settings.runs = value("--runs")?.parse().map_err(|_| "--runs needs a number".to_string())?;
-                if settings.runs == 0 {
-                    return Err("--runs must be at least 1".into());
-                }
-            }
-            "--kernel" => settings.kernel = value("--kernel")?.into(),
-            "--cli" => settings.cli = value("--cli")?.into(),
-            "--wasm" => settings.wasm = Some(value("--wasm")?.into()),
-            "--native" => settings.native = Some(value("--native")?.into()),
-            "--machine" => settings.machine = value("--machine")?,
-            "-h" | "--help" => return Err(USAGE.into()),
-            other => return Err(format!("unknown argument {other:?}\n{USAGE}")),
+    fn cli(&self) -> Result<PathBuf, String> {
+        match &self.cli {
+            Some(path) => Ok(path.clone()),
+            None => Ok(std::env::current_exe().map_err(|e| e.to_string())?.with_file_name("jos-cli")),
         }
     }
-    Ok(settings)
 }
 
 /// The emulated device under a temporary `JOS_HOME`, stopped when dropped.
@@ -158,7 +147,7 @@ fn measure(emu: &Emu, file: &Path, input: &Path, runs: usize) -> Result<(u64, Op
 }
 
 fn main() -> ExitCode {
-    match parse_args().and_then(|settings| speed(&settings)) {
+    match speed(&Settings::parse()) {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
             eprintln!("jos-wasm-speed: {error}");
@@ -168,15 +157,16 @@ fn main() -> ExitCode {
 }
 
 fn speed(settings: &Settings) -> Result<(), String> {
-    if !settings.cli.exists() {
-        return Err(format!("{} not found: cargo build --release -p jos-cli (or pass --cli)", settings.cli.display()));
+    let (cli, kernel) = (settings.cli()?, settings.kernel());
+    if !cli.exists() {
+        return Err(format!("{} not found: cargo build --release -p jos-cli (or pass --cli)", cli.display()));
     }
-    if !settings.kernel.exists() {
-        return Err(format!("{} not found: cargo xtask kernel (or pass --kernel)", settings.kernel.display()));
+    if !kernel.exists() {
+        return Err(format!("{} not found: cargo xtask kernel (or pass --kernel)", kernel.display()));
     }
     let home = std::env::temp_dir().join(format!("jos-wasm-speed-{}", std::process::id()));
     std::fs::create_dir_all(&home).map_err(|e| format!("create {}: {e}", home.display()))?;
-    let emu = Emu { cli: settings.cli.clone(), home: home.clone() };
+    let emu = Emu { cli, home: home.clone() };
     emu.run(&["keygen"])?;
 
     let source = Path::new(env!("CARGO_MANIFEST_DIR")).join("../guest-examples/c/md5.c");
@@ -198,16 +188,8 @@ fn speed(settings: &Settings) -> Result<(), String> {
         }
     };
 
-    eprintln!("jos-wasm-speed: booting {} on {} with -icount shift=0", settings.kernel.display(), settings.machine);
-    emu.run(&[
-        "emu",
-        "start",
-        "--machine",
-        &settings.machine,
-        "--icount",
-        "--kernel",
-        &settings.kernel.to_string_lossy(),
-    ])?;
+    eprintln!("jos-wasm-speed: booting {} on {} with -icount shift=0", kernel.display(), settings.machine);
+    emu.run(&["emu", "start", "--machine", &settings.machine, "--icount", "--kernel", &kernel.to_string_lossy()])?;
 
     println!("MD5 of \"jon\" N times; guest microseconds, median of {} run(s)", settings.runs);
     println!(
@@ -217,8 +199,8 @@ fn speed(settings: &Settings) -> Result<(), String> {
     for &n in &settings.counts {
         let input = home.join(format!("input-{n}"));
         std::fs::write(&input, n.to_string()).map_err(|e| format!("write {}: {e}", input.display()))?;
-        let (native_us, native_cpu, _, native_digest) = measure(&emu, &native, &input, settings.runs)?;
-        let (wasm_us, wasm_cpu, fuel, wasm_digest) = measure(&emu, &wasm, &input, settings.runs)?;
+        let (native_us, native_cpu, _, native_digest) = measure(&emu, &native, &input, settings.runs as usize)?;
+        let (wasm_us, wasm_cpu, fuel, wasm_digest) = measure(&emu, &wasm, &input, settings.runs as usize)?;
         if native_digest != wasm_digest {
             return Err(format!("N={n}: native printed {native_digest}, wasm {wasm_digest}"));
         }

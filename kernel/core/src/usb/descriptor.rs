@@ -305,8 +305,7 @@ mod tests {
     use super::*;
 
     /// usb-net's device descriptor as QEMU 7.2 reports it (VID 0525, PID a4a2, two configurations).
-    const DEVICE_BYTES: [u8; 18] =
-        [18, 1, 0x00, 0x02, 2, 0, 0, 64, 0x25, 0x05, 0xa2, 0xa4, 0x00, 0x00, 1, 2, 3, 2];
+    const DEVICE_BYTES: [u8; 18] = [18, 1, 0x00, 0x02, 2, 0, 0, 64, 0x25, 0x05, 0xa2, 0xa4, 0x00, 0x00, 1, 2, 3, 2];
 
     #[test]
     fn device_descriptor_fields() {

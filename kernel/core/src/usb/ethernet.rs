@@ -365,11 +365,12 @@ impl<P: UsbPlatform> TxRing<P> {
                 Some(Ok(done)) => {
                     self.pid = done.next_pid;
                     let length = self.lengths[self.head];
-                    if self.state == TxState::Frame && rules::needs_zero_length_packet(length, self.pipe.max_packet) {
-                        if self.platform.start(self.channel, &self.pipe, self.buffers[self.head], 0, self.pid).is_ok() {
-                            self.state = TxState::ZeroLength;
-                            return;
-                        }
+                    if self.state == TxState::Frame
+                        && rules::needs_zero_length_packet(length, self.pipe.max_packet)
+                        && self.platform.start(self.channel, &self.pipe, self.buffers[self.head], 0, self.pid).is_ok()
+                    {
+                        self.state = TxState::ZeroLength;
+                        return;
                     }
                     self.counters.frames += 1;
                     self.counters.bytes += (length - tx_header_len(self.framing)) as u64;

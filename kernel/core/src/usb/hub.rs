@@ -2,7 +2,9 @@
 //! a host uses to power, reset and enumerate a hub's ports.
 
 use super::descriptor::HUB;
-use super::setup::{Setup, CLEAR_FEATURE, DIR_IN, GET_DESCRIPTOR, GET_STATUS, RECIPIENT_OTHER, SET_FEATURE, TYPE_CLASS};
+use super::setup::{
+    Setup, CLEAR_FEATURE, DIR_IN, GET_DESCRIPTOR, GET_STATUS, RECIPIENT_OTHER, SET_FEATURE, TYPE_CLASS,
+};
 use super::Error;
 
 /// Port feature selector PORT_RESET (USB 2.0, table 11-17).
@@ -123,7 +125,13 @@ pub fn get_hub_descriptor(length: u16) -> Setup {
 
 /// SET_FEATURE(`feature`) on `port` (1-based).
 pub fn set_port_feature(port: u8, feature: u16) -> Setup {
-    Setup { request_type: TYPE_CLASS | RECIPIENT_OTHER, request: SET_FEATURE, value: feature, index: u16::from(port), length: 0 }
+    Setup {
+        request_type: TYPE_CLASS | RECIPIENT_OTHER,
+        request: SET_FEATURE,
+        value: feature,
+        index: u16::from(port),
+        length: 0,
+    }
 }
 
 /// CLEAR_FEATURE(`feature`) on `port` (1-based).

@@ -467,7 +467,9 @@ pub fn is_lan95xx(vendor: u16, product: u16) -> bool {
 /// Finds the bulk IN, bulk OUT and interrupt IN endpoints of the first interface that has all
 /// three (the LAN95xx has one interface, class 0xff).
 pub fn find_endpoints(configuration: &[u8]) -> Result<Endpoints, Error> {
-    let mut found: (Option<(u8, u16)>, Option<(u8, u16)>, Option<(u8, u16, u8)>) = (None, None, None);
+    // Bulk IN and bulk OUT (address, max packet), interrupt IN (address, max packet, interval).
+    type Found = (Option<(u8, u16)>, Option<(u8, u16)>, Option<(u8, u16, u8)>);
+    let mut found: Found = (None, None, None);
     for item in Descriptors::new(configuration)? {
         match item? {
             Descriptor::Interface(_) => {

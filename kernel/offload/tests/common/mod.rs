@@ -75,6 +75,10 @@ pub struct TestPlatform {
     /// Microseconds added to the host clock ([`TestPlatform::advance`]): deadlines without
     /// waiting.
     pub skip_us: u64,
+    /// When set, the host clock stands still at this reading (only [`TestPlatform::advance`]
+    /// moves time): for tests that count what a rate limit lets through, which a loaded host
+    /// would otherwise refill while they run.
+    pub frozen_us: Option<u64>,
 }
 
 impl TestPlatform {
@@ -94,6 +98,7 @@ pub fn platform() -> TestPlatform {
         steps: 0,
         aborted: 0,
         skip_us: 0,
+        frozen_us: None,
     }
 }
 
@@ -156,12 +161,19 @@ impl Platform for TestPlatform {
     }
 
     fn now_us(&self) -> u64 {
-        self.host.now_us() + self.skip_us
+        self.frozen_us.unwrap_or_else(|| self.host.now_us()) + self.skip_us
     }
 }
 
 pub fn server(options: ServerOptions) -> Server<TestPlatform> {
     Server::new(config(), options, platform(), &ENTROPY)
+}
+
+/// A [`server`] whose clock moves only by [`TestPlatform::advance`].
+pub fn frozen_server(options: ServerOptions) -> Server<TestPlatform> {
+    let mut platform = platform();
+    platform.frozen_us = Some(platform.host.now_us());
+    Server::new(config(), options, platform, &ENTROPY)
 }
 
 pub fn wasm(text: &str) -> Vec<u8> {
@@ -228,6 +240,7 @@ pub fn signed_blob(seed: &[u8; 32], abi: AbiVersion) -> Vec<u8> {
         align: 8,
         imports: Table::from_slice(&[]),
         relocations: Table::from_slice(&[]),
+        wasm_source: None,
     };
     let mut bytes = vec![0; repr.buffer_len()];
     repr.emit(&mut bytes).expect("emits");

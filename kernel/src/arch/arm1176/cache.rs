@@ -35,15 +35,6 @@ pub fn invalidate_dcache_range(addr: usize, len: usize) {
     data_sync_barrier();
 }
 
-/// Writes back and then discards the data-cache lines covering `[addr, addr + len)`.
-pub fn clean_invalidate_dcache_range(addr: usize, len: usize) {
-    for line in line_range(addr, len).step_by(LINE_SIZE) {
-        // SAFETY: "clean and invalidate data cache line by MVA" never loses data.
-        unsafe { core::arch::asm!("mcr p15, 0, {0}, c7, c14, 1", in(reg) line, options(nostack, preserves_flags)) }
-    }
-    data_sync_barrier();
-}
-
 /// Writes back and discards the whole data cache.
 pub fn clean_invalidate_dcache_all() {
     // SAFETY: "clean and invalidate entire data cache" never loses data.

@@ -28,7 +28,9 @@ fn write_pmnc(value: u32) {
 pub fn read() -> u32 {
     let value: u32;
     // SAFETY: reading CCNT has no side effect.
-    unsafe { core::arch::asm!("mrc p15, 0, {0}, c15, c12, 1", out(reg) value, options(nomem, nostack, preserves_flags)) }
+    unsafe {
+        core::arch::asm!("mrc p15, 0, {0}, c15, c12, 1", out(reg) value, options(nomem, nostack, preserves_flags))
+    }
     value
 }
 

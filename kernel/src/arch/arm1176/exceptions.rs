@@ -3,8 +3,9 @@
 //! [`install_vectors`] points VBAR at the table (falling back to a copy at address 0); each
 //! vector loads its handler's address from a literal table right behind the vectors, so the
 //! table works wherever it is placed. Faults (undefined instruction, prefetch abort, data abort, FIQ,
-//! unexpected reset/unused) save every register into a [`TrapFrame`] and call
-//! `crate::services::fault::report`, which never returns (unless it ends a native job). An
+//! unexpected reset/unused) save every register into a [`TrapFrame`] and call the [`Hooks`] the
+//! kernel registered at boot ([`set_hooks`]): `recover` (which may end a native job), else
+//! `report`, which never returns. Arch names no service: the hooks are the only way up. An
 //! undefined instruction taken while the VFP11 has a pending bounce (FPEXC.EX) goes to the VFP
 //! support code first (`super::vfp`), which emulates the exceptional instruction and retries. SWI and
 //! IRQ save the caller-saved integer and VFP registers, call Rust, and return to the interrupted
@@ -113,6 +114,60 @@ impl FaultRegisters {
         }
         Self { dfsr, ifsr, far, ifar }
     }
+}
+
+/// What the IRQ exit does (the values `jos_irq_entry` tests).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[repr(u32)]
+pub enum IrqExit {
+    /// Return to the interrupted code.
+    Return = 0,
+    /// End the running native job: return into its recovery routine (its deadline passed).
+    End = 1,
+    /// Suspend the running native job: save its whole frame, then enter its recovery routine
+    /// (the executive's next frame is due).
+    Preempt = 2,
+}
+
+/// The kernel's handlers for what the exception entries cannot decide alone, registered once at
+/// boot by [`set_hooks`] (the services above arch provide them; arch never names a service).
+pub struct Hooks {
+    /// First call for an undefined instruction, prefetch abort or data abort: returns true when
+    /// it took the fault (ended the running native job by rewriting the frame).
+    pub recover: fn(ExceptionKind, &mut TrapFrame, &FaultRegisters) -> bool,
+    /// Reports a fault nobody took and halts or reboots.
+    pub report: fn(ExceptionKind, &TrapFrame, &FaultRegisters) -> !,
+    /// Every IRQ, with the interrupted PC and CPSR: services the interrupt and says how to leave.
+    pub irq: fn(u32, u32) -> IrqExit,
+    /// Every SVC from user mode (a system call of the native job), with its saved registers:
+    /// writes the results into the frame (r0, r1) and says how to leave. It may also end the job
+    /// itself through `user::leave`.
+    pub svc: fn(&mut TrapFrame) -> SvcExit,
+}
+
+/// What the SVC exit does (the values `jos_swi_entry` tests).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[repr(u32)]
+pub enum SvcExit {
+    /// Return to the caller with the frame's registers.
+    Return = 0,
+    /// Suspend the job: save its frame (as it is now: the PC may have been rewound to restart
+    /// the call) in `jos_user_frame` and enter `jos_user_recover`.
+    Suspend = 1,
+}
+
+/// The registered hooks (null until [`set_hooks`]).
+static HOOKS: core::sync::atomic::AtomicPtr<Hooks> = core::sync::atomic::AtomicPtr::new(core::ptr::null_mut());
+
+/// Registers the exception hooks (once, at boot, before interrupts are enabled).
+pub fn set_hooks(hooks: &'static Hooks) {
+    HOOKS.store(core::ptr::from_ref(hooks).cast_mut(), Ordering::Release);
+}
+
+fn hooks() -> Option<&'static Hooks> {
+    // SAFETY: HOOKS is null or was set by `set_hooks` from a `&'static Hooks`, never freed and
+    // only read through shared references.
+    unsafe { HOOKS.load(Ordering::Acquire).as_ref() }
 }
 
 /// Software interrupts taken so far.
@@ -231,27 +286,49 @@ jos_dabt_entry:     FAULT_ENTRY 4, 8
 jos_unused_entry:   FAULT_ENTRY 5, 0
 jos_fiq_entry:      FAULT_ENTRY 7, 4
 
-@ SWI: in SVC mode. r0-r3 are the arguments; r0 gets the result.
+@ SWI (SVC). From user mode it is a system call: the whole TrapFrame is saved, jos_svc
+@ dispatches by the number in the instruction and writes the results into the frame's r0/r1,
+@ and answers 0 (return to the caller) or 1 (suspend the job: its frame goes to jos_user_frame,
+@ layout user::FRAME_WORDS, then jos_user_recover). From a privileged mode (the self-test) it
+@ only answers "unsupported".
 jos_swi_entry:
-    stmfd   sp!, {{r0-r3, r12, lr}}
-    vpush   {{d0-d7}}
+    FAULT_SAVE 2, 0
+    ldr     r0, [sp]                @ SPSR
+    tst     r0, #0xf                @ user mode (0x10)?
+    bne     1f
+    mov     r0, sp
+    bl      jos_svc
+    cmp     r0, #0
+    bne     2f
+    FAULT_EXIT
+1:  mov     r0, sp
+    bl      jos_swi_privileged
+    str     r0, [sp, #16]           @ the frame's r0
+    FAULT_EXIT
+2:  cpsid   if
+    ldr     r12, =jos_user_frame
+    add     r1, sp, #16
+    ldmia   r1!, {{r2-r8}}          @ the job's r0-r6
+    stmia   r12, {{r2-r8}}          @ words 0-6
+    add     r0, r12, #28
+    ldmia   r1!, {{r2-r7}}          @ r7-r12
+    stmia   r0, {{r2-r7}}           @ words 7-12
+    ldr     r2, [r1]                @ PC
+    str     r2, [r12, #52]          @ word 13
+    ldmia   sp, {{r2-r4}}           @ SPSR, the user's SP and LR
+    str     r3, [r12, #56]          @ word 14
+    str     r4, [r12, #60]          @ word 15
+    str     r2, [r12, #64]          @ word 16
     vmrs    r2, fpscr
-    mrs     r3, spsr
-    push    {{r2, r3}}
-    ldr     r0, [lr, #-4]
-    bic     r0, r0, #0xff000000     @ the SWI number
-    add     r1, sp, #72             @ the saved r0-r3
-    bl      jos_swi
-    str     r0, [sp, #72]
-    pop     {{r2, r3}}
-    msr     spsr_cxsf, r3
-    vmsr    fpscr, r2
-    vpop    {{d0-d7}}
-    ldmfd   sp!, {{r0-r3, r12, pc}}^
+    str     r2, [r12, #68]          @ word 17
+    add     r0, r12, #72
+    vstmia  r0, {{d0-d15}}          @ words 18-49 (d8-d15 are the job's again: callee-saved)
+    mov     r0, #0
+    b       jos_user_recover
 
 @ IRQ: save what the AAPCS lets Rust clobber (integer and VFP), dispatch, return. jos_irq's
-@ answer (services::native::IrqExit) may instead end the running native blob (1) or preempt it
-@ (2); both only when the IRQ interrupted the blob's own code in SVC mode.
+@ answer (IrqExit) may instead end the running native job (1) or preempt it
+@ (2); both only when the IRQ interrupted the job in user mode.
 jos_irq_entry:
     sub     lr, lr, #4
     stmfd   sp!, {{r0-r3, r12, lr}}
@@ -269,34 +346,35 @@ jos_irq_entry:
     beq     2f
     bhi     3f
 1:  ldmfd   sp!, {{r0-r3, r12, pc}}^
-2:  ldr     r0, =jos_native_recover
+2:  ldr     r0, =jos_user_recover
     str     r0, [sp, #20]           @ return into the recovery routine instead
     mrs     r0, spsr
-    orr     r0, r0, #0xc0           @ with IRQ and FIQ masked, in ARM state
-    bic     r0, r0, #0x20
+    bic     r0, r0, #0xff
+    orr     r0, r0, #0xd3           @ in SVC mode with IRQ and FIQ masked, in ARM state
     msr     spsr_cxsf, r0
     b       1b
-@ Preemption: the blob's whole frame into jos_native_frame (layout: services::native
-@ FRAME_WORDS), then jos_native_recover in SVC mode with IRQ and FIQ masked.
-3:  ldr     r12, =jos_native_frame
+@ Preemption: the job's whole frame into jos_user_frame (layout: user::FRAME_WORDS), then
+@ jos_user_recover in SVC mode with IRQ and FIQ masked.
+3:  ldr     r12, =jos_user_frame
     add     r0, r12, #16
     stmia   r0, {{r4-r11}}          @ words 4-11: live, preserved by jos_irq (callee-saved)
     ldmfd   sp!, {{r0-r3}}          @ the blob's r0-r3 off the IRQ stack
     stmia   r12, {{r0-r3}}          @ words 0-3
     ldmfd   sp!, {{r0, r1}}         @ the blob's r12 and return PC; the IRQ stack is empty again
     str     r0, [r12, #48]          @ word 12: r12
-    str     r1, [r12, #52]          @ word 13: PC (ARM state, checked by irq_redirect)
+    str     r1, [r12, #52]          @ word 13: PC
     mrs     r0, spsr
-    str     r0, [r12, #64]          @ word 16: the blob's CPSR
+    str     r0, [r12, #64]          @ word 16: the job's CPSR (user mode, its T bit)
     vmrs    r0, fpscr
     str     r0, [r12, #68]          @ word 17: FPSCR
     add     r0, r12, #72
     vstmia  r0, {{d0-d15}}          @ words 18-49: every VFP register
+    msr     cpsr_c, #0xdf           @ System mode, IRQ and FIQ masked: the user's SP and LR
+    str     sp, [r12, #56]          @ word 14: the job's SP
+    str     lr, [r12, #60]          @ word 15: the job's LR
     msr     cpsr_c, #0xd3           @ SVC mode, IRQ and FIQ masked, ARM state
-    str     sp, [r12, #56]          @ word 14: the blob's SP (banked SVC register)
-    str     lr, [r12, #60]          @ word 15: the blob's LR
     mov     r0, #0
-    b       jos_native_recover
+    b       jos_user_recover
 
 @ Copies the 16 words of the vector table to address 0 (Rust may not write to address 0).
     .global jos_install_vectors
@@ -371,8 +449,9 @@ extern "C" fn jos_fault(slot: u32, saved: &mut TrapFrame) {
 /// returns) or reports the fault and halts or reboots (never returns).
 pub(super) fn handle_fault(kind: ExceptionKind, saved: &mut TrapFrame) {
     let registers = FaultRegisters::read();
+    let Some(hooks) = hooks() else { super::halt() };
     if matches!(kind, ExceptionKind::UndefinedInstruction | ExceptionKind::PrefetchAbort | ExceptionKind::DataAbort)
-        && crate::services::native::recover_from_fault(kind, saved, &registers)
+        && (hooks.recover)(kind, saved, &registers)
     {
         return;
     }
@@ -381,24 +460,48 @@ pub(super) fn handle_fault(kind: ExceptionKind, saved: &mut TrapFrame) {
     if kind == ExceptionKind::UndefinedInstruction && frame.spsr & (1 << 5) != 0 {
         frame.pc += 2;
     }
-    crate::services::fault::report(kind, &frame, &registers)
+    (hooks.report)(kind, &frame, &registers)
 }
 
-/// SWI entry: jos binds system calls at load time, so a SWI is not a system call; it answers
-/// "unsupported" and is counted.
+/// SVC entry from user mode: the native job's system call.
 #[no_mangle]
-extern "C" fn jos_swi(number: u32, _args: &mut [u32; 4]) -> u32 {
-    let _ = number;
+extern "C" fn jos_svc(frame: &mut TrapFrame) -> SvcExit {
+    SWI_COUNT.fetch_add(1, Ordering::Relaxed);
+    match hooks() {
+        Some(hooks) => (hooks.svc)(frame),
+        None => super::halt(),
+    }
+}
+
+/// SVC entry from a privileged mode: the kernel makes no system calls, so this answers
+/// "unsupported" and is counted (the self-test checks both).
+#[no_mangle]
+extern "C" fn jos_swi_privileged(_frame: &mut TrapFrame) -> u32 {
     SWI_COUNT.fetch_add(1, Ordering::Relaxed);
     jos_abi::ErrorCode::Unsupported.to_return() as u32
+}
+
+/// A short name for the status of a DFSR or IFSR (ARM1176 TRM table 6-12: FS[10, 3:0]), for
+/// fault reports.
+pub fn fault_status_name(status: u32) -> &'static str {
+    match (status & 0xF) | ((status >> 6) & 0x10) {
+        0b00001 => "alignment",
+        0b00101 | 0b00111 => "translation",
+        0b01001 | 0b01011 => "domain",
+        0b01101 | 0b01111 => "permission",
+        0b00011 | 0b00110 => "access flag",
+        0b00010 => "debug event",
+        0b01000 | 0b01010 => "external abort",
+        0b00100 => "instruction cache maintenance",
+        _ => "other",
+    }
 }
 
 /// IRQ entry.
 #[no_mangle]
 extern "C" fn jos_irq(pc: u32, spsr: u32) -> u32 {
     IRQ_COUNT.fetch_add(1, Ordering::Relaxed);
-    crate::board::bcm2835::irq::dispatch();
-    crate::services::native::irq_redirect(pc, spsr) as u32
+    hooks().map_or(IrqExit::Return, |hooks| (hooks.irq)(pc, spsr)) as u32
 }
 
 /// Issues `swi #0x42` with `argument` in r0 and returns r0 afterwards (for the self-test).

@@ -1,77 +1,98 @@
 //! The MMU: an identity map built by `jos_kcore::page_table`, then caches and branch prediction
-//! on (ARM1176JZF-S TRM chapter 6 and 3.2.7).
+//! on (ARM1176JZF-S TRM chapter 6 and 3.2.7), and the user mapping of the one native job.
 //!
 //! Sections map RAM write-back cacheable, the DMA region and framebuffer non-cacheable, and the
-//! peripherals as device memory. The sections that hold the per-mode stacks are mapped page by
-//! page through coarse tables so the 4 KiB guard page under each stack stays unmapped: a stack
-//! overflow is a data abort, not silent corruption.
+//! peripherals as device memory, all privileged-only and never executable. The sections that
+//! hold the kernel image are mapped page by page through coarse tables: code read-only and
+//! executable (for the kernel too), read-only data read-only, data and stacks read/write and
+//! never executable, the 4 KiB guard page under each stack unmapped (a stack overflow is a data
+//! abort, not silent corruption), and the only user-reachable kernel pages: the system-call stub
+//! page (read-only, executable) and the job stack (read/write, never executable).
+//!
+//! [`map_user`] gives one job region to user mode when a native job starts (its sections are
+//! re-mapped page by page from a pool of coarse tables) and [`unmap_user`] takes it back when
+//! the job ends. One job runs at a time and the mapping changes only at those two points, not at
+//! every preemption, so each change is followed by a whole-TLB invalidate instead of using ASIDs
+//! (docs/memory.md "User mode").
 
 use core::cell::UnsafeCell;
 
-use jos_kcore::page_table::{self, MemoryKind, PageTableError, Region, COARSE_ENTRIES, FIRST_LEVEL_ENTRIES};
+use jos_kcore::page_table::{
+    self, Access, MemoryKind, PageTableError, Region, UserRegion, COARSE_ENTRIES, FIRST_LEVEL_ENTRIES, SECTION_SIZE,
+};
 
 /// The first-level table: 16 KiB aligned as TTBR0 requires.
 #[repr(C, align(16384))]
 struct FirstLevel([u32; FIRST_LEVEL_ENTRIES]);
 
-/// Coarse tables: 1 KiB aligned.
+/// One coarse table: 1 KiB aligned.
 #[repr(C, align(1024))]
-struct Coarse([[u32; COARSE_ENTRIES]; MAX_COARSE]);
+#[derive(Clone, Copy)]
+struct Coarse([u32; COARSE_ENTRIES]);
 
-/// How many sections can be mapped page by page.
-const MAX_COARSE: usize = 4;
+/// How many sections of the kernel image can be mapped page by page.
+const MAX_KERNEL_COARSE: usize = 8;
+/// How many sections a job region may span (a 64 MiB blob, the format's largest, at any
+/// alignment: 66).
+pub const MAX_USER_SECTIONS: usize = 66;
 
 struct Tables {
     first: UnsafeCell<FirstLevel>,
-    coarse: UnsafeCell<Coarse>,
+    kernel: UnsafeCell<[Coarse; MAX_KERNEL_COARSE]>,
+    user: UnsafeCell<[Coarse; MAX_USER_SECTIONS]>,
+    /// The sections the user mapping replaced: (first section, count).
+    mapped: UnsafeCell<(usize, usize)>,
 }
 
-// SAFETY: the tables are written once, by `enable`, on the only core before the MMU reads them.
+// SAFETY: one core. The tables are written by `enable` on the boot path before the MMU reads
+// them, and by `map_user`/`unmap_user` from the offload task while no native code runs; the
+// exception handlers only read.
 unsafe impl Sync for Tables {}
 
 static TABLES: Tables = Tables {
     first: UnsafeCell::new(FirstLevel([0; FIRST_LEVEL_ENTRIES])),
-    coarse: UnsafeCell::new(Coarse([[0; COARSE_ENTRIES]; MAX_COARSE])),
+    kernel: UnsafeCell::new([Coarse([0; COARSE_ENTRIES]); MAX_KERNEL_COARSE]),
+    user: UnsafeCell::new([Coarse([0; COARSE_ENTRIES]); MAX_USER_SECTIONS]),
+    mapped: UnsafeCell::new((0, 0)),
 };
 
-/// Why the MMU was left off.
+/// Why the MMU was left off, or a user region was not mapped.
 #[derive(Clone, Copy, Debug)]
 pub enum MmuError {
     /// The region list was refused.
     Table(PageTableError),
-    /// The guard pages span more sections than there are coarse tables.
-    TooManyGuardSections,
+    /// The kernel image spans more sections than there are coarse tables.
+    KernelTooLarge,
+    /// The user region spans more than [`MAX_USER_SECTIONS`] sections.
+    UserRegionTooLarge,
+    /// The user region is not in plain kernel RAM sections (the heap), or one is mapped already.
+    UserRegionNotHeap,
 }
 
-/// Builds the identity map of `regions`, leaves each `[start, end)` of `guards` unmapped (its
-/// section must be mapped as normal write-back memory), and turns on the MMU, the I- and
-/// D-caches and branch prediction.
+/// Builds the identity map of `regions`, maps `[0, paged_end)` page by page as `page` says (the
+/// kernel image: `None` leaves a page unmapped), and turns on the MMU, the I- and D-caches and
+/// branch prediction.
 ///
 /// # Safety
-/// Must be called once, from the boot path with interrupts masked. `regions` must map every
-/// address the kernel touches afterwards (image, stacks, heap, DMA, peripherals, framebuffer)
-/// with the same address (identity).
-pub unsafe fn enable(regions: &[Region], guards: &[(usize, usize)]) -> Result<(), MmuError> {
+/// Must be called once, from the boot path with interrupts masked. `regions` and `page` must map
+/// every address the kernel touches afterwards (image, stacks, heap, DMA, peripherals,
+/// framebuffer) with the same address (identity), the running code executable.
+pub unsafe fn enable(
+    regions: &[Region],
+    paged_end: usize,
+    page: impl Fn(usize) -> Option<(MemoryKind, Access)>,
+) -> Result<(), MmuError> {
     // SAFETY: the caller guarantees this runs once, before the MMU uses the tables, so nothing
     // else holds a reference to them.
-    let (first, coarse) = unsafe { (&mut (*TABLES.first.get()).0, &mut (*TABLES.coarse.get()).0) };
+    let (first, kernel) = unsafe { (&mut (*TABLES.first.get()).0, &mut *TABLES.kernel.get()) };
     page_table::build_sections(first, regions).map_err(MmuError::Table)?;
-    let mut used = 0;
-    let mut sections = [usize::MAX; MAX_COARSE];
-    for &(start, _) in guards {
-        let section = page_table::section_index(start);
-        if sections.contains(&section) {
-            continue;
-        }
-        if used == MAX_COARSE {
-            return Err(MmuError::TooManyGuardSections);
-        }
-        sections[used] = section;
-        let base = section * page_table::SECTION_SIZE;
-        page_table::build_coarse(&mut coarse[used], base, MemoryKind::NormalWriteBack, guards)
-            .map_err(MmuError::Table)?;
-        first[section] = page_table::coarse_descriptor(coarse[used].as_ptr() as usize);
-        used += 1;
+    let sections = paged_end.div_ceil(SECTION_SIZE);
+    if sections > MAX_KERNEL_COARSE {
+        return Err(MmuError::KernelTooLarge);
+    }
+    for (section, table) in kernel.iter_mut().enumerate().take(sections) {
+        page_table::build_pages(&mut table.0, section * SECTION_SIZE, &page).map_err(MmuError::Table)?;
+        first[section] = page_table::coarse_descriptor(table.0.as_ptr() as usize);
     }
     let table = first.as_ptr() as usize as u32;
     // SAFETY: the tables map the kernel's code and data at their own addresses (caller's
@@ -96,14 +117,95 @@ pub unsafe fn enable(regions: &[Region], guards: &[(usize, usize)]) -> Result<()
             // Inner cacheable (C, bit 0), outer write-back write-allocate (RGN = 01, bits 4:3).
             ttbr = in(reg) table | 0b1 | (0b01 << 3),
             tmp = out(reg) _,
-            // M (0), C (2), Z (11), I (12), U (22: unaligned access), XP (23: ARMv6 tables).
+            // M (0), C (2), Z (11), I (12), U (22: unaligned access), XP (23: ARMv6 tables, so
+            // APX and XN apply).
             set = in(reg) (1u32 << 0) | (1 << 2) | (1 << 11) | (1 << 12) | (1 << 22) | (1 << 23),
-            // A (1: alignment faults), V (13: high vectors).
-            clear = in(reg) (1u32 << 1) | (1 << 13),
+            // A (1: alignment faults), V (13: high vectors), S and R (8, 9: the ARMv6 AP
+            // encoding only).
+            clear = in(reg) (1u32 << 1) | (1 << 13) | (1 << 8) | (1 << 9),
             options(nostack)
         )
     }
     Ok(())
+}
+
+/// Makes the changed table entries visible to the table walk and drops every cached
+/// translation (ARM1176 TRM 6.7: clean the D-cache lines of the tables, DSB, invalidate the
+/// unified TLB, flush the branch target cache and the prefetch buffer).
+fn publish(ranges: &[(usize, usize)]) {
+    for &(address, len) in ranges {
+        super::cache::clean_dcache_range(address, len);
+    }
+    super::cache::data_sync_barrier();
+    // SAFETY: TLB and branch-predictor invalidation only drop cached state; the tables they
+    // reload map the running kernel as before.
+    unsafe {
+        core::arch::asm!(
+            "mcr p15, 0, {z}, c8, c7, 0",      // invalidate unified TLB
+            "mcr p15, 0, {z}, c7, c5, 6",      // flush branch target cache
+            "mcr p15, 0, {z}, c7, c10, 4",     // DSB
+            "mcr p15, 0, {z}, c7, c5, 4",      // flush prefetch buffer
+            z = in(reg) 0u32,
+            options(nostack, preserves_flags)
+        )
+    }
+}
+
+/// Gives user mode the pages of `region` (code read-only and executable, data read/write and
+/// never executable, as [`UserRegion::access`] says); the rest of its sections stays kernel
+/// data. The region must lie in the heap (plain kernel RAM sections) and no other user region
+/// may be mapped.
+pub fn map_user(region: &UserRegion) -> Result<(), MmuError> {
+    if region.end <= region.start {
+        return Err(MmuError::UserRegionNotHeap);
+    }
+    let first_section = page_table::section_index(region.start);
+    let count = page_table::section_index(region.end - 1) - first_section + 1;
+    if count > MAX_USER_SECTIONS {
+        return Err(MmuError::UserRegionTooLarge);
+    }
+    // SAFETY: see `Tables`: no native code runs and no other reference to the tables is live.
+    let (first, user, mapped) =
+        unsafe { (&mut (*TABLES.first.get()).0, &mut *TABLES.user.get(), &mut *TABLES.mapped.get()) };
+    if mapped.1 != 0 {
+        return Err(MmuError::UserRegionNotHeap);
+    }
+    let heap = |section: usize| {
+        page_table::section_descriptor(section * SECTION_SIZE, MemoryKind::NormalWriteBack, Access::KernelData)
+    };
+    if (first_section..first_section + count).any(|section| first[section] != heap(section)) {
+        return Err(MmuError::UserRegionNotHeap);
+    }
+    for (offset, table) in user.iter_mut().enumerate().take(count) {
+        let base = (first_section + offset) * SECTION_SIZE;
+        let page =
+            |address: usize| Some((MemoryKind::NormalWriteBack, region.access(address).unwrap_or(Access::KernelData)));
+        page_table::build_pages(&mut table.0, base, page).map_err(MmuError::Table)?;
+        first[first_section + offset] = page_table::coarse_descriptor(table.0.as_ptr() as usize);
+    }
+    *mapped = (first_section, count);
+    publish(&[
+        (user.as_ptr() as usize, count * core::mem::size_of::<Coarse>()),
+        (first[first_section..].as_ptr() as usize, count * 4),
+    ]);
+    Ok(())
+}
+
+/// Takes the user region back: its sections are plain kernel data again. Nothing happens when
+/// none is mapped.
+pub fn unmap_user() {
+    // SAFETY: see `Tables`.
+    let (first, mapped) = unsafe { (&mut (*TABLES.first.get()).0, &mut *TABLES.mapped.get()) };
+    let (first_section, count) = *mapped;
+    if count == 0 {
+        return;
+    }
+    for (section, entry) in first.iter_mut().enumerate().skip(first_section).take(count) {
+        *entry =
+            page_table::section_descriptor(section * SECTION_SIZE, MemoryKind::NormalWriteBack, Access::KernelData);
+    }
+    *mapped = (0, 0);
+    publish(&[(first[first_section..].as_ptr() as usize, count * 4)]);
 }
 
 /// True when the MMU is on.
@@ -111,24 +213,42 @@ pub fn enabled() -> bool {
     super::control_register() & 1 != 0
 }
 
-/// The memory kind of the section holding `address` in the live table, if mapped by a section.
-pub fn section_descriptor(address: usize) -> u32 {
-    // SAFETY: reading one table entry; after `enable` the table is never written again.
-    unsafe { (*TABLES.first.get()).0[page_table::section_index(address)] }
-}
-
 /// Translates `address` as a privileged read would, without touching it (CP15 c7 "VA to PA
 /// translation", ARM1176 TRM 3.2.22, result in the PA register c7/c4). `None` when the access
 /// would abort (unmapped, e.g. a stack guard page).
 pub fn translate(address: usize) -> Option<usize> {
+    translate_with(address, 0)
+}
+
+/// Whether a user-mode write to `address` would be allowed (CP15 c7 "VA to PA, user write",
+/// operation 3).
+pub fn user_writable(address: usize) -> bool {
+    translate_with(address, 3).is_some()
+}
+
+/// Whether a privileged write to `address` would be allowed (operation 1).
+pub fn kernel_writable(address: usize) -> bool {
+    translate_with(address, 1).is_some()
+}
+
+fn translate_with(address: usize, operation: u32) -> Option<usize> {
     let result: u32;
-    // SAFETY: the translation operation only writes the PA register; it never faults.
+    // SAFETY: the translation operations only write the PA register; they never fault.
     unsafe {
+        match operation {
+            0 => {
+                core::arch::asm!("mcr p15, 0, {va}, c7, c8, 0", va = in(reg) address as u32, options(nostack, preserves_flags))
+            }
+            1 => {
+                core::arch::asm!("mcr p15, 0, {va}, c7, c8, 1", va = in(reg) address as u32, options(nostack, preserves_flags))
+            }
+            _ => {
+                core::arch::asm!("mcr p15, 0, {va}, c7, c8, 3", va = in(reg) address as u32, options(nostack, preserves_flags))
+            }
+        }
         core::arch::asm!(
-            "mcr p15, 0, {va}, c7, c8, 0",
             "mcr p15, 0, {z}, c7, c5, 4",
             "mrc p15, 0, {pa}, c7, c4, 0",
-            va = in(reg) address as u32,
             z = in(reg) 0u32,
             pa = out(reg) result,
             options(nostack, preserves_flags)

@@ -1,11 +1,13 @@
 //! ARM1176JZF-S (ARMv6K) architecture support: start-up, exception vectors, VFP support code,
-//! MMU, caches and CPU primitives (interrupt masking, wait for interrupt).
+//! MMU, user mode, caches and CPU primitives (interrupt masking, wait for interrupt).
 
 mod boot;
 pub mod cache;
 pub mod cycles;
 pub mod exceptions;
+pub mod fault_test;
 pub mod mmu;
+pub mod user;
 pub mod vfp;
 
 /// Waits for an event; used by idle loops that do not expect interrupts.
@@ -47,14 +49,6 @@ pub fn restore_interrupts(cpsr: u32) {
 pub fn enable_interrupts() {
     // SAFETY: unmasking IRQ lets the IRQ vector run; its handler saves every register it uses.
     unsafe { core::arch::asm!("cpsie i", options(nostack, preserves_flags)) }
-}
-
-/// True when IRQs are masked in CPSR.
-pub fn interrupts_masked() -> bool {
-    let cpsr: u32;
-    // SAFETY: reading CPSR has no side effect.
-    unsafe { core::arch::asm!("mrs {0}, cpsr", out(reg) cpsr, options(nomem, nostack, preserves_flags)) }
-    cpsr & 0x80 != 0
 }
 
 /// Reads the System Control Register (CP15 c1, ARM1176 TRM 3.2.7).

@@ -85,7 +85,8 @@ const TAGS_LIMIT: u32 = 0x1000_0000;
 /// the MMU is on and before anything else reads [`boot_info`].
 pub fn read(r0: u32, machine: u32, tags_address: u32) -> BootInfo {
     let mut info = BootInfo { r0, machine, tags_address, ..BootInfo::empty() };
-    let readable = tags_address != 0 && tags_address % 4 == 0 && tags_address < TAGS_LIMIT - atags::MAX_LEN as u32;
+    let readable =
+        tags_address != 0 && tags_address.is_multiple_of(4) && tags_address < TAGS_LIMIT - atags::MAX_LEN as u32;
     if readable {
         // SAFETY: before the MMU is on, every address below 256 MiB is RAM on every BCM2835 board;
         // the window is aligned, inside it, and only read. The firmware's tags (at 0x100) lie

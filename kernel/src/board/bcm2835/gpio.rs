@@ -5,7 +5,7 @@
 //! it). The kernel's own pins go through [`Gpio::set_function`] and [`Gpio::drive`].
 
 use tock_registers::fields::Field;
-use tock_registers::interfaces::{Readable, ReadWriteable, Writeable};
+use tock_registers::interfaces::{ReadWriteable, Readable, Writeable};
 use tock_registers::registers::{ReadOnly, ReadWrite, WriteOnly};
 use tock_registers::{register_bitfields, register_structs};
 

@@ -178,7 +178,8 @@ impl Mailbox {
                 let bytes = crate::dma::alloc(BUFFER_WORDS * 4, 16).ok_or(MailboxError::NoBuffer)?;
                 // SAFETY: the DMA allocation is 16-byte aligned, BUFFER_WORDS * 4 bytes long,
                 // zeroed, and owned by the mailbox from now on.
-                *slot = Some(unsafe { core::slice::from_raw_parts_mut(bytes.as_mut_ptr().cast::<u32>(), BUFFER_WORDS) });
+                *slot =
+                    Some(unsafe { core::slice::from_raw_parts_mut(bytes.as_mut_ptr().cast::<u32>(), BUFFER_WORDS) });
             }
             let buffer = slot.as_deref_mut().ok_or(MailboxError::NoBuffer)?;
             let words = tags.len() + 3;

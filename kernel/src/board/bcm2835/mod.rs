@@ -10,8 +10,8 @@ pub mod mmio;
 pub mod pl011;
 pub mod rng;
 pub mod timer;
-pub mod watchdog;
 pub mod usb;
+pub mod watchdog;
 
 /// Base of the peripheral window as the ARM sees it (BCM2835 ARM Peripherals, section 1.2.3).
 pub const PERIPHERAL_BASE: usize = jos_kcore::memory_map::PERIPHERAL_BASE;

@@ -3,7 +3,7 @@
 //! documented behaviour: CTRL (enable), STATUS (warm-up count; bits 31:24 words available),
 //! DATA (one random word per read), INT_MASK (bit 0 masks the interrupt).
 
-use tock_registers::interfaces::{Readable, ReadWriteable, Writeable};
+use tock_registers::interfaces::{ReadWriteable, Readable, Writeable};
 use tock_registers::registers::{ReadOnly, ReadWrite};
 use tock_registers::{register_bitfields, register_structs};
 

@@ -4,7 +4,7 @@
 //!
 //! jos boots with a configuration (QEMU loader device, as `tests/tests/offload.rs` does) that
 //! trusts this harness's client and signing keys; the harness speaks the protocol through
-//! `jos_cli::client::Session` (Noise IK over TCP 4748) and reads the device's own figures: a
+//! `jos_client::Session` (Noise IK over TCP 4748) and reads the device's own figures: a
 //! JobResult's `Stats` (guest time from the job's start to its result) and the kernel's
 //! `offload: timing` console lines (docs/protocol.md, "Timing reports").
 
@@ -12,17 +12,19 @@ use std::net::{SocketAddr, UdpSocket};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use jos_abi::config::{ConfigRepr, Network, Policy, PortRange};
 use jos_abi::codec::List;
+use jos_abi::config::{ConfigRepr, Network, Policy, PortRange};
 use jos_abi::signature::{public_key, sign_wasm, SignerRights, TrustedSigner};
 use jos_abi::wire::discovery::{Advert, AdvertRepr, LoadState, Probe};
 use jos_abi::wire::{Format, JobStatus, Limits, Message};
-use jos_cli::client::{JobOutcome, Session};
-use jos_cli::store::x25519_public;
+use jos_client::store::x25519_public;
+use jos_client::{JobOutcome, Session};
 use jos_tests::{BootOptions, Qemu};
-use serde_json::{json, Value};
+use serde_json::{json, Map, Value};
 
-use crate::{echo_run, free_port, guest_clock_us, mean, Mode, JON_MD5};
+use crate::echo::{after, echo_run, field, free_port, guest_clock_us, mean};
+use crate::results::{EchoResult, Md5Point, Md5Series, PhaseRuns};
+use crate::{json_object, Mode, JON_MD5};
 
 /// The device's Noise secret, advert seed, the harness's client secret and signing seed: fixed
 /// test keys (the device only lives for one benchmark run).
@@ -110,8 +112,9 @@ impl Device {
     /// A new authenticated session (the handshake happens here).
     pub fn session(&self) -> Result<Session, String> {
         let address = SocketAddr::from(([127, 0, 0, 1], self.tcp));
-        let mut session = Session::connect(address, &CLIENT_SECRET, &x25519_public(&DEVICE_SECRET), Duration::from_secs(60))
-            .map_err(|e| format!("session: {e}"))?;
+        let mut session =
+            Session::connect(address, &CLIENT_SECRET, &x25519_public(&DEVICE_SECRET), Duration::from_secs(60))
+                .map_err(|e| format!("session: {e}"))?;
         // Progress messages come every 250 ms of guest time; a long job is not an idle session.
         session.set_idle_timeout(Duration::from_secs(600));
         Ok(session)
@@ -135,10 +138,16 @@ impl Device {
         Err("no advert from the device".into())
     }
 
-    /// The `offload: timing KIND` lines printed so far (the text after the prefix).
+    /// The whole `offload: timing KIND` lines so far (a line the UART is still sending is not
+    /// one yet: read half-way, it would lack its last fields).
     fn timings(&self, kind: &str) -> Vec<String> {
         let prefix = format!("offload: timing {kind} ");
-        self.qemu.output().lines().filter_map(|l| Some(l.split_once(&prefix)?.1.to_string())).collect()
+        self.qemu
+            .output()
+            .split_inclusive('\n')
+            .filter(|raw| raw.ends_with('\n'))
+            .filter_map(|line| Some(line.trim_end().split_once(&prefix)?.1.to_string()))
+            .collect()
     }
 
     /// Waits for the timing line number `index` (0-based) of `kind`.
@@ -167,7 +176,7 @@ fn invoke(session: &mut Session, hash: [u8; 32], input: &[u8]) -> Result<JobOutc
     Ok(job)
 }
 
-/// `guest-examples/c/NAME.c` built by jos-cli's builder in `format`, signed.
+/// `guest-examples/c/NAME.c` built by jos-build (the builder `jos-cli build` uses) in `format`, signed.
 fn guest_example(name: &str, format: Format) -> Result<Vec<u8>, String> {
     let source = crate::repo_root().join("guest-examples/c").join(format!("{name}.c"));
     jos_tests::build_signed(&source, format, &SIGNER)
@@ -176,7 +185,7 @@ fn guest_example(name: &str, format: Format) -> Result<Vec<u8>, String> {
 /// MD5 of "jon" N times on jos, one variant: push once, then `runs` invokes with "N" for every N.
 /// Per run the JobResult's guest-time figures: `time_us` (start to result: execution time) and
 /// `cpu_us` (the time the job held the CPU: CPU time).
-fn md5_variant(device: &Device, mode: Mode, format: Format) -> Result<Value, String> {
+fn md5_variant(device: &Device, mode: Mode, format: Format) -> Result<Md5Series, String> {
     let module = guest_example("md5", format)?;
     let mut session = device.session()?;
     let hash = push(&mut session, format, &module)?;
@@ -199,29 +208,84 @@ fn md5_variant(device: &Device, mode: Mode, format: Format) -> Result<Value, Str
             cpu.push(job.stats.cpu_us as f64);
             fuel.push(job.stats.fuel_used as f64);
         }
-        eprintln!("bench: jos {format:?} md5 N={n}: exec {:.0} us, cpu {:.0} us (mean of {runs})", mean(&exec), mean(&cpu));
-        points.push(json!({
-            "n": n,
-            "exec_us": exec,
-            "cpu_us": cpu,
-            "mean_exec_us": mean(&exec),
-            "mean_cpu_us": mean(&cpu),
-            "fuel_used": fuel,
-        }));
+        eprintln!(
+            "bench: jos {format:?} md5 N={n}: exec {:.0} us, cpu {:.0} us (mean of {runs})",
+            mean(&exec),
+            mean(&cpu)
+        );
+        let (mean_exec_us, mean_cpu_us) = (mean(&exec), mean(&cpu));
+        points.push(Md5Point { n, exec_us: exec, cpu_us: cpu, mean_exec_us, mean_cpu_us, fuel_used: Some(fuel) });
+    }
+    let about = json_object(json!({
+        "module_bytes": module.len(),
+        "source": "guest-examples/c/md5.c built by jos-build (the builder `jos-cli build` uses), signed; pushed once, invoked with \"N\"",
+        "exec_source": "JobResult stats.time_us: guest time from the job's start to its result",
+        "cpu_source": "JobResult stats.cpu_us: guest time the job held the CPU (wasm: its start and fuel slices; native: its run)",
+    }));
+    Ok(Md5Series { status: "ok".into(), runs, points, about })
+}
+
+/// The system-call figures: the two values of N (times the call is made per run); `output_write`
+/// uses [`WRITE_COUNTS`] (64 bytes each must fit the policy's 32 KiB output cap).
+const SYSCALL_COUNTS: [u64; 2] = [1_000, 10_000];
+/// N for `output_write` of 64 bytes.
+const WRITE_COUNTS: [u64; 2] = [50, 500];
+
+/// The cost of one native system call in guest instructions (`-icount shift=0`: 1 ns of guest
+/// time per instruction), for `input_len` (a null call), `output_write` of 64 bytes and
+/// `udp_recv` with nothing waiting: tests/native/syscall_bench.c makes the call N times; the
+/// cost is the slope of the job's CPU time (`stats.cpu_us`) between the two N of
+/// [`SYSCALL_COUNTS`] or [`WRITE_COUNTS`] (the job's fixed costs cancel), mean of `runs` runs each.
+pub fn syscalls(device: &Device, runs: u64) -> Result<Value, String> {
+    let source = crate::repo_root().join("tests/native/syscall_bench.c");
+    let module = jos_tests::build_signed(&source, Format::NativeArmv6, &SIGNER)?;
+    let mut session = device.session()?;
+    let hash = push(&mut session, Format::NativeArmv6, &module)?;
+    let mut calls = serde_json::Map::new();
+    for (mode, name) in [("null", "input_len"), ("write", "output_write_64"), ("recv", "udp_recv_empty")] {
+        let counts = if mode == "write" { WRITE_COUNTS } else { SYSCALL_COUNTS };
+        let mut cpu = Vec::new();
+        for n in counts {
+            let mut samples = Vec::new();
+            for _ in 0..runs {
+                let job = invoke(&mut session, hash, format!("{mode} {n}").as_bytes())?;
+                if job.exit_value != 0 {
+                    return Err(format!("syscall_bench {mode} {n}: returned {}", job.exit_value));
+                }
+                samples.push(job.stats.cpu_us as f64);
+            }
+            cpu.push(mean(&samples));
+        }
+        let per_call_ns = (cpu[1] - cpu[0]) * 1000.0 / (counts[1] - counts[0]) as f64;
+        eprintln!("bench: jos native {name}: {per_call_ns:.0} instructions per call");
+        calls.insert(name.into(), json!({"counts": counts, "cpu_us": cpu, "per_call_instructions": per_call_ns}));
     }
     Ok(json!({
         "status": "ok",
         "runs": runs,
-        "module_bytes": module.len(),
-        "source": "guest-examples/c/md5.c built by jos-cli's builder, signed; pushed once, invoked with \"N\"",
-        "exec_source": "JobResult stats.time_us: guest time from the job's start to its result",
-        "cpu_source": "JobResult stats.cpu_us: guest time the job held the CPU (wasm: its start and fuel slices; native: its run)",
-        "points": points,
+        "source": "tests/native/syscall_bench.c: the call N times; slope of JobResult stats.cpu_us over N (-icount shift=0: 1 ns = 1 instruction)",
+        "calls": Value::Object(calls),
     }))
 }
 
+/// MD5 of "jon" 10^5 times as a native blob: the mean CPU time of `runs` runs (for `--syscalls`).
+pub fn native_md5_cpu(device: &Device, runs: u64) -> Result<f64, String> {
+    let module = guest_example("md5", Format::NativeArmv6)?;
+    let mut session = device.session()?;
+    let hash = push(&mut session, Format::NativeArmv6, &module)?;
+    let mut cpu = Vec::new();
+    for _ in 0..runs {
+        let job = invoke(&mut session, hash, b"100000")?;
+        if String::from_utf8_lossy(&job.output).trim_end() != JON_MD5 {
+            return Err("md5 10^5: wrong digest".into());
+        }
+        cpu.push(job.stats.cpu_us as f64);
+    }
+    Ok(mean(&cpu))
+}
+
 /// The native and wasm MD5 variants.
-pub fn md5(device: &Device, mode: Mode) -> Result<(Value, Value), String> {
+pub fn md5(device: &Device, mode: Mode) -> Result<(Md5Series, Md5Series), String> {
     Ok((md5_variant(device, mode, Format::NativeArmv6)?, md5_variant(device, mode, Format::Wasm)?))
 }
 
@@ -274,35 +338,35 @@ pub fn ten_kib_module(seed: u32) -> Result<(Vec<u8>, Vec<u8>), String> {
 
 /// `name=value` as a number.
 fn number(line: &str, name: &str) -> Result<f64, String> {
-    crate::field(line, name).ok_or_else(|| format!("no {name} in `{line}`"))
+    field(line, name).ok_or_else(|| format!("no {name} in `{line}`"))
 }
 
 /// Phases of a push line and of a job line, as JSON numbers.
-fn phases(line: &str, names: &[&str]) -> Result<Value, String> {
-    let mut map = serde_json::Map::new();
+fn phases(line: &str, names: &[&str]) -> Result<Map<String, Value>, String> {
+    let mut map = Map::new();
     for name in names {
         map.insert((*name).into(), json!(number(line, name)?));
     }
-    Ok(Value::Object(map))
+    Ok(map)
 }
 
 const PUSH_PHASES: &[&str] = &["handshake_us", "transfer_us", "verify_us", "session_us"];
 const JOB_PHASES: &[&str] = &["queued_us", "instantiate_us", "run_us", "result_us", "total_us"];
 
 /// Means of each phase over runs.
-fn phase_means(runs: &[Value], names: &[&str]) -> Value {
-    let mut map = serde_json::Map::new();
+fn phase_means(runs: &[Map<String, Value>], names: &[&str]) -> Map<String, Value> {
+    let mut map = Map::new();
     for name in names {
-        let values: Vec<f64> = runs.iter().filter_map(|r| r[*name].as_f64()).collect();
+        let values: Vec<f64> = runs.iter().filter_map(|r| r.get(*name)?.as_f64()).collect();
         map.insert((*name).into(), json!(mean(&values)));
     }
-    Value::Object(map)
+    map
 }
 
 /// First push of a 10 KiB signed wasm module (a new module each run, on a new session) and the
 /// invoke of a cached module (a new session each run, as `jos-cli invoke` does), by phase from
 /// the device's timing lines.
-pub fn costs(device: &Device, runs: u64) -> Result<(Value, Value), String> {
+pub fn costs(device: &Device, runs: u64) -> Result<(PhaseRuns, PhaseRuns), String> {
     let mut pushes = Vec::new();
     let mut hashes = Vec::new();
     for run in 0..runs {
@@ -325,7 +389,7 @@ pub fn costs(device: &Device, runs: u64) -> Result<(Value, Value), String> {
         let mut record = phases(&push_line, PUSH_PHASES)?;
         let job_phases = phases(&job_line, JOB_PHASES)?;
         for name in JOB_PHASES {
-            record[format!("job_{name}")] = job_phases[*name].clone();
+            record.insert(format!("job_{name}"), job_phases[*name].clone());
         }
         pushes.push(record);
         hashes.push(hash);
@@ -344,21 +408,19 @@ pub fn costs(device: &Device, runs: u64) -> Result<(Value, Value), String> {
     let mut push_names: Vec<&str> = PUSH_PHASES.to_vec();
     let job_names: Vec<String> = JOB_PHASES.iter().map(|n| format!("job_{n}")).collect();
     push_names.extend(job_names.iter().map(String::as_str));
+    let mean = phase_means(&pushes, &push_names);
     let first = json!({
-        "status": "ok",
         "module_bytes": PUSH_MODULE_BYTES,
         "module": "wat: a 1-page memory, a data segment of pseudo-random bytes sized so the signed module is 10 KiB, a run that echoes its input and 16 data bytes; a new module (new hash) per run",
         "source": "kernel `offload: timing push` and `offload: timing job` console lines (platform clock, guest time)",
-        "runs": pushes,
-        "mean": phase_means(&pushes, &push_names),
     });
+    let first = PhaseRuns { status: "ok".into(), runs: pushes, mean, about: json_object(first) };
+    let mean = phase_means(&invokes, JOB_PHASES);
     let cached = json!({
-        "status": "ok",
         "what": "a new session per run (handshake not counted here), Invoke of the cached 10 KiB module",
         "source": "kernel `offload: timing job` console lines (platform clock, guest time)",
-        "runs": invokes,
-        "mean": phase_means(&invokes, JOB_PHASES),
     });
+    let cached = PhaseRuns { status: "ok".into(), runs: invokes, mean, about: json_object(cached) };
     Ok((first, cached))
 }
 
@@ -402,7 +464,14 @@ fn wait_result(session: &mut Session) -> Result<JobOutcome, String> {
         match Message::parse(&plain).map_err(|e| e.to_string())? {
             Message::Progress { .. } | Message::Pong { .. } => {}
             Message::JobResult { status, exit_value, stats, output, .. } => {
-                return Ok(JobOutcome { status, exit_value, stats, output: output.to_vec(), results: Vec::new(), logs: Vec::new() })
+                return Ok(JobOutcome {
+                    status,
+                    exit_value,
+                    stats,
+                    output: output.to_vec(),
+                    results: Vec::new(),
+                    logs: Vec::new(),
+                })
             }
             Message::Error { code, message } => return Err(format!("device error {code:?}: {message}")),
             other => return Err(format!("unexpected message kind {}", other.kind())),
@@ -414,7 +483,7 @@ fn wait_result(session: &mut Session) -> Result<JobOutcome, String> {
 fn net_busy(device: &Device) -> Option<(f64, f64)> {
     let output = device.qemu.output();
     let line = output.lines().rev().find(|l| l.starts_with("net: stats "))?;
-    Some((crate::after(line, "busy_us")?, crate::after(line, "at_us")?))
+    Some((after(line, "busy_us")?, after(line, "at_us")?))
 }
 
 /// [`net_busy`], waiting up to 10 s for the first `net: stats` line (printed at most once a
@@ -451,7 +520,11 @@ fn echo_result(session: &mut Session) -> Result<(JobOutcome, f64), String> {
         return Err(format!("the echo job ended {:?}", job.status));
     }
     let text = String::from_utf8_lossy(&job.output).into_owned();
-    let echoed = text.trim().strip_prefix("echoed ").and_then(|n| n.parse().ok()).ok_or_else(|| format!("echo job output {text:?}"))?;
+    let echoed = text
+        .trim()
+        .strip_prefix("echoed ")
+        .and_then(|n| n.parse().ok())
+        .ok_or_else(|| format!("echo job output {text:?}"))?;
     Ok((job, echoed))
 }
 
@@ -465,7 +538,7 @@ const ECHO_IDLE_GUEST_US: u64 = 2_000_000;
 /// per frame to find nothing and yields). Guest CPU per request, a marginal cost like the Linux
 /// meter's: (the job's `cpu_us` over the timed run - idle rate x its `time_us`) / datagrams it
 /// echoed, plus the network manager's `busy_us` over the run per echo.
-pub fn echo_job(device: &Device, requests: u64) -> Result<Value, String> {
+pub fn echo_job(device: &Device, requests: u64) -> Result<EchoResult, String> {
     let module = guest_example("echo", Format::Wasm)?;
     let mut session = device.session()?;
     let hash = push(&mut session, Format::Wasm, &module)?;
@@ -514,25 +587,24 @@ pub fn echo_job(device: &Device, requests: u64) -> Result<Value, String> {
     let idle_rate = idle_job.stats.cpu_us as f64 / idle_job.stats.time_us as f64;
 
     let answered = run.latencies_us.len() as f64;
-    let mut value = run.to_json();
-    value["status"] = json!("ok");
-    value["echoed_by_job"] = json!(echoed);
-    value["job_cpu_us"] = json!(job.stats.cpu_us);
-    value["job_time_us"] = json!(job.stats.time_us);
-    value["job_idle_cpu_us"] = json!(idle_job.stats.cpu_us);
-    value["job_idle_time_us"] = json!(idle_job.stats.time_us);
-    value["job_idle_cpu_rate"] = json!(idle_rate);
-    value["guest_clock_us_per_round_trip"] = json!((clock1 - clock0) as f64 / answered.max(1.0));
+    let mut value = EchoResult::measured(run.latencies());
+    value.note("echoed_by_job", echoed);
+    value.note("job_cpu_us", job.stats.cpu_us);
+    value.note("job_time_us", job.stats.time_us);
+    value.note("job_idle_cpu_us", idle_job.stats.cpu_us);
+    value.note("job_idle_time_us", idle_job.stats.time_us);
+    value.note("job_idle_cpu_rate", idle_rate);
+    value.guest_clock_us_per_round_trip = Some((clock1 - clock0) as f64 / answered.max(1.0));
     let network_us = match (busy0, busy1) {
         (Some((b0, _)), Some((b1, _))) => b1 - b0,
         _ => return Err("no net: stats lines around the echo job's run".into()),
     };
     let network_per_request = network_us / echoed.max(1.0);
     let job_per_request = (job.stats.cpu_us as f64 - idle_rate * job.stats.time_us as f64) / echoed.max(1.0);
-    value["network_busy_us_per_request"] = json!(network_per_request);
-    value["job_cpu_us_per_request"] = json!(job_per_request);
-    value["guest_us_per_request"] = json!(job_per_request + network_per_request);
-    value["guest_us_per_request_source"] = json!(format!(
+    value.note("network_busy_us_per_request", network_per_request);
+    value.note("job_cpu_us_per_request", job_per_request);
+    value.guest_us_per_request = Some(job_per_request + network_per_request);
+    value.guest_us_per_request_source = Some(format!(
         "marginal: (job cpu_us over the run - idle rate {idle_rate:.5} x its time_us) / echoes, idle rate from the same job left idle for {} s of guest time; plus the network manager's busy_us over the run / echoes",
         ECHO_IDLE_GUEST_US / 1_000_000
     ));

@@ -9,7 +9,7 @@
 //! and BCE (transfers no longer than BURST_CAP packets) and RXDOFF 0, the LEDs, flow control
 //! and checksum offload off, PHY reset/advertisement/autonegotiation over MII with the PHY's
 //! link interrupts enabled, INT_EP_CTL.PHY_INT, then MAC_CR.TXEN/RXEN (FDPX from the resolved
-//! duplex) and TX_CFG.ON. The data path is [`super::ethernet`] with SMSC framing; the
+//! duplex) and TX_CFG.ON. The data path is [`crate::usb::ethernet`] with SMSC framing; the
 //! [`Controller`] keeps an interrupt IN transfer armed and, when the chip reports a PHY
 //! interrupt, reads the PHY's link and duplex and updates MAC_CR.
 //!

@@ -282,8 +282,8 @@ impl Dwc2 {
     /// `base` must be the DWC2 register block, mapped as device memory, and no other driver may
     /// program it.
     pub const unsafe fn new(base: usize) -> Self {
-        // SAFETY: the caller promises `base` is the DWC2 block for the kernel's lifetime.
         Self {
+            // SAFETY: the caller promises `base` is the DWC2 block for the kernel's lifetime.
             registers: unsafe { Mmio::new(base) },
             claimed: core::sync::atomic::AtomicU8::new(0),
             requested: [const { core::sync::atomic::AtomicU32::new(0) }; CHANNELS],

@@ -1,4 +1,8 @@
-//! `jos-cli build`: C sources or a Rust guest crate to a wasm module or a native jos blob.
+//! The jos build pipeline: C sources or a Rust guest crate to a checked wasm module or a native
+//! jos blob, ready to sign and push. `jos-cli build` is a thin layer over [`build`]; programs
+//! that make guests on the fly (tests, benchmarks, a service that compiles what its users send)
+//! call it directly. No terminal or command-line dependencies: the compilers' own messages go to
+//! this process's stderr, and every failure is a [`BuildError`].
 //!
 //! - wasm: clang (`--target=wasm32`) or `cargo build --target wasm32-unknown-unknown`, then
 //!   [`wasm::finish`]: every import checked against the syscall table, custom sections dropped,
@@ -6,16 +10,48 @@
 //! - native: arm-none-eabi-gcc (C) or `cargo rustc --crate-type staticlib` for
 //!   `armv6-none-eabihf` (Rust, built PIE with `-Zbuild-std`), linked with the SDK's `crt0.S` and
 //!   `jos-native.ld`, then [`elf::convert`] into a blob.
+//! - aot: the wasm module (given, or built as above) translated by wabt's wasm2c and compiled as
+//!   a native blob marked AOT ([`aot`]).
+//! - [`sdk`]: the C guest SDK (`jos.h` and friends), built into the crate so that a build works
+//!   from any folder.
+//!
+//! The tools come from `scripts/setup.sh` (clang and lld, gcc-arm-none-eabi, the Rust targets).
+//!
+//! # Example
+//! The md5 example guest as a wasm module (the output is unsigned: sign it with
+//! [`jos_abi::signature::sign_wasm`] or `jos-cli sign`):
+//!
+//! ```
+//! use jos_build::{build, BuildRequest, Format, DEFAULT_MAX_MEMORY_PAGES};
+//! # let folder = tempfile::tempdir()?;
+//! # let md5_c = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../guest-examples/c/md5.c");
+//! let request = BuildRequest {
+//!     sources: vec![md5_c],
+//!     format: Format::Wasm,
+//!     output: Some(folder.path().join("md5.wasm")),
+//!     max_memory_pages: DEFAULT_MAX_MEMORY_PAGES,
+//!     keep_names: false,
+//!     verbose: false,
+//! };
+//! let built = build(&request)?;
+//! let module = std::fs::read(&built.path)?;
+//! assert!(module.starts_with(b"\0asm"));
+//! assert!(built.report.imports.contains(&"input_read"));
+//! println!("{}", built.report); // sizes: code, data, imports
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+//!
+//! `examples/build.rs` is the same as a program: `cargo run -p jos-build --example build -- FILE.c`.
 
+pub mod aot;
 pub mod elf;
+pub mod sdk;
 pub mod wasm;
 
 use std::ffi::OsString;
 use std::fmt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
-
-use crate::exit::Exit;
 
 /// The format to build.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -24,6 +60,8 @@ pub enum Format {
     Wasm,
     /// A native ARMv6 jos blob (unsigned; `jos-cli sign` adds the trailer).
     Native,
+    /// A wasm module compiled ahead of time into a native blob marked AOT (unsigned).
+    Aot,
 }
 
 impl Format {
@@ -31,7 +69,7 @@ impl Format {
     pub const fn extension(self) -> &'static str {
         match self {
             Format::Wasm => "wasm",
-            Format::Native => "blob",
+            Format::Native | Format::Aot => "blob",
         }
     }
 }
@@ -88,26 +126,6 @@ pub struct SizeReport {
     pub memory_max_pages: Option<u64>,
 }
 
-impl BuildOutput {
-    /// The result as the JSON object `jos-cli build --json` prints.
-    pub fn to_json(&self, format: Format) -> serde_json::Value {
-        let report = &self.report;
-        serde_json::json!({
-            "output": self.path.display().to_string(),
-            "format": match format { Format::Wasm => "wasm", Format::Native => "native" },
-            "compiled_bytes": report.compiled,
-            "total_bytes": report.total,
-            "code_bytes": report.code,
-            "data_bytes": report.data,
-            "bss_bytes": report.bss,
-            "custom_bytes": report.custom,
-            "imports": report.imports,
-            "relocations": report.relocations,
-            "memory_max_pages": report.memory_max_pages,
-        })
-    }
-}
-
 impl fmt::Display for SizeReport {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         writeln!(f, "  compiled   {:>8} bytes", self.compiled)?;
@@ -126,11 +144,15 @@ impl fmt::Display for SizeReport {
         if self.relocations > 0 {
             writeln!(f, "  relocations {:>7}", self.relocations)?;
         }
-        write!(f, "  imports    {}", if self.imports.is_empty() { "(none)".to_string() } else { self.imports.join(", ") })
+        write!(
+            f,
+            "  imports    {}",
+            if self.imports.is_empty() { "(none)".to_string() } else { self.imports.join(", ") }
+        )
     }
 }
 
-/// Why a build failed; [`BuildError::exit`] maps each kind to its exit code.
+/// Why a build failed, one variant per kind (`jos-cli` gives each its own exit code).
 #[derive(Debug)]
 pub enum BuildError {
     /// The arguments do not describe a build.
@@ -172,19 +194,6 @@ pub enum BuildError {
 }
 
 impl BuildError {
-    /// The process exit code for this error.
-    pub fn exit(&self) -> Exit {
-        match self {
-            BuildError::Usage(_) => Exit::Usage,
-            BuildError::Input { .. } => Exit::Input,
-            BuildError::ToolMissing { .. } => Exit::ToolMissing,
-            BuildError::CompileFailed { .. } => Exit::CompileFailed,
-            BuildError::Abi(_) => Exit::AbiViolation,
-            BuildError::Native(_) => Exit::NativeUnsupported,
-            BuildError::Io { .. } => Exit::Failure,
-        }
-    }
-
     fn io(action: impl Into<String>) -> impl FnOnce(std::io::Error) -> BuildError {
         let action = action.into();
         move |error| BuildError::Io { action, error }
@@ -272,12 +281,13 @@ impl Source {
 
 /// Builds what `request` asks for and writes the output file.
 pub fn build(request: &BuildRequest) -> Result<BuildOutput, BuildError> {
+    if request.format == Format::Aot {
+        return aot::build(request);
+    }
     let source = Source::detect(&request.sources)?;
-    let scratch = tempfile::Builder::new()
-        .prefix("jos-build-")
-        .tempdir()
-        .map_err(BuildError::io("create a temporary folder"))?;
-    crate::sdk::write_to(scratch.path()).map_err(BuildError::io("write the SDK files"))?;
+    let scratch =
+        tempfile::Builder::new().prefix("jos-build-").tempdir().map_err(BuildError::io("create a temporary folder"))?;
+    sdk::write_to(scratch.path()).map_err(BuildError::io("write the SDK files"))?;
     let context = Context { scratch: scratch.path(), verbose: request.verbose };
     let (name, bytes, report) = match (request.format, &source) {
         (Format::Wasm, Source::C(files)) => {
@@ -302,8 +312,10 @@ pub fn build(request: &BuildRequest) -> Result<BuildOutput, BuildError> {
             let (bytes, report) = elf::convert(&elf)?;
             (name, bytes, report)
         }
+        (Format::Aot, _) => return aot::build(request),
     };
-    let path = request.output.clone().unwrap_or_else(|| PathBuf::from(format!("{name}.{}", request.format.extension())));
+    let path =
+        request.output.clone().unwrap_or_else(|| PathBuf::from(format!("{name}.{}", request.format.extension())));
     std::fs::write(&path, &bytes).map_err(BuildError::io(format!("write {}", path.display())))?;
     Ok(BuildOutput { path, report })
 }
@@ -367,7 +379,11 @@ impl Context<'_> {
             }
         })?;
         if !output.status.success() {
-            return Err(BuildError::CompileFailed { command: tool.into(), status: output.status.to_string(), hint: "" });
+            return Err(BuildError::CompileFailed {
+                command: tool.into(),
+                status: output.status.to_string(),
+                hint: "",
+            });
         }
         Ok(output.stdout)
     }
@@ -375,7 +391,14 @@ impl Context<'_> {
     fn clang_wasm(&self, files: &[PathBuf]) -> Result<Vec<u8>, BuildError> {
         let out = self.scratch.join("guest.wasm");
         let mut clang = Command::new("clang");
-        clang.args(WASM_CFLAGS).arg("-I").arg(self.scratch).arg("-o").arg(&out).args(files).arg(self.scratch.join("jos-rt.c"));
+        clang
+            .args(WASM_CFLAGS)
+            .arg("-I")
+            .arg(self.scratch)
+            .arg("-o")
+            .arg(&out)
+            .args(files)
+            .arg(self.scratch.join("jos-rt.c"));
         self.run(&mut clang, "clang", "run scripts/setup.sh, or install Debian's clang and lld")?;
         std::fs::read(&out).map_err(BuildError::io("read clang's output"))
     }
@@ -409,13 +432,14 @@ impl Context<'_> {
         // Run where the crate is, so its rust-toolchain.toml and .cargo/config.toml apply.
         let folder = manifest.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
         cargo.current_dir(folder);
-        let manifest = manifest.canonicalize().map_err(|e| BuildError::Input { path: manifest.into(), reason: e.to_string() })?;
+        let manifest =
+            manifest.canonicalize().map_err(|e| BuildError::Input { path: manifest.into(), reason: e.to_string() })?;
         // An outer cargo (`cargo test`, `cargo run`) must not leak its settings into the guest build.
         for variable in ["RUSTFLAGS", "CARGO_ENCODED_RUSTFLAGS", "CARGO_BUILD_TARGET", "RUSTC_WORKSPACE_WRAPPER"] {
             cargo.env_remove(variable);
         }
         let wanted_extension = match format {
-            Format::Wasm => {
+            Format::Wasm | Format::Aot => {
                 cargo.args(["build", "--release", "--target", "wasm32-unknown-unknown"]);
                 "wasm"
             }
@@ -430,16 +454,22 @@ impl Context<'_> {
         };
         cargo.arg("--manifest-path").arg(&manifest).arg("--message-format=json-render-diagnostics");
         let compile_hint = match format {
-            Format::Wasm => "If cargo cannot find `core`, add the target: `rustup target add wasm32-unknown-unknown`",
+            Format::Wasm | Format::Aot => {
+                "If cargo cannot find `core`, add the target: `rustup target add wasm32-unknown-unknown`"
+            }
             Format::Native => {
                 "Native Rust guests build `core` from source: `rustup component add rust-src`; the crate must be \
                  no_std with a [lib] target"
             }
         };
-        let stdout = self.run(&mut cargo, "cargo", "install Rust with rustup (https://rustup.rs)").map_err(|error| match error {
-            BuildError::CompileFailed { command, status, .. } => BuildError::CompileFailed { command, status, hint: compile_hint },
-            other => other,
-        })?;
+        let stdout = self.run(&mut cargo, "cargo", "install Rust with rustup (https://rustup.rs)").map_err(
+            |error| match error {
+                BuildError::CompileFailed { command, status, .. } => {
+                    BuildError::CompileFailed { command, status, hint: compile_hint }
+                }
+                other => other,
+            },
+        )?;
         for line in stdout.split(|byte| *byte == b'\n') {
             let Ok(message) = serde_json::from_slice::<serde_json::Value>(line) else { continue };
             if message["reason"] != "compiler-artifact" {
@@ -462,7 +492,7 @@ impl Context<'_> {
             }
         }
         let kind = match format {
-            Format::Wasm => "a .wasm file: is the crate's lib crate-type \"cdylib\"?",
+            Format::Wasm | Format::Aot => "a .wasm file: is the crate's lib crate-type \"cdylib\"?",
             Format::Native => "a static library (.a): does the crate have a [lib] target?",
         };
         Err(BuildError::Input { path: manifest, reason: format!("cargo built no {kind}") })

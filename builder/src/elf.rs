@@ -106,17 +106,18 @@ impl fmt::Display for ConvertError {
                 "section `{section}` holds constructors or destructors, which the loader does not run \
                  (initialise in run() instead)"
             ),
-            ConvertError::SectionOutsideImage { section, address } => write!(
-                f,
-                "section `{section}` (address {address:#x}) is outside the image that jos-native.ld lays out"
-            ),
+            ConvertError::SectionOutsideImage { section, address } => {
+                write!(f, "section `{section}` (address {address:#x}) is outside the image that jos-native.ld lays out")
+            }
             ConvertError::UnsupportedRelocation { kind, offset, symbol } => write!(
                 f,
                 "relocation type {kind} at image offset {offset:#x}{} cannot be expressed in a blob \
                  (only word-sized absolute addresses are): build with -fPIE",
                 if symbol.is_empty() { String::new() } else { format!(" against `{symbol}`") }
             ),
-            ConvertError::RelaSection(section) => write!(f, "relocation section `{section}` has explicit addends (RELA)"),
+            ConvertError::RelaSection(section) => {
+                write!(f, "relocation section `{section}` has explicit addends (RELA)")
+            }
             ConvertError::UndefinedSymbol(symbol) => write!(
                 f,
                 "undefined symbol `{symbol}`: native blobs call only jos system calls (through jos.h / \
@@ -220,7 +221,9 @@ pub fn convert(data: &[u8]) -> Result<(Vec<u8>, SizeReport), ConvertError> {
         }
         let address = section.sh_addr(endian);
         let size = section.sh_size(endian);
-        let end = address.checked_add(size).ok_or_else(|| ConvertError::SectionOutsideImage { section: name.clone(), address })?;
+        let end = address
+            .checked_add(size)
+            .ok_or_else(|| ConvertError::SectionOutsideImage { section: name.clone(), address })?;
         if METADATA_SECTIONS.contains(&name.as_str()) {
             if address < bss_end && size > 0 {
                 return Err(ConvertError::SectionOutsideImage { section: name, address });
@@ -275,7 +278,11 @@ pub fn convert(data: &[u8]) -> Result<(Vec<u8>, SizeReport), ConvertError> {
                         let name = entry.symbol(endian).and_then(&dynamic_symbol).map(|s| s.name).unwrap_or_default();
                         return Err(ConvertError::UndefinedSymbol(name));
                     };
-                    let addend = if kind == elf::R_ARM_ABS32 { u32::from_le_bytes([word[0], word[1], word[2], word[3]]) } else { 0 };
+                    let addend = if kind == elf::R_ARM_ABS32 {
+                        u32::from_le_bytes([word[0], word[1], word[2], word[3]])
+                    } else {
+                        0
+                    };
                     word.copy_from_slice(&symbol.value.wrapping_add(addend).to_le_bytes());
                 }
                 _ => {
@@ -317,6 +324,7 @@ pub fn convert(data: &[u8]) -> Result<(Vec<u8>, SizeReport), ConvertError> {
         align,
         imports: Table::from_slice(&imports),
         relocations: Table::from_slice(&relocations),
+        wasm_source: None,
     };
     let mut blob = vec![0u8; repr.buffer_len()];
     repr.emit(&mut blob).map_err(ConvertError::Blob)?;

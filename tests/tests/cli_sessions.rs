@@ -24,8 +24,6 @@ use jos_offload::host::HostPlatform;
 use jos_offload::{DeviceConfig, OsEntropy, Server, ServerOptions};
 use output::{assert_exit, assert_success, json, text};
 
-const JOS_CLI: &str = env!("CARGO_BIN_EXE_jos-cli");
-
 const MODULE: &str = r#"(module (memory (export "memory") 1) (func (export "run") (result i32) (i32.const 7)))"#;
 
 struct User {
@@ -53,7 +51,7 @@ impl User {
     }
 
     fn run(&self, args: &[&str]) -> Output {
-        Command::new(JOS_CLI)
+        Command::new(jos_tests::cli::jos_cli())
             .args(args)
             .current_dir(self.dir.path())
             .env("JOS_HOME", self.path("home"))
@@ -78,7 +76,12 @@ impl User {
     fn set_session(&self, session: SocketAddr) {
         let path = self.path("home").join("trust.json");
         let mut trust: serde_json::Value = serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
-        let device = trust["devices"].as_array_mut().unwrap().iter_mut().find(|device| device["name"] == "offload").expect("pinned");
+        let device = trust["devices"]
+            .as_array_mut()
+            .unwrap()
+            .iter_mut()
+            .find(|device| device["name"] == "offload")
+            .expect("pinned");
         device["session"] = serde_json::json!(session.to_string());
         std::fs::write(path, serde_json::to_vec_pretty(&trust).unwrap()).unwrap();
     }
@@ -116,9 +119,9 @@ fn every_session_in_use_is_busy_not_unauthorised() {
     let user = User::new();
     let device = Device::start_with(&user.config(), ServerOptions { max_sessions: 1, ..ServerOptions::default() });
     // One trusted session holds the only slot.
-    let key = jos_cli::store::Home::at(user.path("home")).client_key().unwrap();
+    let key = jos_client::store::Home::at(user.path("home")).client_key().unwrap();
     let device_key = DeviceConfig::from_bytes(&user.config()).unwrap().noise_public_key();
-    let mut holder = jos_cli::client::Session::connect(device.session, &key.secret, &device_key, Duration::from_secs(10))
+    let mut holder = jos_client::Session::connect(device.session, &key.secret, &device_key, Duration::from_secs(10))
         .expect("the first session");
     holder.ping(1).unwrap();
     let output = user.push(&device);
@@ -172,7 +175,11 @@ fn a_connection_closed_or_unanswered_before_the_handshake_is_unreachable() {
     let output = user.push(&device);
     assert_exit(&output, 8);
     let error = &json(&output)["error"];
-    assert!(error["message"].as_str().unwrap().contains("closed the connection without answering the handshake"), "{}", text(&output));
+    assert!(
+        error["message"].as_str().unwrap().contains("closed the connection without answering the handshake"),
+        "{}",
+        text(&output)
+    );
     assert!(error["hint"].as_str().unwrap().contains("retry"), "{}", text(&output));
     assert!(!stderr(&output).contains("client's key"), "not about the key: {}", text(&output));
 
@@ -180,7 +187,11 @@ fn a_connection_closed_or_unanswered_before_the_handshake_is_unreachable() {
     let started = Instant::now();
     let output = user.push(&device);
     assert_exit(&output, 8);
-    assert!(json(&output)["error"]["message"].as_str().unwrap().contains("did not answer the handshake within 10 s"), "{}", text(&output));
+    assert!(
+        json(&output)["error"]["message"].as_str().unwrap().contains("did not answer the handshake within 10 s"),
+        "{}",
+        text(&output)
+    );
     assert!(started.elapsed() < Duration::from_secs(25), "the handshake wait is short: {:?}", started.elapsed());
     drop(device);
 }
@@ -207,7 +218,8 @@ fn mute_device(config: &[u8], stop: Arc<AtomicBool>) -> SocketAddr {
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let address = listener.local_addr().unwrap();
     listener.set_nonblocking(true).unwrap();
-    let mut server = Server::new(DeviceConfig::from_bytes(config).unwrap(), ServerOptions::default(), HostPlatform::new(), &ENTROPY);
+    let mut server =
+        Server::new(DeviceConfig::from_bytes(config).unwrap(), ServerOptions::default(), HostPlatform::new(), &ENTROPY);
     std::thread::spawn(move || {
         let mut connections = Vec::new();
         let mut buffer = vec![0u8; 65536];
@@ -247,6 +259,10 @@ fn a_session_silent_after_its_handshake_times_out() {
     let output = user.push(&device);
     stop.store(true, Ordering::Relaxed);
     assert_exit(&output, 20);
-    assert!(json(&output)["error"]["message"].as_str().unwrap().contains("did not answer in time"), "{}", text(&output));
+    assert!(
+        json(&output)["error"]["message"].as_str().unwrap().contains("did not answer in time"),
+        "{}",
+        text(&output)
+    );
     drop(device);
 }

@@ -1,21 +1,49 @@
-//! The embeddable jos client: discover devices, check them against the trust store, open a Noise
-//! session, push code in chunks, invoke it, with a progress callback. `jos-cli` is a thin layer
-//! over this module; applications can offload from their own code with it:
+//! The embeddable jos client: find jos devices, check them against the user's trust store, open
+//! a Noise session, push signed code in chunks, run it (entry point or a typed function call),
+//! and run it again by hash, with a progress callback. It has no terminal or command-line
+//! dependencies: `jos-cli` is a thin layer of commands over it, and applications offload from
+//! their own code with it.
+//!
+//! # The pieces
+//! - [`store`]: `$JOS_HOME` (keys, trust store of pinned devices, default device), the files
+//!   `jos-cli keygen`, `provision`, `trust` and `emu start` write.
+//! - [`discover`]: the UDP probe and the signature-checked adverts ([`DeviceAdvert`]).
+//! - [`Session`]: one Noise IK session over TCP (push, invoke, cached-module runs), usable without
+//!   a store when the application holds the keys itself.
+//! - [`Client`]: the store, discovery and sessions together: [`Client::resolve`] a device,
+//!   [`Client::push_and_run`], [`Client::invoke`].
+//! - [`call`]: typed arguments for a call of an exported wasm function.
+//!
+//! # Offloading from a program
+//! With the user's `$JOS_HOME` (a device provisioned or started with `jos-cli emu start`):
 //!
 //! ```no_run
-//! use jos_cli::client::{Client, DeviceSpec, PushRequest};
-//! use jos_cli::store::Home;
+//! use jos_client::store::Home;
+//! use jos_client::{Client, DeviceSpec, PushRequest};
 //! let client = Client::new(Home::locate()?)?;
 //! let device = client.resolve(&DeviceSpec::Default)?;
-//! let module = std::fs::read("md5.wasm")?; // signed with `jos-cli sign`
+//! let module = std::fs::read("md5.wasm")?; // built with `jos-cli build`, signed with `jos-cli sign`
 //! let outcome = client.push_and_run(&device, &PushRequest::wasm(&module, b"hello"), &mut |_| {})?;
-//! println!("{:?}", outcome.job.output);
+//! println!("{}", String::from_utf8_lossy(&outcome.job.output));
+//! // The device caches the module: run it again by hash without sending it.
+//! let again = client.invoke(&device, outcome.hash, &PushRequest::wasm(&[], b"world"), &mut |_| {})?;
+//! # let _ = again;
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
+//!
+//! `examples/offload.rs` is a whole program doing this against a device given by address and
+//! keys; `client/tests/offload_example.rs` runs it against the real device-side protocol code on
+//! loopback sockets. docs/embedding.md says more.
+//!
+//! # Errors
+//! Every operation returns a [`ClientError`], one variant per kind of failure (unreachable,
+//! untrusted, rejected, busy, timeout, ...), so callers can react to each; `jos-cli` maps each to
+//! its process exit code.
 
 pub mod call;
 pub mod discovery;
 pub mod session;
+pub mod store;
 
 use std::fmt;
 use std::net::SocketAddr;
@@ -29,17 +57,17 @@ use jos_abi::ErrorCode;
 pub use discovery::{discover, parse_address, DeviceAdvert, Discovery, Target};
 pub use session::{JobLog, JobOutcome, Progress, Session, Traffic, NOISE_PARAMS, PROLOGUE};
 
-use crate::exit::Exit;
 use crate::store::{ClientKey, Home, StoreError, TrustedDevice};
 
-/// Why a client operation failed; each kind maps to one process exit code ([`ClientError::exit`]).
+/// Why a client operation failed: one variant per kind of failure (`jos-cli` gives each its own
+/// process exit code).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ClientError {
     /// No device answered, or the connection failed.
     Unreachable(String),
     /// The device accepted the connection but gave it no session: it closed the connection or
-    /// did not answer the handshake (overloaded, restarting, or not a jos device). Exit code 8
-    /// like [`ClientError::Unreachable`], with its own hint.
+    /// did not answer the handshake (overloaded, restarting, or not a jos device). Reported like
+    /// [`ClientError::Unreachable`] (same exit code in `jos-cli`), with its own hint.
     NoSession(String),
     /// The device is not pinned, or its keys or advert signature are wrong.
     Untrusted(String),
@@ -76,24 +104,7 @@ impl ClientError {
         }
     }
 
-    /// The process exit code for this failure.
-    pub fn exit(&self) -> Exit {
-        match self {
-            ClientError::Unreachable(_) | ClientError::NoSession(_) => Exit::Unreachable,
-            ClientError::Untrusted(_) => Exit::Untrusted,
-            ClientError::NotAuthorized(_) => Exit::NotAuthorized,
-            ClientError::Rejected(..) => Exit::Rejected,
-            ClientError::Limit(_) => Exit::LimitExceeded,
-            ClientError::Busy(_) => Exit::Busy,
-            ClientError::NotCached(_) => Exit::NotCached,
-            ClientError::Protocol(_) => Exit::Protocol,
-            ClientError::Timeout(_) => Exit::Timeout,
-            ClientError::Setup(_) => Exit::NotSetUp,
-            ClientError::Io(_) => Exit::Failure,
-        }
-    }
-
-    /// What the user can do about it.
+    /// What the user can do about it, in terms of `jos-cli` commands.
     pub fn hint(&self) -> Option<&'static str> {
         Some(match self {
             ClientError::Unreachable(_) => {
@@ -263,12 +274,19 @@ impl Client {
             },
         };
         // A known address is probed alone first; a broadcast follows only if it did not answer.
-        let last = pinned.as_ref().and_then(|device| device.discovery.as_deref()).and_then(|text| parse_address(text, DISCOVERY_PORT));
+        let last = pinned
+            .as_ref()
+            .and_then(|device| device.discovery.as_deref())
+            .and_then(|text| parse_address(text, DISCOVERY_PORT));
         let found = match (address, last) {
             (Some(address), _) => discover(&[Target::Unicast(address)], self.discovery_timeout, true)?,
             (None, Some(last)) => {
                 let found = discover(&[Target::Unicast(last)], self.discovery_timeout, true)?;
-                if found.adverts.iter().any(|advert| Some(advert.advert_key) == pinned.as_ref().and_then(TrustedDevice::advert_key)) {
+                if found
+                    .adverts
+                    .iter()
+                    .any(|advert| Some(advert.advert_key) == pinned.as_ref().and_then(TrustedDevice::advert_key))
+                {
                     found
                 } else {
                     discover(&[Target::Broadcast], self.discovery_timeout, false)?
@@ -277,25 +295,21 @@ impl Client {
             (None, None) => discover(&[Target::Broadcast], self.discovery_timeout, false)?,
         };
         let advert = match &pinned {
-            Some(device) => found
-                .adverts
-                .iter()
-                .find(|advert| Some(advert.advert_key) == device.advert_key())
-                .cloned()
-                .ok_or_else(|| {
-                    ClientError::Unreachable(format!(
-                        "device `{}` did not answer discovery ({} other device(s) did)",
-                        device.name,
-                        found.adverts.len()
-                    ))
-                })?,
+            Some(device) => {
+                found.adverts.iter().find(|advert| Some(advert.advert_key) == device.advert_key()).cloned().ok_or_else(
+                    || {
+                        ClientError::Unreachable(format!(
+                            "device `{}` did not answer discovery ({} other device(s) did)",
+                            device.name,
+                            found.adverts.len()
+                        ))
+                    },
+                )?
+            }
             None => {
                 let address = address.expect("an address when nothing is pinned");
-                let advert = found
-                    .adverts
-                    .into_iter()
-                    .next()
-                    .ok_or_else(|| match found.refused.into_iter().next() {
+                let advert =
+                    found.adverts.into_iter().next().ok_or_else(|| match found.refused.into_iter().next() {
                         Some(error) => error,
                         None => ClientError::Unreachable(format!("no jos device answered at {address}")),
                     })?;
@@ -311,7 +325,11 @@ impl Client {
             }
         };
         let mut record = trust.by_advert_key(&advert.advert_key).cloned().ok_or_else(|| {
-            ClientError::Untrusted(format!("`{}` is not in the trust store (fingerprint {})", advert.name, advert.fingerprint()))
+            ClientError::Untrusted(format!(
+                "`{}` is not in the trust store (fingerprint {})",
+                advert.name,
+                advert.fingerprint()
+            ))
         })?;
         if record.noise_key() != Some(advert.noise_key) {
             return Err(ClientError::Untrusted(format!(
@@ -349,7 +367,11 @@ impl Client {
         if !device.advert.formats.contains(request.format) {
             return Err(ClientError::Rejected(
                 ErrorCode::Unsupported,
-                format!("`{}` does not accept this format (it accepts {})", device.advert.name, device.advert.format_names().join(", ")),
+                format!(
+                    "`{}` does not accept this format (it accepts {})",
+                    device.advert.name,
+                    device.advert.format_names().join(", ")
+                ),
             ));
         }
         let mut session = self.connect(device)?;
@@ -390,19 +412,6 @@ fn run_on(
         None => None,
     };
     session.invoke(hash, request.limits, request.input, call, progress)
-}
-
-/// The exit code for a finished job's status.
-pub fn status_exit(status: JobStatus) -> Exit {
-    match status {
-        JobStatus::Ok => Exit::Success,
-        JobStatus::Trap => Exit::Trap,
-        JobStatus::OutOfFuel => Exit::OutOfFuel,
-        JobStatus::LimitExceeded => Exit::LimitExceeded,
-        JobStatus::Rejected => Exit::Rejected,
-        JobStatus::Deadline => Exit::Deadline,
-        JobStatus::Aborted => Exit::Aborted,
-    }
 }
 
 /// A short name for a status.

@@ -47,7 +47,8 @@ pub fn export_signature(module: &[u8], name: &str) -> Result<Signature, String> 
             Payload::TypeSection(reader) => {
                 for ty in reader.into_iter_err_on_gc_types() {
                     let ty = ty.map_err(|error| error.to_string())?;
-                    let convert = |list: &[ValType]| list.iter().map(|value| type_byte(*value)).collect::<Option<Vec<u8>>>();
+                    let convert =
+                        |list: &[ValType]| list.iter().map(|value| type_byte(*value)).collect::<Option<Vec<u8>>>();
                     types.push(match (convert(ty.params()), convert(ty.results())) {
                         (Some(params), Some(results)) => Some(Signature { params, results }),
                         _ => None,
@@ -82,7 +83,8 @@ pub fn export_signature(module: &[u8], name: &str) -> Result<Signature, String> 
         }
     }
     let index = exported.ok_or_else(|| format!("the module exports no function `{name}`"))?;
-    let type_index = functions.get(index as usize).ok_or_else(|| format!("export `{name}` names a missing function"))?;
+    let type_index =
+        functions.get(index as usize).ok_or_else(|| format!("export `{name}` names a missing function"))?;
     types
         .get(*type_index as usize)
         .cloned()
@@ -142,20 +144,6 @@ pub fn format_value(value: CallValue) -> String {
         CallValue::F32(value) => value.to_string(),
         CallValue::F64(value) => value.to_string(),
     }
-}
-
-/// The JSON form of a result: `{"type": "i32", "value": 3}` (floats as numbers, or strings for
-/// `inf`/`nan`).
-pub fn value_json(value: CallValue) -> serde_json::Value {
-    let (ty, number) = match value {
-        CallValue::I32(value) => ("i32", serde_json::json!(value)),
-        CallValue::I64(value) => ("i64", serde_json::json!(value)),
-        CallValue::F32(value) if value.is_finite() => ("f32", serde_json::json!(value)),
-        CallValue::F64(value) if value.is_finite() => ("f64", serde_json::json!(value)),
-        CallValue::F32(value) => ("f32", serde_json::json!(value.to_string())),
-        CallValue::F64(value) => ("f64", serde_json::json!(value.to_string())),
-    };
-    serde_json::json!({ "type": ty, "value": number })
 }
 
 #[cfg(test)]

@@ -53,24 +53,11 @@ impl fmt::Display for StoreError {
 
 impl std::error::Error for StoreError {}
 
-/// Lower-case hex of `bytes`.
-pub fn to_hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|byte| format!("{byte:02x}")).collect()
-}
-
-/// Parses hex (upper or lower case; `:` and spaces ignored) into bytes.
+/// Parses hex (upper or lower case; `:` and spaces ignored, as in fingerprints and pasted keys)
+/// into bytes.
 pub fn from_hex(text: &str) -> Option<Vec<u8>> {
-    let digits: Vec<u8> = text.bytes().filter(|byte| *byte != b':' && !byte.is_ascii_whitespace()).collect();
-    if !digits.len().is_multiple_of(2) {
-        return None;
-    }
-    digits
-        .chunks(2)
-        .map(|pair| {
-            let text = std::str::from_utf8(pair).ok()?;
-            u8::from_str_radix(text, 16).ok()
-        })
-        .collect()
+    let digits: String = text.chars().filter(|c| *c != ':' && !c.is_ascii_whitespace()).collect();
+    hex::decode(digits).ok()
 }
 
 /// Parses exactly 32 bytes of hex.
@@ -85,8 +72,8 @@ pub fn fingerprint(advert_key: &Key, noise_key: &Key) -> String {
     both[..32].copy_from_slice(advert_key);
     both[32..].copy_from_slice(noise_key);
     let digest = jos_abi::signature::sha256(&both);
-    let hex = to_hex(&digest[..16]);
-    hex.as_bytes().chunks(4).map(|group| std::str::from_utf8(group).unwrap_or("")).collect::<Vec<_>>().join(":")
+    let digits = hex::encode(&digest[..16]);
+    digits.as_bytes().chunks(4).map(|group| std::str::from_utf8(group).unwrap_or("")).collect::<Vec<_>>().join(":")
 }
 
 /// Whether `typed` (any case, with or without `:`, at least 8 digits) is a prefix of
@@ -165,7 +152,7 @@ pub fn read_key_file(path: &Path) -> Result<Key, StoreError> {
 
 /// Writes a key file with a comment line; `secret` files get mode 0600.
 pub fn write_key_file(path: &Path, comment: &str, key: &Key, secret: bool) -> Result<(), StoreError> {
-    let text = format!("# {comment}\n{}\n", to_hex(key));
+    let text = format!("# {comment}\n{}\n", hex::encode(key));
     write_file(path, text.as_bytes(), secret)
 }
 
@@ -256,8 +243,8 @@ impl TrustedDevice {
     pub fn new(name: &str, advert_key: &Key, noise_key: &Key) -> Self {
         TrustedDevice {
             name: name.into(),
-            advert_key: to_hex(advert_key),
-            noise_key: to_hex(noise_key),
+            advert_key: hex::encode(advert_key),
+            noise_key: hex::encode(noise_key),
             discovery: None,
             session: None,
         }
@@ -448,7 +435,7 @@ mod tests {
     #[test]
     fn hex_round_trip_and_bad_hex() {
         let key = [0xab; 32];
-        assert_eq!(key_from_hex(&to_hex(&key)), Some(key));
+        assert_eq!(key_from_hex(&hex::encode(key)), Some(key));
         assert_eq!(key_from_hex("abc"), None);
         assert_eq!(key_from_hex(&"zz".repeat(32)), None);
         assert_eq!(key_from_hex(&"00".repeat(31)), None);

@@ -102,7 +102,10 @@ pub struct Session {
 fn handshake_error(error: std::io::Error, wait: Duration) -> ClientError {
     use std::io::ErrorKind;
     match error.kind() {
-        ErrorKind::UnexpectedEof | ErrorKind::ConnectionReset | ErrorKind::ConnectionAborted | ErrorKind::BrokenPipe => {
+        ErrorKind::UnexpectedEof
+        | ErrorKind::ConnectionReset
+        | ErrorKind::ConnectionAborted
+        | ErrorKind::BrokenPipe => {
             ClientError::NoSession("the device closed the connection without answering the handshake".into())
         }
         ErrorKind::WouldBlock | ErrorKind::TimedOut => ClientError::NoSession(format!(
@@ -171,19 +174,24 @@ impl Session {
             Ok(reply) => reply,
             Err(error) => return Err(handshake_error(error, wait)),
         };
-        let message = Message::parse(&reply).map_err(|error| ClientError::Protocol(format!("handshake answer: {error}")))?;
+        let message =
+            Message::parse(&reply).map_err(|error| ClientError::Protocol(format!("handshake answer: {error}")))?;
         let answer = match message {
             Message::Hello { version, handshake } if version == wire::PROTOCOL_VERSION => handshake,
             Message::Hello { version, .. } => {
-                return Err(ClientError::Protocol(format!("the device speaks protocol version {version}, this client 1")))
+                return Err(ClientError::Protocol(format!(
+                    "the device speaks protocol version {version}, this client 1"
+                )))
             }
             Message::Error { code, message } => return Err(ClientError::from_device(code, message)),
             other => return Err(ClientError::Protocol(format!("expected a Hello, got message kind {}", other.kind()))),
         };
         let mut payload = [0u8; wire::MAX_HANDSHAKE_LEN];
-        handshake
-            .read_message(answer, &mut payload)
-            .map_err(|_| ClientError::Untrusted("the device's handshake answer does not verify: it does not hold the pinned key".into()))?;
+        handshake.read_message(answer, &mut payload).map_err(|_| {
+            ClientError::Untrusted(
+                "the device's handshake answer does not verify: it does not hold the pinned key".into(),
+            )
+        })?;
         let transport = handshake.into_transport_mode().map_err(noise_error)?;
         Ok(Session { stream: session_stream, transport, idle_timeout: timeout, traffic })
     }
@@ -216,10 +224,9 @@ impl Session {
         let frame = read_frame(&mut self.stream, &mut self.traffic, self.idle_timeout)
             .map_err(|error| io_error("waiting for the device", error))?;
         let mut plain = vec![0u8; frame.len()];
-        let len = self
-            .transport
-            .read_message(&frame, &mut plain)
-            .map_err(|_| ClientError::Protocol("a message from the device failed to decrypt (tampered or out of order)".into()))?;
+        let len = self.transport.read_message(&frame, &mut plain).map_err(|_| {
+            ClientError::Protocol("a message from the device failed to decrypt (tampered or out of order)".into())
+        })?;
         plain.truncate(len);
         Ok(plain)
     }
@@ -243,8 +250,9 @@ impl Session {
         limits: Limits,
         progress: &mut dyn FnMut(Progress),
     ) -> Result<[u8; 32], ClientError> {
-        let total_len = u32::try_from(module.len())
-            .map_err(|_| ClientError::Limit(format!("the module is {} bytes; the protocol's limit is 4 GiB", module.len())))?;
+        let total_len = u32::try_from(module.len()).map_err(|_| {
+            ClientError::Limit(format!("the module is {} bytes; the protocol's limit is 4 GiB", module.len()))
+        })?;
         let sha256 = jos_abi::signature::sha256(module);
         self.send(&Message::PushBegin { format, total_len, sha256, limits })?;
         let mut offset = 0usize;
@@ -259,7 +267,9 @@ impl Session {
         let reply = self.receive()?;
         match Message::parse(&reply).map_err(|error| ClientError::Protocol(error.to_string()))? {
             Message::PushOk { sha256: hash } if hash == sha256 => Ok(hash),
-            Message::PushOk { .. } => Err(ClientError::Protocol("the device cached the module under another hash".into())),
+            Message::PushOk { .. } => {
+                Err(ClientError::Protocol("the device cached the module under another hash".into()))
+            }
             Message::Error { code, message } => Err(ClientError::from_device(code, message)),
             other => Err(ClientError::Protocol(format!("expected PushOk, got message kind {}", other.kind()))),
         }

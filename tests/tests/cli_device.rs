@@ -17,8 +17,6 @@ use std::time::{Duration, Instant};
 use device::Device;
 use output::{assert_exit, assert_success, json, text};
 
-const JOS_CLI: &str = env!("CARGO_BIN_EXE_jos-cli");
-
 struct User {
     dir: tempfile::TempDir,
     name: &'static str,
@@ -37,8 +35,12 @@ impl User {
     }
 
     fn command(&self, args: &[&str]) -> Command {
-        let mut command = Command::new(JOS_CLI);
-        command.args(args).current_dir(self.dir.path()).env("JOS_HOME", self.path("home")).env_remove("XDG_CONFIG_HOME");
+        let mut command = Command::new(jos_tests::cli::jos_cli());
+        command
+            .args(args)
+            .current_dir(self.dir.path())
+            .env("JOS_HOME", self.path("home"))
+            .env_remove("XDG_CONFIG_HOME");
         command
     }
 
@@ -244,7 +246,12 @@ fn discover_and_trust_on_first_use() {
     let output = other.run(&["push", "m.wasm", "--device", &address, "--json"]);
     assert_exit(&output, 9);
     let error = &json(&output)["error"];
-    assert_eq!((error["kind"].as_str(), error["exit_code"].as_i64()), (Some("Untrusted"), Some(9)), "{}", text(&output));
+    assert_eq!(
+        (error["kind"].as_str(), error["exit_code"].as_i64()),
+        (Some("Untrusted"), Some(9)),
+        "{}",
+        text(&output)
+    );
     assert!(error["message"].as_str().unwrap().contains(&fingerprint), "{}", text(&output));
     assert_exit(&other.run(&["trust", "0000:0000:0000", "--address", &address]), 8);
     // A session address that is not IP:PORT is a usage error; one where nothing listens is
@@ -264,7 +271,12 @@ fn discover_and_trust_on_first_use() {
     let output = other.run(&["invoke", &"ab".repeat(32), "--device", "owner", "--json"]);
     assert_exit(&output, 10);
     let error = &json(&output)["error"];
-    assert_eq!((error["kind"].as_str(), error["exit_code"].as_i64()), (Some("NotAuthorized"), Some(10)), "{}", text(&output));
+    assert_eq!(
+        (error["kind"].as_str(), error["exit_code"].as_i64()),
+        (Some("NotAuthorized"), Some(10)),
+        "{}",
+        text(&output)
+    );
     assert!(error["hint"].as_str().unwrap().contains("--trust-client"), "{}", text(&output));
 
     // Trust on first use needs the flag and prints the fingerprint.

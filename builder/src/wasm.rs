@@ -152,7 +152,8 @@ pub fn finish(module_bytes: &[u8], options: &Options) -> Result<(Vec<u8>, SizeRe
         if import.module != WASM_IMPORT_MODULE {
             return Err(AbiError::ForeignImport { module: import.module.clone(), name: import.name.clone() });
         }
-        let call = syscall::by_name(&import.name).ok_or_else(|| AbiError::UnknownSyscall { name: import.name.clone() })?;
+        let call =
+            syscall::by_name(&import.name).ok_or_else(|| AbiError::UnknownSyscall { name: import.name.clone() })?;
         let ty = module.types.get(module.funcs.get(function).ty());
         let expected_params: Vec<ValType> = call.signature.params.iter().copied().map(value_type).collect();
         let expected_results: Vec<ValType> = call.signature.results.iter().copied().map(value_type).collect();
@@ -195,7 +196,9 @@ pub fn finish(module_bytes: &[u8], options: &Options) -> Result<(Vec<u8>, SizeRe
     for id in custom_ids {
         module.customs.delete(id);
     }
-    module.customs.add(RawCustomSection { name: ABI_SECTION.into(), data: AbiVersion::CURRENT.to_u32().to_le_bytes().to_vec() });
+    module
+        .customs
+        .add(RawCustomSection { name: ABI_SECTION.into(), data: AbiVersion::CURRENT.to_u32().to_le_bytes().to_vec() });
 
     let bytes = module.emit_wasm();
     let mut report = measure(&bytes).map_err(AbiError::Invalid)?;
@@ -229,7 +232,12 @@ mod tests {
 
     /// A module with memory (`initial`, `maximum` pages), an exported `run` of the given type,
     /// a custom section, and whatever `add` puts in.
-    fn module(initial: u64, maximum: Option<u64>, run: (&[ValType], &[ValType]), add: impl FnOnce(&mut Module)) -> Vec<u8> {
+    fn module(
+        initial: u64,
+        maximum: Option<u64>,
+        run: (&[ValType], &[ValType]),
+        add: impl FnOnce(&mut Module),
+    ) -> Vec<u8> {
         let mut module = Module::with_config(ModuleConfig::new());
         let memory = module.memories.add_local(false, false, initial, maximum, None);
         module.exports.add("memory", memory);

@@ -14,8 +14,6 @@ use std::process::{Command, Output};
 use device::Device;
 use output::{assert_exit, assert_success, json};
 
-const JOS_CLI: &str = env!("CARGO_BIN_EXE_jos-cli");
-
 struct User {
     dir: tempfile::TempDir,
 }
@@ -33,7 +31,7 @@ impl User {
     }
 
     fn run(&self, args: &[&str]) -> Output {
-        Command::new(JOS_CLI)
+        Command::new(jos_tests::cli::jos_cli())
             .args(args)
             .current_dir(self.dir.path())
             .env("JOS_HOME", self.path("home"))

@@ -116,7 +116,8 @@ pub struct Discovery {
 /// Probes `targets` and collects adverts for `timeout`. With `stop_after_first`, returns as soon
 /// as one valid advert arrived (unicast look-ups).
 pub fn discover(targets: &[Target], timeout: Duration, stop_after_first: bool) -> Result<Discovery, ClientError> {
-    let socket = UdpSocket::bind((Ipv4Addr::UNSPECIFIED, 0)).map_err(|error| ClientError::Io(format!("UDP socket: {error}")))?;
+    let socket =
+        UdpSocket::bind((Ipv4Addr::UNSPECIFIED, 0)).map_err(|error| ClientError::Io(format!("UDP socket: {error}")))?;
     let mut nonce_bytes = [0u8; 8];
     crate::store::random_bytes(&mut nonce_bytes).map_err(|error| ClientError::Io(error.to_string()))?;
     let nonce = u64::from_le_bytes(nonce_bytes);
@@ -148,7 +149,9 @@ pub fn discover(targets: &[Target], timeout: Duration, stop_after_first: bool) -
         socket.set_read_timeout(Some(deadline - now)).map_err(|error| ClientError::Io(error.to_string()))?;
         let (len, from) = match socket.recv_from(&mut buffer) {
             Ok(received) => received,
-            Err(error) if matches!(error.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut) => break,
+            Err(error) if matches!(error.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut) => {
+                break
+            }
             // ICMP port unreachable from a unicast target shows up as ConnectionRefused on Linux.
             Err(error) if error.kind() == std::io::ErrorKind::ConnectionRefused => continue,
             Err(error) => return Err(ClientError::Io(format!("receiving adverts: {error}"))),

@@ -13,8 +13,6 @@
 //! seed: `JOS_LINK_SEED=N` replays the link's decisions. Without the rights to make a namespace
 //! the test prints "skipped: <reason>" and passes, as `discover_tap.rs` does.
 
-#[path = "support/kernel.rs"]
-mod kernel;
 #[path = "support/output.rs"]
 mod output;
 
@@ -26,10 +24,8 @@ use std::time::{Duration, Instant};
 
 use jos_tests::link::{seed_from_env, Impairment, Link, LinkStats, Namespace};
 use jos_tests::{BootOptions, Qemu};
-use kernel::kernel;
 use output::{assert_success, json, text};
 
-const JOS_CLI: &str = env!("CARGO_BIN_EXE_jos-cli");
 /// Exit codes a command may end with when the link defeats it: unreachable, protocol, timeout.
 const FAULT_EXITS: [i32; 3] = [8, 19, 20];
 /// Longest a jos-cli command may take: its 30 s I/O wait, discovery and connection on top.
@@ -91,7 +87,7 @@ fn test_module(dir: &Path, size: usize, seed: u64) -> TestModule {
 fn jos_cli(namespace: &Namespace, dir: &Path, args: &[&str]) -> (Output, Duration) {
     let started = Instant::now();
     let mut child = namespace
-        .command(JOS_CLI)
+        .command(jos_tests::cli::jos_cli())
         .args(args)
         .current_dir(dir)
         .env("JOS_HOME", dir.join("home"))
@@ -178,7 +174,7 @@ fn check_job(output: &Output, input: &[u8], module: &TestModule) -> Result<Strin
         return Err(text(output));
     }
     let report = json(output);
-    let hex: String = input.iter().map(|byte| format!("{byte:02x}")).collect();
+    let hex = hex::encode(input);
     if report["status"] != "ok" || report["output_hex"] != hex.as_str() || report["exit_value"] != module.checksum {
         return Err(format!(
             "wrong result for a {}-byte module, {}-byte input: status {}, exit value {} (want {}), output {} bytes",
@@ -259,7 +255,7 @@ fn pushes_and_invokes_survive_a_lossy_link() {
         .map(|&size| test_module(dir, size, size as u64))
         .collect();
 
-    let mut options = BootOptions::new("raspi0", kernel());
+    let mut options = BootOptions::new("raspi0", jos_tests::kernel_elf(""));
     options.extra_args = link.qemu_args();
     options.extra_args.extend([
         "-device".to_string(),

@@ -1,5 +1,5 @@
-//! The C guest SDK (`abi/include`), built into the binary so that `jos-cli build` works from any
-//! folder: `jos.h`, `crt0.S`, `jos-rt.c` and `jos-native.ld`.
+//! The C guest SDK (`abi/include`), built into the crate so that a build works from any folder:
+//! `jos.h`, `crt0.S`, `jos-rt.c` and `jos-native.ld`.
 
 use std::path::Path;
 
@@ -14,8 +14,7 @@ pub const JOS_NATIVE_LD: &str = include_str!("../../abi/include/jos-native.ld");
 
 /// Writes the SDK files into `folder` (an include folder for `-I`).
 pub fn write_to(folder: &Path) -> std::io::Result<()> {
-    for (name, text) in
-        [("jos.h", JOS_H), ("crt0.S", CRT0_S), ("jos-rt.c", JOS_RT_C), ("jos-native.ld", JOS_NATIVE_LD)]
+    for (name, text) in [("jos.h", JOS_H), ("crt0.S", CRT0_S), ("jos-rt.c", JOS_RT_C), ("jos-native.ld", JOS_NATIVE_LD)]
     {
         std::fs::write(folder.join(name), text)?;
     }
