@@ -1,10 +1,11 @@
-//! The small traits the kernel's drivers implement, so code above them (the USB stack, the
-//! network service) runs on the host against fakes: a clock, a serial port, an entropy source,
-//! the firmware mailbox and DMA memory. The USB host controller's trait is
-//! [`crate::usb::host::HostController`].
+//! The small traits the kernel's drivers implement, so the code above them runs on the host
+//! against fakes: a clock (the system timer), a serial port (the PL011 UART), the firmware (the
+//! property mailbox and the boot command line) and DMA memory. The USB host controller's trait
+//! is [`crate::usb::host::HostController`]; the hardware RNG is behind `jos_offload`'s
+//! `noise::Entropy`, the one place that draws from it.
 //!
-//! The BCM2835 drivers in `kernel/src/board/bcm2835` implement them; host tests implement them
-//! with fakes (`crate::usb::fake`).
+//! The BCM2835 drivers in `kernel/src/board/bcm2835` implement them; the host tests use fakes
+//! (`crate::usb::fake` for the USB stack, a recording port for [`crate::shell::LineEditor`]).
 
 /// A microsecond clock that never goes backwards (the BCM2835 system timer).
 pub trait Clock {
@@ -40,24 +41,15 @@ pub trait SerialPort {
     }
 }
 
-/// A source of random bytes (the BCM2835 hardware RNG).
-pub trait EntropySource {
-    /// Fills `buffer` with random bytes; `false` when the source failed (nothing usable).
-    fn fill(&self, buffer: &mut [u8]) -> bool;
-}
-
-/// What the kernel asks the VideoCore firmware through the property mailbox.
+/// What the hardware-independent code asks the VideoCore firmware: the property mailbox's
+/// answers and the command line the firmware passed at boot.
 pub trait Firmware {
-    /// The board revision code (decoded by [`crate::board`]), `None` when the firmware does not
-    /// answer.
-    fn board_revision(&self) -> Option<u32>;
-
     /// The board serial number, `None` when the firmware does not answer (QEMU answers 0).
     fn board_serial(&self) -> Option<u64>;
 
-    /// Switches the power domain `device` (mailbox power device id) on or off; `false` when the
-    /// firmware refused or did not answer.
-    fn set_power(&self, device: u32, on: bool) -> bool;
+    /// The MAC address the firmware's command line gives the on-board Ethernet
+    /// (`smsc95xx.macaddr=`), `None` without one (QEMU's direct boot).
+    fn configured_mac(&self) -> Option<[u8; 6]>;
 }
 
 /// Memory a DMA engine can reach.

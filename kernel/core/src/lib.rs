@@ -1,7 +1,8 @@
 //! Kernel logic that needs no hardware, so host unit tests reach it: the memory map,
 //! page-table building, allocator accounting, console text layout, the executive's schedule, the network pre-filter and echo fast path,
-//! board revision decoding, UART divisors, LED blink codes, the traits the drivers implement
-//! ([`drivers`]) and the USB host stack above the host controller ([`usb`]).
+//! board revision decoding, UART divisors, LED blink codes, the console shell's line editor
+//! ([`shell`]), the traits the drivers implement ([`drivers`]) and the USB host stack above the
+//! host controller ([`usb`]).
 
 #![cfg_attr(not(test), no_std)]
 #![forbid(unsafe_code)]
@@ -21,6 +22,7 @@ pub mod led;
 pub mod memory_map;
 pub mod net;
 pub mod page_table;
+pub mod shell;
 pub mod text;
 pub mod uart;
 pub mod usb;

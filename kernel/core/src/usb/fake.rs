@@ -10,9 +10,9 @@ use std::string::String;
 use std::vec;
 use std::vec::Vec;
 
-use super::host::{Channel, Completion, EndpointType, HostController, Pid, Pipe, Speed, UsbError, UsbPlatform};
+use super::host::{Channel, Completion, EndpointType, HostController, Pid, Pipe, Speed, UsbError};
 use super::smsc95xx::{self as chip, address};
-use crate::drivers::{Clock, DmaMemory};
+use crate::drivers::{Clock, DmaMemory, Firmware};
 
 /// HCINT bits the fake reports: channel halted + transfer complete / STALL / NAK / XactErr.
 const HALTED: u32 = 1 << 1;
@@ -602,9 +602,9 @@ impl HostController for FakeBoard {
     }
 }
 
-impl UsbPlatform for FakeBoard {
-    fn board_serial(&self) -> u64 {
-        self.serial
+impl Firmware for FakeBoard {
+    fn board_serial(&self) -> Option<u64> {
+        Some(self.serial)
     }
 
     fn configured_mac(&self) -> Option<[u8; 6]> {

@@ -1,11 +1,11 @@
 //! The USB host controller as the stack sees it: channels that run one transfer each, split
 //! phase ([`HostController::start`], then [`HostController::poll`] until it reports), and the
-//! [`UsbPlatform`] the stack is generic over (controller, clock, DMA memory, MAC sources).
+//! [`UsbPlatform`] the stack is generic over (controller, clock, DMA memory, firmware).
 //!
 //! The kernel's DWC2 driver (`kernel/src/board/bcm2835/usb/dwc2.rs`) implements
 //! [`HostController`]; host tests use the fake in `crate::usb::fake`.
 
-use crate::drivers::{Clock, DmaMemory};
+use crate::drivers::{Clock, DmaMemory, Firmware};
 
 /// Why a USB operation failed. Transfer errors carry the controller's status bits (DWC2:
 /// the channel's HCINT).
@@ -154,14 +154,10 @@ pub trait HostController {
 }
 
 /// Everything the USB stack needs from the board: a host controller, a clock, DMA memory, and
-/// where a MAC address may come from.
-pub trait UsbPlatform: HostController + Clock + DmaMemory + 'static {
-    /// The board serial number (0 when unknown), for a stable locally administered MAC.
-    fn board_serial(&self) -> u64;
+/// the firmware (where a MAC address may come from). Every type with all four is one.
+pub trait UsbPlatform: HostController + Clock + DmaMemory + Firmware + 'static {}
 
-    /// A MAC address the boot firmware configured (`smsc95xx.macaddr=`), if any.
-    fn configured_mac(&self) -> Option<[u8; 6]>;
-}
+impl<T: HostController + Clock + DmaMemory + Firmware + 'static> UsbPlatform for T {}
 
 /// Runs one transfer to completion or until `timeout_us` passes (then aborts it and returns
 /// [`UsbError::Timeout`]).

@@ -135,7 +135,7 @@ pub fn mac_address<P: UsbPlatform>(platform: &P) -> ([u8; 6], MacSource) {
     if let Some(mac) = platform.configured_mac().filter(chip::is_usable_mac) {
         return (mac, MacSource::CommandLine);
     }
-    (chip::mac_from_serial(platform.board_serial()), MacSource::Serial)
+    (chip::mac_from_serial(platform.board_serial().unwrap_or(0)), MacSource::Serial)
 }
 
 /// Resets and configures the chip and its PHY, then hands the bulk endpoints to the Ethernet

@@ -1,14 +1,13 @@
-//! The board side of the USB stack: [`Platform`] implements `jos_kcore`'s [`UsbPlatform`]
-//! (the DWC2 host controller, the system timer, DMA memory and cache maintenance, the MAC
-//! sources) by forwarding to the kernel's drivers, plus the timing helpers the DWC2 driver
-//! itself uses.
+//! The board side of the USB stack: [`Platform`] is `jos_kcore`'s `UsbPlatform` (the DWC2
+//! host controller with cache maintenance, the system timer, DMA memory, the firmware) by
+//! forwarding to the kernel's drivers, plus the timing helpers the DWC2 driver itself uses.
 
-use jos_kcore::drivers::{Clock, DmaMemory};
-use jos_kcore::usb::host::{Channel, Completion, HostController, Pid, Pipe, UsbError, UsbPlatform};
+use jos_kcore::drivers::{Clock, DmaMemory, Firmware};
+use jos_kcore::usb::host::{Channel, Completion, HostController, Pid, Pipe, UsbError};
 
 use super::HOST;
 use crate::arch::cache;
-use crate::board::bcm2835::{mailbox, MAILBOX, TIMER};
+use crate::board::bcm2835::{mailbox, FIRMWARE, MAILBOX, TIMER};
 
 /// The BCM2835 as the USB stack sees it.
 pub struct Platform;
@@ -18,15 +17,11 @@ pub static PLATFORM: Platform = Platform;
 
 impl Clock for Platform {
     fn now_micros(&self) -> u64 {
-        now_micros()
+        TIMER.now_micros()
     }
 
     fn relax(&self) {
-        relax();
-    }
-
-    fn delay_micros(&self, micros: u32) {
-        delay_micros(micros);
+        TIMER.relax();
     }
 }
 
@@ -70,13 +65,13 @@ impl HostController for Platform {
     }
 }
 
-impl UsbPlatform for Platform {
-    fn board_serial(&self) -> u64 {
-        MAILBOX.board_serial().unwrap_or(0)
+impl Firmware for Platform {
+    fn board_serial(&self) -> Option<u64> {
+        FIRMWARE.board_serial()
     }
 
     fn configured_mac(&self) -> Option<[u8; 6]> {
-        crate::board::cmdline_mac()
+        FIRMWARE.configured_mac()
     }
 }
 
@@ -87,21 +82,12 @@ pub fn now_micros() -> u64 {
 
 /// Waits `micros` microseconds, reading the timer between short register-free spins.
 pub fn delay_micros(micros: u32) {
-    let end = now_micros() + u64::from(micros);
-    while now_micros() < end {
-        relax();
-    }
+    TIMER.delay_micros(micros);
 }
 
-/// Spins for roughly a microsecond without touching a device register. Busy-wait loops call it
-/// between register reads: under QEMU with `-icount` every device read is costly in host time
-/// while it advances guest time by one instruction, so a loop of bare register reads makes a
-/// 100 ms guest wait take seconds of host time.
-#[inline(never)]
+/// Spins for roughly a microsecond without touching a device register ([`Clock::relax`]).
 pub fn relax() {
-    for step in 0..256u32 {
-        core::hint::black_box(step);
-    }
+    TIMER.relax();
 }
 
 /// Switches the USB host controller's power domain on (mailbox power device 3). QEMU powers the
