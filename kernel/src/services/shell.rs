@@ -6,7 +6,8 @@
 
 extern crate alloc;
 
-use jos_kcore::text::Line;
+use jos_kcore::drivers::{Clock, SerialPort};
+use jos_kcore::shell::LineEditor;
 
 use crate::board::bcm2835::pl011::IRQ_NUMBER;
 use crate::board::bcm2835::{CONSOLE, IRQ, WATCHDOG};
@@ -23,7 +24,7 @@ struct Ring {
 }
 
 static RECEIVED: IrqLock<Ring> = IrqLock::new(Ring { bytes: [0; RING], head: 0, len: 0, dropped: 0 });
-static LINE: IrqLock<Line<80>> = IrqLock::new(Line::new());
+static EDITOR: IrqLock<LineEditor> = IrqLock::new(LineEditor::new());
 
 fn on_receive() {
     RECEIVED.lock(|ring| {
@@ -63,34 +64,9 @@ fn next_byte() -> Option<u8> {
 /// next command runs.
 pub fn poll() {
     while let Some(byte) = next_byte() {
-        match byte {
-            b'\r' | b'\n' => {
-                CONSOLE.write_byte(b'\r');
-                CONSOLE.write_byte(b'\n');
-                let line = LINE.lock(|line| {
-                    let copy = *line;
-                    line.clear();
-                    copy
-                });
-                run(line.as_str().trim_matches([' ', '\t']));
-                return;
-            }
-            0x08 | 0x7F => {
-                LINE.lock(|line| {
-                    let text = *line;
-                    let mut shorter = text.as_str().chars();
-                    shorter.next_back();
-                    line.set(format_args!("{}", shorter.as_str()));
-                });
-            }
-            0x20..=0x7E => {
-                CONSOLE.write_byte(byte);
-                LINE.lock(|line| {
-                    use core::fmt::Write;
-                    let _ = line.write_char(byte as char);
-                });
-            }
-            _ => {}
+        if let Some(line) = EDITOR.lock(|editor| editor.feed(byte, &CONSOLE)) {
+            run(line.as_str());
+            return;
         }
     }
 }

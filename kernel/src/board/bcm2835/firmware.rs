@@ -10,6 +10,7 @@
 use jos_abi::atags::{self, param, AtagError, Atags, AtagsRepr, Cmdline};
 
 use crate::sync::IrqLock;
+use jos_kcore::drivers::Firmware;
 
 /// The longest command line kept (the firmware's is about 400 bytes plus `cmdline.txt`).
 pub const CMDLINE_MAX: usize = 1024;
@@ -143,4 +144,18 @@ pub fn cmdline_mac() -> Option<[u8; 6]> {
 /// A numeric command-line parameter (decimal or 0x-hex), e.g. [`param::FB_WIDTH`].
 pub fn cmdline_number(key: &str) -> Option<u64> {
     BOOT.lock(|boot| boot.cmdline().number(key))
+}
+
+/// The VideoCore firmware: the property mailbox's board serial and the command line it passed
+/// at boot ([`cmdline_mac`]).
+pub struct VideoCore;
+
+impl Firmware for VideoCore {
+    fn board_serial(&self) -> Option<u64> {
+        super::MAILBOX.board_serial().ok()
+    }
+
+    fn configured_mac(&self) -> Option<[u8; 6]> {
+        cmdline_mac()
+    }
 }

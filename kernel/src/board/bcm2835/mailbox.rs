@@ -56,8 +56,6 @@ const RESPONSE_SUCCESS: u32 = 0x8000_0000;
 
 /// Property tags used by the kernel (firmware wiki names).
 pub mod tag {
-    /// Get board model.
-    pub const BOARD_MODEL: u32 = 0x0001_0001;
     /// Get board revision.
     pub const BOARD_REVISION: u32 = 0x0001_0002;
     /// Get board MAC address.
@@ -92,22 +90,14 @@ pub mod tag {
 
 /// Power domain ids for [`Mailbox::set_power`] (firmware wiki).
 pub mod device {
-    /// SD card.
-    pub const SD_CARD: u32 = 0;
     /// USB host controller (DWC2).
     pub const USB_HCD: u32 = 3;
 }
 
 /// Clock ids for [`Mailbox::clock_rate`] (firmware wiki).
 pub mod clock {
-    /// EMMC.
-    pub const EMMC: u32 = 1;
     /// UART.
     pub const UART: u32 = 2;
-    /// ARM core.
-    pub const ARM: u32 = 3;
-    /// VideoCore core.
-    pub const CORE: u32 = 4;
 }
 
 /// Why a property call failed.
@@ -253,11 +243,6 @@ impl Mailbox {
     /// The board revision code (e.g. 0x900093 for a Pi Zero).
     pub fn board_revision(&self) -> Result<u32, MailboxError> {
         Ok(self.single(tag::BOARD_REVISION, [0])?[0])
-    }
-
-    /// The board model number (QEMU answers 0: not implemented there).
-    pub fn board_model(&self) -> Result<u32, MailboxError> {
-        Ok(self.single(tag::BOARD_MODEL, [0])?[0])
     }
 
     /// The board serial number (QEMU answers 0).

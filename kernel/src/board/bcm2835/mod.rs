@@ -48,6 +48,8 @@ pub static RNG: rng::Rng = unsafe { rng::Rng::new(RNG_BASE) };
 /// The GPIO pins.
 // SAFETY: GPIO_BASE is the GPIO block and this is its only driver instance.
 pub static GPIO: gpio::Gpio = unsafe { gpio::Gpio::new(GPIO_BASE) };
+/// The firmware as the hardware-independent code sees it (`jos_kcore::drivers::Firmware`).
+pub static FIRMWARE: firmware::VideoCore = firmware::VideoCore;
 /// The PM watchdog.
 // SAFETY: PM_BASE is the power manager and this is its only driver instance.
 pub static WATCHDOG: watchdog::Watchdog = unsafe { watchdog::Watchdog::new(PM_BASE) };

@@ -12,6 +12,8 @@ use tock_registers::registers::{ReadOnly, ReadWrite, WriteOnly};
 
 use super::mmio::Mmio;
 
+use jos_kcore::drivers::SerialPort;
+
 register_bitfields! {
     u32,
     /// Flag register (section 13.4, FR).
@@ -131,23 +133,25 @@ impl Pl011 {
         chosen.ok_or(used)
     }
 
-    /// Writes one byte, waiting while the transmit FIFO is full.
-    pub fn write_byte(&self, byte: u8) {
+    /// Raises the UART interrupt (IRQ [`IRQ_NUMBER`]) when received data waits in the FIFO or
+    /// has waited there for 32 bit periods (receive and receive-timeout interrupts). The handler
+    /// drains the FIFO with [`SerialPort::read_byte`], which clears both.
+    pub fn enable_receive_interrupt(&self) {
+        self.registers.IMSC.modify(IMSC::RXIM::SET + IMSC::RTIM::SET);
+    }
+}
+
+impl SerialPort for Pl011 {
+    /// Writes one byte, waiting while the transmit FIFO is full (FR.TXFF, section 13.4).
+    fn write_byte(&self, byte: u8) {
         while self.registers.FR.is_set(FR::TXFF) {
             core::hint::spin_loop();
         }
         self.registers.DR.set(u32::from(byte));
     }
 
-    /// Raises the UART interrupt (IRQ [`IRQ_NUMBER`]) when received data waits in the FIFO or
-    /// has waited there for 32 bit periods (receive and receive-timeout interrupts). The handler
-    /// drains the FIFO with [`read_byte`](Self::read_byte), which clears both.
-    pub fn enable_receive_interrupt(&self) {
-        self.registers.IMSC.modify(IMSC::RXIM::SET + IMSC::RTIM::SET);
-    }
-
-    /// Returns a received byte, if one is waiting.
-    pub fn read_byte(&self) -> Option<u8> {
+    /// Returns a received byte, if one is waiting (FR.RXFE clear).
+    fn read_byte(&self) -> Option<u8> {
         if self.registers.FR.is_set(FR::RXFE) {
             None
         } else {

@@ -78,11 +78,6 @@ impl Rng {
         r.CTRL.modify(CTRL::RBGEN::SET);
     }
 
-    /// Masks the RNG's own interrupt output (real hardware only; see [`Rng::init`]).
-    pub fn mask_interrupt(&self) {
-        self.registers.INT_MASK.modify(INT_MASK::INT_OFF::SET);
-    }
-
     /// One random word.
     pub fn next_u32(&self) -> Result<u32, RngError> {
         let r = &self.registers;

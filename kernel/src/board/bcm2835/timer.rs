@@ -8,6 +8,8 @@ use tock_registers::{register_bitfields, register_structs};
 
 use super::mmio::Mmio;
 
+use jos_kcore::drivers::Clock;
+
 register_bitfields! {
     u32,
     /// System Timer Control/Status (12.1, CS). Write 1 to a bit to clear it.
@@ -98,14 +100,6 @@ impl SystemTimer {
         self.registers.CLO.get()
     }
 
-    /// Busy-waits for `micros` microseconds.
-    pub fn delay_micros(&self, micros: u32) {
-        let start = self.now_low();
-        while self.now_low().wrapping_sub(start) < micros {
-            core::hint::spin_loop();
-        }
-    }
-
     /// Sets `channel`'s compare value to `at` (low counter bits) and clears a pending match. The
     /// match interrupt fires when CLO equals `at`, if the IRQ is enabled in the controller.
     pub fn set_compare(&self, channel: Channel, at: u32) {
@@ -181,6 +175,23 @@ impl SystemTimer {
             if Self::ahead(next, self.now_low()) {
                 return skipped;
             }
+        }
+    }
+}
+
+impl Clock for SystemTimer {
+    fn now_micros(&self) -> u64 {
+        SystemTimer::now_micros(self)
+    }
+
+    /// Spins for roughly a microsecond without touching a device register. Busy-wait loops call
+    /// it between register reads: under QEMU with `-icount` every device read is costly in host
+    /// time while it advances guest time by one instruction, so a loop of bare register reads
+    /// makes a 100 ms guest wait take seconds of host time.
+    #[inline(never)]
+    fn relax(&self) {
+        for step in 0..256u32 {
+            core::hint::black_box(step);
         }
     }
 }

@@ -62,11 +62,6 @@ impl Watchdog {
         r.RSTC.set(keep | (0x5A << 24) | (2 << 4));
     }
 
-    /// Disarms the watchdog.
-    pub fn stop(&self) {
-        self.registers.RSTC.write(RSTC::PASSWD::Key + RSTC::WRCFG::Clear);
-    }
-
     /// Resets the board now (after a few ticks) and waits for it.
     pub fn reboot(&self) -> ! {
         self.start(10);

@@ -5,12 +5,15 @@
 //! registers at 0x400, eight host channels at 0x500 + 0x20 * n, power and clock gating at 0xE00.
 //!
 //! Transfers are split-phase: [`Dwc2::start`] arms a channel and [`Dwc2::poll`] reports its
-//! completion; [`Dwc2::transfer`] does both with a deadline. No wait in this file is unbounded:
-//! each has a timeout from the system timer.
+//! completion (the USB stack in `jos_kcore::usb` reaches them through the `HostController`
+//! trait, implemented in [`super::hal`]). No wait in this file is unbounded: each has a timeout
+//! from the system timer.
 
 use tock_registers::interfaces::{ReadWriteable, Readable, Writeable};
 use tock_registers::registers::{ReadOnly, ReadWrite};
 use tock_registers::{register_bitfields, register_structs};
+
+pub use jos_kcore::usb::host::{Channel, Completion, EndpointType, Pid, Pipe, Speed, UsbError};
 
 use super::hal;
 use crate::board::bcm2835::mmio::Mmio;
@@ -258,102 +261,6 @@ pub const CONNECT_WAIT_US: u64 = 510_000;
 /// Reset recovery after the root port reset (USB 2.0 TRSTRCY is 10 ms; Circle's 20 ms).
 pub const RESET_RECOVERY_US: u32 = 20_000;
 
-/// Why a USB operation failed. Transfer errors carry the channel's HCINT bits.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum UsbError {
-    /// GSNPSID is not a Synopsys OTG core (the value read).
-    NotDwc2(u32),
-    /// A core reset or FIFO flush did not finish in time.
-    ResetTimeout,
-    /// Nothing is connected to the root port.
-    NoDevice,
-    /// The root or hub port did not come out of reset enabled.
-    PortNotEnabled,
-    /// A transfer did not finish before its deadline (HCINT at that moment).
-    Timeout(u32),
-    /// The endpoint answered STALL (HCINT).
-    Stall(u32),
-    /// An interrupt endpoint answered NAK: no data now (HCINT).
-    Nak(u32),
-    /// Transaction, babble, AHB, frame-overrun or toggle error (HCINT).
-    Transfer(u32),
-    /// No free host channel.
-    NoChannel,
-    /// The transfer is longer than one channel can move, or the buffer is too small.
-    BadLength,
-    /// No DMA memory left.
-    NoMemory,
-    /// A descriptor the device sent is malformed.
-    Descriptor(jos_kcore::usb::Error),
-    /// No class driver accepts the device.
-    Unsupported,
-}
-
-/// Device speed on the bus.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Speed {
-    /// 480 Mbit/s.
-    High,
-    /// 12 Mbit/s.
-    Full,
-    /// 1.5 Mbit/s.
-    Low,
-}
-
-/// Endpoint types as HCCHAR encodes them.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-#[repr(u32)]
-pub enum EndpointType {
-    /// Control.
-    Control = 0,
-    /// Bulk.
-    Bulk = 2,
-    /// Interrupt.
-    Interrupt = 3,
-}
-
-/// Data PIDs as HCTSIZ encodes them.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-#[repr(u32)]
-pub enum Pid {
-    /// DATA0.
-    Data0 = 0,
-    /// DATA1.
-    Data1 = 2,
-    /// SETUP (control endpoints only).
-    Setup = 3,
-}
-
-/// Everything the channel needs to know about an endpoint.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Pipe {
-    /// Device address, 0..=127.
-    pub device: u8,
-    /// Endpoint number, 0..=15.
-    pub endpoint: u8,
-    /// True for IN.
-    pub is_in: bool,
-    /// Transfer type.
-    pub kind: EndpointType,
-    /// Max packet size.
-    pub max_packet: u16,
-    /// Device speed (low-speed sets HCCHAR.LSpdDev).
-    pub speed: Speed,
-}
-
-/// A host channel handed out by [`Dwc2::claim_channel`].
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Channel(u8);
-
-/// The state of a finished transfer.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Completion {
-    /// Bytes moved.
-    pub length: usize,
-    /// The data toggle for the endpoint's next transfer, as the core left it.
-    pub next_pid: Pid,
-}
-
 /// The DWC2 host controller driver. Methods take `&self`; the registers and the channel
 /// bitmap are the only state.
 pub struct Dwc2 {
@@ -536,12 +443,12 @@ impl Dwc2 {
                 Some(bits | (1 << free))
             })
             .map_err(|_| UsbError::NoChannel)?;
-        chosen.map(Channel).ok_or(UsbError::NoChannel)
+        chosen.map(Channel::new).ok_or(UsbError::NoChannel)
     }
 
     /// Returns a channel to the pool. The channel must be idle.
     pub fn release_channel(&self, channel: Channel) {
-        self.claimed.fetch_and(!(1 << channel.0), core::sync::atomic::Ordering::AcqRel);
+        self.claimed.fetch_and(!(1 << channel.index()), core::sync::atomic::Ordering::AcqRel);
     }
 
     /// Arms `channel` for one transfer of `length` bytes at bus address `bus` to or from `pipe`,
@@ -557,7 +464,7 @@ impl Dwc2 {
             return Err(UsbError::BadLength);
         }
         use core::sync::atomic::Ordering;
-        let index = usize::from(channel.0);
+        let index = channel.index();
         let hc = &self.registers.HC[index];
         if hc.HCCHAR.is_set(HCCHAR::ChEna) && !self.halt(channel) {
             return Err(UsbError::Timeout(hc.HCINT.get()));
@@ -607,13 +514,13 @@ impl Dwc2 {
     /// non-periodic NAKs are retried by the core itself and never end a transfer), anything else
     /// an error.
     pub fn poll(&self, channel: Channel) -> Option<Result<Completion, UsbError>> {
-        let hc = &self.registers.HC[usize::from(channel.0)];
+        let hc = &self.registers.HC[channel.index()];
         let status = hc.HCINT.extract();
         if !status.is_set(HCINT::ChHltd) {
             return None;
         }
         let bits = status.get();
-        let index = usize::from(channel.0);
+        let index = channel.index();
         if self.started[index].load(core::sync::atomic::Ordering::Relaxed) != 0
             && status.matches_any(&[HCINT::NYET::SET, HCINT::NAK::SET])
         {
@@ -627,7 +534,7 @@ impl Dwc2 {
             _ => Pid::Data0,
         };
         if status.is_set(HCINT::XferCompl) {
-            let requested = self.requested[usize::from(channel.0)].load(core::sync::atomic::Ordering::Relaxed);
+            let requested = self.requested[channel.index()].load(core::sync::atomic::Ordering::Relaxed);
             let remaining = size.read(HCTSIZ::XferSize).min(requested);
             return Some(Ok(Completion { length: (requested - remaining) as usize, next_pid }));
         }
@@ -652,7 +559,7 @@ impl Dwc2 {
     /// no request-queue check is needed: the core queues the disable itself. Returns whether the
     /// channel is idle now; HCINT is cleared either way.
     fn halt(&self, channel: Channel) -> bool {
-        let hc = &self.registers.HC[usize::from(channel.0)];
+        let hc = &self.registers.HC[channel.index()];
         let mut halted = true;
         if hc.HCCHAR.is_set(HCCHAR::ChEna) {
             hc.HCCHAR.modify(HCCHAR::ChDis::SET + HCCHAR::ChEna::SET);
@@ -664,31 +571,6 @@ impl Dwc2 {
 
     /// The HCINT bits of `channel` right now (for error reports).
     pub fn status(&self, channel: Channel) -> u32 {
-        self.registers.HC[usize::from(channel.0)].HCINT.get()
-    }
-
-    /// Runs one transfer to completion or until `timeout_us` passes.
-    pub fn transfer(
-        &self,
-        channel: Channel,
-        pipe: &Pipe,
-        bus: u32,
-        length: usize,
-        pid: Pid,
-        timeout_us: u64,
-    ) -> Result<Completion, UsbError> {
-        self.start(channel, pipe, bus, length, pid)?;
-        let deadline = hal::now_micros() + timeout_us;
-        loop {
-            if let Some(result) = self.poll(channel) {
-                return result;
-            }
-            if hal::now_micros() > deadline {
-                let bits = self.status(channel);
-                self.abort(channel);
-                return Err(UsbError::Timeout(bits));
-            }
-            hal::relax();
-        }
+        self.registers.HC[channel.index()].HCINT.get()
     }
 }

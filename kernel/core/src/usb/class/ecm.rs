@@ -1,17 +1,16 @@
 //! CDC-ECM (Ethernet Control Model) class driver: selects the ECM function, reads the MAC
 //! address, sets the packet filter, and hands the bulk endpoints to the shared Ethernet data
-//! path ([`super::ethernet`]) with one bare frame per transfer.
+//! path ([`crate::usb::ethernet`]) with one bare frame per transfer.
 //!
 //! The enumerator tries every configuration a device offers, so an adapter whose first
 //! configuration is its vendor's own protocol and whose second is CDC-ECM gets the ECM one.
 
-use jos_kcore::usb::descriptor::DeviceDescriptor;
-use jos_kcore::usb::ecm as rules;
-use jos_kcore::usb::setup::Setup;
-
-use super::dwc2::{EndpointType, Pipe, UsbError};
-use super::ethernet::{self, Controller, EthernetDevice, Framing};
-use super::{Bus, Device};
+use crate::usb::bus::{Bus, Device};
+use crate::usb::descriptor::DeviceDescriptor;
+use crate::usb::ecm as rules;
+use crate::usb::ethernet::{Controller, EthernetDevice, Framing};
+use crate::usb::host::{EndpointType, UsbError, UsbPlatform};
+use crate::usb::setup::Setup;
 
 /// Bytes per receive buffer: more than one frame, and over QEMU's 1536-byte pacing threshold.
 pub const RX_BUFFER: usize = 2048;
@@ -22,9 +21,9 @@ pub fn probe(_device: &DeviceDescriptor, configuration: &[u8]) -> bool {
 }
 
 /// Selects the data interface, reads the MAC, sets the packet filter and starts receiving.
-pub fn attach(bus: &mut Bus, device: &Device, configuration: &[u8]) -> Result<(), UsbError> {
+pub fn attach<P: UsbPlatform>(bus: &mut Bus<P>, device: &Device, configuration: &[u8]) -> Result<(), UsbError> {
     let function = rules::find_ecm(configuration).map_err(UsbError::Descriptor)?;
-    let handle = (device.address, device.max_packet0, device.speed);
+    let handle = device.endpoint0();
     let mut text = [0u8; 32];
     let length = bus.string(device, function.mac_string, &mut text)?;
     let mac = rules::parse_mac(&text[..length]).map_err(UsbError::Descriptor)?;
@@ -34,20 +33,12 @@ pub fn attach(bus: &mut Bus, device: &Device, configuration: &[u8]) -> Result<()
         // Optional for the device (ECM 1.2, section 6.2.4): keep going with its default filter.
         bus.log(format_args!("usb: ecm: SET_ETHERNET_PACKET_FILTER refused ({error:?}); using the default filter"));
     }
-    let pipe = |address: u8, max_packet: u16| Pipe {
-        device: device.address,
-        endpoint: address & 0x0f,
-        is_in: address & 0x80 != 0,
-        kind: EndpointType::Bulk,
-        max_packet,
-        speed: device.speed,
-    };
     let ecm = EthernetDevice::new(
-        bus.host(),
+        bus.platform(),
         Framing::Raw,
         mac,
-        pipe(function.bulk_in, function.bulk_in_max_packet),
-        pipe(function.bulk_out, function.bulk_out_max_packet),
+        device.pipe(function.bulk_in, EndpointType::Bulk, function.bulk_in_max_packet),
+        device.pipe(function.bulk_out, EndpointType::Bulk, function.bulk_out_max_packet),
         RX_BUFFER,
         Controller::None,
     )?;
@@ -65,6 +56,6 @@ pub fn attach(bus: &mut Bus, device: &Device, configuration: &[u8]) -> Result<()
         function.data_interface,
         function.data_alternate
     ));
-    ethernet::DEVICE.put(ecm);
+    bus.set_ethernet(ecm);
     Ok(())
 }

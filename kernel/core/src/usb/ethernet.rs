@@ -4,19 +4,18 @@
 //!
 //! Receive: a ring of [`RX_BUFFERS`] DMA buffers, one of them always armed on the bulk IN
 //! channel. CDC-ECM puts one frame in each transfer; the SMSC chip puts an RX status word before
-//! each frame and several frames in a transfer (`jos_kcore::usb::smsc95xx::RxFrames` walks
+//! each frame and several frames in a transfer ([`RxFrames`] walks
 //! them), so a buffer is given back only when its last frame is consumed. Transmit: a ring of
 //! [`TX_BUFFERS`] buffers sent in order, one frame per transfer (after the SMSC chip's two TX
 //! command words); a transfer whose length fills its last packet is followed by a zero-length
 //! packet. Nothing is allocated per packet, and nothing here waits.
 
-use jos_kcore::usb::ecm as rules;
-use jos_kcore::usb::smsc95xx::{self as smsc, RxFrames};
 use smoltcp::phy::{self, DeviceCapabilities, Medium};
 use smoltcp::time::Instant;
 
-use super::dwc2::{Channel, Completion, Dwc2, Pid, Pipe, UsbError};
-use super::{hal, Slot};
+use super::ecm as rules;
+use super::host::{Channel, Completion, Pid, Pipe, UsbError, UsbPlatform};
+use super::smsc95xx::{self as smsc, RxFrames};
 
 /// Receive buffers in the ring.
 pub const RX_BUFFERS: usize = 8;
@@ -28,9 +27,6 @@ pub const TX_BUFFER: usize = 1536;
 pub const MTU: usize = 1514;
 /// A transmit transfer not finished after this long is aborted and its frame dropped.
 const TX_TIMEOUT_US: u64 = 200_000;
-
-/// The Ethernet device, once a class driver attached one.
-pub static DEVICE: Slot<EthernetDevice> = Slot::new();
 
 /// How frames travel in the bulk transfers.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -86,16 +82,16 @@ pub struct Counters {
 }
 
 /// What a chip needs besides the data path, serviced with it (the SMSC link monitor).
-pub enum Controller {
+pub enum Controller<P: UsbPlatform> {
     /// Nothing (CDC-ECM).
     None,
     /// The SMSC LAN95xx's interrupt endpoint and PHY.
-    Smsc(super::smsc95xx::Controller),
+    Smsc(super::class::smsc95xx::Controller<P>),
 }
 
 /// Receive side: a ring of DMA buffers, one of them armed on the bulk IN channel.
-struct RxRing {
-    host: &'static Dwc2,
+struct RxRing<P: 'static> {
+    platform: &'static P,
     channel: Channel,
     pipe: Pipe,
     pid: Pid,
@@ -117,8 +113,8 @@ struct RxRing {
 }
 
 /// Transmit side: a ring of DMA buffers sent in order on the bulk OUT channel.
-struct TxRing {
-    host: &'static Dwc2,
+struct TxRing<P: 'static> {
+    platform: &'static P,
     channel: Channel,
     pipe: Pipe,
     pid: Pid,
@@ -142,20 +138,20 @@ enum TxState {
 }
 
 /// A USB Ethernet device.
-pub struct EthernetDevice {
+pub struct EthernetDevice<P: UsbPlatform> {
     mac: [u8; 6],
     /// The caller checks the IPv4 header and UDP checksums of every received frame before the
     /// stack sees it ([`EthernetDevice::rx_checksums_checked`]).
     rx_checksums_checked: bool,
-    rx: RxRing,
-    tx: TxRing,
-    controller: Controller,
+    rx: RxRing<P>,
+    tx: TxRing<P>,
+    controller: Controller<P>,
 }
 
-fn allocate<const N: usize>(size: usize) -> Result<[&'static mut [u8]; N], UsbError> {
+fn allocate<P: UsbPlatform, const N: usize>(platform: &P, size: usize) -> Result<[&'static mut [u8]; N], UsbError> {
     let mut error = false;
     let buffers = core::array::from_fn(|_| {
-        hal::dma_alloc(size, 64).unwrap_or_else(|| {
+        platform.dma_alloc(size, 64).unwrap_or_else(|| {
             error = true;
             &mut []
         })
@@ -175,25 +171,25 @@ fn tx_header_len(framing: Framing) -> usize {
     }
 }
 
-impl EthernetDevice {
+impl<P: UsbPlatform> EthernetDevice<P> {
     /// A device on the bulk pipes `bulk_in` and `bulk_out`: claims a channel for each, allocates
     /// the rings (`rx_buffer` bytes per receive buffer) and arms the first receive.
     pub fn new(
-        host: &'static Dwc2,
+        platform: &'static P,
         framing: Framing,
         mac: [u8; 6],
         bulk_in: Pipe,
         bulk_out: Pipe,
         rx_buffer: usize,
-        controller: Controller,
+        controller: Controller<P>,
     ) -> Result<Self, UsbError> {
         let rx = RxRing {
-            host,
-            channel: host.claim_channel()?,
+            platform,
+            channel: platform.claim_channel()?,
             pipe: bulk_in,
             pid: Pid::Data0,
             framing,
-            buffers: allocate::<RX_BUFFERS>(rx_buffer)?,
+            buffers: allocate::<P, RX_BUFFERS>(platform, rx_buffer)?,
             size: rx_buffer,
             lengths: [0; RX_BUFFERS],
             head: 0,
@@ -204,12 +200,12 @@ impl EthernetDevice {
             counters: RxCounters::default(),
         };
         let tx = TxRing {
-            host,
-            channel: host.claim_channel()?,
+            platform,
+            channel: platform.claim_channel()?,
             pipe: bulk_out,
             pid: Pid::Data0,
             framing,
-            buffers: allocate::<TX_BUFFERS>(TX_BUFFER)?,
+            buffers: allocate::<P, TX_BUFFERS>(platform, TX_BUFFER)?,
             lengths: [0; TX_BUFFERS],
             head: 0,
             queued: 0,
@@ -253,15 +249,15 @@ impl EthernetDevice {
     }
 }
 
-impl RxRing {
+impl<P: UsbPlatform> RxRing<P> {
     fn service(&mut self) {
         if self.armed {
-            match self.host.poll(self.channel) {
+            let index = (self.head + self.filled) % RX_BUFFERS;
+            match self.platform.poll(self.channel, self.buffers[index]) {
                 None => return,
                 Some(Ok(Completion { length, next_pid })) => {
                     self.pid = next_pid;
                     self.armed = false;
-                    let index = (self.head + self.filled) % RX_BUFFERS;
                     match self.framing {
                         Framing::Raw if length < 14 => self.counters.runts += 1,
                         // A zero-length packet ends an SMSC transfer that filled its last
@@ -276,7 +272,7 @@ impl RxRing {
                 Some(Err(error)) => {
                     self.armed = false;
                     self.counters.errors += 1;
-                    self.counters.last_error = hcint(error);
+                    self.counters.last_error = error.status_bits();
                 }
             }
         }
@@ -287,9 +283,7 @@ impl RxRing {
     fn arm(&mut self) {
         if !self.armed && self.filled < RX_BUFFERS {
             let index = (self.head + self.filled) % RX_BUFFERS;
-            let bus = hal::bus_address(self.buffers[index].as_ptr() as usize);
-            hal::clean_for_device(&self.buffers[index][..]);
-            if self.host.start(self.channel, &self.pipe, bus, self.size, self.pid).is_ok() {
+            if self.platform.start(self.channel, &self.pipe, self.buffers[index], self.size, self.pid).is_ok() {
                 self.armed = true;
             }
         }
@@ -304,13 +298,11 @@ impl RxRing {
             let found = match self.framing {
                 Framing::Raw if self.cursor == 0 => {
                     self.cursor = length;
-                    hal::invalidate_for_cpu(&self.buffers[head][..length.min(self.size)]);
                     Some((0, length.min(self.size)))
                 }
                 Framing::Raw => None,
                 Framing::Smsc { rx_offset } => {
                     let buffer = &self.buffers[head][..length.min(self.size)];
-                    hal::invalidate_for_cpu(buffer);
                     let mut walk = RxFrames::new(buffer, self.cursor, rx_offset, false);
                     let item = walk.next();
                     self.cursor = walk.position();
@@ -357,14 +349,14 @@ impl RxRing {
     }
 }
 
-impl TxRing {
+impl<P: UsbPlatform> TxRing<P> {
     fn service(&mut self) {
         if self.state != TxState::Idle {
-            match self.host.poll(self.channel) {
+            match self.platform.poll(self.channel, self.buffers[self.head]) {
                 None => {
-                    if hal::now_micros() - self.started > TX_TIMEOUT_US {
-                        self.counters.last_error = self.host.status(self.channel);
-                        self.host.abort(self.channel);
+                    if self.platform.now_micros().saturating_sub(self.started) > TX_TIMEOUT_US {
+                        self.counters.last_error = self.platform.status(self.channel);
+                        self.platform.abort(self.channel);
                         self.counters.errors += 1;
                         self.finish();
                     }
@@ -373,12 +365,12 @@ impl TxRing {
                 Some(Ok(done)) => {
                     self.pid = done.next_pid;
                     let length = self.lengths[self.head];
-                    if self.state == TxState::Frame && rules::needs_zero_length_packet(length, self.pipe.max_packet) {
-                        let bus = hal::bus_address(self.buffers[self.head].as_ptr() as usize);
-                        if self.host.start(self.channel, &self.pipe, bus, 0, self.pid).is_ok() {
-                            self.state = TxState::ZeroLength;
-                            return;
-                        }
+                    if self.state == TxState::Frame
+                        && rules::needs_zero_length_packet(length, self.pipe.max_packet)
+                        && self.platform.start(self.channel, &self.pipe, self.buffers[self.head], 0, self.pid).is_ok()
+                    {
+                        self.state = TxState::ZeroLength;
+                        return;
                     }
                     self.counters.frames += 1;
                     self.counters.bytes += (length - tx_header_len(self.framing)) as u64;
@@ -386,19 +378,16 @@ impl TxRing {
                 }
                 Some(Err(error)) => {
                     self.counters.errors += 1;
-                    self.counters.last_error = hcint(error);
+                    self.counters.last_error = error.status_bits();
                     self.finish();
                 }
             }
         }
         if self.state == TxState::Idle && self.queued > 0 {
             let length = self.lengths[self.head];
-            let buffer = &self.buffers[self.head][..length];
-            hal::clean_for_device(buffer);
-            let bus = hal::bus_address(buffer.as_ptr() as usize);
-            if self.host.start(self.channel, &self.pipe, bus, length, self.pid).is_ok() {
+            if self.platform.start(self.channel, &self.pipe, self.buffers[self.head], length, self.pid).is_ok() {
                 self.state = TxState::Frame;
-                self.started = hal::now_micros();
+                self.started = self.platform.now_micros();
             } else {
                 self.counters.errors += 1;
                 self.finish();
@@ -436,24 +425,17 @@ impl TxRing {
     }
 }
 
-fn hcint(error: UsbError) -> u32 {
-    match error {
-        UsbError::Timeout(bits) | UsbError::Stall(bits) | UsbError::Nak(bits) | UsbError::Transfer(bits) => bits,
-        _ => 0,
-    }
-}
-
 /// A received frame, lent to the stack.
-pub struct RxToken<'a> {
-    ring: &'a mut RxRing,
+pub struct RxToken<'a, P: 'static> {
+    ring: &'a mut RxRing<P>,
 }
 
 /// A transmit buffer, lent to the stack.
-pub struct TxToken<'a> {
-    ring: &'a mut TxRing,
+pub struct TxToken<'a, P: 'static> {
+    ring: &'a mut TxRing<P>,
 }
 
-impl phy::RxToken for RxToken<'_> {
+impl<P: UsbPlatform> phy::RxToken for RxToken<'_, P> {
     fn consume<R, F: FnOnce(&[u8]) -> R>(self, f: F) -> R {
         let result = f(self.ring.current().unwrap_or(&[]));
         self.ring.consume();
@@ -461,7 +443,7 @@ impl phy::RxToken for RxToken<'_> {
     }
 }
 
-impl phy::TxToken for TxToken<'_> {
+impl<P: UsbPlatform> phy::TxToken for TxToken<'_, P> {
     fn consume<R, F: FnOnce(&mut [u8]) -> R>(self, length: usize, f: F) -> R {
         let index = (self.ring.head + self.ring.queued) % TX_BUFFERS;
         let header = tx_header_len(self.ring.framing);
@@ -476,7 +458,7 @@ impl phy::TxToken for TxToken<'_> {
     }
 }
 
-impl EthernetDevice {
+impl<P: UsbPlatform> EthernetDevice<P> {
     /// The oldest received frame without consuming it (for the network manager's filters).
     pub fn peek(&mut self) -> Option<&[u8]> {
         self.rx.settle();
@@ -511,11 +493,11 @@ impl EthernetDevice {
     }
 }
 
-impl phy::Device for EthernetDevice {
-    type RxToken<'a> = RxToken<'a>;
-    type TxToken<'a> = TxToken<'a>;
+impl<P: UsbPlatform> phy::Device for EthernetDevice<P> {
+    type RxToken<'a> = RxToken<'a, P>;
+    type TxToken<'a> = TxToken<'a, P>;
 
-    fn receive(&mut self, _timestamp: Instant) -> Option<(RxToken<'_>, TxToken<'_>)> {
+    fn receive(&mut self, _timestamp: Instant) -> Option<(RxToken<'_, P>, TxToken<'_, P>)> {
         self.service();
         if self.rx.frame.is_none() || self.tx.queued == TX_BUFFERS {
             if self.rx.frame.is_some() {
@@ -526,7 +508,7 @@ impl phy::Device for EthernetDevice {
         Some((RxToken { ring: &mut self.rx }, TxToken { ring: &mut self.tx }))
     }
 
-    fn transmit(&mut self, _timestamp: Instant) -> Option<TxToken<'_>> {
+    fn transmit(&mut self, _timestamp: Instant) -> Option<TxToken<'_, P>> {
         self.tx.service();
         if self.tx.queued == TX_BUFFERS {
             self.tx.counters.full += 1;

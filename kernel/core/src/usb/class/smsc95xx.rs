@@ -9,19 +9,18 @@
 //! and BCE (transfers no longer than BURST_CAP packets) and RXDOFF 0, the LEDs, flow control
 //! and checksum offload off, PHY reset/advertisement/autonegotiation over MII with the PHY's
 //! link interrupts enabled, INT_EP_CTL.PHY_INT, then MAC_CR.TXEN/RXEN (FDPX from the resolved
-//! duplex) and TX_CFG.ON. The data path is [`super::ethernet`] with SMSC framing; the
+//! duplex) and TX_CFG.ON. The data path is [`crate::usb::ethernet`] with SMSC framing; the
 //! [`Controller`] keeps an interrupt IN transfer armed and, when the chip reports a PHY
 //! interrupt, reads the PHY's link and duplex and updates MAC_CR.
 //!
 //! Every wait has a deadline; a failed register access fails the attach (the error is logged
 //! and the kernel goes on without a network) or, after boot, is counted.
 
-use jos_kcore::usb::descriptor::DeviceDescriptor;
-use jos_kcore::usb::smsc95xx::{self as chip, address, phy, Link};
-
-use super::dwc2::{Channel, EndpointType, Pid, Pipe, Speed, UsbError};
-use super::ethernet::{self, Controller as EthernetController, EthernetDevice, Framing};
-use super::{hal, Bus, ControlPipe, Device};
+use crate::usb::bus::{Bus, ControlPipe, Device, Endpoint0};
+use crate::usb::descriptor::DeviceDescriptor;
+use crate::usb::ethernet::{Controller as EthernetController, EthernetDevice, Framing};
+use crate::usb::host::{Channel, EndpointType, Pid, Pipe, UsbError, UsbPlatform};
+use crate::usb::smsc95xx::{self as chip, address, phy, Link};
 
 /// Bytes per receive buffer: BURST_CAP is set so no bulk IN transfer is longer (8 high-speed
 /// packets; several frames each).
@@ -40,12 +39,13 @@ pub fn probe(device: &DeviceDescriptor, configuration: &[u8]) -> bool {
 }
 
 /// Register access over a control pipe.
-struct Registers<'a> {
-    pipe: &'a mut ControlPipe,
-    device: (u8, u8, Speed),
+struct Registers<'a, P: UsbPlatform> {
+    pipe: &'a mut ControlPipe<P>,
+    device: Endpoint0,
+    platform: &'static P,
 }
 
-impl Registers<'_> {
+impl<P: UsbPlatform> Registers<'_, P> {
     fn read(&mut self, register: u16) -> Result<u32, UsbError> {
         let mut bytes = [0u8; 4];
         let got = self.pipe.control(self.device, chip::read_register(register), &mut bytes)?;
@@ -62,16 +62,16 @@ impl Registers<'_> {
 
     /// Waits until `(register & mask) == 0`, up to `timeout_us`.
     fn wait_clear(&mut self, register: u16, mask: u32, timeout_us: u64) -> Result<(), UsbError> {
-        let deadline = hal::now_micros() + timeout_us;
+        let deadline = self.platform.now_micros() + timeout_us;
         loop {
             let value = self.read(register)?;
             if value & mask == 0 {
                 return Ok(());
             }
-            if hal::now_micros() > deadline {
+            if self.platform.now_micros() > deadline {
                 return Err(UsbError::Timeout(value));
             }
-            hal::delay_micros(1_000);
+            self.platform.delay_micros(1_000);
         }
     }
 
@@ -131,27 +131,28 @@ pub enum MacSource {
 
 /// The MAC address: the firmware's `smsc95xx.macaddr=` when the boot path recorded a command
 /// line, else a stable locally administered address from the board serial number.
-pub fn mac_address() -> ([u8; 6], MacSource) {
-    if let Some(mac) = crate::board::cmdline_mac().filter(chip::is_usable_mac) {
+pub fn mac_address<P: UsbPlatform>(platform: &P) -> ([u8; 6], MacSource) {
+    if let Some(mac) = platform.configured_mac().filter(chip::is_usable_mac) {
         return (mac, MacSource::CommandLine);
     }
-    (chip::mac_from_serial(hal::board_serial()), MacSource::Serial)
+    (chip::mac_from_serial(platform.board_serial().unwrap_or(0)), MacSource::Serial)
 }
 
 /// Resets and configures the chip and its PHY, then hands the bulk endpoints to the Ethernet
 /// data path.
-pub fn attach(bus: &mut Bus, device: &Device, configuration: &[u8]) -> Result<(), UsbError> {
+pub fn attach<P: UsbPlatform>(bus: &mut Bus<P>, device: &Device, configuration: &[u8]) -> Result<(), UsbError> {
     let endpoints = chip::find_endpoints(configuration).map_err(UsbError::Descriptor)?;
-    let handle = (device.address, device.max_packet0, device.speed);
-    let mut pipe = ControlPipe::new(bus.host(), 64)?;
-    let mut regs = Registers { pipe: &mut pipe, device: handle };
+    let handle = device.endpoint0();
+    let platform = bus.platform();
+    let mut pipe = ControlPipe::new(platform, 64)?;
+    let mut regs = Registers { pipe: &mut pipe, device: handle, platform };
     let id = regs.read(address::ID_REV)?;
     // Lite reset, then the PHY's reset (datasheet 7.3.5 HW_CFG.LRST, 7.3.8 PM_CTRL.PHY_RST).
     regs.write(address::HW_CFG, chip::value(chip::HW_CFG::LRST::SET))?;
     regs.wait_clear(address::HW_CFG, chip::value(chip::HW_CFG::LRST::SET), RESET_TIMEOUT_US)?;
     regs.write(address::PM_CTRL, chip::value(chip::PM_CTRL::PHY_RST::SET))?;
     regs.wait_clear(address::PM_CTRL, chip::value(chip::PM_CTRL::PHY_RST::SET), RESET_TIMEOUT_US)?;
-    let (mac, source) = mac_address();
+    let (mac, source) = mac_address(platform);
     let (low, high) = chip::address_registers(mac);
     regs.write(address::ADDRL, low)?;
     regs.write(address::ADDRH, high)?;
@@ -178,12 +179,12 @@ pub fn attach(bus: &mut Bus, device: &Device, configuration: &[u8]) -> Result<()
     // The PHY: identity, reset, advertise everything, link interrupts, autonegotiate.
     let phy_id = (u32::from(regs.mii_read(phy::PHYSID1)?) << 16) | u32::from(regs.mii_read(phy::PHYSID2)?);
     regs.mii_write(phy::BMCR, phy::BMCR_RESET)?;
-    let deadline = hal::now_micros() + PHY_RESET_TIMEOUT_US;
+    let deadline = platform.now_micros() + PHY_RESET_TIMEOUT_US;
     while regs.mii_read(phy::BMCR)? & phy::BMCR_RESET != 0 {
-        if hal::now_micros() > deadline {
+        if platform.now_micros() > deadline {
             return Err(UsbError::Timeout(u32::from(phy::BMCR_RESET)));
         }
-        hal::delay_micros(1_000);
+        platform.delay_micros(1_000);
     }
     regs.mii_write(phy::ANAR, phy::ANAR_ALL)?;
     let _ = regs.mii_read(phy::INT_SRC)?;
@@ -195,26 +196,15 @@ pub fn attach(bus: &mut Bus, device: &Device, configuration: &[u8]) -> Result<()
     regs.write(address::MAC_CR, mac_cr)?;
     regs.write(address::TX_CFG, chip::value(chip::TX_CFG::ON::SET))?;
 
-    let bulk = |address: u8, max_packet: u16| Pipe {
-        device: device.address,
-        endpoint: address & 0x0f,
-        is_in: address & 0x80 != 0,
-        kind: EndpointType::Bulk,
-        max_packet,
-        speed: device.speed,
-    };
-    let interrupt = Pipe {
-        device: device.address,
-        endpoint: endpoints.interrupt_in & 0x0f,
-        is_in: true,
-        kind: EndpointType::Interrupt,
-        max_packet: endpoints.interrupt_max_packet.clamp(4, 64),
-        speed: device.speed,
-    };
-    let host = bus.host();
-    let controller = Controller::new(host, pipe, handle, interrupt, link, bus.console())?;
+    let bulk = |address: u8, max_packet: u16| device.pipe(address, EndpointType::Bulk, max_packet);
+    let interrupt = device.pipe(
+        0x80 | endpoints.interrupt_in,
+        EndpointType::Interrupt,
+        endpoints.interrupt_max_packet.clamp(4, 64),
+    );
+    let controller = Controller::new(platform, pipe, handle, interrupt, link, bus.console())?;
     let ethernet = EthernetDevice::new(
-        host,
+        platform,
         Framing::Smsc { rx_offset: 0 },
         mac,
         bulk(endpoints.bulk_in, endpoints.bulk_in_max_packet),
@@ -243,7 +233,7 @@ pub fn attach(bus: &mut Bus, device: &Device, configuration: &[u8]) -> Result<()
         burst,
         LinkText(link),
     ));
-    ethernet::DEVICE.put(ethernet);
+    bus.set_ethernet(ethernet);
     Ok(())
 }
 
@@ -278,10 +268,10 @@ pub struct ControllerCounters {
 
 /// The SMSC chip's link monitor: an interrupt IN transfer kept armed on the status endpoint;
 /// a PHY interrupt makes it read the PHY's link and duplex and set MAC_CR to match.
-pub struct Controller {
-    host: &'static super::dwc2::Dwc2,
-    pipe: ControlPipe,
-    device: (u8, u8, Speed),
+pub struct Controller<P: UsbPlatform> {
+    platform: &'static P,
+    pipe: ControlPipe<P>,
+    device: Endpoint0,
     channel: Channel,
     interrupt: Pipe,
     pid: Pid,
@@ -293,19 +283,19 @@ pub struct Controller {
     pub counters: ControllerCounters,
 }
 
-impl Controller {
+impl<P: UsbPlatform> Controller<P> {
     fn new(
-        host: &'static super::dwc2::Dwc2,
-        pipe: ControlPipe,
-        device: (u8, u8, Speed),
+        platform: &'static P,
+        pipe: ControlPipe<P>,
+        device: Endpoint0,
         interrupt: Pipe,
         link: Link,
         log: fn(core::fmt::Arguments),
     ) -> Result<Self, UsbError> {
-        let buffer = hal::dma_alloc(64, 64).ok_or(UsbError::NoMemory)?;
-        let channel = host.claim_channel()?;
+        let buffer = platform.dma_alloc(64, 64).ok_or(UsbError::NoMemory)?;
+        let channel = platform.claim_channel()?;
         Ok(Self {
-            host,
+            platform,
             pipe,
             device,
             channel,
@@ -329,13 +319,12 @@ impl Controller {
     /// that is "no news", re-armed at the next call.
     pub fn service(&mut self) {
         if self.armed {
-            match self.host.poll(self.channel) {
+            match self.platform.poll(self.channel, self.buffer) {
                 None => return,
                 Some(Ok(done)) => {
                     self.armed = false;
                     self.pid = done.next_pid;
                     if done.length >= 4 {
-                        hal::invalidate_for_cpu(&self.buffer[..4]);
                         let status =
                             u32::from_le_bytes([self.buffer[0], self.buffer[1], self.buffer[2], self.buffer[3]]);
                         self.counters.interrupts += 1;
@@ -347,15 +336,14 @@ impl Controller {
                 Some(Err(_)) => self.armed = false,
             }
         }
-        let bus = hal::bus_address(self.buffer.as_ptr() as usize);
         let length = usize::from(self.interrupt.max_packet);
-        if self.host.start(self.channel, &self.interrupt, bus, length, self.pid).is_ok() {
+        if self.platform.start(self.channel, &self.interrupt, self.buffer, length, self.pid).is_ok() {
             self.armed = true;
         }
     }
 
     fn update_link(&mut self) {
-        let mut regs = Registers { pipe: &mut self.pipe, device: self.device };
+        let mut regs = Registers { pipe: &mut self.pipe, device: self.device, platform: self.platform };
         let result = (|| -> Result<Link, UsbError> {
             let _ = regs.mii_read(phy::INT_SRC)?; // read clears the PHY's interrupt
             regs.write(address::INT_STS, chip::value(chip::INT_STS::PHY_INT::SET))?;

@@ -7,14 +7,13 @@
 //! needed there; the Pi 1 B's LAN9512 is a high-speed hub with a high-speed Ethernet function,
 //! which also needs none.
 
-use jos_kcore::usb::descriptor::{self, Descriptor, Descriptors, DeviceDescriptor, TransferType};
-use jos_kcore::usb::hub::{self as class, HubDescriptor, PortStatus};
-
-use super::dwc2::{EndpointType, Pid, Pipe, Speed, UsbError};
-use super::{hal, Bus, Device};
+use crate::usb::bus::{Bus, Device};
+use crate::usb::descriptor::{self, Descriptor, Descriptors, DeviceDescriptor, TransferType};
+use crate::usb::host::{self, EndpointType, Pid, Speed, UsbError, UsbPlatform};
+use crate::usb::hub::{self as class, HubDescriptor, PortStatus};
 
 /// How long a port may stay in reset before we give up on it.
-const RESET_TIMEOUT_US: u64 = 500_000;
+pub const RESET_TIMEOUT_US: u64 = 500_000;
 
 /// Accepts hubs: device class 9, or an interface of class 9.
 pub fn probe(device: &DeviceDescriptor, configuration: &[u8]) -> bool {
@@ -25,8 +24,8 @@ pub fn probe(device: &DeviceDescriptor, configuration: &[u8]) -> bool {
 }
 
 /// Powers every port, then resets and enumerates each connected device.
-pub fn attach(bus: &mut Bus, hub: &Device, configuration: &[u8]) -> Result<(), UsbError> {
-    let handle = (hub.address, hub.max_packet0, hub.speed);
+pub fn attach<P: UsbPlatform>(bus: &mut Bus<P>, hub: &Device, configuration: &[u8]) -> Result<(), UsbError> {
+    let handle = hub.endpoint0();
     let mut raw = [0u8; 16];
     let got = bus.control(handle, class::get_hub_descriptor(raw.len() as u16), &mut raw)?;
     let info = HubDescriptor::parse(&raw[..got]).map_err(UsbError::Descriptor)?;
@@ -34,7 +33,7 @@ pub fn attach(bus: &mut Bus, hub: &Device, configuration: &[u8]) -> Result<(), U
     for port in 1..=info.ports {
         bus.control(handle, class::set_port_feature(port, class::PORT_POWER), &mut [])?;
     }
-    hal::delay_micros((u32::from(info.power_on_to_good_ms).max(20)) * 1000);
+    bus.platform().delay_micros((u32::from(info.power_on_to_good_ms).max(20)) * 1000);
     poll_status_change(bus, hub, configuration);
     let mut found = 0;
     for port in 1..=info.ports {
@@ -67,12 +66,13 @@ pub fn attach(bus: &mut Bus, hub: &Device, configuration: &[u8]) -> Result<(), U
 }
 
 /// Resets `port` and returns the speed of its device once the port is enabled.
-fn reset_port(bus: &mut Bus, hub: &Device, port: u8) -> Result<Speed, UsbError> {
-    let handle = (hub.address, hub.max_packet0, hub.speed);
+fn reset_port<P: UsbPlatform>(bus: &mut Bus<P>, hub: &Device, port: u8) -> Result<Speed, UsbError> {
+    let handle = hub.endpoint0();
+    let platform = bus.platform();
     bus.control(handle, class::set_port_feature(port, class::PORT_RESET), &mut [])?;
-    let deadline = hal::now_micros() + RESET_TIMEOUT_US;
+    let deadline = platform.now_micros() + RESET_TIMEOUT_US;
     loop {
-        hal::delay_micros(10_000);
+        platform.delay_micros(10_000);
         let mut raw = [0u8; 4];
         let got = bus.control(handle, class::get_port_status(port), &mut raw)?;
         let status = PortStatus::parse(&raw[..got]).map_err(UsbError::Descriptor)?;
@@ -82,14 +82,14 @@ fn reset_port(bus: &mut Bus, hub: &Device, port: u8) -> Result<Speed, UsbError> 
             if !status.enabled() {
                 return Err(UsbError::PortNotEnabled);
             }
-            hal::delay_micros(10_000); // TRSTRCY
+            platform.delay_micros(10_000); // TRSTRCY
             return Ok(match status.speed() {
                 class::Speed::Low => Speed::Low,
                 class::Speed::Full => Speed::Full,
                 class::Speed::High => Speed::High,
             });
         }
-        if hal::now_micros() > deadline {
+        if platform.now_micros() > deadline {
             return Err(UsbError::PortNotEnabled);
         }
     }
@@ -98,7 +98,7 @@ fn reset_port(bus: &mut Bus, hub: &Device, port: u8) -> Result<Speed, UsbError> 
 /// Reads the hub's status-change bitmap once through its interrupt IN endpoint and logs it.
 /// An interrupt endpoint with nothing to report answers NAK, which halts the channel: that is
 /// reported as "no change", not as an error.
-fn poll_status_change(bus: &mut Bus, hub: &Device, configuration: &[u8]) {
+fn poll_status_change<P: UsbPlatform>(bus: &mut Bus<P>, hub: &Device, configuration: &[u8]) {
     let Some(endpoint) = Descriptors::new(configuration).ok().and_then(|mut all| {
         all.find_map(|d| match d {
             Ok(Descriptor::Endpoint(e)) if e.is_in() && e.transfer_type == TransferType::Interrupt => Some(e),
@@ -107,25 +107,16 @@ fn poll_status_change(bus: &mut Bus, hub: &Device, configuration: &[u8]) {
     }) else {
         return;
     };
-    let host = bus.host();
-    let Ok(channel) = host.claim_channel() else { return };
-    let Some(buffer) = hal::dma_alloc(64, 64) else {
-        host.release_channel(channel);
+    let platform = bus.platform();
+    let Ok(channel) = platform.claim_channel() else { return };
+    let Some(buffer) = platform.dma_alloc(64, 64) else {
+        platform.release_channel(channel);
         return;
     };
-    let pipe = Pipe {
-        device: hub.address,
-        endpoint: endpoint.number(),
-        is_in: true,
-        kind: EndpointType::Interrupt,
-        max_packet: endpoint.max_packet_size.clamp(1, 64),
-        speed: hub.speed,
-    };
+    let pipe = hub.pipe(0x80 | endpoint.number(), EndpointType::Interrupt, endpoint.max_packet_size.clamp(1, 64));
     let length = usize::from(pipe.max_packet);
-    let bus_address = hal::bus_address(buffer.as_ptr() as usize);
-    match host.transfer(channel, &pipe, bus_address, length, Pid::Data0, 50_000) {
+    match host::transfer(platform, channel, &pipe, buffer, length, Pid::Data0, 50_000) {
         Ok(done) => {
-            hal::invalidate_for_cpu(&buffer[..done.length]);
             bus.log(format_args!(
                 "usb: hub {}: status change bitmap {:02x?}",
                 hub.address,
@@ -137,5 +128,5 @@ fn poll_status_change(bus: &mut Bus, hub: &Device, configuration: &[u8]) {
         }
         Err(error) => bus.log(format_args!("usb: hub {}: status change endpoint: {error:?}", hub.address)),
     }
-    host.release_channel(channel);
+    platform.release_channel(channel);
 }
