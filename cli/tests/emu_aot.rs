@@ -500,11 +500,11 @@ fn aot_blobs_on_the_emulated_device_keep_wasm_semantics_and_the_device_serving()
     // Semantics: the host's interpreter, the device's interpreter and the device's AOT blob print
     // the same bytes.
     for (name, file) in &semantics {
-        let local = emu.run(&["run", "--local", &file, "--json"]);
+        let local = emu.run(&["run", "--local", file, "--json"]);
         assert_success(&local);
         let local = json(&local);
-        let wasm = push(&emu, &file, false, &[], 0);
-        let aot = push(&emu, &file, true, &[], 0);
+        let wasm = push(&emu, file, false, &[], 0);
+        let aot = push(&emu, file, true, &[], 0);
         let length = local["exit_value"].as_i64().unwrap();
         assert!(length > 16, "{name}: only {length} bytes of results");
         assert_eq!(local["output_hex"].as_str().map(|hex| hex.len() as i64), Some(2 * length), "{name}");
@@ -518,11 +518,11 @@ fn aot_blobs_on_the_emulated_device_keep_wasm_semantics_and_the_device_serving()
 
     // Traps: status Trap both ways; the AOT blob logs wasm's reason.
     for (name, file, reason) in &traps {
-        let local = emu.run(&["run", "--local", &file, "--json"]);
+        let local = emu.run(&["run", "--local", file, "--json"]);
         assert_exit(&local, 12);
-        let wasm = push(&emu, &file, false, &[], 12);
+        let wasm = push(&emu, file, false, &[], 12);
         assert_eq!(wasm["status"], "trap", "{name}: {wasm}");
-        let aot = push(&emu, &file, true, &[], 12);
+        let aot = push(&emu, file, true, &[], 12);
         assert_eq!(aot["status"], "trap", "{name}: {aot}");
         let lines = logs(&aot);
         assert!(lines.contains("wasm trap: ") && lines.contains(reason), "{name}: AOT logs {lines}");
