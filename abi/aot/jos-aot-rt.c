@@ -74,6 +74,13 @@ void jos_aot_trap(wasm_rt_trap_t trap) {
     for (;;) __builtin_trap();
 }
 
+/* newlib's libm wrappers (sqrtf, sqrt: wasm2c's f32.sqrt and f64.sqrt) set errno through
+ * __errno(), which newlib's libc would give: wasm has no errno, so one word the job never reads. */
+int *__errno(void) {
+    static int jos_aot_errno;
+    return &jos_aot_errno;
+}
+
 /* newlib's assert() (wasm2c's output asserts that the runtime was initialised): ends the job as a
  * trap too. */
 void __assert_func(const char *file, int line, const char *function, const char *expression) {

@@ -260,7 +260,7 @@ pub fn seeds() -> Vec<(&'static str, &'static str, Vec<u8>)> {
     use crate::syscall::{AbiVersion, LogLevel, SyscallId};
     use crate::wire::call::CallValue;
     use crate::wire::discovery::LoadState;
-    use crate::wire::{Call, Format, Formats, JobStatus, Limits, LogLine, Logs, Results, Stats};
+    use crate::wire::{Call, Engine, Format, Formats, JobStatus, Limits, LogLine, Logs, Results, Stats};
 
     let mut seeds = Vec::new();
 
@@ -329,7 +329,14 @@ pub fn seeds() -> Vec<(&'static str, &'static str, Vec<u8>)> {
             Message::JobResult {
                 status: JobStatus::Ok,
                 exit_value: 0,
-                stats: Stats { fuel_used: 5000, time_us: 1300, cpu_us: 900, cycles: 0, peak_memory: 65536 },
+                stats: Stats {
+                    fuel_used: 5000,
+                    time_us: 1300,
+                    cpu_us: 900,
+                    cycles: 0,
+                    peak_memory: 65536,
+                    engine: Engine::WasmInterpreter,
+                },
                 output: &[0x5d; 16],
                 results: Results::EMPTY,
                 logs: Logs::from_slice(&lines),
@@ -340,7 +347,14 @@ pub fn seeds() -> Vec<(&'static str, &'static str, Vec<u8>)> {
             Message::JobResult {
                 status: JobStatus::Ok,
                 exit_value: 0,
-                stats: Stats { fuel_used: 70, time_us: 40, cpu_us: 40, cycles: 0, peak_memory: 65536 },
+                stats: Stats {
+                    fuel_used: 70,
+                    time_us: 40,
+                    cpu_us: 40,
+                    cycles: 0,
+                    peak_memory: 65536,
+                    engine: Engine::Aot,
+                },
                 output: b"side output\n",
                 results: Results::from_slice(&values),
                 logs: Logs::from_slice(&[]),

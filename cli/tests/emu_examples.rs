@@ -1,12 +1,14 @@
 //! Every guest example, end to end as a user types it, against one emulated device (one QEMU boot
 //! for this whole file): `jos-cli build` each of md5, sha256, fib and imagefilter in C and in Rust
-//! as wasm and as native, `jos-cli run --local` the wasm module, `jos-cli push` the wasm module and
-//! `jos-cli push --native` the blob to `jos-cli emu start`'s device, and check that the three
-//! outputs are byte-identical and equal to what the host computes (the `md-5` and `sha2` crates,
-//! a Rust fib, the filter's luma formula). Then the device-side exit codes, each produced by a
+//! as wasm and as native, `jos-cli run --local` the wasm module, `jos-cli push` the wasm module,
+//! `jos-cli push --aot` the same module (compiled ahead of time) and `jos-cli push --native` the
+//! blob to `jos-cli emu start`'s device, and check that the four outputs are byte-identical and
+//! equal to what the host computes (the `md-5` and `sha2` crates, a Rust fib, the filter's luma
+//! formula), and that each result names the engine that ran it (`stats.engine`: wasm, aot,
+//! native); an AOT blob invoked again by its hash gives the same output. Then the device-side exit codes, each produced by a
 //! real failure on the emulated device (see `cli/tests/exit_codes.rs` for the full table).
 //! echo (a network-serving job) runs with the `net` right: `run --local --grant net` and pushed
-//! as wasm and native, each answering three datagrams (through `emu start`'s forwarded job port
+//! as wasm, AOT and native, each answering three datagrams (through `emu start`'s forwarded job port
 //! for the device), all printing the same "echoed 3".
 
 #[path = "support/kernel.rs"]
@@ -117,6 +119,17 @@ fn case(example: &Example) -> (Vec<u8>, Vec<u8>) {
 
 fn output_hex(report: &serde_json::Value, what: &str) -> String {
     assert_eq!(report["status"], "ok", "{what}: {report}");
+    if report["place"] == "emu" {
+        // The device names the engine: push --aot and --native give blobs, the rest wasm.
+        let engine = if what.contains("--aot") {
+            "aot"
+        } else if what.contains("native") {
+            "native"
+        } else {
+            "wasm"
+        };
+        assert_eq!(report["stats"]["engine"], engine, "{what}: {report}");
+    }
     report["output_hex"].as_str().unwrap_or_else(|| panic!("{what}: no output_hex in {report}")).to_string()
 }
 
@@ -186,9 +199,24 @@ fn examples_and_device_exit_codes_on_one_emulated_device() {
         let native = emu.run(&["push", &format!("{stem}.blob"), "--native", "--input", &input_file, "--json"]);
         assert_success(&native);
         let native = output_hex(&json(&native), &what("push --native"));
+        let aot = emu.run(&["push", &format!("{stem}.wasm"), "--aot", "--input", &input_file, "--json"]);
+        assert_success(&aot);
+        let aot_report = json(&aot);
+        let aot = output_hex(&aot_report, &what("push --aot"));
         assert_eq!(local, hex(&expected), "{}: run --local differs from the host's result", what(""));
         assert_eq!(wasm, local, "{}: the device's wasm result differs from run --local", what(""));
         assert_eq!(native, local, "{}: the device's native result differs from run --local", what(""));
+        assert_eq!(aot, local, "{}: the device's AOT result differs from run --local", what(""));
+        assert_ne!(aot_report["hash"], wasm_report["hash"], "{}: the AOT blob is not the wasm module", what(""));
+        if stem == "md5-c" {
+            // Cached on the device: invoked by its hash (a prefix of it), not sent again.
+            let hash = aot_report["hash"].as_str().unwrap();
+            let invoked = emu.run(&["invoke", &hash[..12], "--input", &input_file, "--json"]);
+            assert_success(&invoked);
+            let invoked = json(&invoked);
+            assert_eq!(invoked["bytes_sent"].as_u64().map(|sent| sent < 2048), Some(true), "{invoked}");
+            assert_eq!(output_hex(&invoked, &what("invoke --aot blob")), local);
+        }
     }
 
     echo(&emu, &job_port, device_port);
@@ -246,16 +274,16 @@ fn echo(emu: &Emu, job_port: &str, device_port: u64) {
         assert_eq!(local, hex(b"echoed 3\n"), "{stem} run --local");
 
         emu.write("echo-device.input", format!("{device_port} 3").as_bytes());
-        for (file, native) in [(format!("{stem}.wasm"), false), (format!("{stem}.blob"), true)] {
+        let wasm = format!("{stem}.wasm");
+        for (file, how) in [(wasm.clone(), None), (wasm, Some("--aot")), (format!("{stem}.blob"), Some("--native"))] {
             let mut args = vec!["push", file.as_str(), "--input", "echo-device.input", "--json"];
-            if native {
-                args.push("--native");
-            }
+            args.extend(how);
             let job = emu.spawn(&args);
             exchange(job_port);
             let output = job.wait_with_output().unwrap();
             assert_success(&output);
-            assert_eq!(output_hex(&json(&output), &file), local, "{file}: the device's echo differs from run --local");
+            let what = format!("{file} {}", how.unwrap_or(""));
+            assert_eq!(output_hex(&json(&output), &what), local, "{what}: the device's echo differs from run --local");
         }
     }
 }

@@ -327,14 +327,16 @@ pub struct Stats {
 impl Stats {
     /// The wire protocol's stats (`cycles` as measured by the caller, 0 when not; `cpu_us` is
     /// `time_us`, true of a job run in one go: a caller that interleaves the job's slices with
-    /// other work sets the sum of its slices instead; peak memory saturated at `u32::MAX`).
-    pub fn to_wire(&self) -> jos_abi::wire::Stats {
+    /// other work sets the sum of its slices instead; peak memory saturated at `u32::MAX`;
+    /// `engine` names what ran the job).
+    pub fn to_wire(&self, engine: jos_abi::wire::Engine) -> jos_abi::wire::Stats {
         jos_abi::wire::Stats {
             fuel_used: self.fuel_used,
             time_us: self.time_us,
             cpu_us: self.time_us,
             cycles: self.cycles,
             peak_memory: u32::try_from(self.peak_memory_bytes).unwrap_or(u32::MAX),
+            engine,
         }
     }
 }

@@ -24,8 +24,8 @@ use call::{CallValue, RESULT_LEN};
 
 /// The TCP port of the offload service.
 pub const OFFLOAD_PORT: u16 = 4748;
-/// The protocol version a [`Message::Hello`] carries.
-pub const PROTOCOL_VERSION: u16 = 2;
+/// The protocol version a [`Message::Hello`] carries (3 added [`Stats::engine`]).
+pub const PROTOCOL_VERSION: u16 = 3;
 /// Length of the frame header.
 pub const FRAME_HEADER_LEN: usize = 2;
 /// The largest frame payload: a Noise message.
@@ -308,6 +308,44 @@ impl TryFrom<u8> for JobStatus {
     }
 }
 
+/// Which engine ran a job (a field of [`Stats`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Default)]
+#[repr(u8)]
+pub enum Engine {
+    /// The wasm interpreter ran a wasm module.
+    #[default]
+    WasmInterpreter = 1,
+    /// A native blob ran in user mode.
+    Native = 2,
+    /// A native blob compiled ahead of time from a wasm module (`BlobFlags::AOT`) ran in user
+    /// mode.
+    Aot = 3,
+}
+
+impl Engine {
+    /// The lower-case name jos-cli prints (`wasm`, `native`, `aot`).
+    pub const fn name(self) -> &'static str {
+        match self {
+            Engine::WasmInterpreter => "wasm",
+            Engine::Native => "native",
+            Engine::Aot => "aot",
+        }
+    }
+}
+
+impl TryFrom<u8> for Engine {
+    type Error = WireError;
+
+    fn try_from(value: u8) -> Result<Self, WireError> {
+        match value {
+            1 => Ok(Engine::WasmInterpreter),
+            2 => Ok(Engine::Native),
+            3 => Ok(Engine::Aot),
+            _ => Err(WireError::BadValue),
+        }
+    }
+}
+
 /// What a job used.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Default)]
 pub struct Stats {
@@ -323,20 +361,22 @@ pub struct Stats {
     pub cycles: u64,
     /// Peak memory in bytes (linear memory or loaded size).
     pub peak_memory: u32,
+    /// The engine that ran the job (or would have: a job refused at load names the engine of its
+    /// module's format).
+    pub engine: Engine,
 }
 
 impl Stats {
     /// Encoded size.
-    pub const LEN: usize = 36;
+    pub const LEN: usize = 37;
 
-    fn read(cursor: &mut Cursor<'_>) -> Option<Self> {
-        Some(Stats {
-            fuel_used: cursor.u64()?,
-            time_us: cursor.u64()?,
-            cpu_us: cursor.u64()?,
-            cycles: cursor.u64()?,
-            peak_memory: cursor.u32()?,
-        })
+    /// `Err(Truncated)` when bytes are missing, `Err(BadValue)` for an unknown engine.
+    fn read(cursor: &mut Cursor<'_>) -> Result<Self, WireError> {
+        let mut field = || cursor.u64().ok_or(WireError::Truncated);
+        let (fuel_used, time_us, cpu_us, cycles) = (field()?, field()?, field()?, field()?);
+        let peak_memory = cursor.u32().ok_or(WireError::Truncated)?;
+        let engine = Engine::try_from(cursor.u8().ok_or(WireError::Truncated)?)?;
+        Ok(Stats { fuel_used, time_us, cpu_us, cycles, peak_memory, engine })
     }
 
     fn write(&self, writer: &mut Writer<'_>) -> Option<()> {
@@ -344,7 +384,8 @@ impl Stats {
         writer.u64(self.time_us)?;
         writer.u64(self.cpu_us)?;
         writer.u64(self.cycles)?;
-        writer.u32(self.peak_memory)
+        writer.u32(self.peak_memory)?;
+        writer.u8(self.engine as u8)
     }
 }
 
@@ -777,7 +818,7 @@ impl<'a> Message<'a> {
             kind::JOB_RESULT => {
                 let status = JobStatus::try_from(cursor.u8().ok_or(Truncated)?)?;
                 let exit_value = cursor.u32().ok_or(Truncated)? as i32;
-                let stats = Stats::read(&mut cursor).ok_or(Truncated)?;
+                let stats = Stats::read(&mut cursor)?;
                 let output = read_bytes(&mut cursor, cursor_u32_len, MAX_OUTPUT_LEN)?;
                 let result_count = usize::from(cursor.u8().ok_or(Truncated)?);
                 if result_count > MAX_CALL_RESULTS {
@@ -1048,7 +1089,7 @@ mod tests {
         progress.extend_from_slice(&11u32.to_le_bytes());
         round_trip(Message::Progress { fuel_used: 9, elapsed_us: 10, output_len: 11 }, &progress);
 
-        let stats = Stats { fuel_used: 1, time_us: 2, cpu_us: 5, cycles: 3, peak_memory: 4 };
+        let stats = Stats { fuel_used: 1, time_us: 2, cpu_us: 5, cycles: 3, peak_memory: 4, engine: Engine::Aot };
         let lines = [LogLine { level: LogLevel::Info, text: "hi" }, LogLine { level: LogLevel::Error, text: "" }];
         let mut result = vec![8, 2];
         result.extend_from_slice(&(-1i32).to_le_bytes());
@@ -1056,6 +1097,9 @@ mod tests {
             result.extend_from_slice(&value.to_le_bytes());
         }
         result.extend_from_slice(&4u32.to_le_bytes());
+        // The engine (3: AOT), the last byte of the stats.
+        result.push(3);
+        let engine_at = result.len() - 1;
         result.extend_from_slice(&[2, 0, 0, 0, 0xde, 0xad]);
         let results_at = result.len();
         result.push(0);
@@ -1090,6 +1134,21 @@ mod tests {
         );
         let Ok(Message::JobResult { results, .. }) = Message::parse(&with_results) else { panic!("parses") };
         assert!(results.iter().eq(values));
+        // Each engine round-trips; an unknown one (0, 4) is refused.
+        for engine in [Engine::WasmInterpreter, Engine::Native, Engine::Aot] {
+            let mut bytes = result.clone();
+            bytes[engine_at] = engine as u8;
+            let Ok(Message::JobResult { stats, .. }) = Message::parse(&bytes) else { panic!("parses") };
+            assert_eq!(stats.engine, engine);
+            assert_eq!(Engine::try_from(engine as u8), Ok(engine));
+        }
+        for bad in [0, 4, 0xff] {
+            let mut bytes = result.clone();
+            bytes[engine_at] = bad;
+            assert_eq!(Message::parse(&bytes), Err(WireError::BadValue), "engine {bad}");
+        }
+        // Stats cut inside the engine byte.
+        assert_eq!(Message::parse(&result[..engine_at]), Err(WireError::Truncated));
         round_trip(
             Message::Error { code: ErrorCode::Busy, message: "busy" },
             &[9, 7, 0, 0, 0, 4, 0, b'b', b'u', b's', b'y'],
@@ -1135,6 +1194,8 @@ mod tests {
         assert_eq!(Message::parse(&result), Err(WireError::BadValue), "unknown status");
         let mut results = vec![8, 0];
         results.extend_from_slice(&[0; 4 + Stats::LEN + 4]);
+        // Zero stats but a known engine (the interpreter).
+        results[2 + 4 + Stats::LEN - 1] = Engine::WasmInterpreter as u8;
         let results_prefix = results.clone();
         results.extend_from_slice(&[17]);
         results.extend_from_slice(&[0; 17 * 9 + 2]);

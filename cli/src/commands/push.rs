@@ -1,13 +1,14 @@
 //! `jos-cli push` and `jos-cli invoke`: send code to a device (signing it when unsigned), run it,
 //! print its output, logs and status.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use indicatif::{ProgressBar, ProgressStyle};
 use jos_abi::blob::Blob;
 use jos_abi::wire::{Format, Limits};
 use jos_abi::AbiVersion;
+use jos_build::{BuildRequest, Format as BuildFormat};
 use jos_client::call::parse_args_untyped;
 use jos_client::store::{from_hex, Home};
 use jos_client::{Client, ClientError, DeviceSpec, Progress, PushRequest, ResolvedDevice, RunOutcome};
@@ -49,6 +50,7 @@ pub struct JobArgs {
 Examples:
   jos-cli push md5.wasm --input message.txt
   jos-cli push md5.blob --native --device lab-pi --timeout 2000
+  jos-cli push md5.wasm --aot --input message.txt   # compiled to a native blob here first
   echo -n abc | jos-cli push sha256.wasm --input - --json
   jos-cli push fib.wasm --call fib 30
   jos-cli push broken.wasm --raw --unsigned        # exercise the device's own checks
@@ -61,8 +63,19 @@ pub struct Args {
     /// The wasm module or native blob.
     pub file: PathBuf,
     /// The file is a native ARMv6 blob (detected from its magic when not given).
-    #[arg(long)]
+    #[arg(long, conflicts_with = "aot")]
     pub native: bool,
+    /// Compile the wasm module ahead of time first (as `build --format aot`: wasm2c and
+    /// arm-none-eabi-gcc) and push the AOT blob, signed like a native blob (the device runs it as
+    /// a native job: the signer needs the `native` right). The entry point only: no --call.
+    #[arg(long)]
+    pub aot: bool,
+    /// With --aot: the cap on the module's memory maximum, in 64 KiB pages. An AOT blob reserves
+    /// its whole memory up front (as bss), and the device refuses a blob larger than its memory
+    /// policy: the default, 240 pages (15 MiB), leaves 1 MiB for code and data under the default
+    /// 16 MiB policy.
+    #[arg(long, value_name = "PAGES", default_value_t = AOT_MEMORY_PAGES, requires = "aot")]
+    pub max_memory_pages: u64,
     /// Send the file without client-side checks (still signed unless --unsigned).
     #[arg(long)]
     pub raw: bool,
@@ -202,11 +215,52 @@ fn check_module(bytes: &[u8], format: Format) -> Result<(), CliError> {
     }
 }
 
+/// `push --aot`'s default memory cap in 64 KiB pages (15 MiB: the blob, its code and data
+/// included, fits the default 16 MiB memory policy of `jos-cli provision`).
+pub const AOT_MEMORY_PAGES: u64 = 240;
+
+/// `push --aot`: the wasm module compiled into an unsigned AOT blob (`jos_build`'s
+/// `build --format aot`, in a scratch folder) with its memory capped at `max_memory_pages`.
+fn compile_aot(file: &Path, module: &[u8], max_memory_pages: u64) -> Result<Vec<u8>, CliError> {
+    if !is_wasm(module) {
+        return Err(CliError::new(Exit::Input, format!("--aot takes a wasm module; {} is not one", file.display()))
+            .hint("build one with `jos-cli build SRC --format wasm`, or push a blob with --native"));
+    }
+    let scratch = tempfile::Builder::new()
+        .prefix("jos-push-aot-")
+        .tempdir()
+        .map_err(|error| CliError::new(Exit::Failure, format!("cannot create a temporary folder: {error}")))?;
+    let source = scratch.path().join("module.wasm");
+    let output = scratch.path().join("module.blob");
+    std::fs::write(&source, module)
+        .map_err(|error| CliError::new(Exit::Failure, format!("cannot write {}: {error}", source.display())))?;
+    let request = BuildRequest {
+        sources: vec![source],
+        format: BuildFormat::Aot,
+        output: Some(output.clone()),
+        max_memory_pages,
+        keep_names: false,
+        verbose: false,
+    };
+    jos_build::build(&request).map_err(|error| {
+        CliError::new(Exit::from_build(&error), format!("cannot compile {} ahead of time: {error}", file.display()))
+            .hint("`jos-cli build FILE --format aot --verbose` shows each step")
+    })?;
+    read_input(&output)
+}
+
 /// Runs `push`.
 pub fn run(args: Args) -> CommandResult {
     let home = home()?;
     let mut module = read_input(&args.file)?;
-    let format = if args.native || is_blob(&module) { Format::NativeArmv6 } else { Format::Wasm };
+    if args.aot {
+        if args.job.call.is_some() {
+            return Err(CliError::new(Exit::Usage, "--call works with wasm modules only, not with --aot")
+                .hint("an AOT blob runs its entry point `run`"));
+        }
+        module = compile_aot(&args.file, &module, args.max_memory_pages)?;
+    }
+    let format = if args.native || args.aot || is_blob(&module) { Format::NativeArmv6 } else { Format::Wasm };
     if !args.raw {
         match format {
             Format::NativeArmv6 if is_wasm(&module) => {
@@ -242,10 +296,10 @@ pub fn run(args: Args) -> CommandResult {
     let outcome = client.push_and_run(&device, &request, &mut |progress| display.update(progress));
     display.finish();
     let outcome = outcome?;
-    if format == Format::Wasm {
-        let path = cache_dir(&home).join(format!("{}.wasm", hex::encode(outcome.hash)));
-        jos_client::store::write_file(&path, &module, false).ok();
-    }
+    // Kept for `invoke` by a hash prefix (and, for wasm, the typed `--call`).
+    let extension = if format == Format::Wasm { "wasm" } else { "blob" };
+    let path = cache_dir(&home).join(format!("{}.{extension}", hex::encode(outcome.hash)));
+    jos_client::store::write_file(&path, &module, false).ok();
     report(&device, outcome, args.job.call.is_some())?.print(args.job.json)
 }
 
@@ -279,6 +333,9 @@ pub fn run_invoke(args: InvokeArgs) -> CommandResult {
     };
     let module = local.and_then(|path| std::fs::read(path).ok());
     let call = match (&args.job.call, &module) {
+        (Some(_), Some(module)) if is_blob(module) => {
+            return Err(CliError::new(Exit::Usage, "--call works with wasm modules only; this hash names a blob"))
+        }
         (Some(call), Some(module)) => Some(parse_call(module, call)?),
         (Some(call), None) => {
             let (name, rest) =

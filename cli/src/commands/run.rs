@@ -5,7 +5,7 @@
 use std::path::PathBuf;
 
 use jos_abi::wire::call::CallValue;
-use jos_abi::wire::{JobStatus, Stats};
+use jos_abi::wire::{Engine, JobStatus, Stats};
 use jos_client::call::{export_signature, format_value, parse_args};
 use jos_client::{status_name, JobLog};
 use jos_runtime::{Capabilities, Entry, Sandbox, SandboxConfig, StdHost, Value};
@@ -124,6 +124,7 @@ impl JobReport {
                     "cpu_us": self.stats.cpu_us,
                     "cycles": self.stats.cycles,
                     "peak_memory": self.stats.peak_memory,
+                    "engine": self.stats.engine.name(),
                 },
             });
             if let Some(hash) = self.hash {
@@ -159,10 +160,11 @@ impl JobReport {
         let time_ms = self.stats.time_us as f64 / 1000.0;
         let cpu_ms = self.stats.cpu_us as f64 / 1000.0;
         let mut summary = format!(
-            "{}: {} (exit value {}), {time_ms:.1} ms, cpu {cpu_ms:.1} ms",
+            "{}: {} (exit value {}), {} engine, {time_ms:.1} ms, cpu {cpu_ms:.1} ms",
             self.place,
             status_name(self.status),
-            self.exit_value
+            self.exit_value,
+            self.stats.engine.name()
         );
         if self.stats.fuel_used > 0 {
             summary += &format!(", fuel {}", self.stats.fuel_used);
@@ -268,6 +270,7 @@ pub fn run(args: Args) -> CommandResult {
             cpu_us: result.stats.time_us,
             cycles: 0,
             peak_memory: u32::try_from(result.stats.peak_memory_bytes).unwrap_or(u32::MAX),
+            engine: Engine::WasmInterpreter,
         },
         traffic: None,
     };

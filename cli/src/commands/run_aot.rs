@@ -13,7 +13,7 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use jos_abi::wire::{JobStatus, Stats};
+use jos_abi::wire::{Engine, JobStatus, Stats};
 use jos_runtime::{JobError, LimitKind, TrapCode};
 
 use crate::exit::Exit;
@@ -158,6 +158,7 @@ pub fn run(args: &Args, module: &[u8], input: &[u8]) -> CommandResult {
             cpu_us: elapsed_us,
             cycles: 0,
             peak_memory: u32::try_from(peak_memory).unwrap_or(u32::MAX),
+            engine: Engine::Aot,
         },
         traffic: None,
     };

@@ -7,13 +7,13 @@ use alloc::vec::Vec;
 use core::fmt::Write as _;
 use core::net::{IpAddr, Ipv4Addr};
 
-use jos_abi::blob::{Arch, Blob};
+use jos_abi::blob::{Arch, Blob, BlobFlags};
 use jos_abi::config::{Config, ConfigError, ConfigRepr, Policy};
 use jos_abi::signature::{self, TrustedSigner};
 use jos_abi::syscall::LogLevel;
 use jos_abi::wire::call::CallValue;
 use jos_abi::wire::discovery::{AdvertKey, AdvertRepr, LoadState, Probe, PROBE_LEN};
-use jos_abi::wire::{self, Format, Formats, JobStatus as WireStatus, Limits, Message, MAX_FRAME_LEN};
+use jos_abi::wire::{self, Engine, Format, Formats, JobStatus as WireStatus, Limits, Message, MAX_FRAME_LEN};
 use jos_abi::{AbiVersion, ErrorCode};
 use jos_runtime::host::HeapMeter;
 use jos_runtime::wasm::ModuleCache;
@@ -323,6 +323,8 @@ pub struct SessionId(pub u32);
 struct Request {
     session: SessionId,
     format: Format,
+    /// What runs it: the interpreter for wasm, native or AOT for a blob (by its flags).
+    engine: Engine,
     hash: [u8; 32],
     limits: Limits,
     input: Vec<u8>,
@@ -354,6 +356,7 @@ impl<H: Host + 'static> RunningJob<H> {
 struct Running<H: 'static> {
     session: SessionId,
     format: Format,
+    engine: Engine,
     hash: [u8; 32],
     job: RunningJob<H>,
     started_us: u64,
@@ -989,6 +992,18 @@ impl<P: Platform> Server<P> {
         Ok((verified.content_hash, Capabilities::from_rights(verified.rights)))
     }
 
+    /// The engine of a cached blob: [`Engine::Aot`] when it is marked compiled from wasm.
+    fn native_engine(&mut self, identity: &[u8; 32]) -> Engine {
+        let aot = self.natives.get(identity).is_some_and(|bytes| {
+            Blob::new_checked(bytes.as_slice()).is_ok_and(|blob| blob.flags().contains(BlobFlags::AOT))
+        });
+        if aot {
+            Engine::Aot
+        } else {
+            Engine::Native
+        }
+    }
+
     /// Keeps a verified blob under its identity (least recently used blobs make room).
     fn store_native(&mut self, identity: [u8; 32], bytes: Vec<u8>) {
         let cost = bytes.len();
@@ -1042,6 +1057,10 @@ impl<P: Platform> Server<P> {
             _ => return self.error(session, ErrorCode::NotFound, "no cached module with this SHA-256: push it first"),
         };
         let (hash, capabilities) = resolved.unwrap_or((hash, Capabilities::NONE));
+        let engine = match format {
+            Format::Wasm => Engine::WasmInterpreter,
+            Format::NativeArmv6 => self.native_engine(&hash),
+        };
         if self.queue.len() >= usize::from(self.config.policy.queue_len) {
             return self.error(session, ErrorCode::Busy, "job queue full");
         }
@@ -1053,6 +1072,7 @@ impl<P: Platform> Server<P> {
         self.queue.push_back(Request {
             session: id,
             format,
+            engine,
             hash,
             limits,
             input: input.to_vec(),
@@ -1081,7 +1101,7 @@ impl<P: Platform> Server<P> {
                         let result = JobResult::rejected(jos_runtime::LoadError::Malformed(
                             "module left the cache before it ran; push it again".to_string(),
                         ));
-                        self.finish(request.session, &result, 0, 0);
+                        self.finish(request.session, request.engine, &result, 0, 0);
                         return Slice::Ended;
                     };
                     let host = self.platform.host(request.input);
@@ -1098,6 +1118,7 @@ impl<P: Platform> Server<P> {
                     self.running = Some(Running {
                         session: request.session,
                         format: request.format,
+                        engine: request.engine,
                         hash: request.hash,
                         job: RunningJob::Wasm(job),
                         started_us: now_us,
@@ -1125,7 +1146,8 @@ impl<P: Platform> Server<P> {
                     if let Err(result) = started {
                         let phases = (request.received_us, start_us, loaded_us);
                         let took = loaded_us.saturating_sub(start_us);
-                        self.finish_timed(request.session, Format::NativeArmv6, phases, &result, (took, took));
+                        let job = (Format::NativeArmv6, request.engine);
+                        self.finish_timed(request.session, job, phases, &result, (took, took));
                         return Slice::Ended;
                     }
                     // The blob runs in steps below, like a wasm job's slices: its CPU time is the
@@ -1133,6 +1155,7 @@ impl<P: Platform> Server<P> {
                     self.running = Some(Running {
                         session: request.session,
                         format: request.format,
+                        engine: request.engine,
                         hash: request.hash,
                         job: RunningJob::Native,
                         started_us: now_us,
@@ -1177,29 +1200,30 @@ impl<P: Platform> Server<P> {
                 }
             }
             StepOutcome::Finished(result) => {
-                let (session, format, cpu_us) = (running.session, running.format, running.cpu_us);
+                let (session, job, cpu_us) = (running.session, (running.format, running.engine), running.cpu_us);
                 let time_us = slice_ended.saturating_sub(running.began_us);
                 let phases = (running.received_us, running.began_us, running.instantiated_us);
                 self.running = None;
-                self.finish_timed(session, format, phases, &result, (time_us, cpu_us));
+                self.finish_timed(session, job, phases, &result, (time_us, cpu_us));
                 Slice::Ended
             }
         }
     }
 
     /// [`Server::finish`], then the job's [`JobTiming`] to the platform. `phases` are when the
-    /// Invoke arrived, the job started and it was instantiated; `times` its `time_us` and `cpu_us`.
+    /// Invoke arrived, the job started and it was instantiated; `times` its `time_us` and `cpu_us`;
+    /// `job` its format and engine.
     fn finish_timed(
         &mut self,
         id: SessionId,
-        format: Format,
+        (format, engine): (Format, Engine),
         phases: (u64, u64, u64),
         result: &JobResult,
         times: (u64, u64),
     ) {
         let (received_us, start_us, instantiated_us) = phases;
         let finished_us = self.platform.now_us();
-        self.finish(id, result, times.0, times.1);
+        self.finish(id, engine, result, times.0, times.1);
         let done_us = self.platform.now_us();
         self.platform.timing(&Timing::Job(JobTiming {
             format,
@@ -1213,8 +1237,8 @@ impl<P: Platform> Server<P> {
     }
 
     /// Reports a finished job to its session: `time_us` from its start to its end, `cpu_us` the
-    /// part of it the job held the CPU.
-    fn finish(&mut self, id: SessionId, result: &JobResult, time_us: u64, cpu_us: u64) {
+    /// part of it the job held the CPU, `engine` what ran it.
+    fn finish(&mut self, id: SessionId, engine: Engine, result: &JobResult, time_us: u64, cpu_us: u64) {
         let mut status = wire_status(result.status);
         let mut detail = String::new();
         if result.values.len() > wire::MAX_CALL_RESULTS {
@@ -1273,6 +1297,7 @@ impl<P: Platform> Server<P> {
             cpu_us,
             cycles: result.stats.cycles,
             peak_memory: u32::try_from(result.stats.peak_memory_bytes).unwrap_or(u32::MAX),
+            engine,
         };
         let message = Message::JobResult {
             status,

@@ -7,7 +7,7 @@ mod common;
 
 use common::*;
 use jos_abi::signature::sha256;
-use jos_abi::wire::{Format, JobStatus, Limits, Message};
+use jos_abi::wire::{Engine, Format, JobStatus, Limits, Message};
 use jos_abi::ErrorCode;
 use jos_offload::{Server, ServerOptions};
 
@@ -65,6 +65,34 @@ fn native_blobs_get_their_signers_capabilities() {
     let network =
         run(&mut server, &mut client, Format::NativeArmv6, &signed_blob(&NATIVE_NET, jos_abi::AbiVersion::CURRENT));
     assert_eq!(exit_value(&network), 0b001);
+}
+
+/// The result's stats name the engine: the interpreter for wasm, native for a plain blob, AOT for
+/// a blob marked compiled from wasm, pushed and also invoked again by its hash from the cache.
+#[test]
+fn results_name_the_engine_that_ran_the_job() {
+    let mut server = server(ServerOptions::default());
+    let mut client = MemoryClient::connect(&mut server, &CLIENT_SECRET).expect("trusted client");
+    let last_engine = || LAST_ENGINE.with(|engine| engine.take());
+    let abi = jos_abi::AbiVersion::CURRENT;
+    exit_value(&run(&mut server, &mut client, Format::Wasm, &signed_wasm(SCREEN, &DEVELOPER)));
+    assert_eq!(last_engine(), Some(Engine::WasmInterpreter));
+    exit_value(&run(&mut server, &mut client, Format::NativeArmv6, &signed_blob(&DEVELOPER, abi)));
+    assert_eq!(last_engine(), Some(Engine::Native));
+    let aot = signed_blob_from(&DEVELOPER, abi, Some([0x3c; 32]));
+    exit_value(&run(&mut server, &mut client, Format::NativeArmv6, &aot));
+    assert_eq!(last_engine(), Some(Engine::Aot));
+    // Invoked again by its hash, without a push: still AOT, from the cache.
+    client
+        .send(&mut server, &Message::Invoke { hash: sha256(&aot), limits: Limits::default(), input: b"", call: None });
+    let result = (0..200)
+        .find_map(|now| {
+            server.poll(now * 1000);
+            client.replies(&mut server).into_iter().find(|reply| matches!(reply, Reply::Result { .. }))
+        })
+        .expect("a result");
+    exit_value(&result);
+    assert_eq!(last_engine(), Some(Engine::Aot));
 }
 
 /// A native job that runs in many steps (as a preempted blob does on the device): Progress

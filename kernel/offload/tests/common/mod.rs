@@ -227,6 +227,11 @@ pub fn signed_wasm(text: &str, seed: &[u8; 32]) -> Vec<u8> {
 
 /// A minimal well-formed ARMv6 blob (`mov r0, #7; bx lr`), signed by `seed`.
 pub fn signed_blob(seed: &[u8; 32], abi: AbiVersion) -> Vec<u8> {
+    signed_blob_from(seed, abi, None)
+}
+
+/// [`signed_blob`], marked AOT with `wasm_source` as its source module's SHA-256 when given.
+pub fn signed_blob_from(seed: &[u8; 32], abi: AbiVersion, wasm_source: Option<[u8; 32]>) -> Vec<u8> {
     const TEXT: [u8; 8] = [0x07, 0x00, 0xa0, 0xe3, 0x1e, 0xff, 0x2f, 0xe1];
     let repr = BlobRepr {
         abi_version: abi,
@@ -240,7 +245,7 @@ pub fn signed_blob(seed: &[u8; 32], abi: AbiVersion) -> Vec<u8> {
         align: 8,
         imports: Table::from_slice(&[]),
         relocations: Table::from_slice(&[]),
-        wasm_source: None,
+        wasm_source,
     };
     let mut bytes = vec![0; repr.buffer_len()];
     repr.emit(&mut bytes).expect("emits");
@@ -258,8 +263,17 @@ pub enum Reply {
     Other(u8),
 }
 
+thread_local! {
+    /// The engine the last JobResult [`reply`] decoded on this thread named.
+    pub static LAST_ENGINE: std::cell::Cell<Option<wire::Engine>> = const { std::cell::Cell::new(None) };
+}
+
 pub fn reply(bytes: &[u8]) -> Reply {
-    match Message::parse(bytes).expect("device sends valid messages") {
+    let message = Message::parse(bytes).expect("device sends valid messages");
+    if let Message::JobResult { stats, .. } = message {
+        LAST_ENGINE.with(|engine| engine.set(Some(stats.engine)));
+    }
+    match message {
         Message::PushOk { sha256 } => Reply::PushOk(sha256),
         Message::Error { code, message } => Reply::Error(code as u32, message.into()),
         Message::Pong { nonce } => Reply::Pong(nonce),
