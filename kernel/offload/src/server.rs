@@ -9,17 +9,14 @@ use core::net::{IpAddr, Ipv4Addr};
 
 use jos_abi::blob::{Arch, Blob};
 use jos_abi::config::{Config, ConfigError, ConfigRepr, Policy};
+use jos_abi::job::{clip, JobStatus, Limits, Value};
 use jos_abi::signature::{self, TrustedSigner};
-use jos_abi::syscall::LogLevel;
-use jos_abi::wire::call::CallValue;
 use jos_abi::wire::discovery::{AdvertKey, AdvertRepr, LoadState, Probe, PROBE_LEN};
-use jos_abi::wire::{self, Format, Formats, JobStatus as WireStatus, Limits, Message, MAX_FRAME_LEN};
+use jos_abi::wire::{self, Format, Formats, Message, MAX_FRAME_LEN};
 use jos_abi::{AbiVersion, ErrorCode};
 use jos_runtime::host::HeapMeter;
 use jos_runtime::wasm::ModuleCache;
-use jos_runtime::{
-    Capabilities, Entry, Host, Job, JobError, JobResult, JobStatus, Sandbox, SandboxConfig, StepOutcome, Value,
-};
+use jos_runtime::{Capabilities, Entry, Host, Job, JobResult, Sandbox, SandboxConfig, StepOutcome};
 
 use crate::noise::{self, Entropy};
 use crate::ratelimit::{Limiter, Rate, RateLimits};
@@ -280,7 +277,7 @@ pub struct Status {
     /// Connections waiting for their handshake.
     pub waiting: usize,
     /// Last result: status and exit value.
-    pub last: Option<(WireStatus, i32)>,
+    pub last: Option<(JobStatus, i32)>,
     /// Counters.
     pub counters: Counters,
 }
@@ -397,58 +394,7 @@ pub struct Server<P: Platform> {
     replay_next: usize,
     scratch: Scratch,
     counters: Counters,
-    last: Option<(WireStatus, i32)>,
-}
-
-/// Caps an error message to the wire's limit at a character boundary.
-fn clip(text: &str, max: usize) -> &str {
-    if text.len() <= max {
-        return text;
-    }
-    let mut end = max;
-    while !text.is_char_boundary(end) {
-        end -= 1;
-    }
-    &text[..end]
-}
-
-/// Request fields that are zero take the module's defaults.
-fn merge(request: Limits, defaults: Limits) -> Limits {
-    fn pick<T: Copy + Default + PartialEq>(request: T, default: T) -> T {
-        if request == T::default() {
-            default
-        } else {
-            request
-        }
-    }
-    Limits {
-        fuel: pick(request.fuel, defaults.fuel),
-        memory: pick(request.memory, defaults.memory),
-        deadline_ms: pick(request.deadline_ms, defaults.deadline_ms),
-        output: pick(request.output, defaults.output),
-    }
-}
-
-/// The runtime's limits for wire limits already capped by policy.
-fn runtime_limits(limits: &Limits) -> jos_runtime::Limits {
-    jos_runtime::Limits {
-        fuel_budget: limits.fuel,
-        max_memory_pages: (limits.memory / 65536).max(1),
-        max_output_bytes: (limits.output as usize).min(wire::MAX_OUTPUT_LEN),
-        deadline_us: Some(u64::from(limits.deadline_ms) * 1000),
-        ..jos_runtime::Limits::default()
-    }
-}
-
-fn wire_status(status: JobStatus) -> WireStatus {
-    match status {
-        JobStatus::Ok => WireStatus::Ok,
-        JobStatus::Trap => WireStatus::Trap,
-        JobStatus::OutOfFuel => WireStatus::OutOfFuel,
-        JobStatus::LimitExceeded => WireStatus::LimitExceeded,
-        JobStatus::Rejected => WireStatus::Rejected,
-        JobStatus::Deadline => WireStatus::Deadline,
-    }
+    last: Option<(JobStatus, i32)>,
 }
 
 impl<P: Platform> Server<P> {
@@ -650,7 +596,7 @@ impl<P: Platform> Server<P> {
                 self.platform.abort_native();
             }
             aborted += 1;
-            self.last = Some((WireStatus::Aborted, 0));
+            self.last = Some((JobStatus::Aborted, 0));
         }
         self.counters.jobs_aborted += aborted;
         self.counters.jobs_failed += aborted;
@@ -1048,7 +994,7 @@ impl<P: Platform> Server<P> {
         // A client that did not push the module gets no push limits but its own request's and
         // the policy's.
         let defaults = self.defaults.get(&(session.client_key, hash)).copied().unwrap_or_default();
-        let limits = merge(limits, defaults).capped_by(self.config.policy.limits);
+        let limits = limits.or(defaults).capped_by(self.config.policy.limits);
         let received_us = self.platform.now_us();
         self.queue.push_back(Request {
             session: id,
@@ -1089,7 +1035,7 @@ impl<P: Platform> Server<P> {
                     let job = self.sandbox.start(
                         &module,
                         host,
-                        runtime_limits(&request.limits),
+                        jos_runtime::Limits::default().with_request(&request.limits),
                         request.capabilities,
                         request.entry,
                     );
@@ -1203,7 +1149,7 @@ impl<P: Platform> Server<P> {
         let done_us = self.platform.now_us();
         self.platform.timing(&Timing::Job(JobTiming {
             format,
-            status: wire_status(result.status),
+            status: result.status,
             queued_us: start_us.saturating_sub(received_us),
             instantiate_us: instantiated_us.saturating_sub(start_us),
             run_us: finished_us.saturating_sub(instantiated_us),
@@ -1215,75 +1161,15 @@ impl<P: Platform> Server<P> {
     /// Reports a finished job to its session: `time_us` from its start to its end, `cpu_us` the
     /// part of it the job held the CPU.
     fn finish(&mut self, id: SessionId, result: &JobResult, time_us: u64, cpu_us: u64) {
-        let mut status = wire_status(result.status);
-        let mut detail = String::new();
-        if result.values.len() > wire::MAX_CALL_RESULTS {
-            // The protocol carries at most MAX_CALL_RESULTS values: say so rather than cut them.
-            status = WireStatus::LimitExceeded;
-            let _ = write!(
-                detail,
-                "the call returned {} results; the protocol carries at most {}",
-                result.values.len(),
-                wire::MAX_CALL_RESULTS
-            );
-        }
-        let exit_value = result.exit_value.unwrap_or(0);
-        self.last = Some((status, exit_value));
-        if status == WireStatus::Ok {
+        let status = result.reported_status();
+        self.last = Some((status, result.exit_value.unwrap_or(0)));
+        if status == JobStatus::Ok {
             self.counters.jobs_ok += 1;
         } else {
             self.counters.jobs_failed += 1;
         }
-        let Some(session) = self.sessions.get_mut(&id.0) else { return };
-        if let Some(error) = &result.error {
-            let _ = write!(detail, "{error}");
-            if let JobError::Load(load) = error {
-                let _ = write!(detail, " (code {})", load.code() as u32);
-            }
-        }
-        let mut lines: Vec<wire::LogLine<'_>> = Vec::new();
-        if !detail.is_empty() {
-            lines.push(wire::LogLine { level: LogLevel::Error, text: clip(&detail, wire::MAX_LOG_LINE_LEN) });
-        }
-        for line in &result.logs {
-            if lines.len() >= wire::MAX_LOG_LINES {
-                break;
-            }
-            lines.push(wire::LogLine { level: line.level, text: clip(&line.text, wire::MAX_LOG_LINE_LEN) });
-        }
-        // A call's results travel typed in their own field, beside the output (docs/protocol.md).
-        let values: Vec<CallValue> = if result.values.len() > wire::MAX_CALL_RESULTS {
-            Vec::new()
-        } else {
-            result
-                .values
-                .iter()
-                .map(|value| match *value {
-                    Value::I32(v) => CallValue::I32(v),
-                    Value::I64(v) => CallValue::I64(v),
-                    Value::F32(v) => CallValue::F32(v),
-                    Value::F64(v) => CallValue::F64(v),
-                })
-                .collect()
-        };
-        let output = &result.output[..result.output.len().min(wire::MAX_OUTPUT_LEN)];
-        let stats = wire::Stats {
-            fuel_used: result.stats.fuel_used,
-            time_us,
-            cpu_us,
-            cycles: result.stats.cycles,
-            peak_memory: u32::try_from(result.stats.peak_memory_bytes).unwrap_or(u32::MAX),
-        };
-        let message = Message::JobResult {
-            status,
-            exit_value,
-            stats,
-            output,
-            results: wire::Results::from_slice(&values),
-            logs: wire::Logs::from_slice(&lines),
-        };
-        let sent = session.send(&message, &mut self.scratch);
         let Some(mut session) = self.sessions.remove(&id.0) else { return };
+        let sent = result.to_wire(time_us, cpu_us, |message| session.send(message, &mut self.scratch));
         if !sent {
             self.error(&mut session, ErrorCode::LimitExceeded, "job result does not fit a frame");
         }

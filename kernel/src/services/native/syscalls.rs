@@ -9,6 +9,7 @@ use alloc::format;
 use alloc::string::String;
 use core::sync::atomic::Ordering;
 
+use jos_abi::job::MAX_LOG_LINES;
 use jos_abi::syscall::{Capability, Endpoint, LogLevel, SyscallId, SYSCALL_TABLE_LEN};
 use jos_abi::ErrorCode;
 use jos_kcore::page_table::PAGE_SIZE;
@@ -16,8 +17,8 @@ use jos_runtime::native::DispatchTable;
 use jos_runtime::LogLine;
 
 use super::{
-    with_job, Job, EXPIRED, IN_SYSCALL, MAX_LOG_LINE, MAX_LOG_LINES, OUTCOME, OUTCOME_DEADLINE, OUTCOME_EXIT,
-    OUTCOME_PREEMPTED, OUTCOME_TRAP, OUTCOME_YIELDED, REGION_DATA, REGION_END, REGION_START, RUNNING, STEP_TICKS,
+    with_job, Job, EXPIRED, IN_SYSCALL, OUTCOME, OUTCOME_DEADLINE, OUTCOME_EXIT, OUTCOME_PREEMPTED, OUTCOME_TRAP,
+    OUTCOME_YIELDED, REGION_DATA, REGION_END, REGION_START, RUNNING, STEP_TICKS,
 };
 use crate::arch::exceptions::{SvcExit, TrapFrame};
 use crate::arch::user;
@@ -199,16 +200,17 @@ fn sys_output_write(frame: &mut TrapFrame) -> SvcExit {
 fn sys_log(frame: &mut TrapFrame) -> SvcExit {
     let result = LogLevel::try_from(frame.r[0]).map_err(|_| ErrorCode::InvalidArgument).and_then(|level| {
         let bytes = user_bytes(frame.r[1], frame.r[2])?;
-        let text = String::from_utf8_lossy(&bytes[..bytes.len().min(MAX_LOG_LINE)]).into_owned();
-        with_job(|job| push_log(job, level, text));
+        let line = jos_runtime::job::log_line(level, bytes);
+        with_job(|job| push_log(job, line));
         Ok(0)
     });
     answer_result(frame, result)
 }
 
-pub(super) fn push_log(job: &mut Job, level: LogLevel, text: String) {
+/// Keeps `line`, or counts it dropped past the job's [`MAX_LOG_LINES`].
+pub(super) fn push_log(job: &mut Job, line: LogLine) {
     if job.logs.len() < MAX_LOG_LINES {
-        job.logs.push(LogLine { level, text });
+        job.logs.push(line);
     } else {
         job.logs_dropped += 1;
     }
