@@ -1026,7 +1026,10 @@ mod tests {
     #[test]
     fn requests_apply_non_zero_fields_by_the_job_rules() {
         let base = Limits::default();
-        assert_eq!(base.with_request(&jos_abi::job::Limits::default()), base);
+        // Zero fields keep the sandbox's limits, but a job run for a request never outputs more
+        // than a result carries.
+        let output = jos_abi::job::MAX_OUTPUT_LEN;
+        assert_eq!(base.with_request(&jos_abi::job::Limits::default()), Limits { max_output_bytes: output, ..base });
         let request = jos_abi::job::Limits { fuel: 5, memory: 2 * 65536 - 1, deadline_ms: 3, output: 1 << 20 };
         let limits = base.with_request(&request);
         assert_eq!(limits.fuel_budget, 5);
