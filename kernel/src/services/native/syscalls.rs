@@ -10,7 +10,7 @@ use alloc::string::String;
 use core::sync::atomic::Ordering;
 
 use jos_abi::job::MAX_LOG_LINES;
-use jos_abi::syscall::{Capability, Endpoint, LogLevel, SyscallId, SYSCALL_TABLE_LEN};
+use jos_abi::syscall::{Capability, Endpoint, LogLevel, SyscallId, SYSCALLS, SYSCALL_TABLE_LEN};
 use jos_abi::ErrorCode;
 use jos_kcore::page_table::PAGE_SIZE;
 use jos_runtime::native::DispatchTable;
@@ -98,24 +98,39 @@ fn svc_number(frame: &TrapFrame) -> (u32, u32) {
 /// into r0 (and r1 for 64-bit results).
 type Handler = fn(&mut TrapFrame) -> SvcExit;
 
-/// The system calls by number (the SyscallId): one array index per call, no lookup by name.
+/// The handler of each call of the table (`jos_abi::syscall::SYSCALLS`): an exhaustive match,
+/// so a call added to the table does not build until the kernel serves it (or says here that it
+/// does not, with `None`).
+const fn handler(id: SyscallId) -> Option<Handler> {
+    Some(match id {
+        SyscallId::InputLen => sys_input_len,
+        SyscallId::InputRead => sys_input_read,
+        SyscallId::OutputWrite => sys_output_write,
+        SyscallId::Log => sys_log,
+        SyscallId::TimeMicros => sys_time_us,
+        SyscallId::Random => sys_random,
+        SyscallId::Yield => sys_yield,
+        SyscallId::Exit => sys_exit,
+        SyscallId::UdpBind => sys_udp_bind,
+        SyscallId::UdpSend => sys_udp_send,
+        SyscallId::UdpRecv => sys_udp_recv,
+        SyscallId::UdpClose => sys_udp_close,
+        SyscallId::ScreenPrint => sys_screen_print,
+        SyscallId::GpioWrite => sys_gpio_write,
+        SyscallId::GpioRead => sys_gpio_read,
+    })
+}
+
+/// The system calls by number, built from the table at compile time: one array index per call,
+/// no lookup by name; `None` for the numbers the table does not use.
 static HANDLERS: [Option<Handler>; SYSCALL_TABLE_LEN] = {
     let mut table: [Option<Handler>; SYSCALL_TABLE_LEN] = [None; SYSCALL_TABLE_LEN];
-    table[SyscallId::InputLen as usize] = Some(sys_input_len);
-    table[SyscallId::InputRead as usize] = Some(sys_input_read);
-    table[SyscallId::OutputWrite as usize] = Some(sys_output_write);
-    table[SyscallId::Log as usize] = Some(sys_log);
-    table[SyscallId::TimeMicros as usize] = Some(sys_time_us);
-    table[SyscallId::Random as usize] = Some(sys_random);
-    table[SyscallId::Yield as usize] = Some(sys_yield);
-    table[SyscallId::Exit as usize] = Some(sys_exit);
-    table[SyscallId::UdpBind as usize] = Some(sys_udp_bind);
-    table[SyscallId::UdpSend as usize] = Some(sys_udp_send);
-    table[SyscallId::UdpRecv as usize] = Some(sys_udp_recv);
-    table[SyscallId::UdpClose as usize] = Some(sys_udp_close);
-    table[SyscallId::ScreenPrint as usize] = Some(sys_screen_print);
-    table[SyscallId::GpioWrite as usize] = Some(sys_gpio_write);
-    table[SyscallId::GpioRead as usize] = Some(sys_gpio_read);
+    let mut index = 0;
+    while index < SYSCALLS.len() {
+        let id = SYSCALLS[index].id;
+        table[id as usize] = handler(id);
+        index += 1;
+    }
     table
 };
 
