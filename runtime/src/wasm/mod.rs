@@ -989,11 +989,6 @@ impl<H: Host + 'static> Job<H> {
         done
     }
 
-    /// Whether the job has ended.
-    pub fn is_finished(&self) -> bool {
-        matches!(self.phase, Phase::Done(_))
-    }
-
     /// Fuel used so far.
     pub fn fuel_used(&self) -> u64 {
         self.fuel_used
