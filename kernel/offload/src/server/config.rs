@@ -71,27 +71,27 @@ impl DeviceConfig {
 pub struct ServerOptions {
     /// Most sessions at once, authenticated or waiting for their handshake. A connection that
     /// finds them all taken evicts the unauthenticated one that waited longest, or, when every
-    /// one is authenticated, is answered `Error(Busy)` and closed ([`Server::connect_from`]).
+    /// one is authenticated, is answered `Error(Busy)` and closed ([`Server::connect_from`](super::Server::connect_from)).
     pub max_sessions: usize,
     /// Microseconds a connection has, from its arrival, to complete its handshake; then it is
-    /// reset ([`Counters::handshake_timeouts`]).
+    /// reset ([`Counters::handshake_timeouts`](super::Counters::handshake_timeouts)).
     pub handshake_timeout_us: u64,
     /// Microseconds an authenticated session may send nothing while it has no job queued or
-    /// running; then it is closed ([`Counters::idle_timeouts`]).
+    /// running; then it is closed ([`Counters::idle_timeouts`](super::Counters::idle_timeouts)).
     pub idle_timeout_us: u64,
     /// Unsent bytes a session may hold: past this its client is not reading, and the session is
-    /// reset ([`Counters::outbox_overflows`]).
+    /// reset ([`Counters::outbox_overflows`](super::Counters::outbox_overflows)).
     pub max_outbox: usize,
     /// Microseconds a session the device closed has to send what it has left (an Error, a
-    /// result); then it is reset ([`Counters::flush_timeouts`]).
+    /// result); then it is reset ([`Counters::flush_timeouts`](super::Counters::flush_timeouts)).
     pub flush_timeout_us: u64,
-    /// Discovery probes answered, overall and per source address ([`Counters::probes_rate_limited`]).
+    /// Discovery probes answered, overall and per source address ([`Counters::probes_rate_limited`](super::Counters::probes_rate_limited)).
     pub probe_limits: RateLimits,
     /// Handshakes that reach the X25519 work and fail (untrusted keys, undecryptable Hellos),
     /// overall and per source address; a trusted client's handshake gives its token back
-    /// ([`Counters::hellos_rate_limited`]).
+    /// ([`Counters::hellos_rate_limited`](super::Counters::hellos_rate_limited)).
     pub hello_limits: RateLimits,
-    /// Fuel per slice (one slice per [`Server::poll`]).
+    /// Fuel per slice (one slice per [`Server::poll`](super::Server::poll)).
     pub slice_fuel: u64,
     /// Microseconds between Progress messages while a job runs.
     pub progress_interval_us: u64,

@@ -17,7 +17,7 @@ impl<P: Platform> Server<P> {
     /// Answers a discovery datagram from `source`: `Some(len)` of the advert written into
     /// `reply`, `None` if the datagram is shorter than a probe (so the answer could be larger
     /// than the question), is not a valid probe, or the probe budget is spent
-    /// ([`ServerOptions::probe_limits`]); each is counted.
+    /// ([`ServerOptions::probe_limits`](super::ServerOptions::probe_limits)); each is counted.
     pub fn discovery_from(&mut self, source: IpAddr, datagram: &[u8], reply: &mut [u8]) -> Option<usize> {
         if datagram.len() < PROBE_LEN {
             self.counters.probes_too_short += 1;

@@ -82,7 +82,7 @@ pub struct Counters {
     pub hellos_rate_limited: u64,
     /// Valid probes not answered ([`ServerOptions::probe_limits`]).
     pub probes_rate_limited: u64,
-    /// Datagrams shorter than a probe ([`PROBE_LEN`]), dropped unanswered.
+    /// Datagrams shorter than a probe ([`PROBE_LEN`](jos_abi::wire::discovery::PROBE_LEN)), dropped unanswered.
     pub probes_too_short: u64,
 }
 

@@ -22,11 +22,11 @@ impl<P: Platform> Server<P> {
         self.connect_from(IpAddr::V4(Ipv4Addr::UNSPECIFIED))
     }
 
-    /// A new connection from `peer`. When all [`ServerOptions::max_sessions`] slots are taken,
+    /// A new connection from `peer`. When all [`ServerOptions::max_sessions`](super::ServerOptions::max_sessions) slots are taken,
     /// the unauthenticated connection that has waited longest is answered `Error(Busy)` in
-    /// clear and closed to make room ([`Counters::evicted`]); when every slot holds an
+    /// clear and closed to make room ([`Counters::evicted`](super::Counters::evicted)); when every slot holds an
     /// authenticated session, this connection gets that answer instead
-    /// ([`Counters::refused_busy`]: send its pending bytes, then close it, as
+    /// ([`Counters::refused_busy`](super::Counters::refused_busy): send its pending bytes, then close it, as
     /// [`Server::wants_close`] says). `None` (close it at once, no answer) only when as many
     /// connections again as there are slots are still closing.
     pub fn connect_from(&mut self, peer: IpAddr) -> Option<SessionId> {
@@ -80,11 +80,11 @@ impl<P: Platform> Server<P> {
     }
 
     /// Applies the deadlines; call it often (the kernel calls it every executive frame). A
-    /// connection whose handshake is not done [`ServerOptions::handshake_timeout_us`] after it
+    /// connection whose handshake is not done [`ServerOptions::handshake_timeout_us`](super::ServerOptions::handshake_timeout_us) after it
     /// arrived is reset ([`Server::wants_abort`]); an authenticated session that sent nothing
-    /// and had no job queued or running for [`ServerOptions::idle_timeout_us`] is closed
+    /// and had no job queued or running for [`ServerOptions::idle_timeout_us`](super::ServerOptions::idle_timeout_us) is closed
     /// ([`Server::wants_close`]); a closed session whose transport has not finished sending
-    /// within [`ServerOptions::flush_timeout_us`] is reset.
+    /// within [`ServerOptions::flush_timeout_us`](super::ServerOptions::flush_timeout_us) is reset.
     pub fn expire(&mut self) {
         let now = self.platform.now_us();
         let (queue, running, counters) = (&self.queue, &self.running, &mut self.counters);
@@ -204,7 +204,7 @@ impl<P: Platform> Server<P> {
         self.sessions.insert(id.0, session);
     }
 
-    /// Resets a session whose unsent bytes went past [`ServerOptions::max_outbox`]: its client
+    /// Resets a session whose unsent bytes went past [`ServerOptions::max_outbox`](super::ServerOptions::max_outbox): its client
     /// is not reading.
     pub(super) fn check_outbox(&mut self, session: &mut Session) {
         if !session.abort && session.pending_len() > self.options.max_outbox {
