@@ -214,37 +214,22 @@ impl TryFrom<u32> for Arch {
     }
 }
 
-/// Header flags; every bit this version does not define must be zero.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Default)]
-pub struct BlobFlags(u32);
+bitflags::bitflags! {
+    /// Header flags; every bit this version does not define must be zero
+    /// ([`BlobFlags::from_bits`] refuses them).
+    #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Default)]
+    pub struct BlobFlags: u32 {
+        /// Bit 0: compiled ahead of time from a wasm module; the [`AOT_NOTE_LEN`]-byte SHA-256 of
+        /// that module follows the header.
+        const AOT = 1;
+    }
+}
 
 impl BlobFlags {
-    /// Bit 0: compiled ahead of time from a wasm module; the [`AOT_NOTE_LEN`]-byte SHA-256 of
-    /// that module follows the header.
-    pub const AOT: BlobFlags = BlobFlags(1);
     /// The bits this version defines.
-    pub const KNOWN: u32 = Self::AOT.0;
+    pub const KNOWN: u32 = Self::all().bits();
     /// No flags.
-    pub const NONE: BlobFlags = BlobFlags(0);
-
-    /// Whether every bit of `other` is set.
-    pub const fn contains(self, other: BlobFlags) -> bool {
-        self.0 & other.0 == other.0
-    }
-
-    /// The flags from their bits, or `None` if an unknown bit is set.
-    pub const fn from_bits(bits: u32) -> Option<Self> {
-        if bits & !Self::KNOWN == 0 {
-            Some(BlobFlags(bits))
-        } else {
-            None
-        }
-    }
-
-    /// The raw bits.
-    pub const fn bits(self) -> u32 {
-        self.0
-    }
+    pub const NONE: BlobFlags = BlobFlags::empty();
 }
 
 /// One import: the loader stores the address of `syscall`'s kernel function at image offset `slot`.

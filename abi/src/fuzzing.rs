@@ -258,7 +258,7 @@ pub fn seeds() -> Vec<(&'static str, &'static str, Vec<u8>)> {
     use crate::error::ErrorCode;
     use crate::signature::{sign_blob, sign_wasm};
     use crate::syscall::{AbiVersion, LogLevel, SyscallId};
-    use crate::wire::call::CallValue;
+    use crate::wire::call::Value;
     use crate::wire::discovery::LoadState;
     use crate::wire::{Call, Engine, Format, Formats, JobStatus, Limits, LogLine, Logs, Results, Stats};
 
@@ -314,7 +314,7 @@ pub fn seeds() -> Vec<(&'static str, &'static str, Vec<u8>)> {
     let limits = Limits { fuel: 1_000_000, memory: 1 << 20, deadline_ms: 1000, output: 4096 };
     let lines = [LogLine { level: LogLevel::Info, text: "started" }, LogLine { level: LogLevel::Warn, text: "odd" }];
     let call = Call::new("add", &[1, -2]).expect("small call");
-    let values = [CallValue::I32(-1), CallValue::I64(1 << 40), CallValue::F32(0.5), CallValue::F64(-2.25)];
+    let values = [Value::I32(-1), Value::I64(1 << 40), Value::F32(0.5), Value::F64(-2.25)];
     let messages = [
         ("hello", Message::Hello { version: 1, handshake: &[0x42; 48] }),
         ("push-begin", Message::PushBegin { format: Format::Wasm, total_len: 24, sha256: [0xab; 32], limits }),
@@ -334,8 +334,9 @@ pub fn seeds() -> Vec<(&'static str, &'static str, Vec<u8>)> {
                     time_us: 1300,
                     cpu_us: 900,
                     cycles: 0,
-                    peak_memory: 65536,
+                    peak_memory_bytes: 65536,
                     engine: Engine::WasmInterpreter,
+                    ..Stats::default()
                 },
                 output: &[0x5d; 16],
                 results: Results::EMPTY,
@@ -352,8 +353,9 @@ pub fn seeds() -> Vec<(&'static str, &'static str, Vec<u8>)> {
                     time_us: 40,
                     cpu_us: 40,
                     cycles: 0,
-                    peak_memory: 65536,
+                    peak_memory_bytes: 65536,
                     engine: Engine::Aot,
+                    ..Stats::default()
                 },
                 output: b"side output\n",
                 results: Results::from_slice(&values),

@@ -13,6 +13,7 @@ pub mod config;
 pub mod error;
 #[cfg(any(feature = "fuzzing", test))]
 pub mod fuzzing;
+pub mod job;
 pub mod signature;
 pub mod syscall;
 pub mod wire;

@@ -94,58 +94,37 @@ impl TryFrom<u8> for ContentType {
     }
 }
 
-/// What a trusted signer may sign, and what the code it signs may use: a bitset.
-///
-/// Bits 0-1 say which formats the signer may sign ([`WASM`](Self::WASM),
-/// [`NATIVE`](Self::NATIVE)); bits 2-4 are the capabilities a job signed by it is granted
-/// ([`NETWORK`](Self::NETWORK), [`SCREEN`](Self::SCREEN), [`GPIO`](Self::GPIO)). Other bits are
-/// refused by [`from_bits`](Self::from_bits). Layout: `docs/formats.md`; trust model:
-/// `docs/security.md`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Default)]
-pub struct SignerRights(u32);
+bitflags::bitflags! {
+    /// What a trusted signer may sign, and what the code it signs may use: a bitset.
+    ///
+    /// Bits 0-1 say which formats the signer may sign ([`WASM`](Self::WASM),
+    /// [`NATIVE`](Self::NATIVE)); bits 2-4 are the capabilities a job signed by it is granted
+    /// ([`NETWORK`](Self::NETWORK), [`SCREEN`](Self::SCREEN), [`GPIO`](Self::GPIO)). Other bits are
+    /// refused by [`from_bits`](Self::from_bits). Layout: `docs/formats.md`; trust model:
+    /// `docs/security.md`.
+    #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Default)]
+    pub struct SignerRights: u32 {
+        /// May sign wasm modules.
+        const WASM = 1;
+        /// May sign native blobs (code that runs at kernel level).
+        const NATIVE = 2;
+        /// Code it signs may use UDP sockets (`udp_bind`, `udp_send`, `udp_recv`, `udp_close`) on
+        /// the ports the device policy grants.
+        const NETWORK = 4;
+        /// Code it signs may print on the status screen (`screen_print`).
+        const SCREEN = 8;
+        /// Code it signs may drive and read GPIO pins (`gpio_write`, `gpio_read`).
+        const GPIO = 16;
+        /// Both formats, no capabilities (what a signer had before capabilities existed).
+        const FORMATS = Self::WASM.bits() | Self::NATIVE.bits();
+        /// Every right: both formats and every capability.
+        const ALL = Self::FORMATS.bits() | Self::NETWORK.bits() | Self::SCREEN.bits() | Self::GPIO.bits();
+    }
+}
 
 impl SignerRights {
     /// No rights.
-    pub const NONE: SignerRights = SignerRights(0);
-    /// May sign wasm modules.
-    pub const WASM: SignerRights = SignerRights(1);
-    /// May sign native blobs (code that runs at kernel level).
-    pub const NATIVE: SignerRights = SignerRights(2);
-    /// Code it signs may use UDP sockets (`udp_bind`, `udp_send`, `udp_recv`, `udp_close`) on
-    /// the ports the device policy grants.
-    pub const NETWORK: SignerRights = SignerRights(4);
-    /// Code it signs may print on the status screen (`screen_print`).
-    pub const SCREEN: SignerRights = SignerRights(8);
-    /// Code it signs may drive and read GPIO pins (`gpio_write`, `gpio_read`).
-    pub const GPIO: SignerRights = SignerRights(16);
-    /// Both formats, no capabilities (what a signer had before capabilities existed).
-    pub const FORMATS: SignerRights = SignerRights(3);
-    /// Every right: both formats and every capability.
-    pub const ALL: SignerRights = SignerRights(0x1f);
-
-    /// The rights from their bits, or `None` if an unknown bit is set.
-    pub const fn from_bits(bits: u32) -> Option<Self> {
-        if bits & !Self::ALL.0 == 0 {
-            Some(SignerRights(bits))
-        } else {
-            None
-        }
-    }
-
-    /// The raw bits.
-    pub const fn bits(self) -> u32 {
-        self.0
-    }
-
-    /// Whether every right in `other` is in `self`.
-    pub const fn contains(self, other: SignerRights) -> bool {
-        self.0 & other.0 == other.0
-    }
-
-    /// Both sets of rights.
-    pub const fn union(self, other: SignerRights) -> SignerRights {
-        SignerRights(self.0 | other.0)
-    }
+    pub const NONE: SignerRights = SignerRights::empty();
 
     /// The right a content type needs.
     pub const fn for_content(content: ContentType) -> SignerRights {
@@ -153,14 +132,6 @@ impl SignerRights {
             ContentType::WasmModule => SignerRights::WASM,
             ContentType::NativeBlob => SignerRights::NATIVE,
         }
-    }
-}
-
-impl core::ops::BitOr for SignerRights {
-    type Output = SignerRights;
-
-    fn bitor(self, other: SignerRights) -> SignerRights {
-        self.union(other)
     }
 }
 
@@ -273,19 +244,13 @@ pub fn sha256(bytes: &[u8]) -> [u8; HASH_LEN] {
     Sha256::digest(bytes).into()
 }
 
-/// HMAC-SHA256 (RFC 2104) with a key of at most 64 bytes.
+/// HMAC-SHA256 (RFC 2104), by the `hmac` crate.
 fn hmac_sha256(key: &[u8], message: &[u8]) -> [u8; HASH_LEN] {
-    let mut padded = [0u8; 64];
-    let key_len = key.len().min(64);
-    padded[..key_len].copy_from_slice(&key[..key_len]);
-    let mut inner = Sha256::new();
-    inner.update(padded.map(|byte| byte ^ 0x36));
-    inner.update(message);
-    let inner: [u8; HASH_LEN] = inner.finalize().into();
-    let mut outer = Sha256::new();
-    outer.update(padded.map(|byte| byte ^ 0x5c));
-    outer.update(inner);
-    outer.finalize().into()
+    use hmac::{KeyInit, Mac};
+    // HMAC takes a key of any length.
+    let Ok(mut mac) = hmac::Hmac::<Sha256>::new_from_slice(key) else { unreachable!("HMAC accepts every key length") };
+    mac.update(message);
+    mac.finalize().into_bytes().into()
 }
 
 /// The key id of a public key: `HMAC-SHA256(key = public_key, message = "key_id")[..12]`.

@@ -2,7 +2,7 @@
 //! wasmtime's `--invoke` takes them (decimal integers, Rust float literals such as `1.5`, `-0`,
 //! `inf`, `nan`), and results printed one per line.
 
-use jos_abi::wire::call::{CallValue, TYPE_F32, TYPE_F64, TYPE_I32, TYPE_I64};
+use jos_abi::wire::call::{Value, TYPE_F32, TYPE_F64, TYPE_I32, TYPE_I64};
 use wasmparser::{Parser, Payload, TypeRef, ValType};
 
 /// The parameter and result type bytes of an exported function.
@@ -93,26 +93,26 @@ pub fn export_signature(module: &[u8], name: &str) -> Result<Signature, String> 
 }
 
 /// Parses one argument as the type `type_byte`.
-pub fn parse_arg(text: &str, type_byte: u8) -> Result<CallValue, String> {
+pub fn parse_arg(text: &str, type_byte: u8) -> Result<Value, String> {
     let bad = |kind: &str| format!("`{text}` is not a valid {kind} argument");
     Ok(match type_byte {
         // Integers are accepted in the signed and in the unsigned range, as wasmtime does.
-        TYPE_I32 => CallValue::I32(match text.parse::<i32>() {
+        TYPE_I32 => Value::I32(match text.parse::<i32>() {
             Ok(value) => value,
             Err(_) => text.parse::<u32>().map_err(|_| bad("i32"))? as i32,
         }),
-        TYPE_I64 => CallValue::I64(match text.parse::<i64>() {
+        TYPE_I64 => Value::I64(match text.parse::<i64>() {
             Ok(value) => value,
             Err(_) => text.parse::<u64>().map_err(|_| bad("i64"))? as i64,
         }),
-        TYPE_F32 => CallValue::F32(text.parse::<f32>().map_err(|_| bad("f32"))?),
-        TYPE_F64 => CallValue::F64(text.parse::<f64>().map_err(|_| bad("f64"))?),
+        TYPE_F32 => Value::F32(text.parse::<f32>().map_err(|_| bad("f32"))?),
+        TYPE_F64 => Value::F64(text.parse::<f64>().map_err(|_| bad("f64"))?),
         _ => return Err(bad("numeric")),
     })
 }
 
 /// Parses the arguments for `signature`.
-pub fn parse_args(name: &str, args: &[String], signature: &Signature) -> Result<Vec<CallValue>, String> {
+pub fn parse_args(name: &str, args: &[String], signature: &Signature) -> Result<Vec<Value>, String> {
     if args.len() != signature.params.len() {
         let wanted: Vec<&str> = signature.params.iter().map(|byte| type_name(*byte)).collect();
         return Err(format!(
@@ -127,22 +127,22 @@ pub fn parse_args(name: &str, args: &[String], signature: &Signature) -> Result<
 
 /// Parses arguments without a signature (for `invoke HASH` when the module is not in the local
 /// cache): integers as i64, other numbers as f64.
-pub fn parse_args_untyped(args: &[String]) -> Result<Vec<CallValue>, String> {
+pub fn parse_args_untyped(args: &[String]) -> Result<Vec<Value>, String> {
     args.iter()
         .map(|text| match text.parse::<i64>() {
-            Ok(value) => Ok(CallValue::I64(value)),
-            Err(_) => text.parse::<f64>().map(CallValue::F64).map_err(|_| format!("`{text}` is not a number")),
+            Ok(value) => Ok(Value::I64(value)),
+            Err(_) => text.parse::<f64>().map(Value::F64).map_err(|_| format!("`{text}` is not a number")),
         })
         .collect()
 }
 
 /// How a result prints: the plain number, as wasmtime prints `--invoke` results.
-pub fn format_value(value: CallValue) -> String {
+pub fn format_value(value: Value) -> String {
     match value {
-        CallValue::I32(value) => value.to_string(),
-        CallValue::I64(value) => value.to_string(),
-        CallValue::F32(value) => value.to_string(),
-        CallValue::F64(value) => value.to_string(),
+        Value::I32(value) => value.to_string(),
+        Value::I64(value) => value.to_string(),
+        Value::F32(value) => value.to_string(),
+        Value::F64(value) => value.to_string(),
     }
 }
 
@@ -152,10 +152,10 @@ mod tests {
 
     #[test]
     fn arguments_follow_the_parameter_types() {
-        assert_eq!(parse_arg("-3", TYPE_I32), Ok(CallValue::I32(-3)));
-        assert_eq!(parse_arg("4294967295", TYPE_I32), Ok(CallValue::I32(-1)));
-        assert_eq!(parse_arg("1.5", TYPE_F64), Ok(CallValue::F64(1.5)));
-        assert_eq!(parse_arg("2", TYPE_F32), Ok(CallValue::F32(2.0)));
+        assert_eq!(parse_arg("-3", TYPE_I32), Ok(Value::I32(-3)));
+        assert_eq!(parse_arg("4294967295", TYPE_I32), Ok(Value::I32(-1)));
+        assert_eq!(parse_arg("1.5", TYPE_F64), Ok(Value::F64(1.5)));
+        assert_eq!(parse_arg("2", TYPE_F32), Ok(Value::F32(2.0)));
         assert!(parse_arg("1.5", TYPE_I32).is_err());
         assert!(parse_arg("4294967296", TYPE_I32).is_err());
         let signature = Signature { params: vec![TYPE_I32, TYPE_I64], results: vec![] };

@@ -49,7 +49,7 @@ use std::fmt;
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use jos_abi::wire::call::CallValue;
+use jos_abi::job::Value;
 use jos_abi::wire::discovery::DISCOVERY_PORT;
 use jos_abi::wire::{Call, Format, JobStatus, Limits, MAX_CALL_ARGS};
 use jos_abi::ErrorCode;
@@ -196,7 +196,7 @@ pub struct PushRequest<'a> {
     /// Requested limits (zero fields: device defaults).
     pub limits: Limits,
     /// A function to call instead of the entry point.
-    pub call: Option<(String, Vec<CallValue>)>,
+    pub call: Option<(String, Vec<Value>)>,
 }
 
 impl<'a> PushRequest<'a> {

@@ -14,7 +14,7 @@ use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::time::{Duration, Instant};
 
-use jos_abi::wire::call::CallValue;
+use jos_abi::job::Value;
 use jos_abi::wire::{self, Call, Format, JobStatus, Limits, Message, Stats, MAX_CHUNK_LEN, MAX_FRAME_LEN};
 
 use super::ClientError;
@@ -50,7 +50,7 @@ pub struct JobOutcome {
     /// Its output bytes.
     pub output: Vec<u8>,
     /// The results of an exported-function call (`--call`), typed; empty for the entry point.
-    pub results: Vec<CallValue>,
+    pub results: Vec<Value>,
     /// Its log lines.
     pub logs: Vec<JobLog>,
 }

@@ -54,7 +54,6 @@ pub fn wasm(data: &[u8]) {
         max_table_elements: 1000,
         max_output_bytes: 4096,
         max_log_bytes: 4096,
-        max_log_line_bytes: 256,
         fuel_budget: FUZZ_FUEL,
         ..Limits::default()
     };

@@ -1,67 +1,20 @@
 //! Job results: status, exit value, output, logs and statistics, shared by wasm and native jobs.
 //!
-//! These are the runtime's own types; the wire protocol's job result (in `jos_abi`) is built from
-//! them by the offload server.
+//! The job model itself (status, stats, log lines, values, caps) is `jos_abi::job`; this module
+//! adds what only the runtime knows (why a job failed, its whole result) and the rules that
+//! apply the caps: [`log_line`] for every log line and [`JobResult::to_wire`] for the result a
+//! device sends.
 
 use alloc::string::String;
 use alloc::vec::Vec;
 use core::fmt;
+use core::fmt::Write as _;
 
+use jos_abi::job::{clip, MAX_LOG_LINES, MAX_LOG_LINE_LEN, MAX_OUTPUT_LEN};
+pub use jos_abi::job::{Engine, JobStatus, Stats, Value};
 use jos_abi::syscall::LogLevel;
+use jos_abi::wire::{self, Message, MAX_CALL_RESULTS};
 use jos_abi::ErrorCode;
-
-/// How a job ended.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-#[repr(u32)]
-pub enum JobStatus {
-    /// It returned (or called `exit`) normally.
-    Ok = 0,
-    /// It trapped (see [`JobError::Trap`]).
-    Trap = 1,
-    /// It used its whole fuel budget.
-    OutOfFuel = 2,
-    /// It went past a limit (output size, memory, table, instances, stack) that ends the job.
-    LimitExceeded = 3,
-    /// It was refused before it ran (malformed, bad import, ABI mismatch, start-up failure).
-    Rejected = 4,
-    /// It ran past its wall-clock deadline.
-    Deadline = 5,
-}
-
-impl JobStatus {
-    /// A short lower-case name.
-    pub const fn name(self) -> &'static str {
-        match self {
-            JobStatus::Ok => "ok",
-            JobStatus::Trap => "trap",
-            JobStatus::OutOfFuel => "out of fuel",
-            JobStatus::LimitExceeded => "limit exceeded",
-            JobStatus::Rejected => "rejected",
-            JobStatus::Deadline => "deadline",
-        }
-    }
-}
-
-impl JobStatus {
-    /// The wire protocol's status (same numbers; the wire adds `Aborted`, which only the offload
-    /// server produces).
-    pub const fn to_wire(self) -> jos_abi::wire::JobStatus {
-        match self {
-            JobStatus::Ok => jos_abi::wire::JobStatus::Ok,
-            JobStatus::Trap => jos_abi::wire::JobStatus::Trap,
-            JobStatus::OutOfFuel => jos_abi::wire::JobStatus::OutOfFuel,
-            JobStatus::LimitExceeded => jos_abi::wire::JobStatus::LimitExceeded,
-            JobStatus::Rejected => jos_abi::wire::JobStatus::Rejected,
-            JobStatus::Deadline => jos_abi::wire::JobStatus::Deadline,
-        }
-    }
-}
-
-impl fmt::Display for JobStatus {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.name())
-    }
-}
 
 /// A wasm trap, with stable numbers (independent of wasmi's).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -273,71 +226,27 @@ impl fmt::Display for JobError {
     }
 }
 
-/// A numeric wasm value, for `call` arguments and results.
-#[derive(Clone, Copy, Debug, PartialEq)]
-pub enum Value {
-    /// A 32-bit integer.
-    I32(i32),
-    /// A 64-bit integer.
-    I64(i64),
-    /// A 32-bit float.
-    F32(f32),
-    /// A 64-bit float.
-    F64(f64),
+/// One log line a job wrote (its text owned).
+pub type LogLine = jos_abi::job::LogLine<String>;
+
+/// The log line a job's `log` call makes of `bytes`: the first [`MAX_LOG_LINE_LEN`] bytes,
+/// invalid UTF-8 replaced, cut at a character boundary to at most [`MAX_LOG_LINE_LEN`] bytes.
+/// The one rule for wasm and native jobs; a job is charged (wasm fuel) for
+/// [`log_bytes_kept`] bytes.
+pub fn log_line(level: LogLevel, bytes: &[u8]) -> LogLine {
+    let kept = &bytes[..log_bytes_kept(bytes.len())];
+    let mut text = String::from_utf8_lossy(kept).into_owned();
+    let len = clip(&text, MAX_LOG_LINE_LEN).len();
+    text.truncate(len);
+    LogLine { level, text }
 }
 
-impl fmt::Display for Value {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Value::I32(v) => write!(f, "{v}:i32"),
-            Value::I64(v) => write!(f, "{v}:i64"),
-            Value::F32(v) => write!(f, "{v}:f32"),
-            Value::F64(v) => write!(f, "{v}:f64"),
-        }
-    }
-}
-
-/// One log line a job wrote.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct LogLine {
-    /// Its level.
-    pub level: LogLevel,
-    /// Its text (invalid UTF-8 replaced, truncated at the line cap).
-    pub text: String,
-}
-
-/// Measurements of one job.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct Stats {
-    /// Fuel consumed (wasm); 0 for native jobs.
-    pub fuel_used: u64,
-    /// Wall-clock time from start to end, in microseconds of the host clock.
-    pub time_us: u64,
-    /// The largest total linear memory the job held, in bytes.
-    pub peak_memory_bytes: u64,
-    /// Fuel slices the job ran in (1 for a job that finished in its first slice).
-    pub slices: u64,
-    /// Log lines dropped because the log cap was reached.
-    pub logs_dropped: u32,
-    /// CPU cycles the job used, when the board has a cycle counter (native jobs on the device);
-    /// 0 when not measured (wasm jobs, QEMU).
-    pub cycles: u64,
-}
-
-impl Stats {
-    /// The wire protocol's stats (`cycles` as measured by the caller, 0 when not; `cpu_us` is
-    /// `time_us`, true of a job run in one go: a caller that interleaves the job's slices with
-    /// other work sets the sum of its slices instead; peak memory saturated at `u32::MAX`;
-    /// `engine` names what ran the job).
-    pub fn to_wire(&self, engine: jos_abi::wire::Engine) -> jos_abi::wire::Stats {
-        jos_abi::wire::Stats {
-            fuel_used: self.fuel_used,
-            time_us: self.time_us,
-            cpu_us: self.time_us,
-            cycles: self.cycles,
-            peak_memory: u32::try_from(self.peak_memory_bytes).unwrap_or(u32::MAX),
-            engine,
-        }
+/// How many of a log call's `length` bytes its line keeps.
+pub const fn log_bytes_kept(length: usize) -> usize {
+    if length < MAX_LOG_LINE_LEN {
+        length
+    } else {
+        MAX_LOG_LINE_LEN
     }
 }
 
@@ -377,6 +286,67 @@ impl JobResult {
             logs: Vec::new(),
             stats: Stats::default(),
         }
+    }
+}
+
+impl JobResult {
+    /// The status a device reports: the job's own, or [`JobStatus::LimitExceeded`] when a call
+    /// returned more than the protocol's [`MAX_CALL_RESULTS`] values (said rather than cut).
+    pub fn reported_status(&self) -> JobStatus {
+        if self.values.len() > MAX_CALL_RESULTS {
+            JobStatus::LimitExceeded
+        } else {
+            self.status
+        }
+    }
+
+    /// The line that explains a failed job (what [`JobResult::error`] says, with the load
+    /// error's code), or why the call's results were not sent; empty for a job that went well.
+    pub fn detail(&self) -> String {
+        let mut detail = String::new();
+        if self.values.len() > MAX_CALL_RESULTS {
+            let _ = write!(
+                detail,
+                "the call returned {} results; the protocol carries at most {}",
+                self.values.len(),
+                MAX_CALL_RESULTS
+            );
+        }
+        if let Some(error) = &self.error {
+            let _ = write!(detail, "{error}");
+            if let JobError::Load(load) = error {
+                let _ = write!(detail, " (code {})", load.code() as u32);
+            }
+        }
+        detail
+    }
+
+    /// Hands `send` the `JobResult` message a device sends for this result, `time_us` from the
+    /// job's start to its end, `cpu_us` the part of it the job held the CPU and `engine` what
+    /// ran it: the [`JobResult::reported_status`], the [`JobResult::detail`] as a first `Error`
+    /// line, then the job's lines, [`MAX_LOG_LINES`] in all, each clipped to [`MAX_LOG_LINE_LEN`]; the call's
+    /// values (none when there are too many); the output cut to [`MAX_OUTPUT_LEN`].
+    pub fn to_wire<R>(&self, time_us: u64, cpu_us: u64, engine: Engine, send: impl FnOnce(&Message<'_>) -> R) -> R {
+        let detail = self.detail();
+        let mut lines: Vec<wire::LogLine<'_>> = Vec::new();
+        if !detail.is_empty() {
+            lines.push(wire::LogLine { level: LogLevel::Error, text: clip(&detail, MAX_LOG_LINE_LEN) });
+        }
+        for line in &self.logs {
+            if lines.len() >= MAX_LOG_LINES {
+                break;
+            }
+            lines.push(wire::LogLine { level: line.level, text: clip(&line.text, MAX_LOG_LINE_LEN) });
+        }
+        let values: &[Value] = if self.values.len() > MAX_CALL_RESULTS { &[] } else { &self.values };
+        send(&Message::JobResult {
+            status: self.reported_status(),
+            exit_value: self.exit_value.unwrap_or(0),
+            stats: Stats { time_us, cpu_us, engine, ..self.stats },
+            output: &self.output[..self.output.len().min(MAX_OUTPUT_LEN)],
+            results: wire::Results::from_slice(values),
+            logs: wire::Logs::from_slice(&lines),
+        })
     }
 }
 

@@ -263,9 +263,10 @@ fn copy_fuel(call: &str, length: u32) -> u64 {
 fn copies_and_log_lines_are_charged_by_the_byte() {
     assert_eq!(copy_fuel("input_read", 65_536) - copy_fuel("input_read", 0), cost::copy(65_536));
     assert_eq!(copy_fuel("output_write", 65_536) - copy_fuel("output_write", 0), cost::copy(65_536));
-    // A log line is charged for what is kept of it (the line cap, 1 KiB by default).
-    assert_eq!(copy_fuel("log", 1024) - copy_fuel("log", 0), 1024 * cost::LOG_PER_BYTE);
-    assert_eq!(copy_fuel("log", 65_536), copy_fuel("log", 1024));
+    // A log line is charged for what is kept of it (the line cap, MAX_LOG_LINE_LEN = 200 bytes).
+    let cap = jos_abi::job::MAX_LOG_LINE_LEN as u32;
+    assert_eq!(copy_fuel("log", cap) - copy_fuel("log", 0), u64::from(cap) * cost::LOG_PER_BYTE);
+    assert_eq!(copy_fuel("log", 65_536), copy_fuel("log", cap));
     // Reading past the end of the input is charged for what there was to copy.
     assert_eq!(copy_fuel("input_read", 100_000), copy_fuel("input_read", 65_536));
 }

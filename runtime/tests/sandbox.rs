@@ -331,10 +331,10 @@ fn call_arguments_in_i64_slots_take_the_parameter_types() {
                       (f64.add (f64.promote_f32 (local.get 2)) (local.get 3)))))"#,
     );
     let slots = [
-        jos_abi::wire::call::CallValue::I32(-1),
-        jos_abi::wire::call::CallValue::I64(2),
-        jos_abi::wire::call::CallValue::F32(0.5),
-        jos_abi::wire::call::CallValue::F64(0.25),
+        jos_abi::job::Value::I32(-1),
+        jos_abi::job::Value::I64(2),
+        jos_abi::job::Value::F32(0.5),
+        jos_abi::job::Value::F64(0.25),
     ];
     let args = slots.iter().map(|value| Value::I64(value.to_slot())).collect();
     let mut sandbox = Sandbox::new(SandboxConfig::default());

@@ -4,7 +4,7 @@
 //!
 //! - **Arguments**: each `i64` slot holds the value's bits as the function's parameter type reads
 //!   them: an `i32` or `f32` in the low 32 bits (the `f32`'s IEEE bits), an `i64` as is, an `f64`
-//!   as its IEEE bits ([`CallValue::to_slot`], [`CallValue::from_slot`]).
+//!   as its IEEE bits ([`Value::to_slot`], [`Value::from_slot`]).
 //! - **Results**: a list of 9-byte records, one per result: the wasm value-type byte (`0x7F`
 //!   i32, `0x7E` i64, `0x7D` f32, `0x7C` f64) then the value's bits as a little-endian `u64`
 //!   (32-bit values zero-extended). [`CallResults::new_checked`] refuses a length that is not a
@@ -13,6 +13,7 @@
 //!   [`super::MAX_CALL_RESULTS`]); [`super::Results`] is that field's `Repr`.
 
 use super::WireError;
+pub use crate::job::Value;
 
 /// Length of one encoded result.
 pub const RESULT_LEN: usize = 9;
@@ -25,37 +26,24 @@ pub const TYPE_F32: u8 = 0x7D;
 /// Type byte of an `f64`.
 pub const TYPE_F64: u8 = 0x7C;
 
-/// A numeric wasm value.
-#[derive(Clone, Copy, Debug, PartialEq)]
-pub enum CallValue {
-    /// 32-bit integer.
-    I32(i32),
-    /// 64-bit integer.
-    I64(i64),
-    /// 32-bit float.
-    F32(f32),
-    /// 64-bit float.
-    F64(f64),
-}
-
-impl CallValue {
+impl Value {
     /// The wasm value-type byte.
     pub const fn type_byte(self) -> u8 {
         match self {
-            CallValue::I32(_) => TYPE_I32,
-            CallValue::I64(_) => TYPE_I64,
-            CallValue::F32(_) => TYPE_F32,
-            CallValue::F64(_) => TYPE_F64,
+            Value::I32(_) => TYPE_I32,
+            Value::I64(_) => TYPE_I64,
+            Value::F32(_) => TYPE_F32,
+            Value::F64(_) => TYPE_F64,
         }
     }
 
     /// The value's bits in an Invoke argument slot.
     pub fn to_slot(self) -> i64 {
         match self {
-            CallValue::I32(value) => i64::from(value as u32),
-            CallValue::I64(value) => value,
-            CallValue::F32(value) => i64::from(value.to_bits()),
-            CallValue::F64(value) => value.to_bits() as i64,
+            Value::I32(value) => i64::from(value as u32),
+            Value::I64(value) => value,
+            Value::F32(value) => i64::from(value.to_bits()),
+            Value::F64(value) => value.to_bits() as i64,
         }
     }
 
@@ -63,10 +51,10 @@ impl CallValue {
     /// an unknown type byte.
     pub fn from_slot(type_byte: u8, slot: i64) -> Option<Self> {
         Some(match type_byte {
-            TYPE_I32 => CallValue::I32(slot as u32 as i32),
-            TYPE_I64 => CallValue::I64(slot),
-            TYPE_F32 => CallValue::F32(f32::from_bits(slot as u32)),
-            TYPE_F64 => CallValue::F64(f64::from_bits(slot as u64)),
+            TYPE_I32 => Value::I32(slot as u32 as i32),
+            TYPE_I64 => Value::I64(slot),
+            TYPE_F32 => Value::F32(f32::from_bits(slot as u32)),
+            TYPE_F64 => Value::F64(f64::from_bits(slot as u64)),
             _ => return None,
         })
     }
@@ -74,10 +62,10 @@ impl CallValue {
     /// The value's bits as the result record carries them (32-bit values zero-extended).
     pub fn bits(self) -> u64 {
         match self {
-            CallValue::I32(value) => u64::from(value as u32),
-            CallValue::I64(value) => value as u64,
-            CallValue::F32(value) => u64::from(value.to_bits()),
-            CallValue::F64(value) => value.to_bits(),
+            Value::I32(value) => u64::from(value as u32),
+            Value::I64(value) => value as u64,
+            Value::F32(value) => u64::from(value.to_bits()),
+            Value::F64(value) => value.to_bits(),
         }
     }
 
@@ -95,10 +83,10 @@ impl CallValue {
         let bits = u64::from_le_bytes(bits.try_into().map_err(|_| WireError::Truncated)?);
         let narrow = || u32::try_from(bits).map_err(|_| WireError::BadValue);
         Ok(match type_byte {
-            TYPE_I32 => CallValue::I32(narrow()? as i32),
-            TYPE_I64 => CallValue::I64(bits as i64),
-            TYPE_F32 => CallValue::F32(f32::from_bits(narrow()?)),
-            TYPE_F64 => CallValue::F64(f64::from_bits(bits)),
+            TYPE_I32 => Value::I32(narrow()? as i32),
+            TYPE_I64 => Value::I64(bits as i64),
+            TYPE_F32 => Value::F32(f32::from_bits(narrow()?)),
+            TYPE_F64 => Value::F64(f64::from_bits(bits)),
             _ => return Err(WireError::BadValue),
         })
     }
@@ -118,7 +106,7 @@ impl<T: AsRef<[u8]>> CallResults<T> {
             return Err(WireError::Truncated);
         }
         for record in bytes.chunks_exact(RESULT_LEN) {
-            CallValue::parse(record)?;
+            Value::parse(record)?;
         }
         Ok(CallResults { buffer })
     }
@@ -134,8 +122,8 @@ impl<T: AsRef<[u8]>> CallResults<T> {
     }
 
     /// The results in order.
-    pub fn iter(&self) -> impl Iterator<Item = CallValue> + '_ {
-        self.buffer.as_ref().chunks_exact(RESULT_LEN).filter_map(|record| CallValue::parse(record).ok())
+    pub fn iter(&self) -> impl Iterator<Item = Value> + '_ {
+        self.buffer.as_ref().chunks_exact(RESULT_LEN).filter_map(|record| Value::parse(record).ok())
     }
 }
 
@@ -150,7 +138,7 @@ mod tests {
             0x7C, 0, 0, 0, 0, 0, 0, 0xF8, 0x3F, // f64 1.5
         ];
         let results = CallResults::new_checked(&golden[..]).unwrap();
-        let values: [CallValue; 2] = [CallValue::I32(-2), CallValue::F64(1.5)];
+        let values: [Value; 2] = [Value::I32(-2), Value::F64(1.5)];
         assert_eq!(results.len(), 2);
         assert!(results.iter().eq(values));
         let mut emitted = [0u8; 18];
@@ -171,10 +159,10 @@ mod tests {
 
     #[test]
     fn slots_round_trip() {
-        for value in [CallValue::I32(-7), CallValue::I64(-7), CallValue::F32(2.5), CallValue::F64(-0.25)] {
-            assert_eq!(CallValue::from_slot(value.type_byte(), value.to_slot()), Some(value));
+        for value in [Value::I32(-7), Value::I64(-7), Value::F32(2.5), Value::F64(-0.25)] {
+            assert_eq!(Value::from_slot(value.type_byte(), value.to_slot()), Some(value));
         }
-        assert_eq!(CallValue::I32(-1).to_slot(), 0xFFFF_FFFF);
-        assert_eq!(CallValue::from_slot(0x40, 0), None);
+        assert_eq!(Value::I32(-1).to_slot(), 0xFFFF_FFFF);
+        assert_eq!(Value::from_slot(0x40, 0), None);
     }
 }

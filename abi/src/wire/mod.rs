@@ -20,7 +20,13 @@ use core::fmt;
 use crate::codec::{Cursor, Writer};
 use crate::error::ErrorCode;
 use crate::syscall::LogLevel;
-use call::{CallValue, RESULT_LEN};
+use call::RESULT_LEN;
+
+/// The job model the messages carry, defined in [`crate::job`].
+pub use crate::job::{Engine, JobStatus, Limits, Stats, Value, MAX_LOG_LINES, MAX_LOG_LINE_LEN, MAX_OUTPUT_LEN};
+
+/// A log line as a JobResult carries it: borrowed text.
+pub type LogLine<'a> = crate::job::LogLine<&'a str>;
 
 /// The TCP port of the offload service.
 pub const OFFLOAD_PORT: u16 = 4748;
@@ -44,12 +50,6 @@ pub const MAX_HELLO_LEN: usize = 1 + 2 + 2 + MAX_HANDSHAKE_LEN;
 pub const MAX_CHUNK_LEN: usize = 32 * 1024;
 /// The largest job input an Invoke carries.
 pub const MAX_INPUT_LEN: usize = 32 * 1024;
-/// The largest output a JobResult carries (a device's output cap is at most this).
-pub const MAX_OUTPUT_LEN: usize = 32 * 1024;
-/// Most log lines in a JobResult.
-pub const MAX_LOG_LINES: usize = 64;
-/// The longest log line, in bytes of UTF-8.
-pub const MAX_LOG_LINE_LEN: usize = 200;
 /// The longest call name in an Invoke.
 pub const MAX_CALL_NAME_LEN: usize = 64;
 /// Most numeric arguments of a call.
@@ -224,171 +224,6 @@ impl Formats {
     }
 }
 
-/// Limits of a job. Zero in a field means "the device's default"; the device caps every field by
-/// its policy.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Default)]
-pub struct Limits {
-    /// wasm fuel (instructions, roughly).
-    pub fuel: u64,
-    /// Linear memory (wasm) or loaded size (native), in bytes.
-    pub memory: u32,
-    /// Wall-clock deadline in milliseconds (native blobs are aborted past it).
-    pub deadline_ms: u32,
-    /// Output cap in bytes.
-    pub output: u32,
-}
-
-impl Limits {
-    /// Encoded size.
-    pub const LEN: usize = 20;
-
-    fn read(cursor: &mut Cursor<'_>) -> Option<Self> {
-        Some(Limits { fuel: cursor.u64()?, memory: cursor.u32()?, deadline_ms: cursor.u32()?, output: cursor.u32()? })
-    }
-
-    fn write(&self, writer: &mut Writer<'_>) -> Option<()> {
-        writer.u64(self.fuel)?;
-        writer.u32(self.memory)?;
-        writer.u32(self.deadline_ms)?;
-        writer.u32(self.output)
-    }
-
-    /// Each field of `self` capped by `policy`; a zero field takes the policy's value.
-    pub fn capped_by(self, policy: Limits) -> Limits {
-        fn cap<T: Copy + Ord + Default>(request: T, policy: T) -> T {
-            if request == T::default() {
-                policy
-            } else {
-                request.min(policy)
-            }
-        }
-        Limits {
-            fuel: cap(self.fuel, policy.fuel),
-            memory: cap(self.memory, policy.memory),
-            deadline_ms: cap(self.deadline_ms, policy.deadline_ms),
-            output: cap(self.output, policy.output),
-        }
-    }
-}
-
-/// How a job ended.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-#[repr(u8)]
-pub enum JobStatus {
-    /// It returned (or called `exit`).
-    Ok = 0,
-    /// A wasm trap, or a native fault (abort, undefined instruction); details in the logs.
-    Trap = 1,
-    /// The fuel budget ran out.
-    OutOfFuel = 2,
-    /// A memory, output or other cap was reached.
-    LimitExceeded = 3,
-    /// It never ran: refused at load (bad module, bad signature, unknown import).
-    Rejected = 4,
-    /// A native blob ran past its deadline and was stopped.
-    Deadline = 5,
-    /// Stopped from outside (client gone, device shutting down).
-    Aborted = 6,
-}
-
-impl TryFrom<u8> for JobStatus {
-    type Error = WireError;
-
-    fn try_from(value: u8) -> Result<Self, WireError> {
-        Ok(match value {
-            0 => JobStatus::Ok,
-            1 => JobStatus::Trap,
-            2 => JobStatus::OutOfFuel,
-            3 => JobStatus::LimitExceeded,
-            4 => JobStatus::Rejected,
-            5 => JobStatus::Deadline,
-            6 => JobStatus::Aborted,
-            _ => return Err(WireError::BadValue),
-        })
-    }
-}
-
-/// Which engine ran a job (a field of [`Stats`]).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Default)]
-#[repr(u8)]
-pub enum Engine {
-    /// The wasm interpreter ran a wasm module.
-    #[default]
-    WasmInterpreter = 1,
-    /// A native blob ran in user mode.
-    Native = 2,
-    /// A native blob compiled ahead of time from a wasm module (`BlobFlags::AOT`) ran in user
-    /// mode.
-    Aot = 3,
-}
-
-impl Engine {
-    /// The lower-case name jos-cli prints (`wasm`, `native`, `aot`).
-    pub const fn name(self) -> &'static str {
-        match self {
-            Engine::WasmInterpreter => "wasm",
-            Engine::Native => "native",
-            Engine::Aot => "aot",
-        }
-    }
-}
-
-impl TryFrom<u8> for Engine {
-    type Error = WireError;
-
-    fn try_from(value: u8) -> Result<Self, WireError> {
-        match value {
-            1 => Ok(Engine::WasmInterpreter),
-            2 => Ok(Engine::Native),
-            3 => Ok(Engine::Aot),
-            _ => Err(WireError::BadValue),
-        }
-    }
-}
-
-/// What a job used.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Default)]
-pub struct Stats {
-    /// wasm fuel consumed (0 for native).
-    pub fuel_used: u64,
-    /// Microseconds from the job's start to its result (wall clock, including the time other
-    /// work had the CPU between the job's slices).
-    pub time_us: u64,
-    /// Microseconds the job actually held the CPU: the sum of its fuel slices (wasm), its run
-    /// time less the time it waited idle in `yield` (native).
-    pub cpu_us: u64,
-    /// CPU cycles (native; 0 if not measured).
-    pub cycles: u64,
-    /// Peak memory in bytes (linear memory or loaded size).
-    pub peak_memory: u32,
-    /// The engine that ran the job (or would have: a job refused at load names the engine of its
-    /// module's format).
-    pub engine: Engine,
-}
-
-impl Stats {
-    /// Encoded size.
-    pub const LEN: usize = 37;
-
-    /// `Err(Truncated)` when bytes are missing, `Err(BadValue)` for an unknown engine.
-    fn read(cursor: &mut Cursor<'_>) -> Result<Self, WireError> {
-        let mut field = || cursor.u64().ok_or(WireError::Truncated);
-        let (fuel_used, time_us, cpu_us, cycles) = (field()?, field()?, field()?, field()?);
-        let peak_memory = cursor.u32().ok_or(WireError::Truncated)?;
-        let engine = Engine::try_from(cursor.u8().ok_or(WireError::Truncated)?)?;
-        Ok(Stats { fuel_used, time_us, cpu_us, cycles, peak_memory, engine })
-    }
-
-    fn write(&self, writer: &mut Writer<'_>) -> Option<()> {
-        writer.u64(self.fuel_used)?;
-        writer.u64(self.time_us)?;
-        writer.u64(self.cpu_us)?;
-        writer.u64(self.cycles)?;
-        writer.u32(self.peak_memory)?;
-        writer.u8(self.engine as u8)
-    }
-}
-
 /// A function call an Invoke asks for instead of the module's default entry.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct Call<'a> {
@@ -415,15 +250,6 @@ impl<'a> Call<'a> {
     pub fn args(&self) -> &[i64] {
         self.args.get(..self.arg_count as usize).unwrap_or(&self.args)
     }
-}
-
-/// One log line of a job.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub struct LogLine<'a> {
-    /// Its level.
-    pub level: LogLevel,
-    /// Its text (UTF-8, at most [`MAX_LOG_LINE_LEN`] bytes).
-    pub text: &'a str,
 }
 
 /// The log lines of a JobResult: encoded (from a checked parse) or a slice (to emit).
@@ -495,7 +321,7 @@ pub struct Results<'a> {
 #[derive(Clone, Copy)]
 enum ResultStorage<'a> {
     Encoded(&'a [u8]),
-    Decoded(&'a [CallValue]),
+    Decoded(&'a [Value]),
 }
 
 impl<'a> Results<'a> {
@@ -503,7 +329,7 @@ impl<'a> Results<'a> {
     pub const EMPTY: Results<'static> = Results { storage: ResultStorage::Decoded(&[]) };
 
     /// Values in memory.
-    pub const fn from_slice(values: &'a [CallValue]) -> Self {
+    pub const fn from_slice(values: &'a [Value]) -> Self {
         Results { storage: ResultStorage::Decoded(values) }
     }
 
@@ -550,18 +376,18 @@ impl fmt::Debug for Results<'_> {
 #[derive(Clone)]
 pub struct ResultIter<'a> {
     encoded: core::slice::ChunksExact<'a, u8>,
-    decoded: core::slice::Iter<'a, CallValue>,
+    decoded: core::slice::Iter<'a, Value>,
 }
 
 impl Iterator for ResultIter<'_> {
-    type Item = CallValue;
+    type Item = Value;
 
-    fn next(&mut self) -> Option<CallValue> {
+    fn next(&mut self) -> Option<Value> {
         if let Some(value) = self.decoded.next() {
             return Some(*value);
         }
         // Encoded records were checked by `Message::parse`.
-        self.encoded.next().and_then(|record| CallValue::parse(record).ok())
+        self.encoded.next().and_then(|record| Value::parse(record).ok())
     }
 }
 
@@ -816,7 +642,7 @@ impl<'a> Message<'a> {
                 output_len: cursor.u32().ok_or(Truncated)?,
             },
             kind::JOB_RESULT => {
-                let status = JobStatus::try_from(cursor.u8().ok_or(Truncated)?)?;
+                let status = JobStatus::try_from(cursor.u8().ok_or(Truncated)?).map_err(|_| WireError::BadValue)?;
                 let exit_value = cursor.u32().ok_or(Truncated)? as i32;
                 let stats = Stats::read(&mut cursor)?;
                 let output = read_bytes(&mut cursor, cursor_u32_len, MAX_OUTPUT_LEN)?;
@@ -826,7 +652,7 @@ impl<'a> Message<'a> {
                 }
                 let records = cursor.take(result_count * RESULT_LEN).ok_or(Truncated)?;
                 for record in records.chunks_exact(RESULT_LEN) {
-                    CallValue::parse(record)?;
+                    Value::parse(record)?;
                 }
                 let count = usize::from(cursor.u16().ok_or(Truncated)?);
                 if count > MAX_LOG_LINES {
@@ -1089,7 +915,15 @@ mod tests {
         progress.extend_from_slice(&11u32.to_le_bytes());
         round_trip(Message::Progress { fuel_used: 9, elapsed_us: 10, output_len: 11 }, &progress);
 
-        let stats = Stats { fuel_used: 1, time_us: 2, cpu_us: 5, cycles: 3, peak_memory: 4, engine: Engine::Aot };
+        let stats = Stats {
+            fuel_used: 1,
+            time_us: 2,
+            cpu_us: 5,
+            cycles: 3,
+            peak_memory_bytes: 4,
+            engine: Engine::Aot,
+            ..Stats::default()
+        };
         let lines = [LogLine { level: LogLevel::Info, text: "hi" }, LogLine { level: LogLevel::Error, text: "" }];
         let mut result = vec![8, 2];
         result.extend_from_slice(&(-1i32).to_le_bytes());
@@ -1116,7 +950,7 @@ mod tests {
             &result,
         );
         // A call's results travel beside the output, typed.
-        let values = [CallValue::I32(-2), CallValue::F64(1.5)];
+        let values = [Value::I32(-2), Value::F64(1.5)];
         let mut with_results = result[..results_at].to_vec();
         with_results
             .extend_from_slice(&[2, 0x7F, 0xFE, 0xFF, 0xFF, 0xFF, 0, 0, 0, 0, 0x7C, 0, 0, 0, 0, 0, 0, 0xF8, 0x3F]);
@@ -1242,7 +1076,7 @@ mod tests {
             logs: Logs::from_slice(&lines),
         };
         assert_eq!(result.emit(&mut buffer), Err(WireError::TooLong));
-        let values = [CallValue::I64(1); MAX_CALL_RESULTS + 1];
+        let values = [Value::I64(1); MAX_CALL_RESULTS + 1];
         let result = Message::JobResult {
             status: JobStatus::Ok,
             exit_value: 0,
@@ -1257,7 +1091,7 @@ mod tests {
         let text = "y".repeat(MAX_LOG_LINE_LEN);
         let lines = [LogLine { level: LogLevel::Debug, text: &text }; MAX_LOG_LINES];
         let output = vec![0u8; MAX_OUTPUT_LEN];
-        let values = [CallValue::F64(f64::NAN); MAX_CALL_RESULTS];
+        let values = [Value::F64(f64::NAN); MAX_CALL_RESULTS];
         let result = Message::JobResult {
             status: JobStatus::Ok,
             exit_value: 0,

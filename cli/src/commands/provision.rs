@@ -167,18 +167,17 @@ fn refuse_repeats(what: &str, keys: &[Key], texts: &[String]) -> Result<(), CliE
 fn parse_rights(text: &str) -> Result<SignerRights, CliError> {
     let mut rights = SignerRights::NONE;
     for word in text.split(',') {
-        rights = rights
-            | match word.trim() {
-                "wasm" => SignerRights::WASM,
-                "native" => SignerRights::NATIVE,
-                "net" => SignerRights::NETWORK,
-                "screen" => SignerRights::SCREEN,
-                "gpio" => SignerRights::GPIO,
-                other => {
-                    return Err(CliError::new(Exit::Usage, format!("unknown right `{other}`"))
-                        .hint("rights are a comma list of wasm, native, net, screen, gpio (e.g. wasm,native,net)"))
-                }
-            };
+        rights |= match word.trim() {
+            "wasm" => SignerRights::WASM,
+            "native" => SignerRights::NATIVE,
+            "net" => SignerRights::NETWORK,
+            "screen" => SignerRights::SCREEN,
+            "gpio" => SignerRights::GPIO,
+            other => {
+                return Err(CliError::new(Exit::Usage, format!("unknown right `{other}`"))
+                    .hint("rights are a comma list of wasm, native, net, screen, gpio (e.g. wasm,native,net)"))
+            }
+        };
     }
     if !rights.contains(SignerRights::WASM) && !rights.contains(SignerRights::NATIVE) {
         return Err(CliError::new(Exit::Usage, format!("rights `{text}` allow no format"))

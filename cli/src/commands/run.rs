@@ -4,11 +4,10 @@
 
 use std::path::PathBuf;
 
-use jos_abi::wire::call::CallValue;
-use jos_abi::wire::{Engine, JobStatus, Stats};
+use jos_abi::job::{JobStatus, Stats, Value};
 use jos_client::call::{export_signature, format_value, parse_args};
 use jos_client::{status_name, JobLog};
-use jos_runtime::{Capabilities, Entry, Sandbox, SandboxConfig, StdHost, Value};
+use jos_runtime::{Capabilities, Entry, Sandbox, SandboxConfig, StdHost};
 
 use crate::exit::Exit;
 
@@ -93,7 +92,7 @@ pub struct JobReport {
     /// Output bytes (a called function may write output too).
     pub output: Vec<u8>,
     /// Call results (`--call`; `None` for the entry point or a failed call).
-    pub results: Option<Vec<CallValue>>,
+    pub results: Option<Vec<Value>>,
     /// Log lines.
     pub logs: Vec<JobLog>,
     /// Usage.
@@ -123,7 +122,7 @@ impl JobReport {
                     "time_us": self.stats.time_us,
                     "cpu_us": self.stats.cpu_us,
                     "cycles": self.stats.cycles,
-                    "peak_memory": self.stats.peak_memory,
+                    "peak_memory": self.stats.peak_memory_bytes,
                     "engine": self.stats.engine.name(),
                 },
             });
@@ -180,26 +179,8 @@ impl JobReport {
     }
 }
 
-fn to_call_value(value: &Value) -> CallValue {
-    match *value {
-        Value::I32(v) => CallValue::I32(v),
-        Value::I64(v) => CallValue::I64(v),
-        Value::F32(v) => CallValue::F32(v),
-        Value::F64(v) => CallValue::F64(v),
-    }
-}
-
-fn from_call_value(value: CallValue) -> Value {
-    match value {
-        CallValue::I32(v) => Value::I32(v),
-        CallValue::I64(v) => Value::I64(v),
-        CallValue::F32(v) => Value::F32(v),
-        CallValue::F64(v) => Value::F64(v),
-    }
-}
-
 /// Parses `--call NAME ARGS...` against the module's export.
-pub fn parse_call(module: &[u8], call: &[String]) -> Result<(String, Vec<CallValue>), CliError> {
+pub fn parse_call(module: &[u8], call: &[String]) -> Result<(String, Vec<Value>), CliError> {
     let (name, args) = call.split_first().ok_or_else(|| CliError::new(Exit::Usage, "--call needs a function name"))?;
     let signature = export_signature(module, name).map_err(|error| CliError::new(Exit::Usage, error))?;
     let values = parse_args(name, args, &signature).map_err(|error| CliError::new(Exit::Usage, error))?;
@@ -220,7 +201,7 @@ pub fn run(args: Args) -> CommandResult {
     let entry = match &args.call {
         Some(call) => {
             let (name, values) = parse_call(&module, call)?;
-            Entry::Call { name, args: values.into_iter().map(from_call_value).collect() }
+            Entry::Call { name, args: values }
         }
         None => Entry::Default,
     };
@@ -242,36 +223,22 @@ pub fn run(args: Args) -> CommandResult {
         eprintln!("[screen] {line}");
     }
     drop(host);
-    let status = match result.status {
-        jos_runtime::JobStatus::Ok => JobStatus::Ok,
-        jos_runtime::JobStatus::Trap => JobStatus::Trap,
-        jos_runtime::JobStatus::OutOfFuel => JobStatus::OutOfFuel,
-        jos_runtime::JobStatus::LimitExceeded => JobStatus::LimitExceeded,
-        jos_runtime::JobStatus::Rejected => JobStatus::Rejected,
-        jos_runtime::JobStatus::Deadline => JobStatus::Deadline,
-    };
     let report = JobReport {
         place: "local".into(),
         hash: Some(jos_abi::signature::sha256(&module)),
-        status,
+        status: result.status,
         detail: result.error.as_ref().map(ToString::to_string),
         exit_value: result.exit_value.unwrap_or(0),
         output: result.output.clone(),
-        results: args.call.as_ref().map(|_| result.values.iter().map(to_call_value).collect()),
+        results: args.call.as_ref().map(|_| result.values.clone()),
         logs: result
             .logs
             .iter()
             .map(|line| JobLog { level: jos_client::session::level_name(line.level as u32), text: line.text.clone() })
             .collect(),
-        stats: Stats {
-            fuel_used: result.stats.fuel_used,
-            time_us: result.stats.time_us,
-            // The job ran in one go on this thread: it held the CPU all its time.
-            cpu_us: result.stats.time_us,
-            cycles: 0,
-            peak_memory: u32::try_from(result.stats.peak_memory_bytes).unwrap_or(u32::MAX),
-            engine: Engine::WasmInterpreter,
-        },
+        // The job ran in one go on this thread: it held the CPU all its time (`cpu_us`); the
+        // interpreter ran it (the default engine).
+        stats: result.stats,
         traffic: None,
     };
     report.print(args.json)
@@ -279,14 +246,14 @@ pub fn run(args: Args) -> CommandResult {
 
 /// The JSON form of a result: `{"type": "i32", "value": 3}` (floats as numbers, or strings for
 /// `inf`/`nan`).
-pub fn value_json(value: CallValue) -> serde_json::Value {
+pub fn value_json(value: Value) -> serde_json::Value {
     let (ty, number) = match value {
-        CallValue::I32(value) => ("i32", serde_json::json!(value)),
-        CallValue::I64(value) => ("i64", serde_json::json!(value)),
-        CallValue::F32(value) if value.is_finite() => ("f32", serde_json::json!(value)),
-        CallValue::F64(value) if value.is_finite() => ("f64", serde_json::json!(value)),
-        CallValue::F32(value) => ("f32", serde_json::json!(value.to_string())),
-        CallValue::F64(value) => ("f64", serde_json::json!(value.to_string())),
+        Value::I32(value) => ("i32", serde_json::json!(value)),
+        Value::I64(value) => ("i64", serde_json::json!(value)),
+        Value::F32(value) if value.is_finite() => ("f32", serde_json::json!(value)),
+        Value::F64(value) if value.is_finite() => ("f64", serde_json::json!(value)),
+        Value::F32(value) => ("f32", serde_json::json!(value.to_string())),
+        Value::F64(value) => ("f64", serde_json::json!(value.to_string())),
     };
     serde_json::json!({ "type": ty, "value": number })
 }

@@ -13,7 +13,8 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use jos_abi::wire::{Engine, JobStatus, Stats};
+use jos_abi::job::{Engine, JobStatus, Stats};
+use jos_abi::syscall::LogLevel;
 use jos_runtime::{JobError, LimitKind, TrapCode};
 
 use crate::exit::Exit;
@@ -57,13 +58,15 @@ fn read_logs(bytes: &[u8]) -> (Vec<JobLog>, Vec<String>) {
             screen.push(String::from_utf8_lossy(text).into_owned());
             continue;
         }
-        let kept = &text[..text.len().min(limits.max_log_line_bytes)];
-        if total + kept.len() > limits.max_log_bytes {
+        let kept = jos_runtime::job::log_bytes_kept(text.len());
+        if total + kept > limits.max_log_bytes {
             continue;
         }
-        total += kept.len();
-        let level = jos_client::session::level_name(u32::from(level));
-        logs.push(JobLog { level, text: String::from_utf8_lossy(kept).into_owned() });
+        total += kept;
+        // An unknown level reads as debug, as `level_name` names it.
+        let level = LogLevel::try_from(u32::from(level)).unwrap_or(LogLevel::Debug);
+        let line = jos_runtime::job::log_line(level, text);
+        logs.push(JobLog { level: jos_client::session::level_name(level as u32), text: line.text });
     }
     (logs, screen)
 }
@@ -157,8 +160,9 @@ pub fn run(args: &Args, module: &[u8], input: &[u8]) -> CommandResult {
             time_us: elapsed_us,
             cpu_us: elapsed_us,
             cycles: 0,
-            peak_memory: u32::try_from(peak_memory).unwrap_or(u32::MAX),
+            peak_memory_bytes: peak_memory,
             engine: Engine::Aot,
+            ..Stats::default()
         },
         traffic: None,
     };
@@ -190,7 +194,7 @@ mod tests {
         assert_eq!(screen, vec!["on screen".to_string()]);
         assert_eq!(logs.len(), 2);
         assert_eq!(logs[0].text, "hello");
-        assert_eq!(logs[1].text.len(), jos_runtime::wasm::Limits::default().max_log_line_bytes);
+        assert_eq!(logs[1].text.len(), jos_abi::job::MAX_LOG_LINE_LEN);
     }
 
     #[test]

@@ -26,8 +26,8 @@ use std::vec::Vec;
 
 use jos_abi::blob::{Arch, BlobFlags, BlobRepr, Table};
 use jos_abi::config::{Policy, PortRange};
+use jos_abi::job::Value;
 use jos_abi::signature::{public_key as signing_public_key, sha256, sign_blob, sign_wasm, SignerRights, TrustedSigner};
-use jos_abi::wire::call::CallValue;
 use jos_abi::wire::discovery::{Advert, AdvertRepr, Probe, PROBE_LEN};
 use jos_abi::wire::{
     self, Call, Format, JobStatus, Limits, Message, FRAME_HEADER_LEN, MAX_CHUNK_LEN, MAX_FRAME_LEN, MAX_MESSAGE_LEN,
@@ -907,7 +907,7 @@ fn check_device_message(message: &Message<'_>, inputs: &[Vec<u8>], pushed: &[[u8
         Message::JobResult { status, exit_value, output, results, .. } => {
             tally.results_seen += 1;
             if *status == JobStatus::Ok {
-                let values: Vec<CallValue> = results.iter().collect();
+                let values: Vec<Value> = results.iter().collect();
                 match values.as_slice() {
                     // An entry-point run: the echo module's output is an input it was sent;
                     // the native job's is empty.
@@ -918,7 +918,7 @@ fn check_device_message(message: &Message<'_>, inputs: &[Vec<u8>], pushed: &[[u8
                             "output is no input sent"
                         );
                     }
-                    [CallValue::I64(_)] => assert!(output.is_empty(), "add writes no output"),
+                    [Value::I64(_)] => assert!(output.is_empty(), "add writes no output"),
                     other => panic!("unexpected call results {other:?}"),
                 }
             }

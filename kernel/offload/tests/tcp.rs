@@ -342,7 +342,7 @@ const MIX: &str = r#"
 
 #[test]
 fn a_called_function_that_writes_output_returns_both_over_tcp() {
-    use jos_abi::wire::call::CallValue;
+    use jos_abi::job::Value;
     let device = Device::start();
     let mut client = TcpClient::connect(&device, &CLIENT_SECRET).expect("handshake");
     let module = signed_wasm(MIX, &DEVELOPER);
@@ -350,7 +350,7 @@ fn a_called_function_that_writes_output_returns_both_over_tcp() {
     let frames = push_frames(client.inner.transport(), Format::Wasm, &module, 256);
     client.send_bytes(&frames);
     assert_eq!(client.next(), Some(Reply::PushOk(hash)));
-    let args = [CallValue::I32(41).to_slot(), CallValue::F64(1.25).to_slot()];
+    let args = [Value::I32(41).to_slot(), Value::F64(1.25).to_slot()];
     let call = wire::Call::new("mix", &args).unwrap();
     client.send(&Message::Invoke { hash, limits: Limits::default(), input: b"", call: Some(call) });
     let (_, result) = client.result();
@@ -360,7 +360,7 @@ fn a_called_function_that_writes_output_returns_both_over_tcp() {
             status: JobStatus::Ok,
             exit_value: 0,
             output: b"side effect\n".to_vec(),
-            results: vec![CallValue::I32(42), CallValue::F64(2.5)],
+            results: vec![Value::I32(42), Value::F64(2.5)],
             logs: vec!["side effect".into()],
         }
     );

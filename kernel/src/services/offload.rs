@@ -155,7 +155,7 @@ impl Platform for KernelPlatform {
         &mut self,
         blob: &[u8],
         input: &[u8],
-        limits: &jos_abi::wire::Limits,
+        limits: &jos_abi::job::Limits,
         capabilities: Capabilities,
     ) -> Result<(), jos_runtime::JobResult> {
         crate::services::native::start(blob, input, limits, capabilities, self.job_ports)

@@ -19,7 +19,7 @@ use wasmi::{Caller, Error, ExternType, FuncType, Linker, Module, ValType};
 
 use super::{cost, JobState};
 use crate::host::Host;
-use crate::job::{LoadError, LogLine};
+use crate::job::{log_bytes_kept, log_line, LoadError};
 
 /// Raised by `yield`: the job's slice ends (`step` returns `StepOutcome::Yielded`, and the kernel
 /// gives it no further slice in that frame) and it resumes later with result 0.
@@ -259,21 +259,21 @@ fn define<H: Host + 'static>(linker: &mut Linker<JobState<H>>, call: &Syscall) -
             m,
             name,
             |mut caller: Ctx<'_, H>, level: i32, buffer: i32, length: i32| -> Result<i32, Error> {
-                let kept = (length as u32 as usize).min(caller.data().limits.max_log_line_bytes) as u64;
+                let kept = log_bytes_kept(length as u32 as usize) as u64;
                 charge(&mut caller, cost::CALL + kept * cost::LOG_PER_BYTE)?;
                 Ok(with_memory(&mut caller, |memory, state| {
                     let level = LogLevel::try_from(level as u32).map_err(|_| ErrorCode::InvalidArgument)?;
                     let range = guest_range(buffer, length, memory.len())?;
                     let bytes = &memory[range];
-                    let bytes = &bytes[..bytes.len().min(state.limits.max_log_line_bytes)];
-                    if state.log_bytes + bytes.len() > state.limits.max_log_bytes {
+                    let kept = log_bytes_kept(bytes.len());
+                    if state.log_bytes + kept > state.limits.max_log_bytes {
                         state.logs_dropped = state.logs_dropped.saturating_add(1);
                         return Err(ErrorCode::LimitExceeded);
                     }
-                    state.log_bytes += bytes.len();
-                    let text = String::from_utf8_lossy(bytes).into_owned();
-                    state.host.on_log(level, &text);
-                    state.logs.push(LogLine { level, text });
+                    state.log_bytes += kept;
+                    let line = log_line(level, bytes);
+                    state.host.on_log(level, &line.text);
+                    state.logs.push(line);
                     Ok(0)
                 }))
             },

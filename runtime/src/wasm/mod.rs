@@ -104,10 +104,9 @@ pub struct Limits {
     /// Output bytes; a write past it returns `-LimitExceeded` and the job ends with
     /// [`JobStatus::LimitExceeded`].
     pub max_output_bytes: usize,
-    /// Log bytes in all; lines past it are dropped (counted in [`Stats::logs_dropped`]).
+    /// Log bytes in all; lines past it are dropped (counted in [`Stats::logs_dropped`]). Each
+    /// line is cut at `jos_abi::job::MAX_LOG_LINE_LEN` ([`crate::job::log_line`]).
     pub max_log_bytes: usize,
-    /// Bytes per log line; longer lines are truncated.
-    pub max_log_line_bytes: usize,
     /// Total fuel (about one unit per wasm instruction), including the start function.
     pub fuel_budget: u64,
     /// Wall-clock deadline after the job's creation, in microseconds of [`Host::time_us`],
@@ -116,8 +115,9 @@ pub struct Limits {
 }
 
 impl Default for Limits {
-    /// 16 MiB of memory, 10 000 table elements, one instance, 1 MiB of output, 64 KiB of logs in
-    /// lines of at most 1 KiB, 10^10 fuel, no deadline.
+    /// 16 MiB of memory, 10 000 table elements, one instance, 1 MiB of output (a job run on a
+    /// device gets at most `jos_abi::job::MAX_OUTPUT_LEN`: [`Limits::with_request`]), 64 KiB of
+    /// logs, 10^10 fuel, no deadline.
     fn default() -> Self {
         Self {
             max_memory_pages: 256,
@@ -127,7 +127,6 @@ impl Default for Limits {
             max_memories: 1,
             max_output_bytes: 1024 * 1024,
             max_log_bytes: 64 * 1024,
-            max_log_line_bytes: 1024,
             fuel_budget: 10_000_000_000,
             deadline_us: None,
         }
@@ -135,23 +134,23 @@ impl Default for Limits {
 }
 
 impl Limits {
-    /// These limits with the non-zero fields of a wire request applied (the device caps the
-    /// request by its policy first, with `jos_abi::wire::Limits::capped_by`): fuel, memory
-    /// (bytes, rounded up to whole pages), deadline (ms) and output (bytes).
-    pub fn with_wire(self, request: jos_abi::wire::Limits) -> Limits {
+    /// These limits with a job's requested limits applied (a device caps the request by its
+    /// policy first, with `jos_abi::job::Limits::capped_by`): the non-zero fuel and deadline
+    /// (ms); memory by `jos_abi::job::Limits::memory_pages` (bytes rounded down to whole pages,
+    /// at least one); output by `jos_abi::job::Limits::output_cap` (at most
+    /// `jos_abi::job::MAX_OUTPUT_LEN`). The one place a request becomes sandbox limits.
+    pub fn with_request(self, request: &jos_abi::job::Limits) -> Limits {
         let mut limits = self;
         if request.fuel != 0 {
             limits.fuel_budget = request.fuel;
         }
-        if request.memory != 0 {
-            limits.max_memory_pages = u64::from(request.memory).div_ceil(PAGE_BYTES) as u32;
+        if let Some(pages) = request.memory_pages() {
+            limits.max_memory_pages = pages;
         }
         if request.deadline_ms != 0 {
             limits.deadline_us = Some(u64::from(request.deadline_ms) * 1000);
         }
-        if request.output != 0 {
-            limits.max_output_bytes = request.output as usize;
-        }
+        limits.max_output_bytes = request.output_cap();
         limits
     }
 }
@@ -554,7 +553,7 @@ fn to_val(value: Value) -> Val {
     }
 }
 
-/// An i64 argument slot read as a parameter of type `ty` (`jos_abi::wire::call::CallValue`):
+/// An i64 argument slot read as a parameter of type `ty` (`jos_abi::job::Value`):
 /// i32 and f32 from the low 32 bits, f64 from the IEEE bits.
 fn from_slot(bits: i64, ty: &ValType) -> Val {
     match ty {
@@ -772,14 +771,19 @@ impl<H: Host + 'static> Job<H> {
 
     fn stats(&self) -> Stats {
         let state = self.store.data();
+        let time_us = state.host.time_us().saturating_sub(self.started_us);
         Stats {
             fuel_used: self.fuel_used,
-            time_us: state.host.time_us().saturating_sub(self.started_us),
+            time_us,
+            // True of a job run in one go; a caller that interleaves the job's slices with other
+            // work (the offload server) reports the sum of its slices instead.
+            cpu_us: time_us,
             peak_memory_bytes: state.limiter.peak_memory_bytes as u64,
             slices: self.slices,
             logs_dropped: state.logs_dropped,
             // wasm jobs are measured in fuel; no cycle counter is read per slice.
             cycles: 0,
+            engine: crate::job::Engine::WasmInterpreter,
         }
     }
 
@@ -986,11 +990,6 @@ impl<H: Host + 'static> Job<H> {
         done
     }
 
-    /// Whether the job has ended.
-    pub fn is_finished(&self) -> bool {
-        matches!(self.phase, Phase::Done(_))
-    }
-
     /// Fuel used so far.
     pub fn fuel_used(&self) -> u64 {
         self.fuel_used
@@ -1014,38 +1013,26 @@ mod tests {
     #[test]
     fn default_limits_are_sane() {
         let limits = Limits::default();
-        assert!(limits.max_log_line_bytes <= limits.max_log_bytes);
+        assert!(jos_abi::job::MAX_LOG_LINE_LEN <= limits.max_log_bytes);
         assert_eq!(limits.max_instances, 1);
         let config = SandboxConfig::default();
         assert!(config.max_module_bytes <= config.cache_budget_bytes);
     }
 
     #[test]
-    fn wire_limits_apply_non_zero_fields() {
+    fn requests_apply_non_zero_fields_by_the_job_rules() {
         let base = Limits::default();
-        assert_eq!(base.with_wire(jos_abi::wire::Limits::default()), base);
-        let request = jos_abi::wire::Limits { fuel: 5, memory: 65537, deadline_ms: 3, output: 10 };
-        let limits = base.with_wire(request);
+        // Zero fields keep the sandbox's limits, but a job run for a request never outputs more
+        // than a result carries.
+        let output = jos_abi::job::MAX_OUTPUT_LEN;
+        assert_eq!(base.with_request(&jos_abi::job::Limits::default()), Limits { max_output_bytes: output, ..base });
+        let request = jos_abi::job::Limits { fuel: 5, memory: 2 * 65536 - 1, deadline_ms: 3, output: 1 << 20 };
+        let limits = base.with_request(&request);
         assert_eq!(limits.fuel_budget, 5);
-        assert_eq!(limits.max_memory_pages, 2);
+        assert_eq!(limits.max_memory_pages, 1);
         assert_eq!(limits.deadline_us, Some(3000));
-        assert_eq!(limits.max_output_bytes, 10);
+        assert_eq!(limits.max_output_bytes, jos_abi::job::MAX_OUTPUT_LEN);
         assert_eq!(limits.max_log_bytes, base.max_log_bytes);
-    }
-
-    #[test]
-    fn statuses_match_the_wire() {
-        use crate::job::JobStatus;
-        for status in [
-            JobStatus::Ok,
-            JobStatus::Trap,
-            JobStatus::OutOfFuel,
-            JobStatus::LimitExceeded,
-            JobStatus::Rejected,
-            JobStatus::Deadline,
-        ] {
-            assert_eq!(status.to_wire() as u8 as u32, status as u32);
-        }
     }
 
     #[test]

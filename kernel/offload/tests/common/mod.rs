@@ -3,8 +3,8 @@
 
 use jos_abi::blob::{Arch, BlobFlags, BlobRepr, Table};
 use jos_abi::config::Policy;
+use jos_abi::job::Value;
 use jos_abi::signature::{public_key, sign_blob, sign_wasm, SignerRights, TrustedSigner};
-use jos_abi::wire::call::CallValue;
 use jos_abi::wire::{self, Format, Limits, Message};
 use jos_abi::AbiVersion;
 use jos_offload::host::HostPlatform;
@@ -259,7 +259,7 @@ pub enum Reply {
     Error(u32, String),
     Pong(u64),
     Progress(u64),
-    Result { status: wire::JobStatus, exit_value: i32, output: Vec<u8>, results: Vec<CallValue>, logs: Vec<String> },
+    Result { status: wire::JobStatus, exit_value: i32, output: Vec<u8>, results: Vec<Value>, logs: Vec<String> },
     Other(u8),
 }
 

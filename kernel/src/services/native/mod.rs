@@ -25,8 +25,8 @@ use core::alloc::Layout;
 
 use jos_abi::blob::Blob;
 use jos_abi::config::PortRange;
+use jos_abi::job::Limits;
 use jos_abi::syscall::{LogLevel, SyscallId};
-use jos_abi::wire::Limits;
 use jos_kcore::page_table::{UserRegion, PAGE_SIZE};
 use jos_runtime::native::CacheMaintenance;
 use jos_runtime::{
@@ -49,12 +49,6 @@ use crate::board::bcm2835::{IRQ, TIMER};
 pub const DEFAULT_DEADLINE_MS: u32 = 10_000;
 /// Longest deadline the device grants (milliseconds).
 pub const MAX_DEADLINE_MS: u32 = 60_000;
-/// Output cap when the request gives none (bytes).
-pub const DEFAULT_OUTPUT: u32 = 1 << 20;
-/// Most log lines kept per job.
-pub const MAX_LOG_LINES: usize = 64;
-/// Longest log line kept (bytes).
-pub const MAX_LOG_LINE: usize = 256;
 
 /// How the blob left the CPU (set before `jos_native_recover` runs).
 const OUTCOME_RETURNED: u32 = 0;
@@ -356,10 +350,7 @@ pub fn start(
         0 => DEFAULT_DEADLINE_MS,
         ms => ms.min(MAX_DEADLINE_MS),
     };
-    let output_cap = match limits.output {
-        0 => DEFAULT_OUTPUT,
-        cap => cap,
-    } as usize;
+    let output_cap = limits.output_cap();
     REGION_START.store(region.start as u32, Ordering::Relaxed);
     REGION_DATA.store((region.data_start & !(PAGE_SIZE - 1)) as u32, Ordering::Relaxed);
     REGION_END.store(region.end as u32, Ordering::Relaxed);
@@ -489,7 +480,7 @@ fn finish(value: i32) -> JobResult {
         }
         OUTCOME_TRAP => {
             let report = job.fault.take().unwrap_or_default();
-            push_log(&mut job, LogLevel::Error, report.clone());
+            push_log(&mut job, LogLine { level: LogLevel::Error, text: report.clone() });
             crate::warn!("offload: native job trapped: {report}");
             (JobStatus::Trap, Some(JobError::Trap { code: TrapCode::Other, function: String::from("_start") }), None)
         }

@@ -9,15 +9,16 @@ use alloc::format;
 use alloc::string::String;
 use core::sync::atomic::Ordering;
 
-use jos_abi::syscall::{Capability, Endpoint, LogLevel, SyscallId, SYSCALL_TABLE_LEN};
+use jos_abi::job::MAX_LOG_LINES;
+use jos_abi::syscall::{Capability, Endpoint, LogLevel, SyscallId, SYSCALLS, SYSCALL_TABLE_LEN};
 use jos_abi::ErrorCode;
 use jos_kcore::page_table::PAGE_SIZE;
 use jos_runtime::native::DispatchTable;
 use jos_runtime::LogLine;
 
 use super::{
-    with_job, Job, EXPIRED, IN_SYSCALL, MAX_LOG_LINE, MAX_LOG_LINES, OUTCOME, OUTCOME_DEADLINE, OUTCOME_EXIT,
-    OUTCOME_PREEMPTED, OUTCOME_TRAP, OUTCOME_YIELDED, REGION_DATA, REGION_END, REGION_START, RUNNING, STEP_TICKS,
+    with_job, Job, EXPIRED, IN_SYSCALL, OUTCOME, OUTCOME_DEADLINE, OUTCOME_EXIT, OUTCOME_PREEMPTED, OUTCOME_TRAP,
+    OUTCOME_YIELDED, REGION_DATA, REGION_END, REGION_START, RUNNING, STEP_TICKS,
 };
 use crate::arch::exceptions::{SvcExit, TrapFrame};
 use crate::arch::user;
@@ -97,24 +98,39 @@ fn svc_number(frame: &TrapFrame) -> (u32, u32) {
 /// into r0 (and r1 for 64-bit results).
 type Handler = fn(&mut TrapFrame) -> SvcExit;
 
-/// The system calls by number (the SyscallId): one array index per call, no lookup by name.
+/// The handler of each call of the table (`jos_abi::syscall::SYSCALLS`): an exhaustive match,
+/// so a call added to the table does not build until the kernel serves it (or says here that it
+/// does not, with `None`).
+const fn handler(id: SyscallId) -> Option<Handler> {
+    Some(match id {
+        SyscallId::InputLen => sys_input_len,
+        SyscallId::InputRead => sys_input_read,
+        SyscallId::OutputWrite => sys_output_write,
+        SyscallId::Log => sys_log,
+        SyscallId::TimeMicros => sys_time_us,
+        SyscallId::Random => sys_random,
+        SyscallId::Yield => sys_yield,
+        SyscallId::Exit => sys_exit,
+        SyscallId::UdpBind => sys_udp_bind,
+        SyscallId::UdpSend => sys_udp_send,
+        SyscallId::UdpRecv => sys_udp_recv,
+        SyscallId::UdpClose => sys_udp_close,
+        SyscallId::ScreenPrint => sys_screen_print,
+        SyscallId::GpioWrite => sys_gpio_write,
+        SyscallId::GpioRead => sys_gpio_read,
+    })
+}
+
+/// The system calls by number, built from the table at compile time: one array index per call,
+/// no lookup by name; `None` for the numbers the table does not use.
 static HANDLERS: [Option<Handler>; SYSCALL_TABLE_LEN] = {
     let mut table: [Option<Handler>; SYSCALL_TABLE_LEN] = [None; SYSCALL_TABLE_LEN];
-    table[SyscallId::InputLen as usize] = Some(sys_input_len);
-    table[SyscallId::InputRead as usize] = Some(sys_input_read);
-    table[SyscallId::OutputWrite as usize] = Some(sys_output_write);
-    table[SyscallId::Log as usize] = Some(sys_log);
-    table[SyscallId::TimeMicros as usize] = Some(sys_time_us);
-    table[SyscallId::Random as usize] = Some(sys_random);
-    table[SyscallId::Yield as usize] = Some(sys_yield);
-    table[SyscallId::Exit as usize] = Some(sys_exit);
-    table[SyscallId::UdpBind as usize] = Some(sys_udp_bind);
-    table[SyscallId::UdpSend as usize] = Some(sys_udp_send);
-    table[SyscallId::UdpRecv as usize] = Some(sys_udp_recv);
-    table[SyscallId::UdpClose as usize] = Some(sys_udp_close);
-    table[SyscallId::ScreenPrint as usize] = Some(sys_screen_print);
-    table[SyscallId::GpioWrite as usize] = Some(sys_gpio_write);
-    table[SyscallId::GpioRead as usize] = Some(sys_gpio_read);
+    let mut index = 0;
+    while index < SYSCALLS.len() {
+        let id = SYSCALLS[index].id;
+        table[id as usize] = handler(id);
+        index += 1;
+    }
     table
 };
 
@@ -199,16 +215,17 @@ fn sys_output_write(frame: &mut TrapFrame) -> SvcExit {
 fn sys_log(frame: &mut TrapFrame) -> SvcExit {
     let result = LogLevel::try_from(frame.r[0]).map_err(|_| ErrorCode::InvalidArgument).and_then(|level| {
         let bytes = user_bytes(frame.r[1], frame.r[2])?;
-        let text = String::from_utf8_lossy(&bytes[..bytes.len().min(MAX_LOG_LINE)]).into_owned();
-        with_job(|job| push_log(job, level, text));
+        let line = jos_runtime::job::log_line(level, bytes);
+        with_job(|job| push_log(job, line));
         Ok(0)
     });
     answer_result(frame, result)
 }
 
-pub(super) fn push_log(job: &mut Job, level: LogLevel, text: String) {
+/// Keeps `line`, or counts it dropped past the job's [`MAX_LOG_LINES`].
+pub(super) fn push_log(job: &mut Job, line: LogLine) {
     if job.logs.len() < MAX_LOG_LINES {
-        job.logs.push(LogLine { level, text });
+        job.logs.push(line);
     } else {
         job.logs_dropped += 1;
     }

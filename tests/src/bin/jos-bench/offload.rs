@@ -448,7 +448,7 @@ pub fn heap_per_wasm_job(device: &Device) -> Result<Value, String> {
                 "bytes": f64::from(idle_free) - f64::from(busy_free),
                 "idle_free_bytes": idle_free,
                 "busy_free_bytes": busy_free,
-                "job_peak_linear_memory_bytes": job.stats.peak_memory,
+                "job_peak_linear_memory_bytes": job.stats.peak_memory_bytes,
                 "job": format!("guest-examples md5 (wasm), input \"{n}\""),
                 "source": "advert free_memory (heap size - used) while the job runs, against the same just before the Invoke with the session open and the module cached",
             }));
