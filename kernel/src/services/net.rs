@@ -83,9 +83,12 @@ pub mod sizes {
     pub const JOB_BUFFER: usize = 4 * 1024;
     /// Job UDP sockets: datagrams queued per direction per socket.
     pub const JOB_PACKETS: usize = 8;
-    /// All sockets: DHCP, UDP echo, the TCP echo sockets, offload discovery and sessions, and
-    /// the job sockets.
-    pub const SOCKETS: usize = 2 + TCP_SOCKETS + 1 + OFFLOAD_TCP_SOCKETS + JOB_SOCKETS;
+    /// Outgoing TCP sockets other services add ([`super::add_client_socket`]): the fleet's
+    /// broker connection.
+    pub const CLIENT_SOCKETS: usize = 1;
+    /// All sockets: DHCP, UDP echo, the TCP echo sockets, offload discovery and sessions, the
+    /// job sockets and the client sockets.
+    pub const SOCKETS: usize = 2 + TCP_SOCKETS + 1 + OFFLOAD_TCP_SOCKETS + JOB_SOCKETS + CLIENT_SOCKETS;
     /// Largest UDP datagram echoed (IPv4 without fragments carries at most 1472 bytes).
     pub const UDP_CHUNK: usize = 2048;
     /// Bytes moved from a TCP receive buffer to its transmit buffer per step.
@@ -373,6 +376,32 @@ pub fn counters() -> Option<Counters> {
         net.counters.link = net.device.counters();
         net.counters
     })
+}
+
+/// Client sockets added so far (at most [`sizes::CLIENT_SOCKETS`]).
+static CLIENT_SOCKETS_ADDED: AtomicU32 = AtomicU32::new(0);
+
+/// Adds an outgoing TCP socket that another service owns (the fleet's broker connection; its
+/// buffers are the caller's) and returns its handle. `LimitExceeded` past
+/// [`sizes::CLIENT_SOCKETS`], `Io` when the network is down.
+pub fn add_client_socket(socket: tcp::Socket<'static>) -> Result<SocketHandle, ErrorCode> {
+    NET.with(|net| {
+        if CLIENT_SOCKETS_ADDED.load(Ordering::Relaxed) as usize >= sizes::CLIENT_SOCKETS {
+            return Err(ErrorCode::LimitExceeded);
+        }
+        CLIENT_SOCKETS_ADDED.fetch_add(1, Ordering::Relaxed);
+        Ok(net.sockets.add(socket))
+    })
+    .unwrap_or(Err(ErrorCode::Io))
+}
+
+/// Runs `f` on a socket added by [`add_client_socket`], with the interface's context (to
+/// `connect`); `None` when the network is down or busy. Queued bytes leave on the next [`poll`].
+pub fn with_client_socket<R>(
+    handle: SocketHandle,
+    f: impl FnOnce(&mut tcp::Socket<'static>, &mut smoltcp::iface::Context) -> R,
+) -> Option<R> {
+    NET.with(|net| f(net.sockets.get_mut::<tcp::Socket<'static>>(handle), net.iface.context()))
 }
 
 /// The port each job socket is bound to (0: free); read by the frame pre-filter.

@@ -373,6 +373,15 @@ pub fn print_counters() {
     }
 }
 
+/// Jobs finished, jobs failed, and whether a job runs or waits (for the fleet's status);
+/// `None` when the service is off or busy.
+pub fn job_figures() -> Option<(u64, u64, bool)> {
+    SERVICE.with(|service| {
+        let status = service.server.status();
+        (status.counters.jobs_ok, status.counters.jobs_failed, status.current.is_some() || status.queued > 0)
+    })
+}
+
 /// Moves bytes between the sockets and the server (called by the network manager's poll).
 pub fn serve(sockets: &mut SocketSet<'_>) {
     SERVICE.with(|service| service.serve(sockets));
