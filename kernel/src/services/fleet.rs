@@ -258,8 +258,9 @@ async fn open(settings: &Settings) -> Result<(), Failure> {
     .await
 }
 
-/// The device's status message now, in `buffer`; returns its length.
-fn status(settings: &Settings, state: DeviceState, buffer: &mut [u8]) -> usize {
+/// The device's status message now, as of broker connection `connects`, in `buffer`; returns
+/// its length.
+fn status(settings: &Settings, state: DeviceState, connects: u32, buffer: &mut [u8]) -> usize {
     let heap = crate::memory::heap::HEAP.stats();
     let (done, failed, busy) = crate::services::offload::job_figures().unwrap_or((0, 0, false));
     let state = match state {
@@ -277,7 +278,7 @@ fn status(settings: &Settings, state: DeviceState, buffer: &mut [u8]) -> usize {
         jobs_done: done,
         jobs_failed: failed,
         fleet_messages: FLEET_MESSAGES.load(Ordering::Relaxed),
-        connects: CONNECTS.load(Ordering::Relaxed),
+        connects,
         name: settings.name,
     };
     repr.emit(buffer).unwrap_or(0)
@@ -384,7 +385,8 @@ async fn serve(settings: &Settings, backoff: &mut u64) -> Result<(), Failure> {
     let topic_name =
         || MqttString::from_str(status_topic.as_str()).ok().and_then(TopicName::new).ok_or(Failure::Protocol);
     let mut will_bytes = [0u8; fleet::STATUS_FIXED_LEN + jos_abi::config::MAX_NAME_LEN];
-    let will_len = status(settings, DeviceState::Offline, &mut will_bytes);
+    // The will speaks for this connection: the count it will have once the broker accepts it.
+    let will_len = status(settings, DeviceState::Offline, CONNECTS.load(Ordering::Relaxed) + 1, &mut will_bytes);
     let will_payload = MqttBinary::from_slice(&will_bytes[..will_len]).map_err(|_| Failure::Protocol)?;
     let will = WillOptions::new(topic_name()?, will_payload).retain().at_least_once();
     let keep_alive = NonZero::new(KEEP_ALIVE_S).map_or(KeepAlive::Infinite, KeepAlive::Seconds);
@@ -481,7 +483,7 @@ async fn serve(settings: &Settings, backoff: &mut u64) -> Result<(), Failure> {
             }
         };
         if due {
-            let len = status(settings, DeviceState::Idle, &mut status_bytes);
+            let len = status(settings, DeviceState::Idle, connects, &mut status_bytes);
             let options = PublicationOptions::new(TopicReference::Name(topic_name()?)).retain();
             within(at + PACKET_TIMEOUT_US, client.publish(&options, (&status_bytes[..len]).into()))
                 .await
