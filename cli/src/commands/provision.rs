@@ -107,7 +107,7 @@ pub struct Options {
 /// The fleet options of `provision` and `image`: the MQTT 5 broker the device connects out to.
 #[derive(Debug, Clone, Default, clap::Args)]
 pub struct BrokerOptions {
-    /// The fleet's MQTT 5 broker, IP[:PORT] (an IPv4 address; port 1883 when left out).
+    /// The fleet's MQTT 5 broker, `IP[:PORT]` (an IPv4 address; port 1883 when left out).
     #[arg(long, value_name = "IP[:PORT]", requires = "fleet")]
     pub broker: Option<String>,
     /// The fleet the device joins (1 to 32 of A-Z a-z 0-9 - _ .): names its MQTT topics.
