@@ -9,14 +9,16 @@
 # and the tools the card test reads it back with (mtools, fdisk's sfdisk, dosfstools'
 # fsck.fat), and dnsmasq (the DHCP server in the network namespaces of the USB Ethernet model
 # tests), wabt (wasm2c, for ahead-of-time compiled wasm: `jos-cli build --format aot`), and g++
-# (libFuzzer's C++ runtime, built when `cargo xtask lint` runs clippy over the fuzz targets).
+# (libFuzzer's C++ runtime, built when `cargo xtask lint` runs clippy over the fuzz targets),
+# and mosquitto with mosquitto-clients (the MQTT 5 broker of the fleet tests, which start their
+# own broker on a free loopback port; the package's system service is not needed).
 # Idempotent; silent when all is there.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 packages=(gcc libc6-dev qemu-system-arm clang lld gcc-arm-none-eabi binutils-arm-none-eabi libnewlib-arm-none-eabi
           iproute2 iputils-ping python3 gcc-arm-linux-gnueabi libc6-dev-armel-cross cpio fonts-dejavu-core
-          mtools fdisk dosfstools dnsmasq-base wabt g++)
+          mtools fdisk dosfstools dnsmasq-base wabt g++ mosquitto mosquitto-clients)
 sudo=""; [ "$(id -u)" -eq 0 ] || sudo="sudo"
 # The Linux baseline's kernel and busybox are armel packages.
 armel_added=0

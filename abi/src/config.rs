@@ -6,6 +6,12 @@
 //! kernel reads it at boot. A 44-byte header (magic, version, header length, body length, SHA-256
 //! of the body) guards it; the body follows. Layout and checks: `docs/formats.md`.
 //!
+//! Optional sections may follow the policy (`docs/formats.md`): each a tag (u8), a length (u16)
+//! and that many bytes, tags strictly increasing, so every section appears at most once. Tag 1
+//! ([`SECTION_BROKER`]) is the fleet's MQTT broker ([`crate::fleet::BrokerSettings`]). A
+//! configuration without sections is the same bytes as before sections existed. [`Sections`]
+//! reads them; [`ConfigRepr::emit_with`] writes them.
+//!
 //! Keys: the device has two, as the offload issue allows: an X25519 static secret for the Noise IK
 //! channel and an Ed25519 seed that signs discovery adverts. Deriving one from the other would
 //! save 32 bytes but tie the channel and the advert signature to one secret and need a birational
@@ -23,6 +29,7 @@ use core::fmt;
 
 use crate::codec::{Cursor, List, Record, Writer};
 use crate::error::ErrorCode;
+use crate::fleet::BrokerSettings;
 use crate::signature::{check_signer_key, public_key, sha256, SignerRights, TrustedSigner, WeakKey};
 use crate::wire::{Limits, MAX_OUTPUT_LEN};
 
@@ -40,6 +47,8 @@ pub const VERSION: u16 = 2;
 pub const HEADER_LEN: usize = 44;
 /// The longest device name, in bytes of UTF-8 (as in discovery adverts).
 pub const MAX_NAME_LEN: usize = crate::wire::discovery::MAX_NAME_LEN;
+/// Section tag of the fleet's broker settings ([`Sections::broker`]).
+pub const SECTION_BROKER: u8 = 1;
 /// Most trusted client keys.
 pub const MAX_CLIENTS: usize = 32;
 /// Most trusted signers.
@@ -83,7 +92,8 @@ pub enum ConfigError {
     /// [`MAX_MODULE_LEN`], a queue over [`MAX_QUEUE_LEN`], or a job port range that is empty,
     /// holds port 0 or one of the device's own ports.
     BadPolicy = 12,
-    /// Bytes left in the body after the last field.
+    /// Bytes left in the body after the last field. (Kept for its code: since sections exist,
+    /// bytes after the policy read as a section and a stray byte gives [`ConfigError::BadSection`].)
     TrailingBytes = 13,
     /// (emit only) the buffer is too small or a field is over its cap.
     BufferTooSmall = 14,
@@ -99,6 +109,11 @@ pub enum ConfigError {
     WeakDeviceKey = 17,
     /// The same client key, or the same signer key, twice.
     DuplicateKey = 18,
+    /// A section after the policy with an unknown tag, a tag not above the one before it, or a
+    /// length past the end of the body.
+    BadSection = 19,
+    /// The broker section does not parse ([`crate::fleet::BrokerSettings::parse`] says why).
+    BadBroker = 20,
 }
 
 impl ConfigError {
@@ -132,6 +147,8 @@ impl ConfigError {
             ConfigError::BadPolicy => "bad policy caps",
             ConfigError::TrailingBytes => "trailing bytes in configuration",
             ConfigError::BufferTooSmall => "buffer too small",
+            ConfigError::BadSection => "unknown, repeated or truncated configuration section",
+            ConfigError::BadBroker => "bad broker settings",
         }
     }
 }
@@ -419,8 +436,69 @@ pub fn check_keys(
     Ok(())
 }
 
+/// The optional sections after the policy. The default has none.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Sections<'a> {
+    /// The fleet's MQTT broker (section [`SECTION_BROKER`]); `None`: the device joins no fleet.
+    pub broker: Option<BrokerSettings<'a>>,
+}
+
+impl<'a> Sections<'a> {
+    /// Reads the sections of a checked configuration.
+    pub fn parse<T: AsRef<[u8]>>(config: &'a Config<T>) -> Result<Self, ConfigError> {
+        parse_all(config.checked_body()?).map(|(_, sections)| sections)
+    }
+
+    fn read(cursor: &mut Cursor<'a>) -> Result<Self, ConfigError> {
+        let mut sections = Sections::default();
+        let mut last_tag = 0;
+        while !cursor.is_empty() {
+            let tag = cursor.u8().ok_or(ConfigError::BadSection)?;
+            let len = usize::from(cursor.u16().ok_or(ConfigError::BadSection)?);
+            let bytes = cursor.take(len).ok_or(ConfigError::BadSection)?;
+            if tag <= last_tag {
+                return Err(ConfigError::BadSection);
+            }
+            last_tag = tag;
+            match tag {
+                SECTION_BROKER => {
+                    sections.broker = Some(BrokerSettings::parse(bytes).map_err(|_| ConfigError::BadBroker)?);
+                }
+                _ => return Err(ConfigError::BadSection),
+            }
+        }
+        Ok(sections)
+    }
+
+    fn check(&self) -> Result<(), ConfigError> {
+        match self.broker {
+            Some(broker) => broker.check().map_err(|_| ConfigError::BadBroker),
+            None => Ok(()),
+        }
+    }
+
+    /// Encoded length of every section.
+    fn len(&self) -> usize {
+        self.broker.map_or(0, |broker| 3 + broker.buffer_len())
+    }
+
+    fn write(&self, writer: &mut Writer<'_>) -> Option<()> {
+        if let Some(broker) = self.broker {
+            writer.u8(SECTION_BROKER)?;
+            writer.u16(u16::try_from(broker.buffer_len()).ok()?)?;
+            broker.write(writer)?;
+        }
+        Some(())
+    }
+}
+
 /// Parses and validates a body.
 fn parse_body(body: &[u8]) -> Result<ConfigRepr<'_>, ConfigError> {
+    parse_all(body).map(|(repr, _)| repr)
+}
+
+/// Parses and validates a body and its sections.
+fn parse_all(body: &[u8]) -> Result<(ConfigRepr<'_>, Sections<'_>), ConfigError> {
     use ConfigError::Truncated;
     let mut cursor = Cursor::new(body);
     let name_len = usize::from(cursor.u8().ok_or(Truncated)?);
@@ -453,11 +531,9 @@ fn parse_body(body: &[u8]) -> Result<ConfigRepr<'_>, ConfigError> {
     let signers = List::checked(signer_bytes).ok_or(ConfigError::BadRights)?;
 
     let policy = Policy::read(&mut cursor)?;
-    if !cursor.is_empty() {
-        return Err(ConfigError::TrailingBytes);
-    }
+    let sections = Sections::read(&mut cursor)?;
     check_keys(&noise_secret, &advert_seed, clients, signers)?;
-    Ok(ConfigRepr { name, noise_secret, advert_seed, network, clients, signers, policy })
+    Ok((ConfigRepr { name, noise_secret, advert_seed, network, clients, signers, policy }, sections))
 }
 
 /// A signer must be allowed at least one format: capability bits alone sign nothing.
@@ -543,6 +619,27 @@ impl<'a> ConfigRepr<'a> {
     /// Encoded length, header included.
     pub fn buffer_len(&self) -> usize {
         HEADER_LEN + self.body_len()
+    }
+
+    /// Encoded length with these sections, header included.
+    pub fn buffer_len_with(&self, sections: &Sections<'_>) -> usize {
+        self.buffer_len() + sections.len()
+    }
+
+    /// [`ConfigRepr::emit`] followed by the sections (checked as the parser checks them:
+    /// [`ConfigError::BadBroker`] for broker settings it would refuse).
+    pub fn emit_with(&self, sections: &Sections<'_>, buffer: &mut [u8]) -> Result<usize, ConfigError> {
+        sections.check()?;
+        let len = self.buffer_len_with(sections);
+        // Check the rest first, into the front of the buffer, then move the body's end on.
+        let core = self.emit(buffer)?;
+        let out = buffer.get_mut(..len).ok_or(ConfigError::BufferTooSmall)?;
+        let mut writer = Writer::new(&mut out[core..]);
+        sections.write(&mut writer).ok_or(ConfigError::BufferTooSmall)?;
+        let (header, body) = out.split_at_mut(HEADER_LEN);
+        header[8..12].copy_from_slice(&(body.len() as u32).to_le_bytes());
+        header[12..HEADER_LEN].copy_from_slice(&sha256(body));
+        Ok(len)
     }
 
     /// Writes the configuration with its checksum; returns its length. Refuses fields over
@@ -767,7 +864,7 @@ mod tests {
             (body(b"pi", dhcp, 0, None, &bad_ports(4700, 4800)), ConfigError::BadPolicy),
             (body(b"pi", dhcp, 0, None, &bad_ports(1, 7)), ConfigError::BadPolicy),
             (body(b"pi", dhcp, 0, None, &bad_ports(60, 70)), ConfigError::BadPolicy),
-            ([body(b"pi", dhcp, 0, None, &policy()), vec![0]].concat(), ConfigError::TrailingBytes),
+            ([body(b"pi", dhcp, 0, None, &policy()), vec![0]].concat(), ConfigError::BadSection),
         ];
         for (body, expected) in body_cases {
             let bytes = with_body(&body);
@@ -930,6 +1027,85 @@ mod tests {
             assert!(is_strong_x25519_key(&public));
             assert_ne!(MontgomeryPoint(public).mul_clamped(secrets[0]).to_bytes(), [0; 32]);
         }
+    }
+
+    #[test]
+    fn broker_section() {
+        use crate::fleet::BrokerSettings;
+        let broker = BrokerSettings {
+            address: [10, 0, 2, 2],
+            port: 1883,
+            fleet: "lab",
+            client_id: None,
+            username: None,
+            password: None,
+        };
+        let sections = Sections { broker: Some(broker) };
+        let repr = ConfigRepr {
+            name: "pi",
+            noise_secret: [0x0a; 32],
+            advert_seed: [0x0b; 32],
+            network: Network::Dhcp,
+            clients: List::from_slice(&[]),
+            signers: List::from_slice(&[]),
+            policy: policy(),
+        };
+        let mut buffer = vec![0u8; 4096];
+        let len = repr.emit_with(&sections, &mut buffer).unwrap();
+        assert_eq!(len, repr.buffer_len_with(&sections));
+        assert_eq!(len, repr.buffer_len() + 3 + 4 + 2 + 4 + 3);
+        let config = Config::new_checked(&buffer[..len]).unwrap();
+        assert_eq!(ConfigRepr::parse(&config), Ok(repr));
+        assert_eq!(Sections::parse(&config), Ok(sections));
+        // The section's bytes: tag 1, length 13, then the broker record.
+        let plain = repr.buffer_len();
+        assert_eq!(&buffer[plain..plain + 3], &[SECTION_BROKER, 13, 0]);
+        // Without sections: the same bytes as `emit`.
+        let mut plain_bytes = vec![0u8; plain];
+        repr.emit(&mut plain_bytes).unwrap();
+        let none = repr.emit_with(&Sections::default(), &mut buffer).unwrap();
+        assert_eq!(&buffer[..none], &plain_bytes[..]);
+        assert_eq!(Sections::parse(&Config::new_checked(&plain_bytes[..]).unwrap()), Ok(Sections::default()));
+        // Emit refuses what parse refuses.
+        let bad = Sections { broker: Some(BrokerSettings { port: 0, ..broker }) };
+        assert_eq!(repr.emit_with(&bad, &mut buffer), Err(ConfigError::BadBroker));
+        assert_eq!(repr.emit_with(&sections, &mut buffer[..len - 1]), Err(ConfigError::BufferTooSmall));
+
+        let mut base = vec![0u8; plain];
+        repr.emit(&mut base).unwrap();
+        let base_body = base[HEADER_LEN..].to_vec();
+        let mut record = vec![0u8; broker.buffer_len()];
+        broker.emit(&mut record).unwrap();
+        let section = |tag: u8, bytes: &[u8]| {
+            let mut out = vec![tag];
+            out.extend_from_slice(&(bytes.len() as u16).to_le_bytes());
+            out.extend_from_slice(bytes);
+            out
+        };
+        let mut bad_port = record.clone();
+        bad_port[4..6].copy_from_slice(&[0, 0]);
+        let cases: Vec<(Vec<u8>, ConfigError)> = vec![
+            (section(2, &record), ConfigError::BadSection),
+            (section(0, &record), ConfigError::BadSection),
+            ([section(1, &record), section(1, &record)].concat(), ConfigError::BadSection),
+            (section(1, &record)[..10].to_vec(), ConfigError::BadSection),
+            (vec![1, 0], ConfigError::BadSection),
+            (section(1, &bad_port), ConfigError::BadBroker),
+            (section(1, &record[..record.len() - 1]), ConfigError::BadBroker),
+            (section(1, &[record.clone(), vec![0]].concat()), ConfigError::BadBroker),
+        ];
+        for (extra, expected) in cases {
+            let bytes = with_body(&[base_body.clone(), extra].concat());
+            assert_eq!(Config::new_checked(&bytes[..]).map(|_| ()), Err(expected), "{expected:?}");
+        }
+        let bytes = with_body(&[base_body.clone(), section(1, &record)].concat());
+        assert_eq!(&bytes[..], &buffer_of(&repr, &sections)[..]);
+    }
+
+    fn buffer_of(repr: &ConfigRepr<'_>, sections: &Sections<'_>) -> Vec<u8> {
+        let mut bytes = vec![0u8; repr.buffer_len_with(sections)];
+        repr.emit_with(sections, &mut bytes).unwrap();
+        bytes
     }
 
     #[test]

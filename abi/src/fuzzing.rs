@@ -139,8 +139,9 @@ pub fn with_fixed_checksum(data: &[u8]) -> Option<Vec<u8>> {
 fn config_round_trip(data: &[u8]) {
     let Ok(config) = Config::new_checked(data) else { return };
     let repr = ConfigRepr::parse(&config).expect("a checked configuration parses");
-    let mut emitted = vec![0u8; repr.buffer_len()];
-    assert_eq!(repr.emit(&mut emitted), Ok(config.total_len()));
+    let sections = crate::config::Sections::parse(&config).expect("a checked configuration's sections parse");
+    let mut emitted = vec![0u8; repr.buffer_len_with(&sections)];
+    assert_eq!(repr.emit_with(&sections, &mut emitted), Ok(config.total_len()));
     assert_eq!(&emitted[..], &data[..config.total_len()]);
 }
 
@@ -167,12 +168,28 @@ pub fn atags(data: &[u8]) {
     }
 }
 
+/// The fleet's formats (`jos_abi::fleet`): broker settings and status messages that parse
+/// re-emit the same bytes.
+pub fn fleet(data: &[u8]) {
+    use crate::fleet::{BrokerSettings, StatusRepr};
+    if let Ok(settings) = BrokerSettings::parse(data) {
+        let mut emitted = vec![0u8; settings.buffer_len()];
+        assert_eq!(settings.emit(&mut emitted), Ok(data.len()));
+        assert_eq!(&emitted[..], data);
+    }
+    if let Ok(status) = StatusRepr::parse(data) {
+        let mut emitted = vec![0u8; status.buffer_len()];
+        assert_eq!(status.emit(&mut emitted), Ok(data.len()));
+        assert_eq!(&emitted[..], data);
+    }
+}
+
 /// A fuzz target body.
 pub type Body = fn(&[u8]);
 
 /// The fuzz targets by name, as in `fuzz/fuzz_targets/`.
-pub const TARGETS: [(&str, Body); 5] =
-    [("blob", blob), ("signature", signature), ("wire", wire), ("config", config), ("atags", atags)];
+pub const TARGETS: [(&str, Body); 6] =
+    [("blob", blob), ("signature", signature), ("wire", wire), ("config", config), ("atags", atags), ("fleet", fleet)];
 
 /// A small deterministic PRNG (xorshift64*), so mutations are the same on every run.
 #[derive(Clone, Debug)]
@@ -434,6 +451,39 @@ pub fn seeds() -> Vec<(&'static str, &'static str, Vec<u8>)> {
         config.emit(&mut bytes).expect("seed configuration emits");
         seeds.push(("config", name, bytes));
     }
+    // A fleet member: the static configuration with a broker section.
+    let broker = crate::fleet::BrokerSettings {
+        address: [10, 0, 2, 2],
+        port: crate::fleet::DEFAULT_PORT,
+        fleet: "lab",
+        client_id: Some("board-1"),
+        username: Some("pi"),
+        password: Some(b"password"),
+    };
+    let sections = crate::config::Sections { broker: Some(broker) };
+    let fleet_member = configs[1].1;
+    let mut bytes = vec![0u8; fleet_member.buffer_len_with(&sections)];
+    fleet_member.emit_with(&sections, &mut bytes).expect("seed configuration emits");
+    seeds.push(("config", "fleet", bytes));
+    let mut record = vec![0u8; broker.buffer_len()];
+    broker.emit(&mut record).expect("seed broker settings emit");
+    seeds.push(("fleet", "broker", record));
+    let status = crate::fleet::StatusRepr {
+        state: crate::fleet::DeviceState::Idle,
+        formats: crate::fleet::FORMAT_WASM | crate::fleet::FORMAT_NATIVE,
+        abi: crate::AbiVersion::CURRENT.to_u32(),
+        heap_free: 100 << 20,
+        heap_size: 128 << 20,
+        uptime_s: 60,
+        jobs_done: 12,
+        jobs_failed: 1,
+        fleet_messages: 3,
+        connects: 2,
+        name: "bench",
+    };
+    let mut message = vec![0u8; status.buffer_len()];
+    status.emit(&mut message).expect("seed status emits");
+    seeds.push(("fleet", "status", message));
 
     // Boot tag lists: what the Pi firmware passes, and the short form.
     use crate::atags::{AtagsRepr, Core, Initrd, MemoryBank};
@@ -499,6 +549,9 @@ mod tests {
                     || frame_len(bytes) == Ok(Some(bytes.len()))
             }
             "atags" => crate::atags::Atags::new_checked(bytes).is_ok(),
+            "fleet" => {
+                crate::fleet::BrokerSettings::parse(bytes).is_ok() || crate::fleet::StatusRepr::parse(bytes).is_ok()
+            }
             "config" => {
                 Config::new_checked(bytes).is_ok()
                     || with_fixed_checksum(bytes).is_some_and(|fixed| Config::new_checked(&fixed[..]).is_ok())

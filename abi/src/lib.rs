@@ -11,6 +11,7 @@ pub mod blob;
 pub mod codec;
 pub mod config;
 pub mod error;
+pub mod fleet;
 #[cfg(any(feature = "fuzzing", test))]
 pub mod fuzzing;
 pub mod job;

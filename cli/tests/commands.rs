@@ -281,6 +281,100 @@ fn provision_writes_a_config_that_parses_and_pins_the_device() {
 }
 
 /// X25519 public key of a secret, computed with snow (as the device does).
+/// `--broker` and `--fleet` add the broker section; its fields are checked before anything is
+/// written.
+#[test]
+fn provision_writes_broker_settings() {
+    use jos_abi::config::Sections;
+    let sandbox = Sandbox::new();
+    sandbox.keygen();
+    sandbox.write("broker.pass", b"s3cret\n");
+    let output = sandbox.run(&[
+        "provision",
+        "--name",
+        "rack-3",
+        "--broker",
+        "192.168.7.1:1884",
+        "--fleet",
+        "lab",
+        "--mqtt-username",
+        "pi",
+        "--mqtt-password-file",
+        "broker.pass",
+        "-o",
+        "config.bin",
+        "--json",
+    ]);
+    assert_success(&output);
+    assert_eq!(json(&output)["broker"]["fleet"], "lab");
+    let bytes = std::fs::read(sandbox.path("config.bin")).unwrap();
+    let config = Config::new_checked(&bytes[..]).expect("the configuration checks");
+    let broker = Sections::parse(&config).unwrap().broker.expect("a broker section");
+    assert_eq!(broker.address, [192, 168, 7, 1]);
+    assert_eq!(broker.port, 1884);
+    assert_eq!(broker.fleet, "lab");
+    assert_eq!(broker.client_id, None, "derived on the device");
+    assert_eq!(broker.username, Some("pi"));
+    assert_eq!(broker.password, Some(&b"s3cret"[..]), "the final newline is dropped");
+
+    // The default port, an explicit client id.
+    let output = sandbox.run(&[
+        "provision",
+        "--name",
+        "b",
+        "--broker",
+        "10.0.2.2",
+        "--fleet",
+        "f",
+        "--mqtt-client-id",
+        "board-1",
+        "-o",
+        "b.bin",
+    ]);
+    assert_success(&output);
+    let bytes = std::fs::read(sandbox.path("b.bin")).unwrap();
+    let config = Config::new_checked(&bytes[..]).unwrap();
+    let broker = Sections::parse(&config).unwrap().broker.unwrap();
+    assert_eq!((broker.port, broker.client_id, broker.username), (1883, Some("board-1"), None));
+    // Without --broker: no section.
+    assert_success(&sandbox.run(&["provision", "--name", "c", "-o", "c.bin"]));
+    let bytes = std::fs::read(sandbox.path("c.bin")).unwrap();
+    assert_eq!(Sections::parse(&Config::new_checked(&bytes[..]).unwrap()).unwrap().broker, None);
+
+    // Refused with a usage error, nothing written.
+    let refused: [&[&str]; 7] = [
+        &["--broker", "broker.example:1883", "--fleet", "lab"],
+        &["--broker", "10.0.2.2:0", "--fleet", "lab"],
+        &["--broker", "0.0.0.0", "--fleet", "lab"],
+        &["--broker", "10.0.2.2", "--fleet", "a/b"],
+        &["--broker", "10.0.2.2", "--fleet", "lab", "--mqtt-client-id", "a+b"],
+        &["--broker", "10.0.2.2"],
+        &["--fleet", "lab"],
+    ];
+    for extra in refused {
+        let mut args = vec!["provision", "--name", "x", "-o", "x.bin"];
+        args.extend_from_slice(extra);
+        let output = sandbox.run(&args);
+        assert_exit(&output, 2);
+        assert!(!sandbox.path("x.bin").exists(), "{extra:?}");
+    }
+    sandbox.write("empty.pass", b"\n");
+    let output = sandbox.run(&[
+        "provision",
+        "--name",
+        "x",
+        "--broker",
+        "10.0.2.2",
+        "--fleet",
+        "l",
+        "--mqtt-password-file",
+        "empty.pass",
+        "-o",
+        "x.bin",
+    ]);
+    assert_exit(&output, 2);
+}
+
 fn snow_public(secret: &[u8; 32]) -> [u8; 32] {
     jos_client::store::x25519_public(secret)
 }

@@ -183,6 +183,9 @@ pub extern "C" fn kernel_main(r0: u32, machine: u32, tags: u32) -> ! {
     let offload = services::offload::init();
     start_network();
     let _ = executive::register("net", 1, services::net::poll);
+    if services::fleet::init() {
+        let _ = executive::register("fleet", 1, services::fleet::poll);
+    }
     if offload {
         let _ = executive::register("offload", 1, services::offload::poll);
     }

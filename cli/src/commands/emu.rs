@@ -289,6 +289,7 @@ fn start(home: &Home, args: &StartArgs) -> CommandResult {
             max_deadline_ms: 60_000,
             queue: 8,
             no_default: false,
+            broker: Default::default(),
         };
         let made = super::provision::provision(home, &provision_args)?;
         jos_client::store::write_file(&config_path, &made.config, true)?;

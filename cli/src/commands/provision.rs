@@ -4,7 +4,8 @@
 use std::net::Ipv4Addr;
 use std::path::{Path, PathBuf};
 
-use jos_abi::config::{is_strong_x25519_key, ConfigRepr, Network, Policy, PortRange, DEVICE_PORTS};
+use jos_abi::config::{is_strong_x25519_key, ConfigRepr, Network, Policy, PortRange, Sections, DEVICE_PORTS};
+use jos_abi::fleet::BrokerSettings;
 use jos_abi::signature::{check_signer_key, SignerRights, TrustedSigner};
 use jos_abi::wire::Limits;
 use jos_client::store::{key_from_hex, random_key, read_key_file, write_file, x25519_public, Home, Key, TrustedDevice};
@@ -22,10 +23,15 @@ Examples:
   jos-cli provision --name shared --trust-client self --trust-client alice-client.pub \\
       --signer self:wasm,native --signer bob-signing.pub:wasm -o config.bin
   jos-cli provision --name iot --signer self:wasm,native,net,screen,gpio --job-ports 7000-7009 -o config.bin
+  jos-cli provision --name rack-3 --broker 192.168.7.1 --fleet lab --mqtt-username pi \
+      --mqtt-password-file broker.pass -o config.bin
 
 Rights of a signer: `wasm` and `native` say which formats it may sign; `net`, `screen` and `gpio`
 are the capabilities its jobs get (UDP sockets on the --job-ports range, lines on the status
 screen, GPIO pins). A job without a capability gets `permission denied` from those calls.
+With --broker and --fleet the device also joins a fleet: it connects out to that MQTT 5 broker
+(an IPv4 address; the device resolves no names), publishes its status and takes the fleet's jobs
+(docs/fleet.md).
 Without --trust-client and --signer, this client's key and signing key (wasm and native, no
 capabilities) are the ones trusted. Keys no honest key pair has (small-order or non-canonical
 Ed25519 signer keys, low-order X25519 client keys) are refused (exit 3), and so is a key given
@@ -93,6 +99,106 @@ pub struct Options {
     /// Do not make this device the default one.
     #[arg(long)]
     pub no_default: bool,
+    /// The fleet's MQTT broker, if the device joins one.
+    #[command(flatten)]
+    pub broker: BrokerOptions,
+}
+
+/// The fleet options of `provision` and `image`: the MQTT 5 broker the device connects out to.
+#[derive(Debug, Clone, Default, clap::Args)]
+pub struct BrokerOptions {
+    /// The fleet's MQTT 5 broker, `IP[:PORT]` (an IPv4 address; port 1883 when left out).
+    #[arg(long, value_name = "IP[:PORT]", requires = "fleet")]
+    pub broker: Option<String>,
+    /// The fleet the device joins (1 to 32 of A-Z a-z 0-9 - _ .): names its MQTT topics.
+    #[arg(long, value_name = "NAME", requires = "broker")]
+    pub fleet: Option<String>,
+    /// The device's MQTT client id (at most 64 of A-Z a-z 0-9 - _ .; default: `jos-` and 16 hex
+    /// digits of the device's advert key).
+    #[arg(long, value_name = "ID", requires = "broker")]
+    pub mqtt_client_id: Option<String>,
+    /// The user name the device logs in to the broker with.
+    #[arg(long, value_name = "NAME", requires = "broker")]
+    pub mqtt_username: Option<String>,
+    /// A file holding the broker password (one line; a final newline is dropped). A file rather
+    /// than an argument, so the password shows in no process list or shell history.
+    #[arg(long, value_name = "FILE", requires = "broker")]
+    pub mqtt_password_file: Option<PathBuf>,
+}
+
+impl BrokerOptions {
+    /// The broker section these options ask for (`None` without --broker), with its password.
+    fn settings(&self) -> Result<Option<(BrokerSettingsOwned, BrokerText)>, CliError> {
+        let Some(text) = &self.broker else { return Ok(None) };
+        let bad = || {
+            CliError::new(Exit::Usage, format!("--broker `{text}` is not IP[:PORT]"))
+                .hint("an IPv4 address, e.g. --broker 192.168.7.1 or --broker 10.0.2.2:1884 (the device resolves no host names)")
+        };
+        let (ip, port) = match text.split_once(':') {
+            Some((ip, port)) => (ip, port.parse::<u16>().map_err(|_| bad())?),
+            None => (text.as_str(), jos_abi::fleet::DEFAULT_PORT),
+        };
+        let address: Ipv4Addr = ip.parse().map_err(|_| bad())?;
+        let password = match &self.mqtt_password_file {
+            Some(path) => {
+                let mut bytes = std::fs::read(path).map_err(|error| {
+                    CliError::new(Exit::Usage, format!("cannot read --mqtt-password-file {}: {error}", path.display()))
+                })?;
+                if bytes.ends_with(b"\n") {
+                    bytes.pop();
+                    if bytes.ends_with(b"\r") {
+                        bytes.pop();
+                    }
+                }
+                if bytes.is_empty() {
+                    return Err(CliError::new(Exit::Usage, format!("{} holds no password", path.display())));
+                }
+                Some(bytes)
+            }
+            None => None,
+        };
+        let owned = BrokerSettingsOwned { address: address.octets(), port };
+        let texts = BrokerText {
+            fleet: self.fleet.clone().unwrap_or_default(),
+            client_id: self.mqtt_client_id.clone(),
+            username: self.mqtt_username.clone(),
+            password,
+        };
+        owned.borrow(&texts).check().map_err(|error| {
+            CliError::new(Exit::Usage, format!("cannot use these broker settings: {error}"))
+                .hint("e.g. --broker 192.168.7.1 --fleet lab; fleet names and client ids use A-Z a-z 0-9 - _ . only")
+        })?;
+        Ok(Some((owned, texts)))
+    }
+}
+
+/// The fixed part of the broker settings.
+#[derive(Debug, Clone, Copy)]
+struct BrokerSettingsOwned {
+    address: [u8; 4],
+    port: u16,
+}
+
+/// The text fields of the broker settings.
+#[derive(Debug, Clone)]
+struct BrokerText {
+    fleet: String,
+    client_id: Option<String>,
+    username: Option<String>,
+    password: Option<Vec<u8>>,
+}
+
+impl BrokerSettingsOwned {
+    fn borrow<'a>(&self, text: &'a BrokerText) -> BrokerSettings<'a> {
+        BrokerSettings {
+            address: self.address,
+            port: self.port,
+            fleet: &text.fleet,
+            client_id: text.client_id.as_deref(),
+            username: text.username.as_deref(),
+            password: text.password.as_deref(),
+        }
+    }
 }
 
 impl Options {
@@ -234,6 +340,7 @@ pub struct Provisioned {
 pub fn provision(home: &Home, args: &Options) -> Result<Provisioned, CliError> {
     let name = args.name()?;
     let network = parse_network(args)?;
+    let broker = args.broker.settings()?;
     let client_texts = if args.trust_client.is_empty() { vec!["self".to_string()] } else { args.trust_client.clone() };
     let clients = client_texts.iter().map(|text| client_argument(home, text)).collect::<Result<Vec<Key>, _>>()?;
     refuse_repeats("--trust-client", &clients, &client_texts)?;
@@ -272,8 +379,9 @@ pub fn provision(home: &Home, args: &Options) -> Result<Provisioned, CliError> {
         signers: jos_abi::codec::List::from_slice(&signers),
         policy,
     };
-    let mut config = vec![0u8; repr.buffer_len()];
-    repr.emit(&mut config).map_err(|error| {
+    let sections = Sections { broker: broker.as_ref().map(|(fixed, text)| fixed.borrow(text)) };
+    let mut config = vec![0u8; repr.buffer_len_with(&sections)];
+    repr.emit_with(&sections, &mut config).map_err(|error| {
         CliError::new(Exit::Usage, format!("cannot write this configuration: {error}"))
             .hint("names are 1..=32 bytes, at most 32 clients and 32 signers, every policy value non-zero, --max-module at most 16 MiB, --queue at most 64")
     })?;
@@ -312,6 +420,12 @@ pub fn run(args: Args) -> CommandResult {
             "noise_key": made.device.noise_key,
             "default": !args.options.no_default,
             "job_ports": { "first": job_ports.first, "last": job_ports.last },
+            "broker": args.options.broker.broker.as_ref().map(|_| serde_json::json!({
+                "address": args.options.broker.broker,
+                "fleet": args.options.broker.fleet,
+                "client_id": args.options.broker.mqtt_client_id,
+                "username": args.options.broker.mqtt_username,
+            })),
         }));
     } else {
         println!(

@@ -3,6 +3,7 @@
 
 pub mod executive;
 pub mod fault;
+pub mod fleet;
 pub mod jobio;
 pub mod led;
 pub mod log;

@@ -241,6 +241,18 @@ static SERVICE: Slot<Service> = Slot::new();
 /// The network settings of the boot configuration (`None`: no valid configuration).
 static NETWORK: crate::sync::IrqLock<Option<jos_abi::config::Network>> = crate::sync::IrqLock::new(None);
 
+/// A copy of the boot configuration's bytes (a checked [`jos_abi::config::Config`]), taken
+/// before the window was wiped; `None` until [`init`] ran or when the window held no valid
+/// configuration.
+static BOOT_CONFIGURATION: crate::sync::IrqLock<Option<&'static [u8]>> = crate::sync::IrqLock::new(None);
+
+/// The boot configuration's bytes as the firmware loaded them (the window itself is zeroed once
+/// [`init`] has read it; docs/security.md "Keys"): for services that read sections the offload
+/// service does not use.
+pub fn boot_configuration() -> Option<&'static [u8]> {
+    BOOT_CONFIGURATION.lock(|slot| *slot)
+}
+
 /// How the boot configuration says the device gets its address (`jos-cli provision --dhcp` or
 /// `--static`); `None` without a valid configuration. Read by the network manager.
 pub fn configured_network() -> Option<jos_abi::config::Network> {
@@ -268,9 +280,16 @@ fn read_and_wipe_configuration(
         // nothing else uses (docs/memory.md); it is only read while this borrow lives.
         let window = unsafe { core::slice::from_raw_parts(CONFIG_ADDRESS as *const u8, CONFIG_MAX_LEN) };
         let config = DeviceConfig::from_bytes(window);
-        let network = jos_abi::config::Config::new_checked(window)
-            .ok()
-            .and_then(|checked| jos_abi::config::ConfigRepr::parse(&checked).ok().map(|repr| repr.network));
+        let checked = jos_abi::config::Config::new_checked(window).ok();
+        let network = checked
+            .as_ref()
+            .and_then(|checked| jos_abi::config::ConfigRepr::parse(checked).ok().map(|repr| repr.network));
+        // The other services that read the configuration (the fleet's broker section) read this
+        // copy, kernel data like the parsed keys.
+        if let Some(checked) = &checked {
+            let copy: &'static [u8] = alloc::boxed::Box::leak(window[..checked.total_len()].into());
+            BOOT_CONFIGURATION.lock(|slot| *slot = Some(copy));
+        }
         (config, network)
     };
     let window_len = jos_kcore::memory_map::BOOT_CONFIG_SIZE;
@@ -393,6 +412,15 @@ pub fn print_counters() {
     if printed.is_none() {
         crate::kprintln!("offload: off (no valid configuration) or busy");
     }
+}
+
+/// Jobs finished, jobs failed, and whether a job runs or waits (for the fleet's status);
+/// `None` when the service is off or busy.
+pub fn job_figures() -> Option<(u64, u64, bool)> {
+    SERVICE.with(|service| {
+        let status = service.server.status();
+        (status.counters.jobs_ok, status.counters.jobs_failed, status.current.is_some() || status.queued > 0)
+    })
 }
 
 /// Moves bytes between the sockets and the server (called by the network manager's poll).

@@ -11,11 +11,13 @@
 //! answer could start a loop with another host's echo or chargen service.
 //!
 //! The files: [`sizes`] (socket counts and buffers), `storage` (the socket memory), `address`
-//! (DHCP, static fallback, boot configuration), `echo` (the echo services and fast path), `jobs`
-//! (job UDP sockets), `report` (status line and counters); this file holds the manager, its
+//! (DHCP, static fallback, boot configuration), `client` (outgoing sockets other services own),
+//! `echo` (the echo services and fast path), `jobs` (job UDP sockets), `report` (status line and
+//! counters); this file holds the manager, its
 //! start ([`init`]) and its poll.
 
 mod address;
+mod client;
 mod echo;
 mod jobs;
 mod report;
@@ -23,6 +25,7 @@ pub mod sizes;
 mod storage;
 
 use jobs::job_port_bound;
+pub use client::{add_client_socket, with_client_socket};
 pub use jobs::{job_bind, job_close, job_recv, job_send};
 
 use core::sync::atomic::Ordering;

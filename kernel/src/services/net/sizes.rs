@@ -23,9 +23,12 @@ pub const JOB_SOCKETS: usize = 4;
 pub const JOB_BUFFER: usize = 4 * 1024;
 /// Job UDP sockets: datagrams queued per direction per socket.
 pub const JOB_PACKETS: usize = 8;
-/// All sockets: DHCP, UDP echo, the TCP echo sockets, offload discovery and sessions, and
-/// the job sockets.
-pub const SOCKETS: usize = 2 + TCP_SOCKETS + 1 + OFFLOAD_TCP_SOCKETS + JOB_SOCKETS;
+/// Outgoing TCP sockets other services add ([`super::add_client_socket`]): the fleet's
+/// broker connection.
+pub const CLIENT_SOCKETS: usize = 1;
+/// All sockets: DHCP, UDP echo, the TCP echo sockets, offload discovery and sessions, the
+/// job sockets and the client sockets.
+pub const SOCKETS: usize = 2 + TCP_SOCKETS + 1 + OFFLOAD_TCP_SOCKETS + JOB_SOCKETS + CLIENT_SOCKETS;
 /// Largest UDP datagram echoed (IPv4 without fragments carries at most 1472 bytes).
 pub const UDP_CHUNK: usize = 2048;
 /// Bytes moved from a TCP receive buffer to its transmit buffer per step.
