@@ -24,8 +24,8 @@ mod report;
 pub mod sizes;
 mod storage;
 
-use jobs::job_port_bound;
 pub use client::{add_client_socket, with_client_socket};
+use jobs::job_port_bound;
 pub use jobs::{job_bind, job_close, job_recv, job_send};
 
 use core::sync::atomic::Ordering;
