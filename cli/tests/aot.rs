@@ -15,6 +15,10 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::time::Duration;
 
+#[path = "support/examples.rs"]
+mod examples;
+
+use examples::case;
 use jos_abi::blob::{Blob, BlobFlags};
 use jos_guest_examples::{Example, Language, EXAMPLES, LANGUAGES};
 
@@ -76,49 +80,6 @@ fn brief(report: &serde_json::Value) -> serde_json::Value {
     report
 }
 
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|byte| format!("{byte:02x}")).collect()
-}
-
-fn fib(n: u32) -> u64 {
-    let (mut current, mut next) = (0u64, 1u64);
-    for _ in 0..n {
-        (current, next) = (next, current.wrapping_add(next));
-    }
-    current
-}
-
-/// A 24 x 20 picture with varied colours, and its grayscale as the filter computes it.
-fn picture() -> (Vec<u8>, Vec<u8>) {
-    let mut picture = b"P6\n# a test picture\n24 20\n255\n".to_vec();
-    let mut gray = b"P6\n24 20\n255\n".to_vec();
-    for index in 0..24u32 * 20 {
-        let pixel = [(index * 7 % 256) as u8, (index * 13 % 251) as u8, (255 - index % 256) as u8];
-        picture.extend_from_slice(&pixel);
-        let luma = ((77 * u32::from(pixel[0]) + 150 * u32::from(pixel[1]) + 29 * u32::from(pixel[2])) >> 8) as u8;
-        gray.extend_from_slice(&[luma; 3]);
-    }
-    (picture, gray)
-}
-
-/// The input of each (non-network) example and the output the host computes for it.
-fn case(example: &Example) -> (Vec<u8>, Vec<u8>) {
-    use md5::Digest as _;
-    match example.name {
-        "md5" => (
-            b"25 hello from the tests".to_vec(),
-            format!("{}\n", hex(&md5::Md5::digest(b"hello from the tests"))).into_bytes(),
-        ),
-        "sha256" => {
-            let input: Vec<u8> = (0..3000u32).map(|index| (index * 31 % 256) as u8).collect();
-            (input.clone(), format!("{}\n", hex(&sha2::Sha256::digest(&input))).into_bytes())
-        }
-        "fib" => (b"90\n".to_vec(), format!("{}\n", fib(90)).into_bytes()),
-        "imagefilter" => picture(),
-        other => panic!("no test case for the example {other}"),
-    }
-}
-
 /// Runs `file` with `run --local` (and `--aot` when asked) plus `extra`; returns the JSON report.
 fn run_local(file: &str, aot: bool, extra: &[&str]) -> (serde_json::Value, Output) {
     let mut args = vec!["run", "--local", file, "--json"];
@@ -144,7 +105,7 @@ fn examples_print_the_same_through_the_interpreter_and_aot() {
             assert_eq!(compiled["status"], "ok", "{file} AOT: {compiled}");
             assert_eq!(output.status.code(), Some(0), "{file} AOT exit code");
             assert_eq!(compiled["output_hex"], interpreted["output_hex"], "{file}: AOT output differs from wasm");
-            assert_eq!(compiled["output_hex"].as_str(), Some(hex(&expected).as_str()), "{file}: wrong output");
+            assert_eq!(compiled["output_hex"].as_str(), Some(hex::encode(&expected).as_str()), "{file}: wrong output");
             assert_eq!(compiled["exit_value"], interpreted["exit_value"], "{file}: exit values differ");
             assert_eq!(compiled["hash"], interpreted["hash"], "{file}: both report the module's hash");
         }
@@ -203,7 +164,7 @@ fn echo_answers_through_aot_as_through_the_interpreter() {
             outputs.push(report["output_hex"].clone());
         }
         assert_eq!(outputs[0], outputs[1], "{file}: echo's output differs between wasm and AOT");
-        assert_eq!(outputs[1].as_str(), Some(hex(b"echoed 3\n").as_str()));
+        assert_eq!(outputs[1].as_str(), Some(hex::encode(b"echoed 3\n").as_str()));
     }
 }
 

@@ -11,11 +11,14 @@
 //! as wasm, AOT and native, each answering three datagrams (through `emu start`'s forwarded job port
 //! for the device), all printing the same "echoed 3".
 
+#[path = "support/examples.rs"]
+mod examples;
 #[path = "support/kernel.rs"]
 mod kernel;
 #[path = "support/output.rs"]
 mod output;
 
+use examples::case;
 use kernel::kernel;
 use std::io::{Read, Write};
 use std::net::{TcpListener, UdpSocket};
@@ -23,7 +26,7 @@ use std::path::PathBuf;
 use std::process::{Child, Command, Output, Stdio};
 use std::time::Duration;
 
-use jos_guest_examples::{Example, Language};
+use jos_guest_examples::Language;
 use output::{assert_exit, assert_success, json, text};
 
 const JOS_CLI: &str = env!("CARGO_BIN_EXE_jos-cli");
@@ -68,52 +71,6 @@ impl Emu {
 impl Drop for Emu {
     fn drop(&mut self) {
         let _ = self.run(&["emu", "stop"]);
-    }
-}
-
-/// fib(n), as `fib` prints it.
-fn fib(n: u32) -> u64 {
-    let (mut current, mut next) = (0u64, 1u64);
-    for _ in 0..n {
-        (current, next) = (next, current.wrapping_add(next));
-    }
-    current
-}
-
-fn hex(bytes: &[u8]) -> String {
-    hex::encode(bytes)
-}
-
-/// A 24 x 20 picture with varied colours, and its grayscale as the filter computes it.
-fn picture() -> (Vec<u8>, Vec<u8>) {
-    let header = b"P6\n# a test picture\n24 20\n255\n";
-    let mut picture = header.to_vec();
-    let mut gray = b"P6\n24 20\n255\n".to_vec();
-    for index in 0..24u32 * 20 {
-        let pixel = [(index * 7 % 256) as u8, (index * 13 % 251) as u8, (255 - index % 256) as u8];
-        picture.extend_from_slice(&pixel);
-        let luma = ((77 * u32::from(pixel[0]) + 150 * u32::from(pixel[1]) + 29 * u32::from(pixel[2])) >> 8) as u8;
-        gray.extend_from_slice(&[luma; 3]);
-    }
-    (picture, gray)
-}
-
-/// The input file of each example and the output the host computes for it.
-fn case(example: &Example) -> (Vec<u8>, Vec<u8>) {
-    use md5::Digest as _;
-    match example.name {
-        "md5" => (
-            b"25 hello from the tests".to_vec(),
-            format!("{}\n", hex(&md5::Md5::digest(b"hello from the tests"))).into_bytes(),
-        ),
-        "sha256" => {
-            let input: Vec<u8> = (0..3000u32).map(|index| (index * 31 % 256) as u8).collect();
-            let digest = format!("{}\n", hex(&sha2::Sha256::digest(&input))).into_bytes();
-            (input, digest)
-        }
-        "fib" => (b"90\n".to_vec(), format!("{}\n", fib(90)).into_bytes()),
-        "imagefilter" => picture(),
-        other => panic!("no test case for the example {other}"),
     }
 }
 
@@ -203,7 +160,7 @@ fn examples_and_device_exit_codes_on_one_emulated_device() {
         assert_success(&aot);
         let aot_report = json(&aot);
         let aot = output_hex(&aot_report, &what("push --aot"));
-        assert_eq!(local, hex(&expected), "{}: run --local differs from the host's result", what(""));
+        assert_eq!(local, hex::encode(&expected), "{}: run --local differs from the host's result", what(""));
         assert_eq!(wasm, local, "{}: the device's wasm result differs from run --local", what(""));
         assert_eq!(native, local, "{}: the device's native result differs from run --local", what(""));
         assert_eq!(aot, local, "{}: the device's AOT result differs from run --local", what(""));
@@ -271,7 +228,7 @@ fn echo(emu: &Emu, job_port: &str, device_port: u64) {
         let output = job.wait_with_output().unwrap();
         assert_success(&output);
         let local = output_hex(&json(&output), &format!("{stem} run --local"));
-        assert_eq!(local, hex(b"echoed 3\n"), "{stem} run --local");
+        assert_eq!(local, hex::encode(b"echoed 3\n"), "{stem} run --local");
 
         emu.write("echo-device.input", format!("{device_port} 3").as_bytes());
         let wasm = format!("{stem}.wasm");

@@ -35,8 +35,17 @@ pub fn free_port(udp: bool) -> u16 {
 /// Writes a boot configuration image to a temporary file named after this process and `tag`,
 /// for QEMU's `loader` device to place at `jos_abi::config::CONFIG_ADDRESS`.
 pub fn write_config(repr: &jos_abi::config::ConfigRepr<'_>, tag: &str) -> PathBuf {
-    let mut bytes = vec![0; repr.buffer_len()];
-    repr.emit(&mut bytes).expect("the test's configuration encodes");
+    write_config_with(repr, &jos_abi::config::Sections::default(), tag)
+}
+
+/// [`write_config`] with optional `sections` after the policy (the fleet's broker settings).
+pub fn write_config_with(
+    repr: &jos_abi::config::ConfigRepr<'_>,
+    sections: &jos_abi::config::Sections<'_>,
+    tag: &str,
+) -> PathBuf {
+    let mut bytes = vec![0; repr.buffer_len_with(sections)];
+    repr.emit_with(sections, &mut bytes).expect("the test's configuration encodes");
     let path = std::env::temp_dir().join(format!("jos-{tag}-config-{}.bin", std::process::id()));
     std::fs::write(&path, bytes).expect("write the configuration file");
     path
@@ -525,3 +534,18 @@ impl Picture {
         wrong
     }
 }
+
+/// A wasm module that writes its input back as its output and returns its length (the QEMU
+/// tests' everyday job).
+pub const ECHO: &str = r#"
+(module
+  (import "jos" "input_len" (func $input_len (result i32)))
+  (import "jos" "input_read" (func $input_read (param i32 i32 i32) (result i32)))
+  (import "jos" "output_write" (func $output_write (param i32 i32) (result i32)))
+  (memory (export "memory") 1)
+  (func (export "run") (result i32)
+    (local $n i32)
+    (local.set $n (call $input_read (i32.const 0) (call $input_len) (i32.const 0)))
+    (drop (call $output_write (i32.const 0) (local.get $n)))
+    (local.get $n)))
+"#;

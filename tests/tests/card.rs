@@ -19,7 +19,7 @@ use jos_abi::signature::{public_key, sha256, sign_wasm, SignerRights, TrustedSig
 use jos_abi::wire::{Format, JobStatus, Limits, Message};
 use jos_offload::{host, noise};
 use jos_tests::netns::{last_write, Model, Namespace};
-use jos_tests::{free_port, kernel_elf, kernel_img, BootOptions, KernelLoad, Qemu, MACHINES};
+use jos_tests::{free_port, kernel_elf, kernel_img, BootOptions, KernelLoad, Qemu, ECHO, MACHINES};
 
 const DEVICE_SECRET: [u8; 32] = [0x61; 32];
 const ADVERT_SEED: [u8; 32] = [0x62; 32];
@@ -81,19 +81,6 @@ fn config_file(tag: &str, network: Network) -> PathBuf {
     };
     jos_tests::write_config(&repr, &format!("card-{tag}"))
 }
-
-const ECHO: &str = r#"
-(module
-  (import "jos" "input_len" (func $input_len (result i32)))
-  (import "jos" "input_read" (func $input_read (param i32 i32 i32) (result i32)))
-  (import "jos" "output_write" (func $output_write (param i32 i32) (result i32)))
-  (memory (export "memory") 1)
-  (func (export "run") (result i32)
-    (local $n i32)
-    (local.set $n (call $input_read (i32.const 0) (call $input_len) (i32.const 0)))
-    (drop (call $output_write (i32.const 0) (local.get $n)))
-    (local.get $n)))
-"#;
 
 /// The next decoded reply, skipping Progress.
 fn reply(client: &mut host::Client) -> Vec<u8> {

@@ -18,7 +18,7 @@ use jos_abi::fleet::{BrokerSettings, DeviceState, StatusRepr};
 use jos_abi::signature::{public_key, sha256, sign_wasm, SignerRights, TrustedSigner};
 use jos_abi::wire::{self, Format, Limits, Message};
 use jos_offload::{host, noise};
-use jos_tests::{free_port, kernel_elf, BootOptions, Qemu};
+use jos_tests::{free_port, kernel_elf, BootOptions, Qemu, ECHO};
 
 const DEVICE_SECRET: [u8; 32] = [0x61; 32];
 const ADVERT_SEED: [u8; 32] = [0x62; 32];
@@ -148,26 +148,8 @@ fn config_file(broker_port: u16) -> PathBuf {
         username: None,
         password: None,
     };
-    let sections = Sections { broker: Some(broker) };
-    let mut bytes = vec![0; repr.buffer_len_with(&sections)];
-    repr.emit_with(&sections, &mut bytes).unwrap();
-    let path = std::env::temp_dir().join(format!("jos-fleet-config-{}.bin", std::process::id()));
-    std::fs::write(&path, bytes).unwrap();
-    path
+    jos_tests::write_config_with(&repr, &Sections { broker: Some(broker) }, "fleet")
 }
-
-const ECHO: &str = r#"
-(module
-  (import "jos" "input_len" (func $input_len (result i32)))
-  (import "jos" "input_read" (func $input_read (param i32 i32 i32) (result i32)))
-  (import "jos" "output_write" (func $output_write (param i32 i32) (result i32)))
-  (memory (export "memory") 1)
-  (func (export "run") (result i32)
-    (local $n i32)
-    (local.set $n (call $input_read (i32.const 0) (call $input_len) (i32.const 0)))
-    (drop (call $output_write (i32.const 0) (local.get $n)))
-    (local.get $n)))
-"#;
 
 /// A direct session pushes a signed module: the device answers `PushOk` with its hash.
 fn direct_push(port: u16) {

@@ -20,26 +20,12 @@ use jos_abi::wire::discovery::{Advert, AdvertRepr, Probe, HEADER_LEN, PROBE_LEN}
 use jos_abi::wire::{Format, JobStatus, Limits, Message};
 use jos_client::{discover, Session, Target};
 use jos_offload::{host, noise};
-use jos_tests::{free_port, kernel_elf, offload_counters, BootOptions, Qemu};
+use jos_tests::{free_port, kernel_elf, offload_counters, BootOptions, Qemu, ECHO};
 
 const DEVICE_SECRET: [u8; 32] = [0x61; 32];
 const ADVERT_SEED: [u8; 32] = [0x62; 32];
 const CLIENT_SECRET: [u8; 32] = [0x63; 32];
 const DEVELOPER: [u8; 32] = [0x65; 32];
-
-/// Returns its input's length and echoes the input.
-const ECHO: &str = r#"
-(module
-  (import "jos" "input_len" (func $input_len (result i32)))
-  (import "jos" "input_read" (func $input_read (param i32 i32 i32) (result i32)))
-  (import "jos" "output_write" (func $output_write (param i32 i32) (result i32)))
-  (memory (export "memory") 1)
-  (func (export "run") (result i32)
-    (local $n i32)
-    (local.set $n (call $input_read (i32.const 0) (call $input_len) (i32.const 0)))
-    (drop (call $output_write (i32.const 0) (local.get $n)))
-    (local.get $n)))
-"#;
 
 /// Writes 32 000 bytes of output (its memory's zeros) and returns 0.
 const FLOOD: &str = r#"

@@ -18,7 +18,7 @@ use jos_abi::wire::discovery::{Advert, AdvertRepr, Probe};
 use jos_abi::wire::{self, Format, Formats, JobStatus, Limits, Message};
 use jos_offload::host;
 use jos_offload::noise;
-use jos_tests::{free_port, kernel_elf, BootOptions, Qemu};
+use jos_tests::{free_port, kernel_elf, BootOptions, Qemu, ECHO};
 
 const DEVICE_SECRET: [u8; 32] = [0x51; 32];
 const ADVERT_SEED: [u8; 32] = [0x52; 32];
@@ -27,18 +27,6 @@ const STRANGER_SECRET: [u8; 32] = [0x54; 32];
 const DEVELOPER: [u8; 32] = [0x55; 32];
 const WASM_ONLY: [u8; 32] = [0x56; 32];
 
-const ECHO: &str = r#"
-(module
-  (import "jos" "input_len" (func $input_len (result i32)))
-  (import "jos" "input_read" (func $input_read (param i32 i32 i32) (result i32)))
-  (import "jos" "output_write" (func $output_write (param i32 i32) (result i32)))
-  (memory (export "memory") 1)
-  (func (export "run") (result i32)
-    (local $n i32)
-    (local.set $n (call $input_read (i32.const 0) (call $input_len) (i32.const 0)))
-    (drop (call $output_write (i32.const 0) (local.get $n)))
-    (local.get $n)))
-"#;
 const SPIN: &str =
     r#"(module (memory (export "memory") 1) (func (export "run") (result i32) (loop $l (br $l)) (i32.const 0)))"#;
 
