@@ -72,10 +72,10 @@ impl DeviceAdvert {
     /// The formats as names (`wasm`, `native-armv6`).
     pub fn format_names(&self) -> Vec<&'static str> {
         let mut names = Vec::new();
-        if self.formats.contains(Format::Wasm) {
+        if self.formats.accepts(Format::Wasm) {
             names.push("wasm");
         }
-        if self.formats.contains(Format::NativeArmv6) {
+        if self.formats.accepts(Format::NativeArmv6) {
             names.push("native-armv6");
         }
         names

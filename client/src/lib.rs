@@ -364,7 +364,7 @@ impl Client {
         request: &PushRequest<'_>,
         progress: &mut dyn FnMut(Progress),
     ) -> Result<RunOutcome, ClientError> {
-        if !device.advert.formats.contains(request.format) {
+        if !device.advert.formats.accepts(request.format) {
             return Err(ClientError::Rejected(
                 ErrorCode::Unsupported,
                 format!(

@@ -186,41 +186,44 @@ impl TryFrom<u8> for Format {
     }
 }
 
-/// A set of [`Format`]s, as adverts list them.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Default)]
-pub struct Formats(u8);
+impl Format {
+    /// The set holding only this format.
+    pub const fn flag(self) -> Formats {
+        match self {
+            Format::Wasm => Formats::WASM,
+            Format::NativeArmv6 => Formats::NATIVE_ARMV6,
+        }
+    }
+}
+
+bitflags::bitflags! {
+    /// A set of [`Format`]s, as adverts list them: bit 0 wasm, bit 1 native ARMv6 (the advert's
+    /// `formats` byte, docs/protocol.md). Other bits are refused by
+    /// [`from_bits`](Self::from_bits).
+    #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Default)]
+    pub struct Formats: u8 {
+        /// wasm.
+        const WASM = 1;
+        /// native ARMv6.
+        const NATIVE_ARMV6 = 2;
+        /// Both.
+        const ALL = Self::WASM.bits() | Self::NATIVE_ARMV6.bits();
+    }
+}
 
 impl Formats {
     /// No format.
-    pub const NONE: Formats = Formats(0);
-    /// wasm only.
-    pub const WASM: Formats = Formats(1);
-    /// native ARMv6 only.
-    pub const NATIVE_ARMV6: Formats = Formats(2);
-    /// Both.
-    pub const ALL: Formats = Formats(3);
+    pub const NONE: Formats = Formats::empty();
 
-    /// From bits; `None` with an unknown bit.
-    pub const fn from_bits(bits: u8) -> Option<Formats> {
-        if bits & !Self::ALL.0 == 0 {
-            Some(Formats(bits))
-        } else {
-            None
-        }
+    /// Whether the set accepts `format` (bitflags' own `contains` takes a set).
+    pub const fn accepts(self, format: Format) -> bool {
+        self.contains(format.flag())
     }
+}
 
-    /// The bits.
-    pub const fn bits(self) -> u8 {
-        self.0
-    }
-
-    /// Whether `format` is in the set.
-    pub const fn contains(self, format: Format) -> bool {
-        let bit = match format {
-            Format::Wasm => 1,
-            Format::NativeArmv6 => 2,
-        };
-        self.0 & bit != 0
+impl From<Format> for Formats {
+    fn from(format: Format) -> Formats {
+        format.flag()
     }
 }
 
@@ -1139,11 +1142,15 @@ mod tests {
             }
             if let Ok(format) = Format::try_from(value) {
                 assert_eq!(format as u8, value);
-                assert!(Formats::ALL.contains(format));
+                assert!(Formats::ALL.accepts(format));
+                assert_eq!(Formats::from(format).bits(), 1 << (value - 1));
             }
         }
-        assert!(!Formats::WASM.contains(Format::NativeArmv6));
+        assert!(!Formats::WASM.accepts(Format::NativeArmv6));
+        assert!(Formats::WASM.accepts(Format::Wasm));
+        assert!(!Formats::NONE.accepts(Format::Wasm));
         assert_eq!(Formats::from_bits(4), None);
+        assert_eq!(Formats::from_bits(3), Some(Formats::ALL));
         assert_eq!(WireError::TooLong.code(), ErrorCode::LimitExceeded);
     }
 }

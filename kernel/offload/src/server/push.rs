@@ -27,7 +27,7 @@ impl<P: Platform> Server<P> {
         limits: Limits,
     ) {
         session.push = None;
-        if !self.formats().contains(format) {
+        if !self.formats().accepts(format) {
             return self.error(session, ErrorCode::Unsupported, "format not accepted by this device");
         }
         if total_len > self.config.policy.max_module_len {
