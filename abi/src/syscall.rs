@@ -86,48 +86,85 @@ pub enum Capability {
     Gpio,
 }
 
-/// A stable system-call number.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
-#[repr(u32)]
-pub enum SyscallId {
+/// Writes the system-call table once: each line gives a call's id, name, signature and
+/// capability, and the macro makes of them the [`SyscallId`] enum, [`SYSCALLS`] and the total
+/// [`SyscallId::syscall`] lookup, so no id can lack an entry.
+macro_rules! syscall_table {
+    ($(
+        $(#[doc = $doc:literal])*
+        $variant:ident = $id:literal => $name:literal($($param:ident),*) -> ($($result:ident),*), $capability:ident;
+    )*) => {
+        /// A stable system-call number.
+        #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+        #[repr(u32)]
+        pub enum SyscallId {
+            $($(#[doc = $doc])* $variant = $id,)*
+        }
+
+        /// One constant per call, named after its [`SyscallId`] variant.
+        #[allow(non_upper_case_globals)]
+        mod entries {
+            use super::{call, Capability, Syscall, SyscallId};
+            use super::ValueType::{I32, I64};
+            $(
+                pub(super) const $variant: Syscall =
+                    call(SyscallId::$variant, $name, &[$($param),*], &[$($result),*], Capability::$capability);
+            )*
+        }
+
+        /// Every call, sorted by id.
+        pub const SYSCALLS: &[Syscall] = &[$(entries::$variant),*];
+
+        impl SyscallId {
+            /// The call's description (a total lookup: every id has its entry).
+            pub const fn syscall(self) -> &'static Syscall {
+                match self {
+                    $(SyscallId::$variant => &entries::$variant,)*
+                }
+            }
+        }
+    };
+}
+
+syscall_table! {
     /// `input_len() -> i32`: length in bytes of the job's input.
-    InputLen = 1,
+    InputLen = 1 => "input_len"() -> (I32), Base;
     /// `input_read(buffer, length, offset) -> i32`: copies up to `length` input bytes starting at
     /// `offset` into `buffer`; returns the count copied (0 at the end).
-    InputRead = 2,
+    InputRead = 2 => "input_read"(I32, I32, I32) -> (I32), Base;
     /// `output_write(buffer, length) -> i32`: appends to the job's output; 0, or
     /// `-LimitExceeded` past the output cap.
-    OutputWrite = 3,
+    OutputWrite = 3 => "output_write"(I32, I32) -> (I32), Base;
     /// `log(level, buffer, length) -> i32`: one log line at a [`LogLevel`]; UTF-8, truncated at
     /// the line cap.
-    Log = 4,
+    Log = 4 => "log"(I32, I32, I32) -> (I32), Base;
     /// `time_us() -> i64`: monotonic time in microseconds since boot.
-    TimeMicros = 5,
+    TimeMicros = 5 => "time_us"() -> (I64), Base;
     /// `random(buffer, length) -> i32`: fills `buffer` from the hardware RNG; 0 or an error.
-    Random = 6,
+    Random = 6 => "random"(I32, I32) -> (I32), Base;
     /// `yield() -> i32`: "I have nothing to do now": gives the rest of the device's current 1 ms
     /// frame back and returns 0 in a later frame, after the device polled the network (so a
     /// datagram that came meanwhile is queued for `udp_recv`). The device idles in between. A
     /// job that works between yields still finishes, a frame per yield slower at most.
-    Yield = 7,
+    Yield = 7 => "yield"() -> (I32), Base;
     /// `exit(code)`: ends the job now with exit value `code`; does not return.
-    Exit = 8,
+    Exit = 8 => "exit"(I32) -> (), Base;
     /// `udp_bind(port) -> i32`: a socket handle on a port the device grants, or an error.
-    UdpBind = 16,
+    UdpBind = 16 => "udp_bind"(I32) -> (I32), Network;
     /// `udp_send(handle, endpoint, buffer, length) -> i32`: sends a datagram to the 8-byte
     /// [`Endpoint`] at `endpoint`; returns 0 or an error.
-    UdpSend = 17,
+    UdpSend = 17 => "udp_send"(I32, I32, I32, I32) -> (I32), Network;
     /// `udp_recv(handle, buffer, length, endpoint) -> i32`: the next datagram's length (copied up
     /// to `length`, sender written as an [`Endpoint`] at `endpoint`), `-WouldBlock` if none.
-    UdpRecv = 18,
+    UdpRecv = 18 => "udp_recv"(I32, I32, I32, I32) -> (I32), Network;
     /// `udp_close(handle) -> i32`.
-    UdpClose = 19,
+    UdpClose = 19 => "udp_close"(I32) -> (I32), Network;
     /// `screen_print(buffer, length) -> i32`: a line of text in the job area of the status screen.
-    ScreenPrint = 24,
+    ScreenPrint = 24 => "screen_print"(I32, I32) -> (I32), Screen;
     /// `gpio_write(pin, level) -> i32`.
-    GpioWrite = 32,
+    GpioWrite = 32 => "gpio_write"(I32, I32) -> (I32), Gpio;
     /// `gpio_read(pin) -> i32`: 0 or 1, or an error.
-    GpioRead = 33,
+    GpioRead = 33 => "gpio_read"(I32) -> (I32), Gpio;
 }
 
 /// Log levels for [`SyscallId::Log`].
@@ -186,8 +223,6 @@ impl Endpoint {
     }
 }
 
-use ValueType::{I32, I64};
-
 /// A call's description.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct Syscall {
@@ -213,35 +248,8 @@ const fn call(
     Syscall { id, name, signature: Signature { params, results }, capability, since_minor: 0 }
 }
 
-/// Every call, sorted by id.
-pub const SYSCALLS: &[Syscall] = &[
-    call(SyscallId::InputLen, "input_len", &[], &[I32], Capability::Base),
-    call(SyscallId::InputRead, "input_read", &[I32, I32, I32], &[I32], Capability::Base),
-    call(SyscallId::OutputWrite, "output_write", &[I32, I32], &[I32], Capability::Base),
-    call(SyscallId::Log, "log", &[I32, I32, I32], &[I32], Capability::Base),
-    call(SyscallId::TimeMicros, "time_us", &[], &[I64], Capability::Base),
-    call(SyscallId::Random, "random", &[I32, I32], &[I32], Capability::Base),
-    call(SyscallId::Yield, "yield", &[], &[I32], Capability::Base),
-    call(SyscallId::Exit, "exit", &[I32], &[], Capability::Base),
-    call(SyscallId::UdpBind, "udp_bind", &[I32], &[I32], Capability::Network),
-    call(SyscallId::UdpSend, "udp_send", &[I32, I32, I32, I32], &[I32], Capability::Network),
-    call(SyscallId::UdpRecv, "udp_recv", &[I32, I32, I32, I32], &[I32], Capability::Network),
-    call(SyscallId::UdpClose, "udp_close", &[I32], &[I32], Capability::Network),
-    call(SyscallId::ScreenPrint, "screen_print", &[I32, I32], &[I32], Capability::Screen),
-    call(SyscallId::GpioWrite, "gpio_write", &[I32, I32], &[I32], Capability::Gpio),
-    call(SyscallId::GpioRead, "gpio_read", &[I32], &[I32], Capability::Gpio),
-];
-
 /// The largest id in use plus one: the size of an id-indexed dispatch table.
 pub const SYSCALL_TABLE_LEN: usize = 34;
-
-impl SyscallId {
-    /// The call's description.
-    pub fn syscall(self) -> &'static Syscall {
-        // SYSCALLS is short and sorted; a miss would be a bug in this file, caught by the tests.
-        SYSCALLS.iter().find(|call| call.id == self).expect("every id has an entry")
-    }
-}
 
 impl TryFrom<u32> for SyscallId {
     type Error = u32;
