@@ -12,6 +12,12 @@ fn console_commands_are_answered() {
     qemu.send("heap\r").expect("type a command");
     let heap = qemu.wait_for_line("heap: size ", Duration::from_secs(20)).unwrap_or_else(|e| panic!("{e}"));
     assert!(heap.contains("failures 1"), "the self-test's one failure is counted: {heap}");
+    let dma = qemu.wait_for_line("dma: used ", Duration::from_secs(20)).unwrap_or_else(|e| panic!("{e}"));
+    let numbers: Vec<usize> = dma.split_whitespace().filter_map(|word| word.parse().ok()).collect();
+    assert!(
+        matches!(numbers[..], [used, free] if used > 0 && free > 0 && used + free == 2 << 20),
+        "the DMA region's use: {dma}"
+    );
     qemu.send("tasks\r").expect("type a command");
     for task in ["shell", "status", "heartbeat"] {
         qemu.wait_for_line(&format!("task {task}"), Duration::from_secs(20)).unwrap_or_else(|e| panic!("{e}"));

@@ -3,7 +3,6 @@
 //! `format!`), and `kprintln!` for raw console lines (the boot verdict).
 
 use core::fmt::{self, Write};
-use core::sync::atomic::{AtomicU8, Ordering};
 
 use crate::board::bcm2835::{CONSOLE, TIMER};
 
@@ -32,16 +31,12 @@ impl Level {
     }
 }
 
-static MAX_LEVEL: AtomicU8 = AtomicU8::new(Level::Info as u8);
-
-/// Lines above `level` are dropped.
-pub fn set_max_level(level: Level) {
-    MAX_LEVEL.store(level as u8, Ordering::Relaxed);
-}
+/// Lines above this level (debug lines) are dropped.
+const MAX_LEVEL: Level = Level::Info;
 
 /// Writes one log line (use the macros).
 pub fn log(level: Level, args: fmt::Arguments) {
-    if level as u8 > MAX_LEVEL.load(Ordering::Relaxed) {
+    if level as u8 > MAX_LEVEL as u8 {
         return;
     }
     let micros = TIMER.now_micros();

@@ -76,11 +76,6 @@ pub unsafe fn init(info: FramebufferInfo) {
     });
 }
 
-/// True once [`init`] ran.
-pub fn available() -> bool {
-    SCREEN.try_lock(|screen| screen.is_some()).unwrap_or(false)
-}
-
 /// Writes `text` to the console area (red when `error`). Skipped silently when the screen is
 /// absent or busy (the panic and fault paths may interrupt a screen update).
 pub fn write_str(text: &str, error: bool) {

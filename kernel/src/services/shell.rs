@@ -115,6 +115,7 @@ fn run(command: &str) {
                 heap.failures,
                 heap.last_failed_size
             );
+            crate::kprintln!("dma: used {} free {}", crate::dma::used(), crate::dma::free());
         }
         "reboot" => {
             crate::kprintln!("rebooting through the watchdog");

@@ -69,13 +69,6 @@ pub fn data_sync_barrier() {
     unsafe { core::arch::asm!("mcr p15, 0, {0}, c7, c10, 4", in(reg) 0u32, options(nostack, preserves_flags)) }
 }
 
-/// Data Memory Barrier: orders memory accesses before it against those after it.
-#[inline(always)]
-pub fn data_memory_barrier() {
-    // SAFETY: a barrier has no effect other than ordering; SBZ register is zero.
-    unsafe { core::arch::asm!("mcr p15, 0, {0}, c7, c10, 5", in(reg) 0u32, options(nostack, preserves_flags)) }
-}
-
 /// Flush Prefetch Buffer (the ARMv6 instruction barrier).
 #[inline(always)]
 pub fn instruction_barrier() {

@@ -384,11 +384,6 @@ pub fn start(
     Ok(())
 }
 
-/// Whether a native job is active (started, not ended or aborted).
-pub fn active() -> bool {
-    ACTIVE.load(Ordering::Relaxed)
-}
-
 /// Runs the current job until the executive's next frame tick preempts it ([`StepOutcome::Running`]),
 /// it yields ([`StepOutcome::Yielded`]) or it ends ([`StepOutcome::Finished`], the job is then
 /// gone). A deadline that passed while the job was suspended ends it without resuming it.
