@@ -419,6 +419,54 @@ impl<'a> Cmdline<'a> {
     }
 }
 
+/// A copy of a command line in a fixed buffer of `N` bytes, for a kernel that keeps the
+/// firmware's command line after the tags it came in are gone. A longer line is cut at its last
+/// space within `N` bytes, so no parameter is kept half (a single word longer than `N` leaves the
+/// copy empty), and the copy remembers that it was cut.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct CmdlineBuffer<const N: usize> {
+    bytes: [u8; N],
+    len: usize,
+    truncated: bool,
+}
+
+impl<const N: usize> Default for CmdlineBuffer<N> {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl<const N: usize> CmdlineBuffer<N> {
+    /// An empty command line.
+    pub const fn new() -> Self {
+        CmdlineBuffer { bytes: [0; N], len: 0, truncated: false }
+    }
+
+    /// Copies `text`, cut at a word boundary when it is longer than `N` bytes.
+    pub fn from_text(text: &[u8]) -> Self {
+        let mut copy = Self::new();
+        let mut len = text.len();
+        if len > N {
+            // Cut at the last space that keeps the copy within N bytes.
+            len = text[..=N].iter().rposition(|byte| *byte == b' ').unwrap_or(0);
+            copy.truncated = true;
+        }
+        copy.bytes[..len].copy_from_slice(&text[..len]);
+        copy.len = len;
+        copy
+    }
+
+    /// The command line kept.
+    pub fn cmdline(&self) -> Cmdline<'_> {
+        Cmdline::new(&self.bytes[..self.len])
+    }
+
+    /// Whether the original was longer than `N` bytes (and so was cut).
+    pub const fn truncated(&self) -> bool {
+        self.truncated
+    }
+}
+
 /// A decimal number, or a hexadecimal one after `0x` / `0X`; `None` on anything else or overflow.
 pub fn parse_number(text: &[u8]) -> Option<u64> {
     let (digits, radix) = match text {
@@ -581,6 +629,28 @@ console=ttyAMA0,115200 quiet";
         let twice = Cmdline::new(b"a=1\tsmsc95xx.macaddr=00-11-22-aa-bb-cc\na=0x10 ");
         assert_eq!(twice.number("a"), Some(16));
         assert_eq!(twice.mac_address(param::SMSC95XX_MACADDR), Some([0, 0x11, 0x22, 0xaa, 0xbb, 0xcc]));
+    }
+
+    #[test]
+    fn command_line_copies_are_cut_at_a_word() {
+        let kept = CmdlineBuffer::<16>::from_text(b"a=1 bb=2");
+        assert_eq!((kept.cmdline().text(), kept.truncated()), (&b"a=1 bb=2"[..], false));
+        let full = CmdlineBuffer::<8>::from_text(b"a=1 bb=2");
+        assert_eq!((full.cmdline().text(), full.truncated()), (&b"a=1 bb=2"[..], false));
+        // One byte too long: the last word goes whole, not half.
+        let cut = CmdlineBuffer::<7>::from_text(b"a=1 bb=2");
+        assert_eq!((cut.cmdline().text(), cut.truncated()), (&b"a=1"[..], true));
+        assert_eq!(cut.cmdline().number("bb"), None);
+        // A space just past the capacity still ends a whole word.
+        let at_edge = CmdlineBuffer::<3>::from_text(b"a=1 bb=2");
+        assert_eq!((at_edge.cmdline().text(), at_edge.truncated()), (&b"a=1"[..], true));
+        let one_word = CmdlineBuffer::<4>::from_text(b"console=tty1");
+        assert_eq!((one_word.cmdline().text(), one_word.truncated()), (&b""[..], true));
+        let empty = CmdlineBuffer::<4>::default();
+        assert_eq!((empty.cmdline().text(), empty.truncated()), (&b""[..], false));
+        let long = CmdlineBuffer::<1024>::from_text(&[CMDLINE; 8].concat());
+        assert!(long.truncated() && long.cmdline().text().len() <= 1024);
+        assert_eq!(long.cmdline().number(param::FB_WIDTH), Some(656));
     }
 
     #[test]

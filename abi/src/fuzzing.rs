@@ -149,8 +149,11 @@ fn config_round_trip(data: &[u8]) {
 /// parse emits a list that checks and parses the same; every command-line accessor takes the
 /// bytes as they come.
 pub fn atags(data: &[u8]) {
-    use crate::atags::{param, Atags, AtagsRepr, Cmdline};
+    use crate::atags::{param, Atags, AtagsRepr, Cmdline, CmdlineBuffer};
     let cmdline = Cmdline::new(data);
+    let copy = CmdlineBuffer::<64>::from_text(data);
+    let kept = copy.cmdline().text();
+    assert!(kept.len() <= 64 && data.starts_with(kept) && copy.truncated() == (data.len() > 64));
     let _ = (cmdline.mac_address(param::SMSC95XX_MACADDR), cmdline.number(param::FB_WIDTH));
     for (key, value) in cmdline.params() {
         assert!(!key.is_empty() || value.is_some());

@@ -252,7 +252,7 @@ fn log_boot_registers(boot: &BootInfo) {
                 }
             }
             let cmdline = boot.cmdline();
-            info!("boot: cmdline \"{}\"{}", core::str::from_utf8(cmdline.text()).unwrap_or("(not UTF-8)"), if boot.cmdline_truncated { " (cut)" } else { "" });
+            info!("boot: cmdline \"{}\"{}", core::str::from_utf8(cmdline.text()).unwrap_or("(not UTF-8)"), if boot.cmdline.truncated() { " (cut)" } else { "" });
         }
     }
     if boot.tags_address != 0 && boot.machine != jos_abi::atags::MACHINE_BCM2708 {

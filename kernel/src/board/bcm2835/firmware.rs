@@ -7,7 +7,7 @@
 //! QEMU's ELF boot passes r0-r2 = 0: no tags, and every accessor answers `None`. The format and
 //! its checks are `jos_abi::atags`.
 
-use jos_abi::atags::{self, param, AtagError, Atags, AtagsRepr, Cmdline};
+use jos_abi::atags::{self, param, AtagError, Atags, AtagsRepr, Cmdline, CmdlineBuffer};
 
 use crate::sync::IrqLock;
 use jos_kcore::drivers::Firmware;
@@ -48,10 +48,9 @@ pub struct BootInfo {
     pub revision: Option<u32>,
     /// `ATAG_SERIAL`, else the command line's `bcm2708.serial=`.
     pub serial: Option<u64>,
-    cmdline: [u8; CMDLINE_MAX],
-    cmdline_len: usize,
-    /// Whether the command line was longer than [`CMDLINE_MAX`] (cut at a word boundary).
-    pub cmdline_truncated: bool,
+    /// The command line, cut at a word boundary when longer than [`CMDLINE_MAX`]
+    /// ([`CmdlineBuffer::truncated`]).
+    pub cmdline: CmdlineBuffer<CMDLINE_MAX>,
 }
 
 impl BootInfo {
@@ -65,15 +64,13 @@ impl BootInfo {
             initrd: None,
             revision: None,
             serial: None,
-            cmdline: [0; CMDLINE_MAX],
-            cmdline_len: 0,
-            cmdline_truncated: false,
+            cmdline: CmdlineBuffer::new(),
         }
     }
 
     /// The command line (empty without tags).
     pub fn cmdline(&self) -> Cmdline<'_> {
-        Cmdline::new(&self.cmdline[..self.cmdline_len])
+        self.cmdline.cmdline()
     }
 }
 
@@ -115,16 +112,9 @@ fn take(info: &mut BootInfo, repr: &AtagsRepr<'_>) {
     info.memory = repr.memory.map(|bank| (bank.start as usize, bank.size as usize));
     info.initrd = repr.initrd.map(|initrd| (initrd.start, initrd.size));
     if let Some(text) = repr.cmdline {
-        let mut len = text.len().min(CMDLINE_MAX);
-        if len < text.len() {
-            // Cut at the last space so no parameter is half there.
-            len = text[..len].iter().rposition(|byte| *byte == b' ').unwrap_or(0);
-            info.cmdline_truncated = true;
-        }
-        info.cmdline[..len].copy_from_slice(&text[..len]);
-        info.cmdline_len = len;
+        info.cmdline = CmdlineBuffer::from_text(text);
     }
-    let cmdline = Cmdline::new(&info.cmdline[..info.cmdline_len]);
+    let cmdline = info.cmdline.cmdline();
     info.revision = repr.revision.or_else(|| cmdline.number(param::BOARD_REVISION).and_then(|n| u32::try_from(n).ok()));
     info.serial = repr.serial.or_else(|| cmdline.number(param::SERIAL));
 }
