@@ -21,6 +21,7 @@ use jos_abi::config::{PortRange, CONFIG_ADDRESS, CONFIG_MAX_LEN};
 use jos_abi::syscall::Endpoint;
 use jos_abi::wire::Format;
 use jos_abi::ErrorCode;
+use jos_kcore::drivers::RandomSource;
 use jos_kcore::text::Line;
 use jos_offload::timing::Timing;
 use jos_offload::{DeviceConfig, Entropy, Platform, Server, ServerOptions, SessionId, Slice};
@@ -29,6 +30,7 @@ use smoltcp::iface::{SocketHandle, SocketSet};
 use smoltcp::socket::{tcp, udp};
 use smoltcp::time::Duration;
 
+use crate::board::bcm2835::rng::Rng;
 use crate::board::bcm2835::usb::Slot;
 use crate::board::bcm2835::{RNG, TIMER};
 use crate::services::jobio::JobDevices;
@@ -67,21 +69,23 @@ pub const MIN_SLICE_FUEL: u64 = 1_000;
 /// runs at about 136 fuel per microsecond).
 const INITIAL_FUEL_PER_MS: u64 = 20_000;
 
-/// Randomness for the Noise handshake from the BCM2835 hardware RNG.
-struct HardwareEntropy;
+/// Randomness for the Noise handshake from a [`RandomSource`].
+struct HardwareEntropy<R: 'static>(&'static R);
 
-impl Entropy for HardwareEntropy {
+impl<R: RandomSource + Sync> Entropy for HardwareEntropy<R> {
     fn fill(&self, buffer: &mut [u8]) -> bool {
-        RNG.fill(buffer).is_ok()
+        self.0.fill(buffer).is_ok()
     }
 }
 
-static ENTROPY: HardwareEntropy = HardwareEntropy;
+/// The Noise handshake's randomness: the BCM2835 hardware RNG.
+static ENTROPY: HardwareEntropy<Rng> = HardwareEntropy(&RNG);
 
 /// What a wasm job sees of the device: its input, the clock, the RNG and (when its signer
 /// granted them; the runtime checks) the job devices.
 pub struct KernelHost {
     input: Vec<u8>,
+    random: &'static (dyn RandomSource + Sync),
     devices: JobDevices,
 }
 
@@ -102,7 +106,7 @@ impl jos_runtime::Host for KernelHost {
     }
 
     fn random(&mut self, buffer: &mut [u8]) -> Result<(), ErrorCode> {
-        RNG.fill(buffer).map_err(|_| ErrorCode::Io)
+        self.random.fill(buffer).map_err(|_| ErrorCode::Io)
     }
 
     fn udp_bind(&mut self, port: u16) -> Result<u32, ErrorCode> {
@@ -144,7 +148,7 @@ impl Platform for KernelPlatform {
     type Host = KernelHost;
 
     fn host(&mut self, input: Vec<u8>) -> KernelHost {
-        KernelHost { input, devices: JobDevices::new(self.job_ports) }
+        KernelHost { input, random: &RNG, devices: JobDevices::new(self.job_ports) }
     }
 
     fn runs_native(&self) -> bool {

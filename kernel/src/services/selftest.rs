@@ -8,6 +8,7 @@ use alloc::boxed::Box;
 use alloc::vec::Vec;
 use core::sync::atomic::{AtomicU32, Ordering};
 
+use jos_kcore::drivers::RandomSource;
 use jos_kcore::text::Line;
 
 use crate::board::bcm2835::timer::Channel;
@@ -98,7 +99,7 @@ fn allocation_failure() -> bool {
 fn rng() -> bool {
     let mut words = [0u32; 8];
     for word in &mut words {
-        match RNG.next_u32() {
+        match RandomSource::next_u32(&RNG) {
             Ok(value) => *word = value,
             Err(_) => return false,
         }

@@ -7,6 +7,8 @@ use tock_registers::interfaces::{ReadWriteable, Readable, Writeable};
 use tock_registers::registers::{ReadOnly, ReadWrite};
 use tock_registers::{register_bitfields, register_structs};
 
+use jos_kcore::drivers::{RandomError, RandomSource};
+
 use super::mmio::Mmio;
 
 register_bitfields! {
@@ -46,14 +48,6 @@ register_structs! {
 /// How long to wait for a word before giving up.
 const TIMEOUT_MICROS: u32 = 100_000;
 
-/// Why no random word came.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-#[repr(u32)]
-pub enum RngError {
-    /// The generator produced nothing within the timeout.
-    Timeout = 1,
-}
-
 /// The RNG driver.
 pub struct Rng {
     registers: Mmio<Registers>,
@@ -78,24 +72,23 @@ impl Rng {
         r.CTRL.modify(CTRL::RBGEN::SET);
     }
 
-    /// One random word.
-    pub fn next_u32(&self) -> Result<u32, RngError> {
+    /// Fills `buffer` with random bytes: [`RandomSource::fill`], for callers without the trait
+    /// in scope.
+    pub fn fill(&self, buffer: &mut [u8]) -> Result<(), RandomError> {
+        RandomSource::fill(self, buffer)
+    }
+}
+
+impl RandomSource for Rng {
+    /// One word from the FIFO, waiting up to 100 ms for the generator to produce it.
+    fn next_u32(&self) -> Result<u32, RandomError> {
         let r = &self.registers;
         let start = super::TIMER.now_low();
         while r.STATUS.read(STATUS::READY) == 0 {
             if super::TIMER.now_low().wrapping_sub(start) > TIMEOUT_MICROS {
-                return Err(RngError::Timeout);
+                return Err(RandomError::Timeout);
             }
         }
         Ok(r.DATA.get())
-    }
-
-    /// Fills `buffer` with random bytes.
-    pub fn fill(&self, buffer: &mut [u8]) -> Result<(), RngError> {
-        for chunk in buffer.chunks_mut(4) {
-            let word = self.next_u32()?.to_le_bytes();
-            chunk.copy_from_slice(&word[..chunk.len()]);
-        }
-        Ok(())
     }
 }
