@@ -5,6 +5,12 @@
 //!
 //! Untrusted bytes go through smoltcp's checked views (`new_checked`) only, so nothing here can
 //! panic on a malformed frame (the tests below feed it every kind).
+//!
+//! The network manager itself (the interface, its sockets, address configuration, the echo
+//! services, job and client sockets) is [`manager`], generic over the Ethernet device and the
+//! clock so it runs on the host against a fake wire.
+
+pub mod manager;
 
 use smoltcp::phy::ChecksumCapabilities;
 use smoltcp::wire::{

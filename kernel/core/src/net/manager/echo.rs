@@ -1,14 +1,15 @@
 //! The UDP and TCP echo services (port 7), with the UDP fast path that answers a plain echo
 //! request straight from the received frame, and the hosted service's turn on its sockets.
 
-use jos_kcore::net::{echo_reply_unchecked, Local};
 use smoltcp::socket::{tcp, udp};
 
-use super::{hosted, sizes, Net, TCP_ECHO_PORT};
+use super::{sizes, Manager, NetworkDevice, TCP_ECHO_PORT};
+use crate::drivers::Clock;
+use crate::net::{echo_reply_unchecked, Local};
 
-impl Net {
+impl<D: NetworkDevice, C: Clock> Manager<'_, D, C> {
     /// The UDP echo service's fast path: answers the oldest received frame, a plain echo request
-    /// ([`jos_kcore::net::Verdict::Echo`]), straight into a transmit buffer (`jos_kcore::net::echo_reply_unchecked`:
+    /// ([`crate::net::Verdict::Echo`]), straight into a transmit buffer ([`echo_reply_unchecked`]:
     /// the frame was just classified), with no smoltcp ingress, socket or egress. Only while the echo socket holds nothing, so replies
     /// leave in the order requests came; `false` (the frame stays for smoltcp) when it does, or
     /// every transmit buffer is taken.
@@ -89,7 +90,7 @@ impl Net {
                 socket.close();
             }
         }
-        if let Some(service) = hosted() {
+        if let Some(service) = self.hosted {
             (service.serve)(&mut self.sockets);
         }
     }

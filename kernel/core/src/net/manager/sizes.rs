@@ -23,7 +23,7 @@ pub const JOB_SOCKETS: usize = 4;
 pub const JOB_BUFFER: usize = 4 * 1024;
 /// Job UDP sockets: datagrams queued per direction per socket.
 pub const JOB_PACKETS: usize = 8;
-/// Outgoing TCP sockets other services add ([`super::add_client_socket`]): the fleet's
+/// Outgoing TCP sockets other services add ([`super::Manager::add_client_socket`]): the fleet's
 /// broker connection.
 pub const CLIENT_SOCKETS: usize = 1;
 /// All sockets: DHCP, UDP echo, the TCP echo sockets, offload discovery and sessions, the

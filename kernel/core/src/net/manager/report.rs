@@ -3,14 +3,14 @@
 
 use core::fmt::Write;
 
-use jos_kcore::text::Line;
-
-use super::{AddressState, Net, REPORT_PERIOD_US};
+use super::{AddressState, Manager, NetworkDevice, REPORT_PERIOD_US};
+use crate::drivers::Clock;
+use crate::text::Line;
 
 /// The network line's text.
-type StatusLine = Line<96>;
+pub(super) type StatusLine = Line<96>;
 
-impl Net {
+impl<D: NetworkDevice, C: Clock> Manager<'_, D, C> {
     fn write_status(&mut self, line: &mut StatusLine) {
         let link = self.device.counters();
         self.counters.link = link;
@@ -50,7 +50,7 @@ impl Net {
         self.last_report_us = now_us;
         let mut line = StatusLine::new();
         self.write_status(&mut line);
-        crate::services::status::set_network_line(format_args!("{}", line.as_str()));
+        (self.sinks.status)(format_args!("{}", line.as_str()));
         let link = self.device.counters();
         let key = (
             link.rx.frames + link.rx.runts + link.rx.errors,
@@ -62,7 +62,7 @@ impl Net {
         }
         self.reported = key;
         let c = self.counters;
-        (self.log)(format_args!(
+        (self.sinks.log)(format_args!(
             "net: stats rx {} ({} B) tx {} ({} B) runts {} malformed {} fragments {} closed_port {} broadcast {} rx_err {} tx_err {} tx_busy {} udp_echo {} udp_drop {} echo_loop {} tcp_conn {} tcp_bytes {} busy_us {} at_us {}",
             link.rx.frames,
             link.rx.bytes,

@@ -3,19 +3,20 @@
 
 use core::fmt::Write;
 
-use jos_kcore::text::Line;
 use smoltcp::socket::dhcpv4;
 use smoltcp::wire::{IpCidr, Ipv4Address, Ipv4Cidr};
 
-use super::{hosted, AddressState, Net, DHCP_TIMEOUT_US, STATIC_ADDRESS, STATIC_GATEWAY};
+use super::{AddressState, Manager, NetworkDevice, DHCP_TIMEOUT_US, STATIC_ADDRESS, STATIC_GATEWAY};
+use crate::drivers::Clock;
+use crate::text::Line;
 
-impl Net {
+impl<D: NetworkDevice, C: Clock> Manager<'_, D, C> {
     pub(super) fn dhcp(&mut self, now_us: u64) {
         if self.state == AddressState::Configured {
             return;
         }
         if let Some(jos_abi::config::Network::Static { address, prefix_len, gateway }) =
-            hosted().and_then(|service| (service.configured_network)())
+            self.hosted.and_then(|service| (service.configured_network)())
         {
             // The boot configuration fixes the address: no DHCP socket, no fallback.
             let cidr = Ipv4Cidr::new(Ipv4Address::from_octets(address), prefix_len);
@@ -27,7 +28,7 @@ impl Net {
             if let Some(router) = router {
                 let _ = write!(line, " gateway {router}");
             }
-            (self.log)(format_args!("{}", line.as_str()));
+            (self.sinks.log)(format_args!("{}", line.as_str()));
             return;
         }
         let event = self.sockets.get_mut::<dhcpv4::Socket>(self.dhcp).poll();
@@ -46,7 +47,7 @@ impl Net {
                 if let Some(dns) = dns {
                     let _ = write!(line, " dns {dns}");
                 }
-                (self.log)(format_args!("{}", line.as_str()));
+                (self.sinks.log)(format_args!("{}", line.as_str()));
             }
             Some(dhcpv4::Event::Deconfigured) if self.state == AddressState::Dhcp => {
                 self.iface.update_ip_addrs(|addresses| addresses.clear());
@@ -54,13 +55,15 @@ impl Net {
                 self.address = None;
                 self.state = AddressState::Discovering;
                 self.started_us = now_us;
-                (self.log)(format_args!("net: dhcp lease lost"));
+                (self.sinks.log)(format_args!("net: dhcp lease lost"));
             }
             Some(dhcpv4::Event::Deconfigured) | None => {}
         }
         if self.state == AddressState::Discovering && now_us - self.started_us > DHCP_TIMEOUT_US {
             self.configure(STATIC_ADDRESS, Some(STATIC_GATEWAY), AddressState::Static);
-            (self.log)(format_args!("net: ip {STATIC_ADDRESS} via static gateway {STATIC_GATEWAY} (no DHCP answer)"));
+            (self.sinks.log)(format_args!(
+                "net: ip {STATIC_ADDRESS} via static gateway {STATIC_GATEWAY} (no DHCP answer)"
+            ));
         }
     }
 
