@@ -5,6 +5,7 @@
 //! no test can hang CI or leave QEMU running.
 
 pub mod cli;
+pub mod config;
 pub mod ecm_model;
 pub mod lan9512;
 pub mod netns;

@@ -12,14 +12,14 @@ use std::net::UdpSocket;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use jos_abi::codec::List;
-use jos_abi::config::{ConfigRepr, Network, Policy, PortRange};
-use jos_abi::signature::{public_key, sha256, sign_wasm, SignerRights, TrustedSigner};
+use jos_abi::config::PortRange;
+use jos_abi::signature::{public_key, sha256, sign_wasm, SignerRights};
 use jos_abi::wire::discovery::{Advert, AdvertRepr, Probe};
 use jos_abi::wire::{self, Format, JobStatus, Limits, Message};
 use jos_abi::ErrorCode;
 use jos_offload::host;
 use jos_offload::noise;
+use jos_tests::config::{TestConfig, STANDARD_POLICY};
 use jos_tests::{free_port, kernel_elf, BootOptions, Qemu};
 
 const DEVICE_SECRET: [u8; 32] = [0x61; 32];
@@ -88,26 +88,13 @@ const BIND_THEN: &str = r#"
 /// The test's boot configuration, in a file named after `tag` (each test of this file writes and
 /// removes its own).
 fn config_file(tag: &str) -> PathBuf {
-    let clients = [noise::public_key(&CLIENT_SECRET)];
-    let signers = [
-        TrustedSigner { public_key: public_key(&TRUSTED), rights: SignerRights::ALL },
-        TrustedSigner { public_key: public_key(&PLAIN), rights: SignerRights::FORMATS },
-    ];
-    let repr = ConfigRepr {
-        name: "qemu-caps",
-        noise_secret: DEVICE_SECRET,
-        advert_seed: ADVERT_SEED,
-        network: Network::Dhcp,
-        clients: List::from_slice(&clients),
-        signers: List::from_slice(&signers),
-        policy: Policy {
-            max_module_len: 4 * 1024 * 1024,
-            limits: Limits { fuel: 20_000_000_000, memory: 16 << 20, deadline_ms: 60_000, output: 32 * 1024 },
-            queue_len: 16,
-            job_ports: JOB_PORTS,
-        },
-    };
-    jos_tests::write_config(&repr, tag)
+    TestConfig::new("qemu-caps", DEVICE_SECRET, ADVERT_SEED)
+        .client(noise::public_key(&CLIENT_SECRET))
+        .signer(public_key(&TRUSTED), SignerRights::ALL)
+        .signer(public_key(&PLAIN), SignerRights::FORMATS)
+        .limits(Limits { fuel: 20_000_000_000, ..STANDARD_POLICY.limits })
+        .job_ports(JOB_PORTS)
+        .write(tag)
 }
 
 /// The booted device and its forwarded host ports.

@@ -13,11 +13,11 @@ use std::path::PathBuf;
 use std::process::Command;
 use std::time::Duration;
 
-use jos_abi::codec::List;
-use jos_abi::config::{ConfigRepr, Network, Policy};
-use jos_abi::signature::{public_key, sha256, sign_wasm, SignerRights, TrustedSigner};
+use jos_abi::config::Network;
+use jos_abi::signature::{public_key, sha256, sign_wasm, SignerRights};
 use jos_abi::wire::{Format, JobStatus, Limits, Message};
 use jos_offload::{host, noise};
+use jos_tests::config::TestConfig;
 use jos_tests::netns::{last_write, Model, Namespace};
 use jos_tests::{free_port, kernel_elf, kernel_img, BootOptions, KernelLoad, Qemu, ECHO, MACHINES};
 
@@ -63,23 +63,14 @@ fn atags(memory: u32, initrd_len: u32, cmdline: &str) -> Vec<u8> {
 }
 
 fn config_file(tag: &str, network: Network) -> PathBuf {
-    let clients = [noise::public_key(&CLIENT_SECRET)];
-    let signers = [TrustedSigner { public_key: public_key(&DEVELOPER), rights: SignerRights::ALL }];
-    let repr = ConfigRepr {
-        name: "card",
-        noise_secret: DEVICE_SECRET,
-        advert_seed: ADVERT_SEED,
-        network,
-        clients: List::from_slice(&clients),
-        signers: List::from_slice(&signers),
-        policy: Policy {
-            max_module_len: 1 << 20,
-            limits: Limits { fuel: 100_000_000, memory: 16 << 20, deadline_ms: 30_000, output: 32 * 1024 },
-            queue_len: 4,
-            job_ports: jos_abi::config::PortRange::DEFAULT,
-        },
-    };
-    jos_tests::write_config(&repr, &format!("card-{tag}"))
+    TestConfig::new("card", DEVICE_SECRET, ADVERT_SEED)
+        .network(network)
+        .client(noise::public_key(&CLIENT_SECRET))
+        .signer(public_key(&DEVELOPER), SignerRights::ALL)
+        .max_module_len(1 << 20)
+        .limits(Limits { fuel: 100_000_000, memory: 16 << 20, deadline_ms: 30_000, output: 32 * 1024 })
+        .queue_len(4)
+        .write(&format!("card-{tag}"))
 }
 
 /// The next decoded reply, skipping Progress.

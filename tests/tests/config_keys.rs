@@ -9,10 +9,10 @@ use std::net::TcpStream;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use jos_abi::codec::List;
-use jos_abi::config::{ConfigRepr, Network, Policy, PortRange, HEADER_LEN, LOW_ORDER_X25519};
-use jos_abi::signature::{public_key, sha256, SignerRights, TrustedSigner};
+use jos_abi::config::{HEADER_LEN, LOW_ORDER_X25519};
+use jos_abi::signature::{public_key, sha256, SignerRights};
 use jos_abi::wire::Limits;
+use jos_tests::config::TestConfig;
 use jos_tests::{free_port, kernel_elf, BootOptions, Qemu};
 
 const CLIENT_KEY: [u8; 32] = [0x41; 32];
@@ -20,25 +20,13 @@ const SIGNER_SEED: [u8; 32] = [0x55; 32];
 
 /// A valid configuration with one client and one signer, as bytes.
 fn good_config() -> Vec<u8> {
-    let clients = [CLIENT_KEY];
-    let signers = [TrustedSigner { public_key: public_key(&SIGNER_SEED), rights: SignerRights::ALL }];
-    let repr = ConfigRepr {
-        name: "qemu-keys",
-        noise_secret: [0x51; 32],
-        advert_seed: [0x52; 32],
-        network: Network::Dhcp,
-        clients: List::from_slice(&clients),
-        signers: List::from_slice(&signers),
-        policy: Policy {
-            max_module_len: 1 << 20,
-            limits: Limits { fuel: 1_000_000, memory: 1 << 20, deadline_ms: 1000, output: 1024 },
-            queue_len: 4,
-            job_ports: PortRange::DEFAULT,
-        },
-    };
-    let mut bytes = vec![0u8; repr.buffer_len()];
-    repr.emit(&mut bytes).expect("the good configuration encodes");
-    bytes
+    TestConfig::new("qemu-keys", [0x51; 32], [0x52; 32])
+        .client(CLIENT_KEY)
+        .signer(public_key(&SIGNER_SEED), SignerRights::ALL)
+        .max_module_len(1 << 20)
+        .limits(Limits { fuel: 1_000_000, memory: 1 << 20, deadline_ms: 1000, output: 1024 })
+        .queue_len(4)
+        .bytes()
 }
 
 /// `config` with the 32 bytes equal to `old` replaced by `new`, the checksum recomputed, in a

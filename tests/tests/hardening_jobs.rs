@@ -8,12 +8,12 @@ use std::net::UdpSocket;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use jos_abi::codec::List;
-use jos_abi::config::{ConfigRepr, Network, Policy};
-use jos_abi::signature::{public_key, sha256, sign_wasm, ContentType, SignatureRepr, SignerRights, TrustedSigner};
+use jos_abi::config::Policy;
+use jos_abi::signature::{public_key, sha256, sign_wasm, ContentType, SignatureRepr, SignerRights};
 use jos_abi::wire::discovery::{Advert, AdvertRepr, Probe};
 use jos_abi::wire::{self, Format, JobStatus, Limits, Message};
 use jos_offload::{host, noise};
+use jos_tests::config::{TestConfig, STANDARD_POLICY};
 use jos_tests::{free_port, kernel_elf, BootOptions, Qemu};
 
 const DEVICE_SECRET: [u8; 32] = [0x61; 32];
@@ -26,12 +26,7 @@ const WASM_ONLY: [u8; 32] = [0x66; 32];
 static ONE_BOOT_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
 
 fn policy(memory: u32) -> Policy {
-    Policy {
-        max_module_len: 4 * 1024 * 1024,
-        limits: Limits { fuel: 2_000_000_000, memory, deadline_ms: 60_000, output: 32 * 1024 },
-        queue_len: 16,
-        job_ports: jos_abi::config::PortRange::DEFAULT,
-    }
+    Policy { limits: Limits { memory, ..STANDARD_POLICY.limits }, ..STANDARD_POLICY }
 }
 
 struct Device {
@@ -48,21 +43,12 @@ impl Drop for Device {
 }
 
 fn boot(policy: Policy, tag: &str) -> Device {
-    let clients = [noise::public_key(&CLIENT_SECRET)];
-    let signers = [
-        TrustedSigner { public_key: public_key(&DEVELOPER), rights: SignerRights::ALL },
-        TrustedSigner { public_key: public_key(&WASM_ONLY), rights: SignerRights::WASM },
-    ];
-    let repr = ConfigRepr {
-        name: "qemu-hardening",
-        noise_secret: DEVICE_SECRET,
-        advert_seed: ADVERT_SEED,
-        network: Network::Dhcp,
-        clients: List::from_slice(&clients),
-        signers: List::from_slice(&signers),
-        policy,
-    };
-    let config = jos_tests::write_config(&repr, &format!("hardening-{tag}"));
+    let config = TestConfig::new("qemu-hardening", DEVICE_SECRET, ADVERT_SEED)
+        .client(noise::public_key(&CLIENT_SECRET))
+        .signer(public_key(&DEVELOPER), SignerRights::ALL)
+        .signer(public_key(&WASM_ONLY), SignerRights::WASM)
+        .policy(policy)
+        .write(&format!("hardening-{tag}"));
     let (tcp, discovery) = (free_port(false), free_port(true));
     let mut options = BootOptions::new("raspi0", kernel_elf(""));
     let netdev = format!("user,id=n0,hostfwd=tcp:127.0.0.1:{tcp}-:4748,hostfwd=udp:127.0.0.1:{discovery}-:4747");

@@ -13,13 +13,12 @@ use std::net::{SocketAddr, TcpStream, UdpSocket};
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use jos_abi::codec::List;
-use jos_abi::config::{ConfigRepr, Network, Policy};
-use jos_abi::signature::{public_key, sha256, sign_wasm, SignerRights, TrustedSigner};
+use jos_abi::signature::{public_key, sha256, sign_wasm, SignerRights};
 use jos_abi::wire::discovery::{Advert, AdvertRepr, Probe, HEADER_LEN, PROBE_LEN};
 use jos_abi::wire::{Format, JobStatus, Limits, Message};
 use jos_client::{discover, Session, Target};
 use jos_offload::{host, noise};
+use jos_tests::config::TestConfig;
 use jos_tests::{free_port, kernel_elf, offload_counters, BootOptions, Qemu, ECHO};
 
 const DEVICE_SECRET: [u8; 32] = [0x61; 32];
@@ -39,23 +38,13 @@ const FLOOD: &str = r#"
 static ONE_BOOT_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
 
 fn config_file(tag: &str) -> PathBuf {
-    let clients = [noise::public_key(&CLIENT_SECRET)];
-    let signers = [TrustedSigner { public_key: public_key(&DEVELOPER), rights: SignerRights::ALL }];
-    let repr = ConfigRepr {
-        name: "qemu-hardening",
-        noise_secret: DEVICE_SECRET,
-        advert_seed: ADVERT_SEED,
-        network: Network::Dhcp,
-        clients: List::from_slice(&clients),
-        signers: List::from_slice(&signers),
-        policy: Policy {
-            max_module_len: 1024 * 1024,
-            limits: Limits { fuel: 100_000_000, memory: 1 << 20, deadline_ms: 60_000, output: 32 * 1024 },
-            queue_len: 4,
-            job_ports: jos_abi::config::PortRange::DEFAULT,
-        },
-    };
-    jos_tests::write_config(&repr, &format!("hardening-{tag}"))
+    TestConfig::new("qemu-hardening", DEVICE_SECRET, ADVERT_SEED)
+        .client(noise::public_key(&CLIENT_SECRET))
+        .signer(public_key(&DEVELOPER), SignerRights::ALL)
+        .max_module_len(1024 * 1024)
+        .limits(Limits { fuel: 100_000_000, memory: 1 << 20, deadline_ms: 60_000, output: 32 * 1024 })
+        .queue_len(4)
+        .write(&format!("hardening-{tag}"))
 }
 
 struct Device {

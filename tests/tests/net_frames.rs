@@ -425,22 +425,12 @@ fn echo_requests_from_well_known_ports_are_not_answered() {
 /// then resets the half-open sockets after about 3 s (`half_open_resets`), and they listen again.
 #[test]
 fn half_open_session_sockets_are_reset_and_listen_again() {
-    let clients = [[0x73; 32]];
-    let repr = jos_abi::config::ConfigRepr {
-        name: "half-open",
-        noise_secret: [0x71; 32],
-        advert_seed: [0x72; 32],
-        network: jos_abi::config::Network::Dhcp,
-        clients: jos_abi::codec::List::from_slice(&clients),
-        signers: jos_abi::codec::List::from_slice(&[]),
-        policy: jos_abi::config::Policy {
-            max_module_len: 1 << 20,
-            limits: jos_abi::wire::Limits { fuel: 1_000_000, memory: 1 << 20, deadline_ms: 1000, output: 1024 },
-            queue_len: 1,
-            job_ports: jos_abi::config::PortRange::DEFAULT,
-        },
-    };
-    let config = jos_tests::write_config(&repr, "half-open");
+    let config = jos_tests::config::TestConfig::new("half-open", [0x71; 32], [0x72; 32])
+        .client([0x73; 32])
+        .max_module_len(1 << 20)
+        .limits(jos_abi::wire::Limits { fuel: 1_000_000, memory: 1 << 20, deadline_ms: 1000, output: 1024 })
+        .queue_len(1)
+        .write("half-open");
     let (mut qemu, mut peer) = boot_with(Some(&config));
     assert_eq!(peer.echo(b"up").as_deref(), Some(&b"up"[..]), "no echo:\n{}", qemu.output());
     let kernel = peer.kernel_mac.unwrap_or([0xff; 6]);

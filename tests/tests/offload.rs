@@ -11,13 +11,12 @@ use std::net::{TcpStream, UdpSocket};
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use jos_abi::codec::List;
-use jos_abi::config::{ConfigRepr, Network, Policy};
-use jos_abi::signature::{public_key, sha256, sign_wasm, SignerRights, TrustedSigner};
+use jos_abi::signature::{public_key, sha256, sign_wasm, SignerRights};
 use jos_abi::wire::discovery::{Advert, AdvertRepr, Probe};
 use jos_abi::wire::{self, Format, Formats, JobStatus, Limits, Message};
 use jos_offload::host;
 use jos_offload::noise;
+use jos_tests::config::TestConfig;
 use jos_tests::{free_port, kernel_elf, BootOptions, Qemu, ECHO};
 
 const DEVICE_SECRET: [u8; 32] = [0x51; 32];
@@ -35,26 +34,11 @@ fn config_file() -> PathBuf {
 }
 
 fn config_file_named(tag: &str) -> PathBuf {
-    let clients = [noise::public_key(&CLIENT_SECRET)];
-    let signers = [
-        TrustedSigner { public_key: public_key(&DEVELOPER), rights: SignerRights::ALL },
-        TrustedSigner { public_key: public_key(&WASM_ONLY), rights: SignerRights::WASM },
-    ];
-    let repr = ConfigRepr {
-        name: "qemu-offload",
-        noise_secret: DEVICE_SECRET,
-        advert_seed: ADVERT_SEED,
-        network: Network::Dhcp,
-        clients: List::from_slice(&clients),
-        signers: List::from_slice(&signers),
-        policy: Policy {
-            max_module_len: 4 * 1024 * 1024,
-            limits: Limits { fuel: 2_000_000_000, memory: 16 << 20, deadline_ms: 60_000, output: 32 * 1024 },
-            queue_len: 16,
-            job_ports: jos_abi::config::PortRange::DEFAULT,
-        },
-    };
-    jos_tests::write_config(&repr, &format!("offload{tag}"))
+    TestConfig::new("qemu-offload", DEVICE_SECRET, ADVERT_SEED)
+        .client(noise::public_key(&CLIENT_SECRET))
+        .signer(public_key(&DEVELOPER), SignerRights::ALL)
+        .signer(public_key(&WASM_ONLY), SignerRights::WASM)
+        .write(&format!("offload{tag}"))
 }
 
 struct Device {

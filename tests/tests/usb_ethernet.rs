@@ -23,11 +23,10 @@ use std::net::{Shutdown, TcpStream, UdpSocket};
 use std::path::Path;
 use std::time::Duration;
 
-use jos_abi::codec::List;
-use jos_abi::config::{ConfigRepr, Network, Policy};
-use jos_abi::signature::{public_key, sha256, sign_wasm, SignerRights, TrustedSigner};
+use jos_abi::signature::{public_key, sha256, sign_wasm, SignerRights};
 use jos_abi::wire::{self, Format, JobStatus, Limits, Message};
 use jos_offload::{host, noise};
+use jos_tests::config::TestConfig;
 use jos_tests::netns::{last_write, Model, Namespace, GUEST_ADDRESS};
 use jos_tests::{kernel_elf, BootOptions, Qemu};
 
@@ -149,23 +148,10 @@ fn summary_count(trace: &str, name: &str) -> u64 {
 
 /// A boot configuration that trusts this file's client and developer keys, with DHCP.
 fn config() -> std::path::PathBuf {
-    let clients = [noise::public_key(&CLIENT_SECRET)];
-    let signers = [TrustedSigner { public_key: public_key(&DEVELOPER), rights: SignerRights::ALL }];
-    let repr = ConfigRepr {
-        name: "lan9512-model",
-        noise_secret: DEVICE_SECRET,
-        advert_seed: ADVERT_SEED,
-        network: Network::Dhcp,
-        clients: List::from_slice(&clients),
-        signers: List::from_slice(&signers),
-        policy: Policy {
-            max_module_len: 4 * 1024 * 1024,
-            limits: Limits { fuel: 2_000_000_000, memory: 16 << 20, deadline_ms: 60_000, output: 32 * 1024 },
-            queue_len: 16,
-            job_ports: jos_abi::config::PortRange::DEFAULT,
-        },
-    };
-    jos_tests::write_config(&repr, "usb-ethernet")
+    TestConfig::new("lan9512-model", DEVICE_SECRET, ADVERT_SEED)
+        .client(noise::public_key(&CLIENT_SECRET))
+        .signer(public_key(&DEVELOPER), SignerRights::ALL)
+        .write("usb-ethernet")
 }
 
 /// An echo module padded with a data segment to about 100 KiB, so the push moves many frames.
