@@ -465,6 +465,24 @@ fn fleet_jobs_run_sealed_and_refusals_are_counted() {
     let (correlation, message) = waiter.wait();
     assert_eq!(correlation, first.id, "the result carries the job's correlation data");
     expect_echo(&open_result(&message, &first.id), b"sealed in");
+    // The job's PUBACK went out only after the result was published (manual acknowledgement).
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let (published, acknowledged) = loop {
+        let log = broker.log();
+        let from = |what: &str| format!("Received {what} from {client_id}");
+        let published = log.lines().position(|line| line.contains(&from("PUBLISH")) && line.contains(reply_topic));
+        let acknowledged = log.lines().position(|line| line.contains(&from("PUBACK")));
+        if (published.is_some() && acknowledged.is_some()) || Instant::now() > deadline {
+            break (published, acknowledged);
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    match (published, acknowledged) {
+        (Some(published), Some(acknowledged)) => {
+            assert!(published < acknowledged, "PUBACK before the result:\n{}", broker.log())
+        }
+        _ => panic!("no result PUBLISH or job PUBACK in the broker log:\n{}", broker.log()),
+    }
 
     // Refused, each counted: a sealed input altered (and re-signed by the trusted signer, so only
     // the seal fails), an envelope by an untrusted signer, the first message replayed.
