@@ -315,8 +315,12 @@ fn status(settings: &Settings, state: DeviceState, connects: u32, buffer: &mut [
     repr.emit(buffer).unwrap_or(0)
 }
 
-/// What a status message says apart from the clock and heap: republished when it changes.
-fn status_key() -> (u64, u64, bool, u32, u32, u64) {
+/// What a status message says apart from the clock and heap: jobs done and failed, busy, fleet
+/// messages, fleet jobs answered, refusals.
+type StatusKey = (u64, u64, bool, u32, u32, u64);
+
+/// The current [`StatusKey`]: the status is republished when it changes.
+fn status_key() -> StatusKey {
     let (done, failed, busy) = crate::services::offload::job_figures().unwrap_or((0, 0, false));
     let counters = crate::services::offload::fleet_counters().unwrap_or_default();
     (done, failed, busy, FLEET_MESSAGES.load(Ordering::Relaxed), counters.answered, counters.refusals.total())
@@ -462,7 +466,7 @@ async fn serve(settings: &Settings, backoff: &mut u64, pending: &mut Vec<Pending
     let mut status_bytes = [0u8; fleet::STATUS_FIXED_LEN + jos_abi::config::MAX_NAME_LEN];
     let mut last_rx = now();
     let mut last_tx = now();
-    let mut last_status: Option<(u64, (u64, u64, bool, u32, u32, u64))> = None;
+    let mut last_status: Option<(u64, StatusKey)> = None;
     loop {
         let at = now();
         let readable = net::with_client_socket(settings.socket, |socket, _| (socket.can_recv(), socket.may_recv()));
