@@ -379,7 +379,7 @@ pub fn provision(home: &Home, args: &Options) -> Result<Provisioned, CliError> {
         signers: jos_abi::codec::List::from_slice(&signers),
         policy,
     };
-    let sections = Sections { broker: broker.as_ref().map(|(fixed, text)| fixed.borrow(text)) };
+    let sections = Sections { broker: broker.as_ref().map(|(fixed, text)| fixed.borrow(text)), fleet_key: None };
     let mut config = vec![0u8; repr.buffer_len_with(&sections)];
     repr.emit_with(&sections, &mut config).map_err(|error| {
         CliError::new(Exit::Usage, format!("cannot write this configuration: {error}"))

@@ -34,4 +34,7 @@ pub mod fuzzing;
 pub use noise::OsEntropy;
 pub use noise::{Entropy, NOISE_PATTERN, PROLOGUE};
 pub use ratelimit::{Rate, RateLimits};
-pub use server::{Counters, DeviceConfig, Platform, Server, ServerOptions, SessionId, Slice, Status};
+pub use server::{
+    Counters, DeviceConfig, FleetCounters, FleetRefusal, FleetResult, Platform, Server, ServerOptions, SessionId,
+    Slice, Status, FLEET_REPLAY_SLOTS,
+};

@@ -9,11 +9,17 @@
 //! executor is needed: a read with no bytes queued, a write with a full buffer and every wait
 //! return `Pending` and are tried again next frame. Every wait has a deadline.
 //!
-//! Job messages are counted and logged; running them (verify, run, publish the sealed result) is
-//! the next slice of issue 15.
+//! Job messages (QoS 1) go to the offload server (`jos_offload::Server::fleet_job`), which
+//! verifies, queues and runs them beside direct sessions and seals their results; this service
+//! publishes each sealed result (QoS 1) to the job's response topic with its correlation data and
+//! only then sends the job's PUBACK (rust-mqtt's manual acknowledgement), so a device that dies
+//! mid-job leaves the job unacknowledged and the broker hands it to another device. A refused
+//! message is acknowledged at once (dropped, counted by the server).
 
 use alloc::boxed::Box;
+use alloc::string::String;
 use alloc::vec;
+use alloc::vec::Vec;
 use core::cell::UnsafeCell;
 use core::future::{poll_fn, Future};
 use core::num::NonZero;
@@ -27,11 +33,13 @@ use jos_abi::fleet::{self, BrokerSettings, DeviceState, Name, StatusRepr};
 use rust_mqtt::buffer::AllocBuffer;
 use rust_mqtt::client::event::Event;
 use rust_mqtt::client::options::{
-    ConnectOptions, PublicationOptions, SubscriptionOptions, TopicReference, WillOptions,
+    AckOptions, ConnectOptions, PublicationOptions, SubscriptionOptions, TopicReference, WillOptions,
 };
 use rust_mqtt::client::Client;
 use rust_mqtt::config::KeepAlive;
-use rust_mqtt::types::{MqttBinary, MqttString, QoS, TopicFilter, TopicName};
+use rust_mqtt::types::{
+    IdentifiedQoS, MqttBinary, MqttString, PacketIdentifier, QoS, ReasonCode, TopicFilter, TopicName,
+};
 use smoltcp::iface::SocketHandle;
 use smoltcp::socket::tcp;
 use smoltcp::wire::{IpAddress, Ipv4Address};
@@ -105,6 +113,10 @@ pub fn init() -> bool {
         info!("fleet: no broker configured");
         return false;
     };
+    crate::services::offload::set_fleet_key(sections.fleet_key.map(|key| key.0));
+    if sections.fleet_key.is_none() {
+        warn!("fleet: no fleet key configured: every job message will be refused");
+    }
     let client_id = match broker.client_id {
         Some(id) => {
             let mut name = Name::new();
@@ -163,6 +175,18 @@ pub fn fleet_messages() -> u32 {
     FLEET_MESSAGES.load(Ordering::Relaxed)
 }
 
+/// A fleet job the server accepted, waiting for its sealed result.
+struct Pending {
+    job_id: [u8; 16],
+    /// Where the result goes (`None`: the job message named no response topic; the result is
+    /// dropped).
+    topic: Option<String>,
+    correlation: Vec<u8>,
+    /// The job message's packet identifier on the current connection, to acknowledge after the
+    /// result went out (`None` after a reconnection: the broker redelivers or already moved it).
+    packet: Option<PacketIdentifier>,
+}
+
 /// Why a connection ended.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Failure {
@@ -215,11 +239,16 @@ async fn within<F: Future>(deadline: u64, future: F) -> Option<F::Output> {
 /// backoff and try again.
 async fn run(settings: Settings) {
     let mut backoff = MIN_BACKOFF_US;
+    let mut pending: Vec<Pending> = Vec::new();
     loop {
         while net::has_address() != Some(true) {
             yield_now().await;
         }
-        let failure = session(&settings, &mut backoff).await;
+        let failure = session(&settings, &mut backoff, &mut pending).await;
+        // A new connection starts clean: the old packet identifiers mean nothing there.
+        for job in &mut pending {
+            job.packet = None;
+        }
         let _ = net::with_client_socket(settings.socket, |socket, _| socket.abort());
         let mut jitter = [0u8; 4];
         let _ = RNG.fill(&mut jitter);
@@ -262,6 +291,7 @@ async fn open(settings: &Settings) -> Result<(), Failure> {
 fn status(settings: &Settings, state: DeviceState, connects: u32, buffer: &mut [u8]) -> usize {
     let heap = crate::memory::heap::HEAP.stats();
     let (done, failed, busy) = crate::services::offload::job_figures().unwrap_or((0, 0, false));
+    let counters = crate::services::offload::fleet_counters().unwrap_or_default();
     let state = match state {
         DeviceState::Offline => DeviceState::Offline,
         _ if busy => DeviceState::Busy,
@@ -278,15 +308,22 @@ fn status(settings: &Settings, state: DeviceState, connects: u32, buffer: &mut [
         jobs_failed: failed,
         fleet_messages: FLEET_MESSAGES.load(Ordering::Relaxed),
         connects,
+        fleet_jobs: counters.answered,
+        refusals: counters.refusals,
         name: settings.name,
     };
     repr.emit(buffer).unwrap_or(0)
 }
 
-/// What a status message says apart from the clock and heap: republished when it changes.
-fn status_key() -> (u64, u64, bool, u32) {
+/// What a status message says apart from the clock and heap: jobs done and failed, busy, fleet
+/// messages, fleet jobs answered, refusals.
+type StatusKey = (u64, u64, bool, u32, u32, u64);
+
+/// The current [`StatusKey`]: the status is republished when it changes.
+fn status_key() -> StatusKey {
     let (done, failed, busy) = crate::services::offload::job_figures().unwrap_or((0, 0, false));
-    (done, failed, busy, FLEET_MESSAGES.load(Ordering::Relaxed))
+    let counters = crate::services::offload::fleet_counters().unwrap_or_default();
+    (done, failed, busy, FLEET_MESSAGES.load(Ordering::Relaxed), counters.answered, counters.refusals.total())
 }
 
 /// The broker connection's transport: the network manager's client socket.
@@ -370,14 +407,14 @@ impl Write for Link {
 type MqttClient<'a, 'c> = Client<'a, 'c, Link, AllocBuffer, 1, 4, 4, 0, 0, 0, 0>;
 
 /// One connection: connect, subscribe, publish the status, then serve until it fails.
-async fn session(settings: &Settings, backoff: &mut u64) -> Failure {
-    match serve(settings, backoff).await {
+async fn session(settings: &Settings, backoff: &mut u64, pending: &mut Vec<Pending>) -> Failure {
+    match serve(settings, backoff, pending).await {
         Ok(()) => Failure::Lost,
         Err(failure) => failure,
     }
 }
 
-async fn serve(settings: &Settings, backoff: &mut u64) -> Result<(), Failure> {
+async fn serve(settings: &Settings, backoff: &mut u64, pending: &mut Vec<Pending>) -> Result<(), Failure> {
     open(settings).await?;
     let status_topic = fleet::status_topic(settings.broker.fleet, settings.client_id.as_str());
     let subscription = fleet::jobs_subscription(settings.broker.fleet);
@@ -402,6 +439,8 @@ async fn serve(settings: &Settings, backoff: &mut u64) -> Result<(), Failure> {
 
     let mut buffer = AllocBuffer;
     let mut client: MqttClient<'_, '_> = Client::new(&mut buffer);
+    // Every QoS 1 job is acknowledged by hand: after its result went out, or at once when refused.
+    client.ack_manually_when(&|_| true);
     let link = Link { socket: settings.socket };
     match within(now() + CONNECT_TIMEOUT_US, client.connect(link, &options, Some(client_id))).await {
         Some(Ok(_)) => {}
@@ -427,7 +466,7 @@ async fn serve(settings: &Settings, backoff: &mut u64) -> Result<(), Failure> {
     let mut status_bytes = [0u8; fleet::STATUS_FIXED_LEN + jos_abi::config::MAX_NAME_LEN];
     let mut last_rx = now();
     let mut last_tx = now();
-    let mut last_status: Option<(u64, (u64, u64, bool, u32))> = None;
+    let mut last_status: Option<(u64, StatusKey)> = None;
     loop {
         let at = now();
         let readable = net::with_client_socket(settings.socket, |socket, _| (socket.can_recv(), socket.may_recv()));
@@ -438,11 +477,31 @@ async fn serve(settings: &Settings, backoff: &mut u64) -> Result<(), Failure> {
                 match event {
                     Ok(Event::Publish(publish)) => {
                         let count = FLEET_MESSAGES.fetch_add(1, Ordering::Relaxed) + 1;
-                        let topic = publish.topic.name().map_or("(alias)", |name| name.as_ref().as_str());
-                        info!(
-                            "fleet: job message {count} ({} bytes) on {topic}: counted; running fleet jobs is not built yet",
-                            publish.message.len()
-                        );
+                        let packet = match publish.identified_qos {
+                            IdentifiedQoS::AtLeastOnce(packet) | IdentifiedQoS::ExactlyOnce(packet) => Some(packet),
+                            IdentifiedQoS::AtMostOnce => None,
+                        };
+                        let topic = publish.response_topic.as_ref().map(|topic| String::from(topic.as_ref().as_str()));
+                        let correlation =
+                            publish.correlation_data.as_ref().map_or_else(Vec::new, |data| data.as_bytes().to_vec());
+                        let len = publish.message.len();
+                        let verdict = crate::services::offload::fleet_job(&publish.message);
+                        let _ = publish;
+                        match verdict {
+                            Some(Ok(job_id)) => {
+                                info!("fleet: job message {count} ({len} bytes) accepted");
+                                if topic.is_none() {
+                                    warn!("fleet: job message {count} names no response topic; its result is dropped");
+                                }
+                                pending.push(Pending { job_id, topic, correlation, packet });
+                            }
+                            verdict => {
+                                warn!("fleet: job message {count} ({len} bytes) refused: {verdict:?}");
+                                if let Some(packet) = packet {
+                                    acknowledge(&mut client, packet).await?;
+                                }
+                            }
+                        }
                     }
                     Ok(Event::Suback(suback)) => {
                         if suback.reason_code.is_success() {
@@ -473,6 +532,30 @@ async fn serve(settings: &Settings, backoff: &mut u64) -> Result<(), Failure> {
             within(at + PACKET_TIMEOUT_US, client.ping()).await.ok_or(Failure::Silent)?.map_err(|_| Failure::Lost)?;
             last_tx = now();
         }
+        while let Some(result) = crate::services::offload::take_fleet_result() {
+            let Some(index) = pending.iter().position(|job| job.job_id == result.job_id) else { continue };
+            let job = pending.swap_remove(index);
+            if let Some(topic) = job.topic.as_deref() {
+                let name = MqttString::from_str(topic).ok().and_then(TopicName::new);
+                let correlation = MqttBinary::from_slice(&job.correlation).ok();
+                if let (Some(name), Some(correlation)) = (name, correlation) {
+                    let options = PublicationOptions::new(TopicReference::Name(name))
+                        .at_least_once()
+                        .correlation_data(correlation);
+                    within(now() + PACKET_TIMEOUT_US, client.publish(&options, (&result.message[..]).into()))
+                        .await
+                        .ok_or(Failure::Silent)?
+                        .map_err(|_| Failure::Lost)?;
+                    info!("fleet: result published ({} bytes)", result.message.len());
+                } else {
+                    warn!("fleet: a job's response topic or correlation data is not usable; result dropped");
+                }
+            }
+            if let Some(packet) = job.packet {
+                acknowledge(&mut client, packet).await?;
+            }
+            last_tx = now();
+        }
         let key = status_key();
         let due = match last_status {
             None => true,
@@ -495,5 +578,21 @@ async fn serve(settings: &Settings, backoff: &mut u64) -> Result<(), Failure> {
             last_tx = now();
         }
         yield_now().await;
+    }
+}
+
+/// Sends the PUBACK of job message `packet`. A packet identifier the session no longer tracks
+/// (the broker resent it on a newer connection) is skipped.
+async fn acknowledge(client: &mut MqttClient<'_, '_>, packet: PacketIdentifier) -> Result<(), Failure> {
+    match within(now() + PACKET_TIMEOUT_US, client.manual_acknowledge(packet, ReasonCode::Success, &AckOptions::new()))
+        .await
+    {
+        None => Err(Failure::Silent),
+        Some(Ok(())) => Ok(()),
+        Some(Err(e)) if e.is_recoverable() => {
+            warn!("fleet: acknowledgement skipped: {e:?}");
+            Ok(())
+        }
+        Some(Err(_)) => Err(Failure::Lost),
     }
 }

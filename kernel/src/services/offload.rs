@@ -427,6 +427,27 @@ pub fn job_figures() -> Option<(u64, u64, bool)> {
     })
 }
 
+/// Sets the fleet key (the configuration's fleet key section) for fleet jobs.
+pub fn set_fleet_key(secret: Option<[u8; 32]>) {
+    SERVICE.with(|service| service.server.set_fleet_key(secret));
+}
+
+/// Hands a fleet job message to the server (`jos_offload::Server::fleet_job`); `None` when the
+/// service is off or busy.
+pub fn fleet_job(message: &[u8]) -> Option<Result<[u8; 16], jos_offload::FleetRefusal>> {
+    SERVICE.with(|service| service.server.fleet_job(message))
+}
+
+/// The next sealed fleet result to publish.
+pub fn take_fleet_result() -> Option<jos_offload::FleetResult> {
+    SERVICE.with(|service| service.server.take_fleet_result()).flatten()
+}
+
+/// The server's fleet counters.
+pub fn fleet_counters() -> Option<jos_offload::FleetCounters> {
+    SERVICE.with(|service| service.server.fleet_counters())
+}
+
 /// Moves bytes between the sockets and the server (called by the network manager's poll).
 pub fn serve(sockets: &mut SocketSet<'_>) {
     SERVICE.with(|service| service.serve(sockets));

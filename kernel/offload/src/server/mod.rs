@@ -24,6 +24,7 @@ use crate::session::{Scratch, Session};
 
 mod config;
 mod discovery;
+mod fleet;
 mod platform;
 mod push;
 mod results;
@@ -31,6 +32,7 @@ mod scheduler;
 mod sessions;
 
 pub use config::{DeviceConfig, ServerOptions};
+pub use fleet::{FleetCounters, FleetRefusal, FleetResult, FLEET_REPLAY_SLOTS};
 pub use platform::Platform;
 
 /// Event counts (for the status screen, logs and tests).
@@ -219,6 +221,8 @@ pub struct Server<P: Platform> {
     scratch: Scratch,
     counters: Counters,
     last: Option<(JobStatus, i32)>,
+    /// Fleet jobs: key, clock estimate, seen ids, pending jobs and sealed results.
+    fleet: fleet::FleetState,
 }
 
 impl<P: Platform> Server<P> {
@@ -255,6 +259,7 @@ impl<P: Platform> Server<P> {
             scratch: Scratch::new(),
             counters: Counters::default(),
             last: None,
+            fleet: fleet::FleetState::default(),
         }
     }
 

@@ -72,6 +72,9 @@ impl<P: Platform> Server<P> {
         } else {
             self.counters.jobs_failed += 1;
         }
+        if self.finish_fleet(id, engine, result, times) {
+            return;
+        }
         let Some(mut session) = self.sessions.remove(&id.0) else { return };
         let sent =
             result.to_wire(times.time_us, times.cpu_us, engine, |message| session.send(message, &mut self.scratch));

@@ -35,11 +35,39 @@ impl<P: Platform> Server<P> {
         input: &[u8],
         entry: Entry,
     ) {
+        let client_key = session.client_key;
+        if let Err((code, text)) = self.enqueue(id, Some(client_key), hash, limits, input, entry) {
+            self.error(session, code, text);
+        }
+    }
+
+    /// The format of the cached module `hash` names, if any.
+    pub(super) fn cached_format(&mut self, hash: &[u8; 32]) -> Option<Format> {
+        match self.resolve(hash) {
+            Some((identity, _)) if self.sandbox.cache().contains(&identity) => Some(Format::Wasm),
+            Some((identity, _)) if self.natives.contains(&identity) => Some(Format::NativeArmv6),
+            _ => None,
+        }
+    }
+
+    /// Queues a run of the cached module `hash` for session `id` (a direct session, or a fleet
+    /// job's own id): the one scheduler both paths share. `client_key`: the pushing client's
+    /// key, whose push limits are the defaults (a fleet job has none: its own limits and the
+    /// policy's). `Err`: why not, for an Error message.
+    pub(super) fn enqueue(
+        &mut self,
+        id: SessionId,
+        client_key: Option<[u8; 32]>,
+        hash: [u8; 32],
+        limits: Limits,
+        input: &[u8],
+        entry: Entry,
+    ) -> Result<(), (ErrorCode, &'static str)> {
         let resolved = self.resolve(&hash);
         let format = match resolved {
             Some((identity, _)) if self.sandbox.cache().contains(&identity) => Format::Wasm,
             Some((identity, _)) if self.natives.contains(&identity) => Format::NativeArmv6,
-            _ => return self.error(session, ErrorCode::NotFound, "no cached module with this SHA-256: push it first"),
+            _ => return Err((ErrorCode::NotFound, "no cached module with this SHA-256: push it first")),
         };
         let (hash, capabilities) = resolved.unwrap_or((hash, Capabilities::NONE));
         let engine = match format {
@@ -47,11 +75,11 @@ impl<P: Platform> Server<P> {
             Format::NativeArmv6 => self.native_engine(&hash),
         };
         if self.queue.len() >= usize::from(self.config.policy.queue_len) {
-            return self.error(session, ErrorCode::Busy, "job queue full");
+            return Err((ErrorCode::Busy, "job queue full"));
         }
         // A client that did not push the module gets no push limits but its own request's and
         // the policy's.
-        let defaults = self.defaults.get(&(session.client_key, hash)).copied().unwrap_or_default();
+        let defaults = client_key.and_then(|key| self.defaults.get(&(key, hash)).copied()).unwrap_or_default();
         let limits = limits.or(defaults).capped_by(self.config.policy.limits);
         let received_us = self.platform.now_us();
         self.queue.push_back(Request {
@@ -65,6 +93,7 @@ impl<P: Platform> Server<P> {
             received_us,
             capabilities,
         });
+        Ok(())
     }
 
     /// Runs one slice of the current job (starting the next queued one if none runs); sends
