@@ -8,7 +8,8 @@
 //!
 //! Optional sections may follow the policy (`docs/formats.md`): each a tag (u8), a length (u16)
 //! and that many bytes, tags strictly increasing, so every section appears at most once. Tag 1
-//! ([`SECTION_BROKER`]) is the fleet's MQTT broker ([`crate::fleet::BrokerSettings`]). A
+//! ([`SECTION_BROKER`]) is the fleet's MQTT broker ([`crate::fleet::BrokerSettings`]), tag 2
+//! ([`SECTION_FLEET_KEY`]) the fleet's X25519 secret ([`FleetKey`]), which opens job inputs. A
 //! configuration without sections is the same bytes as before sections existed. [`Sections`]
 //! reads them; [`ConfigRepr::emit_with`] writes them.
 //!
@@ -49,6 +50,8 @@ pub const HEADER_LEN: usize = 44;
 pub const MAX_NAME_LEN: usize = crate::wire::discovery::MAX_NAME_LEN;
 /// Section tag of the fleet's broker settings ([`Sections::broker`]).
 pub const SECTION_BROKER: u8 = 1;
+/// Section tag of the fleet key ([`Sections::fleet_key`]).
+pub const SECTION_FLEET_KEY: u8 = 2;
 /// Most trusted client keys.
 pub const MAX_CLIENTS: usize = 32;
 /// Most trusted signers.
@@ -114,6 +117,8 @@ pub enum ConfigError {
     BadSection = 19,
     /// The broker section does not parse ([`crate::fleet::BrokerSettings::parse`] says why).
     BadBroker = 20,
+    /// The fleet key section is not 32 bytes, or the key is zero once clamped.
+    BadFleetKey = 21,
 }
 
 impl ConfigError {
@@ -149,6 +154,7 @@ impl ConfigError {
             ConfigError::BufferTooSmall => "buffer too small",
             ConfigError::BadSection => "unknown, repeated or truncated configuration section",
             ConfigError::BadBroker => "bad broker settings",
+            ConfigError::BadFleetKey => "bad fleet key (32 bytes, not zero)",
         }
     }
 }
@@ -436,11 +442,35 @@ pub fn check_keys(
     Ok(())
 }
 
+/// The fleet's X25519 secret (section [`SECTION_FLEET_KEY`]): every device of a fleet has it,
+/// and job inputs are sealed to its public key (`jos_abi::fleet_job`). `Debug` does not print it.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub struct FleetKey(pub [u8; 32]);
+
+impl FleetKey {
+    /// Checks the key: not zero once clamped ([`ConfigError::BadFleetKey`]).
+    pub fn check(&self) -> Result<(), ConfigError> {
+        if is_zero_secret(&self.0) {
+            return Err(ConfigError::BadFleetKey);
+        }
+        Ok(())
+    }
+}
+
+impl fmt::Debug for FleetKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("FleetKey(<secret>)")
+    }
+}
+
 /// The optional sections after the policy. The default has none.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Sections<'a> {
     /// The fleet's MQTT broker (section [`SECTION_BROKER`]); `None`: the device joins no fleet.
     pub broker: Option<BrokerSettings<'a>>,
+    /// The fleet key (section [`SECTION_FLEET_KEY`]); `None`: the device refuses fleet jobs
+    /// (counted as malformed).
+    pub fleet_key: Option<FleetKey>,
 }
 
 impl<'a> Sections<'a> {
@@ -464,6 +494,11 @@ impl<'a> Sections<'a> {
                 SECTION_BROKER => {
                     sections.broker = Some(BrokerSettings::parse(bytes).map_err(|_| ConfigError::BadBroker)?);
                 }
+                SECTION_FLEET_KEY => {
+                    let key = FleetKey(bytes.try_into().map_err(|_| ConfigError::BadFleetKey)?);
+                    key.check()?;
+                    sections.fleet_key = Some(key);
+                }
                 _ => return Err(ConfigError::BadSection),
             }
         }
@@ -471,15 +506,15 @@ impl<'a> Sections<'a> {
     }
 
     fn check(&self) -> Result<(), ConfigError> {
-        match self.broker {
-            Some(broker) => broker.check().map_err(|_| ConfigError::BadBroker),
-            None => Ok(()),
+        if let Some(broker) = self.broker {
+            broker.check().map_err(|_| ConfigError::BadBroker)?;
         }
+        self.fleet_key.map_or(Ok(()), |key| key.check())
     }
 
     /// Encoded length of every section.
     fn len(&self) -> usize {
-        self.broker.map_or(0, |broker| 3 + broker.buffer_len())
+        self.broker.map_or(0, |broker| 3 + broker.buffer_len()) + self.fleet_key.map_or(0, |_| 3 + 32)
     }
 
     fn write(&self, writer: &mut Writer<'_>) -> Option<()> {
@@ -487,6 +522,11 @@ impl<'a> Sections<'a> {
             writer.u8(SECTION_BROKER)?;
             writer.u16(u16::try_from(broker.buffer_len()).ok()?)?;
             broker.write(writer)?;
+        }
+        if let Some(key) = self.fleet_key {
+            writer.u8(SECTION_FLEET_KEY)?;
+            writer.u16(32)?;
+            writer.bytes(&key.0)?;
         }
         Some(())
     }
@@ -1040,7 +1080,7 @@ mod tests {
             username: None,
             password: None,
         };
-        let sections = Sections { broker: Some(broker) };
+        let sections = Sections { broker: Some(broker), fleet_key: None };
         let repr = ConfigRepr {
             name: "pi",
             noise_secret: [0x0a; 32],
@@ -1067,9 +1107,18 @@ mod tests {
         assert_eq!(&buffer[..none], &plain_bytes[..]);
         assert_eq!(Sections::parse(&Config::new_checked(&plain_bytes[..]).unwrap()), Ok(Sections::default()));
         // Emit refuses what parse refuses.
-        let bad = Sections { broker: Some(BrokerSettings { port: 0, ..broker }) };
+        let bad = Sections { broker: Some(BrokerSettings { port: 0, ..broker }), fleet_key: None };
         assert_eq!(repr.emit_with(&bad, &mut buffer), Err(ConfigError::BadBroker));
         assert_eq!(repr.emit_with(&sections, &mut buffer[..len - 1]), Err(ConfigError::BufferTooSmall));
+        // The fleet key section: tag 2, 32 bytes; read back, kept out of Debug output.
+        let keyed = Sections { broker: Some(broker), fleet_key: Some(FleetKey([0x5c; 32])) };
+        let keyed_len = repr.emit_with(&keyed, &mut buffer).unwrap();
+        assert_eq!(keyed_len, len + 3 + 32);
+        assert_eq!(&buffer[len..len + 3], &[SECTION_FLEET_KEY, 32, 0]);
+        assert_eq!(Sections::parse(&Config::new_checked(&buffer[..keyed_len]).unwrap()), Ok(keyed));
+        assert!(!format!("{keyed:?}").contains("92"), "the fleet key stays out of Debug output");
+        let zero = Sections { fleet_key: Some(FleetKey([0; 32])), ..keyed };
+        assert_eq!(repr.emit_with(&zero, &mut buffer), Err(ConfigError::BadFleetKey));
 
         let mut base = vec![0u8; plain];
         repr.emit(&mut base).unwrap();
@@ -1085,7 +1134,10 @@ mod tests {
         let mut bad_port = record.clone();
         bad_port[4..6].copy_from_slice(&[0, 0]);
         let cases: Vec<(Vec<u8>, ConfigError)> = vec![
-            (section(2, &record), ConfigError::BadSection),
+            (section(3, &record), ConfigError::BadSection),
+            (section(2, &record), ConfigError::BadFleetKey),
+            (section(2, &[0; 32]), ConfigError::BadFleetKey),
+            ([section(2, &[5; 32]), section(1, &record)].concat(), ConfigError::BadSection),
             (section(0, &record), ConfigError::BadSection),
             ([section(1, &record), section(1, &record)].concat(), ConfigError::BadSection),
             (section(1, &record)[..10].to_vec(), ConfigError::BadSection),

@@ -56,6 +56,17 @@ pub enum FleetError {
     BadStatus = 9,
     /// (emit only) the buffer is too small.
     BufferTooSmall = 10,
+    /// A job or result message does not start with its magic.
+    BadMagic = 11,
+    /// A job message's code does not match its header (format, presence, SHA-256), or a field
+    /// has an unknown value.
+    BadJob = 12,
+    /// A job's `expires_at` is not after its `issued_at`, or more than 15 minutes after it.
+    BadLifetime = 13,
+    /// A length over its cap.
+    TooLong = 14,
+    /// The fleet key is zero once clamped.
+    BadKey = 15,
 }
 
 impl FleetError {
@@ -72,6 +83,11 @@ impl FleetError {
             FleetError::UnsupportedVersion => "unsupported fleet status version",
             FleetError::BadStatus => "bad fleet status",
             FleetError::BufferTooSmall => "buffer too small",
+            FleetError::BadMagic => "bad fleet message magic",
+            FleetError::BadJob => "bad fleet job message",
+            FleetError::BadLifetime => "bad job lifetime (expiry after issue, at most 15 minutes)",
+            FleetError::TooLong => "fleet message field too long",
+            FleetError::BadKey => "bad fleet key",
         }
     }
 }
@@ -344,15 +360,44 @@ pub const FORMAT_WASM: u8 = 1;
 /// Status format bit: the device runs signed native blobs.
 pub const FORMAT_NATIVE: u8 = 2;
 /// The status format version.
-pub const STATUS_VERSION: u8 = 1;
+pub const STATUS_VERSION: u8 = 2;
 /// Length of a status before the device name.
-pub const STATUS_FIXED_LEN: usize = 44;
+pub const STATUS_FIXED_LEN: usize = 68;
+
+/// The refusal counters of a device's fleet job messages: each refused message (dropped, no
+/// result) counts once, under the first check it failed.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub struct Refusals {
+    /// The job id was seen before, or the job had expired by the device's estimate of now.
+    pub replayed: u32,
+    /// The envelope signature did not verify, or its signer is unknown or may sign neither
+    /// format.
+    pub bad_signature: u32,
+    /// The sealed input did not open with the fleet key (altered, or sealed to another fleet).
+    pub bad_seal: u32,
+    /// The message did not parse, or the device has no fleet key.
+    pub malformed: u32,
+    /// The replay table was full of unexpired job ids.
+    pub busy: u32,
+}
+
+impl Refusals {
+    /// All refusals.
+    pub fn total(&self) -> u64 {
+        [self.replayed, self.bad_signature, self.bad_seal, self.malformed, self.busy]
+            .iter()
+            .map(|n| u64::from(*n))
+            .sum()
+    }
+}
 
 /// A device's retained status message (`jos/<fleet>/status/<client id>`), little-endian:
-/// version (u8, 1), state (u8), formats (u8 bits), name length (u8, 1..=32), ABI version (u32,
+/// version (u8, 2), state (u8), formats (u8 bits), name length (u8, 1..=32), ABI version (u32,
 /// `major << 16 | minor`), free heap, heap size, uptime in seconds (u32 each), jobs done, jobs
-/// failed (u64 each), fleet job messages received, broker connections made (u32 each), then the
-/// device name (UTF-8).
+/// failed (u64 each), fleet job messages received, broker connections made, fleet jobs answered,
+/// then the refusals: replayed or expired, bad envelope signature or untrusted signer, sealed
+/// input that does not open, malformed message, replay table full (u32 each), then the device
+/// name (UTF-8). Version 2 added the fleet-job counters from `fleet_jobs` on.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct StatusRepr<'a> {
     /// What the device is doing.
@@ -375,6 +420,10 @@ pub struct StatusRepr<'a> {
     pub fleet_messages: u32,
     /// Times the device connected to the broker since boot (1 on the first connection).
     pub connects: u32,
+    /// Fleet jobs answered with a sealed result (since boot).
+    pub fleet_jobs: u32,
+    /// The device's refusals of fleet job messages (since boot).
+    pub refusals: Refusals,
     /// The device's name (1..=32 bytes, as in its configuration).
     pub name: &'a str,
 }
@@ -401,6 +450,14 @@ impl<'a> StatusRepr<'a> {
             jobs_failed: cursor.u64().ok_or(truncated)?,
             fleet_messages: cursor.u32().ok_or(truncated)?,
             connects: cursor.u32().ok_or(truncated)?,
+            fleet_jobs: cursor.u32().ok_or(truncated)?,
+            refusals: Refusals {
+                replayed: cursor.u32().ok_or(truncated)?,
+                bad_signature: cursor.u32().ok_or(truncated)?,
+                bad_seal: cursor.u32().ok_or(truncated)?,
+                malformed: cursor.u32().ok_or(truncated)?,
+                busy: cursor.u32().ok_or(truncated)?,
+            },
             name: core::str::from_utf8(cursor.take(name_len).ok_or(truncated)?).map_err(|_| FleetError::BadStatus)?,
         };
         if !cursor.is_empty() {
@@ -440,6 +497,12 @@ impl<'a> StatusRepr<'a> {
             writer.u64(self.jobs_failed)?;
             writer.u32(self.fleet_messages)?;
             writer.u32(self.connects)?;
+            writer.u32(self.fleet_jobs)?;
+            writer.u32(self.refusals.replayed)?;
+            writer.u32(self.refusals.bad_signature)?;
+            writer.u32(self.refusals.bad_seal)?;
+            writer.u32(self.refusals.malformed)?;
+            writer.u32(self.refusals.busy)?;
             writer.bytes(self.name.as_bytes())
         })();
         written.ok_or(FleetError::BufferTooSmall)?;
@@ -554,15 +617,20 @@ mod tests {
             jobs_failed: 1,
             fleet_messages: 2,
             connects: 1,
+            fleet_jobs: 5,
+            refusals: Refusals { replayed: 6, bad_signature: 7, bad_seal: 8, malformed: 9, busy: 10 },
             name: "pi",
         };
-        let mut buffer = [0u8; 64];
+        let mut buffer = [0u8; 128];
         let len = status.emit(&mut buffer).unwrap();
-        let mut golden = vec![1, 2, 3, 2, 0, 0, 1, 0, 0, 0x10, 0, 0, 0, 0x20, 0, 0, 7, 0, 0, 0];
+        let mut golden = vec![2, 2, 3, 2, 0, 0, 1, 0, 0, 0x10, 0, 0, 0, 0x20, 0, 0, 7, 0, 0, 0];
         golden.extend_from_slice(&3u64.to_le_bytes());
         golden.extend_from_slice(&1u64.to_le_bytes());
         golden.extend_from_slice(&2u32.to_le_bytes());
         golden.extend_from_slice(&1u32.to_le_bytes());
+        for counter in 5u32..=10 {
+            golden.extend_from_slice(&counter.to_le_bytes());
+        }
         golden.extend_from_slice(b"pi");
         assert_eq!(&buffer[..len], &golden[..]);
         assert_eq!(status.buffer_len(), len);
@@ -570,8 +638,9 @@ mod tests {
         for cut in 0..golden.len() {
             assert!(StatusRepr::parse(&golden[..cut]).is_err(), "length {cut}");
         }
+        assert_eq!(status.refusals.total(), 40);
         let mut bad = golden.clone();
-        bad[0] = 2;
+        bad[0] = 1;
         assert_eq!(StatusRepr::parse(&bad), Err(FleetError::UnsupportedVersion));
         let mut bad = golden.clone();
         bad[1] = 3;

@@ -184,12 +184,41 @@ pub fn fleet(data: &[u8]) {
     }
 }
 
+/// Fuzz target `fleet_job`: the fleet's job, job input and result messages
+/// (`jos_abi::fleet_job`); whatever parses re-emits the same bytes.
+pub fn fleet_job(data: &[u8]) {
+    use crate::fleet_job::{JobInputRepr, JobRepr, ResultRepr};
+    if let Ok(job) = JobRepr::parse(data) {
+        let mut emitted = vec![0u8; job.buffer_len()];
+        assert_eq!(job.emit(&mut emitted), Ok(data.len()));
+        assert_eq!(&emitted[..], data);
+        assert_eq!(JobRepr::signed_part(data).len(), data.len() - crate::fleet_job::ENVELOPE_LEN);
+    }
+    if let Ok(input) = JobInputRepr::parse(data) {
+        let mut emitted = vec![0u8; input.buffer_len()];
+        assert_eq!(input.emit(&mut emitted), Ok(data.len()));
+        assert_eq!(&emitted[..], data);
+    }
+    if let Ok(result) = ResultRepr::parse(data) {
+        let mut emitted = vec![0u8; result.buffer_len()];
+        assert_eq!(result.emit(&mut emitted), Ok(data.len()));
+        assert_eq!(&emitted[..], data);
+    }
+}
+
 /// A fuzz target body.
 pub type Body = fn(&[u8]);
 
 /// The fuzz targets by name, as in `fuzz/fuzz_targets/`.
-pub const TARGETS: [(&str, Body); 6] =
-    [("blob", blob), ("signature", signature), ("wire", wire), ("config", config), ("atags", atags), ("fleet", fleet)];
+pub const TARGETS: [(&str, Body); 7] = [
+    ("blob", blob),
+    ("signature", signature),
+    ("wire", wire),
+    ("config", config),
+    ("atags", atags),
+    ("fleet", fleet),
+    ("fleet_job", fleet_job),
+];
 
 /// A small deterministic PRNG (xorshift64*), so mutations are the same on every run.
 #[derive(Clone, Debug)]
@@ -460,7 +489,8 @@ pub fn seeds() -> Vec<(&'static str, &'static str, Vec<u8>)> {
         username: Some("pi"),
         password: Some(b"password"),
     };
-    let sections = crate::config::Sections { broker: Some(broker) };
+    let sections =
+        crate::config::Sections { broker: Some(broker), fleet_key: Some(crate::config::FleetKey([0x46; 32])) };
     let fleet_member = configs[1].1;
     let mut bytes = vec![0u8; fleet_member.buffer_len_with(&sections)];
     fleet_member.emit_with(&sections, &mut bytes).expect("seed configuration emits");
@@ -479,11 +509,41 @@ pub fn seeds() -> Vec<(&'static str, &'static str, Vec<u8>)> {
         jobs_failed: 1,
         fleet_messages: 3,
         connects: 2,
+        fleet_jobs: 4,
+        refusals: crate::fleet::Refusals { replayed: 1, bad_signature: 2, bad_seal: 3, malformed: 4, busy: 0 },
         name: "bench",
     };
     let mut message = vec![0u8; status.buffer_len()];
     status.emit(&mut message).expect("seed status emits");
     seeds.push(("fleet", "status", message));
+    // Fleet jobs: one carrying code, one naming a cached module, an input with a call, a result.
+    use crate::fleet_job::{Envelope, JobHeader, JobInputRepr, JobRepr, ResultRepr};
+    let code: &[u8] = b"\0asm\x01\0\0\0";
+    let header = JobHeader {
+        format: Some(crate::wire::Format::Wasm),
+        job_id: [0x11; crate::fleet_job::JOB_ID_LEN],
+        issued_at: 1_800_000_000_000,
+        expires_at: 1_800_000_060_000,
+        limits: crate::job::Limits { fuel: 1_000_000, memory: 0, deadline_ms: 1000, output: 0 },
+        code_hash: crate::signature::sha256(code),
+        reply_key: [0x22; 32],
+    };
+    let envelope = Envelope { key_id: [0x33; crate::signature::KEY_ID_LEN], signature: [0x44; 64] };
+    let inline = JobRepr { header, code, sealed_input: &[0x55; 60], envelope };
+    let cached = JobRepr { header: JobHeader { format: None, ..header }, code: &[], ..inline };
+    for (name, job) in [("job-inline", inline), ("job-cached", cached)] {
+        let mut bytes = vec![0u8; job.buffer_len()];
+        job.emit(&mut bytes).expect("seed job emits");
+        seeds.push(("fleet_job", name, bytes));
+    }
+    let input = JobInputRepr { call: crate::wire::Call::new("fib", &[20]), input: b"input" };
+    let mut bytes = vec![0u8; input.buffer_len()];
+    input.emit(&mut bytes).expect("seed job input emits");
+    seeds.push(("fleet_job", "input", bytes));
+    let result = ResultRepr { job_id: [0x11; crate::fleet_job::JOB_ID_LEN], sealed: &[0x66; 120] };
+    let mut bytes = vec![0u8; result.buffer_len()];
+    result.emit(&mut bytes).expect("seed result emits");
+    seeds.push(("fleet_job", "result", bytes));
 
     // Boot tag lists: what the Pi firmware passes, and the short form.
     use crate::atags::{AtagsRepr, Core, Initrd, MemoryBank};
@@ -551,6 +611,11 @@ mod tests {
             "atags" => crate::atags::Atags::new_checked(bytes).is_ok(),
             "fleet" => {
                 crate::fleet::BrokerSettings::parse(bytes).is_ok() || crate::fleet::StatusRepr::parse(bytes).is_ok()
+            }
+            "fleet_job" => {
+                crate::fleet_job::JobRepr::parse(bytes).is_ok()
+                    || crate::fleet_job::JobInputRepr::parse(bytes).is_ok()
+                    || crate::fleet_job::ResultRepr::parse(bytes).is_ok()
             }
             "config" => {
                 Config::new_checked(bytes).is_ok()

@@ -12,6 +12,7 @@ pub mod codec;
 pub mod config;
 pub mod error;
 pub mod fleet;
+pub mod fleet_job;
 #[cfg(any(feature = "fuzzing", test))]
 pub mod fuzzing;
 pub mod job;
