@@ -256,6 +256,17 @@ impl<'a> JobRepr<'a> {
     }
 }
 
+/// Whether the envelope of the job message `message` (its last [`ENVELOPE_LEN`] bytes) is a
+/// valid Ed25519 signature by `public_key` over every byte before it (strict verification:
+/// [`crate::signature::verify_strict_parts`]). The key id is not looked at: the caller picked
+/// `public_key` by it.
+pub fn verify_envelope(public_key: &[u8; 32], message: &[u8]) -> bool {
+    let Some(start) = message.len().checked_sub(ENVELOPE_LEN) else { return false };
+    let Ok(signature) = <[u8; SIGNATURE_LEN]>::try_from(&message[start + KEY_ID_LEN..]) else { return false };
+    let Ok(key) = ed25519_dalek::VerifyingKey::from_bytes(public_key) else { return false };
+    crate::signature::verify_strict_parts(&key, &[&message[..start]], &signature)
+}
+
 /// What a sealed input opens to, little-endian: the call flag (u8: 0 the module's entry point,
 /// 1 an exported function), for a call its name (u8 length, UTF-8, at most
 /// [`MAX_CALL_NAME_LEN`]) and arguments (u8 count, at most [`MAX_CALL_ARGS`], then i64 each),
@@ -509,6 +520,31 @@ mod tests {
         huge.extend_from_slice(&(MAX_SEALED_INPUT_LEN as u32 + 1).to_le_bytes());
         assert_eq!(JobRepr::parse(&huge), Err(FleetError::TooLong));
         assert_eq!(JobRepr::signed_part(&[1, 2]), &[] as &[u8]);
+    }
+
+    #[test]
+    fn envelope_verification() {
+        use ed25519_dalek::ed25519::signature::Signer;
+        let secret = ed25519_dalek::SigningKey::from_bytes(&[0x21; 32]);
+        let public = secret.verifying_key().to_bytes();
+        let job = JobRepr { header: header(None, b""), code: &[], sealed_input: b"in", envelope: ENVELOPE };
+        let mut bytes = vec![0u8; job.buffer_len()];
+        job.emit_signed(&mut bytes, |signed| Envelope {
+            key_id: crate::signature::key_id(&public),
+            signature: secret.sign(signed).to_bytes(),
+        })
+        .unwrap();
+        assert!(verify_envelope(&public, &bytes));
+        let parsed = JobRepr::parse(&bytes).unwrap();
+        assert_eq!(parsed.envelope.key_id, crate::signature::key_id(&public));
+        for at in [0, 30, JOB_HEADER_LEN + 5, bytes.len() - 1] {
+            let mut altered = bytes.clone();
+            altered[at] ^= 1;
+            assert!(!verify_envelope(&public, &altered), "byte {at}");
+        }
+        let other = ed25519_dalek::SigningKey::from_bytes(&[0x22; 32]).verifying_key().to_bytes();
+        assert!(!verify_envelope(&other, &bytes));
+        assert!(!verify_envelope(&public, &bytes[..10]));
     }
 
     #[test]
