@@ -130,11 +130,21 @@ impl FleetLab {
     /// Starts a broker and `count` devices (`icount`: `-icount shift=N` for guest-time figures)
     /// and waits (at most `boot_wait` each) until every device subscribed to the fleet's jobs.
     pub fn start(count: usize, icount: Option<u32>, boot_wait: Duration) -> Result<FleetLab, String> {
+        FleetLab::start_with(&crate::kernel_elf(""), count, icount, boot_wait)
+    }
+
+    /// [`FleetLab::start`] with the kernel ELF `kernel`.
+    pub fn start_with(
+        kernel: &Path,
+        count: usize,
+        icount: Option<u32>,
+        boot_wait: Duration,
+    ) -> Result<FleetLab, String> {
         let broker = Mosquitto::start();
         let home = std::env::temp_dir().join(format!("jos-fleet-home-{}-{}", std::process::id(), broker.port));
         let mut lab = FleetLab { broker, devices: Vec::new(), home };
         for index in 0..count {
-            let device = lab.boot_device(index, icount)?;
+            let device = lab.boot_device(kernel, index, icount)?;
             lab.devices.push(device);
         }
         for device in &mut lab.devices {
@@ -147,7 +157,7 @@ impl FleetLab {
         Ok(lab)
     }
 
-    fn boot_device(&self, index: usize, icount: Option<u32>) -> Result<LabDevice, String> {
+    fn boot_device(&self, kernel: &Path, index: usize, icount: Option<u32>) -> Result<LabDevice, String> {
         let name = format!("qemu-fleet-{index}");
         let noise_secret = [0x70 + index as u8; 32];
         let advert_seed = [0x80 + index as u8; 32];
@@ -178,7 +188,7 @@ impl FleetLab {
         let sections = Sections { broker: Some(broker), fleet_key: Some(FleetKey(FLEET_SECRET)) };
         let config = crate::write_config_with(&repr, &sections, &format!("fleet-lab-{}-{index}", self.broker.port));
         let session_port = free_port(false);
-        let mut options = BootOptions::new("raspi0", crate::kernel_elf(""));
+        let mut options = BootOptions::new("raspi0", kernel.to_path_buf());
         options.icount_shift = icount;
         options.extra_args = vec![
             "-netdev".into(),
