@@ -32,9 +32,8 @@ fn executive(qemu: &mut Qemu) -> Result<(f64, f64), String> {
         let lines: Vec<&str> = text.split_inclusive('\n').filter(|line| line.starts_with(PREFIX)).collect();
         if lines.len() > before && lines[before].ends_with('\n') {
             let line = lines[before];
-            let word = |name: &str| -> Option<f64> {
-                line.split_whitespace().skip_while(|w| *w != name).nth(1)?.parse().ok()
-            };
+            let word =
+                |name: &str| -> Option<f64> { line.split_whitespace().skip_while(|w| *w != name).nth(1)?.parse().ok() };
             return match (word("frames"), word("busy")) {
                 (Some(frames), Some(busy)) => Ok((frames, busy)),
                 _ => Err(format!("cannot read {line:?}")),
