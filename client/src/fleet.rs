@@ -602,7 +602,7 @@ impl FleetClient {
                 }
                 Net::Message { topic, payload, correlation } if topic == results_topic => {
                     let opened = open_result(&payload, correlation.as_deref(), &reply_secret, keys);
-                    let (job_id, device, outcome) = match opened {
+                    let OpenedResult { job_id, device, outcome } = match opened {
                         Ok(opened) => opened,
                         Err(reason) => {
                             dropped += 1;
@@ -750,7 +750,7 @@ pub fn open_result(
     correlation: Option<&[u8]>,
     reply_secret: &Key,
     keys: &FleetKeys,
-) -> Result<([u8; JOB_ID_LEN], String, Result<JobOutcome, ClientError>), String> {
+) -> Result<OpenedResult, String> {
     let result = ResultRepr::parse(payload).map_err(|error| format!("a malformed result: {}", error.message()))?;
     if correlation != Some(result.job_id.as_slice()) {
         return Err("a result whose correlation data is not its job id".into());
@@ -785,7 +785,18 @@ pub fn open_result(
         Ok(other) => Err(ClientError::Protocol(format!("a result carried message kind {}", other.kind()))),
         Err(error) => Err(ClientError::Protocol(format!("a result's message: {error}"))),
     };
-    Ok((result.job_id, device.name.clone(), outcome))
+    Ok(OpenedResult { job_id: result.job_id, device: device.name.clone(), outcome })
+}
+
+/// A result message opened by [`open_result`].
+#[derive(Clone, Debug)]
+pub struct OpenedResult {
+    /// The job it answers.
+    pub job_id: [u8; JOB_ID_LEN],
+    /// The sending device's name in the trust store.
+    pub device: String,
+    /// The job's outcome, or the device's error (it refused the code, or had no such module).
+    pub outcome: Result<JobOutcome, ClientError>,
 }
 
 impl Home {
@@ -1122,9 +1133,9 @@ mod tests {
         let mut wire = vec![0u8; jos_abi::wire::MAX_MESSAGE_LEN];
         let wire_len = error.emit(&mut wire).unwrap();
         let good = seal(&device_secret, id(5), &wire[..wire_len]);
-        let (job_id, name, outcome) = open_result(&good, Some(&id(5)), &reply_secret, &keys).unwrap();
-        assert_eq!((job_id, name.as_str()), (id(5), "board"));
-        assert!(matches!(outcome, Err(ClientError::NotCached(_))), "{outcome:?}");
+        let opened = open_result(&good, Some(&id(5)), &reply_secret, &keys).unwrap();
+        assert_eq!((opened.job_id, opened.device.as_str()), (id(5), "board"));
+        assert!(matches!(opened.outcome, Err(ClientError::NotCached(_))), "{:?}", opened.outcome);
         assert!(open_result(&good, Some(&id(6)), &reply_secret, &keys).unwrap_err().contains("correlation"));
         assert!(open_result(&good, Some(&id(5)), &[0x47; 32], &keys).unwrap_err().contains("does not open"));
         let stranger = seal(&[0x46; 32], id(5), &wire[..wire_len]);

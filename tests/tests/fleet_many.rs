@@ -117,13 +117,14 @@ fn three_devices_share_jobs_survive_a_broker_restart_and_a_dead_device() {
     let tasks = report["tasks"].as_array().expect("tasks");
     assert_eq!(tasks.len(), 60, "exactly one result per input");
     let mut seen = HashSet::new();
-    for index in 0..60 {
+    for (index, task) in tasks.iter().enumerate() {
         let input = inputs.join(format!("job-{index:02}.txt"));
         let out = std::fs::read_to_string(input.with_extension("txt.out")).expect("the result beside its input");
         assert_eq!(out.trim(), md5_hex(&format!("message number {index}")), "job {index}");
         assert!(!input.with_extension("txt.err").exists(), "job {index} left an error file");
-        assert!(seen.insert(tasks[index]["input"].as_str().unwrap().to_string()), "one entry per input");
-        assert_eq!(tasks[index]["status"], "ok");
+        assert_eq!(task["input"].as_str(), input.to_str(), "results in input order");
+        assert!(seen.insert(task["input"].as_str().unwrap().to_string()), "one entry per input");
+        assert_eq!(task["status"], "ok");
     }
     let by_device = report["devices"].as_object().expect("devices");
     assert_eq!(by_device.len(), 3, "each device ran some of the 60 jobs: {by_device:?}");

@@ -34,7 +34,7 @@ fleet key in $JOS_HOME/fleets/NAME.key: job inputs are sealed to it, results are
 client and accepted only from devices in the trust store, and each job is signed with
 $JOS_HOME/signing.key. See docs/fleet.md.")]
 pub struct Args {
-    /// The broker, HOST[:PORT] (port 1883 when left out).
+    /// The broker, `HOST[:PORT]` (port 1883 when left out).
     #[arg(long, global = true, value_name = "HOST[:PORT]", default_value = "127.0.0.1")]
     pub broker: String,
     /// The fleet (default: the only fleet with a key in $JOS_HOME/fleets).
