@@ -57,6 +57,8 @@ enum Command {
     Run(commands::run::Args),
     /// The emulated device: start, stop, status, console, screenshot.
     Emu(commands::emu::Args),
+    /// A fleet of devices behind an MQTT 5 broker: status, push and invoke jobs by the many.
+    Fleet(commands::fleet::Args),
 }
 
 const BUILD_EXAMPLES: &str = "\
@@ -128,6 +130,7 @@ impl Command {
                 commands::emu::Action::Stop { json } | commands::emu::Action::Status { json } => *json,
                 _ => false,
             },
+            Command::Fleet(args) => args.json(),
         }
     }
 }
@@ -163,6 +166,7 @@ fn main() -> ExitCode {
         Command::Invoke(args) => finish(commands::push::run_invoke(args), json),
         Command::Run(args) => finish(commands::run::run(args), json),
         Command::Emu(args) => finish(commands::emu::run(args), json),
+        Command::Fleet(args) => finish(commands::fleet::run(args), json),
     }
     .into()
 }

@@ -316,6 +316,31 @@ fn provision_writes_broker_settings() {
     assert_eq!(broker.client_id, None, "derived on the device");
     assert_eq!(broker.username, Some("pi"));
     assert_eq!(broker.password, Some(&b"s3cret"[..]), "the final newline is dropped");
+    // The fleet key: made once for fleet `lab` in $JOS_HOME/fleets (mode 0600), written into the
+    // configuration; a second device of the fleet gets the same key.
+    let key_file = sandbox.home().join("fleets/lab.key");
+    let fleet_key = Sections::parse(&config).unwrap().fleet_key.expect("a fleet key section").0;
+    let text = std::fs::read_to_string(&key_file).expect("the fleet key file");
+    assert!(text.contains(&hex::encode(fleet_key)), "the configuration holds the stored key");
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        assert_eq!(std::fs::metadata(&key_file).unwrap().permissions().mode() & 0o777, 0o600);
+    }
+    assert_success(&sandbox.run(&[
+        "provision",
+        "--name",
+        "rack-4",
+        "--broker",
+        "192.168.7.1",
+        "--fleet",
+        "lab",
+        "-o",
+        "rack-4.bin",
+    ]));
+    let bytes = std::fs::read(sandbox.path("rack-4.bin")).unwrap();
+    let second = Sections::parse(&Config::new_checked(&bytes[..]).unwrap()).unwrap().fleet_key.unwrap().0;
+    assert_eq!(second, fleet_key, "one key per fleet");
 
     // The default port, an explicit client id.
     let output = sandbox.run(&[
@@ -339,7 +364,9 @@ fn provision_writes_broker_settings() {
     // Without --broker: no section.
     assert_success(&sandbox.run(&["provision", "--name", "c", "-o", "c.bin"]));
     let bytes = std::fs::read(sandbox.path("c.bin")).unwrap();
-    assert_eq!(Sections::parse(&Config::new_checked(&bytes[..]).unwrap()).unwrap().broker, None);
+    let config = Config::new_checked(&bytes[..]).unwrap();
+    let sections = Sections::parse(&config).unwrap();
+    assert_eq!((sections.broker, sections.fleet_key.is_some()), (None, false), "no fleet, no fleet key");
 
     // Refused with a usage error, nothing written.
     let refused: [&[&str]; 7] = [

@@ -42,6 +42,7 @@
 
 pub mod call;
 pub mod discovery;
+pub mod fleet;
 pub mod session;
 pub mod store;
 

@@ -7,6 +7,7 @@
 pub mod cli;
 pub mod config;
 pub mod ecm_model;
+pub mod fleet_lab;
 pub mod lan9512;
 pub mod netns;
 pub mod usb_model;

@@ -3,6 +3,7 @@
 
 pub mod discover;
 pub mod emu;
+pub mod fleet;
 pub mod image;
 pub mod keygen;
 pub mod provision;

@@ -4,7 +4,7 @@
 use std::net::Ipv4Addr;
 use std::path::{Path, PathBuf};
 
-use jos_abi::config::{is_strong_x25519_key, ConfigRepr, Network, Policy, PortRange, Sections, DEVICE_PORTS};
+use jos_abi::config::{is_strong_x25519_key, ConfigRepr, FleetKey, Network, Policy, PortRange, Sections, DEVICE_PORTS};
 use jos_abi::fleet::BrokerSettings;
 use jos_abi::signature::{check_signer_key, SignerRights, TrustedSigner};
 use jos_abi::wire::Limits;
@@ -31,7 +31,9 @@ are the capabilities its jobs get (UDP sockets on the --job-ports range, lines o
 screen, GPIO pins). A job without a capability gets `permission denied` from those calls.
 With --broker and --fleet the device also joins a fleet: it connects out to that MQTT 5 broker
 (an IPv4 address; the device resolves no names), publishes its status and takes the fleet's jobs
-(docs/fleet.md).
+(docs/fleet.md). The configuration then also holds the fleet key (the X25519 secret job inputs
+are sealed to), made once per fleet in $JOS_HOME/fleets/NAME.key: every device provisioned with
+--fleet NAME gets the same one, and `jos-cli fleet push` seals to it.
 Without --trust-client and --signer, this client's key and signing key (wasm and native, no
 capabilities) are the ones trusted. Keys no honest key pair has (small-order or non-canonical
 Ed25519 signer keys, low-order X25519 client keys) are refused (exit 3), and so is a key given
@@ -379,7 +381,16 @@ pub fn provision(home: &Home, args: &Options) -> Result<Provisioned, CliError> {
         signers: jos_abi::codec::List::from_slice(&signers),
         policy,
     };
-    let sections = Sections { broker: broker.as_ref().map(|(fixed, text)| fixed.borrow(text)), fleet_key: None };
+    // A device of a fleet gets the fleet's key (created once per fleet in this client's store):
+    // job inputs are sealed to it.
+    let fleet_key = match &broker {
+        Some((_, text)) => {
+            let (secret, _) = home.fleet_key_or_create(&text.fleet)?;
+            Some(FleetKey(secret))
+        }
+        None => None,
+    };
+    let sections = Sections { broker: broker.as_ref().map(|(fixed, text)| fixed.borrow(text)), fleet_key };
     let mut config = vec![0u8; repr.buffer_len_with(&sections)];
     repr.emit_with(&sections, &mut config).map_err(|error| {
         CliError::new(Exit::Usage, format!("cannot write this configuration: {error}"))
@@ -425,6 +436,7 @@ pub fn run(args: Args) -> CommandResult {
                 "fleet": args.options.broker.fleet,
                 "client_id": args.options.broker.mqtt_client_id,
                 "username": args.options.broker.mqtt_username,
+                "fleet_key": args.options.broker.fleet.as_deref().map(|fleet| home.fleet_key_path(fleet).display().to_string()),
             })),
         }));
     } else {
@@ -434,6 +446,9 @@ pub fn run(args: Args) -> CommandResult {
             made.config.len()
         );
         println!("pinned `{name}` in the trust store, fingerprint {}", made.device.fingerprint());
+        if let Some(fleet) = &args.options.broker.fleet {
+            println!("joins fleet `{fleet}` with the fleet key {}", home.fleet_key_path(fleet).display());
+        }
     }
     Ok(Exit::Success)
 }

@@ -189,11 +189,11 @@ fn report(device: &ResolvedDevice, outcome: RunOutcome, call: bool) -> Result<Jo
 }
 
 /// The local copy of pushed wasm modules (for typed `invoke --call` and hash prefixes).
-fn cache_dir(home: &Home) -> PathBuf {
+pub(crate) fn cache_dir(home: &Home) -> PathBuf {
     home.root().join("cache")
 }
 
-fn check_module(bytes: &[u8], format: Format) -> Result<(), CliError> {
+pub(crate) fn check_module(bytes: &[u8], format: Format) -> Result<(), CliError> {
     match format {
         Format::Wasm => {
             let mut sandbox = Sandbox::new(SandboxConfig::default());
@@ -221,7 +221,7 @@ pub const AOT_MEMORY_PAGES: u64 = 240;
 
 /// `push --aot`: the wasm module compiled into an unsigned AOT blob (`jos_build`'s
 /// `build --format aot`, in a scratch folder) with its memory capped at `max_memory_pages`.
-fn compile_aot(file: &Path, module: &[u8], max_memory_pages: u64) -> Result<Vec<u8>, CliError> {
+pub(crate) fn compile_aot(file: &Path, module: &[u8], max_memory_pages: u64) -> Result<Vec<u8>, CliError> {
     if !is_wasm(module) {
         return Err(CliError::new(Exit::Input, format!("--aot takes a wasm module; {} is not one", file.display()))
             .hint("build one with `jos-cli build SRC --format wasm`, or push a blob with --native"));
@@ -303,11 +303,11 @@ pub fn run(args: Args) -> CommandResult {
     report(&device, outcome, args.job.call.is_some())?.print(args.job.json)
 }
 
-/// Runs `invoke`.
-pub fn run_invoke(args: InvokeArgs) -> CommandResult {
-    let home = home()?;
-    let typed = args.hash.to_ascii_lowercase();
-    let local = std::fs::read_dir(cache_dir(&home))
+/// The module a hash (64 hex digits) or a hash prefix of a module pushed from here names, and
+/// the local copy of it when there is one (`push` keeps one per module).
+pub fn cached_module(home: &Home, text: &str) -> Result<([u8; 32], Option<Vec<u8>>), CliError> {
+    let typed = text.to_ascii_lowercase();
+    let local = std::fs::read_dir(cache_dir(home))
         .ok()
         .into_iter()
         .flatten()
@@ -326,12 +326,19 @@ pub fn run_invoke(args: InvokeArgs) -> CommandResult {
             .ok_or_else(|| {
                 CliError::new(
                     Exit::Usage,
-                    format!("`{}` is not a SHA-256 (64 hex digits) of a module pushed from here", args.hash),
+                    format!("`{}` is not a SHA-256 (64 hex digits) of a module pushed from here", text),
                 )
                 .hint("use the hash `jos-cli push` printed")
             })?,
     };
     let module = local.and_then(|path| std::fs::read(path).ok());
+    Ok((hash, module))
+}
+
+/// Runs `invoke`.
+pub fn run_invoke(args: InvokeArgs) -> CommandResult {
+    let home = home()?;
+    let (hash, module) = cached_module(&home, &args.hash)?;
     let call = match (&args.job.call, &module) {
         (Some(_), Some(module)) if is_blob(module) => {
             return Err(CliError::new(Exit::Usage, "--call works with wasm modules only; this hash names a blob"))

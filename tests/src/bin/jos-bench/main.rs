@@ -8,6 +8,7 @@
 //! jos-bench [--quick | --full] [--kernel ELF] [--linux DIR] [--json PATH] [--img DIR]
 //! jos-bench --syscalls [--quick | --full] [--kernel ELF]
 //! jos-bench --echo [--quick | --full] [--kernel ELF] [--linux DIR]
+//! jos-bench --fleet [--quick | --full] [--kernel ELF]
 //! jos-bench --replot [--json PATH] [--img DIR]
 //! ```
 //! One file per concern: `echo.rs` (the host side of the network: echo runs, queries, the guest
@@ -18,7 +19,9 @@
 //! `--syscalls` measures only the native system-call costs and native MD5 at N = 10^5 and N = 1
 //! (a job's fixed start cost) on the given kernel and prints one table row (for before/after
 //! comparisons of two kernels); `--echo` only the three echo variants, with their marginal CPU
-//! per request (the slope over a run of a fifth of the echoes and one of all of them).
+//! per request (the slope over a run of a fifth of the echoes and one of all of them); `--fleet`
+//! only the fleet figures (`fleet.rs`: jobs per second through Mosquitto for 1-3 devices, guest
+//! CPU per job against a direct push).
 //! `--quick` (the test command's mode) stops MD5 at N = 100 and sends 200 echoes; the default
 //! goes to N = 10^5 with 3 runs and 10^4 echoes; `--full` to N = 10^6 with 10 runs and 10^5
 //! echoes. The Linux guest comes from `bench/linux/mkinitrd.sh` (kernel, device tree and
@@ -27,6 +30,7 @@
 //! second jos boot with a configuration (`offload.rs`).
 
 mod echo;
+mod fleet;
 mod jos;
 mod linux;
 mod offload;
@@ -131,6 +135,11 @@ struct Settings {
     /// of two kernels): one table row, no results file.
     #[arg(long, conflicts_with = "replot")]
     syscalls: bool,
+    /// Only the fleet figures (`fleet.rs`): jobs per second through an MQTT 5 broker for 1, 2
+    /// and 3 devices (wasm MD5, N = 10^4), the scaling ratio, and the device's guest CPU per job
+    /// against a direct push; printed as JSON, no results file.
+    #[arg(long, conflicts_with_all = ["replot", "syscalls", "echo"])]
+    fleet: bool,
 }
 
 impl Settings {
@@ -229,6 +238,16 @@ fn bench(settings: &Settings) -> Result<(), String> {
             md5 / 1000.0,
             md5_one
         );
+        return Ok(());
+    }
+    if settings.fleet {
+        let (jobs, direct_runs) = match mode {
+            Mode::Quick => (6, 2),
+            Mode::Standard => (30, 5),
+            Mode::Full => (90, 10),
+        };
+        let figures = fleet::fleet(&kernel, jobs, 10_000, direct_runs)?;
+        println!("{}", serde_json::to_string_pretty(&figures).map_err(|e| e.to_string())?);
         return Ok(());
     }
     if settings.echo {
