@@ -142,10 +142,14 @@ fn build_kernel_dispatch(mode: &str, features: &str) -> Result<PathBuf, String> 
     let all = if features.is_empty() { (*dispatch).to_string() } else { format!("{dispatch},{features}") };
     let kernel_dir = root().join("kernel");
     let mut cargo = Command::new(env!("CARGO"));
-    cargo
-        .current_dir(&kernel_dir)
-        .env("RUSTC_BOOTSTRAP", "1")
-        .args(["build", "--release", "--quiet", "--no-default-features", "--features", &all]);
+    cargo.current_dir(&kernel_dir).env("RUSTC_BOOTSTRAP", "1").args([
+        "build",
+        "--release",
+        "--quiet",
+        "--no-default-features",
+        "--features",
+        &all,
+    ]);
     run(&mut cargo)?;
     let built = kernel_dir.join("target/armv6-none-eabihf/release/jos-kernel");
     let suffix = if features.is_empty() { String::new() } else { format!("-{features}") };
@@ -312,7 +316,10 @@ fn demo_picture() -> Vec<u8> {
 }
 
 fn test() -> Result<(), String> {
-    // One kernel build serves every QEMU test: deliberate faults are console commands.
+    // The tail-call dispatch kernel for tests/tests/hardening_jobs.rs (its stack guard), then
+    // the normal kernel, which serves every other QEMU test (deliberate faults are console
+    // commands).
+    build_kernel_dispatch("indirect", "")?;
     build_kernel("")?;
     // Host unit tests and the QEMU tests (crate jos-tests) in one cargo invocation; every test
     // binary runs even after one fails, so a run reports all its failures at once.
