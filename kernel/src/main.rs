@@ -31,11 +31,21 @@ use services::{executive, screen, status};
 /// What the exception entries (arch) call: the native job service takes faults and IRQ exits of
 /// its job, the fault service reports the rest, the board's interrupt controller dispatches IRQs.
 static EXCEPTION_HOOKS: arch::exceptions::Hooks = arch::exceptions::Hooks {
-    recover: services::native::recover_from_fault,
+    recover: recover_hook,
     report: services::fault::report,
     irq: irq_hook,
     svc: services::native::system_call,
 };
+
+/// Faults: a wasm slice that exhausted its stack, else the native job's faults.
+fn recover_hook(
+    kind: arch::exceptions::ExceptionKind,
+    frame: &mut arch::exceptions::TrapFrame,
+    registers: &arch::exceptions::FaultRegisters,
+) -> bool {
+    services::wasm_stack::recover_from_fault(kind, frame, registers)
+        || services::native::recover_from_fault(kind, frame, registers)
+}
 
 /// Every IRQ: the board dispatches it, then the native job service says how to leave.
 fn irq_hook(pc: u32, spsr: u32) -> arch::exceptions::IrqExit {

@@ -33,6 +33,9 @@ impl<T> IrqLock<T> {
     /// Like [`lock`](Self::lock), but returns `None` instead of panicking when the lock is
     /// already held (for the panic and fault paths).
     pub fn try_lock<R>(&self, f: impl FnOnce(&mut T) -> R) -> Option<R> {
+        // A wasm slice near the end of its stack ends here, before the lock is held (a lock
+        // held by abandoned frames would stay held).
+        crate::services::wasm_stack::probe();
         let saved = crate::arch::disable_interrupts();
         if self.busy.replace(true) {
             crate::arch::restore_interrupts(saved);

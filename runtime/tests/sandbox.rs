@@ -395,6 +395,30 @@ fn infinite_loop_in_slices_runs_then_ends_at_the_budget() {
     assert_eq!(job.into_host().yields, 49);
 }
 
+#[test]
+fn a_job_ended_for_its_native_stack_traps_and_keeps_its_output() {
+    let mut sandbox = Sandbox::new(SandboxConfig::default());
+    let writes = r#"
+    (module
+      (import "jos" "output_write" (func $write (param i32 i32) (result i32)))
+      (memory (export "memory") 1)
+      (data (i32.const 0) "so far")
+      (func (export "run") (result i32)
+        (drop (call $write (i32.const 0) (i32.const 6)))
+        (loop $l (br $l))
+        (i32.const 0)))"#;
+    let module = sandbox.compile(&wasm(writes)).expect("valid");
+    let mut job = sandbox.start(&module, StdHost::new(""), Limits::default(), Capabilities::NONE, Entry::Default);
+    assert_eq!(job.step(1_000), StepOutcome::Running);
+    // What the kernel does when a slice hit its stack's guard page (docs/runtime.md).
+    let result = job.end_stack_exhausted();
+    assert_trap(&result, TrapCode::StackOverflow, "run");
+    assert_eq!(result.output, b"so far");
+    assert!(result.logs.last().is_some_and(|line| line.text.contains("native stack exhausted")), "{result:?}");
+    // The job stays ended.
+    assert_eq!(job.step(1_000), StepOutcome::Finished(result));
+}
+
 const SUM: &str = r#"
 (module
   (import "jos" "output_write" (func $write (param i32 i32) (result i32)))

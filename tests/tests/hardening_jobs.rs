@@ -1,7 +1,8 @@
 //! Jobs that must not freeze or exhaust the device, under QEMU: a signed module whose start
 //! function loops, huge `random` calls, hundreds of distinct modules and re-signed copies pushed
-//! one after the other, nested constant expressions, and jobs that ask for more memory than the
-//! device has. Through all of it the device answers discovery and serves other sessions, and its
+//! one after the other, nested constant expressions, jobs that ask for more memory than the
+//! device has, and jobs that drive the interpreter deep into its native stack (with the default
+//! and the tail-call dispatch). Through all of it the device answers discovery and serves other sessions, and its
 //! heap comes back.
 
 use std::net::UdpSocket;
@@ -43,6 +44,11 @@ impl Drop for Device {
 }
 
 fn boot(policy: Policy, tag: &str) -> Device {
+    boot_kernel(policy, tag, "")
+}
+
+/// Boots the kernel built with `features` (`jos_tests::kernel_elf`).
+fn boot_kernel(policy: Policy, tag: &str, features: &str) -> Device {
     let config = TestConfig::new("qemu-hardening", DEVICE_SECRET, ADVERT_SEED)
         .client(noise::public_key(&CLIENT_SECRET))
         .signer(public_key(&DEVELOPER), SignerRights::ALL)
@@ -50,7 +56,7 @@ fn boot(policy: Policy, tag: &str) -> Device {
         .policy(policy)
         .write(&format!("hardening-{tag}"));
     let (tcp, discovery) = (free_port(false), free_port(true));
-    let mut options = BootOptions::new("raspi0", kernel_elf(""));
+    let mut options = BootOptions::new("raspi0", kernel_elf(features));
     let netdev = format!("user,id=n0,hostfwd=tcp:127.0.0.1:{tcp}-:4748,hostfwd=udp:127.0.0.1:{discovery}-:4747");
     options.extra_args = vec![
         "-netdev".into(),
@@ -539,4 +545,74 @@ fn jobs_cannot_take_the_memory_the_device_keeps() {
     drop(other);
     let end = settled_free_heap(&device);
     assert!(end.abs_diff(start) <= 512 << 10, "the heap came back: {start} -> {end}");
+}
+
+/// Unbounded wasm recursion: wasmi's call-depth limit ends it.
+const DEEP_RECURSION: &str =
+    r#"(module (func $f (call $f)) (func (export "run") (result i32) (call $f) (i32.const 0)))"#;
+
+/// `memory.grow` in a loop that ignores the refusal: with wasmi 2.0's tail-call dispatch every
+/// `memory.grow` adds a native frame (docs/runtime.md "Dispatch features").
+const GROW_LOOP: &str = r#"(module (memory 1 16)
+  (func (export "run") (result i32) (loop $l (drop (memory.grow (i32.const 1))) (br $l)) (i32.const 0)))"#;
+
+const ANSWER: &str = r#"(module (func (export "run") (result i32) (i32.const 42)))"#;
+
+/// Pushes and runs the stack-hungry modules on the kernel built with `features`: each ends with
+/// the status expected of that dispatch (`grow_status` for the `memory.grow` loop, whose log
+/// must contain `grow_log`), and after each the device answers a ping and runs the next job.
+fn stack_hungry_jobs_end_and_the_next_runs(features: &str, grow_status: JobStatus, grow_log: &str) {
+    let _one = ONE_BOOT_AT_A_TIME.lock().unwrap_or_else(|poison| poison.into_inner());
+    let device = boot_kernel(policy(16 << 20), &format!("stack{features}"), features);
+    let mut client = Client::connect(&device);
+    let limits = Limits { fuel: 50_000_000, ..Limits::default() };
+    let answer = signed(ANSWER);
+    let cases = [(GROW_LOOP, grow_status, grow_log), (DEEP_RECURSION, JobStatus::Trap, "")];
+    for module in [ANSWER, GROW_LOOP, DEEP_RECURSION].map(signed) {
+        assert_eq!(client.push(&module), Reply::PushOk(sha256(&module)));
+    }
+    // The cached modules and a first run of each count in `start`; what later runs leak does not.
+    for (text, status, log) in cases {
+        client.invoke(sha256(&signed(text)), limits);
+        let result = client.result();
+        assert!(
+            matches!(&result, Reply::Result { status: got, logs, .. }
+                if *got == status && logs.iter().any(|line| line.contains(log))),
+            "{features}: first run: {result:?}"
+        );
+    }
+    let start = settled_free_heap(&device);
+    for (round, (text, status, log)) in cases.into_iter().enumerate() {
+        client.invoke(sha256(&signed(text)), limits);
+        let result = client.result();
+        match &result {
+            Reply::Result { status: got, logs, .. } => {
+                assert_eq!(*got, status, "{features}: {text}: {result:?}");
+                assert!(logs.iter().any(|line| line.contains(log)), "{features}: {text}: {result:?}");
+            }
+            other => panic!("{features}: {text}: {other:?}"),
+        }
+        client.ping(round as u64);
+        client.invoke(sha256(&answer), limits);
+        let next = client.result();
+        assert!(matches!(next, Reply::Result { status: JobStatus::Ok, exit_value: 42, .. }), "{features}: {next:?}");
+    }
+    drop(client);
+    let end = settled_free_heap(&device);
+    eprintln!("{features}: free heap {start} before the rounds, {end} after");
+    // Abandoned frames leak what they owned: a bound, so that a device survives many such jobs.
+    assert!(end + (64 << 10) >= start, "{features}: the heap came back: {start} -> {end}");
+}
+
+#[test]
+fn stack_hungry_wasm_jobs_end_and_the_device_serves_default_dispatch() {
+    // The loop dispatch keeps native stack use bounded: the loop runs until its fuel is gone.
+    stack_hungry_jobs_end_and_the_next_runs("", JobStatus::OutOfFuel, "");
+}
+
+#[test]
+fn stack_hungry_wasm_jobs_end_and_the_device_serves_tail_call_dispatch() {
+    // Tail-call dispatch (`cargo xtask kernel --wasm-dispatch indirect`): the loop exhausts the
+    // wasm stack; the guard page ends the job, not the device.
+    stack_hungry_jobs_end_and_the_next_runs("wasm-indirect", JobStatus::Trap, "native stack exhausted");
 }

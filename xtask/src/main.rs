@@ -3,6 +3,9 @@
 //! ```text
 //! cargo xtask kernel [--features F]     build the kernel ELF (release) and print its path; the
 //!                                       normal kernel also gives build/kernel.img (raw, 0x8000)
+//! cargo xtask kernel --wasm-dispatch M  the same with another wasmi dispatch (portable, indirect,
+//!                                       portable-indirect: the default, auto, auto-indirect),
+//!                                       kept as build/jos-kernel-wasm-M.elf
 //! cargo xtask qemu [--machine M]        build and boot the kernel in QEMU, console on stdio
 //! cargo xtask demo                      README command 1: emu start, push md5 and a filter, emu stop
 //! cargo xtask test                      README command 2: every host and QEMU test
@@ -26,6 +29,12 @@ enum Task {
         /// Kernel cargo features.
         #[arg(long, default_value = "")]
         features: String,
+        /// wasmi's dispatch (docs/runtime.md "Dispatch features"): `portable` (the loop),
+        /// `indirect` (tail calls, 16-bit slots), `portable-indirect` (the default), `auto` (tail
+        /// calls on ARM), `auto-indirect`. A non-default mode is kept as
+        /// build/jos-kernel-wasm-MODE.elf.
+        #[arg(long, value_name = "MODE", value_parser = WASM_DISPATCH.map(|(mode, _)| mode))]
+        wasm_dispatch: Option<String>,
     },
     /// Build and boot the kernel in QEMU, console on stdio.
     Qemu {
@@ -51,7 +60,11 @@ enum Task {
 
 fn main() -> ExitCode {
     let result = match Task::parse() {
-        Task::Kernel { features } => build_kernel(&features).map(|path| println!("{}", path.display())),
+        Task::Kernel { features, wasm_dispatch } => match wasm_dispatch {
+            Some(mode) => build_kernel_dispatch(&mode, &features),
+            None => build_kernel(&features),
+        }
+        .map(|path| println!("{}", path.display())),
         Task::Qemu { machine } => build_kernel("").and_then(|elf| qemu_interactive(&elf, &machine)),
         Task::Demo => demo(),
         Task::Test => test(),
@@ -106,6 +119,43 @@ fn build_kernel(features: &str) -> Result<PathBuf, String> {
         let path = root().join("build/kernel.img");
         std::fs::write(&path, image).map_err(|e| format!("write {}: {e}", path.display()))?;
     }
+    Ok(artifact)
+}
+
+/// The `--wasm-dispatch` modes and the kernel features each turns on (with the default ones off).
+const WASM_DISPATCH: [(&str, &str); 5] = [
+    ("portable", "wasm-portable"),
+    ("indirect", "wasm-indirect"),
+    ("portable-indirect", "wasm-portable,wasm-indirect"),
+    ("auto", "wasm-auto"),
+    ("auto-indirect", "wasm-auto,wasm-indirect"),
+];
+
+/// Builds the kernel with wasmi dispatch `mode` (plus `features`) as
+/// build/jos-kernel-wasm-MODE.elf; the default mode with no other feature is the normal kernel.
+fn build_kernel_dispatch(mode: &str, features: &str) -> Result<PathBuf, String> {
+    let (_, dispatch) =
+        WASM_DISPATCH.iter().find(|(name, _)| *name == mode).ok_or_else(|| format!("unknown dispatch {mode}"))?;
+    if mode == "portable-indirect" && features.is_empty() {
+        return build_kernel("");
+    }
+    let all = if features.is_empty() { (*dispatch).to_string() } else { format!("{dispatch},{features}") };
+    let kernel_dir = root().join("kernel");
+    let mut cargo = Command::new(env!("CARGO"));
+    cargo.current_dir(&kernel_dir).env("RUSTC_BOOTSTRAP", "1").args([
+        "build",
+        "--release",
+        "--quiet",
+        "--no-default-features",
+        "--features",
+        &all,
+    ]);
+    run(&mut cargo)?;
+    let built = kernel_dir.join("target/armv6-none-eabihf/release/jos-kernel");
+    let suffix = if features.is_empty() { String::new() } else { format!("-{features}") };
+    let artifact = root().join("build").join(format!("jos-kernel-wasm-{mode}{suffix}.elf"));
+    std::fs::create_dir_all(artifact.parent().expect("artifact has a folder")).map_err(|e| e.to_string())?;
+    std::fs::copy(&built, &artifact).map_err(|e| format!("copy {}: {e}", built.display()))?;
     Ok(artifact)
 }
 
@@ -266,7 +316,10 @@ fn demo_picture() -> Vec<u8> {
 }
 
 fn test() -> Result<(), String> {
-    // One kernel build serves every QEMU test: deliberate faults are console commands.
+    // The tail-call dispatch kernel for tests/tests/hardening_jobs.rs (its stack guard), then
+    // the normal kernel, which serves every other QEMU test (deliberate faults are console
+    // commands).
+    build_kernel_dispatch("indirect", "")?;
     build_kernel("")?;
     // Host unit tests and the QEMU tests (crate jos-tests) in one cargo invocation; every test
     // binary runs even after one fails, so a run reports all its failures at once.

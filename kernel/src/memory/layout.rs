@@ -1,5 +1,6 @@
 //! The kernel image's layout as the linker script (kernel/link.ld) placed it: image bounds and
-//! the per-mode stacks and the native job's stack with their guard pages.
+//! the per-mode stacks, the native job's stack and the wasm interpreter's stack with their guard
+//! pages.
 
 extern "C" {
     static __kernel_start: u8;
@@ -23,6 +24,8 @@ extern "C" {
     static __svc_stack_top: u8;
     static __job_stack_bottom: u8;
     static __job_stack_top: u8;
+    static __wasm_stack_bottom: u8;
+    static __wasm_stack_top: u8;
 }
 
 macro_rules! symbol {
@@ -60,6 +63,12 @@ pub fn job_stack() -> (usize, usize) {
     (symbol!(__job_stack_bottom), symbol!(__job_stack_top))
 }
 
+/// The wasm interpreter's stack `[bottom, top)` (kernel read/write; its guard page is below
+/// `bottom`): every slice of a wasm job runs on it (`services::wasm_stack`).
+pub fn wasm_stack() -> (usize, usize) {
+    (symbol!(__wasm_stack_bottom), symbol!(__wasm_stack_top))
+}
+
 /// End of the loaded image (code, read-only data, data): what the loader copies.
 pub fn image_end() -> usize {
     symbol!(__data_end)
@@ -75,8 +84,9 @@ pub fn kernel_end() -> usize {
     symbol!(__kernel_end)
 }
 
-/// The per-mode stacks and the native job's stack as `(name, bottom, top)`.
-pub fn stacks() -> [(&'static str, usize, usize); 6] {
+/// The per-mode stacks, the native job's stack and the wasm interpreter's as
+/// `(name, bottom, top)`.
+pub fn stacks() -> [(&'static str, usize, usize); 7] {
     [
         ("und", symbol!(__und_stack_bottom), symbol!(__und_stack_top)),
         ("abt", symbol!(__abt_stack_bottom), symbol!(__abt_stack_top)),
@@ -84,11 +94,12 @@ pub fn stacks() -> [(&'static str, usize, usize); 6] {
         ("irq", symbol!(__irq_stack_bottom), symbol!(__irq_stack_top)),
         ("svc", symbol!(__svc_stack_bottom), symbol!(__svc_stack_top)),
         ("job", symbol!(__job_stack_bottom), symbol!(__job_stack_top)),
+        ("wasm", symbol!(__wasm_stack_bottom), symbol!(__wasm_stack_top)),
     ]
 }
 
 /// The guard pages `[start, end)`, one under each stack.
-pub fn guard_pages() -> [(usize, usize); 6] {
+pub fn guard_pages() -> [(usize, usize); 7] {
     stacks().map(|(_, bottom, _)| (bottom - GUARD_SIZE, bottom))
 }
 

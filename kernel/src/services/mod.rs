@@ -14,3 +14,4 @@ pub mod screen;
 pub mod selftest;
 pub mod shell;
 pub mod status;
+pub mod wasm_stack;

@@ -169,6 +169,10 @@ impl Platform for KernelPlatform {
         crate::services::native::step()
     }
 
+    fn step_wasm(&mut self, job: &mut jos_runtime::wasm::Job<KernelHost>, slice_fuel: u64) -> jos_runtime::StepOutcome {
+        crate::services::wasm_stack::step(job, slice_fuel)
+    }
+
     fn abort_native(&mut self) {
         crate::services::native::abort()
     }

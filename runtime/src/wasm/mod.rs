@@ -953,6 +953,22 @@ impl<H: Host + 'static> Job<H> {
         }
     }
 
+    /// Ends the job with `Trap` ([`TrapCode::StackOverflow`]) after its platform cut a slice
+    /// short because the native stack the interpreter ran on was exhausted (the kernel runs each
+    /// slice on a stack of its own above a guard page, docs/runtime.md "Dispatch features"). The
+    /// interrupted slice's state is abandoned, never resumed: the result keeps the output and
+    /// logs written so far, plus an error line saying why; later [`Job::step`] calls give it again.
+    pub fn end_stack_exhausted(&mut self) -> JobResult {
+        let error = JobError::Trap { code: TrapCode::StackOverflow, function: self.function.clone() };
+        let mut result = self.finish(JobStatus::Trap, Some(error), None);
+        result.logs.push(crate::job::log_line(
+            jos_abi::syscall::LogLevel::Error,
+            b"native stack exhausted: the interpreter's frames reached the job stack's guard page",
+        ));
+        self.phase = Phase::Done(result.clone());
+        result
+    }
+
     /// Adds what the slice used (the store's fuel and what host calls charged beyond it) to
     /// the job's fuel.
     fn account(&mut self, given: u64) {

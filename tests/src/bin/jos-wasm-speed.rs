@@ -4,7 +4,8 @@
 //! counts instructions), pushes both with N = 10^4 and 10^5 (or `--n`), and prints each job's
 //! `time_us` (start to result on the device), `cpu_us` when the device reports it (time the job
 //! held the CPU), fuel, and the wasm/native ratios. docs/runtime.md ("wasm speed on the board")
-//! records what it measured.
+//! records what it measured; docs/benchmarks.md ("wasmi dispatch modes") what it measured with
+//! `--kernel build/jos-kernel-wasm-MODE.elf` (`cargo xtask kernel --wasm-dispatch MODE`).
 //!
 //! ```text
 //! cargo xtask kernel && cargo build --release -p jos-cli -p jos-tests --bin jos-wasm-speed

@@ -5,6 +5,7 @@ use alloc::vec::Vec;
 
 use jos_abi::job::Limits;
 use jos_runtime::host::HeapMeter;
+use jos_runtime::wasm::Job;
 use jos_runtime::{Capabilities, Host, JobResult, StepOutcome};
 
 use crate::timing::Timing;
@@ -51,6 +52,13 @@ pub trait Platform {
         StepOutcome::Finished(JobResult::rejected(jos_runtime::LoadError::Malformed(
             "native blobs do not run on this device".to_string(),
         )))
+    }
+
+    /// Runs one slice of wasm job `job` with `slice_fuel` fuel: [`Job::step`] by default. The
+    /// kernel runs it on a stack of its own above a guard page, so that an interpreter that
+    /// exhausts it ends the job ([`Job::end_stack_exhausted`]) instead of the device.
+    fn step_wasm(&mut self, job: &mut Job<Self::Host>, slice_fuel: u64) -> StepOutcome {
+        job.step(slice_fuel)
     }
 
     /// Drops the current native job without running it further (its client left): its memory

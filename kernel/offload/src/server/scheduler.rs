@@ -190,7 +190,7 @@ impl<P: Platform> Server<P> {
         let Some(running) = self.running.as_mut() else { return Slice::Idle };
         let slice_began = self.platform.now_us();
         let outcome = match &mut running.job {
-            RunningJob::Wasm(job) => job.step(slice_fuel),
+            RunningJob::Wasm(job) => self.platform.step_wasm(job, slice_fuel),
             RunningJob::Native => self.platform.step_native(),
         };
         let slice_ended = self.platform.now_us();

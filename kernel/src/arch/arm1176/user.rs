@@ -112,6 +112,21 @@ jos_user_resume:
     msr     spsr_cxsf, r1
     ldmia   r0, {{r0-r12, pc}}^     @ words 0-13; CPSR = SPSR (no write-back: loading r0 is fine)
 
+@ jos_on_stack(function, argument, stack_top, context) -> i32: saves the kernel context as the
+@ entries above do, calls function(argument) in SVC mode on the stack below stack_top, and
+@ returns 0 through jos_user_recover when it returns; a fault hook that ends the call early
+@ enters jos_user_recover with another value instead (services::wasm_stack).
+    .global jos_on_stack
+jos_on_stack:
+    mov     r12, r3
+    SAVE_CONTEXT
+    mov     sp, r2
+    mov     r4, r0
+    mov     r0, r1
+    blx     r4
+    mov     r0, #0
+    b       jos_user_recover
+
 @ jos_user_recover(value): in SVC mode; restores the saved context (stack, callee-saved
 @ registers, VFP state, CPSR) and returns `value` from the enter or resume that saved it.
     .global jos_user_recover
@@ -137,6 +152,7 @@ extern "C" {
     fn jos_user_enter(entry: usize, stack_top: usize, context: *mut u32, return_address: usize) -> i32;
     fn jos_user_resume(frame: *const u32, context: *mut u32) -> i32;
     fn jos_user_recover(value: i32) -> !;
+    fn jos_on_stack(function: extern "C" fn(*mut u8), argument: *mut u8, stack_top: usize, context: *mut u32) -> i32;
     static jos_user_stubs: u8;
 }
 
@@ -176,6 +192,24 @@ pub unsafe fn enter(entry: usize, stack_top: usize, return_address: usize, conte
 pub unsafe fn resume(context: &mut Context) -> i32 {
     // SAFETY: the caller's promise; the frame is the static the exits wrote.
     unsafe { jos_user_resume(core::ptr::addr_of!(jos_user_frame).cast::<u32>(), context.as_mut_ptr()) }
+}
+
+/// Calls `function(argument)` in SVC mode on the stack below `stack_top` and returns 0 when it
+/// returns, or the value a fault hook gave when it ended the call early by returning into
+/// [`recovery_address`] (the frames left on that stack are abandoned, never unwound).
+///
+/// # Safety
+/// `stack_top` must be the top of a kernel-writable stack used by nothing else, and no native
+/// job may be on the CPU (the call publishes its own recovery context); a hook may end the
+/// call early only while it runs.
+pub unsafe fn on_stack(
+    function: extern "C" fn(*mut u8),
+    argument: *mut u8,
+    stack_top: usize,
+    context: &mut Context,
+) -> i32 {
+    // SAFETY: the caller's promise; the routine follows the AAPCS towards its caller.
+    unsafe { jos_on_stack(function, argument, stack_top, context.as_mut_ptr()) }
 }
 
 /// Leaves the running user code for good from a system call: returns `value` from the live
