@@ -4,7 +4,9 @@
 //! some), then the library (`jos_client::fleet`) while the broker restarts in the middle of a run
 //! and while a device is killed in the middle of a job: both runs complete with every result
 //! correct. Last, a job signed by a key the devices do not trust: refused and counted on the
-//! devices (`fleet status`), the client gives up with exit 20, and the fleet goes on.
+//! devices (`fleet status`), the client gives up with exit 20, and the fleet goes on. Then
+//! `jos-cli fleet invoke` by a hash prefix runs the cached module (its results checked), and an
+//! unknown hash ends with exit 17 (not cached).
 //!
 //! One test boots the three devices once (three QEMUs are the most this machine runs at once);
 //! every wait is bounded, and the broker and QEMUs are killed on drop, also when an assertion
@@ -237,4 +239,36 @@ fn three_devices_share_jobs_survive_a_broker_restart_and_a_dead_device() {
     let output = cli(&lab, &["push", module_path.to_str().unwrap(), "--inputs", few.to_str().unwrap()]);
     assert!(output.status.success(), "a trusted job after the refusal");
     assert_eq!(std::fs::read_to_string(few.join("one.txt.out")).unwrap().trim(), md5_hex("one"));
+
+    // (6) `fleet invoke` by a hash prefix: `fleet push` kept the module, the devices cached it, the
+    // job messages carry only the hash.
+    let hash = report["hash"].as_str().expect("fleet push --json names the module's hash").to_string();
+    assert_eq!(
+        hash,
+        hex::encode(jos_abi::signature::sha256(
+            &std::fs::read(lab.home().join("cache").join(format!("{hash}.wasm"))).unwrap()
+        ))
+    );
+    let again = work.path().join("again");
+    std::fs::create_dir(&again).unwrap();
+    for index in 0..6 {
+        std::fs::write(again.join(format!("job-{index}.txt")), format!("10 again {index}")).unwrap();
+    }
+    let output = cli(&lab, &["invoke", &hash[..12], "--inputs", again.to_str().unwrap(), "--json"]);
+    let invoked: serde_json::Value = serde_json::from_slice(&output.stdout).expect("fleet invoke --json prints JSON");
+    assert!(output.status.success(), "fleet invoke failed: {invoked}");
+    assert_eq!(invoked["hash"], hash.as_str());
+    for index in 0..6 {
+        let out = std::fs::read_to_string(again.join(format!("job-{index}.txt.out"))).expect("the invoke's result");
+        assert_eq!(out.trim(), md5_hex(&format!("again {index}")), "invoked job {index}");
+    }
+    // A hash no device cached: every job answers "not cached" (exit 17).
+    let unknown = "ab".repeat(32);
+    let output = cli(&lab, &["invoke", &unknown, "--inputs", few.to_str().unwrap(), "--job-timeout", "20"]);
+    assert_eq!(
+        output.status.code(),
+        Some(17),
+        "an unknown hash is not cached: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
 }

@@ -15,7 +15,7 @@ use jos_client::store::Home;
 
 use crate::exit::Exit;
 
-use super::push::{cached_module, check_module, compile_aot, AOT_MEMORY_PAGES};
+use super::push::{cache_dir, cached_module, check_module, compile_aot, AOT_MEMORY_PAGES};
 use super::run::parse_call;
 use super::sign::{default_signing_key, is_signed, sign_bytes};
 use super::{home, is_blob, is_wasm, print_json, read_input, CliError, CommandResult};
@@ -407,7 +407,13 @@ fn run_jobs(
     bar.finish_and_clear();
     let run = run?;
     write_results(&files, &run)?;
-    report(&files, &run, job.json)
+    // As `push` does: kept for `fleet invoke` (and `invoke`) by a hash prefix once a device ran it.
+    if let (Some(module), true) = (module, run.results.iter().any(|result| result.outcome.is_ok())) {
+        let extension = if is_blob(module) { "blob" } else { "wasm" };
+        let path = cache_dir(home).join(format!("{}.{extension}", hex::encode(code.hash())));
+        jos_client::store::write_file(&path, module, false).ok();
+    }
+    report(&files, &run, &code.hash(), job.json)
 }
 
 fn failure(result: &jos_client::fleet::TaskResult) -> Option<(Exit, String)> {
@@ -449,7 +455,7 @@ fn write_results(files: &[PathBuf], run: &FleetRun) -> Result<(), CliError> {
     Ok(())
 }
 
-fn report(files: &[PathBuf], run: &FleetRun, json: bool) -> CommandResult {
+fn report(files: &[PathBuf], run: &FleetRun, hash: &[u8; 32], json: bool) -> CommandResult {
     let mut per_device: BTreeMap<&str, usize> = BTreeMap::new();
     for result in &run.results {
         if !result.device.is_empty() {
@@ -485,6 +491,7 @@ fn report(files: &[PathBuf], run: &FleetRun, json: bool) -> CommandResult {
             })
             .collect();
         print_json(&serde_json::json!({
+            "hash": hex::encode(hash),
             "tasks": tasks,
             "failed": run.failed(),
             "republished": run.republished,
@@ -512,5 +519,12 @@ fn report(files: &[PathBuf], run: &FleetRun, json: bool) -> CommandResult {
         if spread.is_empty() { "none".into() } else { spread.join(", ") }
     );
     eprintln!("results written beside the inputs in {}", files[0].parent().unwrap_or(Path::new(".")).display());
+    if run.results.iter().any(|result| result.outcome.is_ok()) {
+        eprintln!(
+            "module {} (run it again with `jos-cli fleet invoke {}`)",
+            hex::encode(hash),
+            &hex::encode(hash)[..12]
+        );
+    }
     Ok(exit)
 }

@@ -73,6 +73,10 @@ pub const TCP_TIMEOUT: smoltcp::time::Duration = smoltcp::time::Duration::from_s
 /// The largest MQTT packet the device accepts (CONNECT's maximum packet size), on top of the
 /// policy's module cap: a job message carries a module and its input.
 pub const PACKET_OVERHEAD: u32 = 128 * 1024;
+/// Accepted jobs waiting for their results at most: the server accepts no more ids than its
+/// replay table holds, so this is reached only if results went missing; the oldest is then
+/// forgotten (its client publishes it again after its deadline) rather than the list growing.
+pub const MAX_PENDING: usize = jos_offload::FLEET_REPLAY_SLOTS;
 
 /// Job messages received on the fleet's job topic.
 static FLEET_MESSAGES: AtomicU32 = AtomicU32::new(0);
@@ -493,6 +497,13 @@ async fn serve(settings: &Settings, backoff: &mut u64, pending: &mut Vec<Pending
                                 if topic.is_none() {
                                     warn!("fleet: job message {count} names no response topic; its result is dropped");
                                 }
+                                if pending.len() >= MAX_PENDING {
+                                    let oldest = pending.remove(0);
+                                    warn!("fleet: {MAX_PENDING} jobs wait for results; the oldest is forgotten");
+                                    if let Some(packet) = oldest.packet {
+                                        acknowledge(&mut client, packet).await?;
+                                    }
+                                }
                                 pending.push(Pending { job_id, topic, correlation, packet });
                             }
                             verdict => {
@@ -534,7 +545,7 @@ async fn serve(settings: &Settings, backoff: &mut u64, pending: &mut Vec<Pending
         }
         while let Some(result) = crate::services::offload::take_fleet_result() {
             let Some(index) = pending.iter().position(|job| job.job_id == result.job_id) else { continue };
-            let job = pending.swap_remove(index);
+            let job = pending.remove(index);
             if let Some(topic) = job.topic.as_deref() {
                 let name = MqttString::from_str(topic).ok().and_then(TopicName::new);
                 let correlation = MqttBinary::from_slice(&job.correlation).ok();
