@@ -31,6 +31,7 @@ use services::{executive, screen, status};
 /// What the exception entries (arch) call: the native job service takes faults and IRQ exits of
 /// its job, the fault service reports the rest, the board's interrupt controller dispatches IRQs.
 static EXCEPTION_HOOKS: arch::exceptions::Hooks = arch::exceptions::Hooks {
+    commit: services::native::commit_on_fault,
     recover: recover_hook,
     report: services::fault::report,
     irq: irq_hook,
