@@ -218,7 +218,12 @@ pub fn commit_user(from: usize, to: usize) -> Result<(), MmuError> {
     // else writes the tables now.
     let (user, mapped, region) = unsafe { (&mut *TABLES.user.get(), &*TABLES.mapped.get(), &*TABLES.region.get()) };
     let Some(region) = region else { return Err(MmuError::NotInUserRegion) };
-    if from >= to || from < region.start || to > region.end || from % PAGE_SIZE != 0 || to % PAGE_SIZE != 0 {
+    if from >= to
+        || from < region.start
+        || to > region.end
+        || !from.is_multiple_of(PAGE_SIZE)
+        || !to.is_multiple_of(PAGE_SIZE)
+    {
         return Err(MmuError::NotInUserRegion);
     }
     let (first_section, count) = *mapped;
