@@ -12,7 +12,9 @@
  *   log:    jos_log of 48 bytes at the end of the bss, never touched: a line of 48 NULs.
  *   inread: input_read of the whole input into a buffer 1 MiB before the end of the bss, never
  *           touched; then reads the buffer and the rest of its page back and writes the input
- *           part as output (the host compares) and returns the count of non-zero bytes after it. */
+ *           part as output (the host compares) and returns the count of non-zero bytes after it.
+ *   exec:   jumps to the last page of the bss, never touched: a prefetch abort (translation),
+ *           the job ends in Trap (its bss is never executable, committed or not). */
 #include "jos.h"
 
 #define BSS_WORDS ((6 * 1024 * 1024 + 1000) / 4)
@@ -65,5 +67,6 @@ int run(void) {
         int written = jos_output_write((const void *)buffer, (jos_size)total);
         return written < 0 ? written : rest;
     }
+    if (same(text, length, "exec")) return ((int (*)(void))(jos_size)&big[BSS_WORDS - 1024])();
     return -1000;
 }

@@ -1095,13 +1095,22 @@ fn native_memory_is_zeroed_on_first_touch() {
     let hash = sha256(&blob);
     let mut session = Client::connect(device.tcp, &CLIENT_SECRET).expect("handshake");
     assert_eq!(session.push(Format::NativeArmv6, &blob), Reply::PushOk(hash));
-    let mut job = |input: &[u8]| {
+    let mut run = |input: &[u8]| {
         session.send(&Message::Invoke { hash, limits: Limits::default(), input, call: None });
-        match session.result().1 {
-            Reply::Result { status: JobStatus::Ok, exit_value, output, .. } => (exit_value, output),
-            other => {
-                panic!("bigbss {}: {other:?} {:?}", String::from_utf8_lossy(&input[..input.len().min(16)]), last_logs())
-            }
+        session.result().1
+    };
+    // Executing never-touched bss ends the job: it is not committed for an instruction fetch.
+    match run(b"exec") {
+        Reply::Result { status: JobStatus::Trap, .. } => {
+            let logs = last_logs();
+            assert!(logs.iter().any(|line| line.contains("prefetch abort (translation)")), "{logs:?}")
+        }
+        other => panic!("bigbss exec: {other:?} {:?}", last_logs()),
+    }
+    let mut job = |input: &[u8]| match run(input) {
+        Reply::Result { status: JobStatus::Ok, exit_value, output, .. } => (exit_value, output),
+        other => {
+            panic!("bigbss {}: {other:?} {:?}", String::from_utf8_lossy(&input[..input.len().min(16)]), last_logs())
         }
     };
     let words = (6 * 1024 * 1024 + 1000) / 4;
