@@ -145,12 +145,25 @@ void *wasm_rt_exception(void) { return 0; }
 
 /* ---- Linear memory: one static arena ---- */
 
+/* The arena goes last in the blob's bss (jos-native.ld places the `.bss.0*` sections after the
+ * rest): the device zeroes and maps a job's bss as the job first touches it, so the pages the
+ * module never uses cost nothing, and touching the runtime's other variables must not commit it. */
 #if JOS_AOT_MEMORY_PAGES > 0
-static uint8_t jos_aot_memory[(uint32_t)JOS_AOT_MEMORY_PAGES * JOS_AOT_PAGE] __attribute__((aligned(16)));
+static uint8_t jos_aot_memory[(uint32_t)JOS_AOT_MEMORY_PAGES * JOS_AOT_PAGE]
+    __attribute__((aligned(16), section(".bss.0jos_aot_memory")));
 #else
 static uint8_t jos_aot_memory[16] __attribute__((aligned(16)));
 #endif
 static int jos_aot_memory_taken;
+/* Bytes of the arena an instance ever had: above, it still holds the bss's zeros. */
+static uint32_t jos_aot_memory_used;
+
+/* Makes [from, to) of the arena zero, writing only where an earlier instance may have written. */
+static void jos_aot_memory_zero(uint32_t from, uint32_t to) {
+    uint32_t dirty_end = to < jos_aot_memory_used ? to : jos_aot_memory_used;
+    if (from < dirty_end) memset(jos_aot_memory + from, 0, dirty_end - from);
+    if (to > jos_aot_memory_used) jos_aot_memory_used = to;
+}
 
 /* The highest memory size the job reached, in pages (the host reports it as peak memory). */
 uint32_t jos_aot_peak_pages;
@@ -165,8 +178,8 @@ void wasm_rt_allocate_memory(wasm_rt_memory_t *memory, uint32_t initial_pages, u
     memory->pages = initial_pages;
     memory->max_pages = max_pages;
     memory->size = initial_pages * JOS_AOT_PAGE;
-    /* The arena is bss (zero at load); zero it anyway so that a second instantiation is fresh. */
-    memset(jos_aot_memory, 0, memory->size);
+    /* The arena is bss (zero until written); what an earlier instantiation used is zeroed again. */
+    jos_aot_memory_zero(0, memory->size);
     if (initial_pages > jos_aot_peak_pages) jos_aot_peak_pages = initial_pages;
 }
 
@@ -174,7 +187,7 @@ uint32_t wasm_rt_grow_memory(wasm_rt_memory_t *memory, uint32_t delta) {
     uint32_t old_pages = memory->pages;
     if (delta > memory->max_pages - old_pages) return (uint32_t)-1;
     uint32_t new_pages = old_pages + delta;
-    memset(memory->data + memory->size, 0, (size_t)delta * JOS_AOT_PAGE);
+    jos_aot_memory_zero(memory->size, new_pages * JOS_AOT_PAGE);
     memory->pages = new_pages;
     memory->size = new_pages * JOS_AOT_PAGE;
     if (new_pages > jos_aot_peak_pages) jos_aot_peak_pages = new_pages;

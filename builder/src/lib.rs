@@ -133,7 +133,7 @@ impl fmt::Display for SizeReport {
         writeln!(f, "    code     {:>8} bytes", self.code)?;
         writeln!(f, "    data     {:>8} bytes", self.data)?;
         if self.bss > 0 {
-            writeln!(f, "    bss      {:>8} bytes (zeroed at load)", self.bss)?;
+            writeln!(f, "    bss      {:>8} bytes (zeroed on first touch)", self.bss)?;
         }
         if self.custom > 0 {
             writeln!(f, "    custom   {:>8} bytes", self.custom)?;

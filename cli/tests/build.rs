@@ -648,8 +648,16 @@ fn native_example_blobs_load_through_the_runtime_loader() {
                 let base = REGION_ADDRESS + offset as u32;
                 assert_eq!(word(&region, relocation), original(relocation).wrapping_add(base), "{}", path.display());
             }
-            let bss = &region[offset + image.len()..offset + blob.memory_len() as usize];
+            // Zeroed to the end of the image's last page; the rest is the kernel's to zero on
+            // first touch.
+            assert!(loaded.loaded_len >= image.len() && loaded.loaded_len <= blob.memory_len() as usize);
+            if loaded.loaded_len < blob.memory_len() as usize {
+                assert_eq!((REGION_ADDRESS as usize + offset + loaded.loaded_len) % native::LOADER_PAGE, 0);
+            }
+            let bss = &region[offset + image.len()..offset + loaded.loaded_len];
             assert!(bss.iter().all(|byte| *byte == 0), "{}: bss not zeroed", path.display());
+            let rest = &region[offset + loaded.loaded_len..offset + blob.memory_len() as usize];
+            assert!(rest.iter().all(|byte| *byte == 0xAA), "{}: bss written past its first page", path.display());
         }
     }
 }

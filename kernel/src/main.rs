@@ -28,9 +28,11 @@ use jos_kcore::memory_map::{self, DMA_BASE, DMA_SIZE, PERIPHERAL_BASE, PERIPHERA
 use jos_kcore::page_table::{MemoryKind, Region};
 use services::{executive, screen, status};
 
-/// What the exception entries (arch) call: the native job service takes faults and IRQ exits of
-/// its job, the fault service reports the rest, the board's interrupt controller dispatches IRQs.
+/// What the exception entries (arch) call: the native job service commits the memory its job
+/// touches first and takes the job's faults and IRQ exits, the fault service reports the rest,
+/// the board's interrupt controller dispatches IRQs.
 static EXCEPTION_HOOKS: arch::exceptions::Hooks = arch::exceptions::Hooks {
+    commit: services::native::commit_on_fault,
     recover: recover_hook,
     report: services::fault::report,
     irq: irq_hook,

@@ -96,5 +96,6 @@ pub fn native(data: &[u8]) {
         assert!(loaded.offset + loaded.memory_len <= region.len());
         assert!(loaded.base >= address && loaded.entry >= loaded.base);
         assert!(((loaded.entry - loaded.base) as usize) < loaded.memory_len);
+        assert!(loaded.loaded_len <= loaded.memory_len);
     }
 }

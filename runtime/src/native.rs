@@ -9,12 +9,15 @@
 //! 3. [`verify_blob`]: the Ed25519 trailer over the signed part, by a trusted signer with the
 //!    `native` right (a wasm-only signer is refused with `NotPermitted`).
 //! 4. Placement: the image is copied to the first address in the caller's region aligned to the
-//!    blob's alignment, and the bss after it is zeroed.
+//!    blob's alignment, and the bss after it is zeroed to the end of the image's last page
+//!    ([`LOADER_PAGE`]) only: [`LoadedBlob::loaded_len`] says how far. The rest of the bss is
+//!    left as it was; the caller zeroes it before anything reads it (the kernel does it page by
+//!    page when the job first touches it, so a job pays only for the memory it uses).
 //! 5. Relocations: each listed image word gets the load address added.
 //! 6. Imports: each slot gets `dispatch[syscall id]`, the kernel's function address: one array
 //!    lookup and one store per import. An entry of 0 means the kernel does not offer that call
 //!    (or withholds it from this job), and the blob is refused.
-//! 7. [`CacheMaintenance::sync_code`] over the loaded range (clean D-cache, invalidate I-cache).
+//! 7. [`CacheMaintenance::sync_code`] over the image (clean D-cache, invalidate I-cache).
 //!
 //! The result gives the entry address; the kernel calls it as
 //! `extern "C" fn() -> i32` (hard-float AAPCS, ARM state).
@@ -33,6 +36,10 @@ pub trait CacheMaintenance {
     /// Makes the `len` bytes written at `address` visible to instruction fetch.
     fn sync_code(&mut self, address: usize, len: usize);
 }
+
+/// The page size the loader zeroes to: the bss is zeroed up to the end of the page (in the
+/// address space) holding the image's last byte, no further.
+pub const LOADER_PAGE: usize = 4096;
 
 /// The kernel functions a blob's imports bind to, indexed by syscall id; 0 = not offered.
 pub type DispatchTable = [usize; SYSCALL_TABLE_LEN];
@@ -100,6 +107,10 @@ pub struct LoadedBlob {
     pub offset: usize,
     /// Bytes used from `base`: image plus bss.
     pub memory_len: usize,
+    /// Bytes from `base` the loader wrote: the image, then zeros up to the end of the page
+    /// holding its last byte (at most `memory_len`). `memory_len - loaded_len` bytes of bss are
+    /// not written: they still hold whatever the region held.
+    pub loaded_len: usize,
     /// The ABI the blob was built against.
     pub abi: AbiVersion,
     /// Index in the signer list of the key that signed it; `None` from [`load_verified_at`],
@@ -186,10 +197,14 @@ fn place(
     if base + memory_len as u64 > u64::from(u32::MAX) + 1 {
         return Err(NativeError::AddressOverflow);
     }
+    // Zeros up to the end of the image's last page: `base + image_len <= 2^32`, so the rounded
+    // sum fits a u64.
+    let loaded_end = (base + image_len as u64).next_multiple_of(LOADER_PAGE as u64);
+    let loaded_len = ((loaded_end - base) as usize).min(memory_len);
     let base = base as u32;
     let memory = &mut region[offset..needed];
     memory[..image_len].copy_from_slice(blob.image());
-    memory[image_len..].fill(0);
+    memory[image_len..loaded_len].fill(0);
 
     // Relocations: new_checked proved each is a whole, aligned word inside the image whose value
     // is at most memory_len, so base + value stays below 2^32 (checked just above).
@@ -209,8 +224,9 @@ fn place(
         write_word(memory, import.slot as usize, address).ok_or(NativeError::Blob(BlobError::ImportSlotOutside))?;
     }
 
-    cache.sync_code(base as usize, memory_len);
-    Ok(LoadedBlob { base, entry: base + blob.entry(), offset, memory_len, abi, signer })
+    // Only the image holds code; the zeros need no maintenance (the D-cache serves them).
+    cache.sync_code(base as usize, image_len);
+    Ok(LoadedBlob { base, entry: base + blob.entry(), offset, memory_len, loaded_len, abi, signer })
 }
 
 /// [`load_at`] for code that runs where `region` is (the kernel, on a 32-bit target).

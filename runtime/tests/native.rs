@@ -103,7 +103,15 @@ fn loads_places_relocates_binds_and_syncs() {
     let base = 0x0010_0010;
     assert_eq!(
         loaded,
-        LoadedBlob { base, entry: base, offset: 12, memory_len: 36, abi: AbiVersion::CURRENT, signer: Some(1) }
+        LoadedBlob {
+            base,
+            entry: base,
+            offset: 12,
+            memory_len: 36,
+            loaded_len: 36,
+            abi: AbiVersion::CURRENT,
+            signer: Some(1)
+        }
     );
     let memory = &region[12..12 + 36];
     assert_eq!(word(memory, 0), 0xe3a0_0000, "code copied");
@@ -116,7 +124,40 @@ fn loads_places_relocates_binds_and_syncs() {
     assert_eq!(&memory[28..36], &[0; 8], "bss zeroed");
     assert!(region[..12].iter().all(|b| *b == 0xaa), "alignment padding untouched");
     assert!(region[48..].iter().all(|b| *b == 0xaa), "past the blob untouched");
-    assert_eq!(cache.0, vec![(base as usize, 36)], "one cache sync over the loaded range");
+    assert_eq!(cache.0, vec![(base as usize, 28)], "one cache sync over the image");
+}
+
+/// A blob whose bss runs over several pages: the loader zeroes it only to the end of the page
+/// holding the image's last byte and says so (`loaded_len`); the rest of the bss keeps what the
+/// region held (the kernel zeroes it when the job first touches it).
+#[test]
+fn bss_is_zeroed_only_to_the_end_of_the_images_last_page() {
+    let mut repr = repr();
+    repr.bss_len = 3 * 4096 + 100;
+    let blob = signed(&repr, &DEVELOPER);
+    let memory_len = 28 + 3 * 4096 + 100;
+    let mut region = vec![0xaa; 12 + memory_len + 64];
+    let mut cache = RecordingCache::default();
+    let loaded = load_at(&blob, &signers(), &mut region, REGION_ADDRESS, &dispatch(), &mut cache).expect("loads");
+    let base = 0x0010_0010usize;
+    // The image's last byte is at 0x0010_002b: its page ends at 0x0010_1000.
+    assert_eq!(loaded.memory_len, memory_len);
+    assert_eq!(loaded.loaded_len, 0x0010_1000 - base);
+    let memory = &region[12..12 + memory_len];
+    assert_eq!(word(memory, 24), LOG_ADDRESS as u32, "image written");
+    assert!(memory[28..loaded.loaded_len].iter().all(|b| *b == 0), "bss zeroed to the page end");
+    assert!(memory[loaded.loaded_len..].iter().all(|b| *b == 0xaa), "the rest of the bss is not written");
+    assert!(region[12 + memory_len..].iter().all(|b| *b == 0xaa), "past the blob untouched");
+    assert_eq!(cache.0, vec![(base, 28)], "the cache synced over the image only");
+
+    // An image ending exactly on a page boundary: nothing of the bss is written.
+    repr.align = 4;
+    let blob = signed(&repr, &DEVELOPER);
+    let region_address = 0x0010_1000 - 28;
+    let mut region = vec![0xaa; memory_len + 64];
+    let loaded = load_at(&blob, &signers(), &mut region, region_address, &dispatch(), &mut cache).expect("loads");
+    assert_eq!((loaded.offset, loaded.loaded_len), (0, 28));
+    assert!(region[28..].iter().all(|b| *b == 0xaa));
 }
 
 /// The kernel loads blobs its server verified at push with `load_verified_at`: the same image

@@ -1077,3 +1077,62 @@ fn hostile_native_blobs_cannot_harm_the_device() {
     }
     let _ = std::fs::remove_file(config);
 }
+
+/// Issue 14: a native job's memory is zeroed when it first touches it, not all at load
+/// (tests/native/bigbss.c, a 6 MiB bss over several sections). A job fills its whole bss with a
+/// marker; the next job of the same blob (the same heap block) reads its whole bss, the far end
+/// first, and finds only zeros. A system call given a buffer the job never touched reads zeros
+/// (output, log), and one that writes into such a buffer (input) keeps what it wrote. Each check
+/// follows a `fill`, so stale bytes would be there to see.
+#[test]
+fn native_memory_is_zeroed_on_first_touch() {
+    let _serial = ONE_BOOT_AT_A_TIME.lock().unwrap_or_else(|poison| poison.into_inner());
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let config = config_file_named("-first-touch");
+    let mut device = boot(Some(&config));
+    device.qemu.wait_for_line_containing("offload: ready", Duration::from_secs(5)).unwrap_or_else(|e| panic!("{e}"));
+    let blob = native_blob(&root.join("native/bigbss.c"), &DEVELOPER);
+    let hash = sha256(&blob);
+    let mut session = Client::connect(device.tcp, &CLIENT_SECRET).expect("handshake");
+    assert_eq!(session.push(Format::NativeArmv6, &blob), Reply::PushOk(hash));
+    let mut run = |input: &[u8]| {
+        session.send(&Message::Invoke { hash, limits: Limits::default(), input, call: None });
+        session.result().1
+    };
+    // Executing never-touched bss ends the job: it is not committed for an instruction fetch.
+    match run(b"exec") {
+        Reply::Result { status: JobStatus::Trap, .. } => {
+            let logs = last_logs();
+            assert!(logs.iter().any(|line| line.contains("prefetch abort (translation)")), "{logs:?}")
+        }
+        other => panic!("bigbss exec: {other:?} {:?}", last_logs()),
+    }
+    let mut job = |input: &[u8]| match run(input) {
+        Reply::Result { status: JobStatus::Ok, exit_value, output, .. } => (exit_value, output),
+        other => {
+            panic!("bigbss {}: {other:?} {:?}", String::from_utf8_lossy(&input[..input.len().min(16)]), last_logs())
+        }
+    };
+    let words = (6 * 1024 * 1024 + 1000) / 4;
+    // The probe sees its own marker: every word, and the far end read first.
+    assert_eq!(job(b"both").0, words + 1, "the probe counts the marker");
+    assert_eq!(job(b"fill").0, 0);
+    assert_eq!(job(b"peek").0, 0, "non-zero words of the previous job in the bss");
+    // Never-touched memory read by the kernel on the job's behalf.
+    assert_eq!(job(b"fill").0, 0);
+    assert_eq!(job(b"out"), (0, vec![0u8; 4096]), "output_write of never-touched bss");
+    assert_eq!(job(b"fill").0, 0);
+    assert_eq!(job(b"log").0, 0);
+    assert_eq!(last_logs(), vec!["\0".repeat(48)], "log of never-touched bss");
+    // Never-touched memory written by the kernel (input_read, several calls), then read back.
+    assert_eq!(job(b"fill").0, 0);
+    let mut input = b"inread ".to_vec();
+    input.extend((0..10_000u32).map(|i| (i % 251 + 1) as u8));
+    let (rest, output) = job(&input);
+    assert!(output == input, "input_read into never-touched bss came back changed");
+    assert_eq!(rest, 0, "non-zero bytes after the input in the never-touched page");
+    // The device still runs a normal job afterwards.
+    assert_eq!(job(b"peek").0, 0);
+    still_answers(&device);
+    let _ = std::fs::remove_file(config);
+}

@@ -229,6 +229,34 @@ impl UserRegion {
     }
 }
 
+/// Bytes of a job's region one first touch commits (zeroes and maps) beyond the watermark: a
+/// page fault costs a few microseconds, zeroing 64 KiB a few tens, and the interrupts wait for
+/// at most one step.
+pub const COMMIT_CHUNK: usize = 64 * 1024;
+
+/// The first zeroed watermark of a job's region `[start, end)` whose first `loaded` bytes the
+/// loader wrote (image, then zeros): the end of the page holding the last of them, at most
+/// `end`. Pages from there on are not mapped until the job (or the kernel on its behalf)
+/// touches them ([`commit_step`]).
+pub fn first_watermark(start: usize, loaded: usize, end: usize) -> usize {
+    let written = start.saturating_add(loaded).min(end);
+    written.checked_next_multiple_of(PAGE_SIZE).unwrap_or(end).min(end)
+}
+
+/// One step of committing a job's region on demand: `address` lies at or above the zeroed
+/// `watermark` and below the region's `end`, so the pages `[watermark, new)` are to be zeroed
+/// and mapped, with `new` the watermark plus `chunk` bytes (whole pages), at most `end`. `None`
+/// when `address` needs nothing (below the watermark) or is not the region's (at or past its end).
+/// A step may stop short of `address`: the caller repeats until it is covered (a retried access
+/// faults again), so one step zeroes at most `chunk` bytes.
+pub fn commit_step(watermark: usize, end: usize, address: usize, chunk: usize) -> Option<(usize, usize)> {
+    if address < watermark || address >= end {
+        return None;
+    }
+    let chunk = chunk.max(PAGE_SIZE).next_multiple_of(PAGE_SIZE);
+    Some((watermark, watermark.saturating_add(chunk).min(end)))
+}
+
 /// The first-level index (section number) of `address`.
 pub const fn section_index(address: usize) -> usize {
     address / SECTION_SIZE
@@ -324,6 +352,52 @@ mod tests {
         assert_eq!(table[5], 0);
         assert_eq!(table[6] & 0xFFFF_F000, 0x0010_6000);
         assert_eq!(build_pages(&mut table, 0x1000, page), Err(PageTableError::Misaligned));
+    }
+
+    #[test]
+    fn first_watermark_is_the_end_of_the_loaded_page() {
+        // An image ending mid-page: that page was zeroed to its end by the loader.
+        assert_eq!(first_watermark(0x10_0000, 0x1234, 0x20_0000), 0x10_2000);
+        // Ending on a page boundary: nothing more.
+        assert_eq!(first_watermark(0x10_0000, 0x2000, 0x20_0000), 0x10_2000);
+        // A region smaller than a page past the image, and loaded bytes past the end: clamped.
+        assert_eq!(first_watermark(0x10_0000, 0x1234, 0x10_1000), 0x10_1000);
+        assert_eq!(first_watermark(0x10_0000, 0x9999_9999, 0x10_3000), 0x10_3000);
+        // Nothing loaded: the watermark is the start.
+        assert_eq!(first_watermark(0x10_0000, 0, 0x10_3000), 0x10_0000);
+        // At the top of the address space: no overflow.
+        assert_eq!(first_watermark(usize::MAX - 0x2fff, 0x10, usize::MAX - 0xfff), usize::MAX - 0x1fff);
+        assert_eq!(first_watermark(usize::MAX - 0xfff, 0x10, usize::MAX), usize::MAX);
+    }
+
+    #[test]
+    fn commit_steps_cover_the_touched_page_chunk_by_chunk() {
+        let end = 0x10_0000 + 15 * 0x10_0000;
+        // Below the watermark, at or past the end: nothing to do.
+        assert_eq!(commit_step(0x10_4000, end, 0x10_3fff, COMMIT_CHUNK), None);
+        assert_eq!(commit_step(0x10_4000, end, end, COMMIT_CHUNK), None);
+        assert_eq!(commit_step(0x10_4000, end, usize::MAX, COMMIT_CHUNK), None);
+        // At the watermark and a little above: one chunk.
+        assert_eq!(commit_step(0x10_4000, end, 0x10_4000, COMMIT_CHUNK), Some((0x10_4000, 0x11_4000)));
+        assert_eq!(commit_step(0x10_4000, end, 0x11_3fff, COMMIT_CHUNK), Some((0x10_4000, 0x11_4000)));
+        // Far above: steps of one chunk until the address is covered, ending exactly at the end.
+        let mut watermark = 0x10_4000;
+        let mut steps = 0;
+        while let Some((from, to)) = commit_step(watermark, end, end - 1, COMMIT_CHUNK) {
+            assert_eq!(from, watermark);
+            assert!(to > from && to - from <= COMMIT_CHUNK && to % PAGE_SIZE == 0);
+            watermark = to;
+            steps += 1;
+        }
+        assert_eq!(watermark, end);
+        assert_eq!(steps, (end - 0x10_4000).div_ceil(COMMIT_CHUNK));
+        // The last step is clamped to the end; a chunk below a page is a page.
+        assert_eq!(commit_step(end - 0x1000, end, end - 1, COMMIT_CHUNK), Some((end - 0x1000, end)));
+        assert_eq!(commit_step(0x10_4000, end, 0x10_4000, 1), Some((0x10_4000, 0x10_5000)));
+        // At the top of the address space: clamped, no overflow.
+        let top = usize::MAX - 0xfff;
+        assert_eq!(commit_step(top - 0x1000, top, top - 1, COMMIT_CHUNK), Some((top - 0x1000, top)));
+        assert_eq!(commit_step(top - 0x1000, top, top, COMMIT_CHUNK), None);
     }
 
     #[test]

@@ -5,7 +5,9 @@
 //! table works wherever it is placed. Faults (undefined instruction, prefetch abort, data abort, FIQ,
 //! unexpected reset/unused) save every register into a [`TrapFrame`] and call the [`Hooks`] the
 //! kernel registered at boot ([`set_hooks`]): `recover` (which may end a native job), else
-//! `report`, which never returns. Arch names no service: the hooks are the only way up. An
+//! `report`, which never returns. A data abort from user mode first goes to `commit` (with the
+//! job's caller-saved VFP registers saved around it), which may map the page the job touched
+//! for the first time and have the access retried. Arch names no service: the hooks are the only way up. An
 //! undefined instruction taken while the VFP11 has a pending bounce (FPEXC.EX) goes to the VFP
 //! support code first (`super::vfp`), which emulates the exceptional instruction and retries. SWI and
 //! IRQ save the caller-saved integer and VFP registers, call Rust, and return to the interrupted
@@ -98,6 +100,12 @@ pub struct FaultRegisters {
 }
 
 impl FaultRegisters {
+    /// Whether the data abort was a translation fault (DFSR status 0b00101, section, or
+    /// 0b00111, page: ARM1176 TRM table 6-12): the address had no valid mapping.
+    pub fn data_translation_fault(&self) -> bool {
+        matches!((self.dfsr & 0xF) | ((self.dfsr >> 6) & 0x10), 0b00101 | 0b00111)
+    }
+
     /// Reads the registers now.
     pub fn read() -> Self {
         let (dfsr, ifsr, far, ifar): (u32, u32, u32, u32);
@@ -132,6 +140,11 @@ pub enum IrqExit {
 /// The kernel's handlers for what the exception entries cannot decide alone, registered once at
 /// boot by [`set_hooks`] (the services above arch provide them; arch never names a service).
 pub struct Hooks {
+    /// First call for a data abort from user mode: returns true when it made the faulting
+    /// address valid (a page of the running native job's memory touched for the first time,
+    /// now zeroed and mapped), and the access is retried; false sends the abort on to `recover`.
+    /// It runs in abort mode with IRQs masked.
+    pub commit: fn(&FaultRegisters) -> bool,
     /// First call for an undefined instruction, prefetch abort or data abort: returns true when
     /// it took the fault (ended the running native job by rewriting the frame).
     pub recover: fn(ExceptionKind, &mut TrapFrame, &FaultRegisters) -> bool,
@@ -282,7 +295,33 @@ jos_undef_entry:
     bl      jos_fault
     FAULT_EXIT
 jos_pabt_entry:     FAULT_ENTRY 3, 4
-jos_dabt_entry:     FAULT_ENTRY 4, 8
+
+@ Data abort. From user mode it may be the job's first touch of a page of its memory: jos_commit
+@ (the commit hook) saves it by mapping the page, and the access is retried. Rust may use the
+@ caller-saved VFP registers, which the job still needs then: d0-d7 and FPSCR are saved around
+@ the call (as the IRQ entry does). Otherwise, or when the hook declines, it is a fault.
+jos_dabt_entry:
+    FAULT_SAVE 4, 8
+    ldr     r0, [sp]                @ SPSR
+    and     r0, r0, #0x1f
+    cmp     r0, #0x10               @ user mode?
+    bne     1f
+    vpush   {{d0-d7}}
+    vmrs    r0, fpscr
+    push    {{r0, r1}}
+    bl      jos_commit              @ 1: the page is mapped now, retry the access
+    mov     r4, r0                  @ r4 is saved in the frame (FAULT_EXIT restores it)
+    pop     {{r0, r1}}
+    vmsr    fpscr, r0
+    vpop    {{d0-d7}}
+    cmp     r4, #0
+    beq     1f
+    FAULT_EXIT
+1:  mov     r0, #4
+    mov     r1, sp
+    bl      jos_fault
+    FAULT_EXIT
+
 jos_unused_entry:   FAULT_ENTRY 5, 0
 jos_fiq_entry:      FAULT_ENTRY 7, 4
 
@@ -443,6 +482,13 @@ pub fn install_vectors() -> VectorPlacement {
 #[no_mangle]
 extern "C" fn jos_fault(slot: u32, saved: &mut TrapFrame) {
     handle_fault(ExceptionKind::from_slot(slot), saved)
+}
+
+/// Data abort entry from user mode, before `jos_fault`: the commit hook (1: retry the access).
+#[no_mangle]
+extern "C" fn jos_commit() -> u32 {
+    let registers = FaultRegisters::read();
+    u32::from(hooks().is_some_and(|hooks| (hooks.commit)(&registers)))
 }
 
 /// Ends the native job that faulted (the frame is rewritten to its recovery routine and this

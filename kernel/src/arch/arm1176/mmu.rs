@@ -11,14 +11,18 @@
 //!
 //! [`map_user`] gives one job region to user mode when a native job starts (its sections are
 //! re-mapped page by page from a pool of coarse tables) and [`unmap_user`] takes it back when
-//! the job ends. One job runs at a time and the mapping changes only at those two points, not at
-//! every preemption, so each change is followed by a whole-TLB invalidate instead of using ASIDs
-//! (docs/memory.md "User mode").
+//! the job ends. One job runs at a time and those two changes happen only then, not at every
+//! preemption, so each is followed by a whole-TLB invalidate instead of using ASIDs
+//! (docs/memory.md "User mode"). Pages of the region at or above its zeroed watermark start
+//! invalid (a translation fault for user and kernel alike); [`commit_user`] maps them as the job
+//! first touches them (the native service zeroes them first), invalidating only their TLB
+//! entries.
 
 use core::cell::UnsafeCell;
 
 use jos_kcore::page_table::{
-    self, Access, MemoryKind, PageTableError, Region, UserRegion, COARSE_ENTRIES, FIRST_LEVEL_ENTRIES, SECTION_SIZE,
+    self, Access, MemoryKind, PageTableError, Region, UserRegion, COARSE_ENTRIES, FIRST_LEVEL_ENTRIES, PAGE_SIZE,
+    SECTION_SIZE,
 };
 
 /// The first-level table: 16 KiB aligned as TTBR0 requires.
@@ -42,11 +46,14 @@ struct Tables {
     user: UnsafeCell<[Coarse; MAX_USER_SECTIONS]>,
     /// The sections the user mapping replaced: (first section, count).
     mapped: UnsafeCell<(usize, usize)>,
+    /// The mapped user region (for [`commit_user`]).
+    region: UnsafeCell<Option<UserRegion>>,
 }
 
 // SAFETY: one core. The tables are written by `enable` on the boot path before the MMU reads
 // them, and by `map_user`/`unmap_user` from the offload task while no native code runs; the
-// exception handlers only read.
+// exception handlers only read, except `commit_user`, called with IRQs masked from the data
+// abort hook or a system call of the job, both while the job is stopped.
 unsafe impl Sync for Tables {}
 
 static TABLES: Tables = Tables {
@@ -54,6 +61,7 @@ static TABLES: Tables = Tables {
     kernel: UnsafeCell::new([Coarse([0; COARSE_ENTRIES]); MAX_KERNEL_COARSE]),
     user: UnsafeCell::new([Coarse([0; COARSE_ENTRIES]); MAX_USER_SECTIONS]),
     mapped: UnsafeCell::new((0, 0)),
+    region: UnsafeCell::new(None),
 };
 
 /// Why the MMU was left off, or a user region was not mapped.
@@ -67,6 +75,8 @@ pub enum MmuError {
     UserRegionTooLarge,
     /// The user region is not in plain kernel RAM sections (the heap), or one is mapped already.
     UserRegionNotHeap,
+    /// Pages to commit outside the mapped user region (or none is mapped).
+    NotInUserRegion,
 }
 
 /// Builds the identity map of `regions`, maps `[0, paged_end)` page by page as `page` says (the
@@ -151,11 +161,12 @@ fn publish(ranges: &[(usize, usize)]) {
     }
 }
 
-/// Gives user mode the pages of `region` (code read-only and executable, data read/write and
-/// never executable, as [`UserRegion::access`] says); the rest of its sections stays kernel
+/// Gives user mode the pages of `region` below `watermark` (code read-only and executable, data
+/// read/write and never executable, as [`UserRegion::access`] says); its pages from `watermark`
+/// on are left invalid until [`commit_user`] maps them, and the rest of its sections stays kernel
 /// data. The region must lie in the heap (plain kernel RAM sections) and no other user region
 /// may be mapped.
-pub fn map_user(region: &UserRegion) -> Result<(), MmuError> {
+pub fn map_user(region: &UserRegion, watermark: usize) -> Result<(), MmuError> {
     if region.end <= region.start {
         return Err(MmuError::UserRegionNotHeap);
     }
@@ -165,8 +176,9 @@ pub fn map_user(region: &UserRegion) -> Result<(), MmuError> {
         return Err(MmuError::UserRegionTooLarge);
     }
     // SAFETY: see `Tables`: no native code runs and no other reference to the tables is live.
-    let (first, user, mapped) =
-        unsafe { (&mut (*TABLES.first.get()).0, &mut *TABLES.user.get(), &mut *TABLES.mapped.get()) };
+    let (first, user, mapped, mapped_region) = unsafe {
+        (&mut (*TABLES.first.get()).0, &mut *TABLES.user.get(), &mut *TABLES.mapped.get(), &mut *TABLES.region.get())
+    };
     if mapped.1 != 0 {
         return Err(MmuError::UserRegionNotHeap);
     }
@@ -178,12 +190,16 @@ pub fn map_user(region: &UserRegion) -> Result<(), MmuError> {
     }
     for (offset, table) in user.iter_mut().enumerate().take(count) {
         let base = (first_section + offset) * SECTION_SIZE;
-        let page =
-            |address: usize| Some((MemoryKind::NormalWriteBack, region.access(address).unwrap_or(Access::KernelData)));
+        let page = |address: usize| match region.access(address) {
+            Some(_) if address >= watermark => None,
+            Some(access) => Some((MemoryKind::NormalWriteBack, access)),
+            None => Some((MemoryKind::NormalWriteBack, Access::KernelData)),
+        };
         page_table::build_pages(&mut table.0, base, page).map_err(MmuError::Table)?;
         first[first_section + offset] = page_table::coarse_descriptor(table.0.as_ptr() as usize);
     }
     *mapped = (first_section, count);
+    *mapped_region = Some(*region);
     publish(&[
         (user.as_ptr() as usize, count * core::mem::size_of::<Coarse>()),
         (first[first_section..].as_ptr() as usize, count * 4),
@@ -191,15 +207,72 @@ pub fn map_user(region: &UserRegion) -> Result<(), MmuError> {
     Ok(())
 }
 
+/// Maps the pages `[from, to)` of the mapped user region (page-aligned, inside it) as
+/// [`map_user`] would have without a watermark, then drops their TLB entries (ARM1176 TRM 6.7
+/// and 3.2.26: clean the changed descriptors to memory, DSB, invalidate the unified TLB entry of
+/// each page by MVA, DSB, flush the prefetch buffer). The caller zeroes them afterwards, before
+/// the job runs again; it masks IRQs (the tables are shared with `map_user`/`unmap_user`, which
+/// only the offload task calls, never during a step).
+pub fn commit_user(from: usize, to: usize) -> Result<(), MmuError> {
+    // SAFETY: see `Tables`: the job is stopped (in its data abort or system call) and nothing
+    // else writes the tables now.
+    let (user, mapped, region) = unsafe { (&mut *TABLES.user.get(), &*TABLES.mapped.get(), &*TABLES.region.get()) };
+    let Some(region) = region else { return Err(MmuError::NotInUserRegion) };
+    if from >= to
+        || from < region.start
+        || to > region.end
+        || !from.is_multiple_of(PAGE_SIZE)
+        || !to.is_multiple_of(PAGE_SIZE)
+    {
+        return Err(MmuError::NotInUserRegion);
+    }
+    let (first_section, count) = *mapped;
+    let entry_of = |page: usize| {
+        let table = page_table::section_index(page).checked_sub(first_section).filter(|&table| table < count)?;
+        Some((table, (page % SECTION_SIZE) / PAGE_SIZE))
+    };
+    let (Some(first_entry), Some(last_entry)) = (entry_of(from), entry_of(to - PAGE_SIZE)) else {
+        return Err(MmuError::NotInUserRegion);
+    };
+    for page in (from..to).step_by(PAGE_SIZE) {
+        let (table, index) = entry_of(page).ok_or(MmuError::NotInUserRegion)?;
+        let access = region.access(page).ok_or(MmuError::NotInUserRegion)?;
+        user[table].0[index] = page_table::small_page_descriptor(page, MemoryKind::NormalWriteBack, access);
+    }
+    // The coarse tables are one array of whole 1 KiB tables: the changed entries are contiguous.
+    let first_address = core::ptr::from_ref(&user[first_entry.0].0[first_entry.1]) as usize;
+    let last_address = core::ptr::from_ref(&user[last_entry.0].0[last_entry.1]) as usize;
+    super::cache::clean_dcache_range(first_address, last_address + 4 - first_address);
+    super::cache::data_sync_barrier();
+    for page in (from..to).step_by(PAGE_SIZE) {
+        // SAFETY: dropping a TLB entry only drops cached state.
+        unsafe {
+            core::arch::asm!("mcr p15, 0, {va}, c8, c7, 1", va = in(reg) page as u32, options(nostack, preserves_flags))
+        }
+    }
+    // SAFETY: barriers only.
+    unsafe {
+        core::arch::asm!(
+            "mcr p15, 0, {z}, c7, c10, 4",     // DSB
+            "mcr p15, 0, {z}, c7, c5, 4",      // flush prefetch buffer
+            z = in(reg) 0u32,
+            options(nostack, preserves_flags)
+        )
+    }
+    Ok(())
+}
+
 /// Takes the user region back: its sections are plain kernel data again. Nothing happens when
 /// none is mapped.
 pub fn unmap_user() {
     // SAFETY: see `Tables`.
-    let (first, mapped) = unsafe { (&mut (*TABLES.first.get()).0, &mut *TABLES.mapped.get()) };
+    let (first, mapped, region) =
+        unsafe { (&mut (*TABLES.first.get()).0, &mut *TABLES.mapped.get(), &mut *TABLES.region.get()) };
     let (first_section, count) = *mapped;
     if count == 0 {
         return;
     }
+    *region = None;
     for (section, entry) in first.iter_mut().enumerate().skip(first_section).take(count) {
         *entry =
             page_table::section_descriptor(section * SECTION_SIZE, MemoryKind::NormalWriteBack, Access::KernelData);

@@ -3,9 +3,9 @@
 //! The compiler's `memset` (compiler_builtins) stores one word per loop step, about three
 //! instructions per word; this routine stores a 32-byte cache line per `stmia` and four lines per
 //! loop step (six instructions per 128 bytes, about 16x fewer). The kernel uses it where it clears
-//! large ranges: the native job stack and the unused tail of a job's region before a job starts
-//! (docs/memory.md "What a job can see of the previous one"), and the boot configuration window
-//! once it was read (docs/security.md "Keys").
+//! large ranges: the native job stack before a job starts, a job's region as the job first
+//! touches it (docs/memory.md "Zeroed on first touch"), and the boot configuration window once it
+//! was read (docs/security.md "Keys").
 
 core::arch::global_asm!(
     r#"

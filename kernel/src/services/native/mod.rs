@@ -9,11 +9,19 @@
 //! reaches the kernel only by `svc`: [`system_call`] (the SVC hook) dispatches by the number
 //! into `HANDLERS` (`syscalls.rs`), one array index, after checking the deadline and the frame tick, and every
 //! pointer and length a call receives is checked against the job's own memory (region and job
-//! stack, overflow included) before the kernel touches it: a bad one answers
+//! stack, overflow included) and committed ([`commit_through`]) before the kernel touches it:
+//! a bad one answers
 //! `-JOS_EFAULT` (`ErrorCode::BadAddress`). Faults in user mode (and an unknown SVC number) end
 //! the job with Trap and a `fault:` line ([`recover_from_fault`]); the deadline and preemption
 //! come from the IRQ exit ([`irq_redirect`]), which user code cannot mask. The kernel is
 //! mono-task, so one static job describes the current job.
+//!
+//! The job's memory is zeroed on first touch: the loader writes the image and zeros to the end of
+//! its last page, and the pages above that (the zeroed watermark, `REGION_WATERMARK`) are mapped
+//! invalid. A user-mode data abort there (the commit hook, [`commit_on_fault`]) zeroes and maps
+//! the next [`COMMIT_CHUNK`] bytes from the watermark and retries the access, and a system call
+//! commits the buffers it is given before touching them, so a job pays only for the memory it
+//! uses and neither it nor the kernel ever reads a byte of the block that was not zeroed for it.
 
 use alloc::format;
 use alloc::string::String;
@@ -27,7 +35,7 @@ use jos_abi::blob::Blob;
 use jos_abi::config::PortRange;
 use jos_abi::job::Limits;
 use jos_abi::syscall::{LogLevel, SyscallId};
-use jos_kcore::page_table::{UserRegion, PAGE_SIZE};
+use jos_kcore::page_table::{UserRegion, COMMIT_CHUNK, PAGE_SIZE};
 use jos_runtime::native::CacheMaintenance;
 use jos_runtime::{
     Capabilities, JobError, JobResult, JobStatus, LimitKind, LoadError, LogLine, Stats, StepOutcome, TrapCode,
@@ -102,8 +110,9 @@ struct UserMemory {
 impl UserMemory {
     /// `len` bytes (rounded up to whole pages) aligned to `align` (at least a page), **not
     /// zeroed** (it may hold the kernel's or an earlier job's freed data): the loader writes the
-    /// blob's memory (image, then zeros) and [`UserMemory::zero_outside`] the rest before the
-    /// block is mapped for user mode; `None` if the heap cannot give them.
+    /// image and zeros to the end of its last page, [`UserMemory::zero_loaded_pages`] the rest
+    /// of those pages before the block is mapped for user mode, and the pages above are zeroed
+    /// when first touched ([`commit_step`]); `None` if the heap cannot give them.
     fn allocate(len: usize, align: usize) -> Option<Self> {
         let len = len.max(1).checked_next_multiple_of(PAGE_SIZE)?;
         let layout = Layout::from_size_align(len, align.max(PAGE_SIZE)).ok()?;
@@ -118,20 +127,23 @@ impl UserMemory {
         unsafe { core::slice::from_raw_parts_mut(self.start.as_ptr(), self.layout.size()) }
     }
 
-    /// Zeroes the block outside `[offset, offset + len)` (what the loader wrote): the page
-    /// padding after the blob's memory (and any alignment gap before it), so that nothing
-    /// stale is mapped for user mode.
-    fn zero_outside(&mut self, offset: usize, len: usize) {
+    /// Zeroes what the loader did not write of the pages it wrote, `[offset, offset + len)`:
+    /// any alignment gap before them and the rest of the last of them (page padding past a
+    /// small blob's memory); returns the end of those pages, the first zeroed watermark. Nothing
+    /// stale is mapped for user mode below it; nothing above it is mapped yet.
+    fn zero_loaded_pages(&mut self, offset: usize, len: usize) -> usize {
         let start = self.start.as_ptr() as usize;
-        let size = self.layout.size();
-        let head = offset.min(size);
-        let tail = offset.saturating_add(len).min(size);
+        let end = start + self.layout.size();
+        let head = offset.min(self.layout.size());
+        let loaded_end = (start + head).saturating_add(len).min(end);
+        let watermark = jos_kcore::page_table::first_watermark(start, loaded_end - start, end);
         // SAFETY: both ranges lie inside this block, which this value owns; no reference into
         // it is alive.
         unsafe {
             crate::arch::zero::zero(start, head);
-            crate::arch::zero::zero(start + tail, size - tail);
+            crate::arch::zero::zero(loaded_end, watermark - loaded_end);
         }
+        watermark
     }
 }
 
@@ -164,6 +176,9 @@ static OUTCOME: AtomicU32 = AtomicU32::new(OUTCOME_RETURNED);
 static REGION_START: AtomicU32 = AtomicU32::new(0);
 static REGION_DATA: AtomicU32 = AtomicU32::new(0);
 static REGION_END: AtomicU32 = AtomicU32::new(0);
+/// The zeroed watermark: the region's pages below it are zeroed (or hold the image) and mapped,
+/// those from it on are mapped invalid until committed ([`commit_step`]).
+static REGION_WATERMARK: AtomicU32 = AtomicU32::new(0);
 /// A system call is being served (a fault now is the kernel's, on the job's behalf).
 static IN_SYSCALL: AtomicBool = AtomicBool::new(false);
 
@@ -183,6 +198,51 @@ impl CacheMaintenance for KernelCache {
         cache::invalidate_icache_all();
         cache::instruction_barrier();
     }
+}
+
+/// One step of committing the job's region for `address`: if it lies in the region at or above
+/// the watermark, maps the next [`COMMIT_CHUNK`] bytes from the watermark (at most to the
+/// region's end) for the job, zeroes them and advances the watermark. Returns whether it did.
+/// Called with IRQs masked, while the job is stopped (its data abort or its system call).
+fn commit_step(address: usize) -> bool {
+    let watermark = REGION_WATERMARK.load(Ordering::Relaxed) as usize;
+    let end = REGION_END.load(Ordering::Relaxed) as usize;
+    let Some((from, to)) = jos_kcore::page_table::commit_step(watermark, end, address, COMMIT_CHUNK) else {
+        return false;
+    };
+    if mmu::commit_user(from, to).is_err() {
+        return false;
+    }
+    // SAFETY: `[from, to)` are whole pages of the job's own heap block (inside the region),
+    // mapped read/write for the kernel as for the job just above; the job is stopped and no
+    // reference into them is alive.
+    unsafe { crate::arch::zero::zero(from, to - from) };
+    REGION_WATERMARK.store(to as u32, Ordering::Relaxed);
+    true
+}
+
+/// The commit hook (registered with `arch::exceptions::set_hooks`): a data abort from user mode
+/// that is a translation fault at or above the running job's watermark, inside its region, is
+/// its first touch of that memory: one [`commit_step`], and the access is retried (it faults
+/// again if it lies further up). Anything else is left to [`recover_from_fault`].
+pub fn commit_on_fault(registers: &FaultRegisters) -> bool {
+    RUNNING.load(Ordering::Relaxed) && registers.data_translation_fault() && commit_step(registers.far as usize)
+}
+
+/// Commits the job's region through `last` (an address in it), chunk by chunk with IRQs masked
+/// for each: what a system call does before it reads or writes a buffer of the job's, so that
+/// it never reads another job's bytes nor has a later first touch wipe what it wrote. False if
+/// a step failed (`last` not in the region).
+pub(super) fn commit_through(last: usize) -> bool {
+    while last >= REGION_WATERMARK.load(Ordering::Relaxed) as usize {
+        let masked = crate::arch::disable_interrupts();
+        let stepped = commit_step(last);
+        crate::arch::restore_interrupts(masked);
+        if !stepped {
+            return false;
+        }
+    }
+    true
 }
 
 /// Compare-3 interrupt while a blob runs: marks the deadline passed (the redirect happens in
@@ -325,7 +385,7 @@ pub fn start(
         Ok(loaded) => loaded,
         Err(error) => return Err(rejected(format!("native blob: {error:?}"))),
     };
-    memory.zero_outside(loaded.offset, loaded.memory_len);
+    let watermark = memory.zero_loaded_pages(loaded.offset, loaded.loaded_len);
     let base = loaded.base as usize;
     // Code pages: up to the end of .text (read-only, executable). Data pages: from the page
     // holding the start of .data on (read/write, never executable). Read-only data in pages of
@@ -338,7 +398,7 @@ pub fn start(
         data_start: code_end + rodata_len,
         end: memory.start.as_ptr() as usize + memory.layout.size(),
     };
-    if let Err(error) = mmu::map_user(&region) {
+    if let Err(error) = mmu::map_user(&region, watermark) {
         return Err(rejected(format!("native blob: cannot map its memory: {error:?}")));
     }
     // The job stack may hold the previous job's values: it starts zeroed, 32 bytes per store
@@ -354,6 +414,7 @@ pub fn start(
     REGION_START.store(region.start as u32, Ordering::Relaxed);
     REGION_DATA.store((region.data_start & !(PAGE_SIZE - 1)) as u32, Ordering::Relaxed);
     REGION_END.store(region.end as u32, Ordering::Relaxed);
+    REGION_WATERMARK.store(watermark as u32, Ordering::Relaxed);
     let started_us = TIMER.now_micros();
     // SAFETY: no blob is active (checked above), so nothing else touches the job.
     unsafe {
@@ -457,6 +518,7 @@ fn end_job() -> Option<Job> {
     REGION_START.store(0, Ordering::Relaxed);
     REGION_DATA.store(0, Ordering::Relaxed);
     REGION_END.store(0, Ordering::Relaxed);
+    REGION_WATERMARK.store(0, Ordering::Relaxed);
     // SAFETY: the blob is not on the CPU (between steps), so nothing else touches the job.
     unsafe { (*JOB.0.get()).take() }
 }

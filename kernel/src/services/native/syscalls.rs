@@ -17,8 +17,8 @@ use jos_runtime::native::DispatchTable;
 use jos_runtime::LogLine;
 
 use super::{
-    with_job, Job, EXPIRED, IN_SYSCALL, OUTCOME, OUTCOME_DEADLINE, OUTCOME_EXIT, OUTCOME_PREEMPTED, OUTCOME_TRAP,
-    OUTCOME_YIELDED, REGION_DATA, REGION_END, REGION_START, RUNNING, STEP_TICKS,
+    commit_through, with_job, Job, EXPIRED, IN_SYSCALL, OUTCOME, OUTCOME_DEADLINE, OUTCOME_EXIT, OUTCOME_PREEMPTED,
+    OUTCOME_TRAP, OUTCOME_YIELDED, REGION_DATA, REGION_END, REGION_START, RUNNING, STEP_TICKS,
 };
 use crate::arch::exceptions::{SvcExit, TrapFrame};
 use crate::arch::user;
@@ -26,7 +26,10 @@ use crate::board::bcm2835::{RNG, TIMER};
 
 /// A buffer the job passed: `Some` only if `[address, address + length)` lies in the job's own
 /// memory (its region, or for `write` its writable part, or its stack), with no overflow.
-/// An empty buffer is always fine (nothing is touched).
+/// A buffer in the region is committed first ([`commit_through`]: zeroed and mapped where the
+/// job never touched it), so the kernel reads zeros there, not the block's earlier contents, and
+/// what it writes is not wiped by a later first touch. An empty buffer is always fine (nothing
+/// is touched).
 fn user_buffer(address: usize, length: usize, write: bool) -> Option<(usize, usize)> {
     if length == 0 {
         return Some((PAGE_SIZE, 0));
@@ -36,7 +39,10 @@ fn user_buffer(address: usize, length: usize, write: bool) -> Option<(usize, usi
     let region_start =
         if write { REGION_DATA.load(Ordering::Relaxed) } else { REGION_START.load(Ordering::Relaxed) } as usize;
     let region = (region_start, REGION_END.load(Ordering::Relaxed) as usize);
-    (region.1 > region.0 && inside(region) || inside(crate::memory::layout::job_stack())).then_some((address, length))
+    if region.1 > region.0 && inside(region) {
+        return commit_through(end - 1).then_some((address, length));
+    }
+    inside(crate::memory::layout::job_stack()).then_some((address, length))
 }
 
 /// The job's bytes at `[address, address + length)` (checked by [`user_buffer`]).
