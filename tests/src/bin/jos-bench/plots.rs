@@ -51,6 +51,8 @@ pub fn plot_md5(path: &Path, series: &[(String, Vec<(f64, f64)>)], seed: &[(Stri
         RGBColor(120, 60, 170),
         RGBColor(0, 120, 120),
         RGBColor(200, 0, 120),
+        RGBColor(90, 90, 90),
+        RGBColor(150, 150, 0),
     ];
     for (index, (name, points)) in series.iter().enumerate() {
         let colour = colours[index % colours.len()];
