@@ -52,5 +52,8 @@ fi
 
 # The benchmarks' Linux guest: Debian's rpi kernel and busybox-static, unpacked in build/linux.
 bench/linux/fetch.sh
+# The crates, among them wasm3-sys, whose C sources bench/linux/mkinitrd.sh builds into the Linux
+# guest as the benchmark's interpreter peer (tests/Cargo.toml; never built by cargo).
+cargo fetch --locked >/dev/null
 # The Raspberry Pi firmware for `jos-cli image`, unpacked in build/firmware.
 scripts/fetch-firmware.sh

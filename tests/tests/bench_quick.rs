@@ -48,7 +48,8 @@ fn check_echo(variant: &Value, name: &str, requests: u64) {
 #[test]
 fn quick_bench_runs_every_variant() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
-    // The Linux guest (kernel, device tree, initramfs with md5 and echo-udp); cached in build/linux.
+    // The Linux guest (kernel, device tree, initramfs with md5, echo-udp and wasm3-md5); cached in
+    // build/linux.
     assert!(run_with_limit(&mut Command::new(root.join("bench/linux/mkinitrd.sh")), Duration::from_secs(300)));
     let out = std::env::temp_dir().join(format!("jos-bench-quick-{}", std::process::id()));
     std::fs::create_dir_all(&out).expect("scratch");
@@ -87,9 +88,9 @@ fn quick_bench_runs_every_variant() {
     }
     // 100 hashes take longer than one.
     assert!(number(&points[2]["mean_exec_us"], "exec") > number(&points[0]["mean_exec_us"], "exec"));
-    // jos, native blob and wasm, through the offload service: the harness checked every digest;
-    // here every run has its device-reported figures.
-    for name in ["jos_native", "jos_wasm"] {
+    // jos, native blob, wasm and the two AOT builds, through the offload service: the harness
+    // checked every digest; here every run has its device-reported figures.
+    for name in ["jos_native", "jos_wasm", "jos_aot", "jos_aot_unrolled"] {
         let variant = &compute[name];
         assert_eq!(variant["status"], "ok", "{name}: {variant}");
         let points = variant["points"].as_array().expect("points");
@@ -106,6 +107,33 @@ fn quick_bench_runs_every_variant() {
         assert!(number(&points[2]["mean_exec_us"], "exec") > number(&points[0]["mean_exec_us"], "exec"), "{name}");
     }
 
+    // AOT builds: their host build time and size are recorded.
+    for name in ["jos_aot", "jos_aot_unrolled"] {
+        assert!(number(&compute[name]["build_ms"], "build_ms") > 0.0, "{name}");
+        assert!(number(&compute[name]["unsigned_bytes"], "unsigned_bytes") > 0.0, "{name}");
+    }
+    // wasm3 in the Linux guest and wasmi (and AOT) on jos ran both modules at N = 100 (the
+    // harness checked every digest), two runs each; the guest examples in three formats.
+    let engines = &results["engines"];
+    let peers = engines["peers"].as_array().expect("engines.peers");
+    assert_eq!(peers.iter().map(|p| p["module"].as_str().expect("module")).collect::<Vec<_>>(), ["plain", "unrolled"]);
+    for peer in peers {
+        assert_eq!(peer["n"], 100, "{peer}");
+        for engine in ["wasm3", "wasmi", "wasmi_bulk", "aot"] {
+            let runs = peer[engine]["cpu_us"].as_array().unwrap_or_else(|| panic!("{engine}: {peer}"));
+            assert_eq!(runs.len(), 2, "{engine}: {peer}");
+            assert!(runs.iter().all(|cpu| number(cpu, "cpu") > 0.0), "{engine}: {peer}");
+        }
+        assert!(number(&peer["wasmi_fuel"], "fuel") > 0.0, "{peer}");
+    }
+    let guests = engines["guests"].as_array().expect("engines.guests");
+    assert_eq!(guests.iter().map(|g| g["name"].as_str().expect("name")).collect::<Vec<_>>(), ["sha256", "imagefilter"]);
+    for guest in guests {
+        for format in ["wasm", "native", "aot"] {
+            assert!(number(&guest[format]["mean_cpu_us"], "cpu") > 0.0, "{format}: {guest}");
+        }
+        assert!(number(&guest["build"]["aot_build_ms"], "aot build") > 0.0, "{guest}");
+    }
     // Echo: jos's service and Linux's C server answered every request.
     let echo = &results["echo"]["variants"];
     check_echo(&echo["jos_service"], "jos_service", 200);

@@ -49,8 +49,15 @@ struct Device {
 }
 
 fn boot(config: Option<&PathBuf>) -> Device {
+    boot_with(config, None)
+}
+
+/// [`boot`] with QEMU's `-icount shift` (guest time follows the instruction count, as the
+/// benchmarks run).
+fn boot_with(config: Option<&PathBuf>, icount_shift: Option<u32>) -> Device {
     let (tcp, discovery, echo) = (free_port(false), free_port(true), free_port(true));
     let mut options = BootOptions::new("raspi0", kernel_elf(""));
+    options.icount_shift = icount_shift;
     let netdev = format!(
         "user,id=n0,hostfwd=tcp:127.0.0.1:{tcp}-:4748,hostfwd=udp:127.0.0.1:{discovery}-:4747,hostfwd=udp:127.0.0.1:{echo}-:7"
     );
@@ -1134,5 +1141,68 @@ fn native_memory_is_zeroed_on_first_touch() {
     // The device still runs a normal job afterwards.
     assert_eq!(job(b"peek").0, 0);
     still_answers(&device);
+    let _ = std::fs::remove_file(config);
+}
+
+/// An AOT build of guest-examples md5 (jos-build `--format aot`, `push --aot`'s 240-page memory
+/// cap), signed by `seed`.
+fn aot_md5(seed: &[u8; 32]) -> Vec<u8> {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let output = std::env::temp_dir().join(format!("jos-offload-aot-md5-{}.blob", std::process::id()));
+    let request = jos_build::BuildRequest {
+        sources: vec![root.join("../guest-examples/c/md5.c")],
+        format: jos_build::Format::Aot,
+        output: Some(output.clone()),
+        max_memory_pages: 240,
+        keep_names: false,
+        verbose: false,
+    };
+    jos_build::build(&request).unwrap_or_else(|e| panic!("AOT md5: {e}"));
+    let blob = std::fs::read(&output).unwrap();
+    let _ = std::fs::remove_file(output);
+    jos_abi::signature::sign_blob(&blob, seed, true).unwrap()
+}
+
+/// A native job's deadline does not outlive it: its timer compare stays set after the job and
+/// matches later, here while a wasm job runs; the next native job (a plain blob, then an AOT one)
+/// must run to its end, not be ended at its first step with Deadline by that stale match
+/// (`cargo xtask bench --full` met it at its first AOT job, after the long wasm series).
+#[test]
+fn a_native_deadline_does_not_end_a_later_job() {
+    use md5::Digest;
+    let _serial = ONE_BOOT_AT_A_TIME.lock().unwrap_or_else(|poison| poison.into_inner());
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let config = config_file_named("-stale-deadline");
+    let mut device = boot_with(Some(&config), Some(0));
+    device.qemu.wait_for_line_containing("offload: ready", Duration::from_secs(5)).unwrap_or_else(|e| panic!("{e}"));
+    let md5 = native_blob(&root.join("../guest-examples/c/md5.c"), &DEVELOPER);
+    let aot = aot_md5(&DEVELOPER);
+    let wasm = jos_tests::build_signed(&root.join("../guest-examples/c/md5.c"), Format::Wasm, &DEVELOPER)
+        .unwrap_or_else(|e| panic!("{e}"));
+    let mut client = Client::connect(device.tcp, &CLIENT_SECRET).expect("handshake");
+    for (format, blob) in [(Format::NativeArmv6, &md5), (Format::NativeArmv6, &aot), (Format::Wasm, &wasm)] {
+        assert_eq!(client.push(format, blob), Reply::PushOk(sha256(blob)));
+    }
+    let expected = hex_line(&md5::Md5::digest(b"abc"));
+    let short = Limits { deadline_ms: 300, ..Limits::default() };
+    for (later, name) in [(&md5, "native md5"), (&aot, "AOT md5")] {
+        // A native job with a short deadline, then a wasm job that runs past that deadline (the
+        // stale compare matches meanwhile), then the later native job with the default deadline.
+        for (blob, limits, input) in
+            [(&md5, short, "3 abc"), (&wasm, Limits::default(), "40000"), (later, Limits::default(), "3 abc")]
+        {
+            let started = Instant::now();
+            client.send(&Message::Invoke { hash: sha256(blob), limits, input: input.as_bytes(), call: None });
+            match client.result().1 {
+                Reply::Result { status: JobStatus::Ok, output, .. } if blob != &wasm => {
+                    assert_eq!(String::from_utf8_lossy(&output), expected, "{name}")
+                }
+                Reply::Result { status: JobStatus::Ok, .. } => {
+                    assert!(started.elapsed() > Duration::from_millis(400), "the wasm job outlasts the deadline")
+                }
+                other => panic!("{name} after an earlier job's deadline passed: {other:?} {:?}", last_logs()),
+            }
+        }
+    }
     let _ = std::fs::remove_file(config);
 }

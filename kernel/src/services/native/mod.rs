@@ -438,10 +438,15 @@ pub fn start(
             steps: 0,
         })
     };
+    // The compare is armed (which clears its match bit) before its interrupt is unmasked: the
+    // previous job's compare stays in the timer and matches once while no job runs (its deadline
+    // after that job's start), leaving the bit set; unmasked first, that stale match fired at
+    // once and ended this job with Deadline before it ran (`cargo xtask bench --full` met it at
+    // its first AOT job, 190 s after the last native one had started).
+    TIMER.arm_in(Channel::Three, deadline_ms.saturating_mul(1000));
     EXPIRED.store(false, Ordering::Relaxed);
     ACTIVE.store(true, Ordering::Relaxed);
     let _ = IRQ.register(Channel::Three.irq(), on_deadline);
-    TIMER.arm_in(Channel::Three, deadline_ms.saturating_mul(1000));
     Ok(())
 }
 

@@ -7,7 +7,7 @@ use std::time::Duration;
 use jos_tests::{BootOptions, Qemu};
 
 use crate::echo::{echo_run, field, free_port, guest_clock_us, mean, net_args, slope_counts, udp_query};
-use crate::results::{EchoResult, Md5Point, Md5Series};
+use crate::results::{EchoResult, Md5Point, Md5Series, Timing};
 use crate::{Mode, JON_MD5, LINUX_APPEND};
 
 /// The Linux guest: Debian's rpi kernel with the busybox initramfs of `bench/linux`.
@@ -178,4 +178,31 @@ pub fn linux_echo(linux: &mut Linux, requests: u64) -> Result<EchoResult, String
         value.marginal_us_per_request.unwrap_or(f64::NAN)
     );
     Ok(value)
+}
+
+/// Runs `wasm3-md5 /wasm3/MODULE.wasm N RUNS` on the Linux guest (wasm3, the interpreter peer,
+/// `bench/wasm3/wasm3-md5.c`): per run the CPU time of the call of `run` (getrusage) and its
+/// execution time (CLOCK_MONOTONIC); every digest must be the host's.
+pub fn linux_wasm3(linux: &mut Linux, module: &str, n: u64, runs: u64) -> Result<Timing, String> {
+    // wasm3 took about 40 us of guest time per hash on the plain module in the figures.
+    let timeout = Duration::from_secs(120 + n * runs / 2_000);
+    let lines = linux.run(&format!("wasm3-md5 /wasm3/{module}.wasm {n} {runs}"), timeout)?;
+    let results: Vec<&String> = lines.iter().filter(|l| l.starts_with("wasm3: n=")).collect();
+    if results.len() as u64 != runs {
+        return Err(format!("wasm3-md5 {module} {n} {runs}: expected {runs} result lines, got:\n{}", lines.join("\n")));
+    }
+    let (mut cpu, mut exec) = (Vec::new(), Vec::new());
+    for line in results {
+        if !line.ends_with(&format!("digest={JON_MD5}")) {
+            return Err(format!("wasm3: wrong digest: {line}"));
+        }
+        cpu.push(field(line, "cpu_us").ok_or_else(|| format!("no cpu_us in {line}"))?);
+        exec.push(field(line, "exec_us").ok_or_else(|| format!("no exec_us in {line}"))?);
+    }
+    eprintln!(
+        "bench: linux wasm3 {module} md5 N={n}: exec {:.0} us, cpu {:.0} us (mean of {runs})",
+        mean(&exec),
+        mean(&cpu)
+    );
+    Ok(Timing::of(exec, cpu))
 }

@@ -9,6 +9,7 @@
 //! jos-bench --syscalls [--quick | --full] [--kernel ELF]
 //! jos-bench --echo [--quick | --full] [--kernel ELF] [--linux DIR]
 //! jos-bench --fleet [--quick | --full] [--kernel ELF]
+//! jos-bench --md5 [--quick | --full] [--kernel ELF]
 //! jos-bench --replot [--json PATH] [--img DIR]
 //! ```
 //! One file per concern: `echo.rs` (the host side of the network: echo runs, queries, the guest
@@ -21,7 +22,7 @@
 //! comparisons of two kernels); `--echo` only the three echo variants, with their marginal CPU
 //! per request (the slope over a run of a fifth of the echoes and one of all of them); `--fleet`
 //! only the fleet figures (`fleet.rs`: jobs per second through Mosquitto for 1-3 devices, guest
-//! CPU per job against a direct push).
+//! CPU per job against a direct push); `--md5` only jos's MD5 series (native, wasm, AOT).
 //! `--quick` (the test command's mode) stops MD5 at N = 100 and sends 200 echoes; the default
 //! goes to N = 10^5 with 3 runs and 10^4 echoes; `--full` to N = 10^6 with 10 runs and 10^5
 //! echoes. The Linux guest comes from `bench/linux/mkinitrd.sh` (kernel, device tree and
@@ -45,7 +46,7 @@ use clap::Parser;
 use jos_tests::build_dir;
 use serde_json::{json, Map, Value};
 
-use crate::results::{Compute, ComputeVariants, Echo, EchoVariants, Offload, Platforms, Results, SCHEMA};
+use crate::results::{Compute, ComputeVariants, Echo, EchoVariants, Engines, Offload, Platforms, Results, SCHEMA};
 
 /// MD5 of "jon" (`printf jon | md5sum`): every run must end with this digest.
 const JON_MD5: &str = "006cb570acdab0e0bfc8e3dcb7bb4edf";
@@ -89,6 +90,13 @@ impl Mode {
             Mode::Quick => 2,
             Mode::Standard => 3,
             Mode::Full => 10,
+        }
+    }
+    /// MD5 repetitions of the wasm3 comparison (`offload::peer_modules`, `linux::linux_wasm3`).
+    fn peer_n(self) -> u64 {
+        match self {
+            Mode::Quick => 100,
+            _ => 10_000,
         }
     }
     /// UDP echo requests per variant.
@@ -140,6 +148,10 @@ struct Settings {
     /// against a direct push; printed as JSON, no results file.
     #[arg(long, conflicts_with_all = ["replot", "syscalls", "echo"])]
     fleet: bool,
+    /// Only jos's MD5 series (native blob, wasm, AOT) through the offload service: printed, no
+    /// results file.
+    #[arg(long, conflicts_with_all = ["replot", "syscalls", "echo", "fleet"])]
+    md5: bool,
 }
 
 impl Settings {
@@ -174,6 +186,34 @@ pub fn json_object(value: Value) -> Map<String, Value> {
         Value::Object(map) => map,
         _ => Map::new(),
     }
+}
+
+/// How the wasm3 peer is built and run (the JSON's `engines.wasm3_source`).
+const WASM3_SOURCE: &str = "wasm3 0.4.7 from the wasm3-sys 0.3.0 crate's C sources with bench/wasm3/wasm3-md5.c, arm-linux-gnueabi-gcc -static -O3 -mcpu=arm1176jzf-s -mfloat-abi=soft -Dd_m3LogOutput=0 -DNDEBUG (bench/linux/mkinitrd.sh), run in the Linux guest; CPU time getrusage and execution time CLOCK_MONOTONIC around the call of run (module loaded and its functions compiled by an untimed call with N = 1 first)";
+
+/// sha256 and imagefilter (guest-examples/c) as wasm, native blob and AOT blob on the same input:
+/// sha256 of 32,000 pseudo-random bytes (checked against the host's digest), imagefilter of a
+/// 96 x 96 PPM picture (the three outputs must be the same bytes).
+fn guest_examples(device: &offload::Device, runs: u64) -> Result<Vec<results::GuestFormats>, String> {
+    let mut state = 0x2545_f491u32;
+    let mut bytes = |len: usize| -> Vec<u8> {
+        (0..len)
+            .map(|_| {
+                state ^= state << 13;
+                state ^= state >> 17;
+                state ^= state << 5;
+                (state >> 24) as u8
+            })
+            .collect()
+    };
+    let data = bytes(32_000);
+    let digest: String = jos_abi::signature::sha256(&data).iter().map(|b| format!("{b:02x}")).collect();
+    let expected = format!("{digest}\n").into_bytes();
+    let sha256 = offload::guest_formats(device, "sha256", &data, Some(&expected), runs)?;
+    let mut picture = b"P6\n96 96\n255\n".to_vec();
+    picture.extend(bytes(96 * 96 * 3));
+    let image = offload::guest_formats(device, "imagefilter", &picture, None, runs)?;
+    Ok(vec![sha256, image])
 }
 
 /// The seed's figures on a real Pi 1 B (a different machine: for reference only).
@@ -250,6 +290,21 @@ fn bench(settings: &Settings) -> Result<(), String> {
         println!("{}", serde_json::to_string_pretty(&figures).map_err(|e| e.to_string())?);
         return Ok(());
     }
+    if settings.md5 {
+        let device = offload::Device::boot(&kernel)?;
+        let md5 = offload::md5(&device, mode)?;
+        drop(device);
+        let variants = json!({
+            "jos_native": md5.native,
+            "jos_wasm": md5.wasm,
+            "jos_aot": md5.aot,
+            "jos_aot_unrolled": md5.aot_unrolled,
+        });
+        let view = json!({ "compute": { "variants": variants } });
+        println!("kernel {}", kernel.display());
+        tables::print_aot(&view);
+        return Ok(());
+    }
     if settings.echo {
         let (_, jos_service) = jos::jos(&kernel, mode.echoes())?;
         let device = offload::Device::boot(&kernel)?;
@@ -271,9 +326,12 @@ fn bench(settings: &Settings) -> Result<(), String> {
     eprintln!("bench: jos (platform figures, echo x{})", mode.echoes());
     let (mut platform, jos_echo) = jos::jos(&kernel, mode.echoes())?;
 
-    eprintln!("bench: jos with the offload service (md5 native and wasm, push/invoke costs, heap per job)");
+    eprintln!("bench: jos with the offload service (md5 native, wasm and AOT, push/invoke costs, heap per job)");
     let device = offload::Device::boot(&kernel)?;
-    let (jos_native, jos_wasm) = offload::md5(&device, mode)?;
+    let md5 = offload::md5(&device, mode)?;
+    eprintln!("bench: jos: the wasm3 comparison's modules (wasmi, AOT), sha256 and imagefilter as wasm, native, AOT");
+    let mut peers = offload::peer_modules(&device, &linux_dir.join("wasm3"), mode.peer_n(), mode.runs())?;
+    let guests = guest_examples(&device, mode.runs())?;
     let (first_push, invoke_cached) = offload::costs(&device, mode.runs())?;
     let heap_job = offload::heap_per_wasm_job(&device)?;
     let native_syscalls = offload::syscalls(&device, mode.runs())?;
@@ -286,6 +344,9 @@ fn bench(settings: &Settings) -> Result<(), String> {
     eprintln!("bench: booting the Linux guest");
     let mut linux = linux::Linux::boot(&linux_dir)?;
     let linux_md5 = linux::linux_md5(&mut linux, mode)?;
+    for peer in &mut peers {
+        peer.wasm3 = Some(linux::linux_wasm3(&mut linux, &format!("md5-{}", peer.module), peer.n, mode.runs())?);
+    }
     let linux_echo = linux::linux_echo(&mut linux, mode.echoes())?;
     let linux_platform = json_object(json!({
         "status": "ok",
@@ -305,7 +366,13 @@ fn bench(settings: &Settings) -> Result<(), String> {
         compute: Compute {
             what: "MD5 of the 3-byte string \"jon\", computed N times per run".into(),
             ns: mode.md5_counts(),
-            variants: ComputeVariants { linux_c: linux_md5, jos_native, jos_wasm },
+            variants: ComputeVariants {
+                linux_c: linux_md5,
+                jos_native: md5.native,
+                jos_wasm: md5.wasm,
+                jos_aot: Some(md5.aot),
+                jos_aot_unrolled: Some(md5.aot_unrolled),
+            },
         },
         echo: Echo {
             payload: "Echo1".into(),
@@ -315,6 +382,7 @@ fn bench(settings: &Settings) -> Result<(), String> {
         offload: Offload { first_push_10k: first_push, invoke_cached, native_syscalls: Some(native_syscalls) },
         platform: Platforms { jos: platform, linux: linux_platform },
         seed_real_hardware: seed_reference(),
+        engines: Some(Engines { peers, guests, wasm3_source: WASM3_SOURCE.into() }),
     };
     let text = serde_json::to_string_pretty(&results).map_err(|e| e.to_string())?;
     std::fs::write(&json_path, text + "\n").map_err(|e| format!("{}: {e}", json_path.display()))?;
@@ -335,7 +403,14 @@ fn draw(settings: &Settings, results: &Results) -> Result<(), String> {
     };
     md5_series.push(("Linux C, execution time".to_string(), points(&variants.linux_c, true)));
     md5_series.push(("Linux C, CPU time".to_string(), points(&variants.linux_c, false)));
-    for (series, name) in [(&variants.jos_native, "jos native blob"), (&variants.jos_wasm, "jos wasm")] {
+    let mut shown = vec![(&variants.jos_native, "jos native blob"), (&variants.jos_wasm, "jos wasm")];
+    if let Some(aot) = &variants.jos_aot {
+        shown.push((aot, "jos AOT (-O2 wasm)"));
+    }
+    if let Some(aot) = &variants.jos_aot_unrolled {
+        shown.push((aot, "jos AOT (jos-cli: -O3 unrolled wasm)"));
+    }
+    for (series, name) in shown {
         let exec = points(series, true);
         if !exec.is_empty() {
             md5_series.push((format!("{name}, execution time"), exec));
@@ -343,6 +418,13 @@ fn draw(settings: &Settings, results: &Results) -> Result<(), String> {
         let cpu = points(series, false);
         if !cpu.is_empty() {
             md5_series.push((format!("{name}, CPU time"), cpu));
+        }
+    }
+    // wasm3 (the Linux guest) at the comparison's N, CPU time, one point per module.
+    for peer in results.engines.iter().flat_map(|e| &e.peers) {
+        if let Some(wasm3) = &peer.wasm3 {
+            let label = format!("wasm3, {} module (no bulk memory), CPU time", peer.module);
+            md5_series.push((label, vec![(peer.n as f64, wasm3.mean_cpu_us / 1000.0)]));
         }
     }
     let seed = [

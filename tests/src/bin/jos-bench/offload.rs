@@ -23,7 +23,7 @@ use jos_tests::{BootOptions, Qemu};
 use serde_json::{json, Map, Value};
 
 use crate::echo::{after, echo_run, field, free_port, guest_clock_us, mean, slope_counts};
-use crate::results::{EchoResult, Md5Point, Md5Series, PhaseRuns};
+use crate::results::{BuildFigures, EchoResult, GuestFormats, Md5Point, Md5Series, PeerModule, PhaseRuns, Timing};
 use crate::{json_object, Mode, JON_MD5};
 
 /// The device's Noise secret, advert seed, the harness's client secret and signing seed: fixed
@@ -171,7 +171,7 @@ fn push(session: &mut Session, format: Format, module: &[u8]) -> Result<[u8; 32]
 fn invoke(session: &mut Session, hash: [u8; 32], input: &[u8]) -> Result<JobOutcome, String> {
     let job = session.invoke(hash, Limits::default(), input, None, &mut |_| {}).map_err(|e| format!("invoke: {e}"))?;
     if job.status != JobStatus::Ok {
-        return Err(format!("job ended {:?}: {:?}", job.status, job.logs));
+        return Err(format!("job ended {:?}: {:?} {:?}", job.status, job.logs, job.stats));
     }
     Ok(job)
 }
@@ -182,47 +182,120 @@ fn guest_example(name: &str, format: Format) -> Result<Vec<u8>, String> {
     jos_tests::build_signed(&source, format, &SIGNER)
 }
 
+/// The memory cap of the benchmark's AOT builds, in 64 KiB pages: `jos-cli push --aot`'s default
+/// (15 MiB, so the blob with its code, data and memory arena fits the policy's 16 MiB).
+pub const AOT_MEMORY_PAGES: u64 = 240;
+
+/// A guest built by jos-build and signed, with the build's host wall time and sizes.
+pub struct Built {
+    /// The signed module or blob.
+    pub bytes: Vec<u8>,
+    /// How it is pushed (AOT blobs are native blobs).
+    pub wire: Format,
+    /// Host wall time of the build (for AOT: wasm build, wasm2c, arm-none-eabi-gcc, conversion).
+    pub build_ms: f64,
+    /// The unsigned output's size in bytes.
+    pub unsigned_bytes: u64,
+    /// What was built, for the JSON.
+    pub label: &'static str,
+}
+
+/// Builds `source` (C files, or a `.wasm` module for AOT) in `format` with jos-build, signed.
+pub fn build(source: &Path, format: jos_build::Format, label: &'static str) -> Result<Built, String> {
+    let folder =
+        Scratch(std::env::temp_dir().join(format!("jos-bench-{label}-{}.{}", std::process::id(), format.extension())));
+    let output = folder.0.clone();
+    let request = jos_build::BuildRequest {
+        sources: vec![source.to_path_buf()],
+        format,
+        output: Some(output.clone()),
+        max_memory_pages: if format == jos_build::Format::Aot {
+            AOT_MEMORY_PAGES
+        } else {
+            jos_build::DEFAULT_MAX_MEMORY_PAGES
+        },
+        keep_names: false,
+        verbose: false,
+    };
+    let started = std::time::Instant::now();
+    jos_build::build(&request).map_err(|e| format!("building {} ({label}): {e}", source.display()))?;
+    let build_ms = started.elapsed().as_secs_f64() * 1000.0;
+    let plain = std::fs::read(&output).map_err(|e| format!("read {}: {e}", output.display()))?;
+    let (bytes, wire) = match format {
+        jos_build::Format::Wasm => (sign_wasm(&plain, &SIGNER, true).map_err(|e| e.to_string())?, Format::Wasm),
+        _ => (jos_abi::signature::sign_blob(&plain, &SIGNER, true).map_err(|e| e.to_string())?, Format::NativeArmv6),
+    };
+    Ok(Built { bytes, wire, build_ms, unsigned_bytes: plain.len() as u64, label })
+}
+
+/// A prebuilt wasm module file (the wasm3 comparison's modules), signed.
+pub fn prebuilt_wasm(path: &Path, label: &'static str) -> Result<Built, String> {
+    let plain = std::fs::read(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    let bytes = sign_wasm(&plain, &SIGNER, true).map_err(|e| format!("{}: {e}", path.display()))?;
+    Ok(Built { bytes, wire: Format::Wasm, build_ms: 0.0, unsigned_bytes: plain.len() as u64, label })
+}
+
+/// `guest-examples/c/NAME.c`'s path.
+pub fn example_source(name: &str) -> PathBuf {
+    crate::repo_root().join("guest-examples/c").join(format!("{name}.c"))
+}
+
 /// MD5 of "jon" N times on jos, one variant: push once, then `runs` invokes with "N" for every N.
 /// Per run the JobResult's guest-time figures: `time_us` (start to result: execution time) and
 /// `cpu_us` (the time the job held the CPU: CPU time).
-fn md5_variant(device: &Device, mode: Mode, format: Format) -> Result<Md5Series, String> {
-    let module = guest_example("md5", format)?;
-    let mut session = device.session()?;
-    let hash = push(&mut session, format, &module)?;
+fn md5_variant(device: &Device, mode: Mode, built: &Built) -> Result<Md5Series, String> {
     let runs = mode.runs();
+    let points = md5_points(device, built, &mode.md5_counts(), runs)?;
+    let about = json_object(json!({
+        "module_bytes": built.bytes.len(),
+        "unsigned_bytes": built.unsigned_bytes,
+        "build": built.label,
+        "build_ms": built.build_ms,
+        "source": "guest-examples/c/md5.c built by jos-build (the builder `jos-cli build` uses), signed; pushed once, invoked with \"N\"",
+        "exec_source": "JobResult stats.time_us: guest time from the job's start to its result",
+        "cpu_source": "JobResult stats.cpu_us: guest time the job held the CPU (wasm: its start and fuel slices; native and AOT: its run)",
+    }));
+    Ok(Md5Series { status: "ok".into(), runs, points, about })
+}
+
+/// Pushes `built` once and invokes it `runs` times with "N" for each of `counts`; checks every
+/// digest; one point per N.
+pub fn md5_points(device: &Device, built: &Built, counts: &[u64], runs: u64) -> Result<Vec<Md5Point>, String> {
+    let mut session = device.session()?;
+    let hash = push(&mut session, built.wire, &built.bytes)?;
     let mut points = Vec::new();
-    for n in mode.md5_counts() {
+    for &n in counts {
         let mut exec = Vec::new();
         let mut cpu = Vec::new();
         let mut fuel = Vec::new();
         for _ in 0..runs {
-            let job = invoke(&mut session, hash, n.to_string().as_bytes())?;
+            let job = invoke(&mut session, hash, n.to_string().as_bytes()).map_err(|e| {
+                let console = device.qemu.output();
+                let tail: Vec<&str> = console.lines().rev().take(30).collect();
+                let tail: Vec<&str> = tail.into_iter().rev().collect();
+                format!("md5 {n} on jos ({}): {e}\ndevice console, last lines:\n{}", built.label, tail.join("\n"))
+            })?;
             let digest = String::from_utf8_lossy(&job.output);
             if digest.trim_end() != JON_MD5 {
-                return Err(format!("md5 {n} on jos ({format:?}): wrong digest {digest:?}"));
+                return Err(format!("md5 {n} on jos ({}): wrong digest {digest:?}", built.label));
             }
             if job.stats.cpu_us == 0 || job.stats.cpu_us > job.stats.time_us {
-                return Err(format!("md5 {n} on jos ({format:?}): implausible stats {:?}", job.stats));
+                return Err(format!("md5 {n} on jos ({}): implausible stats {:?}", built.label, job.stats));
             }
             exec.push(job.stats.time_us as f64);
             cpu.push(job.stats.cpu_us as f64);
             fuel.push(job.stats.fuel_used as f64);
         }
         eprintln!(
-            "bench: jos {format:?} md5 N={n}: exec {:.0} us, cpu {:.0} us (mean of {runs})",
+            "bench: jos {} md5 N={n}: exec {:.0} us, cpu {:.0} us (mean of {runs})",
+            built.label,
             mean(&exec),
             mean(&cpu)
         );
         let (mean_exec_us, mean_cpu_us) = (mean(&exec), mean(&cpu));
         points.push(Md5Point { n, exec_us: exec, cpu_us: cpu, mean_exec_us, mean_cpu_us, fuel_used: Some(fuel) });
     }
-    let about = json_object(json!({
-        "module_bytes": module.len(),
-        "source": "guest-examples/c/md5.c built by jos-build (the builder `jos-cli build` uses), signed; pushed once, invoked with \"N\"",
-        "exec_source": "JobResult stats.time_us: guest time from the job's start to its result",
-        "cpu_source": "JobResult stats.cpu_us: guest time the job held the CPU (wasm: its start and fuel slices; native: its run)",
-    }));
-    Ok(Md5Series { status: "ok".into(), runs, points, about })
+    Ok(points)
 }
 
 /// The system-call figures: the two values of N (times the call is made per run); `output_write`
@@ -285,9 +358,168 @@ pub fn native_md5_cpu(device: &Device, runs: u64, n: u64) -> Result<f64, String>
     Ok(mean(&cpu))
 }
 
-/// The native and wasm MD5 variants.
-pub fn md5(device: &Device, mode: Mode) -> Result<(Md5Series, Md5Series), String> {
-    Ok((md5_variant(device, mode, Format::NativeArmv6)?, md5_variant(device, mode, Format::Wasm)?))
+/// jos's MD5 series: the native blob and the wasm module as jos-cli builds them from
+/// guest-examples/c/md5.c, the AOT blob like for like with the native one (the same source
+/// through a wasm module compiled at -O2, [`md5_o2_module`], then wasm2c and arm-none-eabi-gcc
+/// -O2), and the AOT blob as `jos-cli build --format aot` makes it from the C source (through
+/// jos-cli's unrolled -O3 wasm module).
+pub struct Md5Variants {
+    pub native: Md5Series,
+    pub wasm: Md5Series,
+    pub aot: Md5Series,
+    pub aot_unrolled: Md5Series,
+}
+
+/// Measures [`Md5Variants`].
+pub fn md5(device: &Device, mode: Mode) -> Result<Md5Variants, String> {
+    let source = example_source("md5");
+    let native = build(&source, jos_build::Format::Native, "native")?;
+    let wasm = build(&source, jos_build::Format::Wasm, "wasm")?;
+    let o2 = md5_o2_module()?;
+    let aot = build(&o2.0, jos_build::Format::Aot, "aot -O2")?;
+    let aot_unrolled = build(&source, jos_build::Format::Aot, "aot (jos-cli)")?;
+    let native = md5_variant(device, mode, &native)?;
+    let wasm = md5_variant(device, mode, &wasm)?;
+    let mut aot_series = md5_variant(device, mode, &aot)?;
+    aot_series.about.insert(
+        "source".into(),
+        json!("guest-examples/c/md5.c + jos-rt.c, clang --target=wasm32 -mbulk-memory -nostdlib -O2 (jos-cli's wasm flags at -O2, no extra unrolling), then jos-build --format aot from that module (wasm2c, arm-none-eabi-gcc -O2); signed, pushed once, invoked with \"N\""),
+    );
+    Ok(Md5Variants { native, wasm, aot: aot_series, aot_unrolled: md5_variant(device, mode, &aot_unrolled)? })
+}
+
+/// guest-examples/c/md5.c built to wasm with jos-cli's clang flags (builder's `WASM_CFLAGS`) at
+/// -O2 and without the unrolling option: the module an AOT build at native's optimisation level
+/// starts from. Removed when the returned guard is dropped.
+fn md5_o2_module() -> Result<Scratch, String> {
+    let root = crate::repo_root();
+    let include = root.join("abi/include");
+    let out = Scratch(std::env::temp_dir().join(format!("jos-bench-md5-o2-{}.wasm", std::process::id())));
+    let mut skip = false;
+    let flags: Vec<&str> = jos_build::WASM_CFLAGS
+        .iter()
+        .copied()
+        .filter(|flag| {
+            let drop = skip || *flag == "-mllvm";
+            skip = *flag == "-mllvm";
+            !drop
+        })
+        .map(|flag| if flag == "-O3" { "-O2" } else { flag })
+        .collect();
+    let status = std::process::Command::new("clang")
+        .args(&flags)
+        .arg("-I")
+        .arg(&include)
+        .arg("-o")
+        .arg(&out.0)
+        .arg(root.join("guest-examples/c/md5.c"))
+        .arg(include.join("jos-rt.c"))
+        .status()
+        .map_err(|e| format!("clang: {e}"))?;
+    if !status.success() {
+        return Err(format!("clang {flags:?} md5.c: {status}"));
+    }
+    Ok(out)
+}
+
+/// The wasm3 comparison's modules (`bench/linux/mkinitrd.sh` leaves them in `dir`) on jos, MD5
+/// at `n`: each module in wasmi, its `-bulk` build in wasmi, and the module compiled AOT (from the
+/// module file itself). wasm3's figures are filled in from the Linux guest later.
+pub fn peer_modules(device: &Device, dir: &Path, n: u64, runs: u64) -> Result<Vec<PeerModule>, String> {
+    let one = |built: &Built| -> Result<(Timing, f64), String> {
+        let point = md5_points(device, built, &[n], runs)?.pop().ok_or("no point")?;
+        let fuel = point.fuel_used.as_deref().map(mean).unwrap_or(0.0);
+        Ok((Timing::of(point.exec_us, point.cpu_us), fuel))
+    };
+    let mut peers = Vec::new();
+    for (module, flags) in [("plain", "-O2"), ("unrolled", "-O3 -mllvm -unroll-threshold=3000")] {
+        let path = dir.join(format!("md5-{module}.wasm"));
+        let wasm = prebuilt_wasm(&path, if module == "plain" { "wasmi plain" } else { "wasmi unrolled" })?;
+        let (wasmi, wasmi_fuel) = one(&wasm)?;
+        let bulk = prebuilt_wasm(&dir.join(format!("md5-{module}-bulk.wasm")), "wasmi bulk")?;
+        let (wasmi_bulk, bulk_fuel) = one(&bulk)?;
+        let aot = build(&path, jos_build::Format::Aot, "aot of the module")?;
+        let (aot, _) = one(&aot)?;
+        peers.push(PeerModule {
+            module: module.into(),
+            build: format!(
+                "guest-examples/c/md5.c + abi/include/jos-rt.c, clang --target=wasm32 -nostdlib {flags} -Wl,--no-entry -Wl,--export=run (bench/linux/mkinitrd.sh; no -mbulk-memory)"
+            ),
+            module_bytes: wasm.unsigned_bytes,
+            n,
+            wasm3: None,
+            wasmi,
+            wasmi_fuel,
+            wasmi_bulk: Some(wasmi_bulk),
+            wasmi_bulk_fuel: Some(bulk_fuel),
+            aot: Some(aot),
+        });
+    }
+    Ok(peers)
+}
+
+/// One guest example as wasm, native and AOT on the same input: each run's output must be the
+/// same bytes in all three (and `expected`, when given); per format the mean guest time of
+/// `runs` runs and the build figures.
+pub fn guest_formats(
+    device: &Device,
+    name: &str,
+    input: &[u8],
+    expected: Option<&[u8]>,
+    runs: u64,
+) -> Result<GuestFormats, String> {
+    let source = example_source(name);
+    let mut reference: Option<Vec<u8>> = expected.map(<[u8]>::to_vec);
+    let mut times = Vec::new();
+    let mut builds = Vec::new();
+    for (format, label) in
+        [(jos_build::Format::Wasm, "wasm"), (jos_build::Format::Native, "native"), (jos_build::Format::Aot, "aot")]
+    {
+        let built = build(&source, format, label)?;
+        let mut session = device.session()?;
+        let hash = push(&mut session, built.wire, &built.bytes)?;
+        let (mut exec, mut cpu) = (Vec::new(), Vec::new());
+        for _ in 0..runs {
+            let job = invoke(&mut session, hash, input).map_err(|e| format!("{name} ({label}): {e}"))?;
+            match &reference {
+                Some(want) if &job.output != want => {
+                    return Err(format!("{name} ({label}): output differs ({} bytes)", job.output.len()))
+                }
+                Some(_) => {}
+                None => reference = Some(job.output.clone()),
+            }
+            exec.push(job.stats.time_us as f64);
+            cpu.push(job.stats.cpu_us as f64);
+        }
+        eprintln!("bench: jos {label} {name}: exec {:.0} us, cpu {:.0} us (mean of {runs})", mean(&exec), mean(&cpu));
+        times.push(Timing::of(exec, cpu));
+        builds.push(built);
+    }
+    let [wasm, native, aot]: [Timing; 3] = times.try_into().map_err(|_| "three formats".to_string())?;
+    Ok(GuestFormats {
+        name: name.into(),
+        input_bytes: input.len() as u64,
+        runs,
+        build: build_figures(&builds),
+        wasm,
+        native,
+        aot,
+    })
+}
+
+/// The sizes and host build times of a wasm, native and AOT build of one source.
+pub fn build_figures(builds: &[Built]) -> BuildFigures {
+    let find = |label: &str| builds.iter().find(|b| b.label == label);
+    let size = |label: &str| find(label).map(|b| b.unsigned_bytes);
+    let time = |label: &str| find(label).map(|b| b.build_ms);
+    BuildFigures {
+        wasm_module_bytes: size("wasm"),
+        native_blob_bytes: size("native"),
+        aot_blob_bytes: size("aot"),
+        wasm_build_ms: time("wasm"),
+        native_build_ms: time("native"),
+        aot_build_ms: time("aot"),
+    }
 }
 
 /// A wasm module of exactly [`PUSH_MODULE_BYTES`] once signed: a data segment of

@@ -40,7 +40,20 @@ pub fn plot_md5(path: &Path, series: &[(String, Vec<(f64, f64)>)], seed: &[(Stri
         .label_style(("sans-serif", 15))
         .draw()
         .map_err(|e| e.to_string())?;
-    let colours = [RED, BLUE, GREEN, MAGENTA, CYAN, RGBColor(230, 130, 0)];
+    let colours = [
+        RED,
+        BLUE,
+        GREEN,
+        MAGENTA,
+        CYAN,
+        RGBColor(230, 130, 0),
+        RGBColor(140, 70, 20),
+        RGBColor(120, 60, 170),
+        RGBColor(0, 120, 120),
+        RGBColor(200, 0, 120),
+        RGBColor(90, 90, 90),
+        RGBColor(150, 150, 0),
+    ];
     for (index, (name, points)) in series.iter().enumerate() {
         let colour = colours[index % colours.len()];
         // CPU-time series are dashed with hollow marks, so they stay visible where they coincide

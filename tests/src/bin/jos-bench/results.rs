@@ -31,6 +31,10 @@ pub struct Results {
     pub platform: Platforms,
     /// The seed's figures on real hardware, for reference.
     pub seed_real_hardware: Value,
+    /// wasm3 against wasmi on the same modules, and the guest examples as AOT, native and wasm
+    /// (absent in files from before these were measured).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub engines: Option<Engines>,
 }
 
 /// The MD5 benchmark.
@@ -53,6 +57,14 @@ pub struct ComputeVariants {
     pub jos_native: Md5Series,
     /// jos, the wasm module.
     pub jos_wasm: Md5Series,
+    /// jos, the same source compiled ahead of time like for like with the native blob: a wasm
+    /// module at -O2, then wasm2c and gcc -O2 (absent in older files).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub jos_aot: Option<Md5Series>,
+    /// jos, the AOT blob `jos-cli build --format aot` makes from the C source (through its
+    /// unrolled -O3 wasm module; absent in older files).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub jos_aot_unrolled: Option<Md5Series>,
 }
 
 /// One MD5 series: a point per N.
@@ -227,4 +239,102 @@ pub struct Platforms {
     pub jos: Map<String, Value>,
     /// Linux: ready time, image sizes.
     pub linux: Map<String, Value>,
+}
+
+/// Mean guest times of several runs of one job, in microseconds.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct Timing {
+    /// Start-to-result time of each run.
+    pub exec_us: Vec<f64>,
+    /// CPU time of each run.
+    pub cpu_us: Vec<f64>,
+    /// Mean of `exec_us`.
+    pub mean_exec_us: f64,
+    /// Mean of `cpu_us`.
+    pub mean_cpu_us: f64,
+}
+
+impl Timing {
+    /// The runs and their means.
+    pub fn of(exec_us: Vec<f64>, cpu_us: Vec<f64>) -> Timing {
+        let (mean_exec_us, mean_cpu_us) = (crate::echo::mean(&exec_us), crate::echo::mean(&cpu_us));
+        Timing { exec_us, cpu_us, mean_exec_us, mean_cpu_us }
+    }
+}
+
+/// Sizes (unsigned, bytes) and host wall times (ms) of one source's wasm, native and AOT builds
+/// by jos-build; the AOT time is the whole pipeline (clang to wasm, wasm2c, arm-none-eabi-gcc,
+/// conversion to a blob).
+#[derive(Debug, Default, Serialize, Deserialize)]
+pub struct BuildFigures {
+    /// The wasm module.
+    pub wasm_module_bytes: Option<u64>,
+    /// The native blob (gcc -O2).
+    pub native_blob_bytes: Option<u64>,
+    /// The AOT blob.
+    pub aot_blob_bytes: Option<u64>,
+    /// Host wall time of the wasm build.
+    pub wasm_build_ms: Option<f64>,
+    /// Host wall time of the native build.
+    pub native_build_ms: Option<f64>,
+    /// Host wall time of the AOT build.
+    pub aot_build_ms: Option<f64>,
+}
+
+/// A guest example run as wasm, native blob and AOT blob on the same input (same output bytes).
+#[derive(Debug, Serialize, Deserialize)]
+pub struct GuestFormats {
+    /// `guest-examples/c/NAME.c`.
+    pub name: String,
+    /// The input's size.
+    pub input_bytes: u64,
+    /// Runs per format.
+    pub runs: u64,
+    /// The builds' sizes and times.
+    pub build: BuildFigures,
+    /// wasm (wasmi on the device).
+    pub wasm: Timing,
+    /// The native blob.
+    pub native: Timing,
+    /// The AOT blob.
+    pub aot: Timing,
+}
+
+/// One wasm module in wasm3 (under the Linux guest) and in jos's wasmi (and compiled AOT), at
+/// the same N.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct PeerModule {
+    /// `plain` (clang -O2) or `unrolled` (clang -O3 -mllvm -unroll-threshold=3000).
+    pub module: String,
+    /// How the module was built.
+    pub build: String,
+    /// The module's size in bytes (unsigned).
+    pub module_bytes: u64,
+    /// MD5 repetitions per run.
+    pub n: u64,
+    /// wasm3 in the Linux guest: CPU time from getrusage, execution time from CLOCK_MONOTONIC,
+    /// around the call of `run` (the module parsed, loaded and compiled before).
+    pub wasm3: Option<Timing>,
+    /// jos's wasmi (JobResult time_us / cpu_us), fuel metering on.
+    pub wasmi: Timing,
+    /// The fuel wasmi used per run.
+    pub wasmi_fuel: f64,
+    /// jos's wasmi on the same source and flags built with `-mbulk-memory` (what jos-cli builds;
+    /// wasm3 0.4.7 cannot run it).
+    pub wasmi_bulk: Option<Timing>,
+    /// The fuel of a `wasmi_bulk` run.
+    pub wasmi_bulk_fuel: Option<f64>,
+    /// The same module compiled AOT on jos (JobResult figures).
+    pub aot: Option<Timing>,
+}
+
+/// The engines on the same board: wasm3 against wasmi, and the guest examples as AOT/native/wasm.
+#[derive(Debug, Default, Serialize, Deserialize)]
+pub struct Engines {
+    /// wasm3 and wasmi (and AOT) on the same modules.
+    pub peers: Vec<PeerModule>,
+    /// The guest examples in three formats.
+    pub guests: Vec<GuestFormats>,
+    /// How wasm3 was built and run.
+    pub wasm3_source: String,
 }

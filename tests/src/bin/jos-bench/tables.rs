@@ -43,6 +43,8 @@ pub fn print_tables(results: &Value) {
         );
     }
     println!();
+    print_aot(results);
+    print_engines(results);
     let first = &results["offload"]["first_push_10k"];
     let cached = &results["offload"]["invoke_cached"];
     let spread = |runs: &Value, key: &str| -> String {
@@ -132,4 +134,112 @@ pub fn print_marginal(results: &Value) {
             linux / job
         );
     }
+}
+
+/// A guest time in µs as text.
+fn time(v: Option<f64>) -> String {
+    match v {
+        Some(us) if us < 1000.0 => format!("{us:.0} µs"),
+        Some(us) if us < 1e6 => format!("{:.2} ms", us / 1e3),
+        Some(us) => format!("{:.3} s", us / 1e6),
+        None => "n/a".into(),
+    }
+}
+
+/// `a / b` with two decimals.
+fn ratio(a: Option<f64>, b: Option<f64>) -> String {
+    match (a, b) {
+        (Some(a), Some(b)) if b > 0.0 => format!("{:.2}", a / b),
+        _ => "n/a".into(),
+    }
+}
+
+/// The AOT MD5 series beside native, wasm and Linux, per N (absent in older files: nothing
+/// printed). Ratios of mean CPU times.
+pub fn print_aot(results: &Value) {
+    let variants = &results["compute"]["variants"];
+    let Some(points) = variants["jos_aot"]["points"].as_array() else { return };
+    let at = |variant: &str, n: &Value, key: &str| -> Option<f64> {
+        variants[variant]["points"].as_array()?.iter().find(|p| &p["n"] == n)?[key].as_f64()
+    };
+    println!("| N | AOT -O2 exec | AOT -O2 CPU | AOT -O2 / native (CPU) | AOT -O2 / Linux (CPU) | AOT jos-cli CPU | AOT jos-cli / native (CPU) | wasm / AOT jos-cli (CPU) |");
+    println!("|---|---|---|---|---|---|---|---|");
+    for point in points {
+        let n = &point["n"];
+        let cpu = point["mean_cpu_us"].as_f64();
+        let unrolled = at("jos_aot_unrolled", n, "mean_cpu_us");
+        let native = at("jos_native", n, "mean_cpu_us");
+        println!(
+            "| {n} | {} | {} | {} | {} | {} | {} | {} |",
+            time(point["mean_exec_us"].as_f64()),
+            time(cpu),
+            ratio(cpu, native),
+            ratio(cpu, at("linux_c", n, "mean_cpu_us")),
+            time(unrolled),
+            ratio(unrolled, native),
+            ratio(at("jos_wasm", n, "mean_cpu_us"), unrolled)
+        );
+    }
+    let figure = |variant: &str, key: &str| match variants[variant][key].as_f64() {
+        Some(v) => format!("{v:.0}"),
+        None => "n/a".into(),
+    };
+    println!("md5 builds: unsigned bytes, host wall time of the build (ms)");
+    for (variant, name) in [
+        ("jos_wasm", "wasm (jos-cli)"),
+        ("jos_native", "native (jos-cli)"),
+        ("jos_aot", "AOT from the -O2 module"),
+        ("jos_aot_unrolled", "AOT (jos-cli, from C)"),
+    ] {
+        println!("  {name}: {} bytes, {} ms", figure(variant, "unsigned_bytes"), figure(variant, "build_ms"));
+    }
+    println!();
+}
+
+/// wasm3 against wasmi per module, and the guest examples as AOT / native / wasm (absent in
+/// older files: nothing printed).
+pub fn print_engines(results: &Value) {
+    let engines = &results["engines"];
+    let Some(peers) = engines["peers"].as_array() else { return };
+    let cpu = |v: &Value| v["mean_cpu_us"].as_f64();
+    println!("| module | N | wasm3 CPU (exec) | jos wasmi CPU (exec) | wasmi / wasm3 (CPU) | wasmi fuel | wasmi, -mbulk-memory build, CPU | jos AOT of the module, CPU |");
+    println!("|---|---|---|---|---|---|---|---|");
+    for peer in peers {
+        println!(
+            "| {} ({} bytes) | {} | {} ({}) | {} ({}) | {} | {:.1} M | {} | {} |",
+            peer["module"].as_str().unwrap_or("?"),
+            peer["module_bytes"],
+            peer["n"],
+            time(cpu(&peer["wasm3"])),
+            time(peer["wasm3"]["mean_exec_us"].as_f64()),
+            time(cpu(&peer["wasmi"])),
+            time(peer["wasmi"]["mean_exec_us"].as_f64()),
+            ratio(cpu(&peer["wasmi"]), cpu(&peer["wasm3"])),
+            peer["wasmi_fuel"].as_f64().unwrap_or(f64::NAN) / 1e6,
+            time(cpu(&peer["wasmi_bulk"])),
+            time(cpu(&peer["aot"]))
+        );
+    }
+    println!();
+    println!("| guest (input) | wasm CPU | native CPU | AOT CPU | AOT / native | wasm / AOT | wasm / native | wasm, native, AOT bytes | AOT build (host) |");
+    println!("|---|---|---|---|---|---|---|---|---|");
+    for guest in engines["guests"].as_array().into_iter().flatten() {
+        let build = &guest["build"];
+        println!(
+            "| {} ({} bytes) | {} | {} | {} | {} | {} | {} | {}, {}, {} | {} ms |",
+            guest["name"].as_str().unwrap_or("?"),
+            guest["input_bytes"],
+            time(cpu(&guest["wasm"])),
+            time(cpu(&guest["native"])),
+            time(cpu(&guest["aot"])),
+            ratio(cpu(&guest["aot"]), cpu(&guest["native"])),
+            ratio(cpu(&guest["wasm"]), cpu(&guest["aot"])),
+            ratio(cpu(&guest["wasm"]), cpu(&guest["native"])),
+            build["wasm_module_bytes"],
+            build["native_blob_bytes"],
+            build["aot_blob_bytes"],
+            build["aot_build_ms"].as_f64().map_or("n/a".into(), |v| format!("{v:.0}"))
+        );
+    }
+    println!();
 }
