@@ -247,10 +247,11 @@ const SPLIT_LOADS_AND_STORES: &str = r#"
 "#;
 
 /// Rewrites wasm2c's output (little-endian, explicit bounds checks) so that its loads and stores
-/// check bounds on 32-bit values ([`SPLIT_LOADS_AND_STORES`]): every call
-/// `NAME(MEM, (u64)(VAR) + N` (`N` with or without a `u`) or `NAME(MEM, (u64)(VAR)` of a load or store wasm2c defined
-/// becomes `jos_NAME(MEM, VAR, Nu` (`0u`). Calls of another shape are left as they are (wasm2c's
-/// own functions remain). `None` when the output has no `DEFINE_LOAD` lines (another wasm2c).
+/// check bounds on 32-bit values (the C functions of `SPLIT_LOADS_AND_STORES`): every call
+/// `NAME(MEM, (u64)(VAR) + N` (`N` with or without a `u`) or `NAME(MEM, (u64)(VAR)` of a load
+/// or store wasm2c defined becomes `jos_NAME(MEM, VAR, Nu` (`0u`). Calls of another shape are
+/// left as they are (wasm2c's own functions remain). `None` when the output has no
+/// `DEFINE_LOAD` lines (another wasm2c).
 pub fn split_bounds_checks(c: &str) -> Option<String> {
     let mut names = Vec::new();
     let mut definitions = String::from(SPLIT_LOADS_AND_STORES);
