@@ -3,15 +3,16 @@
 //! the fleet key, the header as prologue; envelope signed by a signer), altered ones, replays,
 //! expired ones and arbitrary bytes, and opens every sealed result as the client would.
 //!
-//! Checked: [`Server::fleet_job`] never panics; a message the harness knows to be good is
-//! accepted, and each kind of bad one is refused for its reason (an unknown signer, an altered
-//! seal, altered signed bytes, a replay of an accepted message, a message past its expiry once
-//! the device's clock estimate follows the scripted clock); a job id is accepted at most once;
-//! every accepted job gets exactly one sealed result and a refused message none; each result
-//! names its job, opens with the job's reply key, is sealed by the device's static key and holds
-//! a JobResult or an Error; an echo job's Ok output is its input, an `add` call's result the sum;
-//! the fleet counters never go back, count each refusal under the reason `fleet_job` returned,
-//! and received is accepted plus refused. At the end nothing is pending.
+//! Checked: [`crate::Server::fleet_job`] never panics; a message the harness knows to be good
+//! is accepted, and each kind of bad one is refused for its reason (an unknown signer, an
+//! altered seal, altered signed bytes, a replay of an accepted message, a message past its
+//! expiry once the device's clock estimate follows the scripted clock); a job id is accepted at
+//! most once; every accepted job gets exactly one sealed result and a refused message none; each
+//! result names its job, opens with the job's reply key, is sealed by the device's static key
+//! and holds a JobResult or an Error; an echo job's Ok output is its input, an `add` call's
+//! result the sum, an unknown hash gets `NotFound`, code by an unknown signer an Error; the fleet
+//! counters never go back, count each refusal under the reason `fleet_job` returned, and
+//! received is accepted plus refused. At the end nothing is pending.
 
 use std::boxed::Box;
 use std::collections::BTreeMap;
@@ -88,6 +89,9 @@ enum Expect {
     Any,
 }
 
+/// What [`crate::Server::fleet_job`] answered.
+type Verdict = Result<[u8; JOB_ID_LEN], FleetRefusal>;
+
 /// The scripted fleet client: what it sent, and what the device owes it.
 #[derive(Default)]
 pub(super) struct FleetClient {
@@ -96,7 +100,7 @@ pub(super) struct FleetClient {
     /// The next job id's number.
     next_id: u32,
     /// The previous message and the device's verdict.
-    last: Option<(Vec<u8>, Result<[u8; JOB_ID_LEN], FleetRefusal>)>,
+    last: Option<(Vec<u8>, Verdict)>,
     /// Accepted jobs without a result yet.
     owed: BTreeMap<[u8; JOB_ID_LEN], Expect>,
     /// Every job id accepted.
