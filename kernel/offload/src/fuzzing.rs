@@ -2,17 +2,19 @@
 //! script that drives a [`Server`] with a fixed key set, a deterministic entropy source and a
 //! scripted clock through connections, real Noise handshakes (from trusted and unknown keys,
 //! split at arbitrary points), encrypted messages (arbitrary plaintext, or well-formed pushes,
-//! invokes and pings), raw bytes, disconnects, discovery datagrams, polls and reads. A panic or
-//! a broken invariant is a bug.
+//! invokes and pings), raw bytes, disconnects, discovery datagrams, polls and reads, and fleet
+//! job messages from the broker (valid, cached, badly signed, altered, replayed, expired, or
+//! arbitrary bytes: [`fleet`]). A panic or a broken invariant is a bug.
 //!
 //! Invariants checked after every step: the session count matches the connections, the queue
 //! stays within the policy, counters never go back, an unauthenticated connection is answered
 //! with nothing but a handshake `Hello`, every frame sent on an authenticated session decrypts
 //! in order and is a message the device may send (an echo job's output is one of the inputs
 //! sent, a call's result is one `i64`), a session's output stays within a fixed multiple of what
-//! it was sent, a valid probe gets a signed advert with its nonce and anything else no answer.
-//! At the end every session is read, every job finished and every connection closed: nothing
-//! may be left.
+//! it was sent, a valid probe gets a signed advert with its nonce and anything else no answer;
+//! the fleet invariants of [`fleet`] (every accepted job gets exactly one sealed result that
+//! opens as the device's, refusals are counted). At the end every session is read, every job
+//! finished, every fleet result taken and every connection closed: nothing may be left.
 //!
 //! The cargo-fuzz target `server` (`fuzz/fuzz_targets/server.rs`) calls [`server`]; the host test
 //! `kernel/offload/tests/fuzz_bodies.rs` runs it over the seed corpus `fuzz/corpus/server/`
@@ -36,7 +38,11 @@ use jos_abi::{AbiVersion, ErrorCode};
 use jos_runtime::{Capabilities, Host, JobResult, StepOutcome};
 
 use crate::noise::{self, Entropy, Resolver, StaticShared};
-use crate::server::{Counters, DeviceConfig, Platform, Server, ServerOptions, SessionId};
+use crate::server::{Counters, DeviceConfig, FleetCounters, Platform, Server, ServerOptions, SessionId};
+
+pub mod fleet;
+
+pub use fleet::{FleetKind, FleetMessage, FLEET_SECRET};
 
 /// The device's Noise secret.
 pub const DEVICE_SECRET: [u8; 32] = [0x11; 32];
@@ -323,9 +329,11 @@ pub enum Op {
     Read = 10,
     /// `milliseconds u16`: the clock jumps (deadlines, progress).
     Clock = 11,
+    /// `kind, ...`: a fleet job message from the broker ([`FleetKind`]).
+    Fleet = 12,
 }
 
-const OPS: u8 = 12;
+const OPS: u8 = 13;
 
 /// One connection as the scripted client sees it.
 enum Client {
@@ -372,6 +380,8 @@ struct Harness {
     polls: usize,
     /// Handshakes so far.
     handshakes: usize,
+    /// The scripted fleet client.
+    fleet: fleet::FleetClient,
 }
 
 fn frame(payload: &[u8]) -> Vec<u8> {
@@ -412,7 +422,8 @@ impl Harness {
     fn new() -> Self {
         let clock = Arc::new(AtomicU64::new(1_000));
         let platform = FuzzPlatform { clock: Arc::clone(&clock), native: None };
-        let server = Server::new(config(), options(), platform, &ENTROPY);
+        let mut server = Server::new(config(), options(), platform, &ENTROPY);
+        server.set_fleet_key(Some(FLEET_SECRET));
         Harness {
             server,
             clock,
@@ -421,6 +432,7 @@ impl Harness {
             last: Counters::default(),
             polls: 0,
             handshakes: 0,
+            fleet: fleet::FleetClient::default(),
         }
     }
 
@@ -677,6 +689,7 @@ impl Harness {
                 for index in 0..self.connections.len() {
                     self.collect(index);
                 }
+                self.fleet_drain();
             }
             10 => {
                 let (selector, count) = (script.byte(), script.u16());
@@ -685,10 +698,11 @@ impl Harness {
                     self.read(index, if count == 0 { usize::MAX } else { usize::from(count) });
                 }
             }
-            _ => {
+            11 => {
                 self.clock.fetch_add(u64::from(script.u16()) * 1000, Ordering::Relaxed);
                 self.server.expire();
             }
+            _ => self.fleet(script),
         }
         self.reap();
         self.check();
@@ -860,6 +874,7 @@ impl Harness {
         assert!(counters.jobs_ok + counters.jobs_failed >= self.tally.results_seen, "job results counted");
         assert!(counters.jobs_aborted <= counters.jobs_failed, "aborted jobs count as failed");
         self.last = counters;
+        self.fleet_check();
     }
 
     /// Reads everything, runs every job out, closes every connection: nothing may be left.
@@ -875,6 +890,7 @@ impl Harness {
                 self.collect(index);
                 self.read(index, usize::MAX);
             }
+            self.fleet_drain();
         }
         let status = self.server.status();
         assert!(status.current.is_none() && status.queued == 0, "jobs still there after 200 polls: {status:?}");
@@ -883,6 +899,7 @@ impl Harness {
             self.read(index, usize::MAX);
         }
         self.check();
+        self.fleet_finish();
         for connection in self.connections.drain(..) {
             self.server.disconnect(connection.id);
         }
@@ -935,6 +952,11 @@ pub fn server(data: &[u8]) {
 /// Runs `data` as a script (at most 256 operations) and returns the device's counters at the
 /// end, for tests that check where a script reached.
 pub fn run(data: &[u8]) -> Counters {
+    run_with_fleet(data).0
+}
+
+/// As [`run`], with the device's fleet counters too.
+pub fn run_with_fleet(data: &[u8]) -> (Counters, FleetCounters) {
     // The entropy source is one static stream: two runs at once (parallel host tests) would
     // interleave their draws, and a script would no longer replay (the same ephemeral key drawn
     // twice reads as a replayed handshake). One run at a time; a run that panicked leaves the
@@ -951,7 +973,7 @@ pub fn run(data: &[u8]) -> Counters {
         steps += 1;
     }
     harness.finish();
-    harness.server.counters()
+    (harness.server.counters(), harness.server.fleet_counters())
 }
 
 /// Builds scripts (the seed corpus, and tests).
@@ -1050,6 +1072,10 @@ impl ScriptBuilder {
     pub fn clock(self, milliseconds: u16) -> Self {
         self.op(Op::Clock, &milliseconds.to_le_bytes())
     }
+    /// A fleet job message from the broker.
+    pub fn fleet(self, message: FleetMessage<'_>) -> Self {
+        self.op(Op::Fleet, &message.operands())
+    }
     /// The script's bytes.
     pub fn build(self) -> Vec<u8> {
         self.bytes
@@ -1123,6 +1149,56 @@ pub fn seeds() -> Vec<(&'static str, Vec<u8>)> {
                 .clock(3000)
                 .poll(8, 20_000, 1000)
                 .read(0)
+                .build()
+        ),
+        (
+            "fleet-job",
+            ScriptBuilder::new()
+                .fleet(FleetMessage::Inline { module: 0, input: b"fleet echo" })
+                .poll(4, 20_000, 100)
+                .fleet(FleetMessage::Cached { module: 0, input: b"cached" })
+                .poll(4, 20_000, 100)
+                .fleet(FleetMessage::Call { module: 0, a: 40, b: 2 })
+                .poll(4, 20_000, 100)
+                .build()
+        ),
+        (
+            "fleet-after-push",
+            open()
+                .push(0, 0, 4096, 0)
+                .fleet(FleetMessage::Cached { module: 0, input: b"pushed" })
+                .poll(4, 20_000, 100)
+                .read(0)
+                .build()
+        ),
+        (
+            "fleet-replay",
+            ScriptBuilder::new()
+                .fleet(FleetMessage::Inline { module: 0, input: b"once" })
+                .fleet(FleetMessage::Replay)
+                .poll(4, 20_000, 100)
+                .clock(2)
+                .fleet(FleetMessage::Expired { module: 0, ago: 10 })
+                .build()
+        ),
+        (
+            "fleet-refusals",
+            ScriptBuilder::new()
+                .fleet(FleetMessage::AlteredSeal { module: 0, offset: 40, mask: 1 })
+                .fleet(FleetMessage::AlteredSigned { module: 0, offset: 30, mask: 0x80 })
+                .fleet(FleetMessage::UnknownSigner { module: 0 })
+                .fleet(FleetMessage::Bytes(b"JOSJ\x01\x01"))
+                .fleet(FleetMessage::Cached { module: 9, input: b"" })
+                .poll(2, 20_000, 100)
+                .build()
+        ),
+        (
+            "fleet-modules",
+            ScriptBuilder::new()
+                .fleet(FleetMessage::Inline { module: 1, input: b"" })
+                .fleet(FleetMessage::Inline { module: 2, input: b"jos!" })
+                .fleet(FleetMessage::Inline { module: 3, input: b"" })
+                .poll(8, 20_000, 2000)
                 .build()
         ),
     ]

@@ -5,7 +5,7 @@
 use std::path::PathBuf;
 
 use jos_abi::fuzzing::{mutate, Rng};
-use jos_offload::fuzzing::{self, run, seeds, ScriptBuilder, ECHO_WASM, SPIN_WASM};
+use jos_offload::fuzzing::{self, run, run_with_fleet, seeds, ScriptBuilder, ECHO_WASM, SPIN_WASM};
 use jos_runtime::{Capabilities, Entry, JobStatus, Limits, Sandbox, SandboxConfig, StdHost, Value};
 
 fn corpus_dir() -> PathBuf {
@@ -74,6 +74,41 @@ fn seeds_reach_deep() {
     assert_eq!((c.adverts_sent, c.probes_too_short), (1, 2), "{c:?}");
     let c = counters("queue");
     assert!(c.errors_sent >= 1 && c.jobs_failed == 4, "a full queue answers Busy, the rest run out of fuel: {c:?}");
+}
+
+/// The fleet seeds get where they were written to get, on the device's fleet counters.
+#[test]
+fn fleet_seeds_reach_deep() {
+    let seeds: std::collections::BTreeMap<_, _> = seeds().into_iter().collect();
+    let run = |name: &str| {
+        let (c, f) = run_with_fleet(&seeds[name]);
+        eprintln!("{name}: {c:?} {f:?}");
+        (c, f)
+    };
+    // An inline echo job, the same module by hash (cached by the first), an inline `add` call.
+    let (c, f) = run("fleet-job");
+    assert_eq!((f.received, f.answered, f.refusals.total()), (3, 3, 0), "{f:?}");
+    assert_eq!((c.pushes_ok, c.jobs_ok, c.errors_sent), (2, 3, 0), "{c:?}");
+    // A job naming a module a session pushed.
+    let (c, f) = run("fleet-after-push");
+    assert_eq!((f.received, f.answered, f.refusals.total()), (1, 1, 0), "{f:?}");
+    assert_eq!((c.pushes_ok, c.jobs_ok), (1, 1), "{c:?}");
+    // The replay and the expired job are refused as replayed.
+    let (c, f) = run("fleet-replay");
+    assert_eq!((f.received, f.answered, f.refusals.replayed, f.refusals.total()), (3, 1, 2, 2), "{f:?}");
+    assert_eq!(c.jobs_ok, 1, "{c:?}");
+    // An altered seal, altered signed bytes, an unknown signer, garbage: dropped, each for its
+    // reason; an unknown hash: accepted and answered with a sealed NotFound.
+    let (c, f) = run("fleet-refusals");
+    let r = f.refusals;
+    assert_eq!((f.received, f.answered), (5, 1), "{f:?}");
+    assert_eq!((r.bad_seal, r.bad_signature, r.malformed, r.replayed, r.busy), (1, 2, 1, 0, 0), "{f:?}");
+    assert_eq!((c.jobs_ok, c.errors_sent), (0, 1), "{c:?}");
+    // A wasm module signed by an unknown signer (a sealed Error), a native blob (runs Ok) and a
+    // spinning module (out of fuel).
+    let (c, f) = run("fleet-modules");
+    assert_eq!((f.received, f.answered, f.refusals.total()), (3, 3, 0), "{f:?}");
+    assert_eq!((c.errors_sent, c.pushes_ok, c.jobs_ok, c.jobs_failed), (1, 2, 1, 1), "{c:?}");
 }
 
 /// A script with a job and a call: the body's checks on results run on real results (an echo
