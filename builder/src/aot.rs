@@ -280,7 +280,7 @@ pub fn split_bounds_checks(c: &str) -> Option<String> {
     out.push_str(head);
     out.push_str(&definitions);
     let mut rest = body;
-    'scan: while !rest.is_empty() {
+    while !rest.is_empty() {
         // The next identifier-start position that begins one of the names followed by `(`.
         let Some(at) = rest.find('(') else { break };
         let before = &rest[..at];
@@ -291,7 +291,7 @@ pub fn split_bounds_checks(c: &str) -> Option<String> {
                 out.push_str(&rest[..start]);
                 out.push_str(&replacement);
                 rest = &rest[at + 1 + used..];
-                continue 'scan;
+                continue;
             }
         }
         out.push_str(&rest[..=at]);

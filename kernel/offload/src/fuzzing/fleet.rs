@@ -345,6 +345,8 @@ impl Harness {
                 self.fleet.owed.insert(id, expect);
             }
             Err(refusal) => {
+                // The harness's own mapping, not `FleetRefusal::counter`: it is the oracle the
+                // server's counting is checked against.
                 let counters = &mut self.fleet.refusals;
                 let counter = match refusal {
                     FleetRefusal::Malformed => &mut counters.malformed,

@@ -59,6 +59,19 @@ pub enum FleetRefusal {
     BadSeal,
 }
 
+impl FleetRefusal {
+    /// The counter of `counters` this refusal counts under.
+    pub fn counter(self, counters: &mut Refusals) -> &mut u32 {
+        match self {
+            FleetRefusal::Malformed => &mut counters.malformed,
+            FleetRefusal::BadSignature => &mut counters.bad_signature,
+            FleetRefusal::Replayed => &mut counters.replayed,
+            FleetRefusal::Busy => &mut counters.busy,
+            FleetRefusal::BadSeal => &mut counters.bad_seal,
+        }
+    }
+}
+
 /// The fleet figures of a device's status.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct FleetCounters {
@@ -138,14 +151,7 @@ impl<P: Platform> Server<P> {
         self.fleet.counters.received = self.fleet.counters.received.saturating_add(1);
         let verdict = self.check_fleet_job(message);
         if let Err(refusal) = verdict {
-            let counters = &mut self.fleet.counters.refusals;
-            let counter = match refusal {
-                FleetRefusal::Malformed => &mut counters.malformed,
-                FleetRefusal::BadSignature => &mut counters.bad_signature,
-                FleetRefusal::Replayed => &mut counters.replayed,
-                FleetRefusal::Busy => &mut counters.busy,
-                FleetRefusal::BadSeal => &mut counters.bad_seal,
-            };
+            let counter = refusal.counter(&mut self.fleet.counters.refusals);
             *counter = counter.saturating_add(1);
         }
         verdict
